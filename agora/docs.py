@@ -1,0 +1,140 @@
+"""The message document (AsyncAPI 3.0), generated from the contracts.
+
+Workers consume raw deliveries (they validate bodies themselves, to dead-letter bad
+input), so FastStream cannot see payload types; the contracts registry can, and is
+the single source for this document.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from contracts.base import Contract
+from contracts.envelope import AUTHORIZATION, CAUSATION_ID, CORRELATION_ID, MESSAGE_ID, OCCURRED_AT
+from contracts.errors import Reply
+from contracts.registry import COMMANDS, EVENTS
+from contracts.topology import COMMANDS_EXCHANGE, DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE
+
+_REF = "#/components/schemas/{model}"
+
+
+def _schema(model: type[Contract], schemas: dict[str, Any]) -> dict[str, str]:
+    doc = model.model_json_schema(ref_template=_REF)
+    schemas.update(doc.pop("$defs", {}))
+    schemas[model.__name__] = doc
+    return {"$ref": _REF.format(model=model.__name__)}
+
+
+def asyncapi_document() -> dict[str, Any]:
+    schemas: dict[str, Any] = {}
+    channels: dict[str, Any] = {}
+    operations: dict[str, Any] = {}
+    messages: dict[str, Any] = {}
+    headers = {
+        "type": "object",
+        "required": [MESSAGE_ID],
+        "properties": {
+            MESSAGE_ID: {
+                "type": "string",
+                "format": "uuid",
+                "description": "Deduplication key (or the AMQP message_id property).",
+            },
+            CORRELATION_ID: {"type": "string", "description": "The originating request id, carried through the chain."},
+            CAUSATION_ID: {"type": "string", "description": "message_id of the message that caused this one."},
+            OCCURRED_AT: {"type": "string", "format": "date-time"},
+            AUTHORIZATION: {"type": "string", "description": "`Bearer <access token>` of the actor (commands)."},
+        },
+    }
+    for spec in COMMANDS:
+        name = spec.routing_key
+        messages[name] = {
+            "name": name,
+            "title": spec.payload.__name__,
+            "summary": spec.summary,
+            "contentType": "application/json",
+            "headers": headers,
+            "payload": _schema(spec.payload, schemas),
+        }
+        channel: dict[str, Any] = {
+            "address": name,
+            "description": (
+                f"{spec.kind.capitalize()} on exchange `{COMMANDS_EXCHANGE}`, consumed from quorum queue "
+                f"`{spec.queue}` (dead letters: `{spec.queue}.dlq` via `{DEAD_LETTER_EXCHANGE}`)."
+                + (" Requires an actor token in `authorization`." if spec.requires_actor else "")
+            ),
+            "messages": {name: {"$ref": f"#/components/messages/{name}"}},
+            "bindings": {
+                "amqp": {"is": "routingKey", "exchange": {"name": COMMANDS_EXCHANGE, "type": "topic", "durable": True}}
+            },
+        }
+        operation: dict[str, Any] = {
+            "action": "receive",
+            "channel": {"$ref": f"#/channels/{name}"},
+            "summary": spec.summary,
+        }
+        if spec.reply is not None:
+            reply_name = f"{name}.reply"
+            messages[reply_name] = {
+                "name": reply_name,
+                "title": f"Reply[{spec.reply.__name__}]",
+                "contentType": "application/json",
+                "payload": {
+                    "allOf": [_schema(Reply, schemas)],
+                    "description": f"`data` is a {spec.reply.__name__} when `ok` is true.",
+                },
+            }
+            _schema(spec.reply, schemas)
+            operation["reply"] = {
+                "address": {"location": "$message.header#/reply_to"},
+                "messages": [{"$ref": f"#/components/messages/{reply_name}"}],
+            }
+        channels[name] = channel
+        operations[f"handle.{name}"] = operation
+    for event in EVENTS:
+        name = event.routing_key
+        messages[name] = {
+            "name": name,
+            "title": event.payload.__name__,
+            "summary": event.summary,
+            "contentType": "application/json",
+            "headers": headers,
+            "payload": _schema(event.payload, schemas),
+        }
+        channels[name] = {
+            "address": name,
+            "description": f"Event on exchange `{EVENTS_EXCHANGE}` (topic).",
+            "messages": {name: {"$ref": f"#/components/messages/{name}"}},
+            "bindings": {
+                "amqp": {"is": "routingKey", "exchange": {"name": EVENTS_EXCHANGE, "type": "topic", "durable": True}}
+            },
+        }
+        operations[f"publish.{name}"] = {
+            "action": "send",
+            "channel": {"$ref": f"#/channels/{name}"},
+            "summary": event.summary,
+        }
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "Agora messages",
+            "version": "1",
+            "description": "Commands, replies and events on RabbitMQ. See docs/partners.md for how to connect.",
+        },
+        "defaultContentType": "application/json",
+        "channels": channels,
+        "operations": operations,
+        "components": {"messages": messages, "schemas": schemas},
+    }
+
+
+def write_documents(folder: Path) -> list[Path]:
+    from edge.openapi import openapi_document
+
+    written = []
+    for name, document in (("asyncapi.json", asyncapi_document()), ("openapi.json", openapi_document())):
+        path = folder / name
+        path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+        written.append(path)
+    return written

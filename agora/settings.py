@@ -1,0 +1,56 @@
+"""Process configuration, read once from AGORA_* environment variables.
+
+Every process (edge, workers, CLI) reads the same settings class so that one
+environment file describes a whole deployment. `scripts/up` writes local
+defaults and generated secrets to `.run/agora.env`; the real environment wins.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICES = ("users",)
+"""Workers that exist today; each has `workers/<name>/app.py`."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AGORA_", env_file=".run/agora.env", extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    host: str = "127.0.0.1"
+    http_port: int = 8080
+    worker_http_port_base: int = 8100
+
+    amqp_url: str = "amqp://agora:agora@127.0.0.1:5672/"
+    database_url: str = "postgresql+asyncpg://agora:agora@127.0.0.1:5432/agora"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+
+    # Data-at-rest encryption: "kid:base64(32 bytes),kid2:..." and the kid new values use.
+    data_keys: str = ""
+    data_key_id: str = ""
+
+    jwt_issuer: str = "agora"
+    jwt_audience: str = "agora-api"
+    access_token_ttl_seconds: int = 900
+    refresh_token_ttl_seconds: int = 30 * 24 * 3600
+    bcrypt_rounds: int = Field(default=12, ge=4, le=15)
+
+    rpc_timeout_seconds: float = 10.0
+    max_body_bytes: int = 64 * 1024
+    prefetch: int = Field(default=16, ge=1)
+    delivery_limit: int = Field(default=5, ge=1)
+    graceful_timeout_seconds: float = 15.0
+    outbox_poll_seconds: float = 1.0
+    # Off runs handlers without publishing (a relay can run elsewhere); tests use it
+    # to stop a worker between its commit and its publish.
+    outbox_relay: bool = True
+    log_level: str = "INFO"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

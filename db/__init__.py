@@ -1,0 +1,1 @@
+"""Database plumbing: engines and sessions, table definitions per schema, migrations."""

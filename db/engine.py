@@ -1,0 +1,24 @@
+"""Async engine and session helpers (SQLAlchemy 2 + asyncpg)."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+
+def make_engine(url: str, *, pool_size: int = 10, application_name: str = "agora") -> AsyncEngine:
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        connect_args={"server_settings": {"application_name": application_name}},
+    )
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def asyncpg_dsn(url: str) -> str:
+    """The plain libpq form of a SQLAlchemy URL, for a raw asyncpg connection (LISTEN)."""
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)

@@ -1,0 +1,37 @@
+"""Alembic environment: async engine from AGORA_DATABASE_URL, all service schemas."""
+
+from __future__ import annotations
+
+import asyncio
+
+from alembic import context
+from sqlalchemy.engine import Connection
+
+from agora.settings import get_settings
+from db.engine import make_engine
+from db.tables import ALL_METADATA
+
+target_metadata = list(ALL_METADATA)
+
+
+def _run(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        include_schemas=True,
+        version_table_schema="public",
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _main() -> None:
+    url = context.config.get_main_option("sqlalchemy.url") or get_settings().database_url
+    engine = make_engine(url, pool_size=1, application_name="agora-migrate")
+    async with engine.connect() as connection:
+        await connection.run_sync(_run)
+        await connection.commit()
+    await engine.dispose()
+
+
+asyncio.run(_main())

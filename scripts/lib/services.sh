@@ -1,0 +1,842 @@
+#!/usr/bin/env bash
+# shellcheck shell=bash
+#
+# Agora's local backing services (RabbitMQ, PostgreSQL, Redis, SMTP sink),
+# run as private, loopback-only instances whose state lives in $AGORA_RUN_DIR
+# so they never collide with system-wide services and need no Docker/systemd.
+#
+# Sourced by scripts/up, scripts/test and scripts/down. Public API:
+#   agora_log / agora_die            messages prefixed "agora:" on stderr
+#   agora_load_env                   defaults for every AGORA_* setting
+#   agora_install_system_packages    apt-get install what is missing
+#   agora_start_rabbitmq / agora_start_postgres / agora_start_redis /
+#   agora_start_smtp_sink            idempotent start + wait for readiness
+#   agora_rabbitmqctl ARGS...        rabbitmqctl against our node
+#   agora_stop_all                   stop whatever of the four is running
+#
+# Every function reports failure through its return status rather than
+# relying on `set -e`, because bash suspends errexit inside any function
+# called from `if`, `||` or `&&` -- exactly how callers use these.
+
+# Only strict mode for scripts: sourcing into an interactive shell with
+# errexit would make the first failing command close the terminal.
+[[ $- == *i* ]] || set -euo pipefail
+
+# Resolved once at source time: a relative BASH_SOURCE breaks after a `cd`.
+_AGORA_LIB_DIR=$(cd -P -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+
+# --------------------------------------------------------------------------
+# Messages
+# --------------------------------------------------------------------------
+
+agora_log() {
+    printf 'agora: %s\n' "$*" >&2
+}
+
+agora_die() {
+    printf 'agora: error: %s\n' "$*" >&2
+    exit 1
+}
+
+# --------------------------------------------------------------------------
+# Configuration
+# --------------------------------------------------------------------------
+
+agora_load_env() {
+    if [[ -z ${AGORA_ROOT:-} ]]; then
+        AGORA_ROOT=$(cd -P -- "$_AGORA_LIB_DIR/../.." && pwd) || return 1
+    fi
+    : "${AGORA_RUN_DIR:=$AGORA_ROOT/.run}"
+    : "${AGORA_HOST:=127.0.0.1}"
+
+    : "${AGORA_RABBITMQ_PORT:=5672}"
+    : "${AGORA_RABBITMQ_MANAGEMENT_PORT:=15672}"
+    : "${AGORA_RABBITMQ_DIST_PORT:=25672}"
+    : "${AGORA_EPMD_PORT:=4369}"
+    : "${AGORA_POSTGRES_PORT:=5432}"
+    : "${AGORA_REDIS_PORT:=6379}"
+    : "${AGORA_SMTP_PORT:=1025}"
+    : "${AGORA_SMTP_HTTP_PORT:=1080}"
+    : "${AGORA_HTTP_PORT:=8080}"
+    : "${AGORA_WORKER_HTTP_PORT_BASE:=8100}"
+
+    : "${AGORA_AMQP_URL:=amqp://agora:agora@$AGORA_HOST:$AGORA_RABBITMQ_PORT/}"
+    : "${AGORA_DATABASE_URL:=postgresql+asyncpg://agora:agora@$AGORA_HOST:$AGORA_POSTGRES_PORT/agora}"
+    : "${AGORA_REDIS_URL:=redis://$AGORA_HOST:$AGORA_REDIS_PORT/0}"
+    : "${AGORA_SMTP_HOST:=$AGORA_HOST}"
+
+    # Tool locations and timeouts, so an unusual machine needs no edits here.
+    : "${AGORA_PYTHON:=$AGORA_ROOT/.venv/bin/python}"
+    : "${AGORA_PG_BINDIR:=/usr/lib/postgresql/15/bin}"
+    # Debian's /usr/sbin/rabbitmq* wrappers `su rabbitmq` when run as root,
+    # which resets HOME (so the wrong Erlang cookie) and cds to /var/lib;
+    # the unwrapped scripts honour our environment as-is.
+    : "${AGORA_RABBITMQ_BINDIR:=/usr/lib/rabbitmq/bin}"
+    : "${AGORA_RABBITMQ_NODENAME:=agora@localhost}"
+    : "${AGORA_RABBITMQ_START_TIMEOUT:=60}"
+    : "${AGORA_START_TIMEOUT:=30}"
+
+    export AGORA_ROOT AGORA_RUN_DIR AGORA_HOST \
+        AGORA_RABBITMQ_PORT AGORA_RABBITMQ_MANAGEMENT_PORT \
+        AGORA_RABBITMQ_DIST_PORT AGORA_EPMD_PORT AGORA_POSTGRES_PORT \
+        AGORA_REDIS_PORT AGORA_SMTP_PORT AGORA_SMTP_HTTP_PORT \
+        AGORA_HTTP_PORT AGORA_WORKER_HTTP_PORT_BASE \
+        AGORA_AMQP_URL AGORA_DATABASE_URL AGORA_REDIS_URL AGORA_SMTP_HOST \
+        AGORA_PYTHON AGORA_PG_BINDIR AGORA_RABBITMQ_BINDIR \
+        AGORA_RABBITMQ_NODENAME AGORA_RABBITMQ_START_TIMEOUT \
+        AGORA_START_TIMEOUT
+}
+
+# --------------------------------------------------------------------------
+# Internal helpers
+# --------------------------------------------------------------------------
+
+# True if something accepts TCP connections on host:port. Uses bash's
+# /dev/tcp so no iproute2/netcat is needed; `timeout` bounds the connect
+# in case AGORA_HOST is not actually local.
+# shellcheck disable=SC2016  # the inner script expands its own arguments
+_agora_port_open() {
+    timeout 3 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$1" "$2" 2>/dev/null
+}
+
+# Fails with a one-line, actionable message if the port is taken.
+_agora_require_free_port() {
+    local service=$1 port=$2 var=$3 host=${4:-$AGORA_HOST}
+    if _agora_port_open "$host" "$port"; then
+        agora_log "error: cannot start $service: port $port on $host is already in use by another process; set $var to a free port (or stop that process)"
+        return 1
+    fi
+}
+
+# Prints the HTTP status code of GET http://host:port/path, optionally with
+# basic auth "user:pass". Plain /dev/tcp again: curl is not on a fresh Debian.
+# shellcheck disable=SC2016  # the inner script expands its own arguments
+_agora_http_status() {
+    local auth_header=""
+    if [[ -n ${4:-} ]]; then
+        auth_header="Authorization: Basic $(printf '%s' "$4" | base64 -w0)"$'\r\n'
+    fi
+    timeout 5 bash -c '
+        exec 3<>"/dev/tcp/$0/$1" || exit 1
+        printf "GET %s HTTP/1.0\r\nHost: %s:%s\r\n%s\r\n" "$2" "$0" "$1" "$3" >&3
+        IFS=" " read -r _ code _ <&3 || exit 1
+        printf "%s\n" "$code"
+    ' "$1" "$2" "$3" "$auth_header" 2>/dev/null
+}
+
+# True while the process exists and is not a zombie. Daemons end up
+# parented to init, and until init reaps them kill -0 still succeeds, which
+# made every stop wait for the reaper (seconds) instead of the exit.
+_agora_pid_running() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    # The state letter follows the parenthesised command name.
+    stat=${stat##*) }
+    [[ ${stat:0:1} != Z ]]
+}
+
+# Prints the pid recorded in a pid file if that process is alive and its
+# command line matches the pattern (guards against a recycled pid).
+_agora_live_pid() {
+    local file=$1 pattern=$2 pid cmdline
+    [[ -r $file ]] || return 1
+    pid=$(head -n 1 -- "$file" 2>/dev/null | tr -dc '0-9') || return 1
+    [[ -n $pid ]] || return 1
+    _agora_pid_running "$pid" || return 1
+    cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+    [[ $cmdline == *$pattern* ]] || return 1
+    printf '%s\n' "$pid"
+}
+
+# Waits (bounded) for a process to exit; SIGKILLs it as a last resort.
+_agora_wait_pid_gone() {
+    local pid=$1 timeout=$2 deadline
+    deadline=$((SECONDS + timeout))
+    while _agora_pid_running "$pid"; do
+        if ((SECONDS >= deadline)); then
+            agora_log "pid $pid did not exit within ${timeout}s; killing it"
+            kill -KILL "$pid" 2>/dev/null || true
+            sleep 0.5
+            return 0
+        fi
+        sleep 0.2
+    done
+}
+
+_agora_tail_logs() {
+    local f
+    for f in "$@"; do
+        [[ -s $f ]] || continue
+        printf 'agora: ---- last 30 lines of %s ----\n' "$f" >&2
+        tail -n 30 -- "$f" >&2
+    done
+}
+
+# Each instance records the settings it was started with. A running
+# instance whose settings differ from the current environment cannot be
+# reused, and two instances must not share one data directory, so we refuse
+# rather than silently kill something a developer is using.
+_agora_check_signature() {
+    local service=$1 dir=$2 have=$3 wanted=$4
+    if [[ $have != "$wanted" ]]; then
+        agora_log "error: $service from $dir is already running with different settings (${have:-unknown}; wanted $wanted); run scripts/down first or use another AGORA_RUN_DIR"
+        return 1
+    fi
+}
+
+_agora_read_signature() {
+    cat -- "$1/instance" 2>/dev/null || true
+}
+
+# --------------------------------------------------------------------------
+# System packages
+# --------------------------------------------------------------------------
+
+_agora_pkg_installed() {
+    [[ $(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null) == installed ]]
+}
+
+# Runs in a subshell so the EXIT trap that restores policy-rc.d cannot leak
+# into the caller.
+agora_install_system_packages() (
+    agora_load_env || exit 1
+    local -a missing=()
+    local pkg
+    for pkg in rabbitmq-server redis-server postgresql-15; do
+        _agora_pkg_installed "$pkg" || missing+=("$pkg")
+    done
+    ((${#missing[@]} == 0)) && exit 0
+
+    if ((EUID != 0)); then
+        agora_log "error: missing system packages (${missing[*]}); run this as root or install them with apt-get"
+        exit 1
+    fi
+    mkdir -p -- "$AGORA_RUN_DIR" || exit 1
+    local apt_log=$AGORA_RUN_DIR/apt.log
+    local policy=/usr/sbin/policy-rc.d backup=""
+
+    # The packages' maintainer scripts would otherwise start system-wide
+    # instances on the default ports, which would then collide with ours.
+    if [[ -e $policy ]]; then
+        backup=$(mktemp /usr/sbin/policy-rc.d.agora.XXXXXX) || exit 1
+        cp -p -- "$policy" "$backup" || exit 1
+    fi
+    # shellcheck disable=SC2317  # invoked via trap
+    _agora_restore_policy() {
+        if [[ -n $backup ]]; then
+            mv -f -- "$backup" "$policy"
+        else
+            rm -f -- "$policy"
+        fi
+    }
+    trap _agora_restore_policy EXIT
+    { printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy"; } || exit 1
+
+    agora_log "installing ${missing[*]} (log: $apt_log)"
+    export DEBIAN_FRONTEND=noninteractive
+    if ! {
+        apt-get -o DPkg::Lock::Timeout=300 update &&
+            apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends "${missing[@]}"
+    } >"$apt_log" 2>&1; then
+        agora_log "error: apt-get failed installing ${missing[*]}"
+        _agora_tail_logs "$apt_log"
+        exit 1
+    fi
+)
+
+# --------------------------------------------------------------------------
+# RabbitMQ
+# --------------------------------------------------------------------------
+
+_agora_rabbitmq_dir() { printf '%s\n' "$AGORA_RUN_DIR/rabbitmq"; }
+
+# Erlang distribution (epmd, the node's dist port, every rabbitmqctl call)
+# reaches the node through its name's host part, "localhost", i.e.
+# 127.0.0.1 -- whatever AGORA_HOST is. Binding it to AGORA_HOST instead
+# broke the CLI as soon as AGORA_HOST was e.g. 127.0.0.2.
+_AGORA_ERL_DIST_HOST=127.0.0.1
+
+# Runs a command with the environment of our private node. Every rabbitmq
+# script re-reads these, so the server and each CLI call agree on node
+# name, cookie (in $HOME) and epmd, and never consult /etc/rabbitmq.
+_agora_rabbitmq_exec() {
+    local dir
+    dir=$(_agora_rabbitmq_dir)
+    (
+        cd -- "$dir" || exit 1
+        export HOME=$dir
+        export RABBITMQ_NODENAME=$AGORA_RABBITMQ_NODENAME
+        export RABBITMQ_CONF_ENV_FILE=$dir/rabbitmq-env.conf
+        export RABBITMQ_CONFIG_FILE=$dir/rabbitmq.conf
+        export RABBITMQ_ADVANCED_CONFIG_FILE=$dir/advanced.config
+        export RABBITMQ_ENABLED_PLUGINS_FILE=$dir/enabled_plugins
+        export RABBITMQ_MNESIA_BASE=$dir/mnesia
+        export RABBITMQ_LOG_BASE=$dir/log
+        export RABBITMQ_LOGS=$dir/log/rabbit.log
+        export RABBITMQ_PID_FILE=$dir/rabbitmq.pid
+        export RABBITMQ_DIST_PORT=$AGORA_RABBITMQ_DIST_PORT
+        export ERL_EPMD_ADDRESS=$_AGORA_ERL_DIST_HOST
+        export ERL_EPMD_PORT=$AGORA_EPMD_PORT
+        # The CLI is itself an Erlang node with a listener; keep it local.
+        export RABBITMQ_CTL_ERL_ARGS="-kernel inet_dist_use_interface {${_AGORA_ERL_DIST_HOST//./,}}"
+        exec "$@"
+    )
+}
+
+agora_rabbitmqctl() {
+    agora_load_env || return 1
+    _agora_rabbitmq_exec "$AGORA_RABBITMQ_BINDIR/rabbitmqctl" "$@"
+}
+
+_agora_rabbitmq_signature() {
+    printf 'host=%s amqp=%s management=%s dist=%s epmd=%s node=%s\n' \
+        "$AGORA_HOST" "$AGORA_RABBITMQ_PORT" "$AGORA_RABBITMQ_MANAGEMENT_PORT" \
+        "$AGORA_RABBITMQ_DIST_PORT" "$AGORA_EPMD_PORT" "$AGORA_RABBITMQ_NODENAME"
+}
+
+_agora_rabbitmq_healthy() {
+    _agora_port_open "$AGORA_HOST" "$AGORA_RABBITMQ_PORT" &&
+        [[ $(_agora_http_status "$AGORA_HOST" "$AGORA_RABBITMQ_MANAGEMENT_PORT" \
+            /api/health/checks/alarms agora:agora) == 200 ]]
+}
+
+_agora_rabbitmq_write_config() {
+    local dir=$1
+    # Regenerated on every start so changed AGORA_* ports take effect.
+    # The default_* keys only apply when the node boots with an empty
+    # database: it then never creates "guest" at all.
+    {
+        echo "# Generated by scripts/lib/services.sh on each start; edits are lost."
+        echo "listeners.tcp.1 = $AGORA_HOST:$AGORA_RABBITMQ_PORT"
+        echo "management.tcp.ip = $AGORA_HOST"
+        echo "management.tcp.port = $AGORA_RABBITMQ_MANAGEMENT_PORT"
+        echo "distribution.listener.interface = $_AGORA_ERL_DIST_HOST"
+        echo "distribution.listener.port_range.min = $AGORA_RABBITMQ_DIST_PORT"
+        echo "distribution.listener.port_range.max = $AGORA_RABBITMQ_DIST_PORT"
+        echo "default_vhost = /"
+        echo "default_user = agora"
+        echo "default_pass = agora"
+        echo "default_user_tags.administrator = true"
+        echo "default_permissions.configure = .*"
+        echo "default_permissions.read = .*"
+        echo "default_permissions.write = .*"
+        echo "log.file.level = info"
+        echo "log.console = false"
+    } >"$dir/rabbitmq.conf" || return 1
+    echo '[rabbitmq_management].' >"$dir/enabled_plugins" || return 1
+    # Present but empty: stops rabbitmq-env from sourcing /etc's copy.
+    : >"$dir/rabbitmq-env.conf"
+}
+
+# Makes sure agora/agora is an administrator with full rights on "/" and
+# that "guest" is gone. Fresh nodes already are (see default_user above), so
+# first check cheaply over HTTP and only pay for rabbitmqctl calls (~1 s
+# each) when a data directory predates that config.
+_agora_rabbitmq_ensure_users() {
+    local mgmt=$AGORA_RABBITMQ_MANAGEMENT_PORT
+    if [[ $(_agora_http_status "$AGORA_HOST" "$mgmt" /api/users/guest agora:agora) == 404 &&
+        $(_agora_http_status "$AGORA_HOST" "$mgmt" /api/permissions/%2F/agora agora:agora) == 200 ]]; then
+        return 0
+    fi
+    agora_log "rabbitmq: provisioning user agora and removing guest"
+    if ! agora_rabbitmqctl -q add_user agora agora >/dev/null 2>&1; then
+        agora_rabbitmqctl -q change_password agora agora >/dev/null || return 1
+    fi
+    agora_rabbitmqctl -q set_user_tags agora administrator >/dev/null || return 1
+    agora_rabbitmqctl -q set_permissions -p / agora '.*' '.*' '.*' >/dev/null || return 1
+    agora_rabbitmqctl -q delete_user guest >/dev/null 2>&1 || true
+}
+
+# epmd is shared by every Erlang node on the port. Reuse a running one;
+# otherwise start our own (loopback-only) and remember that, so stop can
+# take it down again.
+_agora_ensure_epmd() {
+    local dir=$1 host=$_AGORA_ERL_DIST_HOST
+    if _agora_port_open "$host" "$AGORA_EPMD_PORT"; then
+        if ! epmd -port "$AGORA_EPMD_PORT" -names >/dev/null 2>&1; then
+            agora_log "error: cannot start rabbitmq: port $AGORA_EPMD_PORT on $host is in use by something that is not epmd; set AGORA_EPMD_PORT to a free port (or stop that process)"
+            return 1
+        fi
+        return 0
+    fi
+    ERL_EPMD_ADDRESS=$host epmd -port "$AGORA_EPMD_PORT" -daemon \
+        </dev/null >/dev/null 2>&1 || {
+        agora_log "error: could not start epmd on $host:$AGORA_EPMD_PORT"
+        return 1
+    }
+    echo "$AGORA_EPMD_PORT" >"$dir/epmd.started"
+    # -daemon returns before epmd listens; the node must not race it.
+    local i
+    for i in {1..50}; do
+        epmd -port "$AGORA_EPMD_PORT" -names >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    agora_log "error: epmd did not come up on $host:$AGORA_EPMD_PORT"
+    return 1
+}
+
+agora_start_rabbitmq() {
+    agora_load_env || return 1
+    local dir sig pid wrapper_pid deadline remaining
+    dir=$(_agora_rabbitmq_dir)
+    sig=$(_agora_rabbitmq_signature)
+    local log=$dir/log/rabbit.log startup_log=$dir/log/startup.log
+
+    if pid=$(_agora_live_pid "$dir/rabbitmq.pid" beam); then
+        _agora_check_signature rabbitmq "$dir" "$(_agora_read_signature "$dir")" "$sig" || return 1
+        if _agora_rabbitmq_healthy; then
+            agora_log "rabbitmq already running (pid $pid)"
+            return 0
+        fi
+        # Ours but not answering: either still booting (just wait) or a test
+        # left the app stopped via `stop_app`, which await_startup would
+        # never outwait.
+        if [[ $(agora_rabbitmqctl -q eval 'rabbit_boot_state:get().' 2>/dev/null) == stopped ]]; then
+            agora_log "rabbitmq node is up but its app was stopped; running start_app"
+            agora_rabbitmqctl -q start_app >/dev/null 2>&1 || true
+        fi
+        wrapper_pid=$pid
+    else
+        rm -f -- "$dir/rabbitmq.pid"
+        _agora_require_free_port rabbitmq "$AGORA_RABBITMQ_PORT" AGORA_RABBITMQ_PORT || return 1
+        _agora_require_free_port rabbitmq "$AGORA_RABBITMQ_MANAGEMENT_PORT" AGORA_RABBITMQ_MANAGEMENT_PORT || return 1
+        _agora_require_free_port rabbitmq "$AGORA_RABBITMQ_DIST_PORT" AGORA_RABBITMQ_DIST_PORT "$_AGORA_ERL_DIST_HOST" || return 1
+        mkdir -p -- "$dir/log" "$dir/mnesia" || return 1
+        _agora_ensure_epmd "$dir" || return 1
+        _agora_rabbitmq_write_config "$dir" || return 1
+        printf '%s\n' "$sig" >"$dir/instance"
+        : >"$startup_log"
+
+        agora_log "starting rabbitmq on $AGORA_HOST:$AGORA_RABBITMQ_PORT (management $AGORA_RABBITMQ_MANAGEMENT_PORT)"
+        # setsid: survives Ctrl-C in the calling terminal. The inner `&` runs
+        # in a subshell without job control, so setsid execs instead of
+        # forking and $! is the server's own launcher process.
+        wrapper_pid=$(
+            _agora_rabbitmq_exec setsid "$AGORA_RABBITMQ_BINDIR/rabbitmq-server" \
+                </dev/null >>"$startup_log" 2>&1 &
+            echo $!
+        )
+    fi
+
+    deadline=$((SECONDS + AGORA_RABBITMQ_START_TIMEOUT))
+    while :; do
+        remaining=$((deadline - SECONDS))
+        if ((remaining <= 0)); then
+            agora_log "error: rabbitmq did not become ready within ${AGORA_RABBITMQ_START_TIMEOUT}s"
+            _agora_tail_logs "$log" "$startup_log"
+            return 1
+        fi
+        if ! _agora_pid_running "$wrapper_pid" && ! _agora_live_pid "$dir/rabbitmq.pid" beam >/dev/null; then
+            agora_log "error: rabbitmq exited during startup"
+            _agora_tail_logs "$log" "$startup_log"
+            return 1
+        fi
+        # await_startup fails fast while the node is not yet registered with
+        # epmd, so poll it; `timeout` guards against a wedged CLI.
+        if _agora_rabbitmq_exec timeout "$((remaining + 5))" \
+            "$AGORA_RABBITMQ_BINDIR/rabbitmqctl" -q await_startup --timeout "$remaining" \
+            >/dev/null 2>&1; then
+            break
+        fi
+        sleep 1
+    done
+
+    # Management listener comes up with the app, but give it a moment.
+    while [[ $(_agora_http_status "$AGORA_HOST" "$AGORA_RABBITMQ_MANAGEMENT_PORT" /api/overview) != 401 ]]; do
+        if ((SECONDS >= deadline)); then
+            agora_log "error: rabbitmq management plugin not answering on $AGORA_HOST:$AGORA_RABBITMQ_MANAGEMENT_PORT"
+            _agora_tail_logs "$log"
+            return 1
+        fi
+        sleep 0.5
+    done
+    _agora_rabbitmq_ensure_users || {
+        agora_log "error: could not provision rabbitmq user agora"
+        _agora_tail_logs "$log"
+        return 1
+    }
+    agora_log "rabbitmq ready: $AGORA_AMQP_URL (management http://$AGORA_HOST:$AGORA_RABBITMQ_MANAGEMENT_PORT)"
+}
+
+_agora_stop_rabbitmq() {
+    local dir pid
+    dir=$(_agora_rabbitmq_dir)
+    if pid=$(_agora_live_pid "$dir/rabbitmq.pid" beam); then
+        agora_log "stopping rabbitmq (pid $pid)"
+        # `shutdown` returns only once the VM has exited.
+        _agora_rabbitmq_exec timeout 60 "$AGORA_RABBITMQ_BINDIR/rabbitmqctl" -q shutdown \
+            >/dev/null 2>&1 || kill -TERM "$pid" 2>/dev/null || true
+        _agora_wait_pid_gone "$pid" 30
+    fi
+    rm -f -- "$dir/rabbitmq.pid"
+    if [[ -f $dir/epmd.started ]]; then
+        epmd -port "$(cat -- "$dir/epmd.started")" -kill >/dev/null 2>&1 || true
+        rm -f -- "$dir/epmd.started"
+    fi
+}
+
+# --------------------------------------------------------------------------
+# PostgreSQL
+# --------------------------------------------------------------------------
+
+# initdb and postgres refuse to run as root, so as root we use the Debian
+# package's "postgres" account; as anyone else, just ourselves.
+_agora_pg_as() {
+    if ((EUID == 0)); then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+_agora_pg_dir() { printf '%s\n' "$AGORA_RUN_DIR/postgres"; }
+
+# Unix socket paths are limited to 107 bytes; fall back to a short
+# per-checkout directory in /tmp when the run dir is deeply nested.
+_agora_pg_socket_dir() {
+    local sock
+    sock="$(_agora_pg_dir)/socket"
+    if ((${#sock} + ${#AGORA_POSTGRES_PORT} + 10 > 107)); then
+        sock="/tmp/agora-pg-$(printf '%s' "$sock" | md5sum | cut -c1-12)"
+    fi
+    printf '%s\n' "$sock"
+}
+
+# Superuser psql over the private socket (trust auth; the socket directory is
+# 0700 so only the postgres account and root can reach it).
+_agora_pg_psql() {
+    local sock
+    sock=$(_agora_pg_socket_dir)
+    (cd -- "$(_agora_pg_dir)" &&
+        _agora_pg_as "$AGORA_PG_BINDIR/psql" -X -q -v ON_ERROR_STOP=1 \
+            -h "$sock" -p "$AGORA_POSTGRES_PORT" -U postgres "$@")
+}
+
+_agora_pg_ready() {
+    "$AGORA_PG_BINDIR/pg_isready" -q -h "$AGORA_HOST" -p "$AGORA_POSTGRES_PORT" -t 2 >/dev/null 2>&1
+}
+
+_agora_pg_write_config() {
+    local data=$1 sock=$2 owner=$3
+    # Regenerated on every start so changed AGORA_* settings take effect;
+    # pulled in by an include line so initdb's postgresql.conf stays stock.
+    cat >"$data/agora.conf" <<EOF || return 1
+# Generated by scripts/lib/services.sh on each start; edits are lost.
+listen_addresses = '$AGORA_HOST'
+port = $AGORA_POSTGRES_PORT
+unix_socket_directories = '$sock'
+max_connections = 200
+shared_buffers = 128MB
+fsync = on
+password_encryption = scram-sha-256
+timezone = 'UTC'
+log_timezone = 'UTC'
+logging_collector = off
+EOF
+    if ! grep -qx "include_if_exists = 'agora.conf'" "$data/postgresql.conf"; then
+        echo "include_if_exists = 'agora.conf'" >>"$data/postgresql.conf" || return 1
+    fi
+    # Passwords over TCP from loopback (and AGORA_HOST if it is not);
+    # the private socket is trusted.
+    {
+        echo "# Generated by scripts/lib/services.sh on each start; edits are lost."
+        echo "local all all trust"
+        echo "host all all 127.0.0.0/8 scram-sha-256"
+        echo "host all all ::1/128 scram-sha-256"
+        if [[ $AGORA_HOST =~ ^[0-9.]+$ && $AGORA_HOST != 127.* ]]; then
+            echo "host all all $AGORA_HOST/32 scram-sha-256"
+        fi
+    } >"$data/pg_hba.conf" || return 1
+    if ((EUID == 0)); then
+        chown "$owner" "$data/agora.conf" "$data/pg_hba.conf" || return 1
+    fi
+}
+
+# Idempotent: role, both databases, pg_trgm (needs superuser to create).
+_agora_pg_provision() {
+    _agora_pg_psql -d postgres <<'SQL' || return 1
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'agora') THEN
+        CREATE ROLE agora LOGIN CREATEDB PASSWORD 'agora';
+    ELSE
+        ALTER ROLE agora LOGIN CREATEDB PASSWORD 'agora';
+    END IF;
+END
+$$;
+SELECT format('CREATE DATABASE %I OWNER agora', d)
+FROM unnest(ARRAY['agora', 'agora_test']) AS d
+WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = d)
+\gexec
+SQL
+    local db
+    for db in agora agora_test; do
+        _agora_pg_psql -d "$db" -c 'CREATE EXTENSION IF NOT EXISTS pg_trgm' || return 1
+    done
+}
+
+agora_start_postgres() {
+    agora_load_env || return 1
+    local dir data sock log pid owner listen port
+    dir=$(_agora_pg_dir)
+    data=$dir/data
+    sock=$(_agora_pg_socket_dir)
+    log=$dir/postgres.log
+    owner=$(id -un)
+    ((EUID == 0)) && owner=postgres
+
+    if [[ ! -x $AGORA_PG_BINDIR/postgres ]]; then
+        agora_log "error: PostgreSQL binaries not found in $AGORA_PG_BINDIR (run agora_install_system_packages or set AGORA_PG_BINDIR)"
+        return 1
+    fi
+
+    if pid=$(_agora_live_pid "$data/postmaster.pid" postgres); then
+        # postmaster.pid line 4 is the port, line 6 the listen address.
+        port=$(sed -n 4p "$data/postmaster.pid")
+        listen=$(sed -n 6p "$data/postmaster.pid")
+        _agora_check_signature postgres "$dir" "host=$listen port=$port" \
+            "host=$AGORA_HOST port=$AGORA_POSTGRES_PORT" || return 1
+        if _agora_pg_ready; then
+            agora_log "postgres already running (pid $pid)"
+            return 0
+        fi
+        # Ours but not accepting yet (starting or recovering): wait below.
+    else
+        _agora_require_free_port postgres "$AGORA_POSTGRES_PORT" AGORA_POSTGRES_PORT || return 1
+        mkdir -p -- "$dir" "$sock" || return 1
+        if ((EUID == 0)); then
+            # .run is usually root's; the cluster must belong to postgres.
+            chown "$owner:" "$dir" "$sock" || return 1
+        fi
+        chmod 700 "$dir" "$sock" || return 1
+        if ! _agora_pg_as test -w "$dir"; then
+            agora_log "error: OS user $owner cannot write $dir; every parent directory must be world-searchable (chmod o+x) or set AGORA_RUN_DIR elsewhere"
+            return 1
+        fi
+
+        if [[ ! -f $data/PG_VERSION ]]; then
+            agora_log "initialising postgres cluster in $data"
+            # C.UTF-8 ships with glibc, so no locale package is needed and
+            # sorting is identical on every machine.
+            if ! (cd -- "$dir" && _agora_pg_as "$AGORA_PG_BINDIR/initdb" -D "$data" -U postgres \
+                --auth-local=trust --auth-host=scram-sha-256 \
+                --encoding=UTF8 --locale=C.UTF-8) >"$dir/initdb.log" 2>&1; then
+                agora_log "error: initdb failed"
+                _agora_tail_logs "$dir/initdb.log"
+                return 1
+            fi
+        elif [[ $(cat -- "$data/PG_VERSION") != "$("$AGORA_PG_BINDIR/postgres" -V | sed -E 's/.* ([0-9]+).*/\1/')" ]]; then
+            agora_log "error: $data was created by PostgreSQL $(cat -- "$data/PG_VERSION"), not the one in $AGORA_PG_BINDIR; remove it or set AGORA_PG_BINDIR"
+            return 1
+        fi
+        _agora_pg_write_config "$data" "$sock" "$owner" || return 1
+
+        agora_log "starting postgres on $AGORA_HOST:$AGORA_POSTGRES_PORT"
+        # pg_ctl detaches the server (own session, output to -l) itself.
+        if ! (cd -- "$dir" && _agora_pg_as "$AGORA_PG_BINDIR/pg_ctl" -D "$data" -l "$log" \
+            -w -t "$AGORA_START_TIMEOUT" start) >/dev/null 2>&1; then
+            agora_log "error: postgres did not start within ${AGORA_START_TIMEOUT}s"
+            _agora_tail_logs "$log"
+            return 1
+        fi
+    fi
+
+    local deadline=$((SECONDS + AGORA_START_TIMEOUT))
+    until _agora_pg_ready; do
+        if ((SECONDS >= deadline)); then
+            agora_log "error: postgres not accepting connections on $AGORA_HOST:$AGORA_POSTGRES_PORT within ${AGORA_START_TIMEOUT}s"
+            _agora_tail_logs "$log"
+            return 1
+        fi
+        sleep 0.5
+    done
+    _agora_pg_provision || {
+        agora_log "error: could not create role/databases"
+        _agora_tail_logs "$log"
+        return 1
+    }
+    agora_log "postgres ready: $AGORA_DATABASE_URL (+ database agora_test)"
+}
+
+_agora_stop_postgres() {
+    local dir data pid
+    dir=$(_agora_pg_dir)
+    data=$dir/data
+    pid=$(_agora_live_pid "$data/postmaster.pid" postgres) || return 0
+    agora_log "stopping postgres (pid $pid)"
+    (cd -- "$dir" && _agora_pg_as "$AGORA_PG_BINDIR/pg_ctl" -D "$data" -m fast -w -t 30 stop) \
+        >/dev/null 2>&1 || kill -TERM "$pid" 2>/dev/null || true
+    _agora_wait_pid_gone "$pid" 30
+}
+
+# --------------------------------------------------------------------------
+# Redis
+# --------------------------------------------------------------------------
+
+_agora_redis_dir() { printf '%s\n' "$AGORA_RUN_DIR/redis"; }
+
+_agora_redis_ping() {
+    [[ $(redis-cli -h "$AGORA_HOST" -p "$AGORA_REDIS_PORT" ping 2>/dev/null) == PONG ]]
+}
+
+agora_start_redis() {
+    agora_load_env || return 1
+    local dir pid sig
+    dir=$(_agora_redis_dir)
+    sig="host=$AGORA_HOST port=$AGORA_REDIS_PORT"
+    local log=$dir/redis.log pidfile=$dir/redis.pid
+
+    if pid=$(_agora_live_pid "$pidfile" redis-server); then
+        _agora_check_signature redis "$dir" "$(_agora_read_signature "$dir")" "$sig" || return 1
+        if _agora_redis_ping; then
+            agora_log "redis already running (pid $pid)"
+            return 0
+        fi
+        # Ours but not answering PONG yet (e.g. loading the AOF): wait below.
+    else
+        rm -f -- "$pidfile"
+        _agora_require_free_port redis "$AGORA_REDIS_PORT" AGORA_REDIS_PORT || return 1
+        mkdir -p -- "$dir/data" || return 1
+        printf '%s\n' "$sig" >"$dir/instance"
+        agora_log "starting redis on $AGORA_HOST:$AGORA_REDIS_PORT"
+        # No config file on purpose: /etc/redis/redis.conf is the system
+        # instance's. Errors before it daemonises go to stderr, so append
+        # those to the same log it writes afterwards.
+        # shellcheck disable=SC2094
+        if ! (cd -- "$dir" && redis-server \
+            --bind "$AGORA_HOST" --port "$AGORA_REDIS_PORT" --protected-mode yes \
+            --dir "$dir/data" --appendonly yes \
+            --daemonize yes --pidfile "$pidfile" --logfile "$log") \
+            </dev/null >>"$log" 2>&1; then
+            agora_log "error: redis-server failed to start"
+            _agora_tail_logs "$log"
+            return 1
+        fi
+    fi
+
+    local started=$SECONDS deadline=$((SECONDS + AGORA_START_TIMEOUT))
+    until _agora_redis_ping; do
+        if ((SECONDS >= deadline)); then
+            agora_log "error: redis did not answer PING within ${AGORA_START_TIMEOUT}s"
+            _agora_tail_logs "$log"
+            return 1
+        fi
+        # Daemonised redis can still die after forking (e.g. bind fails);
+        # allow a moment for it to write its pid file before judging.
+        if ((SECONDS - started >= 2)) && ! _agora_live_pid "$pidfile" redis-server >/dev/null; then
+            agora_log "error: redis exited during startup"
+            _agora_tail_logs "$log"
+            return 1
+        fi
+        sleep 0.2
+    done
+    agora_log "redis ready: $AGORA_REDIS_URL"
+}
+
+_agora_stop_redis() {
+    local dir pid
+    dir=$(_agora_redis_dir)
+    pid=$(_agora_live_pid "$dir/redis.pid" redis-server) || return 0
+    agora_log "stopping redis (pid $pid)"
+    # SHUTDOWN flushes the AOF; fall back to SIGTERM (same effect) if the
+    # recorded port is unreachable.
+    local port
+    port=$(sed -nE 's/.*port=([0-9]+).*/\1/p' "$dir/instance" 2>/dev/null)
+    redis-cli -h "$AGORA_HOST" -p "${port:-$AGORA_REDIS_PORT}" shutdown >/dev/null 2>&1 ||
+        kill -TERM "$pid" 2>/dev/null || true
+    _agora_wait_pid_gone "$pid" 30
+    rm -f -- "$dir/redis.pid"
+}
+
+# --------------------------------------------------------------------------
+# SMTP sink (agora/smtp_sink.py)
+# --------------------------------------------------------------------------
+
+_agora_smtp_dir() { printf '%s\n' "$AGORA_RUN_DIR/smtp"; }
+
+_agora_smtp_healthy() {
+    _agora_port_open "$AGORA_SMTP_HOST" "$AGORA_SMTP_PORT" &&
+        [[ $(_agora_http_status "$AGORA_SMTP_HOST" "$AGORA_SMTP_HTTP_PORT" /messages) == 200 ]]
+}
+
+agora_start_smtp_sink() {
+    agora_load_env || return 1
+    local dir pid sig
+    dir=$(_agora_smtp_dir)
+    sig="host=$AGORA_SMTP_HOST smtp=$AGORA_SMTP_PORT http=$AGORA_SMTP_HTTP_PORT"
+    local log=$dir/smtp_sink.log pidfile=$dir/smtp_sink.pid
+
+    if pid=$(_agora_live_pid "$pidfile" agora.smtp_sink); then
+        _agora_check_signature smtp-sink "$dir" "$(_agora_read_signature "$dir")" "$sig" || return 1
+        if _agora_smtp_healthy; then
+            agora_log "smtp sink already running (pid $pid)"
+            return 0
+        fi
+    else
+        if [[ ! -x $AGORA_PYTHON ]]; then
+            agora_log "error: $AGORA_PYTHON not found; create the venv first (or set AGORA_PYTHON)"
+            return 1
+        fi
+        # The port check uses AGORA_HOST; the sink binds AGORA_SMTP_HOST.
+        AGORA_HOST=$AGORA_SMTP_HOST _agora_require_free_port "smtp sink" "$AGORA_SMTP_PORT" AGORA_SMTP_PORT || return 1
+        AGORA_HOST=$AGORA_SMTP_HOST _agora_require_free_port "smtp sink" "$AGORA_SMTP_HTTP_PORT" AGORA_SMTP_HTTP_PORT || return 1
+        mkdir -p -- "$dir" || return 1
+        printf '%s\n' "$sig" >"$dir/instance"
+        agora_log "starting smtp sink on $AGORA_SMTP_HOST:$AGORA_SMTP_PORT (http $AGORA_SMTP_HTTP_PORT)"
+        # Run from the repo root with it on PYTHONPATH: `agora` is not an
+        # installed package. setsid/nohup: survive the terminal; the inner
+        # `&` has no job control, so $! is python's own pid.
+        pid=$(
+            cd -- "$AGORA_ROOT" || exit 1
+            PYTHONPATH=$AGORA_ROOT${PYTHONPATH:+:$PYTHONPATH} \
+                setsid nohup "$AGORA_PYTHON" -m agora.smtp_sink </dev/null >>"$log" 2>&1 &
+            echo $!
+        ) || return 1
+        printf '%s\n' "$pid" >"$pidfile"
+    fi
+
+    local deadline=$((SECONDS + AGORA_START_TIMEOUT))
+    until _agora_smtp_healthy; do
+        if ((SECONDS >= deadline)); then
+            agora_log "error: smtp sink did not answer GET /messages within ${AGORA_START_TIMEOUT}s"
+            _agora_tail_logs "$log"
+            return 1
+        fi
+        if ! _agora_pid_running "$pid"; then
+            agora_log "error: smtp sink exited during startup"
+            _agora_tail_logs "$log"
+            return 1
+        fi
+        sleep 0.2
+    done
+    agora_log "smtp sink ready: smtp://$AGORA_SMTP_HOST:$AGORA_SMTP_PORT, inbox http://$AGORA_SMTP_HOST:$AGORA_SMTP_HTTP_PORT/messages"
+}
+
+_agora_stop_smtp_sink() {
+    local dir pid
+    dir=$(_agora_smtp_dir)
+    pid=$(_agora_live_pid "$dir/smtp_sink.pid" agora.smtp_sink) || {
+        rm -f -- "$dir/smtp_sink.pid"
+        return 0
+    }
+    agora_log "stopping smtp sink (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    _agora_wait_pid_gone "$pid" 10
+    rm -f -- "$dir/smtp_sink.pid"
+}
+
+# --------------------------------------------------------------------------
+# Everything
+# --------------------------------------------------------------------------
+
+# Stops all four; each step is a no-op when that service is not running.
+# Keeps going past a failure so one stuck service cannot strand the others.
+agora_stop_all() {
+    agora_load_env || return 1
+    local rc=0
+    _agora_stop_smtp_sink || rc=1
+    _agora_stop_redis || rc=1
+    _agora_stop_postgres || rc=1
+    _agora_stop_rabbitmq || rc=1
+    return "$rc"
+}

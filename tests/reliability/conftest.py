@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aio_pika
+import pytest
+from aio_pika.abc import AbstractQueue, AbstractRobustConnection
+
+from contracts.topology import COMMANDS_EXCHANGE, EVENTS_EXCHANGE
+
+
+async def publish_command(
+    amqp: AbstractRobustConnection,
+    routing_key: str,
+    body: bytes | dict[str, Any],
+    *,
+    message_id: str | None = None,
+    headers: dict[str, Any] | None = None,
+) -> str:
+    """Publish straight to the commands exchange, as a partner system would."""
+    message_id = message_id or str(uuid.uuid4())
+    channel = await amqp.channel()
+    exchange = await channel.get_exchange(COMMANDS_EXCHANGE, ensure=False)
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    await exchange.publish(
+        aio_pika.Message(raw, message_id=message_id, headers=headers or {}, content_type="application/json",
+                         delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+        routing_key=routing_key,
+        mandatory=True,
+    )
+    await channel.close()
+    return message_id
+
+
+async def drain(queue: AbstractQueue, *, expect: int, timeout: float = 15) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    """Collect messages from a queue until `expect` arrived or the time is up."""
+    got: list[aio_pika.abc.AbstractIncomingMessage] = []
+    deadline = asyncio.get_running_loop().time() + timeout
+    while len(got) < expect and asyncio.get_running_loop().time() < deadline:
+        msg = await queue.get(fail=False, no_ack=True)
+        if msg is None:
+            await asyncio.sleep(0.1)
+        else:
+            got.append(msg)
+    return got
+
+
+@pytest.fixture
+async def registered_events(amqp: AbstractRobustConnection) -> AsyncIterator[AbstractQueue]:
+    """A durable queue that sees every users.user_registered.v1 event from now on."""
+    channel = await amqp.channel()
+    queue = await channel.declare_queue(
+        f"test.user_registered.{uuid.uuid4().hex[:8]}", durable=True, arguments={"x-queue-type": "quorum"}
+    )
+    await queue.bind(EVENTS_EXCHANGE, "users.user_registered.v1")
+    yield queue
+    await queue.delete(if_unused=False, if_empty=False)
+    await channel.close()

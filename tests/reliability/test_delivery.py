@@ -1,0 +1,82 @@
+"""At-least-once delivery made safe: duplicates are no-ops, bad input is dead-lettered."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+import aiohttp
+from aio_pika.abc import AbstractRobustConnection
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from contracts.users import GET_USER, REGISTER_USER
+from tests.conftest import new_user, register
+from tests.reliability.conftest import drain, publish_command
+
+DLQ = f"{REGISTER_USER.queue}.dlq"
+
+
+async def _count(db: AsyncEngine, sql: str, **params: object) -> int:
+    async with db.connect() as conn:
+        return int((await conn.execute(text(sql), params)).scalar_one())
+
+
+async def _dlq(amqp: AbstractRobustConnection, name: str, *, expect: int) -> list[bytes]:
+    channel = await amqp.channel()
+    queue = await channel.declare_queue(name, passive=True)
+    msgs = await drain(queue, expect=expect)
+    await channel.close()
+    return [m.body for m in msgs]
+
+
+async def test_a_redelivered_command_is_a_no_op(amqp: AbstractRobustConnection, db: AsyncEngine) -> None:
+    body = new_user()
+    message_id = str(uuid.uuid4())
+    for _ in range(3):
+        await publish_command(amqp, REGISTER_USER.routing_key, body, message_id=message_id)
+    sql = "SELECT count(*) FROM users.users WHERE email = :email"
+    for _ in range(100):
+        if await _count(db, "SELECT count(*) FROM users.inbox WHERE message_id = :m", m=message_id):
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(1.0)  # give the two duplicates time to be (not) processed
+    assert await _count(db, sql, email=body["email"]) == 1
+    assert await _count(db, "SELECT count(*) FROM users.outbox WHERE body->>'email' = :e", e=body["email"]) == 1
+    channel = await amqp.channel()
+    queue = await channel.declare_queue(REGISTER_USER.queue, passive=True)
+    assert queue.declaration_result.message_count == 0  # duplicates were acked, not parked
+    await channel.close()
+
+
+async def test_bad_input_goes_to_the_dead_letter_queue_and_the_worker_keeps_serving(
+    amqp: AbstractRobustConnection, http: aiohttp.ClientSession
+) -> None:
+    garbage = await publish_command(amqp, REGISTER_USER.routing_key, b"\x00not json at all")
+    forged_role = await publish_command(amqp, REGISTER_USER.routing_key, {**new_user(), "role": "admin"})
+    dead = await _dlq(amqp, DLQ, expect=2)
+    assert b"\x00not json at all" in dead
+    assert any(json.loads(b).get("role") == "admin" for b in dead if b.startswith(b"{"))
+    assert garbage and forged_role
+    await register(http)  # still serving
+
+
+async def test_a_message_without_id_is_dead_lettered(amqp: AbstractRobustConnection) -> None:
+    channel = await amqp.channel()
+    exchange = await channel.get_exchange("agora.commands", ensure=False)
+    import aio_pika
+
+    await exchange.publish(aio_pika.Message(json.dumps(new_user()).encode()), routing_key=REGISTER_USER.routing_key)
+    await channel.close()
+    dead = await _dlq(amqp, DLQ, expect=1)
+    assert len(dead) == 1
+
+
+async def test_a_forged_actor_is_dead_lettered(amqp: AbstractRobustConnection, http: aiohttp.ClientSession) -> None:
+    user = await register(http)
+    forged = "Bearer eyJhbGciOiJFZERTQSIsImtpZCI6Im5vcGUifQ.eyJzdWIiOiJ4In0.c2ln"
+    await publish_command(amqp, GET_USER.routing_key, {"user_id": user["user_id"]}, headers={"authorization": forged})
+    await publish_command(amqp, GET_USER.routing_key, {"user_id": user["user_id"]})  # no actor at all
+    dead = await _dlq(amqp, f"{GET_USER.queue}.dlq", expect=2)
+    assert len(dead) == 2

@@ -1,0 +1,135 @@
+"""Starting and stopping the real processes under test (edge, workers) and the broker.
+
+The suite runs against the services scripts/test started, but in its own database
+(agora_test), its own RabbitMQ vhost (agora_test) and on its own ports, so a
+development stack started by scripts/up keeps running untouched.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import quote
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+VHOST = "agora_test"
+HTTP_PORT = int(os.environ.get("AGORA_TEST_HTTP_PORT", "18080"))
+WORKER_PORT_BASE = int(os.environ.get("AGORA_TEST_WORKER_PORT_BASE", "18100"))
+
+
+def test_env() -> dict[str, str]:
+    host = os.environ.get("AGORA_HOST", "127.0.0.1")
+    rabbit_port = os.environ.get("AGORA_RABBITMQ_PORT", "5672")
+    pg_port = os.environ.get("AGORA_POSTGRES_PORT", "5432")
+    redis_port = os.environ.get("AGORA_REDIS_PORT", "6379")
+    env = dict(os.environ)
+    env.update(
+        AGORA_ENV="test",
+        AGORA_HOST=host,
+        AGORA_HTTP_PORT=str(HTTP_PORT),
+        AGORA_WORKER_HTTP_PORT_BASE=str(WORKER_PORT_BASE),
+        AGORA_AMQP_URL=f"amqp://agora:agora@{host}:{rabbit_port}/{VHOST}",
+        AGORA_DATABASE_URL=f"postgresql+asyncpg://agora:agora@{host}:{pg_port}/agora_test",
+        AGORA_REDIS_URL=f"redis://{host}:{redis_port}/1",
+        AGORA_RUN_DIR=str(ROOT / ".run" / "test"),
+        # Fast hashing keeps the suite quick; production uses the default cost.
+        AGORA_BCRYPT_ROUNDS="4",
+        AGORA_RPC_TIMEOUT_SECONDS="10",
+    )
+    return env
+
+
+def management_api(method: str, path: str, body: bytes | None = None) -> int:
+    host = os.environ.get("AGORA_HOST", "127.0.0.1")
+    port = os.environ.get("AGORA_RABBITMQ_MANAGEMENT_PORT", "15672")
+    req = urllib.request.Request(f"http://{host}:{port}/api{path}", data=body, method=method)
+    req.add_header("Authorization", "Basic YWdvcmE6YWdvcmE=")  # agora:agora
+    req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def reset_vhost() -> None:
+    """A fresh vhost per run: no queues or messages left from an earlier run."""
+    management_api("DELETE", f"/vhosts/{quote(VHOST, safe='')}")
+    assert management_api("PUT", f"/vhosts/{VHOST}") in (201, 204)
+    status = management_api(
+        "PUT", f"/permissions/{VHOST}/agora", b'{"configure":".*","write":".*","read":".*"}'
+    )
+    assert status in (201, 204)
+
+
+def rabbitmqctl(*args: str) -> None:
+    """Run rabbitmqctl against the node scripts/test started (used to restart the broker)."""
+    script = f'source "{ROOT}/scripts/lib/services.sh"; agora_load_env; agora_rabbitmqctl "$@"'
+    subprocess.run(["bash", "-c", script, "rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
+
+
+class Process:
+    """A child process (edge or worker) with its log under test-artifacts/logs."""
+
+    def __init__(self, name: str, args: list[str], port: int, env: dict[str, str]) -> None:
+        self.name = name
+        self.args = args
+        self.port = port
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+        (ARTIFACTS / "logs").mkdir(parents=True, exist_ok=True)
+        self.log_path = ARTIFACTS / "logs" / f"{name}.log"
+
+    def start(self, *, extra_env: dict[str, str] | None = None, wait: bool = True) -> Process:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+        self.proc = subprocess.Popen(
+            self.args,
+            cwd=ROOT,
+            env={**self.env, **(extra_env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; see {self.log_path}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2):
+                    return
+            except OSError:
+                time.sleep(0.3)
+        raise RuntimeError(f"{self.name} not ready after {timeout} s; see {self.log_path}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        os.killpg(self.proc.pid, sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            return self.proc.wait(10)
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+
+def worker(name: str, env: dict[str, str], index: int = 1) -> Process:
+    port = WORKER_PORT_BASE + index
+    return Process(f"worker-{name}", [str(ROOT / ".venv/bin/agora"), "worker", name, "--port", str(port)], port, env)
+
+
+def edge(env: dict[str, str]) -> Process:
+    return Process("edge", [str(ROOT / ".venv/bin/agora"), "edge"], HTTP_PORT, env)

@@ -1,0 +1,59 @@
+"""compose.yaml describes the same stack as scripts/up (no Docker engine runs here)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from agora.settings import SERVICES, Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "compose.yaml").read_text())
+BACKING = {"rabbitmq", "postgres", "redis", "smtp"}
+# Read by the SMTP sink (agora/smtp_sink.py), not by Settings.
+SINK_VARS = {"AGORA_SMTP_HOST", "AGORA_SMTP_PORT", "AGORA_SMTP_HTTP_PORT", "AGORA_RUN_DIR"}
+
+
+def _services() -> dict[str, Any]:
+    services: dict[str, Any] = COMPOSE["services"]
+    return services
+
+
+def test_every_worker_and_backing_service_is_declared() -> None:
+    assert BACKING | {"edge", "migrate", *SERVICES} <= _services().keys()
+
+
+def test_every_long_running_service_has_a_health_check() -> None:
+    for name, service in _services().items():
+        if name != "migrate":
+            assert "healthcheck" in service, name
+
+
+def test_workers_declare_a_replica_count_and_run_their_worker() -> None:
+    for name in SERVICES:
+        service = _services()[name]
+        assert service["deploy"]["replicas"] >= 1
+        assert service["command"][:3] == ["agora", "worker", name]
+
+
+def test_environment_matches_what_the_code_reads() -> None:
+    known = {f"AGORA_{field.upper()}" for field in Settings.model_fields}
+    for name, service in _services().items():
+        for var in service.get("environment") or {}:
+            if var.startswith("AGORA_"):
+                assert var in known | SINK_VARS, f"{name}: {var} is not read by the code"
+    app_env = _services()["edge"]["environment"]
+    for required in ("AGORA_AMQP_URL", "AGORA_DATABASE_URL", "AGORA_REDIS_URL", "AGORA_DATA_KEYS"):
+        for name in ("edge", "migrate", *SERVICES):
+            assert required in _services()[name]["environment"], f"{name} lacks {required}"
+    hosts = {re.sub(r".*@([a-z]+):.*", r"\1", app_env[v]) for v in ("AGORA_AMQP_URL", "AGORA_DATABASE_URL")}
+    assert hosts <= _services().keys()
+
+
+def test_the_sink_reads_the_variables_compose_sets() -> None:
+    source = (ROOT / "agora" / "smtp_sink.py").read_text()
+    for var in _services()["smtp"]["environment"]:
+        assert var in source

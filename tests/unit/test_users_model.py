@@ -1,0 +1,61 @@
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+import pytest
+
+from contracts.users import Address
+from workers.users.model import User, normalize_email, password_problem
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _user(**kw: object) -> User:
+    base = User(
+        user_id=uuid4(), email="a@example.com", username="alice", role="member", password_hash="h",
+        phone=None, address=None, created_at=NOW, updated_at=NOW,
+    )
+    return replace(base, **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("password", ["password", "12345678", "qwertyuiop", "PASSWORD1", "iloveyou"])
+def test_common_passwords_are_refused(password: str) -> None:
+    assert password_problem(password, email="a@example.com", username="alice") == "is too common"
+
+
+@pytest.mark.parametrize("password", ["alice@example.com", "Alice_Smith", "alice@example.com".upper()])
+def test_password_equal_to_identity_is_refused(password: str) -> None:
+    assert password_problem(password, email="alice@example.com", username="alice_smith") is not None
+
+
+def test_a_decent_password_passes() -> None:
+    assert password_problem("correct horse battery", email="a@example.com", username="alice") is None
+
+
+def test_email_is_normalised_for_uniqueness() -> None:
+    assert normalize_email("  Alice@Example.COM ") == "alice@example.com"
+
+
+def test_update_reports_only_changed_fields() -> None:
+    user = _user(phone="+14155550101")
+    later = NOW + timedelta(minutes=1)
+    address = Address(line1="1 Main", city="X", postal_code="1", country="US")
+    updated, changed = user.updated({"phone": "+14155550101", "address": address}, later)
+    assert changed == ("address",)
+    assert updated.address == address
+    assert updated.updated_at == later
+
+
+def test_update_with_no_change_keeps_the_timestamp() -> None:
+    user = _user(username="alice")
+    updated, changed = user.updated({"username": "alice"}, NOW + timedelta(days=1))
+    assert changed == ()
+    assert updated is user
+
+
+def test_members_see_only_themselves_and_admins_see_all() -> None:
+    user = _user()
+    assert user.visible_to(user.user_id, "member")
+    assert not user.visible_to(uuid4(), "member")
+    assert not user.visible_to(uuid4(), "seller")
+    assert user.visible_to(uuid4(), "admin")

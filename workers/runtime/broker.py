@@ -1,0 +1,94 @@
+"""Broker factory and queue topology (architecture §3).
+
+Every handler gets its own durable quorum queue with bounded redelivery and a
+dead-letter queue `<queue>.dlq`; every publish is persistent, confirmed and mandatory,
+and a returned (unroutable) message raises instead of vanishing.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from faststream.rabbit import Channel, ExchangeType, QueueType, RabbitBroker, RabbitExchange, RabbitQueue
+from faststream.rabbit.schemas.queue import QuorumQueueArgs
+from prometheus_client import CollectorRegistry
+
+from agora.settings import Settings
+from contracts.topology import (
+    COMMANDS_EXCHANGE,
+    DEAD_LETTER_EXCHANGE,
+    EVENTS_EXCHANGE,
+    UNROUTED_EXCHANGE,
+    UNROUTED_QUEUE,
+    dead_letter_queue,
+)
+
+commands_exchange = RabbitExchange(COMMANDS_EXCHANGE, type=ExchangeType.TOPIC, durable=True)
+events_exchange = RabbitExchange(
+    EVENTS_EXCHANGE,
+    type=ExchangeType.TOPIC,
+    durable=True,
+    arguments={"alternate-exchange": UNROUTED_EXCHANGE},
+)
+dead_letter_exchange = RabbitExchange(DEAD_LETTER_EXCHANGE, type=ExchangeType.DIRECT, durable=True)
+unrouted_exchange = RabbitExchange(UNROUTED_EXCHANGE, type=ExchangeType.FANOUT, durable=True)
+
+
+def make_broker(settings: Settings, *, app_id: str, registry: CollectorRegistry | None = None) -> RabbitBroker:
+    from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
+
+    middlewares = (RabbitPrometheusMiddleware(registry=registry, app_name=app_id),) if registry else ()
+    return RabbitBroker(
+        settings.amqp_url,
+        app_id=app_id,
+        graceful_timeout=settings.graceful_timeout_seconds,
+        reconnect_interval=1.0,
+        # Concurrency is the prefetch: without it delivery is unbounded.
+        default_channel=Channel(prefetch_count=settings.prefetch, publisher_confirms=True, on_return_raises=True),
+        middlewares=middlewares,
+        # Our logger, so FastStream's own lines are JSON with the message ids too.
+        logger=logging.getLogger("faststream"),
+        log_level=logging.INFO,
+    )
+
+
+def work_queue(name: str, settings: Settings, *, routing_key: str = "") -> RabbitQueue:
+    arguments: QuorumQueueArgs = {
+        "x-delivery-limit": settings.delivery_limit,
+        "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+        "x-dead-letter-routing-key": name,
+        # at-least-once dead-lettering needs reject-publish overflow; together they
+        # make a dead letter survive a broker crash mid-transfer.
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
+    return RabbitQueue(
+        name,
+        queue_type=QueueType.QUORUM,
+        durable=True,
+        arguments=arguments,
+        routing_key=routing_key,
+    )
+
+
+async def declare_topology(broker: RabbitBroker, queues: list[str]) -> None:
+    """Exchanges every process relies on, and a `.dlq` bound to the DLX for each queue.
+
+    Declarations are idempotent, so every replica of every worker runs this at start.
+    """
+    for exchange in (dead_letter_exchange, unrouted_exchange, commands_exchange, events_exchange):
+        await broker.declare_exchange(exchange)
+    unrouted = await broker.declare_queue(
+        RabbitQueue(
+            UNROUTED_QUEUE,
+            queue_type=QueueType.QUORUM,
+            durable=True,
+            arguments={"x-max-length": 100_000, "x-overflow": "drop-head"},
+        )
+    )
+    await unrouted.bind(UNROUTED_EXCHANGE)
+    for queue in queues:
+        dlq = await broker.declare_queue(
+            RabbitQueue(dead_letter_queue(queue), queue_type=QueueType.QUORUM, durable=True)
+        )
+        await dlq.bind(DEAD_LETTER_EXCHANGE, routing_key=queue)

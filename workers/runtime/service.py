@@ -1,0 +1,306 @@
+"""WorkerService: the one place that turns a broker delivery into a handler call.
+
+For every delivery it reads the envelope, validates the body against the contract,
+verifies the actor, runs the handler in one transaction with the inbox claim and any
+outbox rows, replies if asked, and then acks. What it does on failure:
+
+- bad input (no message id, unparseable or invalid body, missing or forged actor):
+  reply with an error if a reply is expected, then reject → `<queue>.dlq` at once;
+- a `DomainError`: the handler's writes are rolled back, the error reply is recorded
+  in the inbox and sent, and the message is acked (it was handled);
+- anything else (database down, a bug): nack with requeue after a short backoff; the
+  quorum queue's delivery limit dead-letters it if it keeps failing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from faststream import AckPolicy
+from faststream.asgi import AsgiFastStream
+from faststream.rabbit import RabbitBroker
+from faststream.rabbit.annotations import RabbitMessage
+from prometheus_client import REGISTRY, Counter
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from agora.logging import configure_logging, correlation_id_var, message_id_var
+from agora.settings import Settings, get_settings
+from agora.tokens import Actor, InvalidToken, JwksFetcher, TokenVerifier
+from contracts.base import Contract
+from contracts.envelope import Envelope, EnvelopeError
+from contracts.errors import ErrorReply, Reply, field_errors
+from contracts.topology import EVENTS_EXCHANGE, CommandSpec, EventSpec
+from db.engine import asyncpg_dsn, make_engine, make_sessionmaker
+from db.tables import MESSAGING, outbox_channel
+from workers.runtime import inbox, outbox
+from workers.runtime.broker import (
+    commands_exchange,
+    declare_topology,
+    events_exchange,
+    make_broker,
+    work_queue,
+)
+from workers.runtime.errors import DomainError
+from workers.runtime.health import health_routes
+
+log = logging.getLogger("agora.worker")
+
+DEAD_LETTERED = Counter("agora_dead_lettered_total", "Messages rejected to a dead-letter queue", ["queue", "reason"])
+HANDLED = Counter("agora_handled_total", "Messages handled, by outcome", ["queue", "outcome"])
+
+P = TypeVar("P", bound=Contract)
+Handler = Callable[[Any, "HandlerContext"], Awaitable[BaseModel | None]]
+
+_EXCHANGES = {e.name: e for e in (commands_exchange, events_exchange)}
+
+
+class BadMessage(Exception):
+    """Input no retry can fix: dead-letter it."""
+
+    def __init__(self, reason: str, reply: ErrorReply) -> None:
+        super().__init__(reply.detail)
+        self.reason = reason
+        self.reply = reply
+
+
+@dataclass
+class HandlerContext:
+    """What a handler gets besides its command: its transaction, envelope and actor."""
+
+    session: AsyncSession
+    envelope: Envelope
+    actor: Actor | None
+    service: WorkerService
+
+    async def emit(self, spec: EventSpec, payload: Contract) -> None:
+        """Record an event in the outbox, in this handler's transaction."""
+        envelope = Envelope.new(correlation_id=self.envelope.correlation_id, causation_id=str(self.envelope.message_id))
+        await outbox.enqueue(
+            self.session,
+            self.service.outbox_table,
+            exchange=EVENTS_EXCHANGE,
+            routing_key=spec.routing_key,
+            body=payload.model_dump(mode="json"),
+            envelope=envelope,
+        )
+
+    def require_actor(self) -> Actor:
+        if self.actor is None:
+            raise DomainError("unauthorized", "this command needs an authenticated actor")
+        return self.actor
+
+
+class WorkerService:
+    def __init__(
+        self,
+        name: str,
+        *,
+        jwks: JwksFetcher | None = None,
+        on_startup: Sequence[Callable[[WorkerService], Awaitable[None]]] = (),
+        settings: Settings | None = None,
+    ) -> None:
+        self.name = name
+        self.settings = settings or get_settings()
+        configure_logging(name, self.settings.log_level)
+        self.broker: RabbitBroker = make_broker(self.settings, app_id=name, registry=REGISTRY)
+        self.engine = make_engine(self.settings.database_url, application_name=f"agora-{name}")
+        self.sessions = make_sessionmaker(self.engine)
+        self.outbox_table, self.inbox_table = MESSAGING[name]
+        self.verifier = (
+            TokenVerifier(jwks, issuer=self.settings.jwt_issuer, audience=self.settings.jwt_audience) if jwks else None
+        )
+        self.relay = outbox.OutboxRelay(
+            service=name,
+            engine=self.engine,
+            outbox=self.outbox_table,
+            notify_channel=outbox_channel(name),
+            listen_dsn=asyncpg_dsn(self.settings.database_url),
+            publish=self._publish_outbox_row,
+            poll_seconds=self.settings.outbox_poll_seconds,
+        )
+        self._queues: list[str] = []
+        self._startup_hooks = list(on_startup)
+        self._relay_task: asyncio.Task[None] | None = None
+        self.app = AsgiFastStream(
+            self.broker,
+            asgi_routes=health_routes(self),
+            logger=logging.getLogger("faststream"),
+            on_startup=[self._on_startup],
+            after_startup=[self._after_startup],
+            on_shutdown=[self._on_shutdown],
+        )
+
+    # --- wiring -------------------------------------------------------------------------
+
+    def command(self, spec: CommandSpec, handler: Handler) -> None:
+        """Consume `spec` from the commands exchange on its own queue."""
+        queue = work_queue(spec.queue, self.settings, routing_key=spec.routing_key)
+        self._queues.append(spec.queue)
+
+        @self.broker.subscriber(
+            queue,
+            commands_exchange,
+            ack_policy=AckPolicy.MANUAL,
+            no_reply=True,
+            title=spec.queue,
+            description=spec.summary,
+        )
+        async def consume(message: RabbitMessage) -> None:
+            await self._consume(spec, handler, message)
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def _on_startup(self) -> None:
+        # Dead-letter queues must exist before the first consumer can reject into them.
+        await self.broker.connect()
+        await declare_topology(self.broker, self._queues)
+        for hook in self._startup_hooks:
+            await hook(self)
+
+    async def _after_startup(self) -> None:
+        if not self.settings.outbox_relay:
+            log.warning("outbox relay disabled (AGORA_OUTBOX_RELAY=false): events stay unsent here")
+            return
+        self._relay_task = asyncio.create_task(self.relay.run(), name=f"{self.name}-outbox-relay")
+
+    async def _on_shutdown(self) -> None:
+        self.relay.stop()
+        if self._relay_task is not None:
+            await asyncio.wait_for(self._relay_task, timeout=self.settings.graceful_timeout_seconds)
+        await self.engine.dispose()
+
+    async def _publish_outbox_row(self, row: Any) -> None:
+        await self.broker.publish(
+            outbox.body_bytes(row),
+            exchange=_EXCHANGES[row.exchange],
+            routing_key=row.routing_key,
+            persist=True,
+            mandatory=True,
+            message_id=str(row.message_id),
+            correlation_id=row.headers.get("correlation_id"),
+            headers=row.headers,
+            content_type="application/json",
+            timeout=10,
+        )
+
+    # --- one delivery -------------------------------------------------------------------
+
+    async def _consume(self, spec: CommandSpec, handler: Handler, message: RabbitMessage) -> None:
+        raw = message.raw_message
+        try:
+            envelope = Envelope.from_message(
+                raw.headers or {}, message_id=raw.message_id, correlation_id=raw.correlation_id
+            )
+        except EnvelopeError as exc:
+            await self._dead_letter(
+                message, spec, BadMessage("bad_envelope", ErrorReply(code="validation_failed", detail=str(exc)))
+            )
+            return
+        correlation_id_var.set(envelope.correlation_id)
+        message_id_var.set(str(envelope.message_id))
+        try:
+            payload = self._parse(spec, raw.body)
+            actor = await self._actor(spec, envelope)
+        except BadMessage as bad:
+            await self._dead_letter(message, spec, bad, envelope)
+            return
+        try:
+            reply = await self._execute(spec, handler, payload, envelope, actor)
+        except Exception:
+            attempt = int(str((raw.headers or {}).get("x-delivery-count") or 0))
+            log.exception("handler failed; will be redelivered", extra={"queue": spec.queue, "attempt": attempt})
+            HANDLED.labels(spec.queue, "retry").inc()
+            await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
+            await message.nack(requeue=True)
+            return
+        if reply is not None:
+            await self._reply(message, envelope, reply)
+        HANDLED.labels(spec.queue, "ok" if reply is None or reply.ok else "domain_error").inc()
+        await message.ack()
+
+    def _parse(self, spec: CommandSpec, body: bytes) -> Contract:
+        try:
+            return spec.payload.model_validate_json(body)
+        except ValidationError as exc:
+            errors = field_errors(exc)
+            detail = (
+                "body is not valid JSON"
+                if errors and errors[0].message.startswith("Invalid JSON")
+                else "body failed validation"
+            )
+            raise BadMessage(
+                "invalid_body", ErrorReply(code="validation_failed", detail=detail, errors=errors)
+            ) from exc
+
+    async def _actor(self, spec: CommandSpec, envelope: Envelope) -> Actor | None:
+        if not spec.requires_actor:
+            return None
+        token = (envelope.authorization or "").removeprefix("Bearer ").strip()
+        if not token or self.verifier is None:
+            raise BadMessage("missing_actor", ErrorReply(code="unauthorized", detail="authorization header missing"))
+        try:
+            return await self.verifier.verify(token)
+        except InvalidToken as exc:
+            log.warning("security: rejected actor token", extra={"queue": spec.queue, "reason": str(exc)})
+            raise BadMessage("bad_actor", ErrorReply(code="unauthorized", detail="invalid or expired token")) from exc
+
+    async def _execute(
+        self, spec: CommandSpec, handler: Handler, payload: Contract, envelope: Envelope, actor: Actor | None
+    ) -> Reply | None:
+        async with self.sessions.begin() as session:
+            if spec.kind == "command" and not await inbox.claim(
+                session, self.inbox_table, spec.queue, envelope.message_id
+            ):
+                # Replies are not kept (they may hold personal data or tokens), so a
+                # duplicate is acknowledged without one.
+                log.info("duplicate delivery ignored", extra={"queue": spec.queue})
+                return None
+            ctx = HandlerContext(session=session, envelope=envelope, actor=actor, service=self)
+            try:
+                async with session.begin_nested():
+                    result = await handler(payload, ctx)
+                reply = Reply(ok=True, data=result.model_dump(mode="json") if result is not None else None)
+            except DomainError as err:
+                reply = Reply(ok=False, error=err.reply)
+            return reply
+
+    async def _reply(self, message: RabbitMessage, envelope: Envelope, reply: Reply) -> None:
+        reply_to = message.raw_message.reply_to
+        if not reply_to:
+            return
+        try:
+            await self.broker.publish(
+                reply.model_dump_json().encode(),
+                routing_key=reply_to,
+                correlation_id=envelope.correlation_id,
+                headers={"causation_id": str(envelope.message_id)},
+                content_type="application/json",
+                # The caller's reply queue may be gone (it timed out, restarted):
+                # a reply is best-effort, the state change is already committed.
+                mandatory=False,
+                timeout=5,
+            )
+        except Exception:
+            log.warning("could not send reply", exc_info=True)
+
+    async def _dead_letter(
+        self, message: RabbitMessage, spec: CommandSpec, bad: BadMessage, envelope: Envelope | None = None
+    ) -> None:
+        log.warning(
+            "message dead-lettered",
+            extra={
+                "queue": spec.queue,
+                "reason": bad.reason,
+                "detail": bad.reply.detail,
+                "raw_message_id": message.raw_message.message_id,
+            },
+        )
+        DEAD_LETTERED.labels(spec.queue, bad.reason).inc()
+        if envelope is not None:
+            await self._reply(message, envelope, Reply(ok=False, error=bad.reply))
+        await message.reject(requeue=False)

@@ -1,0 +1,111 @@
+"""Token-signing keys (Ed25519, with `kid`) and the tokens they sign.
+
+Only this service holds private keys. They live in `users.signing_keys`, encrypted
+with the data key, so every replica signs with the same key and a rotation is a row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from jwt.algorithms import OKPAlgorithm
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from agora.crypto import FieldCipher, Sealed
+from agora.settings import Settings
+from db.tables import signing_keys
+
+_CACHE_SECONDS = 60.0
+
+
+class KeyRing:
+    def __init__(self, cipher: FieldCipher, settings: Settings) -> None:
+        self._cipher = cipher
+        self._settings = settings
+        self._current: tuple[str, Ed25519PrivateKey] | None = None
+        self._loaded_at = 0.0
+
+    async def ensure_key(self, session: AsyncSession) -> None:
+        """Create the first signing key if there is none (safe with many replicas starting)."""
+        await session.execute(text("SELECT pg_advisory_xact_lock(hashtext('users.signing_keys'))"))
+        if await session.scalar(select(signing_keys.c.kid).where(signing_keys.c.retired_at.is_(None)).limit(1)):
+            return
+        await self.add_key(session)
+
+    async def add_key(self, session: AsyncSession) -> str:
+        """Add a key that becomes the signing key; older keys keep verifying."""
+        private = Ed25519PrivateKey.generate()
+        kid = f"{datetime.now(UTC):%Y%m%d}-{secrets.token_hex(4)}"
+        pem = private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
+        sealed = self._cipher.seal(pem, f"signing_key:{kid}")
+        jwk = json.loads(OKPAlgorithm.to_jwk(private.public_key()))
+        jwk.update(kid=kid, alg="EdDSA", use="sig")
+        await session.execute(
+            signing_keys.insert().values(
+                kid=kid,
+                algorithm="EdDSA",
+                private_key_enc=sealed.ciphertext,
+                private_key_key_id=sealed.key_id,
+                public_jwk=jwk,
+                created_at=datetime.now(UTC),
+            )
+        )
+        self._current = None
+        return kid
+
+    async def jwks(self, session: AsyncSession) -> dict[str, Any]:
+        rows = await session.scalars(select(signing_keys.c.public_jwk).order_by(signing_keys.c.created_at.desc()))
+        return {"keys": list(rows)}
+
+    async def _signing_key(self, session: AsyncSession) -> tuple[str, Ed25519PrivateKey]:
+        if self._current is None or time.monotonic() - self._loaded_at > _CACHE_SECONDS:
+            row = (
+                await session.execute(
+                    select(signing_keys)
+                    .where(signing_keys.c.retired_at.is_(None))
+                    .order_by(signing_keys.c.created_at.desc())
+                    .limit(1)
+                )
+            ).one()
+            pem = self._cipher.open(Sealed(row.private_key_enc, row.private_key_key_id), f"signing_key:{row.kid}")
+            key = serialization.load_pem_private_key(pem.encode(), password=None)
+            assert isinstance(key, Ed25519PrivateKey)
+            self._current = (row.kid, key)
+            self._loaded_at = time.monotonic()
+        return self._current
+
+    async def access_token(self, session: AsyncSession, *, user_id: uuid.UUID, role: str) -> str:
+        kid, key = await self._signing_key(session)
+        now = datetime.now(UTC)
+        claims = {
+            "iss": self._settings.jwt_issuer,
+            "aud": self._settings.jwt_audience,
+            "sub": str(user_id),
+            "role": role,
+            "iat": now,
+            "exp": now + timedelta(seconds=self._settings.access_token_ttl_seconds),
+            "jti": uuid.uuid4().hex,
+        }
+        return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": kid})
+
+
+def new_refresh_token() -> tuple[str, str]:
+    """An opaque refresh token and the hash that is all the database keeps."""
+    token = secrets.token_urlsafe(32)
+    return token, hash_refresh_token(token)
+
+
+def hash_refresh_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
