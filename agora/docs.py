@@ -130,10 +130,11 @@ def asyncapi_document() -> dict[str, Any]:
 
 
 def write_documents(folder: Path) -> list[Path]:
-    from edge.openapi import openapi_document
+    from edge.openapi import build_document
+    from edge.routes import ENDPOINTS
 
     written = []
-    for name, document in (("asyncapi.json", asyncapi_document()), ("openapi.json", openapi_document())):
+    for name, document in (("asyncapi.json", asyncapi_document()), ("openapi.json", build_document(ENDPOINTS))):
         path = folder / name
         path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
         written.append(path)

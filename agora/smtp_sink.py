@@ -264,6 +264,8 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
 def main(argv: list[str] | None = None) -> None:
     """Entry point for ``python -m agora.smtp_sink``."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # aiosmtpd logs every connection at INFO; our own line per message is enough.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
     asyncio.run(serve(parse_settings(argv)))
 
 

@@ -64,7 +64,7 @@ async def http(stack: Stack) -> AsyncIterator[aiohttp.ClientSession]:
 
 @pytest.fixture(scope="session")
 async def amqp(stack: Stack) -> AsyncIterator[aio_pika.abc.AbstractRobustConnection]:
-    connection = await aio_pika.connect_robust(stack.env["AGORA_AMQP_URL"])
+    connection = await aio_pika.connect_robust(stack.env["AGORA_AMQP_URL"], reconnect_interval=1)
     yield connection
     await connection.close()
 
@@ -79,7 +79,12 @@ async def db(stack: Stack) -> AsyncIterator[AsyncEngine]:
 def new_user(**overrides: Any) -> dict[str, Any]:
     """A registration body with a unique email and username."""
     tag = uuid.uuid4().hex[:10]
-    return {"email": f"user-{tag}@example.com", "username": f"user_{tag}", "password": "correct horse battery", **overrides}
+    return {
+        "email": f"user-{tag}@example.com",
+        "username": f"user_{tag}",
+        "password": "correct horse battery",
+        **overrides,
+    }
 
 
 async def register(http: aiohttp.ClientSession, **overrides: Any) -> dict[str, Any]:

@@ -61,9 +61,7 @@ def reset_vhost() -> None:
     """A fresh vhost per run: no queues or messages left from an earlier run."""
     management_api("DELETE", f"/vhosts/{quote(VHOST, safe='')}")
     assert management_api("PUT", f"/vhosts/{VHOST}") in (201, 204)
-    status = management_api(
-        "PUT", f"/permissions/{VHOST}/agora", b'{"configure":".*","write":".*","read":".*"}'
-    )
+    status = management_api("PUT", f"/permissions/{VHOST}/agora", b'{"configure":".*","write":".*","read":".*"}')
     assert status in (201, 204)
 
 

@@ -47,6 +47,9 @@ agora_load_env() {
         AGORA_ROOT=$(cd -P -- "$_AGORA_LIB_DIR/../.." && pwd) || return 1
     fi
     : "${AGORA_RUN_DIR:=$AGORA_ROOT/.run}"
+    # Servers are started from their own directories, so a relative path
+    # would resolve differently for each of them.
+    [[ $AGORA_RUN_DIR == /* ]] || AGORA_RUN_DIR=$PWD/$AGORA_RUN_DIR
     : "${AGORA_HOST:=127.0.0.1}"
 
     : "${AGORA_RABBITMQ_PORT:=5672}"
@@ -135,6 +138,31 @@ _agora_pid_running() {
     [[ ${stat:0:1} != Z ]]
 }
 
+# Process group id of a live process (from /proc: procps may be absent).
+_agora_pgid() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }
+    # Fields after the name: state ppid pgrp ...
+    read -r _ _ stat _ <<<"$stat"
+    printf '%s\n' "$stat"
+}
+
+# True while a live (non-zombie) process in process group $1 has $2 in its
+# command line; the pattern keeps a stale, reused group id from matching.
+_agora_group_running() {
+    local pgid=$1 pattern=$2 proc stat cmdline
+    for proc in /proc/[0-9]*; do
+        stat=$(cat "$proc/stat" 2>/dev/null) || continue
+        stat=${stat##*) }
+        read -r -a stat <<<"$stat"
+        [[ ${stat[2]} == "$pgid" && ${stat[0]} != Z ]] || continue
+        cmdline=$(tr '\0' ' ' <"$proc/cmdline" 2>/dev/null) || continue
+        [[ $cmdline == *$pattern* ]] && return 0
+    done
+    return 1
+}
+
 # Prints the pid recorded in a pid file if that process is alive and its
 # command line matches the pattern (guards against a recycled pid).
 _agora_live_pid() {
@@ -164,12 +192,16 @@ _agora_wait_pid_gone() {
 }
 
 _agora_tail_logs() {
-    local f
+    local f shown=0
     for f in "$@"; do
         [[ -s $f ]] || continue
         printf 'agora: ---- last 30 lines of %s ----\n' "$f" >&2
         tail -n 30 -- "$f" >&2
+        shown=1
     done
+    if ((!shown)); then
+        agora_log "(nothing was logged to $*)"
+    fi
 }
 
 # Each instance records the settings it was started with. A running
@@ -230,6 +262,8 @@ agora_install_system_packages() (
         fi
     }
     trap _agora_restore_policy EXIT
+    # Turn Ctrl-C/kill into a normal exit so the EXIT trap still restores.
+    trap 'exit 130' INT TERM
     { printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy"; } || exit 1
 
     agora_log "installing ${missing[*]} (log: $apt_log)"
@@ -256,36 +290,46 @@ _agora_rabbitmq_dir() { printf '%s\n' "$AGORA_RUN_DIR/rabbitmq"; }
 # broke the CLI as soon as AGORA_HOST was e.g. 127.0.0.2.
 _AGORA_ERL_DIST_HOST=127.0.0.1
 
-# Runs a command with the environment of our private node. Every rabbitmq
-# script re-reads these, so the server and each CLI call agree on node
-# name, cookie (in $HOME) and epmd, and never consult /etc/rabbitmq.
-_agora_rabbitmq_exec() {
+# Exports the environment of our private node into the current (sub)shell.
+# Every rabbitmq script re-reads these, so the server and each CLI call
+# agree on node name, cookie (in $HOME) and epmd, and never consult
+# /etc/rabbitmq. Only ever called inside a subshell.
+_agora_rabbitmq_env() {
     local dir
     dir=$(_agora_rabbitmq_dir)
-    (
-        cd -- "$dir" || exit 1
-        export HOME=$dir
-        export RABBITMQ_NODENAME=$AGORA_RABBITMQ_NODENAME
-        export RABBITMQ_CONF_ENV_FILE=$dir/rabbitmq-env.conf
-        export RABBITMQ_CONFIG_FILE=$dir/rabbitmq.conf
-        export RABBITMQ_ADVANCED_CONFIG_FILE=$dir/advanced.config
-        export RABBITMQ_ENABLED_PLUGINS_FILE=$dir/enabled_plugins
-        export RABBITMQ_MNESIA_BASE=$dir/mnesia
-        export RABBITMQ_LOG_BASE=$dir/log
-        export RABBITMQ_LOGS=$dir/log/rabbit.log
-        export RABBITMQ_PID_FILE=$dir/rabbitmq.pid
-        export RABBITMQ_DIST_PORT=$AGORA_RABBITMQ_DIST_PORT
-        export ERL_EPMD_ADDRESS=$_AGORA_ERL_DIST_HOST
-        export ERL_EPMD_PORT=$AGORA_EPMD_PORT
-        # The CLI is itself an Erlang node with a listener; keep it local.
-        export RABBITMQ_CTL_ERL_ARGS="-kernel inet_dist_use_interface {${_AGORA_ERL_DIST_HOST//./,}}"
-        exec "$@"
-    )
+    cd -- "$dir" || return 1
+    export HOME=$dir
+    export RABBITMQ_NODENAME=$AGORA_RABBITMQ_NODENAME
+    export RABBITMQ_CONF_ENV_FILE=$dir/rabbitmq-env.conf
+    export RABBITMQ_CONFIG_FILE=$dir/rabbitmq.conf
+    export RABBITMQ_ADVANCED_CONFIG_FILE=$dir/advanced.config
+    export RABBITMQ_ENABLED_PLUGINS_FILE=$dir/enabled_plugins
+    export RABBITMQ_MNESIA_BASE=$dir/mnesia
+    export RABBITMQ_LOG_BASE=$dir/log
+    export RABBITMQ_LOGS=$dir/log/rabbit.log
+    export RABBITMQ_PID_FILE=$dir/rabbitmq.pid
+    export RABBITMQ_DIST_PORT=$AGORA_RABBITMQ_DIST_PORT
+    export ERL_EPMD_ADDRESS=$_AGORA_ERL_DIST_HOST
+    export ERL_EPMD_PORT=$AGORA_EPMD_PORT
+    # The CLI is itself an Erlang node with a listener; keep it local.
+    export RABBITMQ_CTL_ERL_ARGS="-kernel inet_dist_use_interface {${_AGORA_ERL_DIST_HOST//./,}}"
+}
+
+# Runs a command with our node's environment.
+_agora_rabbitmq_exec() {
+    (_agora_rabbitmq_env && exec "$@")
 }
 
 agora_rabbitmqctl() {
     agora_load_env || return 1
     _agora_rabbitmq_exec "$AGORA_RABBITMQ_BINDIR/rabbitmqctl" "$@"
+}
+
+# rabbitmqctl with a hard time limit, for our own calls: never hang.
+_agora_rabbitmqctl_bounded() {
+    local seconds=$1
+    shift
+    _agora_rabbitmq_exec timeout "$seconds" "$AGORA_RABBITMQ_BINDIR/rabbitmqctl" "$@"
 }
 
 _agora_rabbitmq_signature() {
@@ -339,12 +383,12 @@ _agora_rabbitmq_ensure_users() {
         return 0
     fi
     agora_log "rabbitmq: provisioning user agora and removing guest"
-    if ! agora_rabbitmqctl -q add_user agora agora >/dev/null 2>&1; then
-        agora_rabbitmqctl -q change_password agora agora >/dev/null || return 1
+    if ! _agora_rabbitmqctl_bounded 30 -q add_user agora agora >/dev/null 2>&1; then
+        _agora_rabbitmqctl_bounded 30 -q change_password agora agora >/dev/null || return 1
     fi
-    agora_rabbitmqctl -q set_user_tags agora administrator >/dev/null || return 1
-    agora_rabbitmqctl -q set_permissions -p / agora '.*' '.*' '.*' >/dev/null || return 1
-    agora_rabbitmqctl -q delete_user guest >/dev/null 2>&1 || true
+    _agora_rabbitmqctl_bounded 30 -q set_user_tags agora administrator >/dev/null || return 1
+    _agora_rabbitmqctl_bounded 30 -q set_permissions -p / agora '.*' '.*' '.*' >/dev/null || return 1
+    _agora_rabbitmqctl_bounded 30 -q delete_user guest >/dev/null 2>&1 || true
 }
 
 # epmd is shared by every Erlang node on the port. Reuse a running one;
@@ -353,7 +397,8 @@ _agora_rabbitmq_ensure_users() {
 _agora_ensure_epmd() {
     local dir=$1 host=$_AGORA_ERL_DIST_HOST
     if _agora_port_open "$host" "$AGORA_EPMD_PORT"; then
-        if ! epmd -port "$AGORA_EPMD_PORT" -names >/dev/null 2>&1; then
+        # Bounded: a non-epmd listener may never answer the query.
+        if ! timeout 3 epmd -port "$AGORA_EPMD_PORT" -names >/dev/null 2>&1; then
             agora_log "error: cannot start rabbitmq: port $AGORA_EPMD_PORT on $host is in use by something that is not epmd; set AGORA_EPMD_PORT to a free port (or stop that process)"
             return 1
         fi
@@ -366,21 +411,62 @@ _agora_ensure_epmd() {
     }
     echo "$AGORA_EPMD_PORT" >"$dir/epmd.started"
     # -daemon returns before epmd listens; the node must not race it.
-    local i
-    for i in {1..50}; do
-        epmd -port "$AGORA_EPMD_PORT" -names >/dev/null 2>&1 && return 0
+    for _ in {1..50}; do
+        timeout 3 epmd -port "$AGORA_EPMD_PORT" -names >/dev/null 2>&1 && return 0
         sleep 0.1
     done
     agora_log "error: epmd did not come up on $host:$AGORA_EPMD_PORT"
     return 1
 }
 
+# Waits for our node to finish booting, then provisions users. Prints the
+# logs and fails on timeout or if the node dies.
+_agora_rabbitmq_wait_ready() {
+    local dir=$1 launcher_pid=$2 deadline remaining
+    local log=$dir/log/rabbit.log startup_log=$dir/log/startup.log
+    deadline=$((SECONDS + AGORA_RABBITMQ_START_TIMEOUT))
+    while :; do
+        remaining=$((deadline - SECONDS))
+        if ((remaining <= 0)); then
+            agora_log "error: rabbitmq did not become ready within ${AGORA_RABBITMQ_START_TIMEOUT}s"
+            _agora_tail_logs "$log" "$startup_log"
+            return 1
+        fi
+        if ! _agora_pid_running "$launcher_pid" && ! _agora_live_pid "$dir/rabbitmq.pid" beam >/dev/null; then
+            agora_log "error: rabbitmq exited during startup"
+            _agora_tail_logs "$log" "$startup_log"
+            return 1
+        fi
+        # await_startup fails fast while the node is not yet registered with
+        # epmd, so poll it; `timeout` guards against a wedged CLI.
+        if _agora_rabbitmqctl_bounded "$((remaining + 2))" -q await_startup --timeout "$remaining" \
+            >/dev/null 2>&1; then
+            break
+        fi
+        sleep 1
+    done
+
+    # The management listener starts with the app; allow it a moment anyway.
+    while [[ $(_agora_http_status "$AGORA_HOST" "$AGORA_RABBITMQ_MANAGEMENT_PORT" /api/overview) != 401 ]]; do
+        if ((SECONDS >= deadline)); then
+            agora_log "error: rabbitmq management plugin not answering on $AGORA_HOST:$AGORA_RABBITMQ_MANAGEMENT_PORT"
+            _agora_tail_logs "$log"
+            return 1
+        fi
+        sleep 0.5
+    done
+    if ! _agora_rabbitmq_ensure_users; then
+        agora_log "error: could not provision rabbitmq user agora"
+        _agora_tail_logs "$log"
+        return 1
+    fi
+}
+
 agora_start_rabbitmq() {
     agora_load_env || return 1
-    local dir sig pid wrapper_pid deadline remaining
+    local dir sig pid launcher_pid
     dir=$(_agora_rabbitmq_dir)
     sig=$(_agora_rabbitmq_signature)
-    local log=$dir/log/rabbit.log startup_log=$dir/log/startup.log
 
     if pid=$(_agora_live_pid "$dir/rabbitmq.pid" beam); then
         _agora_check_signature rabbitmq "$dir" "$(_agora_read_signature "$dir")" "$sig" || return 1
@@ -391,13 +477,16 @@ agora_start_rabbitmq() {
         # Ours but not answering: either still booting (just wait) or a test
         # left the app stopped via `stop_app`, which await_startup would
         # never outwait.
-        if [[ $(agora_rabbitmqctl -q eval 'rabbit_boot_state:get().' 2>/dev/null) == stopped ]]; then
+        if [[ $(_agora_rabbitmqctl_bounded 15 -q eval 'rabbit_boot_state:get().' 2>/dev/null) == stopped ]]; then
             agora_log "rabbitmq node is up but its app was stopped; running start_app"
-            agora_rabbitmqctl -q start_app >/dev/null 2>&1 || true
+            _agora_rabbitmqctl_bounded "$AGORA_RABBITMQ_START_TIMEOUT" -q start_app >/dev/null 2>&1 || true
         fi
-        wrapper_pid=$pid
+        # Not started by this call, so leave it running even if it fails.
+        _agora_rabbitmq_wait_ready "$dir" "$pid" || return 1
     else
-        rm -f -- "$dir/rabbitmq.pid"
+        # Clear out a node left half-started by an interrupted earlier call
+        # (it has no pid file yet, but would clash on the node name).
+        _agora_rabbitmq_kill "$dir"
         _agora_require_free_port rabbitmq "$AGORA_RABBITMQ_PORT" AGORA_RABBITMQ_PORT || return 1
         _agora_require_free_port rabbitmq "$AGORA_RABBITMQ_MANAGEMENT_PORT" AGORA_RABBITMQ_MANAGEMENT_PORT || return 1
         _agora_require_free_port rabbitmq "$AGORA_RABBITMQ_DIST_PORT" AGORA_RABBITMQ_DIST_PORT "$_AGORA_ERL_DIST_HOST" || return 1
@@ -405,57 +494,57 @@ agora_start_rabbitmq() {
         _agora_ensure_epmd "$dir" || return 1
         _agora_rabbitmq_write_config "$dir" || return 1
         printf '%s\n' "$sig" >"$dir/instance"
-        : >"$startup_log"
+        : >"$dir/log/startup.log"
 
         agora_log "starting rabbitmq on $AGORA_HOST:$AGORA_RABBITMQ_PORT (management $AGORA_RABBITMQ_MANAGEMENT_PORT)"
-        # setsid: survives Ctrl-C in the calling terminal. The inner `&` runs
-        # in a subshell without job control, so setsid execs instead of
-        # forking and $! is the server's own launcher process.
-        wrapper_pid=$(
-            _agora_rabbitmq_exec setsid "$AGORA_RABBITMQ_BINDIR/rabbitmq-server" \
-                </dev/null >>"$startup_log" 2>&1 &
+        # setsid: survives Ctrl-C in the calling terminal, and makes the
+        # server script the leader of a process group holding the whole
+        # node, so it can be killed as one even before it writes its pid
+        # file. The `&` runs in a subshell without job control, so setsid
+        # execs rather than forks and $! is that leader.
+        launcher_pid=$(
+            _agora_rabbitmq_env || exit 1
+            setsid "$AGORA_RABBITMQ_BINDIR/rabbitmq-server" \
+                </dev/null >>"$dir/log/startup.log" 2>&1 &
             echo $!
-        )
+        ) || return 1
+        printf '%s\n' "$launcher_pid" >"$dir/rabbitmq.pgid"
+        if ! _agora_rabbitmq_wait_ready "$dir" "$launcher_pid"; then
+            # A half-booted node would make the next attempt wait on it.
+            _agora_rabbitmq_kill "$dir"
+            return 1
+        fi
     fi
-
-    deadline=$((SECONDS + AGORA_RABBITMQ_START_TIMEOUT))
-    while :; do
-        remaining=$((deadline - SECONDS))
-        if ((remaining <= 0)); then
-            agora_log "error: rabbitmq did not become ready within ${AGORA_RABBITMQ_START_TIMEOUT}s"
-            _agora_tail_logs "$log" "$startup_log"
-            return 1
-        fi
-        if ! _agora_pid_running "$wrapper_pid" && ! _agora_live_pid "$dir/rabbitmq.pid" beam >/dev/null; then
-            agora_log "error: rabbitmq exited during startup"
-            _agora_tail_logs "$log" "$startup_log"
-            return 1
-        fi
-        # await_startup fails fast while the node is not yet registered with
-        # epmd, so poll it; `timeout` guards against a wedged CLI.
-        if _agora_rabbitmq_exec timeout "$((remaining + 5))" \
-            "$AGORA_RABBITMQ_BINDIR/rabbitmqctl" -q await_startup --timeout "$remaining" \
-            >/dev/null 2>&1; then
-            break
-        fi
-        sleep 1
-    done
-
-    # Management listener comes up with the app, but give it a moment.
-    while [[ $(_agora_http_status "$AGORA_HOST" "$AGORA_RABBITMQ_MANAGEMENT_PORT" /api/overview) != 401 ]]; do
-        if ((SECONDS >= deadline)); then
-            agora_log "error: rabbitmq management plugin not answering on $AGORA_HOST:$AGORA_RABBITMQ_MANAGEMENT_PORT"
-            _agora_tail_logs "$log"
-            return 1
-        fi
-        sleep 0.5
-    done
-    _agora_rabbitmq_ensure_users || {
-        agora_log "error: could not provision rabbitmq user agora"
-        _agora_tail_logs "$log"
-        return 1
-    }
     agora_log "rabbitmq ready: $AGORA_AMQP_URL (management http://$AGORA_HOST:$AGORA_RABBITMQ_MANAGEMENT_PORT)"
+}
+
+# Signals instead of rabbitmqctl, for a node that is wedged or unreachable
+# (e.g. stuck in prelaunch): TERM, then KILL, to its whole process group.
+_agora_rabbitmq_kill() {
+    local dir=$1 pgid="" pid
+    [[ -r $dir/rabbitmq.pgid ]] && pgid=$(tr -dc '0-9' <"$dir/rabbitmq.pgid")
+    if [[ -z $pgid ]] && pid=$(_agora_live_pid "$dir/rabbitmq.pid" beam); then
+        pgid=$(_agora_pgid "$pid")
+    fi
+    if [[ -n $pgid ]] && _agora_group_running "$pgid" rabbit; then
+        agora_log "killing rabbitmq (process group $pgid)"
+        kill -TERM -- "-$pgid" 2>/dev/null || true
+        local deadline=$((SECONDS + 15))
+        while _agora_group_running "$pgid" rabbit && ((SECONDS < deadline)); do
+            sleep 0.2
+        done
+        kill -KILL -- "-$pgid" 2>/dev/null || true
+    fi
+    rm -f -- "$dir/rabbitmq.pid" "$dir/rabbitmq.pgid"
+    _agora_stop_epmd "$dir"
+}
+
+_agora_stop_epmd() {
+    local dir=$1
+    [[ -f $dir/epmd.started ]] || return 0
+    # Refuses (harmlessly) while any other node is still registered.
+    timeout 3 epmd -port "$(cat -- "$dir/epmd.started")" -kill >/dev/null 2>&1 || true
+    rm -f -- "$dir/epmd.started"
 }
 
 _agora_stop_rabbitmq() {
@@ -463,16 +552,15 @@ _agora_stop_rabbitmq() {
     dir=$(_agora_rabbitmq_dir)
     if pid=$(_agora_live_pid "$dir/rabbitmq.pid" beam); then
         agora_log "stopping rabbitmq (pid $pid)"
-        # `shutdown` returns only once the VM has exited.
-        _agora_rabbitmq_exec timeout 60 "$AGORA_RABBITMQ_BINDIR/rabbitmqctl" -q shutdown \
-            >/dev/null 2>&1 || kill -TERM "$pid" 2>/dev/null || true
+        # `shutdown` returns only once the VM has exited (~7 s: the
+        # management stats collector alone takes 5 s to stop).
+        if ! _agora_rabbitmqctl_bounded 60 -q shutdown >/dev/null 2>&1; then
+            _agora_rabbitmq_kill "$dir"
+        fi
         _agora_wait_pid_gone "$pid" 30
     fi
-    rm -f -- "$dir/rabbitmq.pid"
-    if [[ -f $dir/epmd.started ]]; then
-        epmd -port "$(cat -- "$dir/epmd.started")" -kill >/dev/null 2>&1 || true
-        rm -f -- "$dir/epmd.started"
-    fi
+    # Also reaps a node that died or hung before writing its pid file.
+    _agora_rabbitmq_kill "$dir"
 }
 
 # --------------------------------------------------------------------------
@@ -507,8 +595,10 @@ _agora_pg_socket_dir() {
 _agora_pg_psql() {
     local sock
     sock=$(_agora_pg_socket_dir)
+    # PGOPTIONS: hush "already exists, skipping" notices on every start.
     (cd -- "$(_agora_pg_dir)" &&
-        _agora_pg_as "$AGORA_PG_BINDIR/psql" -X -q -v ON_ERROR_STOP=1 \
+        PGOPTIONS='-c client_min_messages=warning' \
+            _agora_pg_as timeout 60 "$AGORA_PG_BINDIR/psql" -X -q -v ON_ERROR_STOP=1 \
             -h "$sock" -p "$AGORA_POSTGRES_PORT" -U postgres "$@")
 }
 
@@ -577,7 +667,7 @@ SQL
 
 agora_start_postgres() {
     agora_load_env || return 1
-    local dir data sock log pid owner listen port
+    local dir data sock log pid owner listen port launched=0
     dir=$(_agora_pg_dir)
     data=$dir/data
     sock=$(_agora_pg_socket_dir)
@@ -632,29 +722,36 @@ agora_start_postgres() {
         _agora_pg_write_config "$data" "$sock" "$owner" || return 1
 
         agora_log "starting postgres on $AGORA_HOST:$AGORA_POSTGRES_PORT"
+        launched=1
         # pg_ctl detaches the server (own session, output to -l) itself.
         if ! (cd -- "$dir" && _agora_pg_as "$AGORA_PG_BINDIR/pg_ctl" -D "$data" -l "$log" \
             -w -t "$AGORA_START_TIMEOUT" start) >/dev/null 2>&1; then
-            agora_log "error: postgres did not start within ${AGORA_START_TIMEOUT}s"
+            agora_log "error: postgres failed to start (or took over ${AGORA_START_TIMEOUT}s)"
             _agora_tail_logs "$log"
+            _agora_stop_postgres
             return 1
         fi
     fi
+
+    # From here on, a server we launched is stopped again on failure: the
+    # next call would otherwise see it running and skip provisioning.
 
     local deadline=$((SECONDS + AGORA_START_TIMEOUT))
     until _agora_pg_ready; do
         if ((SECONDS >= deadline)); then
             agora_log "error: postgres not accepting connections on $AGORA_HOST:$AGORA_POSTGRES_PORT within ${AGORA_START_TIMEOUT}s"
             _agora_tail_logs "$log"
+            ((launched)) && _agora_stop_postgres
             return 1
         fi
         sleep 0.5
     done
-    _agora_pg_provision || {
+    if ! _agora_pg_provision; then
         agora_log "error: could not create role/databases"
         _agora_tail_logs "$log"
+        ((launched)) && _agora_stop_postgres
         return 1
-    }
+    fi
     agora_log "postgres ready: $AGORA_DATABASE_URL (+ database agora_test)"
 }
 
@@ -676,12 +773,12 @@ _agora_stop_postgres() {
 _agora_redis_dir() { printf '%s\n' "$AGORA_RUN_DIR/redis"; }
 
 _agora_redis_ping() {
-    [[ $(redis-cli -h "$AGORA_HOST" -p "$AGORA_REDIS_PORT" ping 2>/dev/null) == PONG ]]
+    [[ $(timeout 3 redis-cli -h "$AGORA_HOST" -p "$AGORA_REDIS_PORT" ping 2>/dev/null) == PONG ]]
 }
 
 agora_start_redis() {
     agora_load_env || return 1
-    local dir pid sig
+    local dir pid sig launched=0
     dir=$(_agora_redis_dir)
     sig="host=$AGORA_HOST port=$AGORA_REDIS_PORT"
     local log=$dir/redis.log pidfile=$dir/redis.pid
@@ -699,6 +796,7 @@ agora_start_redis() {
         mkdir -p -- "$dir/data" || return 1
         printf '%s\n' "$sig" >"$dir/instance"
         agora_log "starting redis on $AGORA_HOST:$AGORA_REDIS_PORT"
+        launched=1
         # No config file on purpose: /etc/redis/redis.conf is the system
         # instance's. Errors before it daemonises go to stderr, so append
         # those to the same log it writes afterwards.
@@ -719,6 +817,7 @@ agora_start_redis() {
         if ((SECONDS >= deadline)); then
             agora_log "error: redis did not answer PING within ${AGORA_START_TIMEOUT}s"
             _agora_tail_logs "$log"
+            ((launched)) && _agora_stop_redis
             return 1
         fi
         # Daemonised redis can still die after forking (e.g. bind fails);
@@ -738,11 +837,12 @@ _agora_stop_redis() {
     dir=$(_agora_redis_dir)
     pid=$(_agora_live_pid "$dir/redis.pid" redis-server) || return 0
     agora_log "stopping redis (pid $pid)"
-    # SHUTDOWN flushes the AOF; fall back to SIGTERM (same effect) if the
-    # recorded port is unreachable.
-    local port
+    # SHUTDOWN flushes the AOF; fall back to SIGTERM (same effect) if it is
+    # unreachable. Host and port as it was started, not as now configured.
+    local host port
+    host=$(sed -nE 's/.*host=([^ ]+).*/\1/p' "$dir/instance" 2>/dev/null)
     port=$(sed -nE 's/.*port=([0-9]+).*/\1/p' "$dir/instance" 2>/dev/null)
-    redis-cli -h "$AGORA_HOST" -p "${port:-$AGORA_REDIS_PORT}" shutdown >/dev/null 2>&1 ||
+    timeout 10 redis-cli -h "${host:-$AGORA_HOST}" -p "${port:-$AGORA_REDIS_PORT}" shutdown >/dev/null 2>&1 ||
         kill -TERM "$pid" 2>/dev/null || true
     _agora_wait_pid_gone "$pid" 30
     rm -f -- "$dir/redis.pid"
@@ -761,7 +861,7 @@ _agora_smtp_healthy() {
 
 agora_start_smtp_sink() {
     agora_load_env || return 1
-    local dir pid sig
+    local dir pid sig launched=0
     dir=$(_agora_smtp_dir)
     sig="host=$AGORA_SMTP_HOST smtp=$AGORA_SMTP_PORT http=$AGORA_SMTP_HTTP_PORT"
     local log=$dir/smtp_sink.log pidfile=$dir/smtp_sink.pid
@@ -777,9 +877,8 @@ agora_start_smtp_sink() {
             agora_log "error: $AGORA_PYTHON not found; create the venv first (or set AGORA_PYTHON)"
             return 1
         fi
-        # The port check uses AGORA_HOST; the sink binds AGORA_SMTP_HOST.
-        AGORA_HOST=$AGORA_SMTP_HOST _agora_require_free_port "smtp sink" "$AGORA_SMTP_PORT" AGORA_SMTP_PORT || return 1
-        AGORA_HOST=$AGORA_SMTP_HOST _agora_require_free_port "smtp sink" "$AGORA_SMTP_HTTP_PORT" AGORA_SMTP_HTTP_PORT || return 1
+        _agora_require_free_port "smtp sink" "$AGORA_SMTP_PORT" AGORA_SMTP_PORT "$AGORA_SMTP_HOST" || return 1
+        _agora_require_free_port "smtp sink" "$AGORA_SMTP_HTTP_PORT" AGORA_SMTP_HTTP_PORT "$AGORA_SMTP_HOST" || return 1
         mkdir -p -- "$dir" || return 1
         printf '%s\n' "$sig" >"$dir/instance"
         agora_log "starting smtp sink on $AGORA_SMTP_HOST:$AGORA_SMTP_PORT (http $AGORA_SMTP_HTTP_PORT)"
@@ -793,6 +892,7 @@ agora_start_smtp_sink() {
             echo $!
         ) || return 1
         printf '%s\n' "$pid" >"$pidfile"
+        launched=1
     fi
 
     local deadline=$((SECONDS + AGORA_START_TIMEOUT))
@@ -800,6 +900,7 @@ agora_start_smtp_sink() {
         if ((SECONDS >= deadline)); then
             agora_log "error: smtp sink did not answer GET /messages within ${AGORA_START_TIMEOUT}s"
             _agora_tail_logs "$log"
+            ((launched)) && _agora_stop_smtp_sink
             return 1
         fi
         if ! _agora_pid_running "$pid"; then

@@ -30,8 +30,16 @@ def _fields(problem: dict[str, Any]) -> set[str]:
 
 
 async def test_register_returns_the_member(http: aiohttp.ClientSession) -> None:
-    body = new_user(phone="+14155550101", address={
-        "line1": "1 Market St", "city": "San Francisco", "region": "CA", "postal_code": "94105", "country": "US"})
+    body = new_user(
+        phone="+14155550101",
+        address={
+            "line1": "1 Market St",
+            "city": "San Francisco",
+            "region": "CA",
+            "postal_code": "94105",
+            "country": "US",
+        },
+    )
     async with http.post("/api/users/register", json=body) as resp:
         assert resp.status == 201, await resp.text()
         user = await resp.json()
@@ -175,11 +183,17 @@ async def test_username_change_to_a_taken_one_is_a_conflict(http: aiohttp.Client
 
 
 async def test_personal_data_is_encrypted_at_rest(http: aiohttp.ClientSession, db: AsyncEngine) -> None:
-    user = await register(http, phone="+14155550177",
-                          address={"line1": "9 Secret Rd", "city": "Oslo", "postal_code": "0150", "country": "NO"})
+    user = await register(
+        http,
+        phone="+14155550177",
+        address={"line1": "9 Secret Rd", "city": "Oslo", "postal_code": "0150", "country": "NO"},
+    )
     async with db.connect() as conn:
-        row = (await conn.execute(
-            text("SELECT * FROM users.users WHERE user_id = :id"), {"id": user["user_id"]})).mappings().one()
+        row = (
+            (await conn.execute(text("SELECT * FROM users.users WHERE user_id = :id"), {"id": user["user_id"]}))
+            .mappings()
+            .one()
+        )
     flat = " ".join(str(v) for v in row.values())
     assert "5550177" not in flat and "Secret" not in flat
     assert row["phone_key_id"] and row["address_key_id"]
@@ -192,9 +206,12 @@ async def test_registration_event_is_published_through_the_outbox(http: aiohttp.
     user = await register(http)
     for _ in range(50):
         async with db.connect() as conn:
-            row = (await conn.execute(text(
-                "SELECT routing_key, sent_at, headers FROM users.outbox WHERE body->>'user_id' = :id"),
-                {"id": user["user_id"]})).one_or_none()
+            row = (
+                await conn.execute(
+                    text("SELECT routing_key, sent_at, headers FROM users.outbox WHERE body->>'user_id' = :id"),
+                    {"id": user["user_id"]},
+                )
+            ).one_or_none()
         if row and row.sent_at:
             break
         await asyncio.sleep(0.1)

@@ -9,6 +9,7 @@ from typing import Any
 import aio_pika
 import pytest
 from aio_pika.abc import AbstractQueue, AbstractRobustConnection
+from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
 from contracts.topology import COMMANDS_EXCHANGE, EVENTS_EXCHANGE
 
@@ -27,8 +28,13 @@ async def publish_command(
     exchange = await channel.get_exchange(COMMANDS_EXCHANGE, ensure=False)
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     await exchange.publish(
-        aio_pika.Message(raw, message_id=message_id, headers=headers or {}, content_type="application/json",
-                         delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+        aio_pika.Message(
+            raw,
+            message_id=message_id,
+            headers=headers or {},
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        ),
         routing_key=routing_key,
         mandatory=True,
     )
@@ -36,12 +42,15 @@ async def publish_command(
     return message_id
 
 
-async def drain(queue: AbstractQueue, *, expect: int, timeout: float = 15) -> list[aio_pika.abc.AbstractIncomingMessage]:
+async def drain(queue: AbstractQueue, *, expect: int, within: float = 15) -> list[aio_pika.abc.AbstractIncomingMessage]:
     """Collect messages from a queue until `expect` arrived or the time is up."""
     got: list[aio_pika.abc.AbstractIncomingMessage] = []
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + within
     while len(got) < expect and asyncio.get_running_loop().time() < deadline:
-        msg = await queue.get(fail=False, no_ack=True)
+        try:
+            msg = await queue.get(fail=False, no_ack=True)
+        except CONNECTION_EXCEPTIONS:  # our own connection is reconnecting after a broker restart
+            msg = None
         if msg is None:
             await asyncio.sleep(0.1)
         else:

@@ -12,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.users import GET_USER, REGISTER_USER
+from tests import support
 from tests.conftest import new_user, register
 from tests.reliability.conftest import drain, publish_command
 
@@ -63,14 +64,20 @@ async def test_bad_input_goes_to_the_dead_letter_queue_and_the_worker_keeps_serv
 
 
 async def test_a_message_without_id_is_dead_lettered(amqp: AbstractRobustConnection) -> None:
-    channel = await amqp.channel()
-    exchange = await channel.get_exchange("agora.commands", ensure=False)
-    import aio_pika
-
-    await exchange.publish(aio_pika.Message(json.dumps(new_user()).encode()), routing_key=REGISTER_USER.routing_key)
-    await channel.close()
+    # aio-pika (aiormq) stamps a message id on everything it publishes, so publish the
+    # way a bare AMQP client might: through the management API, with no properties.
+    body = {
+        "properties": {},
+        "routing_key": REGISTER_USER.routing_key,
+        "payload": json.dumps(new_user()),
+        "payload_encoding": "string",
+    }
+    status = support.management_api(
+        "POST", f"/exchanges/{support.VHOST}/agora.commands/publish", json.dumps(body).encode()
+    )
+    assert status == 200
     dead = await _dlq(amqp, DLQ, expect=1)
-    assert len(dead) == 1
+    assert [json.loads(b)["email"] for b in dead] == [json.loads(body["payload"])["email"]]
 
 
 async def test_a_forged_actor_is_dead_lettered(amqp: AbstractRobustConnection, http: aiohttp.ClientSession) -> None:

@@ -25,7 +25,10 @@ def test_unknown_fields_like_role_are_refused_and_listed() -> None:
 
 def test_every_bad_field_is_listed() -> None:
     assert _fields({"email": "nope", "username": "a", "password": "short", "phone": "12345"}) == {
-        "email", "username", "password", "phone",
+        "email",
+        "username",
+        "password",
+        "phone",
     }
 
 

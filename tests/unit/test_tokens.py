@@ -21,7 +21,14 @@ def _jwk(key: Ed25519PrivateKey, kid: str) -> dict[str, Any]:
 
 def _token(key: Ed25519PrivateKey, kid: str, **claims: Any) -> str:
     now = datetime.now(UTC)
-    body = {"iss": ISS, "aud": AUD, "sub": str(uuid4()), "role": "member", "iat": now, "exp": now + timedelta(minutes=5)}
+    body = {
+        "iss": ISS,
+        "aud": AUD,
+        "sub": str(uuid4()),
+        "role": "member",
+        "iat": now,
+        "exp": now + timedelta(minutes=5),
+    }
     body.update(claims)
     return jwt.encode(body, key, algorithm="EdDSA", headers={"kid": kid})
 
@@ -90,8 +97,9 @@ async def test_hs256_with_the_public_key_as_secret_is_refused(
     setup: tuple[Keys, Ed25519PrivateKey, TokenVerifier],
 ) -> None:
     keys, _, verifier = setup
-    forged = jwt.encode({"sub": str(uuid4()), "iss": ISS, "aud": AUD}, keys.published[0]["x"], algorithm="HS256",
-                        headers={"kid": "k1"})
+    forged = jwt.encode(
+        {"sub": str(uuid4()), "iss": ISS, "aud": AUD}, keys.published[0]["x"], algorithm="HS256", headers={"kid": "k1"}
+    )
     with pytest.raises(InvalidToken):
         await verifier.verify(forged)
 

@@ -12,8 +12,15 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 def _user(**kw: object) -> User:
     base = User(
-        user_id=uuid4(), email="a@example.com", username="alice", role="member", password_hash="h",
-        phone=None, address=None, created_at=NOW, updated_at=NOW,
+        user_id=uuid4(),
+        email="a@example.com",
+        username="alice",
+        role="member",
+        password_hash="h",
+        phone=None,
+        address=None,
+        created_at=NOW,
+        updated_at=NOW,
     )
     return replace(base, **kw)  # type: ignore[arg-type]
 

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from faststream import AckPolicy
 from faststream.asgi import AsgiFastStream
+from faststream.message import StreamMessage
 from faststream.rabbit import RabbitBroker
 from faststream.rabbit.annotations import RabbitMessage
 from prometheus_client import REGISTRY, Counter
@@ -57,6 +58,12 @@ P = TypeVar("P", bound=Contract)
 Handler = Callable[[Any, "HandlerContext"], Awaitable[BaseModel | None]]
 
 _EXCHANGES = {e.name: e for e in (commands_exchange, events_exchange)}
+
+
+async def _undecoded(message: StreamMessage[Any]) -> bytes:
+    """Hand FastStream the raw body: `_consume` validates it, so junk is dead-lettered
+    by us instead of failing inside FastStream's JSON decoding."""
+    return message.body
 
 
 class BadMessage(Exception):
@@ -146,6 +153,7 @@ class WorkerService:
             queue,
             commands_exchange,
             ack_policy=AckPolicy.MANUAL,
+            decoder=_undecoded,
             no_reply=True,
             title=spec.queue,
             description=spec.summary,
@@ -156,6 +164,9 @@ class WorkerService:
     # --- lifecycle ----------------------------------------------------------------------
 
     async def _on_startup(self) -> None:
+        # uvicorn installed its own plain-text log handlers after our import-time
+        # set-up; take them back so every line from here on is JSON.
+        configure_logging(self.name, self.settings.log_level)
         # Dead-letter queues must exist before the first consumer can reject into them.
         await self.broker.connect()
         await declare_topology(self.broker, self._queues)

@@ -1,0 +1,3 @@
+from edge.app import main
+
+main()

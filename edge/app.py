@@ -1,0 +1,104 @@
+"""The edge application: `create_app()` wires it, `main()` runs it.
+
+Run: `python -m edge` (or `python -m edge.app`, or the `edge.app:main` entry point).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+
+from agora.logging import configure_logging
+from agora.settings import Settings, get_settings
+from agora.tokens import TokenVerifier
+from edge import SETTINGS_KEY
+from edge.auth import JWKS_KEY, VERIFIER_KEY, JwksSource
+from edge.bus import BUS_KEY, RpcClient, RpcError
+from edge.metrics import metrics_handler
+from edge.middleware import echo_request_id, json_body_middleware, request_context_middleware
+from edge.openapi import setup_docs
+from edge.problems import problem_middleware
+from edge.routes import ENDPOINTS, setup_routes
+
+log = logging.getLogger("agora.edge")
+
+READINESS_TIMEOUT_SECONDS = 2.0
+
+
+def create_app(settings: Settings | None = None) -> web.Application:
+    settings = settings or get_settings()
+    app = web.Application(
+        # Outermost first: the request id exists before anything can fail, and every
+        # failure below becomes a problem response before it is logged and counted.
+        middlewares=[request_context_middleware, problem_middleware, json_body_middleware],
+        # aiohttp answers 413 itself past this size; the problem middleware shapes it.
+        client_max_size=settings.max_body_bytes,
+    )
+    bus = RpcClient(settings.amqp_url)
+    jwks = JwksSource(bus, timeout=settings.rpc_timeout_seconds)
+    app[SETTINGS_KEY] = settings
+    app[BUS_KEY] = bus
+    app[JWKS_KEY] = jwks
+    app[VERIFIER_KEY] = TokenVerifier(jwks.fetch, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+
+    app.router.add_get("/healthz", healthz, name="healthz")
+    app.router.add_get("/readyz", readyz, name="readyz")
+    app.router.add_get("/metrics", metrics_handler, name="metrics")
+    setup_routes(app)
+    setup_docs(app, ENDPOINTS)
+
+    app.on_response_prepare.append(echo_request_id)
+    app.on_startup.append(_start_bus)
+    app.on_cleanup.append(_close_bus)
+    return app
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """The process is alive and serving; says nothing about its dependencies."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready when the broker is connected and the users service answers (tokens need its keys)."""
+    bus, jwks = request.app[BUS_KEY], request.app[JWKS_KEY]
+    broker = bus.is_connected
+    users = jwks.answered
+    if broker and not users:
+        try:
+            async with asyncio.timeout(READINESS_TIMEOUT_SECONDS):
+                await jwks.fetch()
+            users = True
+        except (RpcError, TimeoutError):
+            pass
+    ready = broker and users
+    return web.json_response(
+        {"status": "ready" if ready else "not ready", "checks": {"broker": broker, "users": users}},
+        status=200 if ready else 503,
+    )
+
+
+async def _start_bus(app: web.Application) -> None:
+    app[BUS_KEY].start()
+
+
+async def _close_bus(app: web.Application) -> None:
+    await app[BUS_KEY].close()
+
+
+def main() -> None:
+    settings = get_settings()
+    configure_logging("edge", settings.log_level)
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.http_port,
+        shutdown_timeout=settings.graceful_timeout_seconds,
+        access_log=None,  # our middleware writes one JSON line per request instead
+        print=log.info,
+    )
+
+
+if __name__ == "__main__":
+    main()

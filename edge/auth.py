@@ -1,0 +1,79 @@
+"""Bearer tokens at the edge: who is asking, proven against the users service's keys.
+
+The edge checks the token only to refuse anonymous or forged requests early; it
+forwards the raw token with the command, and the worker verifies it again and
+enforces ownership itself, because the broker is not trusted (architecture §6).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from uuid import uuid4
+
+from aiohttp import web
+
+from agora.logging import correlation_id_var
+from agora.tokens import Actor, InvalidToken, TokenVerifier
+from contracts.users import GET_JWKS, GetJwks
+from edge.bus import RpcClient, ServiceUnavailable
+from edge.problems import WWW_AUTHENTICATE, HttpProblem
+
+log = logging.getLogger("agora.edge.auth")
+
+
+class JwksSource:
+    """The users service's public key set, fetched over the bus.
+
+    It remembers whether the users service ever answered, which is what readiness
+    means for an edge that cannot verify a token without those keys.
+    """
+
+    def __init__(self, bus: RpcClient, *, timeout: float) -> None:
+        self._bus = bus
+        self._timeout = timeout
+        self.answered = False
+
+    async def fetch(self) -> dict[str, Any]:
+        reply = await self._bus.call(
+            GET_JWKS,
+            GetJwks(),
+            correlation_id=correlation_id_var.get() or str(uuid4()),
+            authorization=None,
+            timeout=self._timeout,
+        )
+        if not reply.ok or reply.data is None:
+            raise ServiceUnavailable(f"users service refused to give its keys: {reply.error}")
+        self.answered = True
+        return reply.data
+
+
+def bearer_token(request: web.Request) -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+async def require_actor(request: web.Request) -> Actor:
+    """The verified caller; `Actor.token` keeps the raw token for `forwarded_authorization`."""
+    token = bearer_token(request)
+    if token is None:
+        raise HttpProblem("unauthorized", "a bearer token is required")
+    try:
+        return await request.app[VERIFIER_KEY].verify(token)
+    except InvalidToken as exc:
+        log.info("security: rejected bearer token", extra={"reason": str(exc)})
+        raise HttpProblem(
+            "unauthorized",
+            "the bearer token is invalid or expired",
+            headers={"WWW-Authenticate": f'{WWW_AUTHENTICATE}, error="invalid_token"'},
+        ) from None
+
+
+def forwarded_authorization(actor: Actor | None) -> str | None:
+    """The command's `authorization` header: the worker re-verifies the same token."""
+    return f"Bearer {actor.token}" if actor is not None else None
+
+
+VERIFIER_KEY = web.AppKey("token_verifier", TokenVerifier)
+JWKS_KEY = web.AppKey("jwks", JwksSource)

@@ -1,0 +1,134 @@
+"""Per-request plumbing: the request id, the access log and metrics, JSON-only bodies.
+
+The request id becomes the `correlation_id` of every command the request sends, so
+one id ties the client's response to every log line of every service it touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from typing import Any
+from uuid import uuid4
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from agora.logging import correlation_id_var
+from contracts.errors import FieldError
+from edge import REQUEST_ID_KEY
+from edge.metrics import observe_request
+from edge.problems import HttpProblem
+
+REQUEST_ID_HEADER = "X-Request-ID"
+JSON_BODY_KEY = web.RequestKey("json_body", object)
+
+access_log = logging.getLogger("agora.access")
+
+# A client-chosen id ends up in logs and headers: accept only short, inert tokens.
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# Probes hit these every few seconds; logging each would bury real traffic.
+_QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+def request_id(request: web.Request) -> str:
+    return request.get(REQUEST_ID_KEY) or ""
+
+
+def json_body(request: web.Request) -> Any:
+    """The parsed JSON body (None when the request had none)."""
+    return request.get(JSON_BODY_KEY)
+
+
+@web.middleware
+async def request_context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    incoming = request.headers.get(REQUEST_ID_HEADER, "")
+    rid = incoming if _SANE_REQUEST_ID.fullmatch(incoming) else str(uuid4())
+    request[REQUEST_ID_KEY] = rid
+    token = correlation_id_var.set(rid)
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:  # redirects pass through the problem middleware
+        status = exc.status
+        raise
+    except asyncio.CancelledError:
+        status = 499  # the client went away before the answer
+        raise
+    finally:
+        elapsed = time.perf_counter() - started
+        route = route_template(request)
+        observe_request(request.method, route, status, elapsed)
+        access_log.log(
+            logging.DEBUG if request.path in _QUIET_PATHS else logging.INFO,
+            "%s %s %s",
+            request.method,
+            request.path,
+            status,
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "route": route,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 2),
+            },
+        )
+        correlation_id_var.reset(token)
+
+
+async def echo_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare hook: runs for every response, errors and static files included."""
+    rid = request.get(REQUEST_ID_KEY)
+    if rid:
+        response.headers[REQUEST_ID_HEADER] = rid
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+
+
+@web.middleware
+async def json_body_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    # An unknown route is a 404 whatever its body: leave it to the router.
+    if request.method in _BODY_METHODS and request.body_exists and request.match_info.http_exception is None:
+        if not _is_json(request.content_type):
+            raise HttpProblem("unsupported_media_type", "request bodies must be application/json")
+        raw = await request.read()  # over client_max_size: aiohttp raises 413
+        try:
+            request[JSON_BODY_KEY] = json.loads(raw, parse_constant=_reject_constant)
+        except (ValueError, RecursionError) as exc:
+            raise HttpProblem(
+                "validation_failed",
+                "the request body is not valid JSON",
+                errors=(FieldError(field="body", message=_json_error(exc)),),
+            ) from None
+    return await handler(request)
+
+
+def route_template(request: web.Request) -> str:
+    """The route pattern, not the path: ids in paths would explode metric cardinality."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+def _is_json(content_type: str) -> bool:
+    # application/json, or a structured suffix such as application/merge-patch+json.
+    return content_type == "application/json" or (
+        content_type.startswith("application/") and content_type.endswith("+json")
+    )
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _json_error(exc: Exception) -> str:
+    if isinstance(exc, RecursionError):
+        return "JSON nested too deeply"
+    if isinstance(exc, UnicodeDecodeError):
+        return "body is not UTF-8"
+    return f"Invalid JSON: {exc}"

@@ -1,0 +1,256 @@
+"""The OpenAPI 3.1 document, generated from the route table and the contracts, and its docs page.
+
+Each route is declared once, as an `Endpoint`: the router is built from the same
+table as the document, and every schema comes from the pydantic contract the route
+sends or receives, so the document cannot drift from what the edge does.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from pydantic import BaseModel, create_model
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+from swagger_ui_bundle import swagger_ui_path
+
+from contracts.base import Contract
+from contracts.topology import CommandSpec
+from edge.problems import PROBLEM_CONTENT_TYPE, Problem
+
+log = logging.getLogger("agora.edge")
+
+OPENAPI_PATH = "/api/openapi.json"
+DOCS_PATH = "/api/docs"
+DOCS_STATIC = "/api/docs/static"
+API_TITLE = "Agora API"
+API_VERSION = "1.0.0"
+
+_REF = "#/components/schemas/{model}"
+_PATH_PARAM = re.compile(r"{([A-Za-z_][A-Za-z0-9_]*)}")
+# Every call may fail these ways, whatever the route.
+_ALWAYS = (500, 503, 504)
+_WITH_BODY = (413, 415, 422)
+_ERROR_DESCRIPTIONS = {
+    401: "Missing, invalid or expired credentials.",
+    403: "Authenticated, but not allowed to do this.",
+    404: "No such resource, or not one the caller may see.",
+    405: "Method not allowed on this resource.",
+    409: "Conflicts with existing state; the problem says which fields.",
+    413: "Request body larger than the limit.",
+    415: "Request body is not `application/json`.",
+    422: "Request failed validation; `errors` lists every bad field.",
+    500: "Internal error. No detail is disclosed; quote the request id.",
+    503: "The service is unavailable; retry later.",
+    504: "The service did not answer in time; the outcome is unknown.",
+}
+_ERROR_HEADERS = {401: ("WWW-Authenticate",), 405: ("Allow",), 503: ("Retry-After",)}
+_HEADERS: dict[str, dict[str, Any]] = {
+    "X-Request-ID": {
+        "description": "The request id: the client's `X-Request-ID` if it was a sane token, else a new UUID. "
+        "Every log line of every service the request touched carries it.",
+        "schema": {"type": "string"},
+    },
+    "Location": {"description": "URL of the created resource.", "schema": {"type": "string"}},
+    "Cache-Control": {"description": "`no-store`: the body carries credentials.", "schema": {"type": "string"}},
+    "WWW-Authenticate": {"description": "The authentication scheme to use (`Bearer`).", "schema": {"type": "string"}},
+    "Allow": {"description": "Methods this resource allows.", "schema": {"type": "string"}},
+    "Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}},
+}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One HTTP route: what it is bound to, and what the document says about it."""
+
+    method: str
+    path: str
+    handler: Handler
+    spec: CommandSpec
+    status: int = 200
+    body: type[Contract] | None = None
+    # Fields of `body` the server fills in from the path: hidden from the documented body.
+    body_omits: tuple[str, ...] = ()
+    auth: bool = False
+    errors: tuple[int, ...] = ()
+    headers: tuple[str, ...] = ()
+    summary: str = ""
+
+    def add_to(self, router: web.UrlDispatcher) -> None:
+        router.add_route(self.method, self.path, self.handler, name=self.operation_id)
+
+    @property
+    def operation_id(self) -> str:
+        return self.handler.__name__
+
+    def error_statuses(self) -> list[int]:
+        statuses = set(self.errors) | set(_ALWAYS)
+        if self.body is not None:
+            statuses |= set(_WITH_BODY)
+        if self.auth:
+            statuses.add(401)
+        return sorted(statuses)
+
+
+def build_document(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
+    bodies = {e.operation_id: _documented_body(e) for e in endpoints if e.body is not None}
+    wanted: list[tuple[type[BaseModel], JsonSchemaMode]] = [(m, "validation") for m in bodies.values()]
+    wanted += [(e.spec.reply, "serialization") for e in endpoints if e.spec.reply is not None]
+    wanted.append((Problem, "serialization"))
+    refs, schema = models_json_schema(list(dict.fromkeys(wanted)), ref_template=_REF)
+
+    paths: dict[str, dict[str, Any]] = {}
+    for endpoint in endpoints:
+        body = bodies.get(endpoint.operation_id)
+        body_ref = refs[(body, "validation")] if body is not None else None
+        reply_ref = refs[(endpoint.spec.reply, "serialization")] if endpoint.spec.reply is not None else None
+        paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(endpoint, body_ref, reply_ref)
+
+    used_errors = sorted({status for e in endpoints for status in e.error_statuses()})
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": API_TITLE,
+            "version": API_VERSION,
+            "description": "Agora's HTTP API. Errors are RFC 9457 `application/problem+json`; "
+            "every response carries `X-Request-ID`.",
+        },
+        "servers": [{"url": "/"}],
+        "tags": [{"name": name} for name in sorted({e.spec.service for e in endpoints})],
+        "paths": paths,
+        "components": {
+            "schemas": schema.get("$defs", {}),
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "parameters": {
+                "RequestId": {
+                    "name": "X-Request-ID",
+                    "in": "header",
+                    "required": False,
+                    "description": "Optional client-chosen request id (up to 128 of `A-Z a-z 0-9 . _ : -`).",
+                    "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
+                }
+            },
+            "headers": _HEADERS,
+            "responses": {_response_name(status): _error_response(status) for status in used_errors},
+        },
+    }
+
+
+def _operation(endpoint: Endpoint, body_ref: dict[str, Any] | None, reply_ref: dict[str, Any] | None) -> dict[str, Any]:
+    spec = endpoint.spec
+    success: dict[str, Any] = {
+        "description": HTTPStatus(endpoint.status).phrase,
+        "headers": {name: {"$ref": f"#/components/headers/{name}"} for name in ("X-Request-ID", *endpoint.headers)},
+    }
+    if reply_ref is not None:
+        success["content"] = {"application/json": {"schema": reply_ref}}
+    operation: dict[str, Any] = {
+        "operationId": endpoint.operation_id,
+        "summary": endpoint.summary or spec.summary,
+        "description": f"Sends the `{spec.routing_key}` {spec.kind} to the {spec.service} service.",
+        "tags": [spec.service],
+        "parameters": [
+            *(
+                {"name": name, "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+                for name in _PATH_PARAM.findall(endpoint.path)
+            ),
+            {"$ref": "#/components/parameters/RequestId"},
+        ],
+        "responses": {
+            str(endpoint.status): success,
+            **{str(s): {"$ref": f"#/components/responses/{_response_name(s)}"} for s in endpoint.error_statuses()},
+        },
+    }
+    if body_ref is not None:
+        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body_ref}}}
+    if endpoint.auth:
+        operation["security"] = [{"bearerAuth": []}]
+    return operation
+
+
+def _documented_body(endpoint: Endpoint) -> type[BaseModel]:
+    model = endpoint.body
+    assert model is not None
+    if not endpoint.body_omits:
+        return model
+    fields: dict[str, Any] = {
+        name: (info.annotation, info) for name, info in model.model_fields.items() if name not in endpoint.body_omits
+    }
+    return create_model(f"{model.__name__}Body", __base__=Contract, __doc__=model.__doc__, **fields)
+
+
+def _response_name(status: int) -> str:
+    return "".join(word.capitalize() for word in re.split(r"[^A-Za-z]+", HTTPStatus(status).phrase) if word)
+
+
+def _error_response(status: int) -> dict[str, Any]:
+    headers = ("X-Request-ID", *_ERROR_HEADERS.get(status, ()))
+    return {
+        "description": _ERROR_DESCRIPTIONS.get(status, HTTPStatus(status).phrase),
+        "headers": {name: {"$ref": f"#/components/headers/{name}"} for name in headers},
+        "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": _REF.format(model="Problem")}}},
+    }
+
+
+# --- the human-readable page: Swagger UI, served from the installed package (no CDN) ----
+
+_DOCS_HTML = f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>{API_TITLE}</title>
+  <link rel="stylesheet" href="{DOCS_STATIC}/swagger-ui.css">
+  <link rel="icon" type="image/png" href="{DOCS_STATIC}/favicon-32x32.png" sizes="32x32">
+  <style>body {{ margin: 0; background: #fafafa; }}</style>
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="{DOCS_STATIC}/swagger-ui-bundle.js"></script>
+  <script src="{DOCS_PATH}/init.js"></script>
+</body>
+</html>
+"""
+# Its own file, not inline, so the page can forbid inline scripts.
+_DOCS_INIT_JS = f"""window.addEventListener("load", function () {{
+  window.ui = SwaggerUIBundle({{
+    url: "{OPENAPI_PATH}",
+    dom_id: "#swagger-ui",
+    deepLinking: true,
+    presets: [SwaggerUIBundle.presets.apis],
+    validatorUrl: null
+  }});
+}});
+"""
+_SWAGGER_UI_VERSION = re.search(r"swagger-ui-(\d+)", str(swagger_ui_path))
+_SWAGGER_UI_MAJOR = int(_SWAGGER_UI_VERSION.group(1)) if _SWAGGER_UI_VERSION else 5
+_DOCS_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'"
+)
+
+
+def setup_docs(app: web.Application, endpoints: Sequence[Endpoint]) -> None:
+    document = build_document(endpoints)
+    if _SWAGGER_UI_MAJOR < 5:
+        # Swagger UI learned OpenAPI 3.1 in 5.0; older bundles show "Unable to render".
+        log.warning("Swagger UI in %s cannot render OpenAPI 3.1; install swagger-ui-bundle-v2", swagger_ui_path)
+
+    async def openapi_json(request: web.Request) -> web.Response:
+        return web.json_response(document)
+
+    async def docs_page(request: web.Request) -> web.Response:
+        return web.Response(text=_DOCS_HTML, content_type="text/html", headers={"Content-Security-Policy": _DOCS_CSP})
+
+    async def docs_init(request: web.Request) -> web.Response:
+        return web.Response(text=_DOCS_INIT_JS, content_type="text/javascript")
+
+    app.router.add_get(OPENAPI_PATH, openapi_json, name="openapi")
+    app.router.add_get(DOCS_PATH, docs_page, name="docs")
+    app.router.add_get(f"{DOCS_PATH}/init.js", docs_init, name="docs_init")
+    app.router.add_static(DOCS_STATIC, swagger_ui_path, name="docs_static")

@@ -1,0 +1,19 @@
+"""Every HTTP route of the API, one table per resource.
+
+A new route is one `Endpoint` in its resource's table: the router and the OpenAPI
+document are both built from `ENDPOINTS`.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from edge.openapi import Endpoint
+from edge.routes import users
+
+ENDPOINTS: tuple[Endpoint, ...] = (*users.ENDPOINTS,)
+
+
+def setup_routes(app: web.Application) -> None:
+    for endpoint in ENDPOINTS:
+        endpoint.add_to(app.router)

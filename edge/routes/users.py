@@ -1,0 +1,83 @@
+"""The users endpoints: registration, login, profiles. Each route is one command."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from contracts.users import (
+    GET_USER,
+    LOGIN_USER,
+    REGISTER_USER,
+    UPDATE_USER,
+    GetUser,
+    LoginUser,
+    RegisterUser,
+    UpdateUser,
+)
+from edge.auth import require_actor
+from edge.commands import call_service, parse, path_uuid
+from edge.middleware import json_body
+from edge.openapi import Endpoint
+
+# Tokens must not linger in browser or proxy caches.
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+async def register_user(request: web.Request) -> web.Response:
+    command = parse(RegisterUser, json_body(request))
+    return await call_service(request, REGISTER_USER, command, status=201, location="/api/users/{user_id}")
+
+
+async def login_user(request: web.Request) -> web.Response:
+    command = parse(LoginUser, json_body(request))
+    return await call_service(request, LOGIN_USER, command, headers=NO_STORE)
+
+
+async def get_me(request: web.Request) -> web.Response:
+    actor = await require_actor(request)
+    return await call_service(request, GET_USER, GetUser(), actor=actor)
+
+
+async def get_user(request: web.Request) -> web.Response:
+    actor = await require_actor(request)
+    return await call_service(request, GET_USER, GetUser(user_id=path_uuid(request, "userId")), actor=actor)
+
+
+async def update_user(request: web.Request) -> web.Response:
+    actor = await require_actor(request)
+    user_id = path_uuid(request, "userId")
+    command = parse(UpdateUser, json_body(request), server_fields={"user_id": user_id})
+    return await call_service(request, UPDATE_USER, command, actor=actor)
+
+
+# `/me` before `/{userId}`: the router tries routes in this order.
+ENDPOINTS = (
+    Endpoint(
+        "POST",
+        "/api/users/register",
+        register_user,
+        REGISTER_USER,
+        status=201,
+        body=RegisterUser,
+        errors=(409,),
+        headers=("Location",),
+    ),
+    Endpoint(
+        "POST", "/api/users/login", login_user, LOGIN_USER, body=LoginUser, errors=(401,), headers=("Cache-Control",)
+    ),
+    Endpoint(
+        "GET", "/api/users/me", get_me, GET_USER, auth=True, errors=(404,), summary="Read the caller's own profile."
+    ),
+    Endpoint("GET", "/api/users/{userId}", get_user, GET_USER, auth=True, errors=(404,)),
+    Endpoint(
+        "PUT",
+        "/api/users/{userId}",
+        update_user,
+        UPDATE_USER,
+        body=UpdateUser,
+        body_omits=("user_id",),
+        auth=True,
+        errors=(404, 409),
+        summary="Change username, phone or address: only the fields sent change; null clears phone or address.",
+    ),
+)

@@ -1,0 +1,31 @@
+"""The committed API and message documents match the code (`agora docs` regenerates them)."""
+
+import json
+from pathlib import Path
+
+from agora.docs import asyncapi_document
+from contracts.registry import COMMANDS, EVENTS
+from edge.openapi import build_document
+from edge.routes import ENDPOINTS
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def _committed(name: str) -> object:
+    return json.loads((DOCS / name).read_text())
+
+
+def test_asyncapi_document_is_current() -> None:
+    assert _committed("asyncapi.json") == json.loads(json.dumps(asyncapi_document()))
+
+
+def test_openapi_document_is_current() -> None:
+    assert _committed("openapi.json") == json.loads(json.dumps(build_document(ENDPOINTS)))
+
+
+def test_asyncapi_lists_every_command_and_event_with_its_schema() -> None:
+    doc = asyncapi_document()
+    assert doc["asyncapi"].startswith("3.")
+    for spec in (*COMMANDS, *EVENTS):
+        assert spec.routing_key in doc["channels"]
+        assert spec.payload.__name__ in doc["components"]["schemas"]
