@@ -15,8 +15,12 @@ agora_python_env() {
   want=$(sha256sum "$AGORA_ROOT/pyproject.toml" | cut -d' ' -f1)
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     agora_log "installing Python dependencies (pip install -e '.[test,lint]')"
-    "$venv/bin/pip" install --quiet --upgrade pip >/dev/null
-    "$venv/bin/pip" install --quiet -e "$AGORA_ROOT[test,lint]" || agora_die "pip install failed"
+    mkdir -p "$AGORA_RUN_DIR"
+    if ! { "$venv/bin/pip" install --upgrade pip && "$venv/bin/pip" install -e "$AGORA_ROOT[test,lint]"; } \
+      >"$AGORA_RUN_DIR/pip.log" 2>&1; then
+      tail -n 30 "$AGORA_RUN_DIR/pip.log" >&2
+      agora_die "pip install failed (full log: .run/pip.log)"
+    fi
     echo "$want" >"$stamp"
   fi
   export PATH="$venv/bin:$PATH"
@@ -66,7 +70,13 @@ agora_start_process() {
   if _agora_port_open "$AGORA_HOST" "$port"; then
     agora_die "port $port for $name is taken by another program (set AGORA_HTTP_PORT / AGORA_WORKER_HTTP_PORT_BASE)"
   fi
-  (cd "$AGORA_ROOT" && setsid nohup "$@" >>"$AGORA_RUN_DIR/logs/$name.log" 2>&1 </dev/null & echo $! >"$(_agora_pidfile "$name")")
+  # Detached from this script's terminal and pipes (its own session, output to the
+  # log), so it outlives the script and never holds a caller's pipe open.
+  (
+    cd "$AGORA_ROOT" || exit 1
+    setsid nohup "$@" >>"$AGORA_RUN_DIR/logs/$name.log" 2>&1 </dev/null &
+    echo $! >"$(_agora_pidfile "$name")"
+  )
   local i
   for i in $(seq 1 120); do
     if agora_http_ok "http://$AGORA_HOST:$port/readyz"; then
