@@ -15,7 +15,7 @@ from contracts.base import Contract
 from contracts.envelope import AUTHORIZATION, CAUSATION_ID, CORRELATION_ID, MESSAGE_ID, OCCURRED_AT
 from contracts.errors import Reply
 from contracts.registry import COMMANDS, EVENTS
-from contracts.topology import COMMANDS_EXCHANGE, DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE
+from contracts.topology import COMMANDS_EXCHANGE, DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE, CommandSpec, EventSpec
 
 _REF = "#/components/schemas/{model}"
 
@@ -47,28 +47,38 @@ def asyncapi_document() -> dict[str, Any]:
             AUTHORIZATION: {"type": "string", "description": "`Bearer <access token>` of the actor (commands)."},
         },
     }
-    for spec in COMMANDS:
-        name = spec.routing_key
-        messages[name] = {
-            "name": name,
+
+    def message(spec: CommandSpec | EventSpec) -> None:
+        messages[spec.routing_key] = {
+            "name": spec.routing_key,
             "title": spec.payload.__name__,
             "summary": spec.summary,
             "contentType": "application/json",
             "headers": headers,
             "payload": _schema(spec.payload, schemas),
         }
-        channel: dict[str, Any] = {
+
+    def channel(spec: CommandSpec | EventSpec, exchange: str, description: str) -> None:
+        name = spec.routing_key
+        channels[name] = {
             "address": name,
-            "description": (
-                f"{spec.kind.capitalize()} on exchange `{COMMANDS_EXCHANGE}`, consumed from quorum queue "
-                f"`{spec.queue}` (dead letters: `{spec.queue}.dlq` via `{DEAD_LETTER_EXCHANGE}`)."
-                + (" Requires an actor token in `authorization`." if spec.requires_actor else "")
-            ),
+            "description": description,
             "messages": {name: {"$ref": f"#/components/messages/{name}"}},
             "bindings": {
-                "amqp": {"is": "routingKey", "exchange": {"name": COMMANDS_EXCHANGE, "type": "topic", "durable": True}}
+                "amqp": {"is": "routingKey", "exchange": {"name": exchange, "type": "topic", "durable": True}}
             },
         }
+
+    for spec in COMMANDS:
+        name = spec.routing_key
+        message(spec)
+        channel(
+            spec,
+            COMMANDS_EXCHANGE,
+            f"{spec.kind.capitalize()} on exchange `{COMMANDS_EXCHANGE}`, consumed from quorum queue "
+            f"`{spec.queue}` (dead letters: `{spec.queue}.dlq` via `{DEAD_LETTER_EXCHANGE}`)."
+            + (" Requires an actor token in `authorization`." if spec.requires_actor else ""),
+        )
         operation: dict[str, Any] = {
             "action": "receive",
             "channel": {"$ref": f"#/channels/{name}"},
@@ -90,29 +100,13 @@ def asyncapi_document() -> dict[str, Any]:
                 "address": {"location": "$message.header#/reply_to"},
                 "messages": [{"$ref": f"#/components/messages/{reply_name}"}],
             }
-        channels[name] = channel
         operations[f"handle.{name}"] = operation
     for event in EVENTS:
-        name = event.routing_key
-        messages[name] = {
-            "name": name,
-            "title": event.payload.__name__,
-            "summary": event.summary,
-            "contentType": "application/json",
-            "headers": headers,
-            "payload": _schema(event.payload, schemas),
-        }
-        channels[name] = {
-            "address": name,
-            "description": f"Event on exchange `{EVENTS_EXCHANGE}` (topic).",
-            "messages": {name: {"$ref": f"#/components/messages/{name}"}},
-            "bindings": {
-                "amqp": {"is": "routingKey", "exchange": {"name": EVENTS_EXCHANGE, "type": "topic", "durable": True}}
-            },
-        }
-        operations[f"publish.{name}"] = {
+        message(event)
+        channel(event, EVENTS_EXCHANGE, f"Event on exchange `{EVENTS_EXCHANGE}` (topic).")
+        operations[f"publish.{event.routing_key}"] = {
             "action": "send",
-            "channel": {"$ref": f"#/channels/{name}"},
+            "channel": {"$ref": f"#/channels/{event.routing_key}"},
             "summary": event.summary,
         }
     return {

@@ -16,9 +16,9 @@ agora_python_env() {
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     agora_log "installing Python dependencies (pip install -e '.[test,lint]')"
     mkdir -p "$AGORA_RUN_DIR"
-    if ! { "$venv/bin/pip" install --upgrade pip && "$venv/bin/pip" install -e "$AGORA_ROOT[test,lint]"; } \
+    if ! { "$venv/bin/pip" install --upgrade pip && "$venv/bin/pip" install -e "${AGORA_ROOT}[test,lint]"; } \
       >"$AGORA_RUN_DIR/pip.log" 2>&1; then
-      tail -n 30 "$AGORA_RUN_DIR/pip.log" >&2
+      _agora_tail_logs "$AGORA_RUN_DIR/pip.log"
       agora_die "pip install failed (full log: .run/pip.log)"
     fi
     echo "$want" >"$stamp"
@@ -53,10 +53,17 @@ agora_http_ok() {
 
 _agora_pidfile() { echo "$AGORA_RUN_DIR/app/$1.pid"; }
 
+# What each process's command line contains once it runs (`agora worker` execs
+# FastStream); matching it guards against a recycled pid.
+_agora_cmdline_pattern() {
+  case $1 in
+    worker-*) echo "workers.${1#worker-}.app" ;;
+    *) echo "agora $1" ;;
+  esac
+}
+
 _agora_running() {
-  local pidfile
-  pidfile=$(_agora_pidfile "$1")
-  [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null
+  _agora_live_pid "$(_agora_pidfile "$1")" "$(_agora_cmdline_pattern "$1")" >/dev/null
 }
 
 # agora_start_process NAME PORT COMMAND...: start detached, wait for /readyz.
@@ -67,9 +74,7 @@ agora_start_process() {
   if _agora_running "$name"; then
     return 0
   fi
-  if _agora_port_open "$AGORA_HOST" "$port"; then
-    agora_die "port $port for $name is taken by another program (set AGORA_HTTP_PORT / AGORA_WORKER_HTTP_PORT_BASE)"
-  fi
+  _agora_require_free_port "$name" "$port" "AGORA_HTTP_PORT / AGORA_WORKER_HTTP_PORT_BASE" || exit 1
   # Detached from this script's terminal and pipes (its own session, output to the
   # log), so it outlives the script and never holds a caller's pipe open.
   (
@@ -82,13 +87,15 @@ agora_start_process() {
     if agora_http_ok "http://$AGORA_HOST:$port/readyz"; then
       return 0
     fi
-    if ! _agora_running "$name"; then
-      tail -n 30 "$AGORA_RUN_DIR/logs/$name.log" >&2
+    # Only "still alive" here: until `agora worker` has exec'd FastStream, the
+    # command line does not match the pattern yet.
+    if ! _agora_pid_running "$(cat "$(_agora_pidfile "$name")")"; then
+      _agora_tail_logs "$AGORA_RUN_DIR/logs/$name.log"
       agora_die "$name exited during start-up (log: .run/logs/$name.log)"
     fi
     sleep 0.5
   done
-  tail -n 30 "$AGORA_RUN_DIR/logs/$name.log" >&2
+  _agora_tail_logs "$AGORA_RUN_DIR/logs/$name.log"
   agora_die "$name did not become ready on port $port within 60 s (log: .run/logs/$name.log)"
 }
 
@@ -102,18 +109,17 @@ agora_start_app() {
 }
 
 agora_stop_app() {
-  local pidfile pid
+  local pidfile pid name
   for pidfile in "$AGORA_RUN_DIR"/app/*.pid; do
     [ -f "$pidfile" ] || continue
-    pid=$(cat "$pidfile")
-    # The process leads its own session (setsid): signal the whole group, so a
-    # worker pool's children stop with it. SIGTERM lets in-flight handlers finish.
-    kill -TERM -- "-$pid" 2>/dev/null || true
-    for _ in $(seq 1 40); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.5
-    done
-    kill -KILL -- "-$pid" 2>/dev/null || true
+    name=$(basename "$pidfile" .pid)
+    if pid=$(_agora_live_pid "$pidfile" "$(_agora_cmdline_pattern "$name")"); then
+      agora_log "stopping $name (pid $pid)"
+      # The process leads its own session (setsid): signal the whole group, so a
+      # worker pool's children stop with it. SIGTERM lets in-flight handlers finish.
+      kill -TERM -- "-$pid" 2>/dev/null || true
+      _agora_wait_pid_gone "$pid" 30
+    fi
     rm -f "$pidfile"
   done
 }

@@ -3,6 +3,8 @@ import os
 
 import pytest
 from cryptography.exceptions import InvalidTag
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agora.crypto import FieldCipher, KeyConfigError, Sealed
 
@@ -52,3 +54,14 @@ def test_a_retired_key_is_reported_not_guessed() -> None:
 def test_bad_key_configuration_fails_at_start(keys: str, current: str) -> None:
     with pytest.raises(KeyConfigError):
         FieldCipher.from_config(keys, current)
+
+
+CIPHER = FieldCipher.from_config(f"k1:{_key()}", "k1")
+
+
+@given(plaintext=st.text(max_size=500), context=st.text(min_size=1, max_size=80))
+def test_any_text_round_trips_under_its_own_context_only(plaintext: str, context: str) -> None:
+    sealed = CIPHER.seal(plaintext, context)
+    assert CIPHER.open(sealed, context) == plaintext
+    with pytest.raises(InvalidTag):
+        CIPHER.open(sealed, context + "x")

@@ -1,6 +1,8 @@
 from uuid import uuid4
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from contracts.envelope import Envelope, EnvelopeError
 
@@ -32,3 +34,12 @@ def test_a_message_that_cannot_be_deduplicated_is_refused(headers: dict[str, obj
 def test_byte_headers_are_decoded() -> None:
     env = Envelope.from_message({"message_id": str(uuid4()), "authorization": b"Bearer x"})
     assert env.authorization == "Bearer x"
+
+
+@given(
+    correlation_id=st.text(alphabet=st.characters(codec="ascii", exclude_categories=("Cc",)), min_size=1, max_size=64),
+    authorization=st.none() | st.text(alphabet="abcdefghijklmnopqrstuvwxyz.-_", min_size=1, max_size=200),
+)
+def test_any_envelope_survives_the_trip_through_headers(correlation_id: str, authorization: str | None) -> None:
+    env = Envelope.new(correlation_id=correlation_id, causation_id=str(uuid4()), authorization=authorization)
+    assert Envelope.from_message(env.to_headers()) == env
