@@ -42,7 +42,7 @@ class FieldCipher:
         keys: dict[str, bytes] = {}
         for item in data_keys.split(","):
             kid, _, b64 = item.strip().partition(":")
-            keys[kid] = base64.b64decode(b64)
+            keys[kid] = base64.b64decode(b64, validate=True)
         return cls(keys, current or next(iter(keys)))
 
     def seal(self, plaintext: str, context: str) -> Sealed:

@@ -114,7 +114,7 @@ def asyncapi_document() -> dict[str, Any]:
         "info": {
             "title": "Agora messages",
             "version": "1",
-            "description": "Commands, replies and events on RabbitMQ. See docs/partners.md for how to connect.",
+            "description": "Commands, replies and events on RabbitMQ (queues and dead letters: docs/operations.md).",
         },
         "defaultContentType": "application/json",
         "channels": channels,

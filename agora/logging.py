@@ -25,6 +25,8 @@ class _ContextFilter(logging.Filter):
         record.service = self.service
         record.correlation_id = correlation_id_var.get()
         record.message_id = message_id_var.get()
+        # uvicorn adds an ANSI-coloured copy of each message; JSON needs only one.
+        record.__dict__.pop("color_message", None)
         return True
 
 

@@ -42,7 +42,10 @@ class Settings(BaseSettings):
     rpc_timeout_seconds: float = 10.0
     max_body_bytes: int = 64 * 1024
     prefetch: int = Field(default=16, ge=1)
-    delivery_limit: int = Field(default=5, ge=1)
+    # With the backoff below, 20 deliveries span about four minutes: enough to ride
+    # out a database restart before a message is dead-lettered.
+    delivery_limit: int = Field(default=20, ge=1)
+    retry_backoff_cap_seconds: float = 10.0
     graceful_timeout_seconds: float = 15.0
     outbox_poll_seconds: float = 1.0
     # Off runs handlers without publishing (a relay can run elsewhere); tests use it

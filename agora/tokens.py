@@ -34,10 +34,6 @@ class Actor:
     scopes: frozenset[str] = field(default_factory=frozenset)
     token: str = field(default="", repr=False)
 
-    @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
-
 
 JwksFetcher = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -84,9 +80,11 @@ class TokenVerifier:
                 # A token with an unknown kid may be a forgery: refetch at most every
                 # few seconds so junk tokens cannot hammer the users service.
                 if kid not in self._keys and time.monotonic() - self._fetched_at > _REFRESH_MIN_INTERVAL:
+                    # Stamped before the fetch: if it fails or is slow, the callers
+                    # queued behind this lock do not each try again.
+                    self._fetched_at = time.monotonic()
                     document = await self._fetch()
                     self._keys = {k.key_id: k for k in jwt.PyJWKSet.from_dict(document).keys if k.key_id}
-                    self._fetched_at = time.monotonic()
         try:
             return self._keys[kid]
         except KeyError:

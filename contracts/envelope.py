@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 MESSAGE_ID = "message_id"
 CORRELATION_ID = "correlation_id"
@@ -83,7 +83,7 @@ class Envelope(BaseModel):
                 occurred_at=headers.get(OCCURRED_AT) or datetime.now(UTC),
                 authorization=_str_or_none(headers.get(AUTHORIZATION)),
             )
-        except ValidationError as exc:
+        except ValueError as exc:  # a failed validation, or a header that is not UTF-8
             raise EnvelopeError(str(exc)) from exc
 
 

@@ -9,8 +9,10 @@ def make_engine(url: str, *, pool_size: int = 10, application_name: str = "agora
     return create_async_engine(
         url,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=4,
         pool_pre_ping=True,
+        # Error messages must not carry bound values: they are emails, hashes, ciphertexts.
+        hide_parameters=True,
         connect_args={"server_settings": {"application_name": application_name}},
     )
 

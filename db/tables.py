@@ -43,6 +43,8 @@ def messaging_tables(metadata: MetaData) -> tuple[Table, Table]:
         Column("body", JSONB, nullable=False),
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         Column("attempts", Integer, nullable=False, server_default=text("0")),
+        # A row the broker refused waits for its own retry instead of blocking the rest.
+        Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         Column("last_error", Text),
         Column("sent_at", DateTime(timezone=True)),
     )

@@ -58,7 +58,6 @@ class RpcClient:
         self._replies: AbstractRobustQueue | None = None
         self._pending: dict[str, asyncio.Future[Reply]] = {}
         self._connector: asyncio.Task[None] | None = None
-        self._ready = asyncio.Event()
 
     @property
     def is_connected(self) -> bool:
@@ -78,10 +77,6 @@ class RpcClient:
         if self._connector is None:
             self._connector = asyncio.create_task(self._connect_until_done(), name="edge-bus-connect")
 
-    async def wait_connected(self) -> None:
-        """Returns once the first connection is made (bound it with `asyncio.timeout`)."""
-        await self._ready.wait()
-
     async def close(self) -> None:
         if self._connector is not None:
             self._connector.cancel()
@@ -91,7 +86,6 @@ class RpcClient:
         if self._connection is not None:
             await self._connection.close()
         self._connection = self._channel = self._exchange = self._replies = None
-        self._ready.clear()
 
     async def call(
         self,
@@ -124,12 +118,20 @@ class RpcClient:
         # Registered before publishing: a fast worker can answer before the confirm.
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._pending[key] = future
+        published = False
         try:
             async with asyncio.timeout(timeout):
                 await self._publish(exchange, message, spec, confirm_within=timeout)
+                published = True
                 return await future
         except TimeoutError:
             raise RpcTimeout(f"no reply to {spec.routing_key} within {timeout:g}s") from None
+        except ServiceUnavailable:
+            if published:
+                # The broker had the command: it may have run. "Outcome unknown" (504),
+                # not "try again" (503), so a client does not blindly repeat it.
+                raise RpcTimeout(f"lost the broker connection after sending {spec.routing_key}") from None
+            raise
         finally:
             self._pending.pop(key, None)
 
@@ -172,7 +174,6 @@ class RpcClient:
                 delay = min(delay * 2, self._max_reconnect_interval)
             else:
                 log.info("connected to the message broker", extra={"reply_queue": self.reply_queue})
-                self._ready.set()
                 return
 
     async def _connect(self) -> None:

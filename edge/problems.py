@@ -98,10 +98,6 @@ class HttpProblem(Exception):
         )
 
 
-def problem_from_error(request: web.Request, error: ErrorReply) -> web.Response:
-    return HttpProblem.from_error(error).response(request)
-
-
 @web.middleware
 async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:

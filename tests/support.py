@@ -7,6 +7,7 @@ development stack started by scripts/up keeps running untouched.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -55,6 +56,17 @@ def management_api(method: str, path: str, body: bytes | None = None) -> int:
             return int(resp.status)
     except urllib.error.HTTPError as exc:
         return exc.code
+
+
+def queue_info(name: str) -> dict[str, object]:
+    """A queue as the management API sees it (counts include unacknowledged messages)."""
+    host = os.environ.get("AGORA_HOST", "127.0.0.1")
+    port = os.environ.get("AGORA_RABBITMQ_MANAGEMENT_PORT", "15672")
+    req = urllib.request.Request(f"http://{host}:{port}/api/queues/{VHOST}/{quote(name, safe='')}")
+    req.add_header("Authorization", "Basic YWdvcmE6YWdvcmE=")
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        info: dict[str, object] = json.loads(resp.read())
+        return info
 
 
 def reset_vhost() -> None:

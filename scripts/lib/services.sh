@@ -204,6 +204,60 @@ _agora_tail_logs() {
     fi
 }
 
+# The one "wait until healthy" loop of every start function: polls CHECK
+# for at most TIMEOUT seconds; on failure logs why, shows the tail of each
+# LOG and returns 1. Past the deadline: "error: FAILURE", then the --stop
+# command runs (how a caller stops a server it launched). If the watched
+# process is gone first: "error: NAME exited during startup", no stop.
+#
+# _agora_wait_healthy NAME TIMEOUT CHECK FAILURE [OPTION...] -- LOG...
+#   CHECK is passed the seconds left (<= 0 once out), for checks that block.
+#   --every SECS            pause between polls (default 0.2)
+#   --pid PID               watch this process, and/or
+#   --pidfile FILE PATTERN  the one _agora_live_pid finds (either will do)
+#   --grace SECS            leave the watched process unjudged at first
+#   --stop CMD              run on timeout (default: nothing)
+_agora_wait_healthy() {
+    local name=$1 timeout=$2 check=$3 failure=$4
+    shift 4
+    local every=0.2 pid="" pidfile="" pattern="" grace=0 stop=:
+    while (($#)); do
+        case $1 in
+        --every) every=$2; shift 2 ;;
+        --pid) pid=$2; shift 2 ;;
+        --pidfile) pidfile=$2 pattern=$3; shift 3 ;;
+        --grace) grace=$2; shift 2 ;;
+        --stop) stop=$2; shift 2 ;;
+        --) shift; break ;;
+        *)
+            agora_log "error: _agora_wait_healthy: unknown option $1"
+            return 1
+            ;;
+        esac
+    done
+
+    local started=$SECONDS deadline remaining
+    deadline=$((started + timeout))
+    while :; do
+        remaining=$((deadline - SECONDS))
+        "$check" "$remaining" && return 0
+        if ((SECONDS >= deadline)); then
+            agora_log "error: $failure"
+            _agora_tail_logs "$@"
+            "$stop"
+            return 1
+        fi
+        if [[ -n $pid$pidfile ]] && ((SECONDS - started >= grace)) &&
+            ! { [[ -n $pid ]] && _agora_pid_running "$pid"; } &&
+            ! { [[ -n $pidfile ]] && _agora_live_pid "$pidfile" "$pattern" >/dev/null; }; then
+            agora_log "error: $name exited during startup"
+            _agora_tail_logs "$@"
+            return 1
+        fi
+        sleep "$every"
+    done
+}
+
 # Each instance records the settings it was started with. A running
 # instance whose settings differ from the current environment cannot be
 # reused, and two instances must not share one data directory, so we refuse
@@ -419,42 +473,38 @@ _agora_ensure_epmd() {
     return 1
 }
 
+# await_startup fails fast while the node is not yet registered with epmd,
+# so it is polled; `timeout` guards against a wedged CLI. Takes the seconds
+# left and waits no longer than that.
+_agora_rabbitmq_booted() {
+    local remaining=$1
+    ((remaining > 0)) &&
+        _agora_rabbitmqctl_bounded "$((remaining + 2))" -q await_startup --timeout "$remaining" \
+            >/dev/null 2>&1
+}
+
+_agora_rabbitmq_management_up() {
+    [[ $(_agora_http_status "$AGORA_HOST" "$AGORA_RABBITMQ_MANAGEMENT_PORT" /api/overview) == 401 ]]
+}
+
 # Waits for our node to finish booting, then provisions users. Prints the
 # logs and fails on timeout or if the node dies.
 _agora_rabbitmq_wait_ready() {
-    local dir=$1 launcher_pid=$2 deadline remaining
+    local dir=$1 launcher_pid=$2 deadline
     local log=$dir/log/rabbit.log startup_log=$dir/log/startup.log
     deadline=$((SECONDS + AGORA_RABBITMQ_START_TIMEOUT))
-    while :; do
-        remaining=$((deadline - SECONDS))
-        if ((remaining <= 0)); then
-            agora_log "error: rabbitmq did not become ready within ${AGORA_RABBITMQ_START_TIMEOUT}s"
-            _agora_tail_logs "$log" "$startup_log"
-            return 1
-        fi
-        if ! _agora_pid_running "$launcher_pid" && ! _agora_live_pid "$dir/rabbitmq.pid" beam >/dev/null; then
-            agora_log "error: rabbitmq exited during startup"
-            _agora_tail_logs "$log" "$startup_log"
-            return 1
-        fi
-        # await_startup fails fast while the node is not yet registered with
-        # epmd, so poll it; `timeout` guards against a wedged CLI.
-        if _agora_rabbitmqctl_bounded "$((remaining + 2))" -q await_startup --timeout "$remaining" \
-            >/dev/null 2>&1; then
-            break
-        fi
-        sleep 1
-    done
+    # Alive while the launcher or the beam it writes to the pid file is. No
+    # --stop: agora_start_rabbitmq kills the node only if it launched it.
+    _agora_wait_healthy rabbitmq "$AGORA_RABBITMQ_START_TIMEOUT" _agora_rabbitmq_booted \
+        "rabbitmq did not become ready within ${AGORA_RABBITMQ_START_TIMEOUT}s" \
+        --every 1 --pid "$launcher_pid" --pidfile "$dir/rabbitmq.pid" beam \
+        -- "$log" "$startup_log" || return 1
 
-    # The management listener starts with the app; allow it a moment anyway.
-    while [[ $(_agora_http_status "$AGORA_HOST" "$AGORA_RABBITMQ_MANAGEMENT_PORT" /api/overview) != 401 ]]; do
-        if ((SECONDS >= deadline)); then
-            agora_log "error: rabbitmq management plugin not answering on $AGORA_HOST:$AGORA_RABBITMQ_MANAGEMENT_PORT"
-            _agora_tail_logs "$log"
-            return 1
-        fi
-        sleep 0.5
-    done
+    # The management listener starts with the app; allow it a moment anyway
+    # (what is left of the same deadline).
+    _agora_wait_healthy rabbitmq "$((deadline - SECONDS))" _agora_rabbitmq_management_up \
+        "rabbitmq management plugin not answering on $AGORA_HOST:$AGORA_RABBITMQ_MANAGEMENT_PORT" \
+        --every 0.5 -- "$log" || return 1
     if ! _agora_rabbitmq_ensure_users; then
         agora_log "error: could not provision rabbitmq user agora"
         _agora_tail_logs "$log"
@@ -667,7 +717,8 @@ SQL
 
 agora_start_postgres() {
     agora_load_env || return 1
-    local dir data sock log pid owner listen port launched=0
+    # $stop: how a failed call stops a server it launched itself (: if none).
+    local dir data sock log pid owner listen port stop=:
     dir=$(_agora_pg_dir)
     data=$dir/data
     sock=$(_agora_pg_socket_dir)
@@ -722,7 +773,7 @@ agora_start_postgres() {
         _agora_pg_write_config "$data" "$sock" "$owner" || return 1
 
         agora_log "starting postgres on $AGORA_HOST:$AGORA_POSTGRES_PORT"
-        launched=1
+        stop=_agora_stop_postgres
         # pg_ctl detaches the server (own session, output to -l) itself.
         if ! (cd -- "$dir" && _agora_pg_as "$AGORA_PG_BINDIR/pg_ctl" -D "$data" -l "$log" \
             -w -t "$AGORA_START_TIMEOUT" start) >/dev/null 2>&1; then
@@ -736,20 +787,13 @@ agora_start_postgres() {
     # From here on, a server we launched is stopped again on failure: the
     # next call would otherwise see it running and skip provisioning.
 
-    local deadline=$((SECONDS + AGORA_START_TIMEOUT))
-    until _agora_pg_ready; do
-        if ((SECONDS >= deadline)); then
-            agora_log "error: postgres not accepting connections on $AGORA_HOST:$AGORA_POSTGRES_PORT within ${AGORA_START_TIMEOUT}s"
-            _agora_tail_logs "$log"
-            ((launched)) && _agora_stop_postgres
-            return 1
-        fi
-        sleep 0.5
-    done
+    _agora_wait_healthy postgres "$AGORA_START_TIMEOUT" _agora_pg_ready \
+        "postgres not accepting connections on $AGORA_HOST:$AGORA_POSTGRES_PORT within ${AGORA_START_TIMEOUT}s" \
+        --every 0.5 --stop "$stop" -- "$log" || return 1
     if ! _agora_pg_provision; then
         agora_log "error: could not create role/databases"
         _agora_tail_logs "$log"
-        ((launched)) && _agora_stop_postgres
+        "$stop"
         return 1
     fi
     agora_log "postgres ready: $AGORA_DATABASE_URL (+ database agora_test)"
@@ -778,7 +822,8 @@ _agora_redis_ping() {
 
 agora_start_redis() {
     agora_load_env || return 1
-    local dir pid sig launched=0
+    # $stop: how a failed call stops a server it launched itself (: if none).
+    local dir pid sig stop=:
     dir=$(_agora_redis_dir)
     sig="host=$AGORA_HOST port=$AGORA_REDIS_PORT"
     local log=$dir/redis.log pidfile=$dir/redis.pid
@@ -796,7 +841,7 @@ agora_start_redis() {
         mkdir -p -- "$dir/data" || return 1
         printf '%s\n' "$sig" >"$dir/instance"
         agora_log "starting redis on $AGORA_HOST:$AGORA_REDIS_PORT"
-        launched=1
+        stop=_agora_stop_redis
         # No config file on purpose: /etc/redis/redis.conf is the system
         # instance's. Errors before it daemonises go to stderr, so append
         # those to the same log it writes afterwards.
@@ -812,23 +857,11 @@ agora_start_redis() {
         fi
     fi
 
-    local started=$SECONDS deadline=$((SECONDS + AGORA_START_TIMEOUT))
-    until _agora_redis_ping; do
-        if ((SECONDS >= deadline)); then
-            agora_log "error: redis did not answer PING within ${AGORA_START_TIMEOUT}s"
-            _agora_tail_logs "$log"
-            ((launched)) && _agora_stop_redis
-            return 1
-        fi
-        # Daemonised redis can still die after forking (e.g. bind fails);
-        # allow a moment for it to write its pid file before judging.
-        if ((SECONDS - started >= 2)) && ! _agora_live_pid "$pidfile" redis-server >/dev/null; then
-            agora_log "error: redis exited during startup"
-            _agora_tail_logs "$log"
-            return 1
-        fi
-        sleep 0.2
-    done
+    # Daemonised redis can still die after forking (e.g. bind fails);
+    # allow a moment for it to write its pid file before judging.
+    _agora_wait_healthy redis "$AGORA_START_TIMEOUT" _agora_redis_ping \
+        "redis did not answer PING within ${AGORA_START_TIMEOUT}s" \
+        --pidfile "$pidfile" redis-server --grace 2 --stop "$stop" -- "$log" || return 1
     agora_log "redis ready: $AGORA_REDIS_URL"
 }
 
@@ -861,7 +894,8 @@ _agora_smtp_healthy() {
 
 agora_start_smtp_sink() {
     agora_load_env || return 1
-    local dir pid sig launched=0
+    # $stop: how a failed call stops a server it launched itself (: if none).
+    local dir pid sig stop=:
     dir=$(_agora_smtp_dir)
     sig="host=$AGORA_SMTP_HOST smtp=$AGORA_SMTP_PORT http=$AGORA_SMTP_HTTP_PORT"
     local log=$dir/smtp_sink.log pidfile=$dir/smtp_sink.pid
@@ -892,24 +926,12 @@ agora_start_smtp_sink() {
             echo $!
         ) || return 1
         printf '%s\n' "$pid" >"$pidfile"
-        launched=1
+        stop=_agora_stop_smtp_sink
     fi
 
-    local deadline=$((SECONDS + AGORA_START_TIMEOUT))
-    until _agora_smtp_healthy; do
-        if ((SECONDS >= deadline)); then
-            agora_log "error: smtp sink did not answer GET /messages within ${AGORA_START_TIMEOUT}s"
-            _agora_tail_logs "$log"
-            ((launched)) && _agora_stop_smtp_sink
-            return 1
-        fi
-        if ! _agora_pid_running "$pid"; then
-            agora_log "error: smtp sink exited during startup"
-            _agora_tail_logs "$log"
-            return 1
-        fi
-        sleep 0.2
-    done
+    _agora_wait_healthy "smtp sink" "$AGORA_START_TIMEOUT" _agora_smtp_healthy \
+        "smtp sink did not answer GET /messages within ${AGORA_START_TIMEOUT}s" \
+        --pid "$pid" --stop "$stop" -- "$log" || return 1
     agora_log "smtp sink ready: smtp://$AGORA_SMTP_HOST:$AGORA_SMTP_PORT, inbox http://$AGORA_SMTP_HOST:$AGORA_SMTP_HTTP_PORT/messages"
 }
 

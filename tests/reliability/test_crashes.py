@@ -41,11 +41,57 @@ async def test_worker_killed_between_commit_and_publish_still_publishes(
                 )
             ).scalar_one()
         assert sent_at is None
+        no_relay.kill()
+        assert await _event_user_ids(registered_events, expect=1, within=2) == set()  # nothing went out
     finally:
         no_relay.kill()
-    assert await _event_user_ids(registered_events, expect=1, within=2) == set()  # nothing went out
-    stack.users.start()
+        stack.users.start()
     assert user["user_id"] in await _event_user_ids(registered_events, expect=1)
+
+
+async def test_the_relay_is_woken_by_notify_not_only_by_polling(
+    stack: Stack, http: aiohttp.ClientSession, registered_events: AbstractQueue
+) -> None:
+    stack.users.stop()
+    slow_poll = support.worker("users", stack.env).start(extra_env={"AGORA_OUTBOX_POLL_SECONDS": "60"})
+    try:
+        await asyncio.sleep(1)  # past the relay's first (start-up) batch
+        started = time.monotonic()
+        user = await register(http)
+        assert user["user_id"] in await _event_user_ids(registered_events, expect=1, within=5)
+        assert time.monotonic() - started < 5  # a poll would have taken a minute
+    finally:
+        slow_poll.stop()
+        stack.users.start()
+
+
+async def test_a_row_the_broker_refuses_does_not_block_the_rows_behind_it(
+    http: aiohttp.ClientSession, db: AsyncEngine, registered_events: AbstractQueue
+) -> None:
+    # A command nobody consumes is returned by the broker (mandatory publish): the
+    # relay must set it aside and keep publishing what comes after it.
+    poison = uuid.uuid4()
+    async with db.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO users.outbox (message_id, exchange, routing_key, headers, body) "
+                "VALUES (:id, 'agora.commands', 'nobody.listens_here.v1', :headers, '{}')"
+            ),
+            {"id": poison, "headers": json.dumps({"message_id": str(poison), "correlation_id": "poison"})},
+        )
+    user = await register(http)
+    assert user["user_id"] in await _event_user_ids(registered_events, expect=1, within=10)
+    async with db.connect() as conn:
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT attempts, sent_at, next_attempt_at > now() AS waiting"
+                    " FROM users.outbox WHERE message_id = :id"
+                ),
+                {"id": poison},
+            )
+        ).one()
+    assert row.attempts >= 1 and row.sent_at is None and row.waiting
 
 
 async def test_broker_restart_during_a_burst_loses_no_outbox_message(
@@ -77,6 +123,13 @@ async def test_broker_restart_during_a_burst_loses_no_outbox_message(
 
     statuses, _ = await asyncio.gather(burst(), restart_broker())
     assert statuses.count(201) > 0  # some got through before or after the outage
+    # Edge and worker reconnected by themselves: a registration works again.
+    for _ in range(60):
+        if await one(999) == 201:
+            break
+        await asyncio.sleep(0.5)
+    else:
+        raise AssertionError("no registration succeeded after the broker came back")
     # Every registration that committed must reach the events exchange exactly as
     # recorded: the outbox row is marked sent and a consumer sees the event.
     deadline = time.monotonic() + 90

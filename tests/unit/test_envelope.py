@@ -31,6 +31,11 @@ def test_a_message_that_cannot_be_deduplicated_is_refused(headers: dict[str, obj
         Envelope.from_message(headers)
 
 
+def test_a_header_that_is_not_utf8_is_refused() -> None:
+    with pytest.raises(EnvelopeError):
+        Envelope.from_message({"message_id": str(uuid4()), "authorization": b"\xff\xfe"})
+
+
 def test_byte_headers_are_decoded() -> None:
     env = Envelope.from_message({"message_id": str(uuid4()), "authorization": b"Bearer x"})
     assert env.authorization == "Bearer x"

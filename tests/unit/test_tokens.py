@@ -97,9 +97,10 @@ async def test_hs256_with_the_public_key_as_secret_is_refused(
     setup: tuple[Keys, Ed25519PrivateKey, TokenVerifier],
 ) -> None:
     keys, _, verifier = setup
-    forged = jwt.encode(
-        {"sub": str(uuid4()), "iss": ISS, "aud": AUD}, keys.published[0]["x"], algorithm="HS256", headers={"kid": "k1"}
-    )
+    now = datetime.now(UTC)
+    # Every required claim present: only the algorithm allow-list can refuse it.
+    claims = {"sub": str(uuid4()), "iss": ISS, "aud": AUD, "iat": now, "exp": now + timedelta(minutes=5)}
+    forged = jwt.encode(claims, keys.published[0]["x"], algorithm="HS256", headers={"kid": "k1"})
     with pytest.raises(InvalidToken):
         await verifier.verify(forged)
 

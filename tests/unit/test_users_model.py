@@ -66,3 +66,22 @@ def test_members_see_only_themselves_and_admins_see_all() -> None:
     assert not user.visible_to(uuid4(), "member")
     assert not user.visible_to(uuid4(), "seller")
     assert user.visible_to(uuid4(), "admin")
+
+
+def test_unknown_email_costs_the_same_hash_as_a_real_account() -> None:
+    import base64
+    import os
+
+    from passlib.hash import bcrypt_sha256
+
+    from agora.crypto import FieldCipher
+    from agora.settings import Settings
+    from workers.users.handlers import UserHandlers
+    from workers.users.keys import KeyRing
+
+    settings = Settings(bcrypt_rounds=5)
+    cipher = FieldCipher.from_config(f"k:{base64.b64encode(os.urandom(32)).decode()}", "k")
+    handlers = UserHandlers(cipher, KeyRing(cipher, settings), settings)
+    dummy = bcrypt_sha256.from_string(handlers._dummy_hash)
+    real = bcrypt_sha256.from_string(handlers._hasher.hash("any password"))
+    assert (dummy.ident, dummy.rounds, dummy.version) == (real.ident, real.rounds, real.version) == (real.ident, 5, 2)

@@ -8,8 +8,8 @@ from contracts.errors import ErrorReply, FieldError
 class DomainError(Exception):
     """A business rule said no (duplicate email, not found, ...).
 
-    The message was handled: its error reply is recorded in the inbox and sent,
-    and the message is acknowledged. Nothing the handler wrote is kept.
+    The message was handled: its error reply is sent and the message is
+    acknowledged. Nothing the handler wrote is kept.
     """
 
     def __init__(self, code: str, detail: str, errors: tuple[FieldError, ...] = ()) -> None:

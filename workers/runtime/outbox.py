@@ -16,10 +16,11 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+from aio_pika.exceptions import DeliveryError
 from prometheus_client import Counter, Histogram
 from sqlalchemy import Row, Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -38,6 +39,11 @@ DELAY = Histogram(
 )
 
 Publish = Callable[[Row[Any]], Awaitable[None]]
+
+# Failures that belong to one row (the broker returned or nacked it, or it names an
+# exchange this process does not know), as opposed to the broker being unreachable.
+_ROW_ERRORS = (DeliveryError, KeyError)
+_MAX_ROW_BACKOFF_SECONDS = 300
 
 
 async def enqueue(
@@ -89,7 +95,6 @@ class OutboxRelay:
                     failures = 0
                 except Exception as exc:  # broker or database down: keep the rows, back off
                     failures += 1
-                    FAILURES.labels(self._service).inc()
                     log.warning("outbox publish failed, will retry", extra={"error": repr(exc), "attempt": failures})
                     published = 0
                 if published == self._batch:
@@ -98,16 +103,19 @@ class OutboxRelay:
                 await self._sleep(timeout, wake_early=not failures)
         finally:
             listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
 
     def stop(self) -> None:
         self._stopping.set()
         self._wake.set()
 
     async def publish_batch(self) -> int:
-        """Publish up to one batch of unsent rows; return how many went out.
+        """Publish up to one batch of due rows; return how many went out.
 
-        Rows published before a failure are still marked sent: the transaction
-        commits what succeeded, then the error is raised for the caller's backoff.
+        A row the broker refuses (unroutable, nacked) is set aside with its own
+        backoff so it cannot hold up the rows behind it. Any other failure (broker or
+        network down) ends the batch: what was published is still marked sent, and
+        the error is raised for the caller's backoff.
         """
         t = self._outbox
         error: Exception | None = None
@@ -116,7 +124,7 @@ class OutboxRelay:
             rows = (
                 await conn.execute(
                     select(t)
-                    .where(t.c.sent_at.is_(None))
+                    .where(t.c.sent_at.is_(None), t.c.next_attempt_at <= func.now())
                     .order_by(t.c.id)
                     .limit(self._batch)
                     .with_for_update(skip_locked=True)
@@ -126,10 +134,21 @@ class OutboxRelay:
                 try:
                     await self._publish(row)
                 except Exception as exc:
-                    error = exc
+                    FAILURES.labels(self._service).inc()
+                    delay = timedelta(seconds=min(2 ** (row.attempts + 1), _MAX_ROW_BACKOFF_SECONDS))
                     await conn.execute(
-                        update(t).where(t.c.id == row.id).values(attempts=t.c.attempts + 1, last_error=repr(exc)[:500])
+                        update(t)
+                        .where(t.c.id == row.id)
+                        .values(
+                            attempts=t.c.attempts + 1,
+                            last_error=repr(exc)[:500],
+                            next_attempt_at=func.now() + delay,
+                        )
                     )
+                    if isinstance(exc, _ROW_ERRORS):
+                        log.error("outbox row refused; will retry it later", extra={"row": row.id, "error": repr(exc)})
+                        continue
+                    error = exc
                     break
                 sent.append(row.id)
                 DELAY.labels(self._service).observe((datetime.now(UTC) - row.created_at).total_seconds())
@@ -150,7 +169,7 @@ class OutboxRelay:
         while not self._stopping.is_set():
             conn: asyncpg.Connection | None = None
             try:
-                conn = await asyncpg.connect(self._dsn)
+                conn = await asyncpg.connect(self._dsn, timeout=10)
                 await conn.add_listener(self._channel, lambda *_: self._wake.set())
                 # asyncpg notices a dead connection only when it is used; check it
                 # now and then, and stop waiting as soon as the relay stops.
@@ -159,8 +178,8 @@ class OutboxRelay:
                         await asyncio.wait_for(self._stopping.wait(), timeout=5)
                     if self._stopping.is_set():
                         break
-                    await conn.execute("SELECT 1")
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    await conn.execute("SELECT 1", timeout=5)
+            except Exception as exc:
                 log.warning("outbox listener disconnected", extra={"error": repr(exc)})
                 await asyncio.sleep(2)
             finally:

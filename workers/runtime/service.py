@@ -6,8 +6,8 @@ outbox rows, replies if asked, and then acks. What it does on failure:
 
 - bad input (no message id, unparseable or invalid body, missing or forged actor):
   reply with an error if a reply is expected, then reject → `<queue>.dlq` at once;
-- a `DomainError`: the handler's writes are rolled back, the error reply is recorded
-  in the inbox and sent, and the message is acked (it was handled);
+- a `DomainError`: the handler's writes are rolled back (the inbox claim stays), the
+  error reply is sent, and the message is acked (it was handled);
 - anything else (database down, a bug): nack with requeue after a short backoff; the
   quorum queue's delivery limit dead-letters it if it keeps failing.
 """
@@ -15,10 +15,11 @@ outbox rows, replies if asked, and then acks. What it does on failure:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from faststream import AckPolicy
 from faststream.asgi import AsgiFastStream
@@ -54,7 +55,6 @@ log = logging.getLogger("agora.worker")
 DEAD_LETTERED = Counter("agora_dead_lettered_total", "Messages rejected to a dead-letter queue", ["queue", "reason"])
 HANDLED = Counter("agora_handled_total", "Messages handled, by outcome", ["queue", "outcome"])
 
-P = TypeVar("P", bound=Contract)
 Handler = Callable[[Any, "HandlerContext"], Awaitable[BaseModel | None]]
 
 _EXCHANGES = {e.name: e for e in (commands_exchange, events_exchange)}
@@ -115,7 +115,12 @@ class WorkerService:
         self.settings = settings or get_settings()
         configure_logging(name, self.settings.log_level)
         self.broker: RabbitBroker = make_broker(self.settings, app_id=name, registry=REGISTRY)
-        self.engine = make_engine(self.settings.database_url, application_name=f"agora-{name}")
+        # At most `prefetch` handlers run at once in this process, whatever the number
+        # of queues, and each can have a database connection without waiting.
+        self._handler_slots = asyncio.Semaphore(self.settings.prefetch)
+        self.engine = make_engine(
+            self.settings.database_url, pool_size=self.settings.prefetch + 2, application_name=f"agora-{name}"
+        )
         self.sessions = make_sessionmaker(self.engine)
         self.outbox_table, self.inbox_table = MESSAGING[name]
         self.verifier = (
@@ -140,6 +145,7 @@ class WorkerService:
             on_startup=[self._on_startup],
             after_startup=[self._after_startup],
             on_shutdown=[self._on_shutdown],
+            after_shutdown=[self._after_shutdown],
         )
 
     # --- wiring -------------------------------------------------------------------------
@@ -180,9 +186,20 @@ class WorkerService:
         self._relay_task = asyncio.create_task(self.relay.run(), name=f"{self.name}-outbox-relay")
 
     async def _on_shutdown(self) -> None:
+        # FastStream runs this hook *before* it stops the broker. Stop consuming here
+        # and let in-flight handlers finish (each waits up to the graceful timeout),
+        # so the relay's last batch carries the events they committed.
+        await asyncio.gather(*(sub.stop() for sub in self.broker.subscribers))
         self.relay.stop()
         if self._relay_task is not None:
-            await asyncio.wait_for(self._relay_task, timeout=self.settings.graceful_timeout_seconds)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._relay_task, timeout=self.settings.graceful_timeout_seconds)
+            try:
+                await self.relay.publish_batch()
+            except Exception:  # left for another replica or the next start: nothing is lost
+                log.warning("final outbox batch not published", exc_info=True)
+
+    async def _after_shutdown(self) -> None:
         await self.engine.dispose()
 
     async def _publish_outbox_row(self, row: Any) -> None:
@@ -203,36 +220,41 @@ class WorkerService:
 
     async def _consume(self, spec: CommandSpec, handler: Handler, message: RabbitMessage) -> None:
         raw = message.raw_message
+        envelope: Envelope | None = None
         try:
-            envelope = Envelope.from_message(
-                raw.headers or {}, message_id=raw.message_id, correlation_id=raw.correlation_id
-            )
-        except EnvelopeError as exc:
-            await self._dead_letter(
-                message, spec, BadMessage("bad_envelope", ErrorReply(code="validation_failed", detail=str(exc)))
-            )
-            return
-        correlation_id_var.set(envelope.correlation_id)
-        message_id_var.set(str(envelope.message_id))
-        try:
+            envelope = self._envelope(raw.headers or {}, raw.message_id, raw.correlation_id)
+            correlation_id_var.set(envelope.correlation_id)
+            message_id_var.set(str(envelope.message_id))
             payload = self._parse(spec, raw.body)
             actor = await self._actor(spec, envelope)
+            reply = await self._execute(spec, handler, payload, envelope, actor)
         except BadMessage as bad:
             await self._dead_letter(message, spec, bad, envelope)
             return
-        try:
-            reply = await self._execute(spec, handler, payload, envelope, actor)
         except Exception:
-            attempt = int(str((raw.headers or {}).get("x-delivery-count") or 0))
-            log.exception("handler failed; will be redelivered", extra={"queue": spec.queue, "attempt": attempt})
-            HANDLED.labels(spec.queue, "retry").inc()
-            await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
-            await message.nack(requeue=True)
+            # Anything else may pass (database down, key service slow): every path
+            # must settle the delivery, or it would hold a prefetch slot forever.
+            await self._retry_later(message, spec)
             return
         if reply is not None:
             await self._reply(message, envelope, reply)
         HANDLED.labels(spec.queue, "ok" if reply is None or reply.ok else "domain_error").inc()
         await message.ack()
+
+    async def _retry_later(self, message: RabbitMessage, spec: CommandSpec) -> None:
+        """Requeue after a backoff; the queue's delivery limit dead-letters a lost cause."""
+        attempt = int(str((message.raw_message.headers or {}).get("x-delivery-count") or 0))
+        log.exception("handling failed; will be redelivered", extra={"queue": spec.queue, "attempt": attempt})
+        HANDLED.labels(spec.queue, "retry").inc()
+        await asyncio.sleep(min(0.2 * 2**attempt, self.settings.retry_backoff_cap_seconds))
+        await message.nack(requeue=True)
+
+    @staticmethod
+    def _envelope(headers: dict[str, Any], message_id: str | None, correlation_id: str | None) -> Envelope:
+        try:
+            return Envelope.from_message(headers, message_id=message_id, correlation_id=correlation_id)
+        except EnvelopeError as exc:
+            raise BadMessage("bad_envelope", ErrorReply(code="validation_failed", detail=str(exc))) from exc
 
     def _parse(self, spec: CommandSpec, body: bytes) -> Contract:
         try:
@@ -263,7 +285,7 @@ class WorkerService:
     async def _execute(
         self, spec: CommandSpec, handler: Handler, payload: Contract, envelope: Envelope, actor: Actor | None
     ) -> Reply | None:
-        async with self.sessions.begin() as session:
+        async with self._handler_slots, self.sessions.begin() as session:
             if spec.kind == "command" and not await inbox.claim(
                 session, self.inbox_table, spec.queue, envelope.message_id
             ):

@@ -26,7 +26,6 @@ from contracts.users import (
     UserUpdated,
     UserView,
 )
-from db.tables import refresh_tokens
 from workers.runtime.errors import DomainError, invalid, not_found
 from workers.runtime.service import HandlerContext
 from workers.users.keys import KeyRing, new_refresh_token
@@ -67,7 +66,10 @@ class UserHandlers:
             updated_at=now,
         )
         try:
-            await repo.add(user)
+            # Its own savepoint: after a unique violation the transaction must still
+            # be usable to find out which field collided.
+            async with ctx.session.begin_nested():
+                await repo.add(user)
         except IntegrityError:  # a concurrent registration won the race
             raise _conflict(await repo.taken(email=email, username=cmd.username) or {"email"}) from None
         await ctx.emit(
@@ -77,21 +79,19 @@ class UserHandlers:
         return user.view()
 
     async def login_user(self, cmd: LoginUser, ctx: HandlerContext) -> LoginResult:
-        user = await UserRepository(ctx.session, self._cipher).by_email(normalize_email(cmd.email))
+        repo = UserRepository(ctx.session, self._cipher)
+        user = await repo.by_email(normalize_email(cmd.email))
         hashed = user.password_hash if user else self._dummy_hash
         ok = await asyncio.to_thread(self._hasher.verify, cmd.password, hashed)
         if user is None or not ok or user.disabled:
             raise DomainError("unauthorized", _BAD_CREDENTIALS)
         token, token_hash = new_refresh_token()
         now = datetime.now(UTC)
-        await ctx.session.execute(
-            refresh_tokens.insert().values(
-                token_hash=token_hash,
-                family_id=uuid.uuid4(),
-                user_id=user.user_id,
-                issued_at=now,
-                expires_at=now + timedelta(seconds=self._settings.refresh_token_ttl_seconds),
-            )
+        await repo.add_refresh_token(
+            token_hash,
+            user_id=user.user_id,
+            issued_at=now,
+            expires_at=now + timedelta(seconds=self._settings.refresh_token_ttl_seconds),
         )
         return LoginResult(
             access_token=await self._keys.access_token(ctx.session, user_id=user.user_id, role=user.role),
@@ -117,9 +117,13 @@ class UserHandlers:
         changes = cmd.model_dump(include=cmd.model_fields_set - {"user_id"})
         if "address" in changes:
             changes["address"] = cmd.address
-        if changes.get("username") is None:
-            changes.pop("username", None)  # a username cannot be cleared
-        elif changes["username"].lower() != user.username.lower() and await repo.taken(username=changes["username"]):
+        if "username" in changes and changes["username"] is None:
+            raise invalid("username", "cannot be removed")
+        if (
+            "username" in changes
+            and changes["username"].lower() != user.username.lower()
+            and await repo.taken(username=changes["username"])
+        ):
             raise _conflict({"username"})
         updated, changed = user.updated(changes, datetime.now(UTC))
         if changed:

@@ -81,7 +81,8 @@ class KeyRing:
             ).one()
             pem = self._cipher.open(Sealed(row.private_key_enc, row.private_key_key_id), f"signing_key:{row.kid}")
             key = serialization.load_pem_private_key(pem.encode(), password=None)
-            assert isinstance(key, Ed25519PrivateKey)
+            if not isinstance(key, Ed25519PrivateKey):
+                raise TypeError(f"signing key {row.kid} is not an Ed25519 key")
             self._current = (row.kid, key)
             self._loaded_at = time.monotonic()
         return self._current

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agora.crypto import FieldCipher, Sealed
 from contracts.users import Address
-from db.tables import users
+from db.tables import refresh_tokens, users
 from workers.users.model import User
 
 
@@ -43,6 +44,20 @@ class UserRepository:
 
     async def save(self, user: User) -> None:
         await self._session.execute(users.update().where(users.c.user_id == user.user_id).values(**self._to_row(user)))
+
+    async def add_refresh_token(
+        self, token_hash: str, *, user_id: UUID, issued_at: datetime, expires_at: datetime
+    ) -> None:
+        """A new session: the first token of a new family (rotation comes with refresh)."""
+        await self._session.execute(
+            refresh_tokens.insert().values(
+                token_hash=token_hash,
+                family_id=uuid4(),
+                user_id=user_id,
+                issued_at=issued_at,
+                expires_at=expires_at,
+            )
+        )
 
     def _to_row(self, user: User) -> dict[str, Any]:
         phone = self._cipher.seal(user.phone, f"users.phone:{user.user_id}") if user.phone else None

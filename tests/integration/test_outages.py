@@ -1,0 +1,68 @@
+"""What a client sees when a worker is slow or gone, and what happens to its command."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import aiohttp
+
+from tests import support
+from tests.conftest import Stack, new_user
+
+
+async def test_a_stalled_worker_gives_504_and_the_command_still_completes(stack: Stack) -> None:
+    # A second edge with a one-second budget, so the test does not wait out the default.
+    impatient = support.Process(
+        "edge-impatient", [str(support.ROOT / ".venv/bin/agora"), "edge"], support.HTTP_PORT + 10, stack.env
+    )
+    impatient.start(extra_env={"AGORA_HTTP_PORT": str(support.HTTP_PORT + 10), "AGORA_RPC_TIMEOUT_SECONDS": "1"})
+    assert stack.users.proc is not None
+    body = new_user()
+    try:
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{impatient.port}") as http:
+            stack.users.proc.send_signal(signal.SIGSTOP)  # alive but not answering
+            try:
+                async with http.post("/api/users/register", json=body) as resp:
+                    assert resp.status == 504
+                    assert resp.content_type == "application/problem+json"
+                    problem = await resp.json()
+            finally:
+                stack.users.proc.send_signal(signal.SIGCONT)
+            assert problem["request_id"] == resp.headers["X-Request-ID"]
+            # The outcome was unknown, not failed: the queued command is processed.
+            login = {"email": body["email"], "password": body["password"]}
+            for _ in range(50):
+                async with http.post("/api/users/login", json=login) as resp:
+                    if resp.status == 200:
+                        break
+                await asyncio.sleep(0.2)
+            assert resp.status == 200
+    finally:
+        impatient.stop()
+
+
+async def test_the_edge_is_alive_but_not_ready_without_a_broker_connection(stack: Stack) -> None:
+    # An edge pointed at a broker port nobody listens on: /healthz yes, /readyz no,
+    # and API calls fail fast with a 503 problem instead of hanging.
+    port = support.HTTP_PORT + 11
+    lonely = support.Process("edge-no-broker", [str(support.ROOT / ".venv/bin/agora"), "edge"], port, stack.env)
+    lonely.start(
+        extra_env={"AGORA_HTTP_PORT": str(port), "AGORA_AMQP_URL": "amqp://agora:agora@127.0.0.1:1/"}, wait=False
+    )
+    try:
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
+            for _ in range(100):
+                try:
+                    async with http.get("/healthz") as resp:
+                        if resp.status == 200:
+                            break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.1)
+            async with http.get("/readyz") as resp:
+                assert resp.status == 503
+            async with http.post("/api/users/register", json=new_user()) as resp:
+                assert resp.status == 503
+                assert resp.content_type == "application/problem+json"
+    finally:
+        lonely.stop()
