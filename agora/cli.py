@@ -2,6 +2,7 @@
 
 agora db upgrade                      apply migrations
 agora worker NAME [--workers N]       run a worker pool (competing consumers)
+agora workers                         list the workers and their health ports
 agora edge                            run the HTTP edge
 agora seed                            create demo data through the public commands
 agora docs                            regenerate docs/asyncapi.json and docs/openapi.json
@@ -15,7 +16,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from agora.settings import SERVICES, get_settings
+from agora.settings import SERVICES, get_settings, worker_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,10 +34,12 @@ def _db_upgrade(args: argparse.Namespace) -> int:
 
 def _worker(args: argparse.Namespace) -> int:
     settings = get_settings()
-    port = args.port or settings.worker_http_port_base + SERVICES.index(args.name) + 1
+    port = args.port or worker_port(settings, args.name)
     # Processes of one pool share a port; Prometheus' multiprocess mode lets any of
     # them report the whole pool's metrics. The directory must start empty.
-    metrics_dir = Path(args.run_dir) / "metrics" / args.name
+    # One directory per pool (name and port): a second pool of the same worker on this
+    # machine must not wipe the first one's files.
+    metrics_dir = Path(args.run_dir) / "metrics" / f"{args.name}-{port}"
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
@@ -54,6 +57,13 @@ def _worker(args: argparse.Namespace) -> int:
         str(port),
     ]
     os.execv(sys.executable, argv)
+
+
+def _list_workers(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    for name in SERVICES:
+        print(name, worker_port(settings, name))
+    return 0
 
 
 def _edge(args: argparse.Namespace) -> int:
@@ -94,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     worker.add_argument("--port", type=int, default=0, help="health/metrics port (default: base + index)")
     worker.add_argument("--run-dir", default=os.environ.get("AGORA_RUN_DIR", ".run"))
     worker.set_defaults(func=_worker)
+
+    workers = sub.add_parser("workers", help="list the workers and their health ports")
+    workers.set_defaults(func=_list_workers)
 
     sub.add_parser("edge", help="run the HTTP edge").set_defaults(func=_edge)
     sub.add_parser("seed", help="create demo data").set_defaults(func=_seed)

@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
 
+def worker_port(settings: Settings, service: str) -> int:
+    """Where a worker pool serves /healthz, /readyz and /metrics by default."""
+    return settings.worker_http_port_base + SERVICES.index(service) + 1
+
+
 @lru_cache
 def get_settings() -> Settings:
     return Settings()

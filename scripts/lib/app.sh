@@ -2,8 +2,6 @@
 # Python environment, local secrets and the Agora processes (edge + workers).
 # Sourced by scripts/up, scripts/test and scripts/down after scripts/lib/services.sh.
 
-AGORA_WORKERS=(users)
-
 agora_python_env() {
   local venv="$AGORA_ROOT/.venv" stamp="$AGORA_ROOT/.venv/.agora-installed"
   if [ ! -x "$venv/bin/python" ]; then
@@ -82,8 +80,7 @@ agora_start_process() {
     setsid nohup "$@" >>"$AGORA_RUN_DIR/logs/$name.log" 2>&1 </dev/null &
     echo $! >"$(_agora_pidfile "$name")"
   )
-  local i
-  for i in $(seq 1 120); do
+  for _ in $(seq 1 120); do
     if agora_http_ok "http://$AGORA_HOST:$port/readyz"; then
       return 0
     fi
@@ -100,11 +97,12 @@ agora_start_process() {
 }
 
 agora_start_app() {
-  local i=1 name
-  for name in "${AGORA_WORKERS[@]}"; do
-    agora_start_process "worker-$name" "$((AGORA_WORKER_HTTP_PORT_BASE + i))" agora worker "$name"
-    i=$((i + 1))
-  done
+  local workers name port
+  # The list of workers and their ports lives in agora/settings.py only.
+  workers=$(cd "$AGORA_ROOT" && agora workers) || agora_die "agora workers failed"
+  while read -r name port; do
+    agora_start_process "worker-$name" "$port" agora worker "$name"
+  done <<<"$workers"
   agora_start_process edge "$AGORA_HTTP_PORT" agora edge
 }
 

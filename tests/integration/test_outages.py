@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import signal
 
+import aio_pika
 import aiohttp
 
+from contracts.users import REGISTER_USER
 from tests import support
 from tests.conftest import Stack, new_user
 
@@ -66,3 +68,29 @@ async def test_the_edge_is_alive_but_not_ready_without_a_broker_connection(stack
                 assert resp.content_type == "application/problem+json"
     finally:
         lonely.stop()
+
+
+async def test_a_worker_that_cannot_declare_its_queues_exits_instead_of_idling(stack: Stack) -> None:
+    # A queue left from an earlier deployment with other arguments makes the declare
+    # fail. The process must exit (a supervisor restarts it, an operator sees it), not
+    # keep answering /healthz while consuming nothing.
+    vhost = "agora_test_conflict"
+    support.management_api("DELETE", f"/vhosts/{vhost}")
+    assert support.management_api("PUT", f"/vhosts/{vhost}") in (201, 204)
+    support.management_api("PUT", f"/permissions/{vhost}/agora", b'{"configure":".*","write":".*","read":".*"}')
+    url = stack.env["AGORA_AMQP_URL"].rsplit("/", 1)[0] + f"/{vhost}"
+    try:
+        connection = await aio_pika.connect(url)
+        channel = await connection.channel()
+        await channel.declare_queue(
+            REGISTER_USER.queue, durable=True, arguments={"x-queue-type": "quorum", "x-delivery-limit": 1}
+        )
+        await connection.close()
+        worker = support.worker("users", stack.env, index=9)
+        worker.start(extra_env={"AGORA_AMQP_URL": url}, wait=False)
+        assert worker.proc is not None
+        code = await asyncio.to_thread(worker.proc.wait, 60)
+        assert code != 0
+        assert "PRECONDITION_FAILED" in worker.log_path.read_text()
+    finally:
+        support.management_api("DELETE", f"/vhosts/{vhost}")

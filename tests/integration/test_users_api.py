@@ -255,7 +255,7 @@ async def test_worker_health_and_metrics(stack: Stack) -> None:
             assert resp.status == 200
         async with worker.get("/readyz") as resp:
             assert resp.status == 200
-            assert (await resp.json())["checks"] == {"broker": True, "database": True}
+            assert (await resp.json())["checks"] == {"consuming": True, "broker": True, "database": True}
         async with worker.get("/metrics") as resp:
             text_ = await resp.text()
     assert "agora_handled_total" in text_

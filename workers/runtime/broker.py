@@ -71,10 +71,12 @@ def work_queue(name: str, settings: Settings, *, routing_key: str = "") -> Rabbi
     )
 
 
-async def declare_topology(broker: RabbitBroker, queues: list[str]) -> None:
-    """Exchanges every process relies on, and a `.dlq` bound to the DLX for each queue.
+async def declare_topology(broker: RabbitBroker, queues: list[RabbitQueue]) -> None:
+    """Exchanges every process relies on, the work queues, and a `.dlq` for each.
 
     Declarations are idempotent, so every replica of every worker runs this at start.
+    A work queue declared earlier with other arguments (say another delivery limit)
+    fails here, loudly, before the worker reports itself started.
     """
     for exchange in (dead_letter_exchange, unrouted_exchange, commands_exchange, events_exchange):
         await broker.declare_exchange(exchange)
@@ -89,6 +91,7 @@ async def declare_topology(broker: RabbitBroker, queues: list[str]) -> None:
     await unrouted.bind(UNROUTED_EXCHANGE)
     for queue in queues:
         dlq = await broker.declare_queue(
-            RabbitQueue(dead_letter_queue(queue), queue_type=QueueType.QUORUM, durable=True)
+            RabbitQueue(dead_letter_queue(queue.name), queue_type=QueueType.QUORUM, durable=True)
         )
-        await dlq.bind(DEAD_LETTER_EXCHANGE, routing_key=queue)
+        await dlq.bind(DEAD_LETTER_EXCHANGE, routing_key=queue.name)
+        await broker.declare_queue(queue)

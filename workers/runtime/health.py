@@ -34,7 +34,11 @@ def health_routes(service: WorkerService) -> list[tuple[str, Any]]:
 
     @get(include_in_schema=False)
     async def readyz(scope: Any) -> AsgiResponse:
-        checks = {"broker": await _broker_ok(service), "database": await _database_ok(service)}
+        checks = {
+            "consuming": service.consuming,
+            "broker": await _broker_ok(service),
+            "database": await _database_ok(service),
+        }
         ok = all(checks.values())
         body = json.dumps({"status": "ready" if ok else "not ready", "checks": checks}).encode()
         return AsgiResponse(body, status_code=200 if ok else 503, headers={"content-type": "application/json"})

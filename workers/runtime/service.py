@@ -24,7 +24,7 @@ from typing import Any
 from faststream import AckPolicy
 from faststream.asgi import AsgiFastStream
 from faststream.message import StreamMessage
-from faststream.rabbit import RabbitBroker
+from faststream.rabbit import RabbitBroker, RabbitQueue
 from faststream.rabbit.annotations import RabbitMessage
 from prometheus_client import REGISTRY, Counter
 from pydantic import BaseModel, ValidationError
@@ -135,7 +135,8 @@ class WorkerService:
             publish=self._publish_outbox_row,
             poll_seconds=self.settings.outbox_poll_seconds,
         )
-        self._queues: list[str] = []
+        self._queues: list[RabbitQueue] = []
+        self.consuming = False
         self._startup_hooks = list(on_startup)
         self._relay_task: asyncio.Task[None] | None = None
         self.app = AsgiFastStream(
@@ -153,7 +154,7 @@ class WorkerService:
     def command(self, spec: CommandSpec, handler: Handler) -> None:
         """Consume `spec` from the commands exchange on its own queue."""
         queue = work_queue(spec.queue, self.settings, routing_key=spec.routing_key)
-        self._queues.append(spec.queue)
+        self._queues.append(queue)
 
         @self.broker.subscriber(
             queue,
@@ -173,13 +174,18 @@ class WorkerService:
         # uvicorn installed its own plain-text log handlers after our import-time
         # set-up; take them back so every line from here on is JSON.
         configure_logging(self.name, self.settings.log_level)
-        # Dead-letter queues must exist before the first consumer can reject into them.
+        # Everything that can fail is declared here, in the start-up hook: FastStream's
+        # ASGI app reports "started" to uvicorn *before* it starts the subscribers, so
+        # a failure there would leave a process that serves /healthz but consumes
+        # nothing. A failure here makes the process exit. Dead-letter queues must also
+        # exist before the first consumer can reject into them.
         await self.broker.connect()
         await declare_topology(self.broker, self._queues)
         for hook in self._startup_hooks:
             await hook(self)
 
     async def _after_startup(self) -> None:
+        self.consuming = True
         if not self.settings.outbox_relay:
             log.warning("outbox relay disabled (AGORA_OUTBOX_RELAY=false): events stay unsent here")
             return
@@ -189,6 +195,7 @@ class WorkerService:
         # FastStream runs this hook *before* it stops the broker. Stop consuming here
         # and let in-flight handlers finish (each waits up to the graceful timeout),
         # so the relay's last batch carries the events they committed.
+        self.consuming = False
         await asyncio.gather(*(sub.stop() for sub in self.broker.subscribers))
         self.relay.stop()
         if self._relay_task is not None:
