@@ -38,10 +38,13 @@ AGORA_DATA_KEYS=local1:$key
 AGORA_DATA_KEY_ID=local1
 ENV
   fi
-  set -a
-  # shellcheck disable=SC1090
-  source "$file"
-  set +a
+  # The environment wins over the file, as it does for agora/settings.py.
+  local line key
+  while IFS= read -r line; do
+    key=${line%%=*}
+    [[ $key =~ ^AGORA_[A-Z0-9_]+$ ]] || continue
+    [[ -n ${!key+set} ]] || export "${key}=${line#*=}"
+  done <"$file"
 }
 
 # curl is not on every fresh machine; the venv's Python is.
@@ -80,21 +83,12 @@ agora_start_process() {
     setsid nohup "$@" >>"$AGORA_RUN_DIR/logs/$name.log" 2>&1 </dev/null &
     echo $! >"$(_agora_pidfile "$name")"
   )
-  for _ in $(seq 1 120); do
-    if agora_http_ok "http://$AGORA_HOST:$port/readyz"; then
-      return 0
-    fi
-    # Only "still alive" here: until `agora worker` has exec'd FastStream, the
-    # command line does not match the pattern yet.
-    if ! _agora_pid_running "$(cat "$(_agora_pidfile "$name")")"; then
-      _agora_tail_logs "$AGORA_RUN_DIR/logs/$name.log"
-      agora_die "$name exited during start-up (log: .run/logs/$name.log)"
-    fi
-    sleep 0.5
-  done
-  _agora_tail_logs "$AGORA_RUN_DIR/logs/$name.log"
-  agora_die "$name did not become ready on port $port within 60 s (log: .run/logs/$name.log)"
+  _AGORA_READY_URL="http://$AGORA_HOST:$port/readyz"
+  _agora_wait_healthy "$name" 60 _agora_app_ready "$name did not become ready on port $port within 60 s" \
+    --every 0.5 --pid "$(cat "$(_agora_pidfile "$name")")" -- "$AGORA_RUN_DIR/logs/$name.log" || exit 1
 }
+
+_agora_app_ready() { agora_http_ok "$_AGORA_READY_URL"; }
 
 agora_start_app() {
   local workers name port
