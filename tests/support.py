@@ -77,6 +77,13 @@ def reset_vhost() -> None:
     assert status in (201, 204)
 
 
+def services(*functions: str) -> None:
+    """Call functions of scripts/lib/services.sh (stop or start a backing service)."""
+    script = f'source "{ROOT}/scripts/lib/services.sh"; agora_load_env; ' + "; ".join(functions)
+    env = {k: v for k, v in os.environ.items() if k != "AGORA_RUN_DIR"}  # the stack's own run dir
+    subprocess.run(["bash", "-c", script], check=True, capture_output=True, timeout=120, env=env)
+
+
 def rabbitmqctl(*args: str) -> None:
     """Run rabbitmqctl against the node scripts/test started (used to restart the broker)."""
     script = f'source "{ROOT}/scripts/lib/services.sh"; agora_load_env; agora_rabbitmqctl "$@"'

@@ -172,3 +172,29 @@ async def test_sigterm_shuts_a_worker_down_cleanly(stack: Stack, http: aiohttp.C
     # queued (or prefetched and handed back) is served by the restarted worker.
     users = await asyncio.wait_for(asyncio.gather(*pending), timeout=30)
     assert len({u["user_id"] for u in users}) == 40
+
+
+async def test_a_database_outage_delays_commands_but_loses_none(
+    stack: Stack, http: aiohttp.ClientSession, registered_events: AbstractQueue
+) -> None:
+    await asyncio.to_thread(support.services, "_agora_stop_postgres")
+    bodies = [new_user() for _ in range(5)]
+    try:
+        sent = [
+            asyncio.create_task(http.post("/api/users/register", json=b, timeout=aiohttp.ClientTimeout(total=30)))
+            for b in bodies
+        ]
+        await asyncio.sleep(3)  # the worker takes them, fails, and requeues them with backoff
+    finally:
+        await asyncio.to_thread(support.services, "agora_start_postgres")
+    for task in sent:
+        (await task).release()  # 201 if it finished in time, 504 if not: the outcome was unknown
+    # Every command completes once the database is back, and its event goes out.
+    for body in bodies:
+        for _ in range(60):
+            async with http.post("/api/users/login", json={"email": body["email"], "password": body["password"]}) as r:
+                if r.status == 200:
+                    break
+            await asyncio.sleep(0.5)
+        assert r.status == 200, body["email"]
+    assert len(await _event_user_ids(registered_events, expect=5, within=30)) == 5
