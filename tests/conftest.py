@@ -71,7 +71,7 @@ async def amqp(stack: Stack) -> AsyncIterator[aio_pika.abc.AbstractRobustConnect
 
 @pytest.fixture(scope="session")
 async def db(stack: Stack) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(stack.env["AGORA_DATABASE_URL"])
+    engine = create_async_engine(stack.env["AGORA_DATABASE_URL"], pool_pre_ping=True)  # outlives a DB restart
     yield engine
     await engine.dispose()
 
