@@ -4,6 +4,7 @@ agora db upgrade                      apply migrations
 agora worker NAME [--workers N]       run a worker pool (competing consumers)
 agora workers                         list the workers and their health ports
 agora edge                            run the HTTP edge
+agora keys rotate                     add a token-signing key; older keys keep verifying
 agora seed                            create demo data through the public commands
 agora docs                            regenerate docs/asyncapi.json and docs/openapi.json
 """
@@ -73,6 +74,17 @@ def _edge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keys_rotate(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from workers.users.keys import rotate_signing_key
+
+    kid = asyncio.run(rotate_signing_key(get_settings()))
+    delay = get_settings().signing_key_activation_seconds
+    print(f"new signing key {kid}: published now, signs new tokens in {delay:.0f} s; older keys keep verifying")
+    return 0
+
+
 def _seed(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -109,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     workers.set_defaults(func=_list_workers)
 
     sub.add_parser("edge", help="run the HTTP edge").set_defaults(func=_edge)
+    keys = sub.add_parser("keys", help="token-signing keys").add_subparsers(dest="keys_command", required=True)
+    keys.add_parser("rotate", help="add a new signing key (old ones keep verifying)").set_defaults(func=_keys_rotate)
+
     sub.add_parser("seed", help="create demo data").set_defaults(func=_seed)
     sub.add_parser("docs", help="regenerate API and message documents").set_defaults(func=_docs)
 

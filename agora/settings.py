@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     jwt_issuer: str = "agora"
     jwt_audience: str = "agora-api"
     access_token_ttl_seconds: int = 900
+    # Verifiers refresh the public keys this often; a new signing key waits longer than
+    # that (and than the public JWKS cache, 5 minutes) before it signs anything.
+    jwks_refresh_seconds: float = 60.0
+    signing_key_activation_seconds: float = 330.0
     refresh_token_ttl_seconds: int = 30 * 24 * 3600
     bcrypt_rounds: int = Field(default=12, ge=4, le=15)
 

@@ -8,6 +8,7 @@ names a key id not seen before (a key rotation).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -15,6 +16,8 @@ from typing import Any
 from uuid import UUID
 
 import jwt
+
+log = logging.getLogger("agora.tokens")
 
 ALGORITHMS = ["EdDSA"]
 LEEWAY_SECONDS = 30
@@ -39,8 +42,9 @@ JwksFetcher = Callable[[], Awaitable[dict[str, Any]]]
 
 
 class TokenVerifier:
-    def __init__(self, fetch_jwks: JwksFetcher, *, issuer: str, audience: str) -> None:
+    def __init__(self, fetch_jwks: JwksFetcher, *, issuer: str, audience: str, max_age: float = 60.0) -> None:
         self._fetch = fetch_jwks
+        self._max_age = max_age
         self._issuer = issuer
         self._audience = audience
         self._keys: dict[str, jwt.PyJWK] = {}
@@ -75,17 +79,32 @@ class TokenVerifier:
             raise InvalidToken(str(exc)) from exc
 
     async def _key(self, kid: str) -> jwt.PyJWK:
-        if kid not in self._keys:
+        if self._should_refresh(kid):
             async with self._lock:
-                # A token with an unknown kid may be a forgery: refetch at most every
-                # few seconds so junk tokens cannot hammer the users service.
-                if kid not in self._keys and time.monotonic() - self._fetched_at > _REFRESH_MIN_INTERVAL:
-                    # Stamped before the fetch: if it fails or is slow, the callers
-                    # queued behind this lock do not each try again.
-                    self._fetched_at = time.monotonic()
-                    document = await self._fetch()
-                    self._keys = {k.key_id: k for k in jwt.PyJWKSet.from_dict(document).keys if k.key_id}
+                if self._should_refresh(kid):
+                    await self._refresh()
         try:
             return self._keys[kid]
         except KeyError:
             raise InvalidToken("unknown signing key") from None
+
+    def _should_refresh(self, kid: str) -> bool:
+        # Keys are refreshed every `max_age` anyway, so a rotated key (which signs
+        # only after an activation delay longer than that) is known before its first
+        # token. An unknown kid may be a forgery: that refetch happens at most every
+        # few seconds, so junk tokens cannot hammer the users service.
+        age = time.monotonic() - self._fetched_at
+        return age > self._max_age or (kid not in self._keys and age > _REFRESH_MIN_INTERVAL)
+
+    async def _refresh(self) -> None:
+        # Stamped before the fetch: if it fails or is slow, the callers queued behind
+        # the lock do not each try again.
+        self._fetched_at = time.monotonic()
+        try:
+            document = await self._fetch()
+        except Exception:
+            if not self._keys:
+                raise  # nothing to verify with: the caller answers 503
+            log.warning("could not refresh the signing keys; keeping the known ones", exc_info=True)
+            return
+        self._keys = {k.key_id: k for k in jwt.PyJWKSet.from_dict(document).keys if k.key_id}

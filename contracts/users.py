@@ -64,6 +64,31 @@ class GetJwks(Contract):
     pass
 
 
+RefreshToken = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class RefreshSession(Contract):
+    """Trade a refresh token for new tokens; the old refresh token is used up."""
+
+    refresh_token: RefreshToken
+
+
+class Logout(Contract):
+    """End the session (token family) this refresh token belongs to."""
+
+    refresh_token: RefreshToken
+
+
+class LogoutAll(Contract):
+    """End every session of the actor."""
+
+
+class ChangePassword(Contract):
+    user_id: UUID
+    current_password: Annotated[str, StringConstraints(max_length=256)]
+    new_password: Password
+
+
 class UserView(Contract):
     user_id: UUID
     email: str
@@ -101,6 +126,11 @@ class UserUpdated(Contract):
     updated_at: datetime
 
 
+class PasswordChanged(Contract):
+    user_id: UUID
+    changed_at: datetime
+
+
 REGISTER_USER = CommandSpec("users", "register_user", 1, RegisterUser, UserView, summary="Create a member account.")
 LOGIN_USER = CommandSpec("users", "login_user", 1, LoginUser, LoginResult, summary="Exchange credentials for tokens.")
 GET_USER = CommandSpec(
@@ -117,9 +147,38 @@ UPDATE_USER = CommandSpec(
     "users", "update_user", 1, UpdateUser, UserView, requires_actor=True, summary="Change username, phone or address."
 )
 GET_JWKS = CommandSpec("users", "get_jwks", 1, GetJwks, Jwks, kind="query", summary="Public token-signing keys.")
+REFRESH_SESSION = CommandSpec(
+    "users", "refresh_session", 1, RefreshSession, LoginResult, summary="Rotate a refresh token for new tokens."
+)
+LOGOUT = CommandSpec("users", "logout", 1, Logout, None, summary="End one session (its refresh token family).")
+LOGOUT_ALL = CommandSpec(
+    "users", "logout_all", 1, LogoutAll, None, requires_actor=True, summary="End every session of the actor."
+)
+CHANGE_PASSWORD = CommandSpec(
+    "users",
+    "change_password",
+    1,
+    ChangePassword,
+    None,
+    requires_actor=True,
+    summary="Change one's own password (needs the current one); ends every session.",
+)
 
 USER_REGISTERED = EventSpec("users", "user_registered", 1, UserRegistered, summary="A member account was created.")
 USER_UPDATED = EventSpec("users", "user_updated", 1, UserUpdated, summary="A profile changed (names of fields only).")
+PASSWORD_CHANGED = EventSpec(
+    "users", "password_changed", 1, PasswordChanged, summary="A password changed; every session was ended."
+)
 
-COMMANDS = (REGISTER_USER, LOGIN_USER, GET_USER, UPDATE_USER, GET_JWKS)
-EVENTS = (USER_REGISTERED, USER_UPDATED)
+COMMANDS = (
+    REGISTER_USER,
+    LOGIN_USER,
+    GET_USER,
+    UPDATE_USER,
+    GET_JWKS,
+    REFRESH_SESSION,
+    LOGOUT,
+    LOGOUT_ALL,
+    CHANGE_PASSWORD,
+)
+EVENTS = (USER_REGISTERED, USER_UPDATED, PASSWORD_CHANGED)

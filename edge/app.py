@@ -41,7 +41,9 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app[SETTINGS_KEY] = settings
     app[BUS_KEY] = bus
     app[JWKS_KEY] = jwks
-    app[VERIFIER_KEY] = TokenVerifier(jwks.fetch, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+    app[VERIFIER_KEY] = TokenVerifier(
+        jwks.fetch, issuer=settings.jwt_issuer, audience=settings.jwt_audience, max_age=settings.jwks_refresh_seconds
+    )
 
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_get("/readyz", readyz, name="readyz")

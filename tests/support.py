@@ -41,6 +41,10 @@ def test_env() -> dict[str, str]:
         # Fast hashing keeps the suite quick; production uses the default cost.
         AGORA_BCRYPT_ROUNDS="4",
         AGORA_RPC_TIMEOUT_SECONDS="10",
+        # Key rotation on a test's time scale: keys refresh every second, a new one
+        # signs after three.
+        AGORA_JWKS_REFRESH_SECONDS="1",
+        AGORA_SIGNING_KEY_ACTIVATION_SECONDS="3",
     )
     return env
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from edge.openapi import Endpoint
-from edge.routes import users
+from edge.routes import auth, users
 
-ENDPOINTS: tuple[Endpoint, ...] = (*users.ENDPOINTS,)
+ENDPOINTS: tuple[Endpoint, ...] = (*users.ENDPOINTS, *auth.ENDPOINTS)
 
 
 def setup_routes(app: web.Application) -> None:

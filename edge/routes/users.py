@@ -5,10 +5,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from contracts.users import (
+    CHANGE_PASSWORD,
     GET_USER,
     LOGIN_USER,
     REGISTER_USER,
     UPDATE_USER,
+    ChangePassword,
     GetUser,
     LoginUser,
     RegisterUser,
@@ -41,6 +43,13 @@ async def get_me(request: web.Request) -> web.Response:
 async def get_user(request: web.Request) -> web.Response:
     actor = await require_actor(request)
     return await call_service(request, GET_USER, GetUser(user_id=path_uuid(request, "userId")), actor=actor)
+
+
+async def change_password(request: web.Request) -> web.Response:
+    actor = await require_actor(request)
+    user_id = path_uuid(request, "userId")
+    command = parse(ChangePassword, json_body(request), server_fields={"user_id": user_id})
+    return await call_service(request, CHANGE_PASSWORD, command, actor=actor)
 
 
 async def update_user(request: web.Request) -> web.Response:
@@ -79,5 +88,17 @@ ENDPOINTS = (
         auth=True,
         errors=(404, 409),
         summary="Change username, phone or address: only the fields sent change; null clears phone or address.",
+    ),
+    Endpoint(
+        "POST",
+        "/api/users/{userId}/password",
+        change_password,
+        CHANGE_PASSWORD,
+        status=204,
+        body=ChangePassword,
+        body_omits=("user_id",),
+        auth=True,
+        errors=(404,),
+        summary="Change your own password (needs the current one). Ends every session.",
     ),
 )

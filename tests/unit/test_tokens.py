@@ -126,3 +126,31 @@ async def test_unknown_key_ids_cannot_hammer_the_key_service(
         with pytest.raises(InvalidToken):
             await verifier.verify(_token(stranger, "nope"))
     assert keys.fetches == 1
+
+
+async def test_keys_are_refreshed_once_they_are_older_than_max_age() -> None:
+    keys = Keys()
+    key = Ed25519PrivateKey.generate()
+    keys.published.append(_jwk(key, "k1"))
+    verifier = TokenVerifier(keys.fetch, issuer=ISS, audience=AUD, max_age=60)
+    await verifier.verify(_token(key, "k1"))
+    await verifier.verify(_token(key, "k1"))
+    assert keys.fetches == 1
+    verifier._fetched_at -= 61  # a minute later
+    await verifier.verify(_token(key, "k1"))
+    assert keys.fetches == 2
+
+
+async def test_a_failed_refresh_keeps_the_known_keys() -> None:
+    keys = Keys()
+    key = Ed25519PrivateKey.generate()
+    keys.published.append(_jwk(key, "k1"))
+    verifier = TokenVerifier(keys.fetch, issuer=ISS, audience=AUD, max_age=60)
+    await verifier.verify(_token(key, "k1"))
+
+    async def down() -> dict[str, Any]:
+        raise ConnectionError("users service down")
+
+    verifier._fetch = down
+    verifier._fetched_at -= 61
+    await verifier.verify(_token(key, "k1"))  # still verifies with what it knew

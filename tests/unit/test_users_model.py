@@ -5,7 +5,7 @@ from uuid import uuid4
 import pytest
 
 from contracts.users import Address
-from workers.users.model import User, normalize_email, password_problem
+from workers.users.model import RefreshToken, User, normalize_email, password_problem, refresh_verdict
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -85,3 +85,25 @@ def test_unknown_email_costs_the_same_hash_as_a_real_account() -> None:
     dummy = bcrypt_sha256.from_string(handlers._dummy_hash)
     real = bcrypt_sha256.from_string(handlers._hasher.hash("any password"))
     assert (dummy.ident, dummy.rounds, dummy.version) == (real.ident, real.rounds, real.version) == (real.ident, 5, 2)
+
+
+def _token(**kw: object) -> RefreshToken:
+    base = RefreshToken(
+        family_id=uuid4(), user_id=uuid4(), expires_at=NOW + timedelta(days=1), used_at=None, revoked_at=None
+    )
+    return replace(base, **kw)  # type: ignore[arg-type]
+
+
+def test_a_fresh_refresh_token_rotates() -> None:
+    assert refresh_verdict(_token(), NOW) == "rotate"
+
+
+def test_a_used_refresh_token_is_reuse() -> None:
+    assert refresh_verdict(_token(used_at=NOW), NOW) == "reuse"
+
+
+def test_revoked_expired_or_unknown_tokens_are_invalid() -> None:
+    assert refresh_verdict(None, NOW) == "invalid"
+    assert refresh_verdict(_token(revoked_at=NOW), NOW) == "invalid"
+    assert refresh_verdict(_token(used_at=NOW, revoked_at=NOW), NOW) == "invalid"  # family already ended
+    assert refresh_verdict(_token(expires_at=NOW), NOW) == "invalid"

@@ -9,12 +9,16 @@ class DomainError(Exception):
     """A business rule said no (duplicate email, not found, ...).
 
     The message was handled: its error reply is sent and the message is
-    acknowledged. Nothing the handler wrote is kept.
+    acknowledged. Nothing the handler wrote is kept, unless `keep_changes` says the
+    refusal itself must leave a trace (a session revoked because a token was reused).
     """
 
-    def __init__(self, code: str, detail: str, errors: tuple[FieldError, ...] = ()) -> None:
+    def __init__(
+        self, code: str, detail: str, errors: tuple[FieldError, ...] = (), *, keep_changes: bool = False
+    ) -> None:
         super().__init__(detail)
         self.reply = ErrorReply(code=code, detail=detail, errors=errors)
+        self.keep_changes = keep_changes
 
 
 def not_found(what: str) -> DomainError:

@@ -124,7 +124,14 @@ class WorkerService:
         self.sessions = make_sessionmaker(self.engine)
         self.outbox_table, self.inbox_table = MESSAGING[name]
         self.verifier = (
-            TokenVerifier(jwks, issuer=self.settings.jwt_issuer, audience=self.settings.jwt_audience) if jwks else None
+            TokenVerifier(
+                jwks,
+                issuer=self.settings.jwt_issuer,
+                audience=self.settings.jwt_audience,
+                max_age=self.settings.jwks_refresh_seconds,
+            )
+            if jwks
+            else None
         )
         self.relay = outbox.OutboxRelay(
             service=name,
@@ -301,13 +308,16 @@ class WorkerService:
                 log.info("duplicate delivery ignored", extra={"queue": spec.queue})
                 return None
             ctx = HandlerContext(session=session, envelope=envelope, actor=actor, service=self)
+            # The handler runs in a savepoint so a refusal undoes its writes but keeps
+            # the inbox claim. Any other exception rolls back the whole transaction.
+            handler_writes = await session.begin_nested()
             try:
-                async with session.begin_nested():
-                    result = await handler(payload, ctx)
-                reply = Reply(ok=True, data=result.model_dump(mode="json") if result is not None else None)
+                result = await handler(payload, ctx)
             except DomainError as err:
-                reply = Reply(ok=False, error=err.reply)
-            return reply
+                await (handler_writes.commit() if err.keep_changes else handler_writes.rollback())
+                return Reply(ok=False, error=err.reply)
+            await handler_writes.commit()
+            return Reply(ok=True, data=result.model_dump(mode="json") if result is not None else None)
 
     async def _reply(self, message: RabbitMessage, envelope: Envelope, reply: Reply) -> None:
         reply_to = message.raw_message.reply_to

@@ -38,5 +38,9 @@ service.command(c.LOGIN_USER, handlers.login_user)
 service.command(c.GET_USER, handlers.get_user)
 service.command(c.UPDATE_USER, handlers.update_user)
 service.command(c.GET_JWKS, handlers.get_jwks)
+service.command(c.REFRESH_SESSION, handlers.refresh_session)
+service.command(c.LOGOUT, handlers.logout)
+service.command(c.LOGOUT_ALL, handlers.logout_all)
+service.command(c.CHANGE_PASSWORD, handlers.change_password)
 
 app = service.app

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from passlib.hash import bcrypt_sha256
@@ -13,13 +15,19 @@ from agora.crypto import FieldCipher
 from agora.settings import Settings
 from contracts.errors import FieldError
 from contracts.users import (
+    PASSWORD_CHANGED,
     USER_REGISTERED,
     USER_UPDATED,
+    ChangePassword,
     GetJwks,
     GetUser,
     Jwks,
     LoginResult,
     LoginUser,
+    Logout,
+    LogoutAll,
+    PasswordChanged,
+    RefreshSession,
     RegisterUser,
     UpdateUser,
     UserRegistered,
@@ -28,11 +36,14 @@ from contracts.users import (
 )
 from workers.runtime.errors import DomainError, invalid, not_found
 from workers.runtime.service import HandlerContext
-from workers.users.keys import KeyRing, new_refresh_token
-from workers.users.model import User, normalize_email, password_problem
+from workers.users.keys import KeyRing, hash_refresh_token, new_refresh_token
+from workers.users.model import User, normalize_email, password_problem, refresh_verdict
 from workers.users.repository import UserRepository
 
 _BAD_CREDENTIALS = "email or password is incorrect"
+_BAD_REFRESH = "the refresh token is invalid, expired or revoked"
+
+log = logging.getLogger("agora.users")
 
 
 class UserHandlers:
@@ -85,13 +96,75 @@ class UserHandlers:
         ok = await asyncio.to_thread(self._hasher.verify, cmd.password, hashed)
         if user is None or not ok or user.disabled:
             raise DomainError("unauthorized", _BAD_CREDENTIALS)
-        token, token_hash = new_refresh_token()
         now = datetime.now(UTC)
+        expires_at = now + timedelta(seconds=self._settings.refresh_token_ttl_seconds)
+        return await self._issue_tokens(ctx, repo, user, now=now, expires_at=expires_at)
+
+    async def refresh_session(self, cmd: RefreshSession, ctx: HandlerContext) -> LoginResult:
+        repo = UserRepository(ctx.session, self._cipher)
+        presented = hash_refresh_token(cmd.refresh_token)
+        token = await repo.refresh_token_for_update(presented)
+        now = datetime.now(UTC)
+        verdict = refresh_verdict(token, now)
+        if verdict == "reuse" and token is not None:
+            await repo.revoke_family(token.family_id, now)
+            log.warning("security: refresh token reused; session revoked", extra={"family_id": str(token.family_id)})
+            raise DomainError("unauthorized", _BAD_REFRESH, keep_changes=True)
+        user = await repo.get(token.user_id) if token is not None and verdict == "rotate" else None
+        if token is None or user is None or user.disabled:
+            raise DomainError("unauthorized", _BAD_REFRESH)
+        await repo.mark_refresh_token_used(presented, now)
+        # The new token inherits the family's expiry: a session has an absolute lifetime
+        # however often it is refreshed.
+        return await self._issue_tokens(
+            ctx, repo, user, now=now, expires_at=token.expires_at, family_id=token.family_id
+        )
+
+    async def logout(self, cmd: Logout, ctx: HandlerContext) -> None:
+        repo = UserRepository(ctx.session, self._cipher)
+        token = await repo.refresh_token_for_update(hash_refresh_token(cmd.refresh_token))
+        # An unknown token is not an error: the session is over either way, and the
+        # answer must not tell a guesser which tokens exist.
+        if token is not None:
+            await repo.revoke_family(token.family_id, datetime.now(UTC))
+
+    async def logout_all(self, cmd: LogoutAll, ctx: HandlerContext) -> None:
+        actor = ctx.require_actor()
+        await UserRepository(ctx.session, self._cipher).revoke_all_sessions(actor.user_id, datetime.now(UTC))
+
+    async def change_password(self, cmd: ChangePassword, ctx: HandlerContext) -> None:
+        actor = ctx.require_actor()
+        repo = UserRepository(ctx.session, self._cipher)
+        # Only for oneself (it needs the current password); anyone else's account is not found.
+        user = await repo.get(cmd.user_id) if cmd.user_id == actor.user_id else None
+        if user is None:
+            raise not_found("user")
+        if not await asyncio.to_thread(self._hasher.verify, cmd.current_password, user.password_hash):
+            raise invalid("current_password", "is incorrect")
+        if cmd.new_password == cmd.current_password:
+            raise invalid("new_password", "must differ from the current password")
+        if problem := password_problem(cmd.new_password, email=user.email, username=user.username):
+            raise invalid("new_password", problem)
+        now = datetime.now(UTC)
+        new_hash = await asyncio.to_thread(self._hasher.hash, cmd.new_password)
+        await repo.save(replace(user, password_hash=new_hash, updated_at=now))
+        # Whoever knew the old password may hold a session: end them all.
+        await repo.revoke_all_sessions(user.user_id, now)
+        await ctx.emit(PASSWORD_CHANGED, PasswordChanged(user_id=user.user_id, changed_at=now))
+
+    async def _issue_tokens(
+        self,
+        ctx: HandlerContext,
+        repo: UserRepository,
+        user: User,
+        *,
+        now: datetime,
+        expires_at: datetime,
+        family_id: uuid.UUID | None = None,
+    ) -> LoginResult:
+        token, token_hash = new_refresh_token()
         await repo.add_refresh_token(
-            token_hash,
-            user_id=user.user_id,
-            issued_at=now,
-            expires_at=now + timedelta(seconds=self._settings.refresh_token_ttl_seconds),
+            token_hash, user_id=user.user_id, issued_at=now, expires_at=expires_at, family_id=family_id
         )
         return LoginResult(
             access_token=await self._keys.access_token(ctx.session, user_id=user.user_id, role=user.role),

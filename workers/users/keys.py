@@ -25,8 +25,6 @@ from agora.crypto import FieldCipher, Sealed
 from agora.settings import Settings
 from db.tables import signing_keys
 
-_CACHE_SECONDS = 60.0
-
 
 class KeyRing:
     def __init__(self, cipher: FieldCipher, settings: Settings) -> None:
@@ -70,15 +68,18 @@ class KeyRing:
         return {"keys": list(rows)}
 
     async def _signing_key(self, session: AsyncSession) -> tuple[str, Ed25519PrivateKey]:
-        if self._current is None or time.monotonic() - self._loaded_at > _CACHE_SECONDS:
+        if self._current is None or time.monotonic() - self._loaded_at > self._settings.jwks_refresh_seconds:
+            # The newest key old enough that every verifier has seen it; before any
+            # key is that old (a new installation), the first key.
+            active_since = datetime.now(UTC) - timedelta(seconds=self._settings.signing_key_activation_seconds)
+            live = select(signing_keys).where(signing_keys.c.retired_at.is_(None))
             row = (
                 await session.execute(
-                    select(signing_keys)
-                    .where(signing_keys.c.retired_at.is_(None))
+                    live.where(signing_keys.c.created_at <= active_since)
                     .order_by(signing_keys.c.created_at.desc())
                     .limit(1)
                 )
-            ).one()
+            ).first() or (await session.execute(live.order_by(signing_keys.c.created_at).limit(1))).one()
             pem = self._cipher.open(Sealed(row.private_key_enc, row.private_key_key_id), f"signing_key:{row.kid}")
             key = serialization.load_pem_private_key(pem.encode(), password=None)
             if not isinstance(key, Ed25519PrivateKey):
@@ -110,3 +111,16 @@ def new_refresh_token() -> tuple[str, str]:
 
 def hash_refresh_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def rotate_signing_key(settings: Settings) -> str:
+    """Add a signing key from the operator's command line (`agora keys rotate`)."""
+    from db.engine import make_engine, make_sessionmaker
+
+    cipher = FieldCipher.from_config(settings.data_keys, settings.data_key_id)
+    engine = make_engine(settings.database_url, pool_size=1, application_name="agora-keys")
+    try:
+        async with make_sessionmaker(engine).begin() as session:
+            return await KeyRing(cipher, settings).add_key(session)
+    finally:
+        await engine.dispose()

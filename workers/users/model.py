@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
+from typing import Literal
 from uuid import UUID
 
 from zxcvbn.frequency_lists import FREQUENCY_LISTS
@@ -67,3 +68,33 @@ class User:
         if not changed:
             return self, ()
         return replace(self, **changes, updated_at=now), changed  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class RefreshToken:
+    """What the database knows about one refresh token (never the token itself)."""
+
+    family_id: UUID
+    user_id: UUID
+    expires_at: datetime
+    used_at: datetime | None
+    revoked_at: datetime | None
+
+
+RefreshVerdict = Literal["rotate", "reuse", "invalid"]
+
+
+def refresh_verdict(token: RefreshToken | None, now: datetime) -> RefreshVerdict:
+    """Whether a presented refresh token may be rotated.
+
+    A token that was already rotated coming back means two parties hold the same
+    session: one of them stole it. Which one cannot be told, so the whole family
+    (every token descended from that login) is revoked: "reuse".
+    """
+    if token is None or token.revoked_at is not None:
+        return "invalid"
+    if token.used_at is not None:
+        return "reuse"
+    if token.expires_at <= now:
+        return "invalid"
+    return "rotate"

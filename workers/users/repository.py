@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from agora.crypto import FieldCipher, Sealed
 from contracts.users import Address
 from db.tables import refresh_tokens, users
-from workers.users.model import User
+from workers.users.model import RefreshToken, User
 
 
 class UserRepository:
@@ -46,17 +46,52 @@ class UserRepository:
         await self._session.execute(users.update().where(users.c.user_id == user.user_id).values(**self._to_row(user)))
 
     async def add_refresh_token(
-        self, token_hash: str, *, user_id: UUID, issued_at: datetime, expires_at: datetime
+        self,
+        token_hash: str,
+        *,
+        user_id: UUID,
+        issued_at: datetime,
+        expires_at: datetime,
+        family_id: UUID | None = None,
     ) -> None:
-        """A new session: the first token of a new family (rotation comes with refresh)."""
+        """A refresh token: the first of a new family (a login) or the next of one."""
         await self._session.execute(
             refresh_tokens.insert().values(
                 token_hash=token_hash,
-                family_id=uuid4(),
+                family_id=family_id or uuid4(),
                 user_id=user_id,
                 issued_at=issued_at,
                 expires_at=expires_at,
             )
+        )
+
+    async def refresh_token_for_update(self, token_hash: str) -> RefreshToken | None:
+        """The token's row, locked: two concurrent refreshes with one token serialize."""
+        t = refresh_tokens
+        row = (
+            await self._session.execute(
+                select(t.c.family_id, t.c.user_id, t.c.expires_at, t.c.used_at, t.c.revoked_at)
+                .where(t.c.token_hash == token_hash)
+                .with_for_update()
+            )
+        ).first()
+        return RefreshToken(**row._mapping) if row else None
+
+    async def mark_refresh_token_used(self, token_hash: str, now: datetime) -> None:
+        await self._session.execute(
+            refresh_tokens.update().where(refresh_tokens.c.token_hash == token_hash).values(used_at=now)
+        )
+
+    async def revoke_family(self, family_id: UUID, now: datetime) -> None:
+        t = refresh_tokens
+        await self._session.execute(
+            t.update().where(t.c.family_id == family_id, t.c.revoked_at.is_(None)).values(revoked_at=now)
+        )
+
+    async def revoke_all_sessions(self, user_id: UUID, now: datetime) -> None:
+        t = refresh_tokens
+        await self._session.execute(
+            t.update().where(t.c.user_id == user_id, t.c.revoked_at.is_(None)).values(revoked_at=now)
         )
 
     def _to_row(self, user: User) -> dict[str, Any]:
