@@ -41,7 +41,7 @@ class KeyRing:
         await self.add_key(session)
 
     async def add_key(self, session: AsyncSession) -> str:
-        """Add a key that becomes the signing key; older keys keep verifying."""
+        """Publish a new key; it signs once it is past the activation delay. Older keys keep verifying."""
         private = Ed25519PrivateKey.generate()
         kid = f"{datetime.now(UTC):%Y%m%d}-{secrets.token_hex(4)}"
         pem = private.private_bytes(
