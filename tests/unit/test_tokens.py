@@ -128,11 +128,10 @@ async def test_unknown_key_ids_cannot_hammer_the_key_service(
     assert keys.fetches == 1
 
 
-async def test_keys_are_refreshed_once_they_are_older_than_max_age() -> None:
-    keys = Keys()
-    key = Ed25519PrivateKey.generate()
-    keys.published.append(_jwk(key, "k1"))
-    verifier = TokenVerifier(keys.fetch, issuer=ISS, audience=AUD, max_age=60)
+async def test_keys_are_refreshed_once_they_are_older_than_max_age(
+    setup: tuple[Keys, Ed25519PrivateKey, TokenVerifier],
+) -> None:
+    keys, key, verifier = setup  # max_age is 60 s by default
     await verifier.verify(_token(key, "k1"))
     await verifier.verify(_token(key, "k1"))
     assert keys.fetches == 1
@@ -141,11 +140,8 @@ async def test_keys_are_refreshed_once_they_are_older_than_max_age() -> None:
     assert keys.fetches == 2
 
 
-async def test_a_failed_refresh_keeps_the_known_keys() -> None:
-    keys = Keys()
-    key = Ed25519PrivateKey.generate()
-    keys.published.append(_jwk(key, "k1"))
-    verifier = TokenVerifier(keys.fetch, issuer=ISS, audience=AUD, max_age=60)
+async def test_a_failed_refresh_keeps_the_known_keys(setup: tuple[Keys, Ed25519PrivateKey, TokenVerifier]) -> None:
+    _, key, verifier = setup
     await verifier.verify(_token(key, "k1"))
 
     async def down() -> dict[str, Any]:
