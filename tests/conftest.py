@@ -33,6 +33,8 @@ def _reset_database(env: dict[str, str]) -> None:
     import asyncio
 
     async def drop() -> None:
+        if support.SLOT:
+            await _create_database(env["AGORA_DATABASE_URL"])
         engine = create_async_engine(env["AGORA_DATABASE_URL"])
         async with engine.begin() as conn:
             for schema in SCHEMAS:
@@ -42,6 +44,16 @@ def _reset_database(env: dict[str, str]) -> None:
 
     asyncio.run(drop())
     subprocess.run([str(support.ROOT / ".venv/bin/agora"), "db", "upgrade"], env=env, check=True, cwd=support.ROOT)
+
+
+async def _create_database(url: str) -> None:
+    """A slot's own database (scripts/test creates only agora_test)."""
+    base, name = url.rsplit("/", 1)
+    engine = create_async_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
+    async with engine.connect() as conn:
+        if not await conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}):
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    await engine.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,9 @@
 The suite runs against the services scripts/test started, but in its own database
 (agora_test), its own RabbitMQ vhost (agora_test) and on its own ports, so a
 development stack started by scripts/up keeps running untouched.
+
+`AGORA_TEST_SLOT=N` (N ≥ 1) moves a run to database and vhost `agora_testN`, Redis
+database N + 1 and ports 200·N higher, so two runs on one machine stay apart.
 """
 
 from __future__ import annotations
@@ -17,10 +20,11 @@ from pathlib import Path
 from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "test-artifacts"
-VHOST = "agora_test"
-HTTP_PORT = int(os.environ.get("AGORA_TEST_HTTP_PORT", "18080"))
-WORKER_PORT_BASE = int(os.environ.get("AGORA_TEST_WORKER_PORT_BASE", "18100"))
+SLOT = int(os.environ.get("AGORA_TEST_SLOT", "0"))
+VHOST = DATABASE = f"agora_test{SLOT or ''}"
+HTTP_PORT = int(os.environ.get("AGORA_TEST_HTTP_PORT", str(18080 + 200 * SLOT)))
+WORKER_PORT_BASE = int(os.environ.get("AGORA_TEST_WORKER_PORT_BASE", str(18100 + 200 * SLOT)))
+ARTIFACTS = ROOT / "test-artifacts" / (f"slot{SLOT}" if SLOT else "")
 
 
 def test_env() -> dict[str, str]:
@@ -35,9 +39,9 @@ def test_env() -> dict[str, str]:
         AGORA_HTTP_PORT=str(HTTP_PORT),
         AGORA_WORKER_HTTP_PORT_BASE=str(WORKER_PORT_BASE),
         AGORA_AMQP_URL=f"amqp://agora:agora@{host}:{rabbit_port}/{VHOST}",
-        AGORA_DATABASE_URL=f"postgresql+asyncpg://agora:agora@{host}:{pg_port}/agora_test",
-        AGORA_REDIS_URL=f"redis://{host}:{redis_port}/1",
-        AGORA_RUN_DIR=str(ROOT / ".run" / "test"),
+        AGORA_DATABASE_URL=f"postgresql+asyncpg://agora:agora@{host}:{pg_port}/{DATABASE}",
+        AGORA_REDIS_URL=f"redis://{host}:{redis_port}/{SLOT + 1}",
+        AGORA_RUN_DIR=str(ROOT / ".run" / f"test{SLOT or ''}"),
         # Fast hashing keeps the suite quick; production uses the default cost.
         AGORA_BCRYPT_ROUNDS="4",
         AGORA_RPC_TIMEOUT_SECONDS="10",

@@ -74,7 +74,7 @@ async def test_a_worker_that_cannot_declare_its_queues_exits_instead_of_idling(s
     # A queue left from an earlier deployment with other arguments makes the declare
     # fail. The process must exit (a supervisor restarts it, an operator sees it), not
     # keep answering /healthz while consuming nothing.
-    vhost = "agora_test_conflict"
+    vhost = f"{support.VHOST}_conflict"
     support.management_api("DELETE", f"/vhosts/{vhost}")
     assert support.management_api("PUT", f"/vhosts/{vhost}") in (201, 204)
     support.management_api("PUT", f"/permissions/{vhost}/agora", b'{"configure":".*","write":".*","read":".*"}')
