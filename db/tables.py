@@ -20,7 +20,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 SCHEMAS = ("users", "catalog", "inventory", "orders", "payments", "notifications")
 
@@ -72,7 +72,8 @@ users = Table(
     Column("user_id", UUID(as_uuid=True), primary_key=True),
     Column("email", String(320), nullable=False),
     Column("username", String(32), nullable=False),
-    Column("password_hash", Text, nullable=False),
+    # None: the account signs in only through an identity provider (OIDC).
+    Column("password_hash", Text),
     Column("role", String(16), nullable=False, server_default="member"),
     # AES-256-GCM ciphertexts; the key id is stored beside each value.
     Column("phone_enc", Text),
@@ -80,6 +81,8 @@ users = Table(
     Column("address_enc", Text),
     Column("address_key_id", String(32)),
     Column("disabled_at", DateTime(timezone=True)),
+    # Erased (GDPR): personal data is gone, the row stays so ids in other services resolve.
+    Column("erased_at", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
@@ -110,6 +113,46 @@ refresh_tokens = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("used_at", DateTime(timezone=True)),
     Column("revoked_at", DateTime(timezone=True)),
+)
+
+# Accounts at an OpenID Connect provider linked to an Agora user.
+identities = Table(
+    "identities",
+    users_metadata,
+    Column("provider", String(64), primary_key=True),
+    Column("subject", String(255), primary_key=True),
+    Column("user_id", UUID(as_uuid=True), ForeignKey("users.users.user_id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_identities_user_id", "user_id"),
+)
+
+# OAuth 2.0 clients that use the client-credentials grant: partner systems and
+# Agora's own services. The client id is also the `sub` of the tokens it gets.
+clients = Table(
+    "clients",
+    users_metadata,
+    Column("client_id", UUID(as_uuid=True), primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),  # "partner" or "service"
+    Column("secret_hash", Text, nullable=False),
+    Column("scopes", ARRAY(String(64)), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("disabled_at", DateTime(timezone=True)),
+)
+
+# Who did what as an admin (or to an account's standing), append-only.
+audit_log = Table(
+    "audit_log",
+    users_metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("actor_id", UUID(as_uuid=True)),
+    Column("actor_role", String(16), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target_id", UUID(as_uuid=True)),
+    Column("details", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("correlation_id", String(128)),
+    Index("ix_audit_log_at", "at"),
 )
 
 ALL_METADATA = (users_metadata,)

@@ -9,9 +9,14 @@ from sqlalchemy.engine import Connection
 
 from agora.settings import get_settings
 from db.engine import make_engine
-from db.tables import ALL_METADATA
+from db.tables import ALL_METADATA, SCHEMAS
 
 target_metadata = list(ALL_METADATA)
+
+
+def _ours(name: str | None, type_: str, parent_names: object) -> bool:
+    # Only the service schemas are Agora's; alembic's own version table lives in public.
+    return type_ != "schema" or name in SCHEMAS
 
 
 def _run(connection: Connection) -> None:
@@ -19,6 +24,7 @@ def _run(connection: Connection) -> None:
         connection=connection,
         target_metadata=target_metadata,
         include_schemas=True,
+        include_name=_ours,
         version_table_schema="public",
     )
     with context.begin_transaction():

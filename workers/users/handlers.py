@@ -92,9 +92,9 @@ class UserHandlers:
     async def login_user(self, cmd: LoginUser, ctx: HandlerContext) -> LoginResult:
         repo = UserRepository(ctx.session, self._cipher)
         user = await repo.by_email(normalize_email(cmd.email))
-        hashed = user.password_hash if user else self._dummy_hash
+        hashed = user.password_hash if user and user.password_hash else self._dummy_hash
         ok = await asyncio.to_thread(self._hasher.verify, cmd.password, hashed)
-        if user is None or not ok or user.disabled:
+        if user is None or user.password_hash is None or not ok or user.disabled:
             raise DomainError("unauthorized", _BAD_CREDENTIALS)
         now = datetime.now(UTC)
         expires_at = now + timedelta(seconds=self._settings.refresh_token_ttl_seconds)
@@ -139,7 +139,8 @@ class UserHandlers:
         user = await repo.get(cmd.user_id) if cmd.user_id == actor.user_id else None
         if user is None:
             raise not_found("user")
-        if not await asyncio.to_thread(self._hasher.verify, cmd.current_password, user.password_hash):
+        current = user.password_hash or self._dummy_hash
+        if user.password_hash is None or not await asyncio.to_thread(self._hasher.verify, cmd.current_password, current):
             raise invalid("current_password", "is incorrect")
         if cmd.new_password == cmd.current_password:
             raise invalid("new_password", "must differ from the current password")

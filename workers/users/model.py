@@ -39,7 +39,8 @@ class User:
     email: str
     username: str
     role: str
-    password_hash: str
+    # None: the account signs in only through an identity provider.
+    password_hash: str | None
     phone: str | None
     address: Address | None
     created_at: datetime
