@@ -140,7 +140,8 @@ class UserHandlers:
         if user is None:
             raise not_found("user")
         current = user.password_hash or self._dummy_hash
-        if user.password_hash is None or not await asyncio.to_thread(self._hasher.verify, cmd.current_password, current):
+        matches = await asyncio.to_thread(self._hasher.verify, cmd.current_password, current)
+        if user.password_hash is None or not matches:
             raise invalid("current_password", "is incorrect")
         if cmd.new_password == cmd.current_password:
             raise invalid("new_password", "must differ from the current password")
