@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     amqp_url: str = "amqp://agora:agora@127.0.0.1:5672/"
     database_url: str = "postgresql+asyncpg://agora:agora@127.0.0.1:5432/agora"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # RabbitMQ's management API with admin credentials: `agora partners` creates each
+    # partner's broker user there (in the vhost of `amqp_url`).
+    rabbitmq_management_url: str = "http://agora:agora@127.0.0.1:15672"
 
     # Data-at-rest encryption: "kid:base64(32 bytes),kid2:..." and the kid new values use.
     data_keys: str = ""
@@ -42,6 +45,20 @@ class Settings(BaseSettings):
     signing_key_activation_seconds: float = 330.0
     refresh_token_ttl_seconds: int = 30 * 24 * 3600
     bcrypt_rounds: int = Field(default=12, ge=4, le=15)
+    # Per-deployment secret from which each worker's service-client secret is derived
+    # (workers/runtime/identity.py); scripts/up generates one. Empty: no service identity.
+    service_secret: str = ""
+
+    # Browser sessions: the key that signs CSRF tokens (scripts/up generates one), and
+    # the origins whose scripts may call the API with credentials (comma-separated).
+    csrf_secret: str = ""
+    cors_origins: str = ""
+    # Rate limits in the `limits` notation ("10/minute;100/hour"), by rule; a rule
+    # not given here keeps its default (edge/ratelimit.py).
+    rate_limits: dict[str, str] = Field(default_factory=dict)
+    # Proxies in front of the edge that append to X-Forwarded-For; 0 = clients connect
+    # directly and the peer address is the client.
+    trusted_proxy_hops: int = Field(default=0, ge=0)
 
     rpc_timeout_seconds: float = 10.0
     max_body_bytes: int = 64 * 1024

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import aiohttp_cors
 from aiohttp import web
 
 from agora.logging import configure_logging
@@ -20,7 +21,9 @@ from edge.metrics import metrics_handler
 from edge.middleware import echo_request_id, json_body_middleware, request_context_middleware
 from edge.openapi import setup_docs
 from edge.problems import problem_middleware
+from edge.ratelimit import RATE_LIMITER_KEY, RateLimiter
 from edge.routes import ENDPOINTS, setup_routes
+from edge.sessions import CSRF_HEADER, CSRF_KEY, CsrfSigner
 
 log = logging.getLogger("agora.edge")
 
@@ -44,17 +47,37 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app[VERIFIER_KEY] = TokenVerifier(
         jwks.fetch, issuer=settings.jwt_issuer, audience=settings.jwt_audience, max_age=settings.jwks_refresh_seconds
     )
+    app[CSRF_KEY] = CsrfSigner(settings)
+    app[RATE_LIMITER_KEY] = RateLimiter(settings)
 
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_get("/readyz", readyz, name="readyz")
     app.router.add_get("/metrics", metrics_handler, name="metrics")
     setup_routes(app)
     setup_docs(app, ENDPOINTS)
+    _setup_cors(app, settings)
 
     app.on_response_prepare.append(echo_request_id)
     app.on_startup.append(_start_bus)
     app.on_cleanup.append(_close_bus)
     return app
+
+
+def _setup_cors(app: web.Application, settings: Settings) -> None:
+    """Cross-origin calls only from the configured origins; none configured, none allowed."""
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    if not origins:
+        return
+    options = aiohttp_cors.ResourceOptions(  # type: ignore[no-untyped-call]
+        allow_credentials=True,
+        allow_headers=("Authorization", "Content-Type", CSRF_HEADER, "X-Request-ID", "Idempotency-Key"),
+        expose_headers=("X-Request-ID", "Location", "Retry-After"),
+        max_age=600,
+    )
+    cors = aiohttp_cors.setup(app, defaults=dict.fromkeys(origins, options))
+    for route in list(app.router.routes()):
+        if route.resource is not None and route.resource.canonical.startswith("/api/"):
+            cors.add(route)
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -18,6 +18,7 @@ from agora.tokens import Actor, InvalidToken, TokenVerifier
 from contracts.users import GET_JWKS, GetJwks
 from edge.bus import RpcClient, ServiceUnavailable
 from edge.problems import WWW_AUTHENTICATE, HttpProblem
+from edge.sessions import ACCESS_COOKIE, CSRF_KEY, check_csrf
 
 log = logging.getLogger("agora.edge.auth")
 
@@ -55,12 +56,19 @@ def bearer_token(request: web.Request) -> str | None:
 
 
 async def require_actor(request: web.Request) -> Actor:
-    """The verified caller; `Actor.token` keeps the raw token for `forwarded_authorization`."""
+    """The verified caller; `Actor.token` keeps the raw token for `forwarded_authorization`.
+
+    A bearer token wins over the session cookie. A cookie-authenticated unsafe
+    request must also pass the CSRF check (edge/sessions.py).
+    """
     token = bearer_token(request)
+    via_cookie = token is None
     if token is None:
-        raise HttpProblem("unauthorized", "a bearer token is required")
+        token = request.cookies.get(ACCESS_COOKIE) or None
+    if token is None:
+        raise HttpProblem("unauthorized", "a bearer token or a session cookie is required")
     try:
-        return await request.app[VERIFIER_KEY].verify(token)
+        actor = await request.app[VERIFIER_KEY].verify(token)
     except InvalidToken as exc:
         log.info("security: rejected bearer token", extra={"reason": str(exc)})
         raise HttpProblem(
@@ -68,6 +76,9 @@ async def require_actor(request: web.Request) -> Actor:
             "the bearer token is invalid or expired",
             headers={"WWW-Authenticate": f'{WWW_AUTHENTICATE}, error="invalid_token"'},
         ) from None
+    if via_cookie:
+        check_csrf(request, request.app[CSRF_KEY], actor.user_id)
+    return actor
 
 
 def forwarded_authorization(actor: Actor | None) -> str | None:

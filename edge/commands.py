@@ -55,6 +55,20 @@ def path_uuid(request: web.Request, name: str) -> UUID:
         raise HttpProblem("not_found", "no resource at this URL") from None
 
 
+async def send(request: web.Request, spec: CommandSpec, payload: Contract, *, actor: Actor | None = None) -> Any:
+    """Send the command and return its reply data; an error reply raises its problem."""
+    reply = await request.app[BUS_KEY].call(
+        spec,
+        payload,
+        correlation_id=request_id(request),
+        authorization=forwarded_authorization(actor),
+        timeout=request.app[SETTINGS_KEY].rpc_timeout_seconds,
+    )
+    if not reply.ok:
+        raise HttpProblem.from_error(reply.error or _SILENT_FAILURE)
+    return reply.data
+
+
 async def call_service(
     request: web.Request,
     spec: CommandSpec,
@@ -70,18 +84,10 @@ async def call_service(
     `location` is a template filled from the reply data (`"/api/users/{user_id}"`).
     An error reply becomes a problem response with the status of its code.
     """
-    reply = await request.app[BUS_KEY].call(
-        spec,
-        payload,
-        correlation_id=request_id(request),
-        authorization=forwarded_authorization(actor),
-        timeout=request.app[SETTINGS_KEY].rpc_timeout_seconds,
-    )
-    if not reply.ok:
-        raise HttpProblem.from_error(reply.error or _SILENT_FAILURE)
+    data = await send(request, spec, payload, actor=actor)
     response_headers = dict(headers or {})
-    if reply.data is None:
+    if data is None:
         return web.Response(status=204, headers=response_headers)
     if location is not None:
-        response_headers["Location"] = location.format(**reply.data)
-    return web.json_response(reply.data, status=status, headers=response_headers)
+        response_headers["Location"] = location.format(**data)
+    return web.json_response(data, status=status, headers=response_headers)

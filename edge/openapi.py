@@ -45,12 +45,13 @@ _ERROR_DESCRIPTIONS = {
     409: "Conflicts with existing state; the problem says which fields.",
     413: "Request body larger than the limit.",
     415: "Request body is not `application/json`.",
+    429: "Too many attempts from this address or for this account; wait `Retry-After` seconds.",
     422: "Request failed validation; `errors` lists every bad field.",
     500: "Internal error. No detail is disclosed; quote the request id.",
     503: "The service is unavailable; retry later.",
     504: "The service did not answer in time; the outcome is unknown.",
 }
-_ERROR_HEADERS = {401: ("WWW-Authenticate",), 405: ("Allow",), 503: ("Retry-After",)}
+_ERROR_HEADERS = {401: ("WWW-Authenticate",), 405: ("Allow",), 429: ("Retry-After",), 503: ("Retry-After",)}
 _HEADERS: dict[str, dict[str, Any]] = {
     "X-Request-ID": {
         "description": "The request id: the client's `X-Request-ID` if it was a sane token, else a new UUID. "
@@ -62,7 +63,13 @@ _HEADERS: dict[str, dict[str, Any]] = {
     "WWW-Authenticate": {"description": "The authentication scheme to use (`Bearer`).", "schema": {"type": "string"}},
     "Allow": {"description": "Methods this resource allows.", "schema": {"type": "string"}},
     "Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}},
+    "Set-Cookie": {
+        "description": "Browser session cookies: `__Host-agora_access` and `__Secure-agora_refresh` (HttpOnly, "
+        "Secure, SameSite=Lax, host-only) and `__Host-agora_csrf`, which pages echo in `X-CSRF-Token`.",
+        "schema": {"type": "string"},
+    },
 }
+_UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 @dataclass(frozen=True)
@@ -95,6 +102,8 @@ class Endpoint:
             statuses |= set(_WITH_BODY)
         if self.auth:
             statuses.add(401)
+            if self.method in _UNSAFE:
+                statuses.add(403)  # a cookie-authenticated call without a valid CSRF token
         return sorted(statuses)
 
 
@@ -126,7 +135,22 @@ def build_document(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": schema.get("$defs", {}),
-            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "cookieAuth": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "__Host-agora_access",
+                    "description": "The browser session cookie set at login.",
+                },
+                "csrfToken": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-CSRF-Token",
+                    "description": "With cookie authentication, unsafe methods must echo the `__Host-agora_csrf` "
+                    "cookie here.",
+                },
+            },
             "parameters": {
                 "RequestId": {
                     "name": "X-Request-ID",
@@ -170,7 +194,10 @@ def _operation(endpoint: Endpoint, body_ref: dict[str, Any] | None, reply_ref: d
     if body_ref is not None:
         operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body_ref}}}
     if endpoint.auth:
-        operation["security"] = [{"bearerAuth": []}]
+        cookie: dict[str, list[str]] = {"cookieAuth": []}
+        if endpoint.method in _UNSAFE:
+            cookie["csrfToken"] = []
+        operation["security"] = [{"bearerAuth": []}, cookie]
     return operation
 
 

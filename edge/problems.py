@@ -32,6 +32,7 @@ EDGE_ERROR_CODES: dict[str, tuple[int, str]] = {
     "method_not_allowed": (405, "Method not allowed"),
     "payload_too_large": (413, "Payload too large"),
     "unsupported_media_type": (415, "Unsupported media type"),
+    "too_many_requests": (429, "Too many requests"),
     "timeout": (504, "Gateway timeout"),
 }
 CODES: dict[str, tuple[int, str]] = {**ERROR_CODES, **EDGE_ERROR_CODES}

@@ -19,11 +19,14 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import quote
 
+from edge.ratelimit import DEFAULT_LIMITS
+
 ROOT = Path(__file__).resolve().parent.parent
 SLOT = int(os.environ.get("AGORA_TEST_SLOT", "0"))
 VHOST = DATABASE = f"agora_test{SLOT or ''}"
 HTTP_PORT = int(os.environ.get("AGORA_TEST_HTTP_PORT", str(18080 + 200 * SLOT)))
 WORKER_PORT_BASE = int(os.environ.get("AGORA_TEST_WORKER_PORT_BASE", str(18100 + 200 * SLOT)))
+CORS_ORIGIN = "https://shop.example"
 ARTIFACTS = ROOT / "test-artifacts" / (f"slot{SLOT}" if SLOT else "")
 
 
@@ -49,6 +52,10 @@ def test_env() -> dict[str, str]:
         # signs after three.
         AGORA_JWKS_REFRESH_SECONDS="1",
         AGORA_SIGNING_KEY_ACTIVATION_SECONDS="3",
+        # Every test comes from 127.0.0.1: the shared stack must not throttle the
+        # suite. tests/integration/test_abuse.py runs an edge with the real limits.
+        AGORA_RATE_LIMITS=json.dumps(dict.fromkeys(DEFAULT_LIMITS, "100000/minute")),
+        AGORA_CORS_ORIGINS=CORS_ORIGIN,
     )
     return env
 

@@ -16,10 +16,13 @@ from contracts.users import (
     RegisterUser,
     UpdateUser,
 )
+from edge import SETTINGS_KEY
 from edge.auth import require_actor
-from edge.commands import call_service, parse, path_uuid
+from edge.commands import call_service, parse, path_uuid, send
 from edge.middleware import json_body
 from edge.openapi import Endpoint
+from edge.ratelimit import RATE_LIMITER_KEY
+from edge.sessions import CSRF_KEY, set_session_cookies
 
 # Tokens must not linger in browser or proxy caches.
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -27,12 +30,17 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 async def register_user(request: web.Request) -> web.Response:
     command = parse(RegisterUser, json_body(request))
+    await request.app[RATE_LIMITER_KEY].check(request, "register", account=command.email)
     return await call_service(request, REGISTER_USER, command, status=201, location="/api/users/{user_id}")
 
 
 async def login_user(request: web.Request) -> web.Response:
     command = parse(LoginUser, json_body(request))
-    return await call_service(request, LOGIN_USER, command, headers=NO_STORE)
+    await request.app[RATE_LIMITER_KEY].check(request, "login", account=command.email)
+    result = await send(request, LOGIN_USER, command)
+    response = web.json_response(result, headers=NO_STORE)
+    set_session_cookies(response, result, request.app[SETTINGS_KEY], request.app[CSRF_KEY])
+    return response
 
 
 async def get_me(request: web.Request) -> web.Response:
@@ -49,6 +57,7 @@ async def change_password(request: web.Request) -> web.Response:
     actor = await require_actor(request)
     user_id = path_uuid(request, "userId")
     command = parse(ChangePassword, json_body(request), server_fields={"user_id": user_id})
+    await request.app[RATE_LIMITER_KEY].check(request, "password", account=str(actor.user_id))
     return await call_service(request, CHANGE_PASSWORD, command, actor=actor)
 
 
@@ -68,11 +77,18 @@ ENDPOINTS = (
         REGISTER_USER,
         status=201,
         body=RegisterUser,
-        errors=(409,),
+        errors=(409, 429),
         headers=("Location",),
     ),
     Endpoint(
-        "POST", "/api/users/login", login_user, LOGIN_USER, body=LoginUser, errors=(401,), headers=("Cache-Control",)
+        "POST",
+        "/api/users/login",
+        login_user,
+        LOGIN_USER,
+        body=LoginUser,
+        errors=(401, 429),
+        headers=("Cache-Control", "Set-Cookie"),
+        summary="Exchange credentials for tokens. Also sets the browser session cookies and the CSRF cookie.",
     ),
     Endpoint(
         "GET", "/api/users/me", get_me, GET_USER, auth=True, errors=(404,), summary="Read the caller's own profile."
@@ -98,7 +114,7 @@ ENDPOINTS = (
         body=ChangePassword,
         body_omits=("user_id",),
         auth=True,
-        errors=(404,),
+        errors=(404, 429),
         summary="Change your own password (needs the current one). Ends every session.",
     ),
 )
