@@ -5,6 +5,10 @@ agora worker NAME [--workers N]       run a worker pool (competing consumers)
 agora workers                         list the workers and their health ports
 agora edge                            run the HTTP edge
 agora keys rotate                     add a token-signing key; older keys keep verifying
+agora keys rotate-data                re-encrypt personal data under the current data key
+agora users create-admin --email E    create the first admin (or promote an account)
+agora partners create NAME --scopes a,b   a partner's OAuth client and RabbitMQ user (secrets shown once)
+agora partners list | disable NAME    the OAuth clients; cut a partner off
 agora seed                            create demo data through the public commands
 agora docs                            regenerate docs/asyncapi.json and docs/openapi.json
 """
@@ -85,12 +89,103 @@ def _keys_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _create_admin(args: argparse.Namespace) -> int:
+    import asyncio
+    import getpass
+
+    from agora.seed import LOCAL_ADMIN_EMAIL, LOCAL_ADMIN_PASSWORD
+    from workers.users.bootstrap import BootstrapError, create_admin
+
+    settings = get_settings()
+    password: str | None
+    if args.from_env:
+        if settings.env == "production":
+            print("refused: AGORA_ENV=production; create the admin with --email and a password you chose")
+            return 2
+        email = os.environ.get("AGORA_ADMIN_EMAIL", LOCAL_ADMIN_EMAIL)
+        password = os.environ.get("AGORA_ADMIN_PASSWORD", LOCAL_ADMIN_PASSWORD)
+    elif args.email:
+        email = args.email
+        # Only a new account needs one; promoting an existing account keeps its password.
+        password = os.environ.get(args.password_env) or (
+            getpass.getpass(f"password for {email} (if it must be created): ") if sys.stdin.isatty() else None
+        )
+    else:
+        print("give --email (or --from-env for the local development admin)")
+        return 2
+    try:
+        print(asyncio.run(create_admin(settings, email=email, password=password, username=args.username)))
+    except BootstrapError as exc:
+        print(f"refused: {exc}")
+        return 2
+    return 0
+
+
+def _partners(args: argparse.Namespace) -> int:
+    import asyncio
+    import json
+
+    from agora import partners
+
+    settings = get_settings()
+    try:
+        if args.partners_command == "create":
+            created = asyncio.run(partners.create_partner(settings, args.name, args.scopes.split(",")))
+            if args.json:
+                print(json.dumps(created.as_dict()))
+            else:
+                print(f"partner {created.name} created; the secrets below are shown only this once")
+                for key, value in created.as_dict().items():
+                    print(f"{key}: {' '.join(value) if isinstance(value, tuple) else value}")
+        elif args.partners_command == "list":
+            rows = asyncio.run(partners.list_clients(settings))
+            for row in rows if not args.json else ():
+                state = f"disabled {row['disabled_at']}" if row["disabled_at"] else "active"
+                print(f"{row['name']}\t{row['kind']}\t{row['client_id']}\t{' '.join(row['scopes'])}\t{state}")
+            if args.json:
+                print(json.dumps(rows))
+        else:
+            asyncio.run(partners.disable_partner(settings, args.name))
+            print(f"partner {args.name} disabled: no new tokens, broker user deleted")
+    except partners.PartnerError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _keys_rotate_data(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from agora.crypto import FieldCipher
+    from db.engine import make_engine
+    from db.sealed import reseal_all
+
+    settings = get_settings()
+    cipher = FieldCipher.from_config(settings.data_keys, settings.data_key_id)
+
+    async def run() -> dict[str, int]:
+        engine = make_engine(settings.database_url, pool_size=1, application_name="agora-cli")
+        try:
+            return await reseal_all(engine, cipher)
+        finally:
+            await engine.dispose()
+
+    for column, count in asyncio.run(run()).items():
+        print(f"{column}: {count} re-encrypted")
+    print(f"every sealed value now uses data key {cipher.current_key_id!r}; older keys may be removed")
+    return 0
+
+
 def _seed(args: argparse.Namespace) -> int:
     import asyncio
 
     from agora.seed import seed
 
-    return asyncio.run(seed(get_settings()))
+    settings = get_settings()
+    if settings.env == "production":
+        print("refused: demo data is not for AGORA_ENV=production")
+        return 2
+    return asyncio.run(seed(settings))
 
 
 def _docs(args: argparse.Namespace) -> int:
@@ -123,6 +218,34 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("edge", help="run the HTTP edge").set_defaults(func=_edge)
     keys = sub.add_parser("keys", help="token-signing keys").add_subparsers(dest="keys_command", required=True)
     keys.add_parser("rotate", help="add a new signing key (old ones keep verifying)").set_defaults(func=_keys_rotate)
+    keys.add_parser(
+        "rotate-data", help="re-encrypt personal data under AGORA_DATA_KEY_ID (then older data keys can go)"
+    ).set_defaults(func=_keys_rotate_data)
+
+    users = sub.add_parser("users", help="accounts").add_subparsers(dest="users_command", required=True)
+    create_admin = users.add_parser("create-admin", help="create the first admin, or promote an existing account")
+    create_admin.add_argument("--email")
+    create_admin.add_argument("--username", help="default: from the email")
+    create_admin.add_argument(
+        "--password-env", default="AGORA_ADMIN_PASSWORD", help="environment variable holding the password"
+    )
+    create_admin.add_argument(
+        "--from-env",
+        action="store_true",
+        help="development: AGORA_ADMIN_EMAIL / AGORA_ADMIN_PASSWORD or the local defaults (refused in production)",
+    )
+    create_admin.set_defaults(func=_create_admin)
+
+    partners = sub.add_parser("partners", help="partner systems (OAuth clients, RabbitMQ users)")
+    partners_sub = partners.add_subparsers(dest="partners_command", required=True)
+    create_partner = partners_sub.add_parser("create", help="create a partner; prints its secrets once")
+    create_partner.add_argument("name")
+    create_partner.add_argument("--scopes", required=True, help="comma-separated, e.g. catalog:read,orders:write")
+    create_partner.add_argument("--json", action="store_true", help="print the credentials as JSON")
+    list_partners = partners_sub.add_parser("list", help="list OAuth clients (partners and services)")
+    list_partners.add_argument("--json", action="store_true")
+    partners_sub.add_parser("disable", help="refuse new tokens and delete the broker user").add_argument("name")
+    partners.set_defaults(func=_partners)
 
     sub.add_parser("seed", help="create demo data").set_defaults(func=_seed)
     sub.add_parser("docs", help="regenerate API and message documents").set_defaults(func=_docs)

@@ -45,6 +45,10 @@ class FieldCipher:
             keys[kid] = base64.b64decode(b64, validate=True)
         return cls(keys, current or next(iter(keys)))
 
+    @property
+    def current_key_id(self) -> str:
+        return self._current
+
     def seal(self, plaintext: str, context: str) -> Sealed:
         nonce = os.urandom(12)
         ct = self._keys[self._current].encrypt(nonce, plaintext.encode(), context.encode())

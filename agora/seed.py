@@ -1,6 +1,7 @@
 """Demo data, created through the public HTTP API like any client would.
 
-Idempotent: an account that already exists (409) is left as it is.
+Idempotent: an account that already exists (409) is left as it is. Roles are given
+by signing in as the admin that `agora users create-admin --from-env` made.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ import aiohttp
 
 from agora.settings import Settings
 
+# The local admin of `scripts/up` (`agora users create-admin --from-env`).
+LOCAL_ADMIN_EMAIL = "admin@example.com"
+LOCAL_ADMIN_PASSWORD = "agora-admin-2026"
 DEMO_PASSWORD = os.environ.get("AGORA_DEMO_PASSWORD", "agora-demo-2026")
 DEMO_USERS = (
     {
@@ -26,7 +30,10 @@ DEMO_USERS = (
         },
     },
     {"email": "bob@example.com", "username": "bob"},
+    {"email": "carol@example.com", "username": "carol"},
 )
+# Accounts the admin gives another role, as an admin would through the API.
+DEMO_ROLES = {"carol@example.com": "seller"}
 
 
 async def seed(settings: Settings) -> int:
@@ -38,4 +45,29 @@ async def seed(settings: Settings) -> int:
                     print(f"seed: registering {user['email']} failed: {resp.status} {await resp.text()}")
                     return 1
                 print(f"seed: {user['email']} {'created' if resp.status == 201 else 'already there'}")
+        return await _give_roles(http)
+
+
+async def _give_roles(http: aiohttp.ClientSession) -> int:
+    admin = {
+        "email": os.environ.get("AGORA_ADMIN_EMAIL", LOCAL_ADMIN_EMAIL),
+        "password": os.environ.get("AGORA_ADMIN_PASSWORD", LOCAL_ADMIN_PASSWORD),
+    }
+    async with http.post("/api/users/login", json=admin) as resp:
+        if resp.status != 200:
+            print(f"seed: cannot sign in as the admin ({resp.status}); roles not given")
+            return 1
+        auth = {"Authorization": f"Bearer {(await resp.json())['access_token']}"}
+    for email, role in DEMO_ROLES.items():
+        async with http.get("/api/admin/users", params={"q": email}, headers=auth) as resp:
+            found = [u for u in (await resp.json())["items"] if u["email"] == email]
+        if not found:
+            print(f"seed: {email} not found")
+            return 1
+        if found[0]["role"] != role:
+            async with http.put(f"/api/users/{found[0]['user_id']}", json={"role": role}, headers=auth) as resp:
+                if resp.status != 200:
+                    print(f"seed: making {email} a {role} failed: {resp.status} {await resp.text()}")
+                    return 1
+        print(f"seed: {email} is a {role}")
     return 0

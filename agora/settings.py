@@ -8,13 +8,61 @@ defaults and generated secrets to `.run/agora.env`; the real environment wins.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from ipaddress import ip_address
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICES = ("users",)
 """Workers that exist today; each has `workers/<name>/app.py`."""
+
+
+def secure_url(url: str) -> bool:
+    """https, or http to this machine (a provider run locally in development and tests)."""
+    parts = urlsplit(url)
+    if not parts.hostname or parts.scheme not in ("https", "http"):
+        return False
+    if parts.scheme == "https" or parts.hostname == "localhost":
+        return True
+    try:
+        return ip_address(parts.hostname).is_loopback
+    except ValueError:
+        return False
+
+
+# The name in /api/auth/oauth/{provider}/... and in users.identities.provider.
+OidcProviderName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
+
+
+class OidcProvider(BaseModel):
+    """One OpenID Connect identity provider (AGORA_OIDC_PROVIDERS, agora/oidc.py)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Exactly as the provider writes it in `iss` (discovery is `{issuer}/.well-known/...`).
+    issuer: str
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr
+    scopes: str = "openid email profile"
+    # Some enterprise providers vouch for every email they issue but never send
+    # `email_verified`; only then treat their emails as verified.
+    trust_email: bool = False
+
+    @field_validator("issuer")
+    @classmethod
+    def _https_unless_loopback(cls, issuer: str) -> str:
+        if not secure_url(issuer):
+            raise ValueError("an issuer must be an https URL (http only on a loopback address)")
+        return issuer
+
+    @field_validator("scopes")
+    @classmethod
+    def _openid_scope(cls, scopes: str) -> str:
+        if "openid" not in scopes.split():
+            raise ValueError("scopes must include openid")
+        return scopes
 
 
 class Settings(BaseSettings):
@@ -53,6 +101,13 @@ class Settings(BaseSettings):
     # the origins whose scripts may call the API with credentials (comma-separated).
     csrf_secret: str = ""
     cors_origins: str = ""
+    # Third-party sign-in (OpenID Connect): '{"name": {"issuer": ..., "client_id": ...,
+    # "client_secret": ..., "scopes": "openid email profile"}}'. Read by the edge and by
+    # the users worker, which verifies the ID token again (agora/oidc.py).
+    oidc_providers: dict[OidcProviderName, OidcProvider] = Field(default_factory=dict)
+    # The edge's public origin, as browsers and providers reach it; callbacks are
+    # `{public_url}/api/auth/oauth/{name}/callback`. Empty: http://127.0.0.1:<http_port>.
+    public_url: str = ""
     # Rate limits in the `limits` notation ("10/minute;100/hour"), by rule; a rule
     # not given here keeps its default (edge/ratelimit.py).
     rate_limits: dict[str, str] = Field(default_factory=dict)

@@ -9,9 +9,12 @@ from uuid import UUID
 from pydantic import EmailStr, Field, StringConstraints
 
 from contracts.base import Contract
+from contracts.privacy import export_spec
 from contracts.topology import CommandSpec, EventSpec
 
 Role = Literal["guest", "member", "seller", "admin"]
+# Roles an account can hold ("guest" is whoever has no account).
+AccountRole = Literal["member", "seller", "admin"]
 Username = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=3, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")
 ]
@@ -52,12 +55,37 @@ class GetUser(Contract):
 
 
 class UpdateUser(Contract):
-    """A partial update: only the fields present change; `null` clears phone/address."""
+    """A partial update: only the fields present change; `null` clears phone/address.
+
+    `role` and `disabled` are for admins only; from anyone else they are refused (403).
+    """
 
     user_id: UUID
     username: Username | None = None
     phone: Phone | None = None
     address: Address | None = None
+    role: AccountRole | None = None
+    disabled: bool | None = None
+
+
+class ListUsers(Contract):
+    """Admin search over accounts, newest first, a page at a time."""
+
+    q: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = Field(
+        default=None, description="Matches anywhere in the email or username (case-insensitive)"
+    )
+    role: AccountRole | None = None
+    disabled: bool | None = None
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: Annotated[str, StringConstraints(max_length=200)] | None = Field(
+        default=None, description="`next_cursor` of the previous page"
+    )
+
+
+class EraseUser(Contract):
+    """Erase an account's personal data (GDPR): the owner or an admin."""
+
+    user_id: UUID
 
 
 class GetJwks(Contract):
@@ -96,8 +124,14 @@ class UserView(Contract):
     role: Role
     phone: str | None
     address: Address | None
+    disabled: bool = False
     created_at: datetime
     updated_at: datetime
+
+
+class UserPage(Contract):
+    items: tuple[UserView, ...]
+    next_cursor: str | None
 
 
 class LoginResult(Contract):
@@ -124,6 +158,16 @@ class UserUpdated(Contract):
     user_id: UUID
     changed: tuple[str, ...]
     updated_at: datetime
+    # The account's standing after the change, for services that act on it.
+    role: Role | None = None
+    disabled: bool | None = None
+
+
+class UserErased(Contract):
+    """Every service anonymises what it holds about this user (orders keep the pseudonymous id)."""
+
+    user_id: UUID
+    erased_at: datetime
 
 
 class PasswordChanged(Contract):
@@ -144,7 +188,16 @@ GET_USER = CommandSpec(
     summary="Read a profile the actor may see.",
 )
 UPDATE_USER = CommandSpec(
-    "users", "update_user", 1, UpdateUser, UserView, requires_actor=True, summary="Change username, phone or address."
+    "users",
+    "update_user",
+    1,
+    UpdateUser,
+    UserView,
+    requires_actor=True,
+    summary="Change username, phone or address; admins also role and disabled.",
+)
+LIST_USERS = CommandSpec(
+    "users", "list_users", 1, ListUsers, UserPage, kind="query", requires_actor=True, summary="Admin: search accounts."
 )
 GET_JWKS = CommandSpec("users", "get_jwks", 1, GetJwks, Jwks, kind="query", summary="Public token-signing keys.")
 REFRESH_SESSION = CommandSpec(
@@ -164,10 +217,24 @@ CHANGE_PASSWORD = CommandSpec(
     summary="Change one's own password (needs the current one); ends every session.",
 )
 
+ERASE_USER = CommandSpec(
+    "users",
+    "erase_user",
+    1,
+    EraseUser,
+    None,
+    requires_actor=True,
+    summary="Erase an account: personal data anonymised everywhere, sessions ended.",
+)
+EXPORT_USER_DATA = export_spec("users")
+
 USER_REGISTERED = EventSpec("users", "user_registered", 1, UserRegistered, summary="A member account was created.")
 USER_UPDATED = EventSpec("users", "user_updated", 1, UserUpdated, summary="A profile changed (names of fields only).")
 PASSWORD_CHANGED = EventSpec(
     "users", "password_changed", 1, PasswordChanged, summary="A password changed; every session was ended."
+)
+USER_ERASED = EventSpec(
+    "users", "user_erased", 1, UserErased, summary="An account was erased: anonymise what you hold about it."
 )
 
 COMMANDS = (
@@ -175,10 +242,13 @@ COMMANDS = (
     LOGIN_USER,
     GET_USER,
     UPDATE_USER,
+    LIST_USERS,
     GET_JWKS,
     REFRESH_SESSION,
     LOGOUT,
     LOGOUT_ALL,
     CHANGE_PASSWORD,
+    ERASE_USER,
+    EXPORT_USER_DATA,
 )
-EVENTS = (USER_REGISTERED, USER_UPDATED, PASSWORD_CHANGED)
+EVENTS = (USER_REGISTERED, USER_UPDATED, PASSWORD_CHANGED, USER_ERASED)

@@ -25,6 +25,9 @@ from edge.problems import HttpProblem
 
 REQUEST_ID_HEADER = "X-Request-ID"
 JSON_BODY_KEY = web.RequestKey("json_body", object)
+# Names of the routes whose body is a form, not JSON (the OAuth token endpoint, which
+# RFC 6749 fixes to application/x-www-form-urlencoded): their handlers read it.
+FORM_ROUTES_KEY: web.AppKey[frozenset[str]] = web.AppKey("form_routes")
 
 access_log = logging.getLogger("agora.access")
 
@@ -94,6 +97,8 @@ async def echo_request_id(request: web.Request, response: web.StreamResponse) ->
 @web.middleware
 async def json_body_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     # An unknown route is a 404 whatever its body: leave it to the router.
+    if request.match_info.route.name in request.app.get(FORM_ROUTES_KEY, frozenset()):
+        return await handler(request)
     if request.method in _BODY_METHODS and request.body_exists and request.match_info.http_exception is None:
         if not _is_json(request.content_type):
             raise HttpProblem("unsupported_media_type", "request bodies must be application/json")

@@ -37,6 +37,9 @@ _PATH_PARAM = re.compile(r"{([A-Za-z_][A-Za-z0-9_]*)}")
 # Every call may fail these ways, whatever the route.
 _ALWAYS = (500, 503, 504)
 _WITH_BODY = (413, 415, 422)
+# A form body is checked by its handler, which answers in its own error format.
+_WITH_FORM = (413,)
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 _ERROR_DESCRIPTIONS = {
     401: "Missing, invalid or expired credentials.",
     403: "Authenticated, but not allowed to do this.",
@@ -84,13 +87,29 @@ class Endpoint:
     body: type[Contract] | None = None
     # Fields of `body` the server fills in from the path: hidden from the documented body.
     body_omits: tuple[str, ...] = ()
+    # A GET's query string, validated against this contract.
+    query: type[Contract] | None = None
+    # The response body when the route answers with something other than the command's reply.
+    response: type[Contract] | None = None
     auth: bool = False
     errors: tuple[int, ...] = ()
     headers: tuple[str, ...] = ()
     summary: str = ""
+    # The body is a form (`application/x-www-form-urlencoded`), as RFC 6749 fixes for
+    # the token endpoint; the JSON middleware leaves it to the handler.
+    form: bool = False
+    # The statuses in `errors` answer with this JSON model rather than a problem (the
+    # RFC 6749 §5.2 error response); the others (413, 5xx) stay problems.
+    error_body: type[BaseModel] | None = None
+    # The caller may authenticate with HTTP Basic (OAuth `client_secret_basic`).
+    basic_auth: bool = False
 
     def add_to(self, router: web.UrlDispatcher) -> None:
         router.add_route(self.method, self.path, self.handler, name=self.operation_id)
+
+    @property
+    def reply(self) -> type[Contract] | None:
+        return self.response or self.spec.reply
 
     @property
     def operation_id(self) -> str:
@@ -99,18 +118,23 @@ class Endpoint:
     def error_statuses(self) -> list[int]:
         statuses = set(self.errors) | set(_ALWAYS)
         if self.body is not None:
-            statuses |= set(_WITH_BODY)
+            statuses |= set(_WITH_FORM if self.form else _WITH_BODY)
         if self.auth:
             statuses.add(401)
             if self.method in _UNSAFE:
                 statuses.add(403)  # a cookie-authenticated call without a valid CSRF token
         return sorted(statuses)
 
+    def problem_statuses(self) -> list[int]:
+        """The error statuses answered with a problem document."""
+        return [s for s in self.error_statuses() if self.error_body is None or s not in self.errors]
+
 
 def build_document(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
     bodies = {e.operation_id: _documented_body(e) for e in endpoints if e.body is not None}
     wanted: list[tuple[type[BaseModel], JsonSchemaMode]] = [(m, "validation") for m in bodies.values()]
-    wanted += [(e.spec.reply, "serialization") for e in endpoints if e.spec.reply is not None]
+    wanted += [(e.reply, "serialization") for e in endpoints if e.reply is not None]
+    wanted += [(e.error_body, "serialization") for e in endpoints if e.error_body is not None]
     wanted.append((Problem, "serialization"))
     refs, schema = models_json_schema(list(dict.fromkeys(wanted)), ref_template=_REF)
 
@@ -118,10 +142,13 @@ def build_document(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
     for endpoint in endpoints:
         body = bodies.get(endpoint.operation_id)
         body_ref = refs[(body, "validation")] if body is not None else None
-        reply_ref = refs[(endpoint.spec.reply, "serialization")] if endpoint.spec.reply is not None else None
+        reply_ref = refs[(endpoint.reply, "serialization")] if endpoint.reply is not None else None
         paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(endpoint, body_ref, reply_ref)
+        if endpoint.form or endpoint.error_body is not None or endpoint.basic_auth:
+            error_ref = refs[(endpoint.error_body, "serialization")] if endpoint.error_body is not None else None
+            _describe_oauth_style(paths[endpoint.path][endpoint.method.lower()], endpoint, error_ref)
 
-    used_errors = sorted({status for e in endpoints for status in e.error_statuses()})
+    used_errors = sorted({status for e in endpoints for status in e.problem_statuses()})
     return {
         "openapi": "3.1.0",
         "info": {
@@ -137,6 +164,12 @@ def build_document(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
             "schemas": schema.get("$defs", {}),
             "securitySchemes": {
                 "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "clientBasic": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "OAuth client authentication (`client_secret_basic`): the client id and "
+                    "secret, each form-urlencoded, as the Basic user name and password.",
+                },
                 "cookieAuth": {
                     "type": "apiKey",
                     "in": "cookie",
@@ -184,6 +217,7 @@ def _operation(endpoint: Endpoint, body_ref: dict[str, Any] | None, reply_ref: d
                 {"name": name, "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
                 for name in _PATH_PARAM.findall(endpoint.path)
             ),
+            *_query_parameters(endpoint.query),
             {"$ref": "#/components/parameters/RequestId"},
         ],
         "responses": {
@@ -199,6 +233,40 @@ def _operation(endpoint: Endpoint, body_ref: dict[str, Any] | None, reply_ref: d
             cookie["csrfToken"] = []
         operation["security"] = [{"bearerAuth": []}, cookie]
     return operation
+
+
+def _query_parameters(model: type[Contract] | None) -> list[dict[str, Any]]:
+    if model is None:
+        return []
+    properties = model.model_json_schema()["properties"]
+    return [
+        {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "description": info.pop("description", ""),
+            "schema": {k: v for k, v in info.items() if k != "title"},
+        }
+        for name, info in properties.items()
+    ]
+
+
+def _describe_oauth_style(operation: dict[str, Any], endpoint: Endpoint, error_ref: dict[str, Any] | None) -> None:
+    """A form body, errors in the endpoint's own JSON model, HTTP Basic client authentication."""
+    if endpoint.form and "requestBody" in operation:
+        operation["requestBody"]["content"] = {FORM_CONTENT_TYPE: operation["requestBody"]["content"].popitem()[1]}
+    responses = operation["responses"]
+    for status in endpoint.errors if error_ref is not None else ():
+        headers = ("X-Request-ID", *_ERROR_HEADERS.get(status, ()), "Cache-Control")
+        responses[str(status)] = {
+            "description": f"{HTTPStatus(status).phrase}: an OAuth 2.0 error response (RFC 6749 §5.2).",
+            "headers": {name: {"$ref": f"#/components/headers/{name}"} for name in headers},
+            "content": {"application/json": {"schema": error_ref}},
+        }
+    operation["responses"] = dict(sorted(responses.items()))
+    if endpoint.basic_auth:
+        # Basic, or the credentials in the form (`client_secret_post`): no scheme at all.
+        operation["security"] = [{"clientBasic": []}, {}]
 
 
 def _documented_body(endpoint: Endpoint) -> type[BaseModel]:

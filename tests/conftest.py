@@ -61,11 +61,15 @@ def stack() -> Iterator[Stack]:
     env = support.test_env()
     _reset_database(env)
     support.reset_vhost()
-    users = support.worker("users", env).start()
-    edge = support.edge(env).start()
-    yield Stack(env=env, edge=edge, users=users)
-    edge.stop()
-    users.stop()
+    users = support.worker("users", env)
+    edge = support.edge(env)
+    try:
+        users.start()
+        edge.start()
+        yield Stack(env=env, edge=edge, users=users)
+    finally:
+        edge.stop()
+        users.stop()
 
 
 @pytest.fixture(scope="session")
@@ -111,3 +115,47 @@ async def login(http: aiohttp.ClientSession, email: str, password: str) -> dict[
         assert resp.status == 200, await resp.text()
         result: dict[str, Any] = await resp.json()
         return result
+
+
+def agora_cli(
+    env: dict[str, str], *args: str, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the `agora` command line as an operator would."""
+    return subprocess.run(
+        [str(support.ROOT / ".venv/bin/agora"), *args],
+        env={**env, **(extra_env or {})},
+        cwd=support.ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(scope="session")
+async def admin(stack: Stack, http: aiohttp.ClientSession) -> dict[str, Any]:
+    """An admin made the way an operator makes the first one: `agora users create-admin`."""
+    body = new_user()
+    result = agora_cli(
+        stack.env,
+        "users",
+        "create-admin",
+        "--email",
+        body["email"],
+        extra_env={"AGORA_ADMIN_PASSWORD": body["password"]},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return await login(http, body["email"], body["password"])
+
+
+async def make_seller(http: aiohttp.ClientSession, admin: dict[str, Any]) -> dict[str, Any]:
+    """A new account that an admin made a seller; logged in after the change."""
+    user = await register(http)
+    async with http.put(
+        f"/api/users/{user['user_id']}", json={"role": "seller"}, headers=bearer(admin["access_token"])
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+    return await login(http, user["email"], user["password"])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 import urllib.request
@@ -118,6 +119,10 @@ class Process:
         self.log_path = ARTIFACTS / "logs" / f"{name}.log"
 
     def start(self, *, extra_env: dict[str, str] | None = None, wait: bool = True) -> Process:
+        # A leftover process on our port would answer /readyz in place of this one.
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                raise RuntimeError(f"port {self.port} is already in use: a process left from an earlier run?")
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         self.proc = subprocess.Popen(
             self.args,

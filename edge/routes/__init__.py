@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from edge.middleware import FORM_ROUTES_KEY
 from edge.openapi import Endpoint
-from edge.routes import auth, users
+from edge.routes import admin, auth, partners, users
 
-ENDPOINTS: tuple[Endpoint, ...] = (*users.ENDPOINTS, *auth.ENDPOINTS)
+ENDPOINTS: tuple[Endpoint, ...] = (*users.ENDPOINTS, *auth.ENDPOINTS, *admin.ENDPOINTS, *partners.ENDPOINTS)
 
 
 def setup_routes(app: web.Application) -> None:
     for endpoint in ENDPOINTS:
         endpoint.add_to(app.router)
+    app[FORM_ROUTES_KEY] = frozenset(e.operation_id for e in ENDPOINTS if e.form)

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime
+
 from aiohttp import web
 
+from contracts import registry
+from contracts.privacy import EXPORT_NAME, ExportUserData, UserDataExport
 from contracts.users import (
     CHANGE_PASSWORD,
+    ERASE_USER,
+    EXPORT_USER_DATA,
     GET_USER,
     LOGIN_USER,
     REGISTER_USER,
     UPDATE_USER,
     ChangePassword,
+    EraseUser,
     GetUser,
     LoginUser,
     RegisterUser,
@@ -68,6 +76,32 @@ async def update_user(request: web.Request) -> web.Response:
     return await call_service(request, UPDATE_USER, command, actor=actor)
 
 
+async def erase_user(request: web.Request) -> web.Response:
+    actor = await require_actor(request)
+    return await call_service(request, ERASE_USER, EraseUser(user_id=path_uuid(request, "userId")), actor=actor)
+
+
+async def export_user(request: web.Request) -> web.Response:
+    """Every service's records about the user, asked in parallel with the caller's token.
+
+    Each service decides on its own whether the caller may see them; the users
+    service's refusal (404) is the answer for a user the caller may not see.
+    """
+    actor = await require_actor(request)
+    query = ExportUserData(user_id=path_uuid(request, "userId"))
+    exporters = [spec for spec in registry.COMMANDS if spec.name == EXPORT_NAME]
+    answers = await asyncio.gather(*(send(request, spec, query, actor=actor) for spec in exporters))
+    export = UserDataExport(
+        user_id=query.user_id,
+        exported_at=datetime.now(UTC),
+        services={answer["service"]: answer["data"] for answer in answers},
+    )
+    return web.json_response(
+        export.model_dump(mode="json"),
+        headers={**NO_STORE, "Content-Disposition": f'attachment; filename="agora-{query.user_id}.json"'},
+    )
+
+
 # `/me` before `/{userId}`: the router tries routes in this order.
 ENDPOINTS = (
     Endpoint(
@@ -116,5 +150,27 @@ ENDPOINTS = (
         auth=True,
         errors=(404, 429),
         summary="Change your own password (needs the current one). Ends every session.",
+    ),
+    Endpoint(
+        "DELETE",
+        "/api/users/{userId}",
+        erase_user,
+        ERASE_USER,
+        status=204,
+        auth=True,
+        errors=(404, 409),
+        summary="Erase an account (the owner or an admin): personal data anonymised in every service, "
+        "sessions ended; orders are kept for accounting under the pseudonymous id.",
+    ),
+    Endpoint(
+        "GET",
+        "/api/users/{userId}/export",
+        export_user,
+        EXPORT_USER_DATA,
+        response=UserDataExport,
+        auth=True,
+        errors=(404,),
+        headers=("Cache-Control",),
+        summary="Everything Agora holds about the user, gathered from every service (the owner or an admin).",
     ),
 )

@@ -37,6 +37,8 @@ agora_write_env_file() {
     printf 'AGORA_DATA_KEYS=local1:%s\nAGORA_DATA_KEY_ID=local1\n' "$(_agora_random_b64)" >>"$file"
   fi
   grep -q '^AGORA_CSRF_SECRET=' "$file" || echo "AGORA_CSRF_SECRET=$(_agora_random_b64)" >>"$file"
+  # Workers derive their service-client secrets from it (workers/runtime/identity.py).
+  grep -q '^AGORA_SERVICE_SECRET=' "$file" || echo "AGORA_SERVICE_SECRET=$(_agora_random_b64)" >>"$file"
   # The environment wins over the file, as it does for agora/settings.py.
   local line key
   while IFS= read -r line; do

@@ -4,8 +4,9 @@ For every delivery it reads the envelope, validates the body against the contrac
 verifies the actor, runs the handler in one transaction with the inbox claim and any
 outbox rows, replies if asked, and then acks. What it does on failure:
 
-- bad input (no message id, unparseable or invalid body, missing or forged actor):
-  reply with an error if a reply is expected, then reject → `<queue>.dlq` at once;
+- bad input (no message id, unparseable or invalid body, missing or forged actor, a
+  partner token whose scopes do not allow this command): reply with an error if a
+  reply is expected, then reject → `<queue>.dlq` at once;
 - a `DomainError`: the handler's writes are rolled back (the inbox claim stays), the
   error reply is sent, and the message is acked (it was handled);
 - anything else (database down, a bug): nack with requeue after a short backoff; the
@@ -34,9 +35,10 @@ from agora.logging import configure_logging, correlation_id_var, message_id_var
 from agora.settings import Settings, get_settings
 from agora.tokens import Actor, InvalidToken, JwksFetcher, TokenVerifier
 from contracts.base import Contract
-from contracts.envelope import Envelope, EnvelopeError
+from contracts.envelope import AUTHORIZATION, Envelope, EnvelopeError
 from contracts.errors import ErrorReply, Reply, field_errors
-from contracts.topology import EVENTS_EXCHANGE, CommandSpec, EventSpec
+from contracts.partners import scope_allows
+from contracts.topology import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, CommandSpec, EventSpec
 from db.engine import asyncpg_dsn, make_engine, make_sessionmaker
 from db.tables import MESSAGING, outbox_channel
 from workers.runtime import inbox, outbox
@@ -49,6 +51,7 @@ from workers.runtime.broker import (
 )
 from workers.runtime.errors import DomainError
 from workers.runtime.health import health_routes
+from workers.runtime.identity import IdentityUnavailable, ServiceIdentity, TokenSource, bus_token_source
 
 log = logging.getLogger("agora.worker")
 
@@ -58,6 +61,8 @@ HANDLED = Counter("agora_handled_total", "Messages handled, by outcome", ["queue
 Handler = Callable[[Any, "HandlerContext"], Awaitable[BaseModel | None]]
 
 _EXCHANGES = {e.name: e for e in (commands_exchange, events_exchange)}
+# Dead-letter reasons that mean someone may be probing: logged as security events.
+_SECURITY_REASONS = frozenset({"missing_actor", "bad_actor", "scope_denied"})
 
 
 async def _undecoded(message: StreamMessage[Any]) -> bytes:
@@ -96,6 +101,24 @@ class HandlerContext:
             envelope=envelope,
         )
 
+    async def send(self, spec: CommandSpec, payload: Contract) -> None:
+        """Record a command to another service in the outbox, in this handler's transaction.
+
+        It carries this worker's service identity: the relay adds the token when it
+        publishes the row, so the token is fresh however long the row waited.
+        """
+        if self.service.identity is None:
+            raise IdentityUnavailable(f"{self.service.name} has no service identity (set AGORA_SERVICE_SECRET)")
+        envelope = Envelope.new(correlation_id=self.envelope.correlation_id, causation_id=str(self.envelope.message_id))
+        await outbox.enqueue(
+            self.session,
+            self.service.outbox_table,
+            exchange=COMMANDS_EXCHANGE,
+            routing_key=spec.routing_key,
+            body=payload.model_dump(mode="json", exclude_unset=True),
+            envelope=envelope,
+        )
+
     def require_actor(self) -> Actor:
         if self.actor is None:
             raise DomainError("unauthorized", "this command needs an authenticated actor")
@@ -110,7 +133,11 @@ class WorkerService:
         jwks: JwksFetcher | None = None,
         on_startup: Sequence[Callable[[WorkerService], Awaitable[None]]] = (),
         settings: Settings | None = None,
+        service_token: TokenSource | None = None,
     ) -> None:
+        """`service_token` mints this worker's service token itself (only the users
+        worker, which holds the signing key, can); otherwise the token is asked for
+        over the bus with credentials derived from AGORA_SERVICE_SECRET."""
         self.name = name
         self.settings = settings or get_settings()
         configure_logging(name, self.settings.log_level)
@@ -133,6 +160,9 @@ class WorkerService:
             if jwks
             else None
         )
+        if service_token is None and self.settings.service_secret:
+            service_token = bus_token_source(self.broker, self.settings, name)
+        self.identity = ServiceIdentity(name, service_token) if service_token is not None else None
         self.relay = outbox.OutboxRelay(
             service=name,
             engine=self.engine,
@@ -217,6 +247,12 @@ class WorkerService:
         await self.engine.dispose()
 
     async def _publish_outbox_row(self, row: Any) -> None:
+        headers = dict(row.headers)
+        if row.exchange == COMMANDS_EXCHANGE:
+            # Stamped now, not when the row was written: see workers/runtime/identity.py.
+            if self.identity is None:
+                raise IdentityUnavailable(f"{self.name} has no service identity (set AGORA_SERVICE_SECRET)")
+            headers[AUTHORIZATION] = await self.identity.authorization()
         await self.broker.publish(
             outbox.body_bytes(row),
             exchange=_EXCHANGES[row.exchange],
@@ -225,7 +261,7 @@ class WorkerService:
             mandatory=True,
             message_id=str(row.message_id),
             correlation_id=row.headers.get("correlation_id"),
-            headers=row.headers,
+            headers=headers,
             content_type="application/json",
             timeout=10,
         )
@@ -285,16 +321,32 @@ class WorkerService:
             ) from exc
 
     async def _actor(self, spec: CommandSpec, envelope: Envelope) -> Actor | None:
-        if not spec.requires_actor:
-            return None
+        """The verified actor; None only for a command that needs none and carries none.
+
+        A token that is present is verified even where no actor is required: a forged
+        or expired one is refused, and a partner's scopes are enforced on every command.
+        """
         token = (envelope.authorization or "").removeprefix("Bearer ").strip()
         if not token or self.verifier is None:
+            if not spec.requires_actor:
+                return None
             raise BadMessage("missing_actor", ErrorReply(code="unauthorized", detail="authorization header missing"))
         try:
-            return await self.verifier.verify(token)
+            actor = await self.verifier.verify(token)
         except InvalidToken as exc:
             log.warning("security: rejected actor token", extra={"queue": spec.queue, "reason": str(exc)})
             raise BadMessage("bad_actor", ErrorReply(code="unauthorized", detail="invalid or expired token")) from exc
+        # Partners are held to their scopes here, not only by their RabbitMQ topic
+        # permissions: the broker is not trusted, and a token can travel.
+        if actor.role == "partner" and not scope_allows(actor.scopes, spec.routing_key):
+            log.warning(
+                "security: partner token used outside its scopes",
+                extra={"queue": spec.queue, "client_id": str(actor.user_id), "scopes": sorted(actor.scopes)},
+            )
+            raise BadMessage(
+                "scope_denied", ErrorReply(code="forbidden", detail="the token's scopes do not allow this command")
+            )
+        return actor
 
     async def _execute(
         self, spec: CommandSpec, handler: Handler, payload: Contract, envelope: Envelope, actor: Actor | None
@@ -342,7 +394,7 @@ class WorkerService:
         self, message: RabbitMessage, spec: CommandSpec, bad: BadMessage, envelope: Envelope | None = None
     ) -> None:
         log.warning(
-            "message dead-lettered",
+            "security: message dead-lettered" if bad.reason in _SECURITY_REASONS else "message dead-lettered",
             extra={
                 "queue": spec.queue,
                 "reason": bad.reason,

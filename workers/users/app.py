@@ -8,9 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 from agora.crypto import FieldCipher
-from agora.settings import get_settings
+from agora.settings import SERVICES, get_settings
+from contracts import partners
 from contracts import users as c
+from workers.runtime.identity import IssuedToken, service_client_id, service_scope
 from workers.runtime.service import WorkerService
+from workers.users.clients import ClientHandlers, provision_service_clients
 from workers.users.handlers import UserHandlers
 from workers.users.keys import KeyRing
 
@@ -30,17 +33,42 @@ async def _ensure_signing_key(svc: WorkerService) -> None:
         await keys.ensure_key(session)
 
 
-service = WorkerService("users", jwks=_own_jwks, on_startup=[_ensure_signing_key], settings=settings)
+async def _provision_service_clients(svc: WorkerService) -> None:
+    async with svc.sessions.begin() as session:
+        await provision_service_clients(session, settings, SERVICES)
+
+
+async def _own_service_token() -> IssuedToken:
+    # This service holds the signing key: it mints its service token instead of asking itself.
+    async with service.sessions() as session:
+        token = await keys.access_token(
+            session, user_id=service_client_id("users"), role="service", scopes=(service_scope("users"),)
+        )
+    return IssuedToken(token, settings.access_token_ttl_seconds)
+
+
+service = WorkerService(
+    "users",
+    jwks=_own_jwks,
+    on_startup=[_ensure_signing_key, _provision_service_clients],
+    settings=settings,
+    service_token=_own_service_token,
+)
 handlers = UserHandlers(cipher, keys, settings)
+clients = ClientHandlers(keys, settings)
 
 service.command(c.REGISTER_USER, handlers.register_user)
 service.command(c.LOGIN_USER, handlers.login_user)
 service.command(c.GET_USER, handlers.get_user)
 service.command(c.UPDATE_USER, handlers.update_user)
+service.command(c.LIST_USERS, handlers.list_users)
+service.command(c.ERASE_USER, handlers.erase_user)
+service.command(c.EXPORT_USER_DATA, handlers.export_user_data)
 service.command(c.GET_JWKS, handlers.get_jwks)
 service.command(c.REFRESH_SESSION, handlers.refresh_session)
 service.command(c.LOGOUT, handlers.logout)
 service.command(c.LOGOUT_ALL, handlers.logout_all)
 service.command(c.CHANGE_PASSWORD, handlers.change_password)
+service.command(partners.ISSUE_CLIENT_TOKEN, clients.issue_client_token)
 
 app = service.app

@@ -14,14 +14,18 @@ from sqlalchemy.exc import IntegrityError
 from agora.crypto import FieldCipher
 from agora.settings import Settings
 from contracts.errors import FieldError
+from contracts.privacy import ExportUserData, PersonalData
 from contracts.users import (
     PASSWORD_CHANGED,
+    USER_ERASED,
     USER_REGISTERED,
     USER_UPDATED,
     ChangePassword,
+    EraseUser,
     GetJwks,
     GetUser,
     Jwks,
+    ListUsers,
     LoginResult,
     LoginUser,
     Logout,
@@ -30,14 +34,24 @@ from contracts.users import (
     RefreshSession,
     RegisterUser,
     UpdateUser,
+    UserErased,
+    UserPage,
     UserRegistered,
     UserUpdated,
     UserView,
 )
 from workers.runtime.errors import DomainError, invalid, not_found
+from workers.runtime.pagination import decode_cursor, encode_cursor
 from workers.runtime.service import HandlerContext
 from workers.users.keys import KeyRing, hash_refresh_token, new_refresh_token
-from workers.users.model import User, normalize_email, password_problem, refresh_verdict
+from workers.users.model import (
+    ADMIN_FIELDS,
+    User,
+    normalize_email,
+    password_problem,
+    refresh_verdict,
+    update_refusal,
+)
 from workers.users.repository import UserRepository
 
 _BAD_CREDENTIALS = "email or password is incorrect"
@@ -98,7 +112,7 @@ class UserHandlers:
             raise DomainError("unauthorized", _BAD_CREDENTIALS)
         now = datetime.now(UTC)
         expires_at = now + timedelta(seconds=self._settings.refresh_token_ttl_seconds)
-        return await self._issue_tokens(ctx, repo, user, now=now, expires_at=expires_at)
+        return await self.issue_tokens(ctx, repo, user, now=now, expires_at=expires_at)
 
     async def refresh_session(self, cmd: RefreshSession, ctx: HandlerContext) -> LoginResult:
         repo = UserRepository(ctx.session, self._cipher)
@@ -116,7 +130,7 @@ class UserHandlers:
         await repo.mark_refresh_token_used(presented, now)
         # The new token inherits the family's expiry: a session has an absolute lifetime
         # however often it is refreshed.
-        return await self._issue_tokens(
+        return await self.issue_tokens(
             ctx, repo, user, now=now, expires_at=token.expires_at, family_id=token.family_id
         )
 
@@ -154,7 +168,7 @@ class UserHandlers:
         await repo.revoke_all_sessions(user.user_id, now)
         await ctx.emit(PASSWORD_CHANGED, PasswordChanged(user_id=user.user_id, changed_at=now))
 
-    async def _issue_tokens(
+    async def issue_tokens(
         self,
         ctx: HandlerContext,
         repo: UserRepository,
@@ -164,6 +178,7 @@ class UserHandlers:
         expires_at: datetime,
         family_id: uuid.UUID | None = None,
     ) -> LoginResult:
+        """A new session (login, third-party sign-in: no `family_id`) or the next token of one."""
         token, token_hash = new_refresh_token()
         await repo.add_refresh_token(
             token_hash, user_id=user.user_id, issued_at=now, expires_at=expires_at, family_id=family_id
@@ -181,6 +196,10 @@ class UserHandlers:
         # Someone else's account is "not found", not "forbidden": no probing for ids.
         if user is None or not user.visible_to(actor.user_id, actor.role):
             raise not_found("user")
+        if user.user_id != actor.user_id:  # an admin reading someone's personal data
+            await UserRepository(ctx.session, self._cipher).audit(
+                actor, "user.read", target_id=user.user_id, details={}, envelope=ctx.envelope
+            )
         return user.view()
 
     async def update_user(self, cmd: UpdateUser, ctx: HandlerContext) -> UserView:
@@ -192,24 +211,88 @@ class UserHandlers:
         changes = cmd.model_dump(include=cmd.model_fields_set - {"user_id"})
         if "address" in changes:
             changes["address"] = cmd.address
-        if "username" in changes and changes["username"] is None:
-            raise invalid("username", "cannot be removed")
+        for field in ("username", "role", "disabled"):
+            if field in changes and changes[field] is None:
+                raise invalid(field, "cannot be removed")
+        refusal = update_refusal(user, changes, actor.user_id, actor.role)
+        if refusal == "forbidden":
+            raise DomainError("forbidden", "only an admin may change role or disabled")
+        if refusal == "self_lockout":
+            raise DomainError("conflict", "an admin cannot demote or disable their own account")
         if (
             "username" in changes
             and changes["username"].lower() != user.username.lower()
             and await repo.taken(username=changes["username"])
         ):
             raise _conflict({"username"})
-        updated, changed = user.updated(changes, datetime.now(UTC))
+        now = datetime.now(UTC)
+        updated, changed = user.updated(changes, now)
         if changed:
             try:
                 await repo.save(updated)
             except IntegrityError:
                 raise _conflict({"username"}) from None
+            if ADMIN_FIELDS & set(changed):
+                # Sessions carry the old role (or a disabled account's access): end them.
+                await repo.revoke_all_sessions(user.user_id, now)
             await ctx.emit(
-                USER_UPDATED, UserUpdated(user_id=user.user_id, changed=changed, updated_at=updated.updated_at)
+                USER_UPDATED,
+                UserUpdated(
+                    user_id=user.user_id,
+                    changed=changed,
+                    updated_at=updated.updated_at,
+                    role=updated.role,
+                    disabled=updated.disabled,
+                ),
             )
+        if actor.role == "admin":
+            details: dict[str, object] = {"changed": list(changed)}
+            if "role" in changed:
+                details["role"] = {"from": user.role, "to": updated.role}
+            if "disabled" in changed:
+                details["disabled"] = updated.disabled
+            await repo.audit(actor, "user.update", target_id=user.user_id, details=details, envelope=ctx.envelope)
         return updated.view()
+
+    async def list_users(self, cmd: ListUsers, ctx: HandlerContext) -> UserPage:
+        actor = ctx.require_actor()
+        if actor.role != "admin":
+            raise DomainError("forbidden", "only an admin may list accounts")
+        after = decode_cursor(cmd.cursor) if cmd.cursor else None
+        repo = UserRepository(ctx.session, self._cipher)
+        found = await repo.search(q=cmd.q, role=cmd.role, disabled=cmd.disabled, limit=cmd.limit + 1, after=after)
+        page = found[: cmd.limit]
+        next_cursor = encode_cursor(page[-1].created_at, page[-1].user_id) if len(found) > cmd.limit else None
+        details = {k: v for k, v in cmd.model_dump(exclude={"cursor"}).items() if v is not None}
+        await repo.audit(actor, "users.search", target_id=None, details=details, envelope=ctx.envelope)
+        return UserPage(items=tuple(u.view() for u in page), next_cursor=next_cursor)
+
+    async def erase_user(self, cmd: EraseUser, ctx: HandlerContext) -> None:
+        actor = ctx.require_actor()
+        repo = UserRepository(ctx.session, self._cipher)
+        user = await repo.get(cmd.user_id)
+        if user is None or not user.visible_to(actor.user_id, actor.role):
+            raise not_found("user")
+        if actor.role == "admin" and user.user_id == actor.user_id:
+            raise DomainError("conflict", "an admin cannot erase their own account")
+        now = datetime.now(UTC)
+        await repo.save(user.erased(now))
+        await repo.forget_identities(user.user_id)
+        await repo.revoke_all_sessions(user.user_id, now)
+        await ctx.emit(USER_ERASED, UserErased(user_id=user.user_id, erased_at=now))
+        by = "self" if user.user_id == actor.user_id else "admin"
+        await repo.audit(actor, "user.erase", target_id=user.user_id, details={"by": by}, envelope=ctx.envelope)
+
+    async def export_user_data(self, cmd: ExportUserData, ctx: HandlerContext) -> PersonalData:
+        actor = ctx.require_actor()
+        repo = UserRepository(ctx.session, self._cipher)
+        user = await repo.get(cmd.user_id)
+        if user is None or not user.visible_to(actor.user_id, actor.role):
+            raise not_found("user")
+        data = {"profile": user.view().model_dump(mode="json"), **await repo.personal_records(user.user_id)}
+        if user.user_id != actor.user_id:
+            await repo.audit(actor, "user.export", target_id=user.user_id, details={}, envelope=ctx.envelope)
+        return PersonalData(service="users", data=data)
 
     async def get_jwks(self, cmd: GetJwks, ctx: HandlerContext) -> Jwks:
         return Jwks(keys=tuple((await self._keys.jwks(ctx.session))["keys"]))

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from agora.crypto import FieldCipher, Sealed
 from agora.settings import Settings
+from db.sealed import SIGNING_KEY
 from db.tables import signing_keys
 
 
@@ -47,7 +48,7 @@ class KeyRing:
         pem = private.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         ).decode()
-        sealed = self._cipher.seal(pem, f"signing_key:{kid}")
+        sealed = self._cipher.seal(pem, SIGNING_KEY.context(kid))
         jwk = json.loads(OKPAlgorithm.to_jwk(private.public_key()))
         jwk.update(kid=kid, alg="EdDSA", use="sig")
         await session.execute(
@@ -80,7 +81,7 @@ class KeyRing:
                     .limit(1)
                 )
             ).first() or (await session.execute(live.order_by(signing_keys.c.created_at).limit(1))).one()
-            pem = self._cipher.open(Sealed(row.private_key_enc, row.private_key_key_id), f"signing_key:{row.kid}")
+            pem = self._cipher.open(Sealed(row.private_key_enc, row.private_key_key_id), SIGNING_KEY.context(row.kid))
             key = serialization.load_pem_private_key(pem.encode(), password=None)
             if not isinstance(key, Ed25519PrivateKey):
                 raise TypeError(f"signing key {row.kid} is not an Ed25519 key")
@@ -88,10 +89,13 @@ class KeyRing:
             self._loaded_at = time.monotonic()
         return self._current
 
-    async def access_token(self, session: AsyncSession, *, user_id: uuid.UUID, role: str) -> str:
+    async def access_token(
+        self, session: AsyncSession, *, user_id: uuid.UUID, role: str, scopes: tuple[str, ...] = ()
+    ) -> str:
+        """A signed access token; `user_id` is a client id for partner and service tokens."""
         kid, key = await self._signing_key(session)
         now = datetime.now(UTC)
-        claims = {
+        claims: dict[str, Any] = {
             "iss": self._settings.jwt_issuer,
             "aud": self._settings.jwt_audience,
             "sub": str(user_id),
@@ -100,6 +104,8 @@ class KeyRing:
             "exp": now + timedelta(seconds=self._settings.access_token_ttl_seconds),
             "jti": uuid.uuid4().hex,
         }
+        if scopes:
+            claims["scope"] = " ".join(scopes)  # RFC 9068 / 8693: space-delimited
         return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": kid})
 
 

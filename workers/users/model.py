@@ -45,7 +45,12 @@ class User:
     address: Address | None
     created_at: datetime
     updated_at: datetime
-    disabled: bool = False
+    disabled_at: datetime | None = None
+    erased_at: datetime | None = None
+
+    @property
+    def disabled(self) -> bool:
+        return self.disabled_at is not None
 
     def view(self) -> UserView:
         return UserView(
@@ -55,20 +60,53 @@ class User:
             role=self.role,
             phone=self.phone,
             address=self.address,
+            disabled=self.disabled,
             created_at=self.created_at,
             updated_at=self.updated_at,
         )
 
+    def erased(self, now: datetime) -> User:
+        """The account with its personal data gone: the id stays, so orders still add up."""
+        return replace(
+            self,
+            email=f"erased-{self.user_id}@erased.invalid",
+            username=f"erased_{self.user_id.hex[:24]}",
+            password_hash=None,
+            phone=None,
+            address=None,
+            disabled_at=self.disabled_at or now,
+            erased_at=now,
+            updated_at=now,
+        )
+
     def visible_to(self, actor_id: UUID, actor_role: str) -> bool:
-        """A member sees only themself; an admin sees everyone."""
-        return actor_role == "admin" or actor_id == self.user_id
+        """A member sees only themself; an admin sees everyone. Erased accounts are gone."""
+        return self.erased_at is None and (actor_role == "admin" or actor_id == self.user_id)
 
     def updated(self, changes: dict[str, object], now: datetime) -> tuple[User, tuple[str, ...]]:
         """Apply a partial update; return the new user and the names of fields that changed."""
         changed = tuple(sorted(k for k, v in changes.items() if getattr(self, k) != v))
         if not changed:
             return self, ()
-        return replace(self, **changes, updated_at=now), changed  # type: ignore[arg-type]
+        fields = {k: v for k, v in changes.items() if k in changed and k != "disabled"}
+        if "disabled" in changed:
+            fields["disabled_at"] = now if changes["disabled"] else None
+        return replace(self, **fields, updated_at=now), changed  # type: ignore[arg-type]
+
+
+# Only an admin sets these, on anyone's account.
+ADMIN_FIELDS = frozenset({"role", "disabled"})
+
+
+def update_refusal(user: User, changes: dict[str, object], actor_id: UUID, actor_role: str) -> str | None:
+    """Why an actor who can see `user` may still not make `changes`: "forbidden", "self_lockout" or None."""
+    admin_fields = ADMIN_FIELDS & changes.keys()
+    if admin_fields and actor_role != "admin":
+        return "forbidden"
+    # An admin who demotes or disables themself may leave nobody able to undo it.
+    if user.user_id == actor_id and (changes.get("disabled") is True or changes.get("role", "admin") != "admin"):
+        return "self_lockout"
+    return None
 
 
 @dataclass(frozen=True)
@@ -99,3 +137,54 @@ def refresh_verdict(token: RefreshToken | None, now: datetime) -> RefreshVerdict
     if token.expires_at <= now:
         return "invalid"
     return "rotate"
+
+
+# --- third-party sign-in (workers/users/federation.py) -------------------------------
+
+FederatedVerdict = Literal["sign_in", "link", "create", "disabled", "no_email", "unverified_taken", "unverified"]
+
+
+def federated_verdict(
+    *, linked: User | None, same_email: User | None, email: str | None, email_verified: bool
+) -> FederatedVerdict:
+    """How a verified provider identity signs in.
+
+    An identity linked before signs in to its account, whatever its email says now.
+    Otherwise the email decides, and only an email the provider has *verified*: an
+    unverified one is merely claimed, so linking on it would hand its claimant someone
+    else's account, and creating an account on it would let a squatter hold the
+    address until its owner signs in with a provider that vouches for it, and is
+    linked into the squatter's account.
+    """
+    target = linked or (same_email if email_verified else None)
+    if target is not None and target.disabled:
+        return "disabled"
+    if linked is not None:
+        return "sign_in"
+    if email is None:
+        return "no_email"
+    if not email_verified:
+        return "unverified_taken" if same_email is not None else "unverified"
+    return "link" if same_email is not None else "create"
+
+
+_USERNAME_MIN, _USERNAME_MAX = 3, 32
+
+
+def username_from(*hints: str | None) -> str:
+    """A username for a new account from the provider's hints (`preferred_username`,
+    the email's local part, ...): the first that survives cleaning, else "member"."""
+    for hint in hints:
+        if not hint:
+            continue
+        local = hint.split("@", 1)[0]
+        cleaned = "".join(c if c.isascii() and (c.isalnum() or c in "_.-") else "_" for c in local)
+        cleaned = cleaned.strip("._-")[:_USERNAME_MAX].rstrip("._-")
+        if len(cleaned) >= _USERNAME_MIN:
+            return cleaned
+    return "member"
+
+
+def username_with_suffix(base: str, suffix: str) -> str:
+    """`base_suffix`, shortened so it stays a valid username."""
+    return f"{base[: _USERNAME_MAX - len(suffix) - 1]}_{suffix}"

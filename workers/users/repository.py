@@ -6,12 +6,15 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agora.crypto import FieldCipher, Sealed
+from agora.tokens import Actor
+from contracts.envelope import Envelope
 from contracts.users import Address
-from db.tables import refresh_tokens, users
+from db.sealed import USER_ADDRESS, USER_PHONE
+from db.tables import audit_log, identities, refresh_tokens, users
 from workers.users.model import RefreshToken, User
 
 
@@ -38,6 +41,58 @@ class UserRepository:
         ):
             found.add("username")
         return found
+
+    async def search(
+        self,
+        *,
+        q: str | None,
+        role: str | None,
+        disabled: bool | None,
+        limit: int,
+        after: tuple[datetime, UUID] | None,
+    ) -> list[User]:
+        """Accounts, newest first, after the cursor position `after`."""
+        stmt = select(users).where(users.c.erased_at.is_(None))
+        if q:
+            pattern = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            stmt = stmt.where(
+                or_(
+                    func.lower(users.c.email).like(pattern, escape="\\"),
+                    func.lower(users.c.username).like(pattern, escape="\\"),
+                )
+            )
+        if role:
+            stmt = stmt.where(users.c.role == role)
+        if disabled is not None:
+            stmt = stmt.where(users.c.disabled_at.is_not(None) if disabled else users.c.disabled_at.is_(None))
+        if after is not None:
+            stmt = stmt.where(tuple_(users.c.created_at, users.c.user_id) < tuple_(*after))
+        stmt = stmt.order_by(users.c.created_at.desc(), users.c.user_id.desc()).limit(limit)
+        return [self._to_user(row) for row in (await self._session.execute(stmt)).all()]
+
+    async def audit(
+        self,
+        actor: Actor | None,
+        action: str,
+        *,
+        target_id: UUID | None,
+        details: dict[str, Any],
+        envelope: Envelope | None = None,
+    ) -> None:
+        """One line in the audit log, in the same transaction as what it records.
+
+        No actor: an operator at the command line (`agora users create-admin`).
+        """
+        await self._session.execute(
+            audit_log.insert().values(
+                actor_id=actor.user_id if actor else None,
+                actor_role=actor.role if actor else "operator",
+                action=action,
+                target_id=target_id,
+                details=details,
+                correlation_id=envelope.correlation_id if envelope else None,
+            )
+        )
 
     async def add(self, user: User) -> None:
         await self._session.execute(users.insert().values(**self._to_row(user)))
@@ -94,10 +149,45 @@ class UserRepository:
             t.update().where(t.c.user_id == user_id, t.c.revoked_at.is_(None)).values(revoked_at=now)
         )
 
+    async def personal_records(self, user_id: UUID) -> dict[str, list[dict[str, Any]]]:
+        """What else this service holds about a user: linked identities, sessions, audit lines."""
+        t = refresh_tokens
+        queries = {
+            "identities": select(identities.c.provider, identities.c.subject, identities.c.created_at).where(
+                identities.c.user_id == user_id
+            ),
+            "sessions": select(t.c.family_id, t.c.issued_at, t.c.expires_at, t.c.used_at, t.c.revoked_at)
+            .where(t.c.user_id == user_id)
+            .order_by(t.c.issued_at),
+            "audit_log": select(audit_log.c.at, audit_log.c.actor_role, audit_log.c.action, audit_log.c.details)
+            .where(audit_log.c.target_id == user_id)
+            .order_by(audit_log.c.id),
+        }
+        return {
+            name: [dict(row._mapping) for row in (await self._session.execute(query)).all()]
+            for name, query in queries.items()
+        }
+
+    async def forget_identities(self, user_id: UUID) -> None:
+        await self._session.execute(identities.delete().where(identities.c.user_id == user_id))
+
+    async def by_identity(self, provider: str, subject: str) -> User | None:
+        """The account a provider identity (issuer's `sub`) is linked to."""
+        linked = select(identities.c.user_id).where(identities.c.provider == provider, identities.c.subject == subject)
+        row = (await self._session.execute(select(users).where(users.c.user_id.in_(linked)))).first()
+        return self._to_user(row) if row else None
+
+    async def link_identity(self, provider: str, subject: str, user_id: UUID, now: datetime) -> None:
+        await self._session.execute(
+            identities.insert().values(provider=provider, subject=subject, user_id=user_id, created_at=now)
+        )
+
     def _to_row(self, user: User) -> dict[str, Any]:
-        phone = self._cipher.seal(user.phone, f"users.phone:{user.user_id}") if user.phone else None
+        phone = self._cipher.seal(user.phone, USER_PHONE.context(user.user_id)) if user.phone else None
         address = (
-            self._cipher.seal(user.address.model_dump_json(), f"users.address:{user.user_id}") if user.address else None
+            self._cipher.seal(user.address.model_dump_json(), USER_ADDRESS.context(user.user_id))
+            if user.address
+            else None
         )
         return {
             "user_id": user.user_id,
@@ -109,19 +199,21 @@ class UserRepository:
             "phone_key_id": phone.key_id if phone else None,
             "address_enc": address.ciphertext if address else None,
             "address_key_id": address.key_id if address else None,
+            "disabled_at": user.disabled_at,
+            "erased_at": user.erased_at,
             "created_at": user.created_at,
             "updated_at": user.updated_at,
         }
 
     def _to_user(self, row: Any) -> User:
         phone = (
-            self._cipher.open(Sealed(row.phone_enc, row.phone_key_id), f"users.phone:{row.user_id}")
+            self._cipher.open(Sealed(row.phone_enc, row.phone_key_id), USER_PHONE.context(row.user_id))
             if row.phone_enc
             else None
         )
         address = (
             Address.model_validate_json(
-                self._cipher.open(Sealed(row.address_enc, row.address_key_id), f"users.address:{row.user_id}")
+                self._cipher.open(Sealed(row.address_enc, row.address_key_id), USER_ADDRESS.context(row.user_id))
             )
             if row.address_enc
             else None
@@ -136,5 +228,6 @@ class UserRepository:
             address=address,
             created_at=row.created_at,
             updated_at=row.updated_at,
-            disabled=row.disabled_at is not None,
+            disabled_at=row.disabled_at,
+            erased_at=row.erased_at,
         )

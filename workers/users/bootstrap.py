@@ -1,0 +1,86 @@
+"""The first admin: created (or promoted) by an operator at the command line.
+
+Nobody can become admin through the API until an admin exists, so the first one is
+made here, with database access, and written to the audit log as the operator's act.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from passlib.hash import bcrypt_sha256
+
+from agora.crypto import FieldCipher
+from agora.settings import Settings
+from contracts.envelope import Envelope
+from contracts.topology import EVENTS_EXCHANGE
+from contracts.users import USER_REGISTERED, UserRegistered
+from db.engine import make_engine, make_sessionmaker
+from db.tables import users_outbox
+from workers.runtime import outbox
+from workers.users.model import User, normalize_email, password_problem
+from workers.users.repository import UserRepository
+
+
+class BootstrapError(Exception):
+    """The admin cannot be created as asked (a weak password, a taken username)."""
+
+
+async def create_admin(settings: Settings, *, email: str, password: str | None, username: str | None = None) -> str:
+    """Create an admin account, or promote the account with this email. Returns what happened."""
+    email = normalize_email(email)
+    username = username or re.sub(r"[^A-Za-z0-9_.-]", "_", email.split("@")[0])[:32]
+    cipher = FieldCipher.from_config(settings.data_keys, settings.data_key_id)
+    engine = make_engine(settings.database_url, pool_size=1, application_name="agora-cli")
+    try:
+        async with make_sessionmaker(engine).begin() as session:
+            repo = UserRepository(session, cipher)
+            now = datetime.now(UTC)
+            existing = await repo.by_email(email)
+            if existing is not None:
+                if existing.role == "admin" and not existing.disabled:
+                    return f"{email} is already an admin"
+                await repo.save(replace(existing, role="admin", disabled_at=None, updated_at=now))
+                await repo.revoke_all_sessions(existing.user_id, now)  # its tokens carry the old role
+                await repo.audit(
+                    None, "user.promote_admin", target_id=existing.user_id, details={"from": existing.role}
+                )
+                return f"{email} promoted to admin (its password is unchanged)"
+            if not password:
+                raise BootstrapError("a new account needs a password: set AGORA_ADMIN_PASSWORD or run in a terminal")
+            if problem := password_problem(password, email=email, username=username):
+                raise BootstrapError(f"password {problem}")
+            if len(password) < 8:
+                raise BootstrapError("password must have at least 8 characters")
+            if await repo.taken(username=username):
+                raise BootstrapError(f"username {username} is taken; pass --username")
+            user = User(
+                user_id=uuid.uuid4(),
+                email=email,
+                username=username,
+                role="admin",
+                password_hash=bcrypt_sha256.using(rounds=settings.bcrypt_rounds).hash(password),
+                phone=None,
+                address=None,
+                created_at=now,
+                updated_at=now,
+            )
+            await repo.add(user)
+            await repo.audit(None, "user.create_admin", target_id=user.user_id, details={})
+            event = UserRegistered(
+                user_id=user.user_id, email=email, username=username, role="admin", registered_at=now
+            )
+            await outbox.enqueue(
+                session,
+                users_outbox,
+                exchange=EVENTS_EXCHANGE,
+                routing_key=USER_REGISTERED.routing_key,
+                body=event.model_dump(mode="json"),
+                envelope=Envelope.new(),
+            )
+            return f"admin {email} created (username {username})"
+    finally:
+        await engine.dispose()
