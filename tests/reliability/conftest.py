@@ -58,6 +58,15 @@ async def drain(queue: AbstractQueue, *, expect: int, within: float = 15) -> lis
     return got
 
 
+async def dead_letters(amqp: AbstractRobustConnection, name: str, *, expect: int) -> dict[str | None, bytes]:
+    """Dead letters by message id (the id a bare AMQP client left out is None)."""
+    channel = await amqp.channel()
+    queue = await channel.declare_queue(name, passive=True)
+    msgs = await drain(queue, expect=expect)
+    await channel.close()
+    return {m.message_id: m.body for m in msgs}
+
+
 @pytest.fixture
 async def registered_events(amqp: AbstractRobustConnection) -> AsyncIterator[AbstractQueue]:
     """A durable queue that sees every users.user_registered.v1 event from now on."""

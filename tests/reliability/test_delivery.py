@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts.users import GET_USER, REGISTER_USER
 from tests import support
 from tests.conftest import new_user, register
-from tests.reliability.conftest import drain, publish_command
+from tests.reliability.conftest import dead_letters, publish_command
 
 DLQ = f"{REGISTER_USER.queue}.dlq"
 
@@ -35,15 +35,6 @@ async def _settled(queue: str) -> None:
 async def _count(db: AsyncEngine, sql: str, **params: object) -> int:
     async with db.connect() as conn:
         return int((await conn.execute(text(sql), params)).scalar_one())
-
-
-async def _dlq(amqp: AbstractRobustConnection, name: str, *, expect: int) -> dict[str | None, bytes]:
-    """Dead letters by message id (the id a bare AMQP client left out is None)."""
-    channel = await amqp.channel()
-    queue = await channel.declare_queue(name, passive=True)
-    msgs = await drain(queue, expect=expect)
-    await channel.close()
-    return {m.message_id: m.body for m in msgs}
 
 
 async def test_a_redelivered_command_is_a_no_op(amqp: AbstractRobustConnection, db: AsyncEngine) -> None:
@@ -67,7 +58,7 @@ async def test_bad_input_goes_to_the_dead_letter_queue_and_the_worker_keeps_serv
 ) -> None:
     garbage = await publish_command(amqp, REGISTER_USER.routing_key, b"\x00not json at all")
     forged_role = await publish_command(amqp, REGISTER_USER.routing_key, {**new_user(), "role": "admin"})
-    dead = await _dlq(amqp, DLQ, expect=2)
+    dead = await dead_letters(amqp, DLQ, expect=2)
     assert dead.keys() == {garbage, forged_role}
     assert dead[garbage] == b"\x00not json at all"
     assert json.loads(dead[forged_role])["role"] == "admin"
@@ -88,7 +79,7 @@ async def test_a_message_without_id_is_dead_lettered(amqp: AbstractRobustConnect
         "POST", f"/exchanges/{support.VHOST}/agora.commands/publish", json.dumps(body).encode()
     )
     assert status == 200
-    dead = await _dlq(amqp, DLQ, expect=1)
+    dead = await dead_letters(amqp, DLQ, expect=1)
     assert [json.loads(b)["email"] for b in dead.values()] == [json.loads(body["payload"])["email"]]
 
 
@@ -98,7 +89,7 @@ async def test_a_forged_actor_is_dead_lettered(amqp: AbstractRobustConnection, h
     body = {"user_id": user["user_id"]}
     forged_id = await publish_command(amqp, GET_USER.routing_key, body, headers={"authorization": forged})
     anonymous_id = await publish_command(amqp, GET_USER.routing_key, body)  # no actor at all
-    dead = await _dlq(amqp, f"{GET_USER.queue}.dlq", expect=2)
+    dead = await dead_letters(amqp, f"{GET_USER.queue}.dlq", expect=2)
     assert dead.keys() == {forged_id, anonymous_id}
 
 
@@ -109,6 +100,6 @@ async def test_a_binary_authorization_header_is_dead_lettered_not_left_unacked(
     binary_id = await publish_command(
         amqp, GET_USER.routing_key, {"user_id": user["user_id"]}, headers={"authorization": bytearray(b"\xff\xfe")}
     )
-    dead = await _dlq(amqp, f"{GET_USER.queue}.dlq", expect=1)
+    dead = await dead_letters(amqp, f"{GET_USER.queue}.dlq", expect=1)
     assert dead.keys() == {binary_id}
     await _settled(GET_USER.queue)

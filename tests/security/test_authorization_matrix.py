@@ -1,0 +1,123 @@
+"""The authorization matrix: every endpoint by every kind of caller, with the status each must get.
+
+Every route of the API has a row here; `test_every_endpoint_has_a_row` fails when a
+new endpoint arrives without one. The columns:
+
+- guest: no credentials;
+- owner: the member whose account (or token) the request is about;
+- other: another member;
+- seller: a seller who is not the owner;
+- admin.
+
+Objects a caller may not see are 404 (not 403): an id alone reveals nothing. A field
+only admins may set is 403 for a caller who can see the object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import pytest
+
+from edge.routes import ENDPOINTS
+from tests.conftest import bearer, login, make_seller, new_user, register
+
+CALLERS = ("guest", "owner", "other", "seller", "admin")
+Body = Callable[[dict[str, Any]], dict[str, Any] | None]
+
+
+def _statuses(*codes: int) -> dict[str, int]:
+    return dict(zip(CALLERS, codes, strict=True))
+
+
+@dataclass(frozen=True)
+class Row:
+    method: str
+    path: str
+    expect: dict[str, int]
+    body: Body = field(default=lambda owner: None)
+    case: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.method} {self.path}" + (f" [{self.case}]" if self.case else "")
+
+
+ALL = _statuses(*(200,) * 5)
+SIGNED_IN = _statuses(401, 200, 200, 200, 200)
+OWNER_OR_ADMIN = _statuses(401, 200, 404, 404, 200)
+
+MATRIX = (
+    Row("POST", "/api/users/register", _statuses(*(201,) * 5), body=lambda owner: new_user()),
+    Row(
+        "POST",
+        "/api/users/login",
+        ALL,
+        body=lambda owner: {"email": owner["email"], "password": owner["password"]},
+    ),
+    Row("GET", "/api/users/me", SIGNED_IN),
+    Row("GET", "/api/users/{userId}", OWNER_OR_ADMIN),
+    Row("PUT", "/api/users/{userId}", OWNER_OR_ADMIN, body=lambda owner: {"phone": "+14155550199"}, case="profile"),
+    Row(
+        "PUT", "/api/users/{userId}", _statuses(401, 403, 404, 404, 200), body=lambda o: {"role": "seller"}, case="role"
+    ),
+    Row(
+        "PUT",
+        "/api/users/{userId}",
+        _statuses(401, 403, 404, 404, 200),
+        body=lambda o: {"disabled": True},
+        case="disable",
+    ),
+    Row(
+        "POST",
+        "/api/users/{userId}/password",
+        _statuses(401, 204, 404, 404, 404),  # only for oneself: it needs the current password
+        body=lambda owner: {"current_password": owner["password"], "new_password": "a fresh passphrase 2"},
+    ),
+    Row("DELETE", "/api/users/{userId}", _statuses(401, 204, 404, 404, 204)),
+    Row("GET", "/api/users/{userId}/export", OWNER_OR_ADMIN),
+    Row("GET", "/api/admin/users", _statuses(401, 403, 403, 403, 200)),
+    # The refresh token is the credential here, whoever presents it.
+    Row("POST", "/api/auth/refresh", ALL, body=lambda owner: {"refresh_token": owner["refresh_token"]}),
+    Row(
+        "POST", "/api/auth/logout", _statuses(*(204,) * 5), body=lambda owner: {"refresh_token": owner["refresh_token"]}
+    ),
+    Row("POST", "/api/auth/logout-all", _statuses(401, 204, 204, 204, 204)),
+    Row("GET", "/api/auth/jwks.json", ALL),
+)
+
+
+@pytest.fixture(scope="module")
+async def callers(http: aiohttp.ClientSession, admin: dict[str, Any]) -> dict[str, dict[str, Any] | None]:
+    other = await register(http)
+    return {
+        "guest": None,
+        "other": await login(http, other["email"], other["password"]),
+        "seller": await make_seller(http, admin),
+        "admin": admin,
+    }
+
+
+def test_every_endpoint_has_a_row() -> None:
+    covered = {(row.method, row.path) for row in MATRIX}
+    missing = sorted(f"{e.method} {e.path}" for e in ENDPOINTS if (e.method, e.path) not in covered)
+    assert not missing, f"add rows to the authorization matrix for: {missing}"
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize("row", MATRIX, ids=lambda row: row.name)
+async def test_matrix(
+    http: aiohttp.ClientSession, callers: dict[str, dict[str, Any] | None], row: Row, caller: str
+) -> None:
+    # A fresh owner per cell: some cells change or erase the account they act on.
+    user = await register(http)
+    owner = {**user, **await login(http, user["email"], user["password"])}
+    principal = owner if caller == "owner" else callers[caller]
+    headers = bearer(principal["access_token"]) if principal else {}
+    body = row.body(owner)
+    async with http.request(row.method, row.path.format(userId=owner["user_id"]), json=body, headers=headers) as resp:
+        text = await resp.text()
+    assert resp.status == row.expect[caller], f"{row.name} as {caller}: {resp.status} {text[:300]}"
