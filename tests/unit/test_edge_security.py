@@ -1,0 +1,46 @@
+"""CSRF tokens, rate-limit configuration and client addresses: the pure parts."""
+
+from __future__ import annotations
+
+from uuid import uuid4
+
+import pytest
+from aiohttp.test_utils import make_mocked_request
+
+from agora.settings import Settings
+from edge.ratelimit import RateLimiter, client_ip
+from edge.sessions import CsrfSigner
+
+
+def _settings(**overrides: object) -> Settings:
+    return Settings(_env_file=None, **overrides)  # type: ignore[call-arg]
+
+
+def test_a_csrf_token_names_its_user_and_survives_nothing_else() -> None:
+    signer = CsrfSigner(_settings(csrf_secret="s" * 32))
+    user = uuid4()
+    token = signer.issue(user)
+    assert signer.user_of(token) == str(user)
+    assert signer.user_of(token[:-1] + ("A" if token[-1] != "A" else "B")) is None
+    assert CsrfSigner(_settings(csrf_secret="t" * 32)).user_of(token) is None
+    assert signer.user_of("") is None
+
+
+def test_production_needs_a_csrf_secret() -> None:
+    with pytest.raises(RuntimeError, match="AGORA_CSRF_SECRET"):
+        CsrfSigner(_settings(env="production", csrf_secret=""))
+
+
+def test_rate_limit_rules_must_exist() -> None:
+    with pytest.raises(ValueError, match="unknown rules"):
+        RateLimiter(_settings(rate_limits={"logn:ip": "1/minute"}))
+
+
+def test_the_client_address_is_the_peer_unless_proxies_are_trusted() -> None:
+    forwarded = {"X-Forwarded-For": "203.0.113.9, 10.0.0.2"}
+    request = make_mocked_request("GET", "/", headers=forwarded)
+    peer = request.remote or "unknown"
+    assert client_ip(request, 0) == peer  # a client cannot pick its own bucket
+    assert client_ip(request, 1) == "10.0.0.2"
+    assert client_ip(request, 2) == "203.0.113.9"
+    assert client_ip(make_mocked_request("GET", "/"), 1) == peer  # header missing: the peer
