@@ -125,10 +125,11 @@ def asyncapi_document() -> dict[str, Any]:
 
 def write_documents(folder: Path) -> list[Path]:
     from edge.openapi import build_document
-    from edge.routes import ENDPOINTS
+    from edge.routes import ENDPOINTS, REDIRECTS
 
     written = []
-    for name, document in (("asyncapi.json", asyncapi_document()), ("openapi.json", build_document(ENDPOINTS))):
+    openapi = build_document(ENDPOINTS, REDIRECTS)
+    for name, document in (("asyncapi.json", asyncapi_document()), ("openapi.json", openapi)):
         path = folder / name
         path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
         written.append(path)

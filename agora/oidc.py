@@ -208,15 +208,14 @@ class Provider:
         except ProviderUnavailable:
             if not self._keys:
                 raise
-            log.warning("could not refresh an identity provider's keys; keeping the known ones",
-                        extra={"provider": self.name})
+            log.warning(
+                "could not refresh an identity provider's keys; keeping the known ones", extra={"provider": self.name}
+            )
             return
         keys = document.get("keys")
         if not isinstance(keys, list):
             raise ProviderUnavailable(f"{metadata.jwks_uri}: no key set")
-        self._keys = {
-            str(k.get("kid", "")): k for k in keys if isinstance(k, dict) and k.get("use", "sig") == "sig"
-        }
+        self._keys = {str(k.get("kid", "")): k for k in keys if isinstance(k, dict) and k.get("use", "sig") == "sig"}
 
 
 def _only_key(keys: dict[str, dict[str, Any]]) -> dict[str, Any] | None:

@@ -7,13 +7,14 @@ defaults and generated secrets to `.run/agora.env`; the real environment wins.
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from ipaddress import ip_address
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, StringConstraints, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SERVICES = ("users",)
 """Workers that exist today; each has `workers/<name>/app.py`."""
@@ -65,6 +66,16 @@ class OidcProvider(BaseModel):
         return scopes
 
 
+def _json_or_nothing(value: object) -> object:
+    # compose.yaml passes an unset variable on as "": no providers.
+    if isinstance(value, str):
+        return json.loads(value) if value.strip() else {}
+    return value
+
+
+OidcProviders = Annotated[dict[OidcProviderName, OidcProvider], NoDecode, BeforeValidator(_json_or_nothing)]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AGORA_", env_file=".run/agora.env", extra="ignore")
 
@@ -104,7 +115,7 @@ class Settings(BaseSettings):
     # Third-party sign-in (OpenID Connect): '{"name": {"issuer": ..., "client_id": ...,
     # "client_secret": ..., "scopes": "openid email profile"}}'. Read by the edge and by
     # the users worker, which verifies the ID token again (agora/oidc.py).
-    oidc_providers: dict[OidcProviderName, OidcProvider] = Field(default_factory=dict)
+    oidc_providers: OidcProviders = Field(default_factory=dict)
     # The edge's public origin, as browsers and providers reach it; callbacks are
     # `{public_url}/api/auth/oauth/{name}/callback`. Empty: http://127.0.0.1:<http_port>.
     public_url: str = ""

@@ -19,10 +19,11 @@ from edge.auth import JWKS_KEY, VERIFIER_KEY, JwksSource
 from edge.bus import BUS_KEY, RpcClient, RpcError
 from edge.metrics import metrics_handler
 from edge.middleware import echo_request_id, json_body_middleware, request_context_middleware
+from edge.oidc import setup_oidc
 from edge.openapi import setup_docs
 from edge.problems import problem_middleware
 from edge.ratelimit import RATE_LIMITER_KEY, RateLimiter
-from edge.routes import ENDPOINTS, setup_routes
+from edge.routes import ENDPOINTS, REDIRECTS, setup_routes
 from edge.sessions import CSRF_HEADER, CSRF_KEY, CsrfSigner
 
 log = logging.getLogger("agora.edge")
@@ -54,7 +55,8 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app.router.add_get("/readyz", readyz, name="readyz")
     app.router.add_get("/metrics", metrics_handler, name="metrics")
     setup_routes(app)
-    setup_docs(app, ENDPOINTS)
+    setup_docs(app, ENDPOINTS, REDIRECTS)
+    setup_oidc(app, settings)
     _setup_cors(app, settings)
 
     app.on_response_prepare.append(echo_request_id)

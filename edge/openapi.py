@@ -130,7 +130,7 @@ class Endpoint:
         return [s for s in self.error_statuses() if self.error_body is None or s not in self.errors]
 
 
-def build_document(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
+def build_document(endpoints: Sequence[Endpoint], redirects: Sequence[Redirect] = ()) -> dict[str, Any]:
     bodies = {e.operation_id: _documented_body(e) for e in endpoints if e.body is not None}
     wanted: list[tuple[type[BaseModel], JsonSchemaMode]] = [(m, "validation") for m in bodies.values()]
     wanted += [(e.reply, "serialization") for e in endpoints if e.reply is not None]
@@ -147,6 +147,8 @@ def build_document(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
         if endpoint.form or endpoint.error_body is not None or endpoint.basic_auth:
             error_ref = refs[(endpoint.error_body, "serialization")] if endpoint.error_body is not None else None
             _describe_oauth_style(paths[endpoint.path][endpoint.method.lower()], endpoint, error_ref)
+    for redirect in redirects:
+        paths.setdefault(redirect.path, {})[redirect.method.lower()] = redirect.operation()
 
     used_errors = sorted({status for e in endpoints for status in e.problem_statuses()})
     return {
@@ -293,6 +295,55 @@ def _error_response(status: int) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Redirect:
+    """A route a browser navigates to: it answers with a redirect, not JSON.
+
+    It may send no command at all (starting a third-party sign-in), so it is not an
+    `Endpoint`; its parameters and outcomes are written down here by hand.
+    """
+
+    method: str
+    path: str
+    handler: Handler
+    status: int
+    summary: str
+    description: str
+    tag: str
+    # OpenAPI parameter objects (path and query).
+    parameters: tuple[dict[str, Any], ...] = ()
+    errors: tuple[int, ...] = ()
+    # What the Set-Cookie headers of the redirect carry, if any.
+    cookies: str = ""
+
+    def add_to(self, router: web.UrlDispatcher) -> None:
+        router.add_route(self.method, self.path, self.handler, name=self.operation_id)
+
+    @property
+    def operation_id(self) -> str:
+        return self.handler.__name__
+
+    def operation(self) -> dict[str, Any]:
+        headers: dict[str, Any] = {
+            "X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"},
+            "Location": {"description": "Where the browser goes next.", "schema": {"type": "string"}},
+            "Cache-Control": {"$ref": "#/components/headers/Cache-Control"},
+        }
+        if self.cookies:
+            headers["Set-Cookie"] = {"description": self.cookies, "schema": {"type": "string"}}
+        return {
+            "operationId": self.operation_id,
+            "summary": self.summary,
+            "description": self.description,
+            "tags": [self.tag],
+            "parameters": [*self.parameters, {"$ref": "#/components/parameters/RequestId"}],
+            "responses": {
+                str(self.status): {"description": HTTPStatus(self.status).phrase, "headers": headers},
+                **{str(s): _error_response(s) for s in sorted(set(self.errors) | set(_ALWAYS))},
+            },
+        }
+
+
 # --- the human-readable page: Swagger UI, served from the installed package (no CDN) ----
 
 _DOCS_HTML = f"""<!DOCTYPE html>
@@ -330,8 +381,8 @@ _DOCS_CSP = (
 )
 
 
-def setup_docs(app: web.Application, endpoints: Sequence[Endpoint]) -> None:
-    document = build_document(endpoints)
+def setup_docs(app: web.Application, endpoints: Sequence[Endpoint], redirects: Sequence[Redirect] = ()) -> None:
+    document = build_document(endpoints, redirects)
     if _SWAGGER_UI_MAJOR < 5:
         # Swagger UI learned OpenAPI 3.1 in 5.0; older bundles show "Unable to render".
         log.warning("Swagger UI in %s cannot render OpenAPI 3.1; install swagger-ui-bundle-v2", swagger_ui_path)

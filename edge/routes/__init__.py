@@ -1,7 +1,8 @@
 """Every HTTP route of the API, one table per resource.
 
 A new route is one `Endpoint` in its resource's table: the router and the OpenAPI
-document are both built from `ENDPOINTS`.
+document are both built from `ENDPOINTS`. Browser redirects that are not commands
+(third-party sign-in) are `Redirect`s in `REDIRECTS`, documented by hand.
 """
 
 from __future__ import annotations
@@ -9,13 +10,16 @@ from __future__ import annotations
 from aiohttp import web
 
 from edge.middleware import FORM_ROUTES_KEY
-from edge.openapi import Endpoint
-from edge.routes import admin, auth, partners, users
+from edge.openapi import Endpoint, Redirect
+from edge.routes import admin, auth, oauth, partners, users
 
 ENDPOINTS: tuple[Endpoint, ...] = (*users.ENDPOINTS, *auth.ENDPOINTS, *admin.ENDPOINTS, *partners.ENDPOINTS)
+REDIRECTS: tuple[Redirect, ...] = oauth.REDIRECTS
 
 
 def setup_routes(app: web.Application) -> None:
     for endpoint in ENDPOINTS:
         endpoint.add_to(app.router)
+    for redirect in REDIRECTS:
+        redirect.add_to(app.router)
     app[FORM_ROUTES_KEY] = frozenset(e.operation_id for e in ENDPOINTS if e.form)

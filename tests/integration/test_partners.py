@@ -8,12 +8,14 @@ scopes, and Agora's workers stamp service tokens on the commands they send.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
+from urllib.parse import quote_plus
 
 import aio_pika
 import aiohttp
@@ -37,6 +39,12 @@ from workers.runtime.service import HandlerContext, WorkerService
 
 ALLOWED_KEY = "catalog.get_product.v1"  # in catalog:read; no catalog worker exists yet
 TOKEN_URL = "/api/oauth/token"
+
+
+def _basic(client_id: str, secret: str) -> dict[str, str]:
+    """`client_secret_basic` (RFC 6749 §2.3.1: each part form-urlencoded, then Basic)."""
+    pair = f"{quote_plus(client_id)}:{quote_plus(secret)}".encode()
+    return {"Authorization": f"Basic {base64.b64encode(pair).decode()}"}
 
 
 def _cli_env(stack: Stack) -> dict[str, str]:
@@ -73,8 +81,8 @@ async def _token(http: aiohttp.ClientSession, form: dict[str, str], **kwargs: An
 
 
 async def _partner_token(http: aiohttp.ClientSession, partner: dict[str, Any]) -> dict[str, Any]:
-    basic = aiohttp.BasicAuth(partner["client_id"], partner["client_secret"])
-    status, body = await _token(http, {"grant_type": "client_credentials"}, auth=basic)
+    basic = _basic(partner["client_id"], partner["client_secret"])
+    status, body = await _token(http, {"grant_type": "client_credentials"}, headers=basic)
     assert status == 200, body
     return body
 
@@ -122,8 +130,8 @@ async def test_create_prints_credentials_once_and_refuses_a_second_partner_of_th
 async def test_basic_and_form_authentication_get_a_partner_token(
     http: aiohttp.ClientSession, stack: Stack, partner: dict[str, Any]
 ) -> None:
-    basic = aiohttp.BasicAuth(partner["client_id"], partner["client_secret"])
-    status, body = await _token(http, {"grant_type": "client_credentials"}, auth=basic)
+    basic = _basic(partner["client_id"], partner["client_secret"])
+    status, body = await _token(http, {"grant_type": "client_credentials"}, headers=basic)
     assert status == 200, body
     assert body["token_type"] == "Bearer" and body["expires_in"] == 900
     assert body["scope"] == "catalog:read orders:read"  # nothing asked: everything the partner has
@@ -157,7 +165,7 @@ async def test_wrong_secret_and_unknown_client_get_the_same_401(
         ("not-even-a-uuid", "whatever"),
     ):
         async with http.post(
-            TOKEN_URL, data={"grant_type": "client_credentials"}, auth=aiohttp.BasicAuth(client_id, secret)
+            TOKEN_URL, data={"grant_type": "client_credentials"}, headers=_basic(client_id, secret)
         ) as resp:
             assert resp.status == 401
             assert resp.headers["WWW-Authenticate"].startswith("Basic")
@@ -169,7 +177,7 @@ async def test_wrong_secret_and_unknown_client_get_the_same_401(
 
 
 async def test_request_errors_are_rfc_6749_errors(http: aiohttp.ClientSession, partner: dict[str, Any]) -> None:
-    basic = aiohttp.BasicAuth(partner["client_id"], partner["client_secret"])
+    basic = _basic(partner["client_id"], partner["client_secret"])
     cases = [
         ({"grant_type": "password", "username": "x", "password": "y"}, 400, "unsupported_grant_type"),
         ({}, 400, "invalid_request"),
@@ -182,9 +190,9 @@ async def test_request_errors_are_rfc_6749_errors(http: aiohttp.ClientSession, p
         ),
     ]
     for form, status, error in cases:
-        got, body = await _token(http, form, auth=basic)
+        got, body = await _token(http, form, headers=basic)
         assert (got, body["error"]) == (status, error), form
-    async with http.post(TOKEN_URL, json={"grant_type": "client_credentials"}, auth=basic) as resp:
+    async with http.post(TOKEN_URL, json={"grant_type": "client_credentials"}, headers=basic) as resp:
         assert resp.status == 400 and (await resp.json())["error"] == "invalid_request"  # not JSON, not a 415
 
 
@@ -305,11 +313,11 @@ async def test_a_disabled_partner_gets_no_token_and_loses_its_broker_user(
     name = f"gone-{uuid.uuid4().hex[:8]}"
     created = await asyncio.to_thread(_agora, stack, "partners", "create", name, "--scopes", "orders:write", "--json")
     credentials = json.loads(created.stdout)
-    basic = aiohttp.BasicAuth(credentials["client_id"], credentials["client_secret"])
-    assert (await _token(http, {"grant_type": "client_credentials"}, auth=basic))[0] == 200
+    basic = _basic(credentials["client_id"], credentials["client_secret"])
+    assert (await _token(http, {"grant_type": "client_credentials"}, headers=basic))[0] == 200
     disabled = await asyncio.to_thread(_agora, stack, "partners", "disable", name)
     assert disabled.returncode == 0, disabled.stderr
-    status, body = await _token(http, {"grant_type": "client_credentials"}, auth=basic)
+    status, body = await _token(http, {"grant_type": "client_credentials"}, headers=basic)
     assert status == 401 and body["error"] == "invalid_client"
     assert support.management_api("GET", f"/users/partner-{name}") == 404
 
@@ -320,8 +328,10 @@ async def test_a_disabled_partner_gets_no_token_and_loses_its_broker_user(
 @pytest.fixture
 async def runtime(stack: Stack) -> AsyncIterator[WorkerService]:
     """The shared runtime as a worker process would build it, here against the test stack."""
-    overrides = {k.removeprefix("AGORA_").lower(): v for k, v in stack.env.items() if k.startswith("AGORA_")}
-    settings = Settings(_env_file=support.ROOT / ".run" / "agora.env", **overrides)  # type: ignore[call-arg]
+    with pytest.MonkeyPatch.context() as env:
+        for key, value in stack.env.items():
+            env.setenv(key, value)
+        settings = Settings(_env_file=support.ROOT / ".run" / "agora.env")  # type: ignore[call-arg]
     assert settings.service_secret, ".run/agora.env has no AGORA_SERVICE_SECRET: run scripts/test once"
     service = WorkerService("users", settings=settings)  # no token source given: it asks over the bus
     await service.broker.connect()

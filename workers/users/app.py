@@ -7,13 +7,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from agora import oidc
 from agora.crypto import FieldCipher
 from agora.settings import SERVICES, get_settings
 from contracts import partners
 from contracts import users as c
+from contracts.oidc import OIDC_SIGN_IN
 from workers.runtime.identity import IssuedToken, service_client_id, service_scope
 from workers.runtime.service import WorkerService
 from workers.users.clients import ClientHandlers, provision_service_clients
+from workers.users.federation import FederationHandlers
 from workers.users.handlers import UserHandlers
 from workers.users.keys import KeyRing
 
@@ -56,6 +59,7 @@ service = WorkerService(
 )
 handlers = UserHandlers(cipher, keys, settings)
 clients = ClientHandlers(keys, settings)
+federation = FederationHandlers(oidc.providers(settings), handlers, cipher, settings)
 
 service.command(c.REGISTER_USER, handlers.register_user)
 service.command(c.LOGIN_USER, handlers.login_user)
@@ -70,5 +74,6 @@ service.command(c.LOGOUT, handlers.logout)
 service.command(c.LOGOUT_ALL, handlers.logout_all)
 service.command(c.CHANGE_PASSWORD, handlers.change_password)
 service.command(partners.ISSUE_CLIENT_TOKEN, clients.issue_client_token)
+service.command(OIDC_SIGN_IN, federation.oidc_sign_in)
 
 app = service.app

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from agora.crypto import FieldCipher
 from agora.settings import Settings
+from agora.tokens import Actor
 from contracts.errors import FieldError
 from contracts.privacy import ExportUserData, PersonalData
 from contracts.users import (
@@ -192,12 +193,10 @@ class UserHandlers:
 
     async def get_user(self, cmd: GetUser, ctx: HandlerContext) -> UserView:
         actor = ctx.require_actor()
-        user = await UserRepository(ctx.session, self._cipher).get(cmd.user_id or actor.user_id)
-        # Someone else's account is "not found", not "forbidden": no probing for ids.
-        if user is None or not user.visible_to(actor.user_id, actor.role):
-            raise not_found("user")
+        repo = UserRepository(ctx.session, self._cipher)
+        user = await _visible_user(repo, cmd.user_id or actor.user_id, actor)
         if user.user_id != actor.user_id:  # an admin reading someone's personal data
-            await UserRepository(ctx.session, self._cipher).audit(
+            await repo.audit(
                 actor, "user.read", target_id=user.user_id, details={}, envelope=ctx.envelope
             )
         return user.view()
@@ -205,9 +204,7 @@ class UserHandlers:
     async def update_user(self, cmd: UpdateUser, ctx: HandlerContext) -> UserView:
         actor = ctx.require_actor()
         repo = UserRepository(ctx.session, self._cipher)
-        user = await repo.get(cmd.user_id)
-        if user is None or not user.visible_to(actor.user_id, actor.role):
-            raise not_found("user")
+        user = await _visible_user(repo, cmd.user_id, actor)
         changes = cmd.model_dump(include=cmd.model_fields_set - {"user_id"})
         if "address" in changes:
             changes["address"] = cmd.address
@@ -270,9 +267,7 @@ class UserHandlers:
     async def erase_user(self, cmd: EraseUser, ctx: HandlerContext) -> None:
         actor = ctx.require_actor()
         repo = UserRepository(ctx.session, self._cipher)
-        user = await repo.get(cmd.user_id)
-        if user is None or not user.visible_to(actor.user_id, actor.role):
-            raise not_found("user")
+        user = await _visible_user(repo, cmd.user_id, actor)
         if actor.role == "admin" and user.user_id == actor.user_id:
             raise DomainError("conflict", "an admin cannot erase their own account")
         now = datetime.now(UTC)
@@ -286,9 +281,7 @@ class UserHandlers:
     async def export_user_data(self, cmd: ExportUserData, ctx: HandlerContext) -> PersonalData:
         actor = ctx.require_actor()
         repo = UserRepository(ctx.session, self._cipher)
-        user = await repo.get(cmd.user_id)
-        if user is None or not user.visible_to(actor.user_id, actor.role):
-            raise not_found("user")
+        user = await _visible_user(repo, cmd.user_id, actor)
         data = {"profile": user.view().model_dump(mode="json"), **await repo.personal_records(user.user_id)}
         if user.user_id != actor.user_id:
             await repo.audit(actor, "user.export", target_id=user.user_id, details={}, envelope=ctx.envelope)
@@ -296,6 +289,15 @@ class UserHandlers:
 
     async def get_jwks(self, cmd: GetJwks, ctx: HandlerContext) -> Jwks:
         return Jwks(keys=tuple((await self._keys.jwks(ctx.session))["keys"]))
+
+
+async def _visible_user(repo: UserRepository, user_id: uuid.UUID, actor: Actor) -> User:
+    """The account, if the actor may see it. Someone else's account is "not found", not
+    "forbidden": an id alone must not tell a prober whether it exists."""
+    user = await repo.get(user_id)
+    if user is None or not user.visible_to(actor.user_id, actor.role):
+        raise not_found("user")
+    return user
 
 
 def _conflict(fields: set[str]) -> DomainError:
