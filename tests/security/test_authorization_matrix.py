@@ -40,6 +40,7 @@ class Row:
     expect: dict[str, int]
     body: Body = field(default=lambda owner: None)
     case: str = ""
+    form: bool = False  # the body as application/x-www-form-urlencoded (OAuth endpoints)
 
     @property
     def name(self) -> str:
@@ -87,6 +88,14 @@ MATRIX = (
     ),
     Row("POST", "/api/auth/logout-all", _statuses(401, 204, 204, 204, 204)),
     Row("GET", "/api/auth/jwks.json", ALL),
+    # Client credentials, not user tokens, get a partner token: a user's bearer token is no client authentication.
+    Row(
+        "POST",
+        "/api/oauth/token",
+        _statuses(*(401,) * 5),
+        body=lambda owner: {"grant_type": "client_credentials"},
+        form=True,
+    ),
 )
 
 
@@ -118,6 +127,7 @@ async def test_matrix(
     principal = owner if caller == "owner" else callers[caller]
     headers = bearer(principal["access_token"]) if principal else {}
     body = row.body(owner)
-    async with http.request(row.method, row.path.format(userId=owner["user_id"]), json=body, headers=headers) as resp:
+    payload = {"data": body} if row.form else {"json": body}
+    async with http.request(row.method, row.path.format(userId=owner["user_id"]), headers=headers, **payload) as resp:
         text = await resp.text()
     assert resp.status == row.expect[caller], f"{row.name} as {caller}: {resp.status} {text[:300]}"
