@@ -32,6 +32,7 @@ from aiohttp import web
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from agora.oidc import (
     HTTP_TIMEOUT_SECONDS,
@@ -100,7 +101,7 @@ def safe_return_to(value: str | None) -> str:
         or not value.startswith("/")
         or value.startswith("//")
         or "\\" in value
-        or any(ord(c) < 0x21 or ord(c) == 0x7F for c in value)
+        or any(not 0x21 <= ord(c) <= 0x7E for c in value)  # printable ASCII: percent-encode the rest
         or parts.scheme
         or parts.netloc
     ):
@@ -132,7 +133,10 @@ class OidcFlows:
         metadata = await self._metadata(provider)
         state, nonce, verifier = secrets.token_urlsafe(32), secrets.token_urlsafe(32), secrets.token_urlsafe(48)
         flow = Flow(provider=name, nonce=nonce, code_verifier=verifier, return_to=return_to)
-        await self._redis.set(_KEY_PREFIX + _digest(state), json.dumps(asdict(flow)), ex=FLOW_TTL_SECONDS, nx=True)
+        try:
+            await self._redis.set(_KEY_PREFIX + _digest(state), json.dumps(asdict(flow)), ex=FLOW_TTL_SECONDS, nx=True)
+        except RedisError as exc:
+            raise self._unavailable(name, exc, what="flow store") from None
         url = prepare_grant_uri(
             metadata.authorization_endpoint,
             client_id=provider.config.client_id,
@@ -152,9 +156,13 @@ class OidcFlows:
         flow = await self._take(state) if state else None
         if state is None or flow is None or flow.provider != name:
             # Unknown, expired or already used: a replayed or forged callback.
-            raise self._refused("oidc_state_invalid", "this sign-in is unknown, expired or already used", name)
+            raise self._refused(
+                "oidc_state_invalid", "this sign-in is unknown, expired or already used", name, "unknown state"
+            )
         if not cookie or not hmac.compare_digest(cookie.encode(), _digest(state).encode()):
-            raise self._refused("oidc_state_invalid", "this sign-in was not started in this browser", name)
+            raise self._refused(
+                "oidc_state_invalid", "this sign-in was not started in this browser", name, "no or another flow cookie"
+            )
         if error := query.get("error"):
             problem = "oidc_access_denied" if error == "access_denied" else "oidc_provider_error"
             reason = error if error.replace("_", "").isalpha() and len(error) <= 64 else "unknown"
@@ -168,14 +176,17 @@ class OidcFlows:
             await provider.verify_id_token(id_token, nonce=flow.nonce)
         except OidcError as exc:
             raise self._refused(
-                "oidc_id_token_invalid", "the identity provider's ID token is not valid", name, exc
+                "oidc_id_token_invalid", "the identity provider's ID token is not valid", name, str(exc)
             ) from None
         except ProviderUnavailable as exc:
             raise self._unavailable(name, exc) from None
         return Finished(id_token=id_token, return_to=flow.return_to)
 
     async def _take(self, state: str) -> Flow | None:
-        raw = await self._redis.getdel(_KEY_PREFIX + _digest(state))
+        try:
+            raw = await self._redis.getdel(_KEY_PREFIX + _digest(state))
+        except RedisError as exc:
+            raise self._unavailable("-", exc, what="flow store") from None
         return Flow(**json.loads(raw)) if raw else None
 
     async def _metadata(self, provider: Provider) -> ProviderMetadata:
@@ -210,28 +221,31 @@ class OidcFlows:
         if body is None:
             raise self._unavailable(provider.name, RuntimeError(f"token endpoint answered {response.status_code}"))
         if response.status_code != 200 or not isinstance(body, dict) or "error" in body:
+            error = body.get("error") if isinstance(body, dict) else None
             raise self._refused(
-                "oidc_code_rejected", "the identity provider refused the authorization code", provider.name
+                "oidc_code_rejected",
+                "the identity provider refused the authorization code",
+                provider.name,
+                f"token endpoint: {response.status_code} {error if isinstance(error, str) else ''}"[:100],
             )
         id_token = body.get("id_token")
         if not isinstance(id_token, str) or not id_token:
-            raise self._refused("oidc_id_token_invalid", "the identity provider sent no ID token", provider.name)
+            raise self._refused(
+                "oidc_id_token_invalid", "the identity provider sent no ID token", provider.name, "no id_token"
+            )
         return id_token
 
     @staticmethod
-    def _refused(code: str, detail: str, provider: str, cause: Exception | None = None) -> HttpProblem:
-        reason = str(cause) if isinstance(cause, OidcError) else type(cause).__name__ if cause else code
+    def _refused(code: str, detail: str, provider: str, reason: str) -> HttpProblem:
         log.warning(
             "security: third-party sign-in refused", extra={"provider": provider, "code": code, "reason": reason}
         )
         return _problem(code, detail)
 
     @staticmethod
-    def _unavailable(provider: str, exc: Exception) -> HttpProblem:
-        log.warning("identity provider unreachable", extra={"provider": provider, "reason": type(exc).__name__})
-        return HttpProblem(
-            "unavailable", "the identity provider cannot be reached; retry later", headers={"Retry-After": "5"}
-        )
+    def _unavailable(provider: str, exc: Exception, what: str = "identity provider") -> HttpProblem:
+        log.warning(f"{what} unreachable", extra={"provider": provider, "reason": type(exc).__name__})
+        return HttpProblem("unavailable", f"the {what} cannot be reached; retry later", headers={"Retry-After": "5"})
 
 
 OIDC_KEY = web.AppKey("oidc", OidcFlows)

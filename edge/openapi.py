@@ -103,6 +103,8 @@ class Endpoint:
     error_body: type[BaseModel] | None = None
     # The caller may authenticate with HTTP Basic (OAuth `client_secret_basic`).
     basic_auth: bool = False
+    # Counted by edge/ratelimit.py: may answer 429 with Retry-After.
+    rate_limited: bool = False
 
     def add_to(self, router: web.UrlDispatcher) -> None:
         router.add_route(self.method, self.path, self.handler, name=self.operation_id)
@@ -119,6 +121,8 @@ class Endpoint:
         statuses = set(self.errors) | set(_ALWAYS)
         if self.body is not None:
             statuses |= set(_WITH_FORM if self.form else _WITH_BODY)
+        if self.rate_limited:
+            statuses.add(429)
         if self.auth:
             statuses.add(401)
             if self.method in _UNSAFE:

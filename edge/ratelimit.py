@@ -1,5 +1,8 @@
 """Abuse limits on the credential endpoints, per client IP and per account (Redis-backed).
 
+Rules: login, register, refresh, password change, and the partner token endpoint
+("account" there is the client id).
+
 The counters live in Redis through the `limits` library (moving windows), so every
 edge replica counts against the same budget. A refused request is a 429 with
 `Retry-After`, before any command is sent. The answer for an unknown account is the
@@ -34,6 +37,9 @@ DEFAULT_LIMITS: dict[str, str] = {
     "refresh:account": "10/minute",
     "password:ip": "10/minute",
     "password:account": "5/minute;20/hour",
+    # The partner token endpoint: secrets are unguessable, but each request costs a round trip.
+    "token:ip": "60/minute",
+    "token:account": "30/minute",
 }
 
 

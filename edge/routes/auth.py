@@ -75,7 +75,8 @@ ENDPOINTS = (
         refresh_session,
         REFRESH_SESSION,
         body=RefreshSession,
-        errors=(401, 403, 429),
+        errors=(401, 403),
+        rate_limited=True,
         headers=("Cache-Control", "Set-Cookie"),
         summary="Trade a refresh token for new tokens. Each refresh token works once; reusing one ends the session. "
         "A browser may send no body: the refresh cookie is used (with the X-CSRF-Token header) and renewed.",

@@ -26,6 +26,7 @@ from edge.bus import BUS_KEY
 from edge.middleware import request_id
 from edge.openapi import FORM_CONTENT_TYPE, Endpoint
 from edge.problems import HttpProblem
+from edge.ratelimit import RATE_LIMITER_KEY
 
 TOKEN_PATH = "/api/oauth/token"
 # RFC 6749 §5.1: a response with a token must not be cached; errors neither.
@@ -151,6 +152,7 @@ async def issue_token(request: web.Request) -> web.Response:
         posted = await request.post()
         form = {name: [str(v) for v in posted.getall(name)] for name in set(posted.keys())}
         command = token_command(form, request.headers.get("Authorization"))
+        await request.app[RATE_LIMITER_KEY].check(request, "token", account=command.client_id)
         reply = await request.app[BUS_KEY].call(
             ISSUE_CLIENT_TOKEN,
             command,
@@ -180,6 +182,7 @@ ENDPOINTS = (
         basic_auth=True,
         errors=(400, 401),
         error_body=OAuthError,
+        rate_limited=True,
         headers=("Cache-Control",),
         summary="Get an access token for a partner system (OAuth 2.0 client-credentials grant, RFC 6749 §4.4). "
         "Authenticate with HTTP Basic or `client_id`/`client_secret` in the form.",

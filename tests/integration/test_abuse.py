@@ -23,6 +23,7 @@ from tests.conftest import Stack, new_user
 
 PORT = support.HTTP_PORT + 12
 LIMITS = {
+    "token:ip": "2/minute",
     "login:ip": "8/minute",
     "login:account": "3/minute",
     "register:ip": "3/minute",
@@ -158,3 +159,13 @@ async def test_unknown_email_and_wrong_password_look_the_same(client: aiohttp.Cl
     # Both pay for a full hash verification (tens of ms at this cost); skipping it for
     # an unknown email would make that answer several times faster.
     assert 0.5 < unknown_t / known < 2, samples
+
+
+async def test_the_partner_token_endpoint_is_limited_per_address(client: aiohttp.ClientSession) -> None:
+    ip = f"192.0.2.{uuid.uuid4().int % 250}"
+    form = {"grant_type": "client_credentials", "client_id": str(uuid.uuid4()), "client_secret": "guess"}
+    statuses = []
+    for _ in range(3):
+        async with client.post("/api/oauth/token", data=form, headers=_from(ip)) as resp:
+            statuses.append(resp.status)
+    assert statuses == [401, 401, 429]

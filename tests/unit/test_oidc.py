@@ -202,7 +202,8 @@ def test_return_to_accepts_paths_on_this_site(value: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["https://evil.example", "//evil.example/x", "/\\evil.example", "evil", "/a\tb", "javascript:alert(1)"]
+    "value",
+    ["https://evil.example", "//evil.example/x", "/\\evil.example", "evil", "/a\tb", "/café", "javascript:alert(1)"],
 )
 def test_return_to_refuses_other_sites(value: str) -> None:
     with pytest.raises(HttpProblem):
