@@ -77,7 +77,10 @@ OidcProviders = Annotated[dict[OidcProviderName, OidcProvider], NoDecode, Before
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="AGORA_", env_file=".run/agora.env", extra="ignore")
+    # Inputs stay out of error messages: a malformed value may hold a secret.
+    model_config = SettingsConfigDict(
+        env_prefix="AGORA_", env_file=".run/agora.env", extra="ignore", hide_input_in_errors=True
+    )
 
     env: Literal["development", "test", "production"] = "development"
     host: str = "127.0.0.1"
