@@ -473,9 +473,8 @@ async def _id_token(browser: aiohttp.ClientSession, issuer: str, sub: str, clien
     location = await _authorize(browser, f"{issuer}/oauth2/authorize?{query}", sub=sub)
     code = parse_qs(urlsplit(location).query)["code"][0]
     form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect}
-    async with browser.post(
-        f"{issuer}/oauth2/token", data=form, auth=aiohttp.BasicAuth(client_id, CLIENT_SECRET)
-    ) as resp:
+    basic = base64.b64encode(f"{client_id}:{CLIENT_SECRET}".encode()).decode()
+    async with browser.post(f"{issuer}/oauth2/token", data=form, headers={"Authorization": f"Basic {basic}"}) as resp:
         assert resp.status == 200, await resp.text()
         token: str = (await resp.json())["id_token"]
         return token
