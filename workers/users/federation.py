@@ -28,18 +28,21 @@ from workers.users.repository import UserRepository
 
 log = logging.getLogger("agora.users.federation")
 
-_REFUSALS: dict[str, DomainError] = {
-    "disabled": DomainError("unauthorized", "this account cannot sign in"),
-    "no_email": DomainError(
-        "forbidden", "the identity provider did not share an email address; allow access to it and try again"
+# verdict -> (error code, what the person should do)
+_REFUSALS: dict[str, tuple[str, str]] = {
+    "disabled": ("unauthorized", "this account cannot sign in"),
+    "no_email": (
+        "forbidden",
+        "the identity provider did not share an email address; allow access to it and try again",
     ),
-    "unverified": DomainError(
-        "forbidden", "the identity provider has not verified this email address; verify it there and try again"
+    "unverified": (
+        "forbidden",
+        "the identity provider has not verified this email address; verify it there and try again",
     ),
-    "unverified_taken": DomainError(
+    "unverified_taken": (
         "conflict",
         "an account with this email exists, but the identity provider has not verified the address: "
-        "sign in with your password instead (an identity can be linked to a signed-in account later)",
+        "sign in with your password instead",
     ),
 }
 
@@ -117,7 +120,7 @@ class FederationHandlers:
             return user
         if verdict in ("disabled", "unverified_taken"):
             log.warning("security: third-party sign-in refused", extra={"provider": provider, "reason": verdict})
-        raise _REFUSALS[verdict]
+        raise DomainError(*_REFUSALS[verdict])
 
     async def _new_member(self, email: str, claims: IdentityClaims, repo: UserRepository, now: datetime) -> User:
         base = username_from(claims.preferred_username, email, claims.name)
