@@ -531,3 +531,6 @@ async def test_the_worker_verifies_the_id_token_itself(
     signed_in = await _send(bus, "mock", genuine)
     assert signed_in.ok and signed_in.data is not None
     assert signed_in.data["user"]["email"] == f"{sub}@example.com"
+    # An ID token signs in once: a copy of it is worthless afterwards.
+    replayed = await _send(bus, "mock", genuine)
+    assert replayed.error is not None and replayed.error.code == "unauthorized"

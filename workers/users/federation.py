@@ -7,6 +7,7 @@ only the provider's signature proves who signed in (agora/oidc.py).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 import uuid
@@ -20,6 +21,7 @@ from agora.oidc import IdentityClaims, OidcError, Provider, ProviderUnavailable
 from agora.settings import Settings
 from contracts.oidc import IDENTITY_LINKED, IdentityLinked, OidcSignIn
 from contracts.users import USER_REGISTERED, LoginResult, UserRegistered
+from workers.runtime import inbox
 from workers.runtime.errors import DomainError, not_found
 from workers.runtime.service import HandlerContext
 from workers.users.handlers import UserHandlers
@@ -27,6 +29,8 @@ from workers.users.model import User, federated_verdict, normalize_email, userna
 from workers.users.repository import UserRepository
 
 log = logging.getLogger("agora.users.federation")
+
+_ID_TOKEN_NAMESPACE = uuid.UUID("0b6e3f0c-5a43-4c7e-9d0f-2f7a9c1d8e41")
 
 # verdict -> (error code, what the person should do)
 _REFUSALS: dict[str, tuple[str, str]] = {
@@ -59,6 +63,14 @@ class FederationHandlers:
 
     async def oidc_sign_in(self, cmd: OidcSignIn, ctx: HandlerContext) -> LoginResult:
         claims = await self._verified(cmd)
+        # An ID token signs in once: someone who copied one (from a log, a proxy, the
+        # broker) cannot sign in with it again while it is still fresh. The inbox
+        # table already records "seen once" per (consumer, id); the id here is derived
+        # from the token.
+        token_id = uuid.uuid5(_ID_TOKEN_NAMESPACE, hashlib.sha256(cmd.id_token.encode()).hexdigest())
+        if not await inbox.claim(ctx.session, ctx.service.inbox_table, "users.oidc_id_token", token_id):
+            log.warning("security: ID token replayed", extra={"provider": cmd.provider})
+            raise DomainError("unauthorized", "the identity provider's ID token was already used")
         repo = UserRepository(ctx.session, self._cipher)
         try:
             async with ctx.session.begin_nested():
