@@ -114,7 +114,8 @@ def _create_admin(args: argparse.Namespace) -> int:
         print("give --email (or --from-env for the local development admin)")
         return 2
     try:
-        print(asyncio.run(create_admin(settings, email=email, password=password, username=args.username)))
+        outcome = create_admin(settings, email=email, password=password, username=args.username, promote=args.promote)
+        print(asyncio.run(outcome))
     except BootstrapError as exc:
         print(f"refused: {exc}")
         return 2
@@ -226,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     create_admin = users.add_parser("create-admin", help="create the first admin, or promote an existing account")
     create_admin.add_argument("--email")
     create_admin.add_argument("--username", help="default: from the email")
+    create_admin.add_argument(
+        "--promote", action="store_true", help="make the existing account with this email an admin"
+    )
     create_admin.add_argument(
         "--password-env", default="AGORA_ADMIN_PASSWORD", help="environment variable holding the password"
     )

@@ -67,6 +67,7 @@ async def test_erasure_anonymises_revokes_and_announces(
     events = await channel.declare_queue(exclusive=True)
     await events.bind(EVENTS_EXCHANGE, "users.user_erased.v1")
     user = await _profile_owner(http)
+    await _registration_published(db, user["user_id"])
     async with http.delete(f"/api/users/{user['user_id']}", headers=bearer(user["access_token"])) as resp:
         assert resp.status == 204, await resp.text()
     async with db.connect() as conn:
@@ -74,6 +75,12 @@ async def test_erasure_anonymises_revokes_and_announces(
     assert user["email"] not in row.email and user["username"] not in row.username
     assert row.phone_enc is None and row.address_enc is None and row.password_hash is None
     assert row.erased_at is not None
+    async with db.connect() as conn:
+        kept = await conn.scalar(
+            text("SELECT count(*) FROM users.outbox WHERE body::text LIKE :e OR body::text LIKE :u"),
+            {"e": f"%{user['email']}%", "u": f"%{user['username']}%"},
+        )
+    assert kept == 0  # the published user_registered event no longer holds the email
     # Gone for everyone, sessions over, the email free for a new account.
     async with http.get(f"/api/users/{user['user_id']}", headers=bearer(admin["access_token"])) as resp:
         assert resp.status == 404
@@ -156,6 +163,21 @@ async def test_personal_data_never_reaches_the_logs(stack: Stack, http: aiohttp.
     secrets += [user["refresh_token"], user["phone"][-7:]]
     leaked = [s for s in secrets if s in logs]
     assert not leaked
+
+
+async def _registration_published(db: AsyncEngine, user_id: str) -> None:
+    for _ in range(100):
+        async with db.connect() as conn:
+            sent = await conn.scalar(
+                text(
+                    "SELECT sent_at FROM users.outbox WHERE body->>'user_id' = :u AND routing_key LIKE '%registered%'"
+                ),
+                {"u": user_id},
+            )
+        if sent is not None:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("user_registered was not published")
 
 
 def _data_keys(env: dict[str, str]) -> tuple[str, str]:

@@ -10,7 +10,7 @@ new endpoint arrives without one. The columns:
 - admin.
 
 Objects a caller may not see are 404 (not 403): an id alone reveals nothing. A field
-only admins may set is 403 for a caller who can see the object.
+only admins may set is 403 for any other caller, before the object is looked up.
 """
 
 from __future__ import annotations
@@ -64,12 +64,12 @@ MATRIX = (
     Row("GET", "/api/users/{userId}", OWNER_OR_ADMIN),
     Row("PUT", "/api/users/{userId}", OWNER_OR_ADMIN, body=lambda owner: {"phone": "+14155550199"}, case="profile"),
     Row(
-        "PUT", "/api/users/{userId}", _statuses(401, 403, 404, 404, 200), body=lambda o: {"role": "seller"}, case="role"
+        "PUT", "/api/users/{userId}", _statuses(401, 403, 403, 403, 200), body=lambda o: {"role": "seller"}, case="role"
     ),
     Row(
         "PUT",
         "/api/users/{userId}",
-        _statuses(401, 403, 404, 404, 200),
+        _statuses(401, 403, 403, 403, 200),
         body=lambda o: {"disabled": True},
         case="disable",
     ),

@@ -10,14 +10,16 @@ import re
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 from passlib.hash import bcrypt_sha256
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from agora.crypto import FieldCipher
 from agora.settings import Settings
 from contracts.envelope import Envelope
 from contracts.topology import EVENTS_EXCHANGE
-from contracts.users import USER_REGISTERED, UserRegistered
+from contracts.users import USER_REGISTERED, USER_UPDATED, UserRegistered, UserUpdated
 from db.engine import make_engine, make_sessionmaker
 from db.tables import users_outbox
 from workers.runtime import outbox
@@ -29,8 +31,14 @@ class BootstrapError(Exception):
     """The admin cannot be created as asked (a weak password, a taken username)."""
 
 
-async def create_admin(settings: Settings, *, email: str, password: str | None, username: str | None = None) -> str:
-    """Create an admin account, or promote the account with this email. Returns what happened."""
+async def create_admin(
+    settings: Settings, *, email: str, password: str | None, username: str | None = None, promote: bool = False
+) -> str:
+    """Create an admin account, or (with `promote`) make the account with this email one.
+
+    Promotion must be asked for: anyone can register any email address, so an account
+    that merely bears the intended admin's address is not proof it is theirs.
+    """
     email = normalize_email(email)
     username = username or re.sub(r"[^A-Za-z0-9_.-]", "_", email.split("@")[0])[:32]
     cipher = FieldCipher.from_config(settings.data_keys, settings.data_key_id)
@@ -43,11 +51,20 @@ async def create_admin(settings: Settings, *, email: str, password: str | None, 
             if existing is not None:
                 if existing.role == "admin" and not existing.disabled:
                     return f"{email} is already an admin"
+                if not promote:
+                    raise BootstrapError(
+                        f"an account with {email} exists; pass --promote if it is the intended admin's"
+                    )
                 await repo.save(replace(existing, role="admin", disabled_at=None, updated_at=now))
                 await repo.revoke_all_sessions(existing.user_id, now)  # its tokens carry the old role
                 await repo.audit(
                     None, "user.promote_admin", target_id=existing.user_id, details={"from": existing.role}
                 )
+                changed = ("disabled", "role") if existing.disabled else ("role",)
+                updated = UserUpdated(
+                    user_id=existing.user_id, changed=changed, updated_at=now, role="admin", disabled=False
+                )
+                await _emit(session, USER_UPDATED.routing_key, updated.model_dump(mode="json"))
                 return f"{email} promoted to admin (its password is unchanged)"
             if not password:
                 raise BootstrapError("a new account needs a password: set AGORA_ADMIN_PASSWORD or run in a terminal")
@@ -84,3 +101,9 @@ async def create_admin(settings: Settings, *, email: str, password: str | None, 
             return f"admin {email} created (username {username})"
     finally:
         await engine.dispose()
+
+
+async def _emit(session: AsyncSession, routing_key: str, body: dict[str, Any]) -> None:
+    await outbox.enqueue(
+        session, users_outbox, exchange=EVENTS_EXCHANGE, routing_key=routing_key, body=body, envelope=Envelope.new()
+    )

@@ -46,6 +46,7 @@ from workers.runtime.pagination import decode_cursor, encode_cursor
 from workers.runtime.service import HandlerContext
 from workers.users.keys import KeyRing, hash_refresh_token, new_refresh_token
 from workers.users.model import (
+    ACCOUNT_ROLES,
     ADMIN_FIELDS,
     User,
     normalize_email,
@@ -192,8 +193,8 @@ class UserHandlers:
         )
 
     async def get_user(self, cmd: GetUser, ctx: HandlerContext) -> UserView:
-        actor = ctx.require_actor()
         repo = UserRepository(ctx.session, self._cipher)
+        actor = await _current_actor(repo, ctx.require_actor())
         user = await _visible_user(repo, cmd.user_id or actor.user_id, actor)
         if user.user_id != actor.user_id:  # an admin reading someone's personal data
             await repo.audit(
@@ -202,10 +203,13 @@ class UserHandlers:
         return user.view()
 
     async def update_user(self, cmd: UpdateUser, ctx: HandlerContext) -> UserView:
-        actor = ctx.require_actor()
         repo = UserRepository(ctx.session, self._cipher)
-        user = await _visible_user(repo, cmd.user_id, actor)
+        actor = await _current_actor(repo, ctx.require_actor())
         changes = cmd.model_dump(include=cmd.model_fields_set - {"user_id"})
+        if ADMIN_FIELDS & changes.keys() and actor.role != "admin":
+            # Refused before the account is looked up: 403 whoever's account it is.
+            raise DomainError("forbidden", "only an admin may change role or disabled")
+        user = await _visible_user(repo, cmd.user_id, actor)
         if "address" in changes:
             changes["address"] = cmd.address
         for field in ("username", "role", "disabled"):
@@ -252,35 +256,39 @@ class UserHandlers:
         return updated.view()
 
     async def list_users(self, cmd: ListUsers, ctx: HandlerContext) -> UserPage:
-        actor = ctx.require_actor()
+        repo = UserRepository(ctx.session, self._cipher)
+        actor = await _current_actor(repo, ctx.require_actor())
         if actor.role != "admin":
             raise DomainError("forbidden", "only an admin may list accounts")
         after = decode_cursor(cmd.cursor) if cmd.cursor else None
-        repo = UserRepository(ctx.session, self._cipher)
         found = await repo.search(q=cmd.q, role=cmd.role, disabled=cmd.disabled, limit=cmd.limit + 1, after=after)
         page = found[: cmd.limit]
         next_cursor = encode_cursor(page[-1].created_at, page[-1].user_id) if len(found) > cmd.limit else None
-        details = {k: v for k, v in cmd.model_dump(exclude={"cursor"}).items() if v is not None}
+        # The search text is often someone's email: the audit says a search was made,
+        # not for whom, so erasing that person leaves nothing of them here.
+        details = {k: v for k, v in cmd.model_dump(exclude={"cursor", "q"}).items() if v is not None}
+        details["text_search"] = bool(cmd.q)
         await repo.audit(actor, "users.search", target_id=None, details=details, envelope=ctx.envelope)
         return UserPage(items=tuple(u.view() for u in page), next_cursor=next_cursor)
 
     async def erase_user(self, cmd: EraseUser, ctx: HandlerContext) -> None:
-        actor = ctx.require_actor()
         repo = UserRepository(ctx.session, self._cipher)
+        actor = await _current_actor(repo, ctx.require_actor())
         user = await _visible_user(repo, cmd.user_id, actor)
         if actor.role == "admin" and user.user_id == actor.user_id:
             raise DomainError("conflict", "an admin cannot erase their own account")
         now = datetime.now(UTC)
         await repo.save(user.erased(now))
         await repo.forget_identities(user.user_id)
+        await repo.scrub_sent_events(user.user_id)
         await repo.revoke_all_sessions(user.user_id, now)
         await ctx.emit(USER_ERASED, UserErased(user_id=user.user_id, erased_at=now))
         by = "self" if user.user_id == actor.user_id else "admin"
         await repo.audit(actor, "user.erase", target_id=user.user_id, details={"by": by}, envelope=ctx.envelope)
 
     async def export_user_data(self, cmd: ExportUserData, ctx: HandlerContext) -> PersonalData:
-        actor = ctx.require_actor()
         repo = UserRepository(ctx.session, self._cipher)
+        actor = await _current_actor(repo, ctx.require_actor())
         user = await _visible_user(repo, cmd.user_id, actor)
         data = {"profile": user.view().model_dump(mode="json"), **await repo.personal_records(user.user_id)}
         if user.user_id != actor.user_id:
@@ -289,6 +297,22 @@ class UserHandlers:
 
     async def get_jwks(self, cmd: GetJwks, ctx: HandlerContext) -> Jwks:
         return Jwks(keys=tuple((await self._keys.jwks(ctx.session))["keys"]))
+
+
+async def _current_actor(repo: UserRepository, actor: Actor) -> Actor:
+    """The actor with the role the database gives them now.
+
+    A token keeps the role it was issued with for its lifetime; this service owns the
+    accounts, so it need not trust that: a demoted admin is a member here at once, and a
+    disabled or erased account can do nothing, even with an unexpired token. (Other
+    services trust the token's role, which lasts at most one token lifetime.)
+    """
+    if actor.role not in ACCOUNT_ROLES:  # a partner or a service: no account row
+        return actor
+    me = await repo.get(actor.user_id)
+    if me is None or me.disabled or me.erased_at is not None:
+        raise DomainError("unauthorized", "this account can no longer act")
+    return replace(actor, role=me.role)
 
 
 async def _visible_user(repo: UserRepository, user_id: uuid.UUID, actor: Actor) -> User:

@@ -96,6 +96,8 @@ class User:
 
 # Only an admin sets these, on anyone's account.
 ADMIN_FIELDS = frozenset({"role", "disabled"})
+# Roles of actors that are accounts here (partners and services are OAuth clients).
+ACCOUNT_ROLES = frozenset({"member", "seller", "admin"})
 
 
 def update_refusal(user: User, changes: dict[str, object], actor_id: UUID, actor_role: str) -> str | None:

@@ -14,7 +14,7 @@ from agora.tokens import Actor
 from contracts.envelope import Envelope
 from contracts.users import Address
 from db.sealed import USER_ADDRESS, USER_PHONE
-from db.tables import audit_log, identities, refresh_tokens, users
+from db.tables import audit_log, identities, refresh_tokens, users, users_outbox
 from workers.users.model import RefreshToken, User
 
 
@@ -162,11 +162,26 @@ class UserRepository:
             "audit_log": select(audit_log.c.at, audit_log.c.actor_role, audit_log.c.action, audit_log.c.details)
             .where(audit_log.c.target_id == user_id)
             .order_by(audit_log.c.id),
+            "audit_log_as_actor": select(
+                audit_log.c.at, audit_log.c.action, audit_log.c.target_id, audit_log.c.details
+            )
+            .where(audit_log.c.actor_id == user_id)
+            .order_by(audit_log.c.id),
         }
         return {
             name: [dict(row._mapping) for row in (await self._session.execute(query)).all()]
             for name, query in queries.items()
         }
+
+    async def scrub_sent_events(self, user_id: UUID) -> None:
+        """Published events about the user keep only its id: the outbox is no archive of
+        personal data. (Unsent ones still go out; consumers erase on users.user_erased.)"""
+        o = users_outbox
+        await self._session.execute(
+            o.update()
+            .where(o.c.sent_at.is_not(None), o.c.body["user_id"].astext == str(user_id))
+            .values(body=func.jsonb_build_object("user_id", str(user_id), "erased", True))
+        )
 
     async def forget_identities(self, user_id: UUID) -> None:
         await self._session.execute(identities.delete().where(identities.c.user_id == user_id))
