@@ -159,21 +159,25 @@ def _keys_rotate_data(args: argparse.Namespace) -> int:
 
     from agora.crypto import FieldCipher
     from db.engine import make_engine
-    from db.sealed import reseal_all
+    from db.sealed import reseal_all, still_sealed_under_old_keys
 
     settings = get_settings()
     cipher = FieldCipher.from_config(settings.data_keys, settings.data_key_id)
 
-    async def run() -> dict[str, int]:
+    async def run() -> tuple[dict[str, int], int]:
         engine = make_engine(settings.database_url, pool_size=1, application_name="agora-cli")
         try:
-            return await reseal_all(engine, cipher)
+            return await reseal_all(engine, cipher), await still_sealed_under_old_keys(engine, cipher)
         finally:
             await engine.dispose()
 
-    for column, count in asyncio.run(run()).items():
+    counts, left = asyncio.run(run())
+    for column, count in counts.items():
         print(f"{column}: {count} re-encrypted")
-    print(f"every sealed value now uses data key {cipher.current_key_id!r}; older keys may be removed")
+    if left:
+        print(f"{left} values still use older keys (busy rows, or processes without the new key id): run it again")
+        return 1
+    print(f"0 left: every sealed value uses data key {cipher.current_key_id!r}; older keys may be removed")
     return 0
 
 

@@ -25,14 +25,14 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import aiohttp
-from sqlalchemy import func, select
+from sqlalchemy import Insert, func, select
 from sqlalchemy.exc import IntegrityError
 
 from agora.settings import Settings
 from contracts.partners import partner_scopes, topic_write_pattern
 from contracts.topology import COMMANDS_EXCHANGE
 from db.engine import make_engine, make_sessionmaker
-from db.tables import clients
+from db.tables import audit_log, clients
 from workers.users.clients import hash_client_secret, new_client_secret
 
 # Lower-case letters, digits and dashes: it becomes part of a RabbitMQ user name.
@@ -163,6 +163,9 @@ async def create_partner(settings: Settings, name: str, scope_names: Sequence[st
                             created_at=datetime.now(UTC),
                         )
                     )
+                    await session.execute(
+                        _operator_audit("partner.create", credentials.client_id, {"name": name, "scopes": list(scopes)})
+                    )
                     if await rabbit.user_exists(credentials.amqp_username):
                         raise PartnerError(f"RabbitMQ user {credentials.amqp_username!r} already exists")
                     broker_user_created = True
@@ -220,7 +223,15 @@ async def disable_partner(settings: Settings, name: str) -> None:
             )
             if found is None:
                 raise PartnerError(f"no partner named {name!r}")
+            await session.execute(_operator_audit("partner.disable", str(found), {"name": name}))
             async with RabbitAdmin(settings.rabbitmq_management_url, vhost_of(settings.amqp_url)) as rabbit:
                 await rabbit.delete_user(amqp_username(name))
     finally:
         await engine.dispose()
+
+
+def _operator_audit(action: str, client_id: str, details: dict[str, Any]) -> Insert:
+    """An operator's act at the command line, in the audit log beside the admins' acts."""
+    return audit_log.insert().values(
+        actor_role="operator", action=action, target_id=uuid.UUID(client_id), details=details
+    )

@@ -13,7 +13,16 @@ from ipaddress import ip_address
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SERVICES = ("users",)
@@ -143,6 +152,26 @@ class Settings(BaseSettings):
     outbox_relay: bool = True
     log_level: str = "INFO"
 
+
+    @model_validator(mode="after")
+    def _production_secrets(self) -> Settings:
+        """Production refuses missing, short or published development secrets."""
+        if self.env != "production":
+            return self
+        weak = [
+            name
+            for name, value in (("AGORA_CSRF_SECRET", self.csrf_secret), ("AGORA_SERVICE_SECRET", self.service_secret))
+            if len(value) < 32 or any(marker in value for marker in _DEVELOPMENT_SECRETS)
+        ]
+        if not self.data_keys or any(marker in self.data_keys for marker in _DEVELOPMENT_SECRETS):
+            weak.append("AGORA_DATA_KEYS")
+        if weak:
+            raise ValueError(f"AGORA_ENV=production needs real secrets: {', '.join(weak)}")
+        return self
+
+
+# Values published in compose.yaml for development, never acceptable in production.
+_DEVELOPMENT_SECRETS = ("change-me", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
 
 def worker_port(settings: Settings, service: str) -> int:
     """Where a worker pool serves /healthz, /readyz and /metrics by default."""

@@ -100,6 +100,9 @@ class IssueClientToken(Contract):
     client_id: ClientId
     client_secret: ClientSecret
     scope: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    # Set by the edge: a request from the internet, where Agora's own services'
+    # clients get no token (they ask over the bus).
+    public: bool = False
 
 
 class ClientToken(Contract):

@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agora.crypto import FieldCipher, Sealed
@@ -74,3 +74,15 @@ async def reseal_all(engine: AsyncEngine, cipher: FieldCipher) -> dict[str, int]
                 break
         counts[f"{t.schema}.{t.name}.{column.value}"] = done
     return counts
+
+
+async def still_sealed_under_old_keys(engine: AsyncEngine, cipher: FieldCipher) -> int:
+    """Values not under the current key: rows another transaction held during `reseal_all`,
+    or written meanwhile by a process not yet restarted with the new key id."""
+    total = 0
+    async with engine.connect() as conn:
+        for column in SEALED_COLUMNS:
+            t = column.table
+            stale = t.c[column.value].is_not(None) & (t.c[column.key_id] != cipher.current_key_id)
+            total += int(await conn.scalar(select(func.count()).select_from(t).where(stale)) or 0)
+    return total

@@ -117,7 +117,7 @@ def token_command(form: Mapping[str, list[str]], authorization: str | None) -> I
         raise OAuthProblem("invalid_scope", str(exc)) from None
     if len(client_id) > _MAX["client_id"] or len(client_secret) > _MAX["client_secret"]:
         raise OAuthProblem("invalid_client", _BAD_CLIENT)
-    return IssueClientToken(client_id=client_id, client_secret=client_secret, scope=scope)
+    return IssueClientToken(client_id=client_id, client_secret=client_secret, scope=scope, public=True)
 
 
 def _client_credentials(fields: Mapping[str, str], authorization: str | None) -> tuple[str, str]:

@@ -24,6 +24,7 @@ from tests.conftest import Stack, new_user
 PORT = support.HTTP_PORT + 12
 LIMITS = {
     "token:ip": "2/minute",
+    "refresh:account": "2/minute",
     "login:ip": "8/minute",
     "login:account": "3/minute",
     "register:ip": "3/minute",
@@ -167,5 +168,15 @@ async def test_the_partner_token_endpoint_is_limited_per_address(client: aiohttp
     statuses = []
     for _ in range(3):
         async with client.post("/api/oauth/token", data=form, headers=_from(ip)) as resp:
+            statuses.append(resp.status)
+    assert statuses == [401, 401, 429]
+
+
+async def test_refresh_is_limited_per_session(client: aiohttp.ClientSession) -> None:
+    # Guessing refresh tokens, or hammering one: counted per presented token.
+    token = "guess-" + uuid.uuid4().hex
+    statuses = []
+    for _ in range(3):
+        async with client.post("/api/auth/refresh", json={"refresh_token": token}, headers=_from()) as resp:
             statuses.append(resp.status)
     assert statuses == [401, 401, 429]

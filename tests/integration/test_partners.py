@@ -34,7 +34,7 @@ from contracts.topology import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, CommandSpec
 from contracts.users import GET_USER, GetJwks
 from tests import support
 from tests.conftest import Stack
-from workers.runtime.identity import service_client_id
+from workers.runtime.identity import service_client_id, service_client_secret
 from workers.runtime.service import HandlerContext, WorkerService
 
 ALLOWED_KEY = "catalog.get_product.v1"  # in catalog:read; no catalog worker exists yet
@@ -112,8 +112,17 @@ async def test_create_prints_credentials_once_and_refuses_a_second_partner_of_th
                 {"c": partner["client_id"]},
             )
         ).one()
+        audited = (
+            await conn.execute(
+                text(
+                    "SELECT actor_role, details FROM users.audit_log WHERE action = 'partner.create' AND target_id = :c"
+                ),
+                {"c": partner["client_id"]},
+            )
+        ).one()
     assert row.kind == "partner" and row.scopes == ["catalog:read", "orders:read"]
     assert partner["client_secret"] not in row.secret_hash  # only a hash is kept
+    assert audited.actor_role == "operator" and audited.details["name"] == partner["name"]
     again = await asyncio.to_thread(_agora, stack, "partners", "create", partner["name"], "--scopes", "catalog:read")
     assert again.returncode == 2 and "already exists" in again.stderr
     unknown = await asyncio.to_thread(_agora, stack, "partners", "create", "other-one", "--scopes", "admin:all")
@@ -376,3 +385,14 @@ async def test_a_worker_gets_a_service_token_over_the_bus_and_the_relay_stamps_i
     assert message is not None and message.message_id == str(row.message_id)
     stamped = await verifier.verify(str(message.headers["authorization"]).removeprefix("Bearer "))
     assert (stamped.user_id, stamped.role) == (service_client_id("users"), "service")
+
+
+async def test_a_service_client_gets_no_token_over_http(runtime: WorkerService, http: aiohttp.ClientSession) -> None:
+    # The real credentials of the users service's client: good on the bus, refused from the internet.
+    secret = service_client_secret(runtime.settings.service_secret, "users")
+    form = {"grant_type": "client_credentials", "client_id": str(service_client_id("users")), "client_secret": secret}
+    async with http.post("/api/oauth/token", data=form) as resp:
+        assert resp.status == 401
+        assert (await resp.json())["error"] == "invalid_client"
+    assert runtime.identity is not None
+    assert await runtime.identity.token()  # the same client over the bus

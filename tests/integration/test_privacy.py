@@ -122,6 +122,7 @@ async def test_rotate_data_re_encrypts_under_the_new_key(
     try:
         result = agora_cli(stack.env, "keys", "rotate-data", extra_env=rotated)
         assert result.returncode == 0, result.stdout + result.stderr
+        assert "0 left" in result.stdout
         async with db.connect() as conn:
             row = (
                 await conn.execute(text("SELECT * FROM users.users WHERE user_id = :u"), {"u": user["user_id"]})

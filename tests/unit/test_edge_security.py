@@ -26,9 +26,19 @@ def test_a_csrf_token_names_its_user_and_survives_nothing_else() -> None:
     assert signer.user_of("") is None
 
 
-def test_production_needs_a_csrf_secret() -> None:
-    with pytest.raises(RuntimeError, match="AGORA_CSRF_SECRET"):
-        CsrfSigner(_settings(env="production", csrf_secret=""))
+def test_production_refuses_missing_or_development_secrets() -> None:
+    strong = {"csrf_secret": "c" * 43, "service_secret": "s" * 43, "data_keys": "k1:" + "A" * 43 + "="}
+    _settings(env="production", **strong)  # accepted
+    for name, weak in (
+        ("csrf_secret", ""),
+        ("csrf_secret", "compose-csrf-secret-change-me"),
+        ("service_secret", "short"),
+        ("data_keys", "compose1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="),
+    ):
+        with pytest.raises(ValueError, match=f"AGORA_{name.upper()}"):
+            _settings(env="production", **{**strong, name: weak})
+    with pytest.raises(RuntimeError, match="AGORA_CSRF_SECRET"):  # and the signer would not start anyway
+        CsrfSigner(_settings(csrf_secret="").model_copy(update={"env": "production"}))
 
 
 def test_rate_limit_rules_must_exist() -> None:

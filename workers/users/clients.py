@@ -143,7 +143,7 @@ class ClientHandlers:
         client_id = _uuid(cmd.client_id)
         client = await ClientRepository(ctx.session).get(client_id) if client_id else None
         authenticated = secret_matches(client, cmd.client_secret)  # hashed and compared even for no client
-        if client is None or not authenticated:
+        if client is None or not authenticated or (cmd.public and client.kind == "service"):
             log.info("security: client authentication failed", extra={"client_id": cmd.client_id[:64]})
             raise DomainError("unauthorized", _BAD_CLIENT)
         try:
