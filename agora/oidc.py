@@ -27,20 +27,17 @@ import httpx
 import jwt
 
 from agora.settings import OidcProvider, Settings, secure_url
+from agora.tokens import LEEWAY_SECONDS, KeySet
 
 log = logging.getLogger("agora.oidc")
 
 # Asymmetric only: an HMAC-signed ID token would be keyed with the client secret,
 # which the edge and every users worker hold, so it would prove nothing to the worker.
 ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"})
-LEEWAY_SECONDS = 30
 # An ID token is used within seconds of being issued; an older one is a replay.
 MAX_ID_TOKEN_AGE_SECONDS = 600
 DISCOVERY_MAX_AGE_SECONDS = 3600.0
 JWKS_MAX_AGE_SECONDS = 3600.0
-# An unknown `kid` refetches the keys (the provider rotated), but not more often than
-# this: a stream of junk tokens must not turn into a stream of requests to the provider.
-JWKS_MIN_REFETCH_SECONDS = 5.0
 HTTP_TIMEOUT_SECONDS = 5.0
 _MAX_HINT = 200
 
@@ -102,10 +99,8 @@ class Provider:
         self._fetch = fetch
         self._metadata: ProviderMetadata | None = None
         self._metadata_at = 0.0
-        self._keys: dict[str, dict[str, Any]] = {}
-        self._keys_at = 0.0
+        self._keys = KeySet(self._fetch_keys, max_age=JWKS_MAX_AGE_SECONDS, label=f"{name} identity provider")
         self._lock = asyncio.Lock()
-        self._keys_lock = asyncio.Lock()
 
     @property
     def discovery_url(self) -> str:
@@ -185,11 +180,8 @@ class Provider:
         )
 
     async def _key(self, kid: str | None, alg: str) -> jwt.PyJWK:
-        async with self._keys_lock:
-            stale = time.monotonic() - self._keys_at
-            if stale > JWKS_MAX_AGE_SECONDS or (kid not in self._keys and stale > JWKS_MIN_REFETCH_SECONDS):
-                await self._refresh_keys()
-        jwk = self._keys.get(kid) if kid else _only_key(self._keys)
+        keys = await self._keys.current(kid)
+        jwk = keys.get(kid) if kid else _only_key(keys)
         if jwk is None:
             raise OidcError("the ID token is signed with a key the provider does not publish")
         if jwk.get("alg") not in (None, alg):
@@ -199,23 +191,8 @@ class Provider:
         except jwt.PyJWTError as exc:
             raise OidcError("the provider's key does not fit the ID token's algorithm") from exc
 
-    async def _refresh_keys(self) -> None:
-        # Stamped first, so a failing provider is not asked again by every caller.
-        self._keys_at = time.monotonic()
-        metadata = await self.metadata()
-        try:
-            document = await self._fetch(metadata.jwks_uri)
-        except ProviderUnavailable:
-            if not self._keys:
-                raise
-            log.warning(
-                "could not refresh an identity provider's keys; keeping the known ones", extra={"provider": self.name}
-            )
-            return
-        keys = document.get("keys")
-        if not isinstance(keys, list):
-            raise ProviderUnavailable(f"{metadata.jwks_uri}: no key set")
-        self._keys = {str(k.get("kid", "")): k for k in keys if isinstance(k, dict) and k.get("use", "sig") == "sig"}
+    async def _fetch_keys(self) -> dict[str, Any]:
+        return await self._fetch((await self.metadata()).jwks_uri)
 
 
 def _only_key(keys: dict[str, dict[str, Any]]) -> dict[str, Any] | None:

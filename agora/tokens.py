@@ -41,15 +41,58 @@ class Actor:
 JwksFetcher = Callable[[], Awaitable[dict[str, Any]]]
 
 
-class TokenVerifier:
-    def __init__(self, fetch_jwks: JwksFetcher, *, issuer: str, audience: str, max_age: float = 60.0) -> None:
-        self._fetch = fetch_jwks
+class KeySet:
+    """A public key set (JWKS) kept fresh: the one cache behind every token check.
+
+    Refreshed every `max_age`; refetched early when a token names a key id not seen
+    yet (a rotation), but at most every few seconds, so junk tokens cannot hammer the
+    key's owner. If a refresh fails, the known keys keep working.
+    """
+
+    def __init__(self, fetch: JwksFetcher, *, max_age: float, label: str) -> None:
+        self._fetch = fetch
         self._max_age = max_age
-        self._issuer = issuer
-        self._audience = audience
-        self._keys: dict[str, jwt.PyJWK] = {}
+        self._label = label
+        self._keys: dict[str, dict[str, Any]] = {}
         self._fetched_at = 0.0
         self._lock = asyncio.Lock()
+
+    async def current(self, kid: str | None) -> dict[str, dict[str, Any]]:
+        """The signing keys by key id, refreshed first if stale or if `kid` is unknown."""
+        if self._stale(kid):
+            async with self._lock:
+                if self._stale(kid):
+                    await self._refresh()
+        return self._keys
+
+    def _stale(self, kid: str | None) -> bool:
+        age = time.monotonic() - self._fetched_at
+        return age > self._max_age or (kid is not None and kid not in self._keys and age > _REFRESH_MIN_INTERVAL)
+
+    async def _refresh(self) -> None:
+        # Stamped before the fetch: if it fails or is slow, the callers queued behind
+        # the lock do not each try again.
+        self._fetched_at = time.monotonic()
+        try:
+            document = await self._fetch()
+        except Exception:
+            if not self._keys:
+                raise  # nothing to verify with: the caller answers "unavailable"
+            log.warning("could not refresh the %s keys; keeping the known ones", self._label, exc_info=True)
+            return
+        keys = document.get("keys")
+        if not isinstance(keys, list):
+            raise ValueError(f"the {self._label} key set has no keys")
+        self._keys = {str(k.get("kid", "")): k for k in keys if isinstance(k, dict) and k.get("use", "sig") == "sig"}
+
+
+class TokenVerifier:
+    def __init__(self, fetch_jwks: JwksFetcher, *, issuer: str, audience: str, max_age: float = 60.0) -> None:
+        self._keys = KeySet(fetch_jwks, max_age=max_age, label="token-signing")
+        # Parsed keys, reused while the key set holds the same JWK (parsing costs more than verifying).
+        self._parsed: dict[str, tuple[dict[str, Any], jwt.PyJWK]] = {}
+        self._issuer = issuer
+        self._audience = audience
 
     async def verify(self, token: str) -> Actor:
         try:
@@ -79,32 +122,15 @@ class TokenVerifier:
             raise InvalidToken(str(exc)) from exc
 
     async def _key(self, kid: str) -> jwt.PyJWK:
-        if self._should_refresh(kid):
-            async with self._lock:
-                if self._should_refresh(kid):
-                    await self._refresh()
+        jwk = (await self._keys.current(kid)).get(kid)
+        if jwk is None:
+            raise InvalidToken("unknown signing key")
+        cached = self._parsed.get(kid)
+        if cached is not None and cached[0] is jwk:
+            return cached[1]
         try:
-            return self._keys[kid]
-        except KeyError:
-            raise InvalidToken("unknown signing key") from None
-
-    def _should_refresh(self, kid: str) -> bool:
-        # Keys are refreshed every `max_age` anyway, so a rotated key (which signs
-        # only after an activation delay longer than that) is known before its first
-        # token. An unknown kid may be a forgery: that refetch happens at most every
-        # few seconds, so junk tokens cannot hammer the users service.
-        age = time.monotonic() - self._fetched_at
-        return age > self._max_age or (kid not in self._keys and age > _REFRESH_MIN_INTERVAL)
-
-    async def _refresh(self) -> None:
-        # Stamped before the fetch: if it fails or is slow, the callers queued behind
-        # the lock do not each try again.
-        self._fetched_at = time.monotonic()
-        try:
-            document = await self._fetch()
-        except Exception:
-            if not self._keys:
-                raise  # nothing to verify with: the caller answers 503
-            log.warning("could not refresh the signing keys; keeping the known ones", exc_info=True)
-            return
-        self._keys = {k.key_id: k for k in jwt.PyJWKSet.from_dict(document).keys if k.key_id}
+            key = jwt.PyJWK(jwk)
+        except jwt.PyJWTError as exc:
+            raise InvalidToken("unusable signing key") from exc
+        self._parsed[kid] = (jwk, key)
+        return key

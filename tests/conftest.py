@@ -135,19 +135,19 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-@pytest.fixture(scope="session")
-async def admin(stack: Stack, http: aiohttp.ClientSession) -> dict[str, Any]:
-    """An admin made the way an operator makes the first one: `agora users create-admin`."""
+def create_admin(env: dict[str, str]) -> dict[str, Any]:
+    """A new admin made the way an operator makes one: `agora users create-admin`."""
     body = new_user()
     result = agora_cli(
-        stack.env,
-        "users",
-        "create-admin",
-        "--email",
-        body["email"],
-        extra_env={"AGORA_ADMIN_PASSWORD": body["password"]},
+        env, "users", "create-admin", "--email", body["email"], extra_env={"AGORA_ADMIN_PASSWORD": body["password"]}
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    return body
+
+
+@pytest.fixture(scope="session")
+async def admin(stack: Stack, http: aiohttp.ClientSession) -> dict[str, Any]:
+    body = create_admin(stack.env)
     return await login(http, body["email"], body["password"])
 
 

@@ -27,10 +27,9 @@ from edge.middleware import request_id
 from edge.openapi import FORM_CONTENT_TYPE, Endpoint
 from edge.problems import HttpProblem
 from edge.ratelimit import RATE_LIMITER_KEY
+from edge.routes.users import NO_STORE  # RFC 6749 §5.1: neither tokens nor errors may be cached
 
 TOKEN_PATH = "/api/oauth/token"
-# RFC 6749 §5.1: a response with a token must not be cached; errors neither.
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 BASIC_CHALLENGE = 'Basic realm="agora"'
 
 OAuthErrorCode = Literal[

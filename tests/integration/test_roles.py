@@ -8,7 +8,7 @@ import aiohttp
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.conftest import Stack, agora_cli, bearer, login, make_seller, new_user, register
+from tests.conftest import Stack, agora_cli, bearer, create_admin, login, make_seller, new_user, register
 
 
 async def _put(http: aiohttp.ClientSession, user_id: str, body: dict[str, Any], token: str) -> aiohttp.ClientResponse:
@@ -52,16 +52,7 @@ async def test_a_member_cannot_touch_another_account(http: aiohttp.ClientSession
 async def test_a_demoted_admin_loses_admin_powers_at_once(
     stack: Stack, http: aiohttp.ClientSession, admin: dict[str, Any]
 ) -> None:
-    body = new_user()
-    made = agora_cli(
-        stack.env,
-        "users",
-        "create-admin",
-        "--email",
-        body["email"],
-        extra_env={"AGORA_ADMIN_PASSWORD": body["password"]},
-    )
-    assert made.returncode == 0, made.stdout
+    body = create_admin(stack.env)
     second = await login(http, body["email"], body["password"])
     second_id = second["user"]["user_id"]
     assert (await _put(http, second_id, {"role": "member"}, admin["access_token"])).status == 200

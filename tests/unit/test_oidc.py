@@ -151,11 +151,11 @@ async def test_an_unknown_key_refetches_the_key_set_once(fake: FakeProvider) -> 
     assert fake.key_fetches == 1
     # The provider rotated: the new key is published, and a token names it.
     fake.keys.append(_jwk(OTHER_KEY, "k2"))
-    provider._keys_at -= 10  # past the minimum refetch interval
+    provider._keys._fetched_at -= 10  # past the minimum refetch interval
     await provider.verify_id_token(_sign(_claims(), key=OTHER_KEY, kid="k2"))
     assert fake.key_fetches == 2
     # A kid nobody publishes: one more fetch at most, then refused; junk does not hammer.
-    provider._keys_at -= 10
+    provider._keys._fetched_at -= 10
     for _ in range(3):
         with pytest.raises(OidcError, match="does not publish"):
             await provider.verify_id_token(_sign(_claims(), kid="k9"))

@@ -91,15 +91,7 @@ class HandlerContext:
 
     async def emit(self, spec: EventSpec, payload: Contract) -> None:
         """Record an event in the outbox, in this handler's transaction."""
-        envelope = Envelope.new(correlation_id=self.envelope.correlation_id, causation_id=str(self.envelope.message_id))
-        await outbox.enqueue(
-            self.session,
-            self.service.outbox_table,
-            exchange=EVENTS_EXCHANGE,
-            routing_key=spec.routing_key,
-            body=payload.model_dump(mode="json"),
-            envelope=envelope,
-        )
+        await self._enqueue(EVENTS_EXCHANGE, spec.routing_key, payload.model_dump(mode="json"))
 
     async def send(self, spec: CommandSpec, payload: Contract) -> None:
         """Record a command to another service in the outbox, in this handler's transaction.
@@ -109,13 +101,17 @@ class HandlerContext:
         """
         if self.service.identity is None:
             raise IdentityUnavailable(f"{self.service.name} has no service identity (set AGORA_SERVICE_SECRET)")
+        await self._enqueue(COMMANDS_EXCHANGE, spec.routing_key, payload.model_dump(mode="json", exclude_unset=True))
+
+    async def _enqueue(self, exchange: str, routing_key: str, body: dict[str, Any]) -> None:
+        # Caused by the message being handled, and correlated with what caused that.
         envelope = Envelope.new(correlation_id=self.envelope.correlation_id, causation_id=str(self.envelope.message_id))
         await outbox.enqueue(
             self.session,
             self.service.outbox_table,
-            exchange=COMMANDS_EXCHANGE,
-            routing_key=spec.routing_key,
-            body=payload.model_dump(mode="json", exclude_unset=True),
+            exchange=exchange,
+            routing_key=routing_key,
+            body=body,
             envelope=envelope,
         )
 
