@@ -155,7 +155,21 @@ audit_log = Table(
     Index("ix_audit_log_at", "at"),
 )
 
-ALL_METADATA = (users_metadata,)
+# --- catalog ---------------------------------------------------------------------------
+
+catalog_metadata = MetaData(schema="catalog")
+catalog_outbox, catalog_inbox = messaging_tables(catalog_metadata)
+
+# --- inventory -------------------------------------------------------------------------
+
+inventory_metadata = MetaData(schema="inventory")
+inventory_outbox, inventory_inbox = messaging_tables(inventory_metadata)
+
+ALL_METADATA = (users_metadata, catalog_metadata, inventory_metadata)
 
 # Outbox and inbox per service schema, for the runtime to look up by service name.
-MESSAGING: dict[str, tuple[Table, Table]] = {"users": (users_outbox, users_inbox)}
+MESSAGING: dict[str, tuple[Table, Table]] = {
+    "users": (users_outbox, users_inbox),
+    "catalog": (catalog_outbox, catalog_inbox),
+    "inventory": (inventory_outbox, inventory_inbox),
+}

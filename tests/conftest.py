@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from agora.settings import SERVICES
 from db.tables import SCHEMAS
 from tests import support
 
@@ -22,7 +23,11 @@ from tests import support
 class Stack:
     env: dict[str, str]
     edge: support.Process
-    users: support.Process
+    workers: dict[str, support.Process]
+
+    @property
+    def users(self) -> support.Process:
+        return self.workers["users"]
 
     @property
     def base_url(self) -> str:
@@ -61,15 +66,19 @@ def stack() -> Iterator[Stack]:
     env = support.test_env()
     _reset_database(env)
     support.reset_vhost()
-    users = support.worker("users", env)
+    workers = {name: support.worker(name, env) for name in SERVICES}
     edge = support.edge(env)
     try:
-        users.start()
+        for worker in workers.values():
+            worker.start(wait=False)
+        for worker in workers.values():
+            worker.wait_ready()
         edge.start()
-        yield Stack(env=env, edge=edge, users=users)
+        yield Stack(env=env, edge=edge, workers=workers)
     finally:
         edge.stop()
-        users.stop()
+        for worker in workers.values():
+            worker.stop()
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import quote
 
+from agora.settings import SERVICES
 from edge.ratelimit import DEFAULT_LIMITS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -163,8 +164,9 @@ class Process:
         self.stop(signal.SIGKILL)
 
 
-def worker(name: str, env: dict[str, str], index: int = 1) -> Process:
-    port = WORKER_PORT_BASE + index
+def worker(name: str, env: dict[str, str], index: int | None = None) -> Process:
+    """A worker pool process; by default on its own port, like `agora worker` (base + position)."""
+    port = WORKER_PORT_BASE + (index if index is not None else SERVICES.index(name) + 1)
     return Process(f"worker-{name}", [str(ROOT / ".venv/bin/agora"), "worker", name, "--port", str(port)], port, env)
 
 

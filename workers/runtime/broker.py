@@ -9,17 +9,23 @@ from __future__ import annotations
 
 import logging
 
+from aio_pika.abc import HeadersType
 from faststream.rabbit import Channel, ExchangeType, QueueType, RabbitBroker, RabbitExchange, RabbitQueue
 from faststream.rabbit.schemas.queue import QuorumQueueArgs
 from prometheus_client import CollectorRegistry
 
+from agora.logging import correlation_id_var
 from agora.settings import Settings
+from contracts.base import Contract
+from contracts.envelope import Envelope
+from contracts.errors import Reply
 from contracts.topology import (
     COMMANDS_EXCHANGE,
     DEAD_LETTER_EXCHANGE,
     EVENTS_EXCHANGE,
     UNROUTED_EXCHANGE,
     UNROUTED_QUEUE,
+    CommandSpec,
     dead_letter_queue,
 )
 
@@ -95,3 +101,31 @@ async def declare_topology(broker: RabbitBroker, queues: list[RabbitQueue]) -> N
         )
         await dlq.bind(DEAD_LETTER_EXCHANGE, routing_key=queue.name)
         await broker.declare_queue(queue)
+
+
+async def request(
+    broker: RabbitBroker,
+    spec: CommandSpec,
+    payload: Contract,
+    *,
+    within: float,
+    authorization: str | None = None,
+) -> Reply:
+    """Ask another service and wait for its reply, at most `within` seconds.
+
+    For rare calls only (keys, tokens): FastStream serialises requests on one lock per
+    broker (architecture §11). Commands between services go through the outbox instead.
+    """
+    envelope = Envelope.new(correlation_id=correlation_id_var.get() or None, authorization=authorization)
+    headers: HeadersType = {**envelope.to_headers()}
+    message = await broker.request(
+        payload.model_dump_json().encode(),
+        exchange=commands_exchange,
+        routing_key=spec.routing_key,
+        message_id=str(envelope.message_id),
+        correlation_id=envelope.correlation_id,
+        headers=headers,
+        content_type="application/json",
+        timeout=within,
+    )
+    return Reply.model_validate_json(message.body)

@@ -29,15 +29,11 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from aio_pika.abc import HeadersType
 from faststream.rabbit import RabbitBroker
 
-from agora.logging import correlation_id_var
 from agora.settings import Settings
-from contracts.envelope import Envelope
-from contracts.errors import Reply
 from contracts.partners import ISSUE_CLIENT_TOKEN, SERVICE_SCOPE_PREFIX, ClientToken, IssueClientToken
-from workers.runtime.broker import commands_exchange
+from workers.runtime.broker import request
 
 log = logging.getLogger("agora.identity")
 
@@ -132,21 +128,7 @@ def bus_token_source(broker: RabbitBroker, settings: Settings, name: str) -> Tok
     )
 
     async def fetch() -> IssuedToken:
-        envelope = Envelope.new(correlation_id=correlation_id_var.get() or None)
-        headers: HeadersType = {**envelope.to_headers()}
-        # FastStream's request() takes one lock per broker and needs a timeout (§4):
-        # fine for a call made once every ten minutes.
-        message = await broker.request(
-            command.model_dump_json().encode(),
-            exchange=commands_exchange,
-            routing_key=ISSUE_CLIENT_TOKEN.routing_key,
-            message_id=str(envelope.message_id),
-            correlation_id=envelope.correlation_id,
-            headers=headers,
-            content_type="application/json",
-            timeout=settings.rpc_timeout_seconds,
-        )
-        reply = Reply.model_validate_json(message.body)
+        reply = await request(broker, ISSUE_CLIENT_TOKEN, command, within=settings.rpc_timeout_seconds)
         if not reply.ok or reply.data is None:
             raise IdentityUnavailable(f"the users service refused a token: {reply.error}")
         issued = ClientToken.model_validate(reply.data)

@@ -25,7 +25,7 @@ from typing import Any
 from faststream import AckPolicy
 from faststream.asgi import AsgiFastStream
 from faststream.message import StreamMessage
-from faststream.rabbit import RabbitBroker, RabbitQueue
+from faststream.rabbit import RabbitBroker, RabbitExchange, RabbitQueue
 from faststream.rabbit.annotations import RabbitMessage
 from prometheus_client import REGISTRY, Counter
 from pydantic import BaseModel, ValidationError
@@ -39,6 +39,7 @@ from contracts.envelope import AUTHORIZATION, Envelope, EnvelopeError
 from contracts.errors import ErrorReply, Reply, field_errors
 from contracts.partners import scope_allows
 from contracts.topology import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, CommandSpec, EventSpec
+from contracts.users import GET_JWKS, GetJwks
 from db.engine import asyncpg_dsn, make_engine, make_sessionmaker
 from db.tables import MESSAGING, outbox_channel
 from workers.runtime import inbox, outbox
@@ -47,6 +48,7 @@ from workers.runtime.broker import (
     declare_topology,
     events_exchange,
     make_broker,
+    request,
     work_queue,
 )
 from workers.runtime.errors import DomainError
@@ -131,7 +133,10 @@ class WorkerService:
         settings: Settings | None = None,
         service_token: TokenSource | None = None,
     ) -> None:
-        """`service_token` mints this worker's service token itself (only the users
+        """`jwks` reads the public token-signing keys (the users worker reads its own);
+        by default they are asked of the users service over the bus.
+
+        `service_token` mints this worker's service token itself (only the users
         worker, which holds the signing key, can); otherwise the token is asked for
         over the bus with credentials derived from AGORA_SERVICE_SECRET."""
         self.name = name
@@ -146,15 +151,11 @@ class WorkerService:
         )
         self.sessions = make_sessionmaker(self.engine)
         self.outbox_table, self.inbox_table = MESSAGING[name]
-        self.verifier = (
-            TokenVerifier(
-                jwks,
-                issuer=self.settings.jwt_issuer,
-                audience=self.settings.jwt_audience,
-                max_age=self.settings.jwks_refresh_seconds,
-            )
-            if jwks
-            else None
+        self.verifier = TokenVerifier(
+            jwks or self._jwks_over_bus,
+            issuer=self.settings.jwt_issuer,
+            audience=self.settings.jwt_audience,
+            max_age=self.settings.jwks_refresh_seconds,
         )
         if service_token is None and self.settings.service_secret:
             service_token = bus_token_source(self.broker, self.settings, name)
@@ -186,12 +187,33 @@ class WorkerService:
 
     def command(self, spec: CommandSpec, handler: Handler) -> None:
         """Consume `spec` from the commands exchange on its own queue."""
-        queue = work_queue(spec.queue, self.settings, routing_key=spec.routing_key)
+        self._subscribe(spec, handler, commands_exchange, spec.routing_key)
+
+    def event(self, spec: EventSpec, handler: Handler) -> None:
+        """Consume another service's event on this service's own queue for it.
+
+        The queue is `<this service>.on_<service>_<event>_v<N>`: each subscribing
+        service gets every event once (and its replicas share that queue). The delivery
+        is handled like a command that needs no actor and expects no reply: validated,
+        deduplicated by the inbox, one transaction, dead-lettered if it is bad.
+        """
+        subscription = CommandSpec(
+            self.name,
+            f"on_{spec.service}_{spec.name}",
+            spec.version,
+            spec.payload,
+            None,
+            summary=f"{self.name} reacts to {spec.routing_key}",
+        )
+        self._subscribe(subscription, handler, events_exchange, spec.routing_key)
+
+    def _subscribe(self, spec: CommandSpec, handler: Handler, exchange: RabbitExchange, routing_key: str) -> None:
+        queue = work_queue(spec.queue, self.settings, routing_key=routing_key)
         self._queues.append(queue)
 
         @self.broker.subscriber(
             queue,
-            commands_exchange,
+            exchange,
             ack_policy=AckPolicy.MANUAL,
             decoder=_undecoded,
             no_reply=True,
@@ -238,6 +260,12 @@ class WorkerService:
                 await self.relay.publish_batch()
             except Exception:  # left for another replica or the next start: nothing is lost
                 log.warning("final outbox batch not published", exc_info=True)
+
+    async def _jwks_over_bus(self) -> dict[str, Any]:
+        reply = await request(self.broker, GET_JWKS, GetJwks(), within=self.settings.rpc_timeout_seconds)
+        if not reply.ok or reply.data is None:
+            raise RuntimeError(f"the users service gave no keys: {reply.error}")
+        return reply.data
 
     async def _after_shutdown(self) -> None:
         await self.engine.dispose()
@@ -323,7 +351,7 @@ class WorkerService:
         or expired one is refused, and a partner's scopes are enforced on every command.
         """
         token = (envelope.authorization or "").removeprefix("Bearer ").strip()
-        if not token or self.verifier is None:
+        if not token:
             if not spec.requires_actor:
                 return None
             raise BadMessage("missing_actor", ErrorReply(code="unauthorized", detail="authorization header missing"))
