@@ -11,11 +11,16 @@ new endpoint arrives without one. The columns:
 
 Objects a caller may not see are 404 (not 403): an id alone reveals nothing. A field
 only admins may set is 403 for any other caller, before the object is looked up.
+
+Each cell gets a fresh *target* from the row's `target` factory: by default a new
+member, who is the "owner" and whose id fills `{userId}`. A row about another kind of
+object (a seller's product) brings a factory that makes one and names its owner; the
+placeholders of the path are filled from the target's `params`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +32,15 @@ from tests.conftest import bearer, login, make_seller, new_user, register
 
 CALLERS = ("guest", "owner", "other", "seller", "admin")
 Body = Callable[[dict[str, Any]], dict[str, Any] | None]
+# (http, admin session) -> the owner's session, with "params" for the path.
+Target = Callable[[aiohttp.ClientSession, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+async def member_target(http: aiohttp.ClientSession, admin: dict[str, Any]) -> dict[str, Any]:
+    """A new member: the owner of their own account."""
+    user = await register(http)
+    session = await login(http, user["email"], user["password"])
+    return {**user, **session, "params": {"userId": user["user_id"], "provider": "none"}}
 
 
 def _statuses(*codes: int) -> dict[str, int]:
@@ -41,7 +55,9 @@ class Row:
     body: Body = field(default=lambda owner: None)
     case: str = ""
     form: bool = False  # the body as application/x-www-form-urlencoded (OAuth endpoints)
-    provider: str = "none"  # {provider} in the path: the test stack configures no identity provider
+    # Makes the object the row acts on and its owner. {provider} is "none": the test
+    # stack configures no identity provider.
+    target: Target = member_target
 
     @property
     def name(self) -> str:
@@ -106,6 +122,7 @@ MATRIX = (
 
 @pytest.fixture(scope="module")
 async def callers(http: aiohttp.ClientSession, admin: dict[str, Any]) -> dict[str, dict[str, Any] | None]:
+    """Everyone but the owner: the seller is a seller who does not own the target."""
     other = await register(http)
     return {
         "guest": None,
@@ -125,18 +142,21 @@ def test_every_endpoint_has_a_row() -> None:
 @pytest.mark.parametrize("caller", CALLERS)
 @pytest.mark.parametrize("row", MATRIX, ids=lambda row: row.name)
 async def test_matrix(
-    http: aiohttp.ClientSession, callers: dict[str, dict[str, Any] | None], row: Row, caller: str
+    http: aiohttp.ClientSession,
+    admin: dict[str, Any],
+    callers: dict[str, dict[str, Any] | None],
+    row: Row,
+    caller: str,
 ) -> None:
-    # A fresh owner per cell: some cells change or erase the account they act on.
-    user = await register(http)
-    owner = {**user, **await login(http, user["email"], user["password"])}
+    # A fresh target per cell: some cells change or erase what they act on.
+    owner = await row.target(http, admin)
     principal = owner if caller == "owner" else callers[caller]
     headers = bearer(principal["access_token"]) if principal else {}
     body = row.body(owner)
     payload = {"data": body} if row.form else {"json": body}
     async with http.request(
         row.method,
-        row.path.format(userId=owner["user_id"], provider=row.provider),
+        row.path.format(**owner["params"]),
         headers=headers,
         allow_redirects=False,
         **payload,
