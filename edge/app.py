@@ -17,6 +17,7 @@ from agora.tokens import TokenVerifier
 from edge import SETTINGS_KEY
 from edge.auth import JWKS_KEY, VERIFIER_KEY, JwksSource
 from edge.bus import BUS_KEY, RpcClient, RpcError
+from edge.cache import setup_cache
 from edge.metrics import metrics_handler
 from edge.middleware import echo_request_id, json_body_middleware, request_context_middleware
 from edge.oidc import setup_oidc
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     setup_docs(app, ENDPOINTS, REDIRECTS)
     setup_oidc(app, settings)
     _setup_cors(app, settings)
+    setup_cache(app, settings.redis_url, settings.amqp_url)
 
     app.on_response_prepare.append(echo_request_id)
     app.on_startup.append(_start_bus)
