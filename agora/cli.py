@@ -9,7 +9,7 @@ agora keys rotate-data                re-encrypt personal data under the current
 agora users create-admin --email E    create the first admin (or promote an account)
 agora partners create NAME --scopes a,b   a partner's OAuth client and RabbitMQ user (secrets shown once)
 agora partners list | disable NAME    the OAuth clients; cut a partner off
-agora seed                            create demo data through the public commands
+agora seed [--products N]             create demo data through the public commands (N: bulk, for benchmarks)
 agora docs                            regenerate docs/asyncapi.json and docs/openapi.json
 """
 
@@ -190,7 +190,7 @@ def _seed(args: argparse.Namespace) -> int:
     if settings.env == "production":
         print("refused: demo data is not for AGORA_ENV=production")
         return 2
-    return asyncio.run(seed(settings))
+    return asyncio.run(seed(settings, products=args.products))
 
 
 def _docs(args: argparse.Namespace) -> int:
@@ -255,7 +255,11 @@ def main(argv: list[str] | None = None) -> int:
     partners_sub.add_parser("disable", help="refuse new tokens and delete the broker user").add_argument("name")
     partners.set_defaults(func=_partners)
 
-    sub.add_parser("seed", help="create demo data").set_defaults(func=_seed)
+    seed_parser = sub.add_parser("seed", help="create demo data")
+    seed_parser.add_argument(
+        "--products", type=int, default=None, help="top the catalog up to this many products (benchmarks; in bulk)"
+    )
+    seed_parser.set_defaults(func=_seed)
     sub.add_parser("docs", help="regenerate API and message documents").set_defaults(func=_docs)
 
     args = parser.parse_args(argv)

@@ -1,7 +1,8 @@
 """Demo data, created through the public HTTP API like any client would.
 
 Idempotent: an account that already exists (409) is left as it is. Roles are given
-by signing in as the admin that `agora users create-admin --from-env` made.
+by signing in as the admin that `agora users create-admin --from-env` made. The demo
+catalog (agora/demo_catalog.py) follows: categories, two sellers' products with stock.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import os
 
 import aiohttp
 
+from agora.demo_catalog import bulk_products, seed_catalog
 from agora.settings import Settings
 
 # The local admin of `scripts/up` (`agora users create-admin --from-env`).
@@ -31,12 +33,14 @@ DEMO_USERS = (
     },
     {"email": "bob@example.com", "username": "bob"},
     {"email": "carol@example.com", "username": "carol"},
+    {"email": "erin@example.com", "username": "erin"},
 )
 # Accounts the admin gives another role, as an admin would through the API.
-DEMO_ROLES = {"carol@example.com": "seller"}
+DEMO_ROLES = {"carol@example.com": "seller", "erin@example.com": "seller"}
 
 
-async def seed(settings: Settings) -> int:
+async def seed(settings: Settings, *, products: int | None = None) -> int:
+    """Demo accounts and the demo catalog; `products`: top the catalog up to that many (benchmarks)."""
     base = f"http://{settings.host}:{settings.http_port}"
     async with aiohttp.ClientSession(base) as http:
         for user in DEMO_USERS:
@@ -45,10 +49,18 @@ async def seed(settings: Settings) -> int:
                     print(f"seed: registering {user['email']} failed: {resp.status} {await resp.text()}")
                     return 1
                 print(f"seed: {user['email']} {'created' if resp.status == 201 else 'already there'}")
-        return await _give_roles(http)
+        auth = await _admin_auth(http)
+        if auth is None or await _give_roles(http, auth):
+            return 1
+        seller_ids = await seed_catalog(http, auth, DEMO_PASSWORD)
+        if seller_ids is None:
+            return 1
+    if products:
+        return await bulk_products(settings, products, seller_ids)
+    return 0
 
 
-async def _give_roles(http: aiohttp.ClientSession) -> int:
+async def _admin_auth(http: aiohttp.ClientSession) -> dict[str, str] | None:
     admin = {
         "email": os.environ.get("AGORA_ADMIN_EMAIL", LOCAL_ADMIN_EMAIL),
         "password": os.environ.get("AGORA_ADMIN_PASSWORD", LOCAL_ADMIN_PASSWORD),
@@ -56,8 +68,11 @@ async def _give_roles(http: aiohttp.ClientSession) -> int:
     async with http.post("/api/users/login", json=admin) as resp:
         if resp.status != 200:
             print(f"seed: cannot sign in as the admin ({resp.status}); roles not given")
-            return 1
-        auth = {"Authorization": f"Bearer {(await resp.json())['access_token']}"}
+            return None
+        return {"Authorization": f"Bearer {(await resp.json())['access_token']}"}
+
+
+async def _give_roles(http: aiohttp.ClientSession, auth: dict[str, str]) -> int:
     for email, role in DEMO_ROLES.items():
         async with http.get("/api/admin/users", params={"q": email}, headers=auth) as resp:
             found = [u for u in (await resp.json())["items"] if u["email"] == email]

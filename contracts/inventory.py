@@ -1,12 +1,138 @@
-"""Inventory service contracts: stock, its ledger, reservations for the order saga."""
+"""Inventory service contracts: stock, its ledger, reservations for the order saga.
+
+`stock` is what can be sold now ("available"); `reserved` is held for orders that are
+still in their saga. A reservation belongs to one order and moves through
+reserved → released | expired | committed (or is `failed` from the start); each
+reservation command answers with the reservation as it stands, in the reply (if the
+sender asked for one) and as an event, so a saga that sends through its outbox learns
+the outcome too.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Literal
 from uuid import UUID
+
+from pydantic import Field, StringConstraints, model_validator
 
 from contracts.base import Contract
 from contracts.topology import CommandSpec, EventSpec
+
+# Large enough for any warehouse, small enough that sums stay far from int32 overflow.
+MAX_STOCK = 1_000_000_000
+MAX_QUANTITY = 1_000_000
+# Reservations outlive the saga's own deadlines by far: the TTL is a last resort if an
+# orchestrator dies, not the saga's timeout (architecture §7).
+DEFAULT_RESERVATION_TTL_SECONDS = 900
+MAX_RESERVATION_TTL_SECONDS = 7 * 24 * 3600
+
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+ReservationStatus = Literal["reserved", "failed", "released", "expired", "committed"]
+
+
+# --- stock ------------------------------------------------------------------------------
+
+
+class GetStock(Contract):
+    product_id: UUID
+
+
+class SetStock(Contract):
+    """`stock` sets what is available; `delta` adjusts it (with a `reason`); either may
+    come with `low_stock_threshold`, which may also be sent alone."""
+
+    product_id: UUID
+    stock: int | None = Field(default=None, ge=0, le=MAX_STOCK, description="Set the stock available to sell")
+    delta: int | None = Field(
+        default=None, ge=-MAX_STOCK, le=MAX_STOCK, description="Add to (or, negative, take from) the stock"
+    )
+    reason: Reason | None = Field(default=None, description="Why, for the stock-movement ledger")
+    low_stock_threshold: int | None = Field(
+        default=None, ge=0, le=MAX_STOCK, description="`inventory.low_stock.v1` fires when stock falls to this or below"
+    )
+
+    @model_validator(mode="after")
+    def _one_change(self) -> SetStock:
+        if self.stock is not None and self.delta is not None:
+            raise ValueError("send either stock (to set) or delta (to adjust), not both")
+        if self.stock is None and self.delta is None and self.low_stock_threshold is None:
+            raise ValueError("send stock, delta or low_stock_threshold")
+        if self.delta == 0:
+            raise ValueError("delta must not be 0")
+        return self
+
+
+class StockView(Contract):
+    """What anyone may see; `reserved` and `low_stock_threshold` only the product's seller and admins."""
+
+    product_id: UUID
+    stock: int = Field(description="Available to sell now")
+    updated_at: datetime
+    reserved: int | None = Field(
+        default=None, exclude_if=lambda v: v is None, description="Held for orders in progress (owner and admins)"
+    )
+    low_stock_threshold: int | None = Field(
+        default=None, exclude_if=lambda v: v is None, description="Owner and admins only"
+    )
+
+
+# --- reservations (the order saga) -------------------------------------------------------
+
+
+class ReservationLine(Contract):
+    product_id: UUID
+    quantity: int = Field(ge=1, le=MAX_QUANTITY)
+
+
+class ReserveStock(Contract):
+    """Reserve every line of an order, or none. Once per order: a repeat answers the first outcome."""
+
+    order_id: UUID
+    lines: tuple[ReservationLine, ...] = Field(min_length=1, max_length=100)
+    ttl_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_RESERVATION_TTL_SECONDS,
+        description=f"Released by the sweeper after this long unless committed (default "
+        f"{DEFAULT_RESERVATION_TTL_SECONDS})",
+    )
+
+
+class ReleaseStock(Contract):
+    """Give an order's reserved stock back. Before any reserve, it bars a late reserve for the order."""
+
+    order_id: UUID
+    reason: Reason | None = None
+
+
+class CommitStock(Contract):
+    """The order is confirmed: its reserved stock leaves for good."""
+
+    order_id: UUID
+
+
+class FailedLine(Contract):
+    product_id: UUID
+    requested: int
+    available: int
+    reason: Literal["out_of_stock", "unavailable"] = Field(
+        description="`unavailable`: no such product, or it was withdrawn"
+    )
+
+
+class Reservation(Contract):
+    """An order's reservation as it stands: the reply to every reservation command, and its events."""
+
+    order_id: UUID
+    status: ReservationStatus
+    lines: tuple[ReservationLine, ...]
+    failed: tuple[FailedLine, ...] = ()
+    expires_at: datetime | None
+    updated_at: datetime
+
+
+# --- events ------------------------------------------------------------------------------
 
 
 class StockChanged(Contract):
@@ -29,8 +155,77 @@ class LowStock(Contract):
     at: datetime
 
 
+GET_STOCK = CommandSpec(
+    "inventory",
+    "get_stock",
+    1,
+    GetStock,
+    StockView,
+    kind="query",
+    summary="Read a product's stock (more for its seller and admins).",
+)
+SET_STOCK = CommandSpec(
+    "inventory",
+    "set_stock",
+    1,
+    SetStock,
+    StockView,
+    requires_actor=True,
+    summary="Set or adjust a product's stock, or its low-stock threshold (its seller or an admin).",
+)
+RESERVE_STOCK = CommandSpec(
+    "inventory",
+    "reserve_stock",
+    1,
+    ReserveStock,
+    Reservation,
+    requires_actor=True,
+    summary="Reserve all lines of an order or none (services and admins).",
+)
+RELEASE_STOCK = CommandSpec(
+    "inventory",
+    "release_stock",
+    1,
+    ReleaseStock,
+    Reservation,
+    requires_actor=True,
+    summary="Release an order's reservation (services and admins).",
+)
+COMMIT_STOCK = CommandSpec(
+    "inventory",
+    "commit_stock",
+    1,
+    CommitStock,
+    Reservation,
+    requires_actor=True,
+    summary="Commit an order's reservation: the stock is sold (services and admins).",
+)
+
 STOCK_CHANGED = EventSpec("inventory", "stock_changed", 1, StockChanged, summary="A product's stock changed.")
 LOW_STOCK = EventSpec("inventory", "low_stock", 1, LowStock, summary="Stock crossed the low-stock threshold.")
+STOCK_RESERVED = EventSpec("inventory", "stock_reserved", 1, Reservation, summary="Every line of an order is reserved.")
+RESERVATION_FAILED = EventSpec(
+    "inventory", "reservation_failed", 1, Reservation, summary="An order could not be reserved; `failed` says why."
+)
+STOCK_RELEASED = EventSpec(
+    "inventory",
+    "stock_released",
+    1,
+    Reservation,
+    summary="An order's reservation was released (status `released`) or timed out (status `expired`).",
+)
+RESERVATION_COMMITTED = EventSpec(
+    "inventory", "reservation_committed", 1, Reservation, summary="An order's reserved stock is sold."
+)
 
-COMMANDS: tuple[CommandSpec, ...] = ()
-EVENTS = (STOCK_CHANGED, LOW_STOCK)
+# The event that reports a reservation in each status.
+RESERVATION_EVENTS: dict[str, EventSpec] = {
+    "reserved": STOCK_RESERVED,
+    "failed": RESERVATION_FAILED,
+    "released": STOCK_RELEASED,
+    "expired": STOCK_RELEASED,
+    "committed": RESERVATION_COMMITTED,
+}
+
+COMMANDS: tuple[CommandSpec, ...] = (GET_STOCK, SET_STOCK, RESERVE_STOCK, RELEASE_STOCK, COMMIT_STOCK)
+EVENTS = (STOCK_CHANGED, LOW_STOCK, STOCK_RESERVED, RESERVATION_FAILED, STOCK_RELEASED, RESERVATION_COMMITTED)

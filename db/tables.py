@@ -8,19 +8,23 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    CheckConstraint,
     Column,
+    Computed,
     DateTime,
     ForeignKey,
     Index,
     Integer,
     MetaData,
+    Numeric,
+    SmallInteger,
     String,
     Table,
     Text,
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR, UUID
 
 SCHEMAS = ("users", "catalog", "inventory", "orders", "payments", "notifications")
 
@@ -160,10 +164,138 @@ audit_log = Table(
 catalog_metadata = MetaData(schema="catalog")
 catalog_outbox, catalog_inbox = messaging_tables(catalog_metadata)
 
+# A tree: a category's subtree is found with a recursive query (the table is small).
+categories = Table(
+    "categories",
+    catalog_metadata,
+    Column("slug", String(64), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("parent", String(64), ForeignKey("catalog.categories.slug", ondelete="RESTRICT")),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("parent IS NULL OR parent <> slug", name="ck_categories_not_own_parent"),
+    Index("ix_categories_parent", "parent"),
+)
+
+# Name weighs more than description in the full-text rank (A above B).
+PRODUCT_SEARCH_VECTOR = (
+    "setweight(to_tsvector('english'::regconfig, name), 'A') || "
+    "setweight(to_tsvector('english'::regconfig, description), 'B')"
+)
+
+products = Table(
+    "products",
+    catalog_metadata,
+    Column("product_id", UUID(as_uuid=True), primary_key=True),
+    Column("seller_id", UUID(as_uuid=True), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("price_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("price_exponent", SmallInteger, nullable=False),
+    # The price as an amount, for filters and sorting across minor-unit exponents.
+    Column(
+        "price_amount",
+        Numeric(20, 4),
+        Computed("price_minor::numeric / power(10::numeric, price_exponent::numeric)", persisted=True),
+        nullable=False,
+    ),
+    Column("category", String(64), ForeignKey("catalog.categories.slug", ondelete="RESTRICT"), nullable=False),
+    Column("image_url", String(2048)),
+    # Read model of the inventory service's stock (from inventory.stock_changed.v1).
+    Column("available", Integer, nullable=False, server_default=text("0")),
+    Column("stock_updated_at", DateTime(timezone=True)),
+    Column("search", TSVECTOR, Computed(PRODUCT_SEARCH_VECTOR, persisted=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Withdrawn: invisible to every read, kept for the orders that refer to it.
+    Column("deleted_at", DateTime(timezone=True)),
+    CheckConstraint("price_minor > 0", name="ck_products_price_positive"),
+    Index("ix_products_search", "search", postgresql_using="gin"),
+    Index("ix_products_name_trgm", "name", postgresql_using="gin", postgresql_ops={"name": "gin_trgm_ops"}),
+    Index("ix_products_seller", "seller_id", "created_at"),
+    Index("ix_products_category", "category"),
+)
+# The keyset orders of the listing, over live products only.
+Index(
+    "ix_products_newest",
+    products.c.created_at,
+    products.c.product_id,
+    postgresql_where=products.c.deleted_at.is_(None),
+)
+Index(
+    "ix_products_price",
+    products.c.price_amount,
+    products.c.product_id,
+    postgresql_where=products.c.deleted_at.is_(None),
+)
+
 # --- inventory -------------------------------------------------------------------------
 
 inventory_metadata = MetaData(schema="inventory")
 inventory_outbox, inventory_inbox = messaging_tables(inventory_metadata)
+
+# One row per product, made from catalog.product_created.v1. `available` is what can be
+# sold, `reserved` what orders in their saga hold; neither may go below zero.
+stock = Table(
+    "stock",
+    inventory_metadata,
+    Column("product_id", UUID(as_uuid=True), primary_key=True),
+    # The product's seller (from the catalog event): the owner who may change the stock.
+    Column("seller_id", UUID(as_uuid=True), nullable=False),
+    Column("available", Integer, nullable=False),
+    Column("reserved", Integer, nullable=False, server_default=text("0")),
+    Column("low_stock_threshold", Integer, nullable=False, server_default=text("0")),
+    # The product was deleted from the catalog: nothing more is reserved or set.
+    Column("discontinued_at", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("available >= 0", name="ck_stock_available_not_negative"),
+    CheckConstraint("reserved >= 0", name="ck_stock_reserved_not_negative"),
+    CheckConstraint("low_stock_threshold >= 0", name="ck_stock_threshold_not_negative"),
+    Index("ix_stock_seller", "seller_id"),
+)
+
+# The stock-movement ledger, append-only: every change of a stock row, who made it and
+# why. Per product, the deltas sum to the row's current `available` and `reserved`.
+stock_movements = Table(
+    "stock_movements",
+    inventory_metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("product_id", UUID(as_uuid=True), ForeignKey("inventory.stock.product_id"), nullable=False),
+    # created, set, adjust, reserve, release, expire, commit
+    Column("kind", String(16), nullable=False),
+    Column("delta_available", Integer, nullable=False),
+    Column("delta_reserved", Integer, nullable=False),
+    Column("available_after", Integer, nullable=False),
+    Column("reserved_after", Integer, nullable=False),
+    Column("reason", Text),
+    # The order a reservation movement belongs to.
+    Column("reference", UUID(as_uuid=True)),
+    Column("actor_id", UUID(as_uuid=True)),
+    Column("actor_role", String(16)),
+    Column("correlation_id", String(128)),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_stock_movements_product", "product_id", "id"),
+)
+
+# One reservation per order; the lines are fixed when it is made.
+reservations = Table(
+    "reservations",
+    inventory_metadata,
+    Column("order_id", UUID(as_uuid=True), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("lines", JSONB, nullable=False),
+    Column("failed", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("expires_at", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint(
+        "status IN ('reserved', 'failed', 'released', 'expired', 'committed')", name="ck_reservations_status"
+    ),
+)
+# The sweeper looks only at live reservations, oldest deadline first.
+Index("ix_reservations_expiry", reservations.c.expires_at, postgresql_where=reservations.c.status == "reserved")
 
 ALL_METADATA = (users_metadata, catalog_metadata, inventory_metadata)
 

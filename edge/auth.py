@@ -81,6 +81,17 @@ async def require_actor(request: web.Request) -> Actor:
     return actor
 
 
+async def optional_actor(request: web.Request) -> Actor | None:
+    """The verified caller, or None for a guest (public reads that show owners more).
+
+    A credential that is sent must be valid: a bad or expired token is a 401, not a
+    silent downgrade to guest, so a client learns to refresh it.
+    """
+    if bearer_token(request) is None and not request.cookies.get(ACCESS_COOKIE):
+        return None
+    return await require_actor(request)
+
+
 def forwarded_authorization(actor: Actor | None) -> str | None:
     """The command's `authorization` header: the worker re-verifies the same token."""
     return f"Bearer {actor.token}" if actor is not None else None

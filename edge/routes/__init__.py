@@ -11,9 +11,16 @@ from aiohttp import web
 
 from edge.middleware import FORM_ROUTES_KEY
 from edge.openapi import Endpoint, Redirect
-from edge.routes import admin, auth, oauth, partners, users
+from edge.routes import admin, auth, catalog, inventory, oauth, partners, users
 
-ENDPOINTS: tuple[Endpoint, ...] = (*users.ENDPOINTS, *auth.ENDPOINTS, *admin.ENDPOINTS, *partners.ENDPOINTS)
+ENDPOINTS: tuple[Endpoint, ...] = (
+    *users.ENDPOINTS,
+    *auth.ENDPOINTS,
+    *admin.ENDPOINTS,
+    *partners.ENDPOINTS,
+    *catalog.ENDPOINTS,
+    *inventory.ENDPOINTS,
+)
 REDIRECTS: tuple[Redirect, ...] = oauth.REDIRECTS
 
 

@@ -28,6 +28,8 @@ import aiohttp
 import pytest
 
 from edge.routes import ENDPOINTS, REDIRECTS
+from tests.bus import stock_target
+from tests.catalog_support import category_target, new_tag, product_target
 from tests.conftest import bearer, login, make_seller, new_user, register
 
 CALLERS = ("guest", "owner", "other", "seller", "admin")
@@ -117,6 +119,51 @@ MATRIX = (
     # provider is 404 to everyone, a callback without its flow is refused to everyone.
     Row("GET", "/api/auth/oauth/{provider}/start", _statuses(*(404,) * 5)),
     Row("GET", "/api/auth/oauth/{provider}/callback", _statuses(*(404,) * 5)),
+    # --- inventory: "owner" is the product's seller, "seller" another seller. Stock is
+    # public, so a write by anyone else is 403 (nothing hidden to protect with a 404).
+    Row("GET", "/api/inventory/{productId}", ALL, target=stock_target),
+    Row(
+        "PUT",
+        "/api/inventory/{productId}",
+        _statuses(401, 200, 403, 403, 200),
+        body=lambda owner: {"delta": -1, "reason": "matrix"},
+        target=stock_target,
+    ),
+    # --- catalog: for products "owner" is the product's seller and "seller" another
+    # seller, to whom it does not exist (404); members may not sell at all (403).
+    # Reads are public. Categories belong to nobody: only admins manage them.
+    Row(
+        "POST",
+        "/api/products",
+        _statuses(401, 201, 403, 201, 201),
+        body=lambda owner: {"name": "Matrix lamp", "price": "1.00", "currency": "USD", "category": owner["category"]},
+        target=product_target,
+    ),
+    Row("GET", "/api/products", ALL),
+    Row("GET", "/api/products/{productId}", ALL, target=product_target),
+    Row(
+        "PUT",
+        "/api/products/{productId}",
+        _statuses(401, 200, 403, 404, 200),
+        body=lambda owner: {"price": "2.50"},
+        target=product_target,
+    ),
+    Row("DELETE", "/api/products/{productId}", _statuses(401, 204, 403, 404, 204), target=product_target),
+    Row("GET", "/api/categories", ALL),
+    Row(
+        "POST",
+        "/api/categories",
+        _statuses(401, 403, 403, 403, 201),
+        body=lambda owner: {"slug": f"matrix-{new_tag()}", "name": "Matrix"},
+    ),
+    Row(
+        "PUT",
+        "/api/categories/{slug}",
+        _statuses(401, 403, 403, 403, 200),
+        body=lambda owner: {"name": "Renamed"},
+        target=category_target,
+    ),
+    Row("DELETE", "/api/categories/{slug}", _statuses(401, 403, 403, 403, 204), target=category_target),
 )
 
 

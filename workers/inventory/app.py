@@ -5,8 +5,23 @@ Run: `agora worker inventory [--workers N]` (or `faststream run workers.inventor
 
 from __future__ import annotations
 
+from contracts import catalog
+from contracts import inventory as c
+from workers.inventory import handlers
 from workers.runtime.service import WorkerService
 
+# How often each replica looks for reservations past their TTL (a cheap indexed query).
+SWEEP_SECONDS = 1.0
+
 service = WorkerService("inventory")
+
+service.event(catalog.PRODUCT_CREATED, handlers.on_product_created)
+service.event(catalog.PRODUCT_DELETED, handlers.on_product_deleted)
+service.command(c.GET_STOCK, handlers.get_stock)
+service.command(c.SET_STOCK, handlers.set_stock)
+service.command(c.RESERVE_STOCK, handlers.reserve_stock)
+service.command(c.RELEASE_STOCK, handlers.release_stock)
+service.command(c.COMMIT_STOCK, handlers.commit_stock)
+service.background("reservation-sweeper", handlers.sweep_expired, every=SWEEP_SECONDS)
 
 app = service.app

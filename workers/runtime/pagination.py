@@ -12,6 +12,7 @@ import base64
 import binascii
 import json
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from workers.runtime.errors import invalid
@@ -28,3 +29,20 @@ def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
         return datetime.fromisoformat(at), UUID(row_id)
     except (ValueError, TypeError, binascii.Error) as exc:
         raise invalid("cursor", "is not a cursor this API returned") from exc
+
+
+def encode_keys(*keys: str | int | float | None) -> str:
+    """A cursor for any keyset order: the sort keys of the last row served, in order."""
+    raw = json.dumps(list(keys), separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_keys(cursor: str) -> list[Any]:
+    """The keys `encode_keys` packed; the caller checks their number and types."""
+    try:
+        keys = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, TypeError, binascii.Error) as exc:
+        raise invalid("cursor", "is not a cursor this API returned") from exc
+    if not isinstance(keys, list):
+        raise invalid("cursor", "is not a cursor this API returned")
+    return keys

@@ -61,6 +61,8 @@ DEAD_LETTERED = Counter("agora_dead_lettered_total", "Messages rejected to a dea
 HANDLED = Counter("agora_handled_total", "Messages handled, by outcome", ["queue", "outcome"])
 
 Handler = Callable[[Any, "HandlerContext"], Awaitable[BaseModel | None]]
+# A periodic job (a sweeper): runs in every replica, so it claims its rows with SKIP LOCKED.
+Job = Callable[["WorkerService"], Awaitable[None]]
 
 _EXCHANGES = {e.name: e for e in (commands_exchange, events_exchange)}
 # Dead-letter reasons that mean someone may be probing: logged as security events.
@@ -173,6 +175,9 @@ class WorkerService:
         self.consuming = False
         self._startup_hooks = list(on_startup)
         self._relay_task: asyncio.Task[None] | None = None
+        self._jobs: list[tuple[str, Job, float]] = []
+        self._job_tasks: list[asyncio.Task[None]] = []
+        self._jobs_stopping = asyncio.Event()
         self.app = AsgiFastStream(
             self.broker,
             asgi_routes=health_routes(self),
@@ -206,6 +211,24 @@ class WorkerService:
             summary=f"{self.name} reacts to {spec.routing_key}",
         )
         self._subscribe(subscription, handler, events_exchange, spec.routing_key)
+
+    def background(self, name: str, job: Job, *, every: float) -> None:
+        """Run `job` every `every` seconds while this process consumes.
+
+        Every replica runs it, so the job must be safe to run concurrently (claim rows
+        with `FOR UPDATE SKIP LOCKED`). A failure is logged and the job runs again at
+        its next turn; shutdown waits for a run in progress, before the relay's last batch.
+        """
+        self._jobs.append((name, job, every))
+
+    async def _run_job(self, name: str, job: Job, every: float) -> None:
+        while not self._jobs_stopping.is_set():
+            try:
+                await job(self)
+            except Exception:
+                log.exception("background job failed; it runs again at its next turn", extra={"job": name})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._jobs_stopping.wait(), timeout=every)
 
     def _subscribe(self, spec: CommandSpec, handler: Handler, exchange: RabbitExchange, routing_key: str) -> None:
         queue = work_queue(spec.queue, self.settings, routing_key=routing_key)
@@ -241,6 +264,10 @@ class WorkerService:
 
     async def _after_startup(self) -> None:
         self.consuming = True
+        self._job_tasks = [
+            asyncio.create_task(self._run_job(name, job, every), name=f"{self.name}-{name}")
+            for name, job, every in self._jobs
+        ]
         if not self.settings.outbox_relay:
             log.warning("outbox relay disabled (AGORA_OUTBOX_RELAY=false): events stay unsent here")
             return
@@ -252,6 +279,11 @@ class WorkerService:
         # so the relay's last batch carries the events they committed.
         self.consuming = False
         await asyncio.gather(*(sub.stop() for sub in self.broker.subscribers))
+        self._jobs_stopping.set()
+        if self._job_tasks:
+            _, late = await asyncio.wait(self._job_tasks, timeout=self.settings.graceful_timeout_seconds)
+            for task in late:  # its transaction rolls back; another replica or the next start redoes it
+                task.cancel()
         self.relay.stop()
         if self._relay_task is not None:
             with contextlib.suppress(Exception):

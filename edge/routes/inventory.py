@@ -1,0 +1,50 @@
+"""The inventory endpoints: a product's stock. Reservations are broker-only (the order saga)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from contracts.inventory import GET_STOCK, SET_STOCK, GetStock, SetStock
+from edge.auth import optional_actor, require_actor
+from edge.commands import call_service, parse, path_uuid
+from edge.middleware import json_body
+from edge.openapi import Endpoint
+
+
+async def get_stock(request: web.Request) -> web.Response:
+    # Public, but a token is forwarded: the product's seller and admins see more.
+    actor = await optional_actor(request)
+    return await call_service(request, GET_STOCK, GetStock(product_id=path_uuid(request, "productId")), actor=actor)
+
+
+async def set_stock(request: web.Request) -> web.Response:
+    actor = await require_actor(request)
+    product_id = path_uuid(request, "productId")
+    command = parse(SetStock, json_body(request), server_fields={"product_id": product_id})
+    return await call_service(request, SET_STOCK, command, actor=actor)
+
+
+ENDPOINTS = (
+    Endpoint(
+        "GET",
+        "/api/inventory/{productId}",
+        get_stock,
+        GET_STOCK,
+        errors=(401, 404),
+        summary="A product's stock available to sell, for everyone. With the product's seller's or an admin's "
+        "token, also `reserved` and `low_stock_threshold`; a token that is sent must be valid (else 401).",
+    ),
+    Endpoint(
+        "PUT",
+        "/api/inventory/{productId}",
+        set_stock,
+        SET_STOCK,
+        body=SetStock,
+        body_omits=("product_id",),
+        auth=True,
+        errors=(403, 404, 409),
+        summary="Set (`stock`) or adjust (`delta`, with a `reason`) a product's stock, and/or its "
+        "`low_stock_threshold` (the product's seller or an admin; anyone else 403). Taking more than is "
+        "available is 409. Every change is recorded in the stock-movement ledger.",
+    ),
+)

@@ -1,0 +1,151 @@
+"""Reservation throughput and latency (run it with scripts/bench_reservations).
+
+Three phases against real processes (users and inventory workers, the edge), each at a
+fixed concurrency, sending commands as the order saga does (service token, reply queue):
+
+1. spread: `--orders` one-line reservations over `--products` products with ample stock;
+2. contended: as many reservations for one product that has stock for half of them
+   (checks the outcome too: exactly that many reserved, stock at zero);
+3. commit: every reservation of phase 1 committed.
+
+Latency is from publish to reply. The figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import random
+import statistics
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aio_pika
+import aiohttp
+
+from agora.settings import SERVICES
+from contracts.inventory import COMMIT_STOCK, RESERVE_STOCK
+from tests import support
+from tests.bus import Bus, list_product, service_token
+from tests.conftest import _reset_database, create_admin, login, make_seller
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[index]
+
+
+async def _run(
+    name: str, calls: list[Callable[[], Awaitable[dict[str, Any]]]], concurrency: int
+) -> list[dict[str, Any]]:
+    latencies: list[float] = []
+    replies: list[dict[str, Any]] = []
+    queue = list(reversed(calls))
+
+    async def lane() -> None:
+        while queue:
+            call = queue.pop()
+            started = time.perf_counter()
+            replies.append(await call())
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(lane() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    ms = sorted(1000 * latency for latency in latencies)
+    print(
+        f"{name:<10} {len(calls):>6} {concurrency:>5} {len(calls) / elapsed:>10.0f} "
+        f"{_percentile(ms, 0.50):>8.1f} {_percentile(ms, 0.95):>8.1f} {_percentile(ms, 0.99):>8.1f} "
+        f"{statistics.fmean(ms):>8.1f}"
+    )
+    return replies
+
+
+async def bench(args: argparse.Namespace, env: dict[str, str]) -> None:
+    connection = await aio_pika.connect_robust(env["AGORA_AMQP_URL"])
+    async with aiohttp.ClientSession(f"http://127.0.0.1:{support.HTTP_PORT}") as http, Bus(connection) as bus:
+        admin_body = create_admin(env)
+        admin = await login(http, admin_body["email"], admin_body["password"])
+        seller = await make_seller(http, admin)
+        token = await service_token(bus, env)
+        seller_id = seller["user"]["user_id"]
+        products = [
+            await list_product(connection, http, seller_id, stock=args.orders * 2) for _ in range(args.products)
+        ]
+        scarce = await list_product(connection, http, seller_id, stock=args.orders // 2)
+
+        def reserve(product: str) -> Callable[[], Awaitable[dict[str, Any]]]:
+            body = {"order_id": str(uuid.uuid4()), "lines": [{"product_id": product, "quantity": 1}]}
+            return lambda: bus.call(RESERVE_STOCK.routing_key, body, token=token, within=120)
+
+        def commit(order_id: str) -> Callable[[], Awaitable[dict[str, Any]]]:
+            return lambda: bus.call(COMMIT_STOCK.routing_key, {"order_id": order_id}, token=token, within=120)
+
+        # A short warm-up: connections, token verification keys, query plans.
+        await _run_quietly([reserve(products[0]) for _ in range(50)], args.concurrency)
+        print(
+            f"\n{'phase':<10} {'calls':>6} {'conc':>5} {'per sec':>10} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
+            f"{'mean ms':>8}"
+        )
+        spread = await _run("spread", [reserve(random.choice(products)) for _ in range(args.orders)], args.concurrency)
+        contended = await _run("contended", [reserve(scarce) for _ in range(args.orders)], args.concurrency)
+        reserved = [r["data"]["order_id"] for r in spread if r["ok"] and r["data"]["status"] == "reserved"]
+        await _run("commit", [commit(order_id) for order_id in reserved], args.concurrency)
+
+        won = sum(1 for r in contended if r["ok"] and r["data"]["status"] == "reserved")
+        async with http.get(f"/api/inventory/{scarce}") as resp:
+            left = (await resp.json())["stock"]
+        print(
+            f"\ncontended: {won} of {args.orders} reserved for {args.orders // 2} units, stock left {left}; "
+            f"spread: {len(reserved)} of {args.orders} reserved"
+        )
+    await connection.close()
+
+
+async def _run_quietly(calls: list[Callable[[], Awaitable[dict[str, Any]]]], concurrency: int) -> None:
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one(call: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+        async with semaphore:
+            await call()
+
+    await asyncio.gather(*(one(call) for call in calls))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--orders", type=int, default=2000, help="reservations per phase (default 2000)")
+    parser.add_argument("--concurrency", type=int, default=64, help="requests in flight (default 64)")
+    parser.add_argument("--products", type=int, default=20, help="products in the spread phase (default 20)")
+    parser.add_argument("--inventory-workers", type=int, default=1, help="inventory worker processes (default 1)")
+    args = parser.parse_args()
+
+    env = support.test_env()
+    print(
+        f"slot {support.SLOT}: database {support.DATABASE}, vhost {support.VHOST}; "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}"
+    )
+    _reset_database(env)
+    support.reset_vhost()
+    workers = [support.worker(name, env) for name in SERVICES if name != "catalog"]
+    inventory = next(w for w in workers if w.name == "worker-inventory")
+    inventory.args += ["--workers", str(args.inventory_workers)]
+    edge = support.edge(env)
+    try:
+        for worker in workers:
+            worker.start()
+        edge.start()
+        print(f"inventory: {args.inventory_workers} process(es), prefetch {env.get('AGORA_PREFETCH', '16')} each")
+        asyncio.run(bench(args, env))
+    finally:
+        edge.stop()
+        for worker in workers:
+            worker.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+"""Talking to workers straight over RabbitMQ, as another service or a partner would.
+
+Used by the inventory tests and scripts/bench_reservations: a small RPC client with
+its own reply queue (replies are matched on `causation_id`, the request's message
+id), a service token got the way a worker gets one, and publishing catalog events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import aio_pika
+import aiohttp
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
+
+from agora.settings import Settings
+from contracts.base import Contract
+from contracts.catalog import PRODUCT_CREATED, ProductCreated
+from contracts.envelope import Envelope
+from contracts.partners import ISSUE_CLIENT_TOKEN, IssueClientToken
+from contracts.topology import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, EventSpec
+from tests import support
+from tests.conftest import make_seller
+from workers.runtime.identity import service_client_id, service_client_secret, service_scope
+
+
+class Bus:
+    """Publish commands with a reply queue and await each reply."""
+
+    def __init__(self, connection: AbstractRobustConnection) -> None:
+        self._connection = connection
+        self._channel: AbstractChannel | None = None
+        self._exchange: aio_pika.abc.AbstractExchange | None = None
+        self._reply_queue = ""
+        self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
+
+    async def __aenter__(self) -> Bus:
+        self._channel = await self._connection.channel(publisher_confirms=True)
+        self._exchange = await self._channel.get_exchange(COMMANDS_EXCHANGE, ensure=False)
+        queue = await self._channel.declare_queue(exclusive=True, auto_delete=True)
+        self._reply_queue = queue.name
+        await queue.consume(self._on_reply, no_ack=True)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+
+    async def _on_reply(self, message: AbstractIncomingMessage) -> None:
+        cause = str((message.headers or {}).get("causation_id", ""))
+        future = self._waiting.pop(cause, None)
+        if future is not None and not future.done():
+            future.set_result(json.loads(message.body))
+
+    async def send(
+        self,
+        routing_key: str,
+        body: Contract | dict[str, Any],
+        *,
+        token: str | None = None,
+        message_id: str | None = None,
+        reply: bool = True,
+    ) -> str:
+        """Publish a command (with our reply queue unless `reply=False`); returns its message id."""
+        assert self._exchange is not None
+        envelope = Envelope.new(authorization=f"Bearer {token}" if token else None)
+        message_id = message_id or str(envelope.message_id)
+        headers: dict[str, Any] = {**envelope.to_headers(), "message_id": message_id}
+        raw = body.model_dump_json() if isinstance(body, Contract) else json.dumps(body)
+        await self._exchange.publish(
+            aio_pika.Message(
+                raw.encode(),
+                message_id=message_id,
+                correlation_id=envelope.correlation_id,
+                reply_to=self._reply_queue if reply else None,
+                headers=headers,
+                content_type="application/json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ),
+            routing_key=routing_key,
+            mandatory=True,
+        )
+        return message_id
+
+    async def call(
+        self,
+        routing_key: str,
+        body: Contract | dict[str, Any],
+        *,
+        token: str | None = None,
+        message_id: str | None = None,
+        within: float = 15,
+    ) -> dict[str, Any]:
+        """Send a command and return its reply (`{"ok", "data", "error"}`)."""
+        message_id = message_id or str(uuid.uuid4())
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiting[message_id] = future
+        try:
+            await self.send(routing_key, body, token=token, message_id=message_id)
+            return await asyncio.wait_for(future, within)
+        finally:
+            self._waiting.pop(message_id, None)
+
+
+async def service_token(bus: Bus, env: dict[str, str], name: str = "catalog") -> str:
+    """A service token of worker `name`, asked of the users service as that worker would."""
+    settings = Settings(_env_file=support.ROOT / ".run" / "agora.env", **_settings_overrides(env))  # type: ignore[call-arg]
+    assert settings.service_secret, ".run/agora.env has no AGORA_SERVICE_SECRET: run scripts/test once"
+    command = IssueClientToken(
+        client_id=str(service_client_id(name)),
+        client_secret=service_client_secret(settings.service_secret, name),
+        scope=service_scope(name),
+    )
+    reply = await bus.call(ISSUE_CLIENT_TOKEN.routing_key, command)
+    assert reply["ok"], reply
+    return str(reply["data"]["access_token"])
+
+
+def _settings_overrides(env: dict[str, str]) -> dict[str, Any]:
+    return {"amqp_url": env["AGORA_AMQP_URL"], "database_url": env["AGORA_DATABASE_URL"]}
+
+
+async def publish_event(connection: AbstractRobustConnection, spec: EventSpec, payload: Contract) -> str:
+    """Publish an event to `agora.events` as its service's outbox relay would."""
+    envelope = Envelope.new()
+    channel = await connection.channel(publisher_confirms=True)
+    try:
+        exchange = await channel.get_exchange(EVENTS_EXCHANGE, ensure=False)
+        await exchange.publish(
+            aio_pika.Message(
+                payload.model_dump_json().encode(),
+                message_id=str(envelope.message_id),
+                correlation_id=envelope.correlation_id,
+                headers={**envelope.to_headers()},
+                content_type="application/json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ),
+            routing_key=spec.routing_key,
+        )
+    finally:
+        await channel.close()
+    return str(envelope.message_id)
+
+
+async def list_product(
+    connection: AbstractRobustConnection,
+    http: aiohttp.ClientSession,
+    seller_id: str | uuid.UUID,
+    *,
+    stock: int = 0,
+    within: float = 15,
+) -> str:
+    """A product of `seller_id` with a stock record: `catalog.product_created.v1`, as the
+    catalog would emit it, then wait until the inventory service answers for it."""
+    product_id = uuid.uuid4()
+    event = ProductCreated(
+        product_id=product_id,
+        seller_id=uuid.UUID(str(seller_id)),
+        name=f"product {product_id.hex[:8]}",
+        category="test",
+        price_minor=1999,
+        currency="USD",
+        initial_stock=stock,
+        created_at=datetime.now(UTC),
+    )
+    await publish_event(connection, PRODUCT_CREATED, event)
+    deadline = asyncio.get_running_loop().time() + within
+    while asyncio.get_running_loop().time() < deadline:
+        async with http.get(f"/api/inventory/{product_id}") as resp:
+            if resp.status == 200:
+                return str(product_id)
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no stock record for {product_id} after {within} s")
+
+
+async def stock_target(http: aiohttp.ClientSession, admin: dict[str, Any]) -> dict[str, Any]:
+    """Authorization-matrix target: a product with stock, owned by a new seller (the "owner")."""
+    seller = await make_seller(http, admin)
+    connection = await aio_pika.connect_robust(support.test_env()["AGORA_AMQP_URL"])
+    try:
+        product_id = await list_product(connection, http, seller["user"]["user_id"], stock=10)
+    finally:
+        await connection.close()
+    return {**seller, "params": {"productId": product_id}}

@@ -1,0 +1,59 @@
+"""Catalog objects made through the API, for the catalog tests and the authorization matrix."""
+
+from __future__ import annotations
+
+import random
+import string
+from typing import Any
+
+import aiohttp
+
+from tests.conftest import bearer, login, make_seller, register
+
+
+def new_tag() -> str:
+    # Letters only: one token for the full-text parser, unique to the test.
+    return "".join(random.choices(string.ascii_lowercase, k=10))
+
+
+async def create_category(
+    http: aiohttp.ClientSession, admin: dict[str, Any], slug: str, parent: str | None = None
+) -> None:
+    body = {"slug": slug, "name": slug.replace("-", " ").title(), "parent": parent}
+    async with http.post("/api/categories", json=body, headers=bearer(admin["access_token"])) as resp:
+        assert resp.status == 201, await resp.text()
+
+
+async def create_product(
+    http: aiohttp.ClientSession, owner: dict[str, Any], category: str, **fields: Any
+) -> dict[str, Any]:
+    body = {
+        "name": f"Product {new_tag()}",
+        "description": "A fine thing.",
+        "price": "19.99",
+        "currency": "USD",
+        "category": category,
+        **fields,
+    }
+    async with http.post("/api/products", json=body, headers=bearer(owner["access_token"])) as resp:
+        assert resp.status == 201, await resp.text()
+        result: dict[str, Any] = await resp.json()
+        return result
+
+
+async def product_target(http: aiohttp.ClientSession, admin: dict[str, Any]) -> dict[str, Any]:
+    """Authorization-matrix target: a product of a new seller (the "owner"), in a new category."""
+    seller = await make_seller(http, admin)
+    slug = f"matrix-{new_tag()}"
+    await create_category(http, admin, slug)
+    product = await create_product(http, seller, slug)
+    return {**seller, "category": slug, "params": {"productId": product["product_id"]}}
+
+
+async def category_target(http: aiohttp.ClientSession, admin: dict[str, Any]) -> dict[str, Any]:
+    """Authorization-matrix target: a new, empty category; the "owner" is a new member (categories have none)."""
+    slug = f"matrix-{new_tag()}"
+    await create_category(http, admin, slug)
+    user = await register(http)
+    session = await login(http, user["email"], user["password"])
+    return {**user, **session, "category": slug, "params": {"slug": slug}}

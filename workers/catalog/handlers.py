@@ -1,0 +1,202 @@
+"""Catalog use cases: load, decide (model.py), save, emit. One transaction per message."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from sqlalchemy.exc import IntegrityError
+
+from agora.tokens import Actor
+from contracts.catalog import (
+    CATEGORY_CHANGED,
+    PRODUCT_CREATED,
+    PRODUCT_DELETED,
+    PRODUCT_UPDATED,
+    CategoryChanged,
+    CategoryTree,
+    CategoryView,
+    CreateCategory,
+    CreateProduct,
+    DeleteCategory,
+    DeleteProduct,
+    GetProduct,
+    ListCategories,
+    ProductCreated,
+    ProductDeleted,
+    ProductPage,
+    ProductUpdated,
+    ProductView,
+    SearchProducts,
+    UpdateCategory,
+    UpdateProduct,
+)
+from contracts.errors import FieldError
+from contracts.inventory import StockChanged
+from workers.catalog.model import Category, Product, category_tree, creates_cycle, may_sell, price_minor
+from workers.catalog.repository import CatalogRepository
+from workers.catalog.search import search_products
+from workers.runtime.errors import DomainError, invalid, not_found
+from workers.runtime.service import HandlerContext
+
+
+def _seller(ctx: HandlerContext) -> Actor:
+    actor = ctx.require_actor()
+    if not may_sell(actor):
+        raise DomainError("forbidden", "only sellers and admins manage products")
+    return actor
+
+
+def _admin(ctx: HandlerContext) -> Actor:
+    actor = ctx.require_actor()
+    if actor.role != "admin":
+        raise DomainError("forbidden", "only admins manage categories")
+    return actor
+
+
+async def _managed_product(repo: CatalogRepository, product_id: uuid.UUID, actor: Actor) -> Product:
+    # Another seller's product is "not found": its id alone must reveal nothing.
+    product = await repo.live_product(product_id, for_update=True)
+    if product is None or not product.managed_by(actor):
+        raise not_found("product")
+    return product
+
+
+async def _known_category(repo: CatalogRepository, slug: str, field: str) -> None:
+    if not await repo.category_exists(slug):
+        raise invalid(field, f"no category {slug!r}")
+
+
+class CatalogHandlers:
+    # --- products -----------------------------------------------------------------------
+
+    async def create_product(self, cmd: CreateProduct, ctx: HandlerContext) -> ProductView:
+        actor = _seller(ctx)
+        repo = CatalogRepository(ctx.session)
+        await _known_category(repo, cmd.category, "category")
+        now = datetime.now(UTC)
+        product = Product(
+            product_id=uuid.uuid4(),
+            seller_id=actor.user_id,
+            name=cmd.name,
+            description=cmd.description,
+            price_minor=price_minor(cmd.price, cmd.currency),
+            currency=cmd.currency,
+            category=cmd.category,
+            image_url=cmd.image_url,
+            created_at=now,
+            updated_at=now,
+            # What the inventory service will start with; its stock events take over.
+            available=cmd.stock,
+        )
+        await repo.add_product(product)
+        await ctx.emit(
+            PRODUCT_CREATED,
+            ProductCreated(
+                product_id=product.product_id,
+                seller_id=product.seller_id,
+                name=product.name,
+                category=product.category,
+                price_minor=product.price_minor,
+                currency=product.currency,
+                initial_stock=cmd.stock,
+                created_at=now,
+            ),
+        )
+        return product.view()
+
+    async def get_product(self, cmd: GetProduct, ctx: HandlerContext) -> ProductView:
+        product = await CatalogRepository(ctx.session).live_product(cmd.product_id)
+        if product is None:
+            raise not_found("product")
+        return product.view()
+
+    async def update_product(self, cmd: UpdateProduct, ctx: HandlerContext) -> ProductView:
+        actor = _seller(ctx)
+        repo = CatalogRepository(ctx.session)
+        product = await _managed_product(repo, cmd.product_id, actor)
+        changes = cmd.model_dump(exclude_unset=True, exclude={"product_id"})
+        if "category" in changes:
+            await _known_category(repo, changes["category"], "category")
+        updated, changed = product.updated(changes, datetime.now(UTC))
+        if changed:
+            await repo.save_product(updated)
+            await ctx.emit(
+                PRODUCT_UPDATED,
+                ProductUpdated(
+                    product_id=updated.product_id,
+                    seller_id=updated.seller_id,
+                    changed=changed,
+                    updated_at=updated.updated_at,
+                    price_minor=updated.price_minor,
+                    currency=updated.currency,
+                ),
+            )
+        return updated.view()
+
+    async def delete_product(self, cmd: DeleteProduct, ctx: HandlerContext) -> None:
+        actor = _seller(ctx)
+        repo = CatalogRepository(ctx.session)
+        now = datetime.now(UTC)
+        product = (await _managed_product(repo, cmd.product_id, actor)).withdrawn(now)
+        await repo.save_product(product)
+        await ctx.emit(
+            PRODUCT_DELETED, ProductDeleted(product_id=product.product_id, seller_id=product.seller_id, deleted_at=now)
+        )
+
+    async def search_products(self, cmd: SearchProducts, ctx: HandlerContext) -> ProductPage:
+        return await search_products(ctx.session, cmd)
+
+    async def on_stock_changed(self, event: StockChanged, ctx: HandlerContext) -> None:
+        await CatalogRepository(ctx.session).apply_stock(event.product_id, event.available, event.updated_at)
+
+    # --- categories ---------------------------------------------------------------------
+
+    async def list_categories(self, cmd: ListCategories, ctx: HandlerContext) -> CategoryTree:
+        return CategoryTree(items=category_tree(await CatalogRepository(ctx.session).all_categories()))
+
+    async def create_category(self, cmd: CreateCategory, ctx: HandlerContext) -> CategoryView:
+        _admin(ctx)
+        repo = CatalogRepository(ctx.session)
+        if cmd.parent is not None:
+            await _known_category(repo, cmd.parent, "parent")
+        now = datetime.now(UTC)
+        category = Category(slug=cmd.slug, name=cmd.name, parent=cmd.parent, created_at=now, updated_at=now)
+        try:
+            async with ctx.session.begin_nested():
+                await repo.add_category(category)
+        except IntegrityError:
+            raise DomainError(
+                "conflict", f"category {cmd.slug!r} exists", (FieldError(field="slug", message="is taken"),)
+            ) from None
+        await ctx.emit(CATEGORY_CHANGED, CategoryChanged(slug=cmd.slug, change="created", at=now))
+        return category.view()
+
+    async def update_category(self, cmd: UpdateCategory, ctx: HandlerContext) -> CategoryView:
+        _admin(ctx)
+        repo = CatalogRepository(ctx.session)
+        category = await repo.category(cmd.slug, for_update=True)
+        if category is None:
+            raise not_found("category")
+        changes = cmd.model_dump(exclude_unset=True, exclude={"slug"})
+        if changes.get("parent") is not None:
+            await _known_category(repo, changes["parent"], "parent")
+            if creates_cycle(cmd.slug, changes["parent"], await repo.category_parents()):
+                raise invalid("parent", "would put the category under itself")
+        now = datetime.now(UTC)
+        updated = replace(category, **changes, updated_at=now)
+        if updated != replace(category, updated_at=now):
+            await repo.save_category(updated)
+            await ctx.emit(CATEGORY_CHANGED, CategoryChanged(slug=cmd.slug, change="updated", at=now))
+        return updated.view()
+
+    async def delete_category(self, cmd: DeleteCategory, ctx: HandlerContext) -> None:
+        _admin(ctx)
+        repo = CatalogRepository(ctx.session)
+        if await repo.category(cmd.slug, for_update=True) is None:
+            raise not_found("category")
+        if holder := await repo.category_in_use(cmd.slug):
+            raise DomainError("conflict", f"the category still has {holder}")
+        await repo.delete_category(cmd.slug)
+        await ctx.emit(CATEGORY_CHANGED, CategoryChanged(slug=cmd.slug, change="deleted", at=datetime.now(UTC)))

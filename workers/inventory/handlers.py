@@ -1,0 +1,270 @@
+"""Inventory use cases: load (with locks), decide (model.py), save, emit. One transaction per message.
+
+Every stock change goes through `_move`: a conditional update per movement, a ledger
+row, `inventory.stock_changed.v1`, and `inventory.low_stock.v1` when it crosses the
+threshold. Every reservation command answers with the order's reservation as it
+stands and emits the event of that status, also when the command changed nothing, so
+a saga that sends through its outbox (no reply queue) hears back on every attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from uuid import UUID
+
+from contracts.catalog import ProductCreated, ProductDeleted
+from contracts.envelope import Envelope
+from contracts.inventory import (
+    LOW_STOCK,
+    MAX_STOCK,
+    RESERVATION_EVENTS,
+    STOCK_CHANGED,
+    CommitStock,
+    GetStock,
+    LowStock,
+    ReleaseStock,
+    ReserveStock,
+    SetStock,
+    StockChanged,
+    StockView,
+)
+from contracts.inventory import Reservation as ReservationView
+from workers.inventory.model import (
+    Movement,
+    Reservation,
+    Stock,
+    StockError,
+    crossed_low,
+    may_change_stock,
+    may_reserve,
+    merge_lines,
+    shortfalls,
+    stock_change,
+)
+from workers.inventory.repository import InventoryRepository
+from workers.runtime.errors import DomainError, not_found
+from workers.runtime.service import HandlerContext, WorkerService
+
+log = logging.getLogger("agora.inventory")
+
+# Reservations released per sweeper transaction.
+SWEEP_BATCH = 100
+
+
+# --- the catalog's events ----------------------------------------------------------------
+
+
+async def on_product_created(event: ProductCreated, ctx: HandlerContext) -> None:
+    repo = InventoryRepository(ctx.session)
+    now = datetime.now(UTC)
+    record = Stock(event.product_id, event.seller_id, 0, 0, 0, now, now)
+    if not await repo.add_stock(record):
+        return  # a repeat, or the product was deleted before this event arrived
+    initial = min(max(event.initial_stock, 0), MAX_STOCK)
+    await _move(ctx, repo, {record.product_id: record}, [Movement(record.product_id, "created", initial, 0)], now)
+
+
+async def on_product_deleted(event: ProductDeleted, ctx: HandlerContext) -> None:
+    """Stop selling: no more reservations or stock changes, and reads answer 404.
+
+    Reservations already made can still be committed or released, so orders in flight
+    end normally. The numbers stay, for the ledger. A delete that overtakes its
+    product's creation leaves a discontinued row, which the creation then finds.
+    """
+    repo = InventoryRepository(ctx.session)
+    now = datetime.now(UTC)
+    if not await repo.discontinue(event.product_id, now):
+        await repo.add_stock(Stock(event.product_id, event.seller_id, 0, 0, 0, now, now, discontinued_at=now))
+
+
+# --- stock -------------------------------------------------------------------------------
+
+
+async def get_stock(query: GetStock, ctx: HandlerContext) -> StockView:
+    record = await InventoryRepository(ctx.session).get(query.product_id)
+    if record is None or record.discontinued_at is not None:
+        raise not_found("product")
+    return record.view(ctx.actor)
+
+
+async def set_stock(cmd: SetStock, ctx: HandlerContext) -> StockView:
+    actor = ctx.require_actor()
+    repo = InventoryRepository(ctx.session)
+    record = (await repo.for_update([cmd.product_id])).get(cmd.product_id)
+    if record is None or record.discontinued_at is not None:
+        raise not_found("product")
+    if not may_change_stock(record, actor):
+        raise DomainError("forbidden", "only the product's seller or an admin may change its stock")
+    try:
+        movement, threshold = stock_change(record, cmd)
+    except StockError as exc:
+        raise DomainError("conflict", str(exc)) from None
+    now = datetime.now(UTC)
+    after = record
+    if movement is not None:
+        moved = await _move(ctx, repo, {record.product_id: record}, [movement], now, report_low=False)
+        after = moved[record.product_id]
+    if threshold != record.low_stock_threshold:
+        await repo.set_threshold(record.product_id, threshold, now)
+        after = replace(after, low_stock_threshold=threshold, updated_at=now)
+    # Crossed by the change of stock or by the new threshold: reported once either way.
+    if crossed_low(record, after):
+        await _low_stock(ctx, after, now)
+    return after.view(actor)
+
+
+# --- reservations (the order saga) --------------------------------------------------------
+
+
+def _saga_actor(ctx: HandlerContext) -> None:
+    if not may_reserve(ctx.require_actor()):
+        raise DomainError("forbidden", "reservations are made by Agora's services (or an admin)")
+
+
+async def reserve_stock(cmd: ReserveStock, ctx: HandlerContext) -> ReservationView:
+    _saga_actor(ctx)
+    repo = InventoryRepository(ctx.session)
+    now = datetime.now(UTC)
+    lines = merge_lines(cmd.lines)
+    # The order's row first (lock order: reservation, then stock): a concurrent
+    # command for the same order waits here and then answers what this one decided.
+    placeholder = Reservation(cmd.order_id, "failed", lines, (), None, now, now)
+    if not await repo.claim_reservation(placeholder):
+        existing = await repo.reservation_for_update(cmd.order_id)
+        assert existing is not None  # rows are never deleted
+        return await _answer(ctx, existing)
+    stocks = await repo.for_update(line.product_id for line in lines)
+    reservation = Reservation.decide(cmd.order_id, lines, stocks, ttl_seconds=cmd.ttl_seconds, now=now)
+    await repo.save_reservation(reservation)
+    if reservation.status == "reserved":
+        await _move(ctx, repo, stocks, reservation.movements("reserve"), now)
+    else:
+        log.info("reservation failed", extra={"order_id": str(cmd.order_id), "failed": len(reservation.failed)})
+    return await _answer(ctx, reservation)
+
+
+async def release_stock(cmd: ReleaseStock, ctx: HandlerContext) -> ReservationView:
+    _saga_actor(ctx)
+    repo = InventoryRepository(ctx.session)
+    now = datetime.now(UTC)
+    existing = await repo.reservation_for_update(cmd.order_id)
+    if existing is None:
+        barred = Reservation.barred(cmd.order_id, now)
+        if await repo.claim_reservation(barred):
+            return await _answer(ctx, barred)
+        existing = await repo.reservation_for_update(cmd.order_id)  # a reserve committed meanwhile
+        assert existing is not None
+    released = existing.release(now)
+    if released is None:  # already released or expired (a no-op), or failed or committed (refused)
+        return await _answer(ctx, existing)
+    stocks = await repo.for_update(line.product_id for line in existing.lines)
+    await _move(ctx, repo, stocks, existing.movements("release", cmd.reason), now)
+    await repo.save_reservation(released)
+    return await _answer(ctx, released)
+
+
+async def commit_stock(cmd: CommitStock, ctx: HandlerContext) -> ReservationView:
+    _saga_actor(ctx)
+    repo = InventoryRepository(ctx.session)
+    now = datetime.now(UTC)
+    existing = await repo.reservation_for_update(cmd.order_id)
+    if existing is None:
+        raise not_found("reservation")
+    try:
+        committed = existing.commit(now)
+    except StockError as exc:
+        raise DomainError("conflict", str(exc)) from None
+    if committed is None:
+        return await _answer(ctx, existing)
+    stocks = await repo.for_update(line.product_id for line in existing.lines)
+    if existing.status == "expired" and shortfalls(existing.lines, stocks):
+        log.error("expired reservation not committed: its stock is gone", extra={"order_id": str(cmd.order_id)})
+        raise DomainError("conflict", "the reservation expired and its stock has been sold since")
+    await _move(ctx, repo, stocks, existing.movements("commit"), now)
+    await repo.save_reservation(committed)
+    return await _answer(ctx, committed)
+
+
+async def sweep_expired(service: WorkerService) -> None:
+    """Release reservations past their TTL. Safe in every replica at once: each batch is
+    claimed with SKIP LOCKED, so replicas share the work and never wait on each other."""
+    while await _sweep_batch(service) == SWEEP_BATCH:
+        pass
+
+
+async def _sweep_batch(service: WorkerService) -> int:
+    async with service.sessions.begin() as session:
+        ctx = HandlerContext(session=session, envelope=Envelope.new(), actor=None, service=service)
+        repo = InventoryRepository(session)
+        now = datetime.now(UTC)
+        expired = await repo.expired_for_update(now, SWEEP_BATCH)
+        if not expired:
+            return 0
+        # Every batch's stock rows in one sorted lock, like any other transaction.
+        stocks = await repo.for_update(line.product_id for r in expired for line in r.lines)
+        movements = [m for r in expired for m in r.movements("expire", "reservation expired")]
+        await _move(ctx, repo, stocks, movements, now)
+        for reservation in expired:
+            released = reservation.release(now, expired=True)
+            assert released is not None
+            await repo.save_reservation(released)
+            await _answer(ctx, released)
+        log.info("expired reservations released", extra={"count": len(expired)})
+        return len(expired)
+
+
+# --- saving and emitting -----------------------------------------------------------------
+
+
+async def _answer(ctx: HandlerContext, reservation: Reservation) -> ReservationView:
+    view = reservation.view()
+    await ctx.emit(RESERVATION_EVENTS[reservation.status], view)
+    return view
+
+
+async def _move(
+    ctx: HandlerContext,
+    repo: InventoryRepository,
+    stocks: Mapping[UUID, Stock],
+    movements: Sequence[Movement],
+    now: datetime,
+    *,
+    report_low: bool = True,
+) -> dict[UUID, Stock]:
+    """Apply movements to locked stock rows, record them, and say what changed."""
+    after = dict(stocks)
+    for movement in movements:
+        after[movement.product_id] = after[movement.product_id].apply(movement, now)
+        await repo.apply(movement, now, actor=ctx.actor, correlation_id=ctx.envelope.correlation_id)
+    kinds = {m.product_id: m.kind for m in movements}
+    for product_id in sorted(kinds):
+        record = after[product_id]
+        await ctx.emit(
+            STOCK_CHANGED,
+            StockChanged(
+                product_id=product_id,
+                available=record.available,
+                reserved=record.reserved,
+                reason=kinds[product_id],
+                updated_at=now,
+            ),
+        )
+        if report_low and crossed_low(stocks[product_id], record):
+            await _low_stock(ctx, record, now)
+    return after
+
+
+async def _low_stock(ctx: HandlerContext, record: Stock, now: datetime) -> None:
+    await ctx.emit(
+        LOW_STOCK,
+        LowStock(
+            product_id=record.product_id,
+            seller_id=record.seller_id,
+            available=record.available,
+            threshold=record.low_stock_threshold,
+            at=now,
+        ),
+    )

@@ -1,0 +1,227 @@
+"""The inventory domain: pure rules, no I/O.
+
+A `Stock` changes only through a `Movement`, which is also the ledger row that records
+it; a `Reservation` is one order's claim on stock and what each command does to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Literal
+from uuid import UUID
+
+from agora.tokens import Actor
+from contracts.inventory import (
+    DEFAULT_RESERVATION_TTL_SECONDS,
+    FailedLine,
+    ReservationLine,
+    ReservationStatus,
+    SetStock,
+    StockView,
+)
+from contracts.inventory import Reservation as ReservationView
+
+MovementKind = Literal["created", "set", "adjust", "reserve", "release", "expire", "commit"]
+
+
+# Per unit of a line: (change of available, change of reserved).
+_DELTAS: dict[str, tuple[int, int]] = {
+    "reserve": (-1, 1),
+    "release": (1, -1),
+    "expire": (1, -1),
+    "commit": (0, -1),
+}
+
+
+class StockError(Exception):
+    """A change the rules refuse (the handler turns it into a domain error)."""
+
+
+@dataclass(frozen=True)
+class Movement:
+    """One change of one stock row: applied as a conditional update, kept in the ledger."""
+
+    product_id: UUID
+    kind: MovementKind
+    delta_available: int
+    delta_reserved: int
+    reason: str | None = None
+    reference: UUID | None = None
+
+
+@dataclass(frozen=True)
+class Stock:
+    product_id: UUID
+    seller_id: UUID
+    available: int
+    reserved: int
+    low_stock_threshold: int
+    created_at: datetime
+    updated_at: datetime
+    discontinued_at: datetime | None = None
+
+    @property
+    def low(self) -> bool:
+        return self.available <= self.low_stock_threshold
+
+    def visible_in_full_to(self, actor: Actor | None) -> bool:
+        return actor is not None and (actor.role == "admin" or actor.user_id == self.seller_id)
+
+    def view(self, actor: Actor | None) -> StockView:
+        full = self.visible_in_full_to(actor)
+        return StockView(
+            product_id=self.product_id,
+            stock=self.available,
+            updated_at=self.updated_at,
+            reserved=self.reserved if full else None,
+            low_stock_threshold=self.low_stock_threshold if full else None,
+        )
+
+    def apply(self, movement: Movement, now: datetime) -> Stock:
+        available = self.available + movement.delta_available
+        reserved = self.reserved + movement.delta_reserved
+        if available < 0 or reserved < 0:
+            # The caller decided wrongly; the database's CHECK would refuse it anyway.
+            raise StockError(f"stock of {self.product_id} would go negative")
+        return replace(self, available=available, reserved=reserved, updated_at=now)
+
+
+def may_change_stock(stock: Stock, actor: Actor) -> bool:
+    """The product's seller or an admin. Anyone may see stock, so others get 403, not 404."""
+    return actor.role == "admin" or (actor.role == "seller" and actor.user_id == stock.seller_id)
+
+
+def may_reserve(actor: Actor) -> bool:
+    """Reservations are the order saga's: another Agora service, or an admin by hand."""
+    return actor.role in ("service", "admin")
+
+
+def stock_change(stock: Stock, cmd: SetStock) -> tuple[Movement | None, int]:
+    """The movement a `PUT /api/inventory/{id}` makes, and the threshold after it."""
+    threshold = cmd.low_stock_threshold if cmd.low_stock_threshold is not None else stock.low_stock_threshold
+    if cmd.stock is not None:
+        delta = cmd.stock - stock.available
+        movement = Movement(stock.product_id, "set", delta, 0, cmd.reason) if delta else None
+        return movement, threshold
+    if cmd.delta is not None:
+        if stock.available + cmd.delta < 0:
+            raise StockError(f"only {stock.available} in stock: cannot take {-cmd.delta}")
+        return Movement(stock.product_id, "adjust", cmd.delta, 0, cmd.reason), threshold
+    return None, threshold
+
+
+def crossed_low(before: Stock, after: Stock) -> bool:
+    """From above the threshold to at or below it (by a sale, an adjustment or a new threshold)."""
+    return not before.low and after.low
+
+
+# --- reservations -----------------------------------------------------------------------
+
+
+def merge_lines(lines: Iterable[ReservationLine]) -> tuple[ReservationLine, ...]:
+    """One line per product, in product-id order: the order stock rows are locked in."""
+    quantities: dict[UUID, int] = {}
+    for line in lines:
+        quantities[line.product_id] = quantities.get(line.product_id, 0) + line.quantity
+    return tuple(ReservationLine(product_id=p, quantity=q) for p, q in sorted(quantities.items()))
+
+
+def shortfalls(lines: Iterable[ReservationLine], stocks: Mapping[UUID, Stock]) -> tuple[FailedLine, ...]:
+    """Every line that cannot be reserved now; none means all of them can."""
+    failed: list[FailedLine] = []
+    for line in lines:
+        stock = stocks.get(line.product_id)
+        if stock is None or stock.discontinued_at is not None:
+            failed.append(
+                FailedLine(product_id=line.product_id, requested=line.quantity, available=0, reason="unavailable")
+            )
+        elif stock.available < line.quantity:
+            failed.append(
+                FailedLine(
+                    product_id=line.product_id,
+                    requested=line.quantity,
+                    available=stock.available,
+                    reason="out_of_stock",
+                )
+            )
+    return tuple(failed)
+
+
+@dataclass(frozen=True)
+class Reservation:
+    order_id: UUID
+    status: ReservationStatus
+    lines: tuple[ReservationLine, ...]
+    failed: tuple[FailedLine, ...]
+    expires_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def decide(
+        cls,
+        order_id: UUID,
+        lines: tuple[ReservationLine, ...],
+        stocks: Mapping[UUID, Stock],
+        *,
+        ttl_seconds: int | None,
+        now: datetime,
+    ) -> Reservation:
+        """All lines or none: `reserved` until the TTL, or `failed` with every short line."""
+        failed = shortfalls(lines, stocks)
+        if failed:
+            return cls(order_id, "failed", lines, failed, None, now, now)
+        ttl = timedelta(seconds=ttl_seconds or DEFAULT_RESERVATION_TTL_SECONDS)
+        return cls(order_id, "reserved", lines, (), now + ttl, now, now)
+
+    @classmethod
+    def barred(cls, order_id: UUID, now: datetime) -> Reservation:
+        """A release that came before any reserve (the saga gave up first): a late
+        reserve for the order then finds it released and takes nothing."""
+        return cls(order_id, "released", (), (), None, now, now)
+
+    def movements(self, kind: MovementKind, reason: str | None = None) -> tuple[Movement, ...]:
+        """What `kind` does to each line's stock (called on the reservation before the change)."""
+        to_available, to_reserved = _DELTAS[kind]
+        if kind == "commit" and self.status == "expired":
+            # Its stock went back at expiry: what is sold now comes out of `available`.
+            to_available, to_reserved = -1, 0
+        return tuple(
+            Movement(
+                line.product_id,
+                kind,
+                to_available * line.quantity,
+                to_reserved * line.quantity,
+                reason,
+                self.order_id,
+            )
+            for line in self.lines
+        )
+
+    def release(self, now: datetime, *, expired: bool = False) -> Reservation | None:
+        """The reservation after a release (or expiry), or None if it changes nothing."""
+        if self.status != "reserved":
+            return None  # released, expired, failed or committed already: a no-op
+        return replace(self, status="expired" if expired else "released", expires_at=None, updated_at=now)
+
+    def commit(self, now: datetime) -> Reservation | None:
+        """The reservation after a commit, or None if it is already committed."""
+        if self.status == "committed":
+            return None
+        if self.status in ("failed", "released"):
+            raise StockError(f"the reservation of order {self.order_id} is {self.status}: nothing to commit")
+        # reserved, or expired: an expired reservation is committed if its stock can
+        # still be taken (the handler checks that, all lines or none).
+        return replace(self, status="committed", expires_at=None, updated_at=now)
+
+    def view(self) -> ReservationView:
+        return ReservationView(
+            order_id=self.order_id,
+            status=self.status,
+            lines=self.lines,
+            failed=self.failed,
+            expires_at=self.expires_at,
+            updated_at=self.updated_at,
+        )
