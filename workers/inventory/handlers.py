@@ -136,7 +136,11 @@ async def reserve_stock(cmd: ReserveStock, ctx: HandlerContext) -> ReservationVi
         existing = await repo.reservation_for_update(cmd.order_id)
         assert existing is not None  # rows are never deleted
         return await _answer(ctx, existing)
-    stocks = await repo.for_update(line.product_id for line in lines)
+    # Sold out already: refuse without queueing for the row locks (a flash sale's many
+    # late buyers would otherwise serialize behind each other). Only a lock can say yes.
+    stocks = await repo.many(line.product_id for line in lines)
+    if not shortfalls(lines, stocks):
+        stocks = await repo.for_update(line.product_id for line in lines)
     reservation = Reservation.decide(cmd.order_id, lines, stocks, ttl_seconds=cmd.ttl_seconds, now=now)
     await repo.save_reservation(reservation)
     if reservation.status == "reserved":

@@ -50,6 +50,11 @@ class InventoryRepository:
         row = (await self._session.execute(select(stock).where(stock.c.product_id == product_id))).first()
         return _stock(row) if row else None
 
+    async def many(self, product_ids: Iterable[UUID]) -> dict[UUID, Stock]:
+        """The stock rows as last committed, without locking them."""
+        rows = await self._session.execute(select(stock).where(stock.c.product_id.in_(set(product_ids))))
+        return {row.product_id: _stock(row) for row in rows}
+
     async def for_update(self, product_ids: Iterable[UUID]) -> dict[UUID, Stock]:
         """Lock the stock rows, in product-id order (the lock order of every transaction)."""
         ids = sorted(set(product_ids))
