@@ -125,6 +125,9 @@ def main() -> None:
         port=settings.http_port,
         shutdown_timeout=settings.graceful_timeout_seconds,
         access_log=None,  # our middleware writes one JSON line per request instead
+        # aiohttp refuses request lines over 8 KiB with a bare 400; a long search string
+        # should reach validation and get a 422 that says which field is too long.
+        max_line_size=32 * 1024,
         print=log.info,
     )
 

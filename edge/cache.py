@@ -8,8 +8,8 @@ Correctness before speed:
   one. A load that started before the bump and finishes after it writes under the old
   generation, where nobody looks any more, so a stale answer can never be cached after
   the invalidation that should have removed it (the race a plain DEL has).
-- **Events say what changed.** The edge listens to `catalog.*` and
-  `inventory.stock_changed` events on its own exclusive queue and bumps exactly the
+- **Events say what changed.** The edge listens to the catalog's product and category
+  events and `inventory.stock_changed` on its own exclusive queue and bumps exactly the
   generations they name; a TTL bounds anything an event could not reach (an edge that
   was down while it was published).
 - **One load per key at a time.** Concurrent misses for one key wait for a single
@@ -38,7 +38,7 @@ from prometheus_client import Counter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from contracts.catalog import PRODUCT_CREATED, PRODUCT_DELETED, PRODUCT_UPDATED
+from contracts.catalog import CATEGORY_CHANGED, PRODUCT_CREATED, PRODUCT_DELETED, PRODUCT_UPDATED
 from contracts.inventory import STOCK_CHANGED
 from contracts.topology import EVENTS_EXCHANGE
 
@@ -55,7 +55,7 @@ _LISTINGS_GENERATION = _PREFIX + "gen:listings"
 _LOCK_SECONDS = 5
 _WAIT_FOR_OTHER_SECONDS = 2.0
 # The events that change what a product page or a listing shows.
-INVALIDATING_EVENTS = (PRODUCT_CREATED, PRODUCT_UPDATED, PRODUCT_DELETED, STOCK_CHANGED)
+INVALIDATING_EVENTS = (PRODUCT_CREATED, PRODUCT_UPDATED, PRODUCT_DELETED, STOCK_CHANGED, CATEGORY_CHANGED)
 
 Load = Callable[[], Awaitable[Any]]
 
@@ -193,11 +193,13 @@ class Invalidator:
     async def _on_event(self, message: AbstractIncomingMessage) -> None:
         async with message.process(requeue=True):
             try:
-                product_id = UUID(json.loads(message.body)["product_id"])
+                body = json.loads(message.body)
+                # A category change names no product: it changes listings only.
+                products = [UUID(body["product_id"])] if "product_id" in body else []
             except (ValueError, KeyError, TypeError):
-                log.warning("cache: an event without a product id", extra={"routing_key": message.routing_key})
+                log.warning("cache: an event it cannot read", extra={"routing_key": message.routing_key})
                 return
-            await self._cache.invalidate([product_id])
+            await self._cache.invalidate(products)
 
 
 CACHE_KEY = web.AppKey("read_cache", ReadCache)

@@ -1,7 +1,8 @@
 """The catalog endpoints: products, search, categories. Each route is one command.
 
 Reads are public and the same for every caller (no token is forwarded), which is
-also what lets the edge cache them under a key without the caller in it.
+also what lets the edge cache product pages and listings (edge/cache.py) under a key
+without the caller in it.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from contracts.catalog import (
     UpdateProduct,
 )
 from edge.auth import require_actor
-from edge.commands import call_service, parse, path_uuid
+from edge.cache import CACHE_KEY
+from edge.commands import call_service, parse, path_uuid, send
 from edge.middleware import json_body
 from edge.openapi import Endpoint
 from edge.problems import HttpProblem
@@ -56,11 +58,17 @@ async def create_product(request: web.Request) -> web.Response:
 
 
 async def get_product(request: web.Request) -> web.Response:
-    return await call_service(request, GET_PRODUCT, GetProduct(product_id=path_uuid(request, "productId")))
+    query = GetProduct(product_id=path_uuid(request, "productId"))
+    page = await request.app[CACHE_KEY].product(query.product_id, lambda: send(request, GET_PRODUCT, query))
+    return web.json_response(page)
 
 
 async def list_products(request: web.Request) -> web.Response:
-    return await call_service(request, SEARCH_PRODUCTS, parse(SearchProducts, dict(request.query)))
+    query = parse(SearchProducts, dict(request.query))
+    listing = await request.app[CACHE_KEY].listing(
+        query.model_dump(mode="json"), lambda: send(request, SEARCH_PRODUCTS, query)
+    )
+    return web.json_response(listing)
 
 
 async def update_product(request: web.Request) -> web.Response:

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import pytest
 from redis.asyncio import Redis
 
 from edge.cache import ReadCache
 from tests import support
+from tests.catalog_support import create_category, create_product, new_tag
+from tests.conftest import bearer, make_seller
 
 
 @pytest.fixture
@@ -88,3 +92,108 @@ async def test_a_failed_load_is_not_cached_and_reaches_every_waiter(cache: ReadC
     results = await asyncio.gather(*(cache.product(product_id, failing) for _ in range(5)), return_exceptions=True)
     assert all(isinstance(r, LookupError) for r in results)
     assert await cache.product(product_id, Loader({"ok": True})) == {"ok": True}
+
+
+# --- through the edge: what a guest sees -------------------------------------------------
+
+
+async def _cache_counts(http: aiohttp.ClientSession, cache: str) -> dict[str, float]:
+    async with http.get("/metrics") as resp:
+        text = await resp.text()
+    counts = {"hit": 0.0, "miss": 0.0, "coalesced": 0.0}
+    for line in text.splitlines():
+        if line.startswith("agora_edge_cache_requests_total{") and f'cache="{cache}"' in line:
+            result = line.split('result="')[1].split('"')[0]
+            counts[result] = float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+async def _wait_for(check: Callable[[], Awaitable[bool]], within: float) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < within:
+        if await check():
+            return time.monotonic() - started
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"not seen within {within} s")
+
+
+@pytest.fixture
+async def seller_product(http: aiohttp.ClientSession, admin: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    seller = await make_seller(http, admin)
+    slug = f"cache-{new_tag()}"
+    await create_category(http, admin, slug)
+    return seller, await create_product(http, seller, slug)
+
+
+async def test_an_update_is_visible_through_the_cache_within_a_second(
+    http: aiohttp.ClientSession, seller_product: tuple[dict[str, Any], dict[str, Any]]
+) -> None:
+    seller, product = seller_product
+    url = f"/api/products/{product['product_id']}"
+    for _ in range(2):  # a miss, then a hit
+        async with http.get(url) as resp:
+            assert (await resp.json())["name"] == product["name"]
+    before = await _cache_counts(http, "product")
+    async with http.get(url) as resp:
+        assert resp.status == 200
+    assert (await _cache_counts(http, "product"))["hit"] == before["hit"] + 1  # it really is cached
+    async with http.put(url, json={"name": "Renamed lamp"}, headers=bearer(seller["access_token"])) as resp:
+        assert resp.status == 200
+
+    async def renamed() -> bool:
+        async with http.get(url) as resp:
+            return bool((await resp.json())["name"] == "Renamed lamp")
+
+    await _wait_for(renamed, within=1.0)
+    async with http.delete(url, headers=bearer(seller["access_token"])) as resp:
+        assert resp.status == 204
+
+    async def gone() -> bool:
+        async with http.get(url) as resp:
+            return resp.status == 404
+
+    await _wait_for(gone, within=1.0)
+
+
+async def test_a_listing_shows_a_new_product_within_a_second(
+    http: aiohttp.ClientSession, seller_product: tuple[dict[str, Any], dict[str, Any]]
+) -> None:
+    seller, product = seller_product
+    params = {"seller_id": seller["user"]["user_id"]}
+    for _ in range(2):
+        async with http.get("/api/products", params=params) as resp:
+            assert [p["product_id"] for p in (await resp.json())["items"]] == [product["product_id"]]
+    second = await create_product(http, seller, product["category"])
+
+    async def listed() -> bool:
+        async with http.get("/api/products", params=params) as resp:
+            return second["product_id"] in [p["product_id"] for p in (await resp.json())["items"]]
+
+    await _wait_for(listed, within=1.0)
+
+
+async def test_concurrent_misses_reach_the_catalog_once(
+    http: aiohttp.ClientSession, seller_product: tuple[dict[str, Any], dict[str, Any]]
+) -> None:
+    _, product = seller_product
+    url = f"/api/products/{product['product_id']}"
+
+    # A new product's own events (created, then its stock record's) invalidate it once
+    # more as they arrive; let them pass so the burst below is about one key.
+    async def stocked() -> bool:
+        async with http.get(f"/api/inventory/{product['product_id']}") as resp:
+            return resp.status == 200
+
+    await _wait_for(stocked, within=5.0)
+    await asyncio.sleep(0.3)
+    before = await _cache_counts(http, "product")
+
+    async def fetch() -> int:
+        async with http.get(url) as resp:
+            await resp.read()
+            return resp.status
+
+    assert await asyncio.gather(*(fetch() for _ in range(40))) == [200] * 40
+    after = await _cache_counts(http, "product")
+    assert after["miss"] - before["miss"] == 1
+    assert after["coalesced"] + after["hit"] - before["coalesced"] - before["hit"] == 39
