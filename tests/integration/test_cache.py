@@ -119,10 +119,30 @@ async def _wait_for(check: Callable[[], Awaitable[bool]], within: float) -> floa
 
 @pytest.fixture
 async def seller_product(http: aiohttp.ClientSession, admin: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A new product whose own events have passed: its creation, then its stock record's
+    first `stock_changed`, each invalidate it once as they arrive."""
     seller = await make_seller(http, admin)
     slug = f"cache-{new_tag()}"
     await create_category(http, admin, slug)
-    return seller, await create_product(http, seller, slug)
+    product = await create_product(http, seller, slug)
+
+    async def stocked() -> bool:
+        async with http.get(f"/api/inventory/{product['product_id']}") as resp:
+            return resp.status == 200
+
+    await _wait_for(stocked, within=5.0)
+    # Then wait until its cache generation has stopped moving (no event still on its way).
+    redis = Redis.from_url(support.test_env()["AGORA_REDIS_URL"], decode_responses=True)
+    try:
+        key, last, stable_since = f"agora:cache:gen:product:{product['product_id']}", None, time.monotonic()
+        while time.monotonic() - stable_since < 0.5:
+            value = await redis.get(key)
+            if value != last:
+                last, stable_since = value, time.monotonic()
+            await asyncio.sleep(0.05)
+    finally:
+        await redis.aclose()
+    return seller, product
 
 
 async def test_an_update_is_visible_through_the_cache_within_a_second(
@@ -177,15 +197,6 @@ async def test_concurrent_misses_reach_the_catalog_once(
 ) -> None:
     _, product = seller_product
     url = f"/api/products/{product['product_id']}"
-
-    # A new product's own events (created, then its stock record's) invalidate it once
-    # more as they arrive; let them pass so the burst below is about one key.
-    async def stocked() -> bool:
-        async with http.get(f"/api/inventory/{product['product_id']}") as resp:
-            return resp.status == 200
-
-    await _wait_for(stocked, within=5.0)
-    await asyncio.sleep(0.3)
     before = await _cache_counts(http, "product")
 
     async def fetch() -> int:
