@@ -25,7 +25,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-SERVICES = ("users", "catalog", "inventory")
+SERVICES = ("users", "catalog", "inventory", "orders", "payments")
 """Workers that exist today; each has `workers/<name>/app.py`."""
 
 

@@ -297,11 +297,23 @@ reservations = Table(
 # The sweeper looks only at live reservations, oldest deadline first.
 Index("ix_reservations_expiry", reservations.c.expires_at, postgresql_where=reservations.c.status == "reserved")
 
-ALL_METADATA = (users_metadata, catalog_metadata, inventory_metadata)
+# --- orders ----------------------------------------------------------------------------
+
+orders_metadata = MetaData(schema="orders")
+orders_outbox, orders_inbox = messaging_tables(orders_metadata)
+
+# --- payments --------------------------------------------------------------------------
+
+payments_metadata = MetaData(schema="payments")
+payments_outbox, payments_inbox = messaging_tables(payments_metadata)
+
+ALL_METADATA = (users_metadata, catalog_metadata, inventory_metadata, orders_metadata, payments_metadata)
 
 # Outbox and inbox per service schema, for the runtime to look up by service name.
 MESSAGING: dict[str, tuple[Table, Table]] = {
     "users": (users_outbox, users_inbox),
     "catalog": (catalog_outbox, catalog_inbox),
     "inventory": (inventory_outbox, inventory_inbox),
+    "orders": (orders_outbox, orders_inbox),
+    "payments": (payments_outbox, payments_inbox),
 }
