@@ -20,6 +20,7 @@ from pydantic import BaseModel, create_model
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from swagger_ui_bundle import swagger_ui_path
 
+from agora.docs import asyncapi_document
 from contracts.base import Contract
 from contracts.topology import CommandSpec
 from edge.problems import PROBLEM_CONTENT_TYPE, Problem
@@ -27,6 +28,8 @@ from edge.problems import PROBLEM_CONTENT_TYPE, Problem
 log = logging.getLogger("agora.edge")
 
 OPENAPI_PATH = "/api/openapi.json"
+# The message API (AsyncAPI 3.0), for partners that talk to the broker directly.
+ASYNCAPI_PATH = "/api/asyncapi"
 DOCS_PATH = "/api/docs"
 DOCS_STATIC = "/api/docs/static"
 API_TITLE = "Agora API"
@@ -401,6 +404,12 @@ def setup_docs(app: web.Application, endpoints: Sequence[Endpoint], redirects: S
         return web.Response(text=_DOCS_INIT_JS, content_type="text/javascript")
 
     app.router.add_get(OPENAPI_PATH, openapi_json, name="openapi")
+    messages = asyncapi_document()
+
+    async def asyncapi_json(request: web.Request) -> web.Response:
+        return web.json_response(messages)
+
+    app.router.add_get(ASYNCAPI_PATH, asyncapi_json, name="asyncapi")
     app.router.add_get(DOCS_PATH, docs_page, name="docs")
     app.router.add_get(f"{DOCS_PATH}/init.js", docs_init, name="docs_init")
     app.router.add_static(DOCS_STATIC, swagger_ui_path, name="docs_static")
