@@ -247,6 +247,8 @@ class ProductUpdated(Contract):
     # The price after the change (present whatever changed), for services that quote it.
     price_minor: int | None = None
     currency: str | None = None
+    # The name after the change (present whatever changed), for services that show it.
+    name: str | None = None
 
 
 class ProductDeleted(Contract):

@@ -131,6 +131,7 @@ class CatalogHandlers:
                     updated_at=updated.updated_at,
                     price_minor=updated.price_minor,
                     currency=updated.currency,
+                    name=updated.name,
                 ),
             )
         return updated.view()

@@ -1,0 +1,100 @@
+"""The catalog's products as the orders service knows them: a read model kept from catalog events.
+
+Carts show names and current prices from it, and orders are priced from it, without
+reading the catalog's schema (architecture §1). Events may arrive out of order and
+more than once: a row keeps the time of the newest event applied (`updated_at`), an
+older event never overwrites it, and a deletion is final (a delete that overtakes its
+product's creation leaves a tombstone that the creation then finds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from uuid import UUID
+
+from sqlalchemy import func, select, true
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts.catalog import ProductCreated, ProductDeleted, ProductUpdated
+from db.tables import order_products
+from workers.runtime.service import HandlerContext
+
+
+@dataclass(frozen=True)
+class ProductSnapshot:
+    product_id: UUID
+    seller_id: UUID
+    name: str
+    price_minor: int
+    currency: str
+    deleted: bool
+
+    @property
+    def on_sale(self) -> bool:
+        # No currency: a placeholder row whose creation event has not arrived yet.
+        return not self.deleted and bool(self.currency)
+
+
+async def product_snapshot(session: AsyncSession, ids: Iterable[UUID]) -> dict[UUID, ProductSnapshot]:
+    """The products named, as last heard from the catalog (deleted ones included, flagged)."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    rows = await session.execute(select(order_products).where(order_products.c.product_id.in_(wanted)))
+    return {
+        row.product_id: ProductSnapshot(
+            row.product_id, row.seller_id, row.name, row.price_minor, row.currency, row.deleted
+        )
+        for row in rows
+    }
+
+
+# --- the catalog's events ------------------------------------------------------------------
+
+
+async def on_product_created(event: ProductCreated, ctx: HandlerContext) -> None:
+    await _upsert(
+        ctx.session,
+        event.product_id,
+        {
+            "seller_id": event.seller_id,
+            "name": event.name,
+            "price_minor": event.price_minor,
+            "currency": event.currency,
+            "updated_at": event.created_at,
+        },
+    )
+
+
+async def on_product_updated(event: ProductUpdated, ctx: HandlerContext) -> None:
+    changes: dict[str, object] = {"seller_id": event.seller_id, "updated_at": event.updated_at}
+    if event.name is not None:
+        changes["name"] = event.name
+    if event.price_minor is not None and event.currency is not None:
+        changes["price_minor"] = event.price_minor
+        changes["currency"] = event.currency
+    await _upsert(ctx.session, event.product_id, changes)
+
+
+async def on_product_deleted(event: ProductDeleted, ctx: HandlerContext) -> None:
+    await _upsert(ctx.session, event.product_id, {"seller_id": event.seller_id, "deleted": True}, final=True)
+
+
+async def _upsert(session: AsyncSession, product_id: UUID, changes: dict[str, object], *, final: bool = False) -> None:
+    """Apply what an event says, unless a newer event was applied already.
+
+    A row first made by an update or a delete (its creation still on the way) gets
+    placeholders for what that event did not carry; the creation fills them in.
+    """
+    placeholders: dict[str, object] = {"name": "", "price_minor": 0, "currency": "", "updated_at": func.now()}
+    statement = insert(order_products).values(product_id=product_id, **{**placeholders, **changes})
+    newer = true() if final else order_products.c.updated_at <= statement.excluded.updated_at
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[order_products.c.product_id],
+            set_={name: statement.excluded[name] for name in changes},
+            where=newer,
+        )
+    )
