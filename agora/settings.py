@@ -151,6 +151,19 @@ class Settings(BaseSettings):
     # to stop a worker between its commit and its publish.
     outbox_relay: bool = True
     log_level: str = "INFO"
+    # The order saga (workers/orders/saga.py): how long it waits for a reservation
+    # (resent up to 5 times), for an authorization (then it voids and cancels), and
+    # between resends of commit, capture, release, void and refund; how often each
+    # orders replica's sweeper looks for sagas past their deadline.
+    saga_reserve_deadline_seconds: float = Field(default=30.0, gt=0)
+    saga_payment_deadline_seconds: float = Field(default=60.0, gt=0)
+    saga_retry_seconds: float = Field(default=5.0, gt=0)
+    saga_sweep_seconds: float = Field(default=1.0, gt=0)
+    # The payment service provider the payments worker calls (the sandbox,
+    # agora/payment_sandbox.py, in development and tests), and how long it waits for
+    # one answer before it reports the authorization as failed (outcome unknown).
+    payment_api_url: str = "http://127.0.0.1:1090"
+    payment_api_timeout_seconds: float = Field(default=10.0, gt=0)
 
 
     @model_validator(mode="after")

@@ -1,6 +1,6 @@
 """Every command and event of every service, for documents and checks."""
 
-from contracts import catalog, inventory, oidc, partners, payments, users
+from contracts import carts, catalog, inventory, oidc, orders, partners, payments, users
 from contracts.topology import CommandSpec, EventSpec
 
 COMMANDS: tuple[CommandSpec, ...] = (
@@ -10,5 +10,14 @@ COMMANDS: tuple[CommandSpec, ...] = (
     *catalog.COMMANDS,
     *inventory.COMMANDS,
     *payments.COMMANDS,
+    *orders.COMMANDS,
+    *carts.COMMANDS,
 )
-EVENTS: tuple[EventSpec, ...] = (*users.EVENTS, *oidc.EVENTS, *catalog.EVENTS, *inventory.EVENTS, *payments.EVENTS)
+EVENTS: tuple[EventSpec, ...] = (
+    *users.EVENTS,
+    *oidc.EVENTS,
+    *catalog.EVENTS,
+    *inventory.EVENTS,
+    *payments.EVENTS,
+    *orders.EVENTS,
+)

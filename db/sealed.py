@@ -15,7 +15,7 @@ from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agora.crypto import FieldCipher, Sealed
-from db.tables import signing_keys, users
+from db.tables import orders, signing_keys, users
 
 log = logging.getLogger("agora.datakeys")
 
@@ -37,8 +37,11 @@ class SealedColumn:
 USER_PHONE = SealedColumn(users, "user_id", "phone_enc", "phone_key_id", "users.phone")
 USER_ADDRESS = SealedColumn(users, "user_id", "address_enc", "address_key_id", "users.address")
 SIGNING_KEY = SealedColumn(signing_keys, "kid", "private_key_enc", "private_key_key_id", "signing_key")
+ORDER_ADDRESS = SealedColumn(
+    orders, "order_id", "shipping_address_enc", "shipping_address_key_id", "orders.shipping_address"
+)
 
-SEALED_COLUMNS = (USER_PHONE, USER_ADDRESS, SIGNING_KEY)
+SEALED_COLUMNS = (USER_PHONE, USER_ADDRESS, SIGNING_KEY, ORDER_ADDRESS)
 
 
 async def reseal_all(engine: AsyncEngine, cipher: FieldCipher) -> dict[str, int]:

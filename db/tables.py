@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     Computed,
@@ -302,10 +303,153 @@ Index("ix_reservations_expiry", reservations.c.expires_at, postgresql_where=rese
 orders_metadata = MetaData(schema="orders")
 orders_outbox, orders_inbox = messaging_tables(orders_metadata)
 
+# One row per order: the order, and the state of its saga (architecture §7), changed
+# only with `UPDATE ... WHERE version = :v` (optimistic locking across replicas).
+orders = Table(
+    "orders",
+    orders_metadata,
+    Column("order_id", UUID(as_uuid=True), primary_key=True),
+    Column("user_id", UUID(as_uuid=True), nullable=False),
+    # Who placed it: the member, or the partner client acting for one.
+    Column("placed_by", UUID(as_uuid=True), nullable=False),
+    # SHA-256 of the request, so a repeat with another body is refused.
+    Column("request_hash", String(64), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("total_minor", BigInteger, nullable=False),
+    Column("shipping_address_enc", Text, nullable=False),
+    Column("shipping_address_key_id", String(32), nullable=False),
+    Column("payment_token", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("cancel_reason", String(32)),
+    Column("step", String(16), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("deadline", DateTime(timezone=True)),
+    Column("reservation", String(16), nullable=False),
+    Column("payment", String(16), nullable=False),
+    Column("authorized_at", DateTime(timezone=True)),
+    Column("voided_at", DateTime(timezone=True)),
+    Column("version", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint(
+        "status IN ('pending', 'confirmed', 'shipped', 'delivered', 'cancelled')", name="ck_orders_status"
+    ),
+    CheckConstraint("total_minor > 0", name="ck_orders_total_positive"),
+    Index("ix_orders_user", "user_id", "created_at", "order_id"),
+)
+# The sweeper looks only at sagas still running, oldest deadline first.
+Index("ix_orders_deadline", orders.c.deadline, postgresql_where=orders.c.step != "done")
+
+# The lines of an order, one per product, with the price it was sold at.
+order_lines = Table(
+    "order_lines",
+    orders_metadata,
+    Column("order_id", UUID(as_uuid=True), ForeignKey("orders.orders.order_id"), primary_key=True),
+    Column("product_id", UUID(as_uuid=True), primary_key=True),
+    Column("seller_id", UUID(as_uuid=True), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("unit_price_minor", BigInteger, nullable=False),
+    CheckConstraint("quantity > 0", name="ck_order_lines_quantity_positive"),
+    Index("ix_order_lines_seller", "seller_id"),
+)
+
+# Every status an order took, in order: `history` in the API and the SSE stream.
+order_history = Table(
+    "order_history",
+    orders_metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("order_id", UUID(as_uuid=True), ForeignKey("orders.orders.order_id"), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_order_history_order", "order_id", "id"),
+)
+
+# carts (migration 0009) ----------------------------------------------------------------
+
+# The catalog's products as the orders service knows them, from catalog events: names
+# and current prices for carts, and for pricing orders. `updated_at` is the event's
+# time; an older event never overwrites a newer one.
+order_products = Table(
+    "products",
+    orders_metadata,
+    Column("product_id", UUID(as_uuid=True), primary_key=True),
+    Column("seller_id", UUID(as_uuid=True), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("price_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("deleted", Boolean, nullable=False, server_default=text("false")),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# A guest cart has no user; a member's has one (at most one per member). Member carts
+# are only ever found by user id, never by cart id.
+carts = Table(
+    "carts",
+    orders_metadata,
+    Column("cart_id", UUID(as_uuid=True), primary_key=True),
+    Column("user_id", UUID(as_uuid=True), unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+# The sweeper looks for guest carts untouched for long.
+Index("ix_carts_guest_updated", carts.c.updated_at, postgresql_where=carts.c.user_id.is_(None))
+
+cart_items = Table(
+    "cart_items",
+    orders_metadata,
+    Column("cart_id", UUID(as_uuid=True), ForeignKey("orders.carts.cart_id", ondelete="CASCADE"), primary_key=True),
+    Column("product_id", UUID(as_uuid=True), primary_key=True),
+    Column("quantity", Integer, nullable=False),
+    Column("added_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("quantity BETWEEN 1 AND 99", name="ck_cart_items_quantity"),
+)
+
+# end of carts ---------------------------------------------------------------------------
+
 # --- payments --------------------------------------------------------------------------
 
 payments_metadata = MetaData(schema="payments")
 payments_outbox, payments_inbox = messaging_tables(payments_metadata)
+
+# One payment per order: where its authorization stands at the provider. No card data:
+# the provider's authorization id is the only reference kept.
+payments = Table(
+    "payments",
+    payments_metadata,
+    Column("order_id", UUID(as_uuid=True), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("authorization_id", String(64)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint(
+        "status IN ('unknown', 'authorized', 'declined', 'captured', 'voided', 'refunded')",
+        name="ck_payments_status",
+    ),
+    CheckConstraint("amount_minor >= 0", name="ck_payments_amount_not_negative"),
+)
+
+# Every payment step handled, append-only: the audit trail of what was asked and answered.
+payment_attempts = Table(
+    "payment_attempts",
+    payments_metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("order_id", UUID(as_uuid=True), nullable=False),
+    # authorize, capture, void, refund
+    Column("step", String(16), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("idempotency_key", String(200), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("reason", Text),
+    # False: answered from the payment as it stood, without calling the provider.
+    Column("called_provider", Boolean, nullable=False),
+    Column("provider_reference", String(64)),
+    Column("correlation_id", String(128)),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_payment_attempts_order", "order_id", "id"),
+)
 
 ALL_METADATA = (users_metadata, catalog_metadata, inventory_metadata, orders_metadata, payments_metadata)
 

@@ -17,6 +17,7 @@ from uuid import uuid4
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from agora.cards import contains_card_number
 from agora.logging import correlation_id_var
 from contracts.errors import FieldError
 from edge import REQUEST_ID_KEY
@@ -111,6 +112,14 @@ async def json_body_middleware(request: web.Request, handler: Handler) -> web.St
                 "the request body is not valid JSON",
                 errors=(FieldError(field="body", message=_json_error(exc)),),
             ) from None
+        # Agora never receives card data (clients send a PSP token): refused before any
+        # handler, log line or command can hold it. The number itself is not echoed.
+        if contains_card_number(request[JSON_BODY_KEY]):
+            raise HttpProblem(
+                "validation_failed",
+                "the request body contains what looks like a card number; pay with a payment token",
+                errors=(FieldError(field="body", message="card numbers are not accepted"),),
+            )
     return await handler(request)
 
 

@@ -24,6 +24,7 @@ class Stack:
     env: dict[str, str]
     edge: support.Process
     workers: dict[str, support.Process]
+    payment_sandbox: support.Process | None = None
 
     @property
     def users(self) -> support.Process:
@@ -68,17 +69,20 @@ def stack() -> Iterator[Stack]:
     support.reset_vhost()
     workers = {name: support.worker(name, env) for name in SERVICES}
     edge = support.edge(env)
+    sandbox = support.payment_sandbox(env)
     try:
+        sandbox.start()
         for worker in workers.values():
             worker.start(wait=False)
         for worker in workers.values():
             worker.wait_ready()
         edge.start()
-        yield Stack(env=env, edge=edge, workers=workers)
+        yield Stack(env=env, edge=edge, workers=workers, payment_sandbox=sandbox)
     finally:
         edge.stop()
         for worker in workers.values():
             worker.stop()
+        sandbox.stop()
 
 
 @pytest.fixture(scope="session")

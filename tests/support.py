@@ -28,6 +28,8 @@ SLOT = int(os.environ.get("AGORA_TEST_SLOT", "0"))
 VHOST = DATABASE = f"agora_test{SLOT or ''}"
 HTTP_PORT = int(os.environ.get("AGORA_TEST_HTTP_PORT", str(18080 + 200 * SLOT)))
 WORKER_PORT_BASE = int(os.environ.get("AGORA_TEST_WORKER_PORT_BASE", str(18100 + 200 * SLOT)))
+# The suite's own sandbox payment provider (in memory: a fresh ledger every run).
+PAYMENT_SANDBOX_PORT = int(os.environ.get("AGORA_TEST_PAYMENT_SANDBOX_PORT", str(18090 + 200 * SLOT)))
 CORS_ORIGIN = "https://shop.example"
 ARTIFACTS = ROOT / "test-artifacts" / (f"slot{SLOT}" if SLOT else "")
 
@@ -58,6 +60,15 @@ def test_env() -> dict[str, str]:
         # suite. tests/integration/test_abuse.py runs an edge with the real limits.
         AGORA_RATE_LIMITS=json.dumps(dict.fromkeys(DEFAULT_LIMITS, "100000/minute")),
         AGORA_CORS_ORIGINS=CORS_ORIGIN,
+        # The order saga on a test's time scale: tok_timeout's authorization outlives it.
+        AGORA_SAGA_RESERVE_DEADLINE_SECONDS="5",
+        AGORA_SAGA_PAYMENT_DEADLINE_SECONDS="6",
+        AGORA_SAGA_RETRY_SECONDS="1",
+        AGORA_SAGA_SWEEP_SECONDS="0.5",
+        AGORA_PAYMENT_API_URL=f"http://127.0.0.1:{PAYMENT_SANDBOX_PORT}",
+        # An unanswered authorization is reported failed after this long (tok_timeout
+        # answers after AGORA_SANDBOX_TIMEOUT_DELAY_SECONDS, 30 s by default).
+        AGORA_PAYMENT_API_TIMEOUT_SECONDS="5",
     )
     return env
 
@@ -168,6 +179,11 @@ def worker(name: str, env: dict[str, str], index: int | None = None) -> Process:
     """A worker pool process; by default on its own port, like `agora worker` (base + position)."""
     port = WORKER_PORT_BASE + (index if index is not None else SERVICES.index(name) + 1)
     return Process(f"worker-{name}", [str(ROOT / ".venv/bin/agora"), "worker", name, "--port", str(port)], port, env)
+
+
+def payment_sandbox(env: dict[str, str]) -> Process:
+    args = [str(ROOT / ".venv/bin/python"), "-m", "agora.payment_sandbox", "--memory"]
+    return Process("payment-sandbox", [*args, "--port", str(PAYMENT_SANDBOX_PORT)], PAYMENT_SANDBOX_PORT, env)
 
 
 def edge(env: dict[str, str]) -> Process:

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from edge.middleware import FORM_ROUTES_KEY
 from edge.openapi import Endpoint, Redirect
-from edge.routes import admin, auth, catalog, inventory, oauth, partners, users
+from edge.routes import admin, auth, cart, catalog, inventory, oauth, orders, partners, users
 
 ENDPOINTS: tuple[Endpoint, ...] = (
     *users.ENDPOINTS,
@@ -20,6 +20,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     *partners.ENDPOINTS,
     *catalog.ENDPOINTS,
     *inventory.ENDPOINTS,
+    *cart.ENDPOINTS,
+    *orders.ENDPOINTS,
 )
 REDIRECTS: tuple[Redirect, ...] = oauth.REDIRECTS
 

@@ -30,6 +30,7 @@ from edge.commands import call_service, parse, path_uuid, send
 from edge.middleware import json_body
 from edge.openapi import Endpoint
 from edge.ratelimit import RATE_LIMITER_KEY
+from edge.routes.cart import merge_guest_cart
 from edge.sessions import CSRF_KEY, set_session_cookies
 
 # Tokens must not linger in browser or proxy caches.
@@ -48,6 +49,7 @@ async def login_user(request: web.Request) -> web.Response:
     result = await send(request, LOGIN_USER, command)
     response = web.json_response(result, headers=NO_STORE)
     set_session_cookies(response, result, request.app[SETTINGS_KEY], request.app[CSRF_KEY])
+    await merge_guest_cart(request, response, result["access_token"])
     return response
 
 

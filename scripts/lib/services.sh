@@ -11,8 +11,9 @@
 #   agora_install_system_packages    apt-get install what is missing
 #   agora_start_rabbitmq / agora_start_postgres / agora_start_redis /
 #   agora_start_smtp_sink            idempotent start + wait for readiness
+#   agora_start_payment_sandbox      the sandbox payment provider (agora/payment_sandbox.py)
 #   agora_rabbitmqctl ARGS...        rabbitmqctl against our node
-#   agora_stop_all                   stop whatever of the four is running
+#   agora_stop_all                   stop whatever of them is running
 #
 # Every function reports failure through its return status rather than
 # relying on `set -e`, because bash suspends errexit inside any function
@@ -60,6 +61,7 @@ agora_load_env() {
     : "${AGORA_REDIS_PORT:=6379}"
     : "${AGORA_SMTP_PORT:=1025}"
     : "${AGORA_SMTP_HTTP_PORT:=1080}"
+    : "${AGORA_PAYMENT_SANDBOX_PORT:=1090}"
     : "${AGORA_HTTP_PORT:=8080}"
     : "${AGORA_WORKER_HTTP_PORT_BASE:=8100}"
 
@@ -67,6 +69,7 @@ agora_load_env() {
     : "${AGORA_DATABASE_URL:=postgresql+asyncpg://agora:agora@$AGORA_HOST:$AGORA_POSTGRES_PORT/agora}"
     : "${AGORA_REDIS_URL:=redis://$AGORA_HOST:$AGORA_REDIS_PORT/0}"
     : "${AGORA_SMTP_HOST:=$AGORA_HOST}"
+    : "${AGORA_PAYMENT_API_URL:=http://$AGORA_HOST:$AGORA_PAYMENT_SANDBOX_PORT}"
 
     # Tool locations and timeouts, so an unusual machine needs no edits here.
     : "${AGORA_PYTHON:=$AGORA_ROOT/.venv/bin/python}"
@@ -85,6 +88,7 @@ agora_load_env() {
         AGORA_REDIS_PORT AGORA_SMTP_PORT AGORA_SMTP_HTTP_PORT \
         AGORA_HTTP_PORT AGORA_WORKER_HTTP_PORT_BASE \
         AGORA_AMQP_URL AGORA_DATABASE_URL AGORA_REDIS_URL AGORA_SMTP_HOST \
+        AGORA_PAYMENT_SANDBOX_PORT AGORA_PAYMENT_API_URL \
         AGORA_PYTHON AGORA_PG_BINDIR AGORA_RABBITMQ_BINDIR \
         AGORA_RABBITMQ_NODENAME AGORA_RABBITMQ_START_TIMEOUT \
         AGORA_START_TIMEOUT
@@ -949,14 +953,78 @@ _agora_stop_smtp_sink() {
 }
 
 # --------------------------------------------------------------------------
+# Sandbox payment provider (agora/payment_sandbox.py)
+# --------------------------------------------------------------------------
+
+_agora_sandbox_dir() { printf '%s\n' "$AGORA_RUN_DIR/payment_sandbox"; }
+
+_agora_sandbox_healthy() {
+    [[ $(_agora_http_status "$AGORA_HOST" "$AGORA_PAYMENT_SANDBOX_PORT" /healthz) == 200 ]]
+}
+
+agora_start_payment_sandbox() {
+    agora_load_env || return 1
+    # $stop: how a failed call stops a server it launched itself (: if none).
+    local dir pid sig stop=:
+    dir=$(_agora_sandbox_dir)
+    sig="host=$AGORA_HOST http=$AGORA_PAYMENT_SANDBOX_PORT"
+    local log=$dir/payment_sandbox.log pidfile=$dir/payment_sandbox.pid
+
+    if pid=$(_agora_live_pid "$pidfile" agora.payment_sandbox); then
+        _agora_check_signature payment-sandbox "$dir" "$(_agora_read_signature "$dir")" "$sig" || return 1
+        if _agora_sandbox_healthy; then
+            agora_log "payment sandbox already running (pid $pid)"
+            return 0
+        fi
+    else
+        if [[ ! -x $AGORA_PYTHON ]]; then
+            agora_log "error: $AGORA_PYTHON not found; create the venv first (or set AGORA_PYTHON)"
+            return 1
+        fi
+        _agora_require_free_port "payment sandbox" "$AGORA_PAYMENT_SANDBOX_PORT" AGORA_PAYMENT_SANDBOX_PORT || return 1
+        mkdir -p -- "$dir" || return 1
+        printf '%s\n' "$sig" >"$dir/instance"
+        agora_log "starting payment sandbox on $AGORA_HOST:$AGORA_PAYMENT_SANDBOX_PORT"
+        # As the SMTP sink: from the repo root, detached, $! is python's own pid.
+        pid=$(
+            cd -- "$AGORA_ROOT" || exit 1
+            PYTHONPATH=$AGORA_ROOT${PYTHONPATH:+:$PYTHONPATH} \
+                setsid nohup "$AGORA_PYTHON" -m agora.payment_sandbox </dev/null >>"$log" 2>&1 &
+            echo $!
+        ) || return 1
+        printf '%s\n' "$pid" >"$pidfile"
+        stop=_agora_stop_payment_sandbox
+    fi
+
+    _agora_wait_healthy "payment sandbox" "$AGORA_START_TIMEOUT" _agora_sandbox_healthy \
+        "payment sandbox did not answer GET /healthz within ${AGORA_START_TIMEOUT}s" \
+        --pid "$pid" --stop "$stop" -- "$log" || return 1
+    agora_log "payment sandbox ready: $AGORA_PAYMENT_API_URL (ledger: $AGORA_PAYMENT_API_URL/v1/ledger)"
+}
+
+_agora_stop_payment_sandbox() {
+    local dir pid
+    dir=$(_agora_sandbox_dir)
+    pid=$(_agora_live_pid "$dir/payment_sandbox.pid" agora.payment_sandbox) || {
+        rm -f -- "$dir/payment_sandbox.pid"
+        return 0
+    }
+    agora_log "stopping payment sandbox (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    _agora_wait_pid_gone "$pid" 10
+    rm -f -- "$dir/payment_sandbox.pid"
+}
+
+# --------------------------------------------------------------------------
 # Everything
 # --------------------------------------------------------------------------
 
-# Stops all four; each step is a no-op when that service is not running.
+# Stops them all; each step is a no-op when that service is not running.
 # Keeps going past a failure so one stuck service cannot strand the others.
 agora_stop_all() {
     agora_load_env || return 1
     local rc=0
+    _agora_stop_payment_sandbox || rc=1
     _agora_stop_smtp_sink || rc=1
     _agora_stop_redis || rc=1
     _agora_stop_postgres || rc=1

@@ -29,8 +29,10 @@ import pytest
 
 from edge.routes import ENDPOINTS, REDIRECTS
 from tests.bus import stock_target
+from tests.cart_support import cart_target
 from tests.catalog_support import category_target, new_tag, product_target
 from tests.conftest import bearer, login, make_seller, new_user, register
+from tests.orders_support import finished_order_target, order_body, order_target
 
 CALLERS = ("guest", "owner", "other", "seller", "admin")
 Body = Callable[[dict[str, Any]], dict[str, Any] | None]
@@ -164,6 +166,54 @@ MATRIX = (
         target=category_target,
     ),
     Row("DELETE", "/api/categories/{slug}", _statuses(401, 403, 403, 403, 204), target=category_target),
+    # --- cart: "owner" is a member with the product in their cart. Everyone has a cart
+    # of their own (a guest's is made by the first add), so no one reaches another's:
+    # the owner's line is 404 to every other caller.
+    Row("GET", "/api/cart", ALL, target=cart_target),
+    Row(
+        "POST",
+        "/api/cart/items",
+        ALL,
+        body=lambda owner: {"product_id": owner["params"]["productId"], "quantity": 1},
+        target=cart_target,
+    ),
+    Row(
+        "PUT",
+        "/api/cart/items/{productId}",
+        _statuses(404, 200, 404, 404, 404),
+        body=lambda owner: {"quantity": 2},
+        target=cart_target,
+    ),
+    Row("DELETE", "/api/cart/items/{productId}", _statuses(404, 200, 404, 404, 404), target=cart_target),
+    # --- orders: "owner" is the member who placed the order; "seller" is a seller with
+    # no line in it, to whom (as to other members) it does not exist. The event stream
+    # is the owner's alone.
+    Row(
+        "POST",
+        "/api/orders",
+        _statuses(401, 202, 202, 202, 202),
+        body=lambda owner: order_body(owner["product_id"]),
+        target=order_target,
+    ),
+    Row("GET", "/api/orders/{orderId}", OWNER_OR_ADMIN, target=order_target),
+    Row(
+        "PUT",
+        "/api/orders/{orderId}",
+        OWNER_OR_ADMIN,
+        body=lambda owner: {"status": "cancelled"},
+        case="cancel",
+        target=order_target,
+    ),
+    Row(
+        "PUT",
+        "/api/orders/{orderId}",
+        _statuses(401, 403, 404, 404, 409),  # not confirmed yet (or cancelled): nothing to ship
+        body=lambda owner: {"status": "shipped"},
+        case="ship",
+        target=finished_order_target,
+    ),
+    Row("GET", "/api/orders/user/{userId}", OWNER_OR_ADMIN, target=order_target),
+    Row("GET", "/api/orders/{orderId}/events", _statuses(401, 200, 404, 404, 404), target=finished_order_target),
 )
 
 

@@ -12,9 +12,18 @@ from agora.settings import SERVICES, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "compose.yaml").read_text())
-BACKING = {"rabbitmq", "postgres", "redis", "smtp"}
-# Read by the SMTP sink (agora/smtp_sink.py), not by Settings.
-SINK_VARS = {"AGORA_SMTP_HOST", "AGORA_SMTP_PORT", "AGORA_SMTP_HTTP_PORT", "AGORA_RUN_DIR"}
+BACKING = {"rabbitmq", "postgres", "redis", "smtp", "payment-sandbox"}
+# Read by the SMTP sink (agora/smtp_sink.py) and the payment sandbox
+# (agora/payment_sandbox.py), not by Settings.
+SINK_VARS = {
+    "AGORA_SMTP_HOST",
+    "AGORA_SMTP_PORT",
+    "AGORA_SMTP_HTTP_PORT",
+    "AGORA_RUN_DIR",
+    "AGORA_PAYMENT_SANDBOX_HOST",
+    "AGORA_PAYMENT_SANDBOX_PORT",
+    "AGORA_SANDBOX_TIMEOUT_DELAY_SECONDS",
+}
 
 
 def _services() -> dict[str, Any]:
@@ -57,3 +66,10 @@ def test_the_sink_reads_the_variables_compose_sets() -> None:
     source = (ROOT / "agora" / "smtp_sink.py").read_text()
     for var in _services()["smtp"]["environment"]:
         assert var in source
+
+
+def test_the_payment_sandbox_reads_the_variables_compose_sets() -> None:
+    source = (ROOT / "agora" / "payment_sandbox.py").read_text()
+    for var in _services()["payment-sandbox"]["environment"]:
+        assert var in source
+    assert _services()["payments"]["environment"]["AGORA_PAYMENT_API_URL"].startswith("http://payment-sandbox:")

@@ -5,8 +5,38 @@ Run: `agora worker orders [--workers N]` (or `faststream run workers.orders.app:
 
 from __future__ import annotations
 
+from contracts import carts, catalog, inventory, orders, payments
+from workers.orders import cart, handlers, products
 from workers.runtime.service import WorkerService
 
 service = WorkerService("orders")
+
+# carts (and the product read model they and orders are priced from)
+service.event(catalog.PRODUCT_CREATED, products.on_product_created)
+service.event(catalog.PRODUCT_UPDATED, products.on_product_updated)
+service.event(catalog.PRODUCT_DELETED, products.on_product_deleted)
+service.command(carts.GET_CART, cart.get_cart)
+service.command(carts.ADD_CART_ITEM, cart.add_cart_item)
+service.command(carts.SET_CART_ITEM, cart.set_cart_item)
+service.command(carts.REMOVE_CART_ITEM, cart.remove_cart_item)
+service.command(carts.MERGE_CART, cart.merge_cart)
+service.background("guest-cart-sweeper", cart.sweep_guest_carts, every=3600)
+
+# orders and their saga: inventory's and payments' outcome events drive it, the
+# sweeper fires its deadlines
+service.command(orders.PLACE_ORDER, handlers.place_order)
+service.command(orders.GET_ORDER, handlers.get_order)
+service.command(orders.UPDATE_ORDER_STATUS, handlers.update_order_status)
+service.command(orders.LIST_USER_ORDERS, handlers.list_user_orders)
+for reservation_event in (
+    inventory.STOCK_RESERVED,
+    inventory.RESERVATION_FAILED,
+    inventory.STOCK_RELEASED,
+    inventory.RESERVATION_COMMITTED,
+):
+    service.event(reservation_event, handlers.on_reservation)
+for payment_event in payments.EVENTS:
+    service.event(payment_event, handlers.on_payment)
+service.background("saga-sweeper", handlers.sweep_deadlines, every=service.settings.saga_sweep_seconds)
 
 app = service.app

@@ -4,8 +4,9 @@ For every delivery it reads the envelope, validates the body against the contrac
 verifies the actor, runs the handler in one transaction with the inbox claim and any
 outbox rows, replies if asked, and then acks. What it does on failure:
 
-- bad input (no message id, unparseable or invalid body, missing or forged actor, a
-  partner token whose scopes do not allow this command): reply with an error if a
+- bad input (no message id, unparseable or invalid body, a card number anywhere in
+  the body, missing or forged actor, a partner token whose scopes do not allow this
+  command): reply with an error if a
   reply is expected, then reject → `<queue>.dlq` at once;
 - a `DomainError`: the handler's writes are rolled back (the inbox claim stays), the
   error reply is sent, and the message is acked (it was handled);
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -31,6 +33,7 @@ from prometheus_client import REGISTRY, Counter
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from agora.cards import contains_card_number
 from agora.logging import configure_logging, correlation_id_var, message_id_var
 from agora.settings import Settings, get_settings
 from agora.tokens import Actor, InvalidToken, JwksFetcher, TokenVerifier
@@ -364,7 +367,7 @@ class WorkerService:
 
     def _parse(self, spec: CommandSpec, body: bytes) -> Contract:
         try:
-            return spec.payload.model_validate_json(body)
+            payload = spec.payload.model_validate_json(body)
         except ValidationError as exc:
             errors = field_errors(exc)
             detail = (
@@ -375,6 +378,14 @@ class WorkerService:
             raise BadMessage(
                 "invalid_body", ErrorReply(code="validation_failed", detail=detail, errors=errors)
             ) from exc
+        # Agora stores no card data: a body holding a card number is bad input from any
+        # sender (a partner, a forged message), never retried. Valid JSON by now.
+        if contains_card_number(json.loads(body)):
+            raise BadMessage(
+                "card_data",
+                ErrorReply(code="validation_failed", detail="the body contains what looks like a card number"),
+            )
+        return payload
 
     async def _actor(self, spec: CommandSpec, envelope: Envelope) -> Actor | None:
         """The verified actor; None only for a command that needs none and carries none.

@@ -1,0 +1,200 @@
+"""Orders service contracts: placing orders, reading them, moving them along, and their events.
+
+An order is placed once per `order_id`: the edge derives it from the caller and the
+`Idempotency-Key` header, a partner on the broker chooses it. The order saga
+(architecture §7) then drives inventory and payments; the order's `status` tells
+where it stands: pending → confirmed → shipped → delivered, or cancelled (with a
+`cancel_reason`). Prices come from the orders service's own copy of the catalog's
+prices, and each line keeps the price it was sold at.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import Field, StringConstraints
+
+from contracts.base import Contract
+from contracts.inventory import MAX_QUANTITY
+from contracts.payments import PaymentToken
+from contracts.topology import CommandSpec, EventSpec
+from contracts.users import Address
+
+OrderStatus = Literal["pending", "confirmed", "shipped", "delivered", "cancelled"]
+CancelReason = Literal["out_of_stock", "payment_declined", "payment_timeout", "customer_request", "admin"]
+PaymentStatus = Literal["none", "authorized", "captured", "voided", "refunded", "failed"]
+MAX_LINES = 100
+# A request hash: hex SHA-256.
+RequestHash = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
+class OrderItem(Contract):
+    product_id: UUID
+    quantity: int = Field(ge=1, le=MAX_QUANTITY)
+
+
+class PlaceOrderBody(Contract):
+    """`POST /api/orders`: without `items`, the caller's cart is ordered."""
+
+    items: tuple[OrderItem, ...] | None = Field(
+        default=None, min_length=1, max_length=MAX_LINES, description="Absent: the caller's cart"
+    )
+    shipping_address: Address
+    payment_token: PaymentToken = Field(description="A payment provider's token (`tok_visa`), never card data")
+
+
+class PlaceOrder(Contract):
+    """Place an order, once per `order_id`: a repeat with the same body answers the same
+    order, with another body it is refused (`validation_failed`)."""
+
+    order_id: UUID = Field(description="Chosen by the client (partners) or derived from the Idempotency-Key (edge)")
+    items: tuple[OrderItem, ...] = Field(min_length=1, max_length=MAX_LINES)
+    shipping_address: Address
+    payment_token: PaymentToken
+    on_behalf_of: UUID | None = Field(
+        default=None, description="Partners with the `orders:on_behalf` scope: the member the order is for"
+    )
+    request_hash: RequestHash | None = Field(
+        default=None, description="The edge's hash of the HTTP body; otherwise the order's fields are hashed"
+    )
+
+
+class GetOrder(Contract):
+    order_id: UUID
+
+
+class UpdateOrderStatus(Contract):
+    order_id: UUID
+    status: Literal["cancelled", "shipped", "delivered"]
+
+
+class ListUserOrders(Contract):
+    user_id: UUID
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: Annotated[str, StringConstraints(max_length=512)] | None = None
+
+
+class ListUserOrdersQuery(Contract):
+    """The query string of `GET /api/orders/user/{userId}`."""
+
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: Annotated[str, StringConstraints(max_length=512)] | None = None
+
+
+class OrderLine(Contract):
+    product_id: UUID
+    quantity: int
+    price: str = Field(description="The unit price charged, a decimal string in the order's currency")
+
+
+class HistoryEntry(Contract):
+    status: OrderStatus
+    at: datetime
+
+
+class OrderView(Contract):
+    order_id: UUID
+    user_id: UUID
+    status: OrderStatus
+    items: tuple[OrderLine, ...]
+    total_amount: str
+    currency: str
+    shipping_address: Address
+    payment_status: PaymentStatus
+    cancel_reason: CancelReason | None
+    history: tuple[HistoryEntry, ...]
+    created_at: datetime
+    updated_at: datetime
+
+
+class OrderPage(Contract):
+    items: tuple[OrderView, ...]
+    next_cursor: str | None
+
+
+# --- events ------------------------------------------------------------------------------
+
+
+class OrderPlaced(Contract):
+    order_id: UUID
+    user_id: UUID
+    items: tuple[OrderLine, ...]
+    total_minor: int
+    currency: str
+    at: datetime
+
+
+class OrderStatusChanged(Contract):
+    """The body of every later order event: where the order stands now."""
+
+    order_id: UUID
+    user_id: UUID
+    status: OrderStatus
+    payment_status: PaymentStatus
+    cancel_reason: CancelReason | None = None
+    total_minor: int
+    currency: str
+    at: datetime
+
+
+PLACE_ORDER = CommandSpec(
+    "orders",
+    "place_order",
+    1,
+    PlaceOrder,
+    OrderView,
+    requires_actor=True,
+    summary="Place an order (members; partners with `orders:write`). Answered at once with the pending order; "
+    "the outcome follows as `order_confirmed` or `order_cancelled`.",
+)
+GET_ORDER = CommandSpec(
+    "orders",
+    "get_order",
+    1,
+    GetOrder,
+    OrderView,
+    kind="query",
+    requires_actor=True,
+    summary="Read an order: its owner, an admin, a seller of one of its lines, the partner that placed it.",
+)
+UPDATE_ORDER_STATUS = CommandSpec(
+    "orders",
+    "update_order_status",
+    1,
+    UpdateOrderStatus,
+    OrderView,
+    requires_actor=True,
+    summary="Cancel, ship or deliver an order (who may do what: see the HTTP API).",
+)
+LIST_USER_ORDERS = CommandSpec(
+    "orders",
+    "list_user_orders",
+    1,
+    ListUserOrders,
+    OrderPage,
+    kind="query",
+    requires_actor=True,
+    summary="A member's orders, newest first, in keyset pages (the member or an admin).",
+)
+
+ORDER_PLACED = EventSpec("orders", "order_placed", 1, OrderPlaced, summary="An order was placed (pending).")
+ORDER_CONFIRMED = EventSpec(
+    "orders", "order_confirmed", 1, OrderStatusChanged, summary="Stock reserved and payment authorized."
+)
+ORDER_CANCELLED = EventSpec(
+    "orders", "order_cancelled", 1, OrderStatusChanged, summary="An order was cancelled; `cancel_reason` says why."
+)
+ORDER_SHIPPED = EventSpec("orders", "order_shipped", 1, OrderStatusChanged, summary="An order was shipped.")
+ORDER_DELIVERED = EventSpec("orders", "order_delivered", 1, OrderStatusChanged, summary="An order was delivered.")
+
+STATUS_EVENTS: dict[str, EventSpec] = {
+    "confirmed": ORDER_CONFIRMED,
+    "cancelled": ORDER_CANCELLED,
+    "shipped": ORDER_SHIPPED,
+    "delivered": ORDER_DELIVERED,
+}
+
+COMMANDS: tuple[CommandSpec, ...] = (PLACE_ORDER, GET_ORDER, UPDATE_ORDER_STATUS, LIST_USER_ORDERS)
+EVENTS = (ORDER_PLACED, ORDER_CONFIRMED, ORDER_CANCELLED, ORDER_SHIPPED, ORDER_DELIVERED)

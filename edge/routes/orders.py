@@ -1,0 +1,222 @@
+"""The order endpoints: place an order (202: the saga decides), read it, move it along, list, follow.
+
+`POST /api/orders` turns the `Idempotency-Key` header into the order's id (a UUIDv5 of
+the caller and the key) and the body into a hash, so the same key and body find the
+same order and the same key with another body is refused by the orders service.
+Without `items`, the caller's cart is ordered. The event stream polls the order
+through the orders service, which keeps checking who may see it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from contracts.carts import GET_CART, GetCart
+from contracts.errors import FieldError
+from contracts.orders import (
+    GET_ORDER,
+    LIST_USER_ORDERS,
+    PLACE_ORDER,
+    UPDATE_ORDER_STATUS,
+    GetOrder,
+    ListUserOrders,
+    ListUserOrdersQuery,
+    OrderItem,
+    PlaceOrder,
+    PlaceOrderBody,
+    UpdateOrderStatus,
+)
+from edge.auth import require_actor
+from edge.commands import call_service, parse, path_uuid, send
+from edge.middleware import json_body
+from edge.openapi import Endpoint
+from edge.problems import HttpProblem
+
+IDEMPOTENCY_KEY = "Idempotency-Key"
+# Order ids derived from idempotency keys live in their own UUIDv5 namespace.
+_ORDER_KEYS = uuid.UUID("6f1c2b9e-5a34-4c1e-9d2a-0e7b8f3c4d51")
+_MAX_KEY = 200
+# The event stream: how often it looks for news, how long one connection lasts (the
+# client reconnects with Last-Event-ID, and with a fresh token), and a keep-alive.
+SSE_POLL_SECONDS = 1.0
+SSE_MAX_SECONDS = 300.0
+SSE_KEEPALIVE_SECONDS = 15.0
+_FINAL = ("delivered", "cancelled")
+
+
+def _idempotency_key(request: web.Request) -> str | None:
+    key = request.headers.get(IDEMPOTENCY_KEY)
+    if key is None:
+        return None
+    if not key or len(key) > _MAX_KEY or not key.isprintable():
+        raise HttpProblem(
+            "validation_failed",
+            "the Idempotency-Key header must be 1 to 200 printable characters",
+            errors=(FieldError(field=IDEMPOTENCY_KEY, message="must be 1 to 200 printable characters"),),
+        )
+    return key
+
+
+async def place_order(request: web.Request) -> web.Response:
+    actor = await require_actor(request)
+    key = _idempotency_key(request)
+    body = parse(PlaceOrderBody, json_body(request))
+    digest = hashlib.sha256(
+        json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
+    order_id = uuid.uuid5(_ORDER_KEYS, f"{actor.user_id}:{key}") if key is not None else uuid.uuid4()
+    items = body.items if body.items is not None else await _cart_items(request, actor)
+    command = PlaceOrder(
+        order_id=order_id,
+        items=items,
+        shipping_address=body.shipping_address,
+        payment_token=body.payment_token,
+        request_hash=digest,
+    )
+    return await call_service(request, PLACE_ORDER, command, actor=actor, status=202, location="/api/orders/{order_id}")
+
+
+async def _cart_items(request: web.Request, actor: Any) -> tuple[OrderItem, ...]:
+    cart = await send(request, GET_CART, GetCart(), actor=actor)
+    items = tuple(
+        OrderItem(product_id=item["product_id"], quantity=item["quantity"]) for item in (cart or {}).get("items", ())
+    )
+    if not items:
+        raise HttpProblem(
+            "validation_failed",
+            "the cart is empty: add items to it or send `items`",
+            errors=(FieldError(field="items", message="the cart is empty"),),
+        )
+    return items
+
+
+async def get_order(request: web.Request) -> web.Response:
+    actor = await require_actor(request)
+    return await call_service(request, GET_ORDER, GetOrder(order_id=path_uuid(request, "orderId")), actor=actor)
+
+
+async def update_order(request: web.Request) -> web.Response:
+    actor = await require_actor(request)
+    order_id = path_uuid(request, "orderId")
+    command = parse(UpdateOrderStatus, json_body(request), server_fields={"order_id": order_id})
+    return await call_service(request, UPDATE_ORDER_STATUS, command, actor=actor)
+
+
+async def list_user_orders(request: web.Request) -> web.Response:
+    actor = await require_actor(request)
+    user_id = path_uuid(request, "userId")
+    query = parse(ListUserOrdersQuery, dict(request.query))
+    command = ListUserOrders(user_id=user_id, limit=query.limit, cursor=query.cursor)
+    return await call_service(request, LIST_USER_ORDERS, command, actor=actor)
+
+
+async def order_events(request: web.Request) -> web.StreamResponse:
+    """Server-Sent Events: one `status` event per entry of the order's history.
+
+    The first poll happens before the response starts, so a caller who may not see
+    the order gets a 404 problem, not an empty stream. Event ids are history
+    positions: a client that reconnects with `Last-Event-ID` gets only what is new.
+    """
+    actor = await require_actor(request)
+    query = GetOrder(order_id=path_uuid(request, "orderId"))
+    order = await send(request, GET_ORDER, query, actor=actor)
+    if order["user_id"] != str(actor.user_id):
+        raise HttpProblem("not_found", "order not found")  # the stream is the owner's
+    try:
+        sent = int(request.headers.get("Last-Event-ID", "0"))
+    except ValueError:
+        sent = 0
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    )
+    await response.prepare(request)
+    loop = asyncio.get_running_loop()
+    started = last_write = loop.time()
+    while True:
+        history = order["history"]
+        for position in range(max(sent, 0), len(history)):
+            data = json.dumps({"order_id": order["order_id"], **history[position]})
+            await response.write(f"id: {position + 1}\nevent: status\ndata: {data}\n\n".encode())
+            last_write = loop.time()
+        sent = max(sent, len(history))
+        if order["status"] in _FINAL or loop.time() - started > SSE_MAX_SECONDS:
+            break
+        if loop.time() - last_write > SSE_KEEPALIVE_SECONDS:
+            await response.write(b": keep-alive\n\n")
+            last_write = loop.time()
+        await asyncio.sleep(SSE_POLL_SECONDS)
+        try:
+            order = await send(request, GET_ORDER, query, actor=actor)
+        except HttpProblem:
+            break  # the token expired or the service is away: the client reconnects
+    await response.write_eof()
+    return response
+
+
+ENDPOINTS = (
+    Endpoint(
+        "POST",
+        "/api/orders",
+        place_order,
+        PLACE_ORDER,
+        status=202,
+        body=PlaceOrderBody,
+        auth=True,
+        errors=(422,),
+        headers=("Location",),
+        summary="Place an order from `items`, or without them from the caller's cart, with an `Idempotency-Key` "
+        "header: the same key and body answer the same order, the same key with another body is 422. Answered "
+        "at once with the pending order; stock is reserved and payment authorized in the background, and the "
+        "order becomes `confirmed` or `cancelled` (see `cancel_reason`). Prices are today's, kept on each line.",
+    ),
+    Endpoint(
+        "GET",
+        "/api/orders/user/{userId}",
+        list_user_orders,
+        LIST_USER_ORDERS,
+        query=ListUserOrdersQuery,
+        auth=True,
+        errors=(404,),
+        summary="A member's orders, newest first, in keyset pages via `next_cursor` (the member or an admin).",
+    ),
+    Endpoint(
+        "GET",
+        "/api/orders/{orderId}",
+        get_order,
+        GET_ORDER,
+        auth=True,
+        errors=(404,),
+        summary="An order with its lines, payment status and history: its owner, admins, and sellers with a "
+        "line in it; to anyone else 404.",
+    ),
+    Endpoint(
+        "PUT",
+        "/api/orders/{orderId}",
+        update_order,
+        UPDATE_ORDER_STATUS,
+        body=UpdateOrderStatus,
+        body_omits=("order_id",),
+        auth=True,
+        errors=(403, 404, 409),
+        summary="Move an order: the customer cancels before it ships; an admin cancels before it is delivered; "
+        "the seller of every line or an admin marks it `shipped`, then `delivered`. A cancel after the payment "
+        "was captured refunds it. Any other move is 409.",
+    ),
+    Endpoint(
+        "GET",
+        "/api/orders/{orderId}/events",
+        order_events,
+        GET_ORDER,
+        auth=True,
+        errors=(404,),
+        summary="Server-Sent Events (`text/event-stream`) for the order's owner: one `status` event per status "
+        "the order takes (`data`: `{order_id, status, at}`, `id`: its position, for `Last-Event-ID`). The "
+        "stream ends when the order is delivered or cancelled, or after 5 minutes (reconnect).",
+    ),
+)

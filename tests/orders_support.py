@@ -1,0 +1,80 @@
+"""Orders made through the API, for the orders tests and the authorization matrix."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import aio_pika
+import aiohttp
+
+from tests import support
+from tests.bus import list_product
+from tests.conftest import bearer, login, make_seller, register
+
+ADDRESS = {"line1": "1 Main St", "city": "Springfield", "postal_code": "12345", "country": "US"}
+
+
+async def matrix_product(http: aiohttp.ClientSession, admin: dict[str, Any]) -> str:
+    """A product of a new seller with stock, listed the way the catalog's events list it."""
+    seller = await make_seller(http, admin)
+    connection = await aio_pika.connect_robust(support.test_env()["AGORA_AMQP_URL"])
+    try:
+        return await list_product(connection, http, seller["user"]["user_id"], stock=100)
+    finally:
+        await connection.close()
+
+
+def order_body(product_id: str, token: str = "tok_visa") -> dict[str, Any]:
+    return {
+        "items": [{"product_id": product_id, "quantity": 1}],
+        "shipping_address": ADDRESS,
+        "payment_token": token,
+    }
+
+
+async def place_when_priced(
+    http: aiohttp.ClientSession, who: dict[str, Any], product_id: str, token: str = "tok_visa"
+) -> dict[str, Any]:
+    """Place an order, retrying while the orders service has not yet heard of the product (422)."""
+    for _ in range(100):
+        headers = {**bearer(who["access_token"]), "Idempotency-Key": str(uuid.uuid4())}
+        async with http.post("/api/orders", json=order_body(product_id, token), headers=headers) as resp:
+            body: dict[str, Any] = await resp.json()
+            if resp.status == 202:
+                return body
+            assert resp.status == 422, body
+        await asyncio.sleep(0.1)
+    raise AssertionError("the orders service never priced the product")
+
+
+async def _member_with_order(http: aiohttp.ClientSession, admin: dict[str, Any], token: str) -> dict[str, Any]:
+    product_id = await matrix_product(http, admin)
+    user = await register(http)
+    session = await login(http, user["email"], user["password"])
+    order = await place_when_priced(http, session, product_id, token)
+    return {
+        **user,
+        **session,
+        "product_id": product_id,
+        "params": {"orderId": order["order_id"], "userId": user["user_id"]},
+    }
+
+
+async def order_target(http: aiohttp.ClientSession, admin: dict[str, Any]) -> dict[str, Any]:
+    """Authorization-matrix target: a member (the "owner") with an order in progress."""
+    return await _member_with_order(http, admin, "tok_visa")
+
+
+async def finished_order_target(http: aiohttp.ClientSession, admin: dict[str, Any]) -> dict[str, Any]:
+    """A member with an order that has ended (declined, so cancelled): its event stream ends at once."""
+    target = await _member_with_order(http, admin, "tok_chargeDeclined")
+    for _ in range(200):
+        async with http.get(
+            f"/api/orders/{target['params']['orderId']}", headers=bearer(target["access_token"])
+        ) as resp:
+            if (await resp.json())["status"] == "cancelled":
+                return target
+        await asyncio.sleep(0.1)
+    raise AssertionError("the declined order was never cancelled")

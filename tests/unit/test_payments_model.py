@@ -1,0 +1,58 @@
+"""The payments model: which step needs the provider, and what a repeat answers."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from workers.payments.model import Outcome, Payment, ProviderAnswer, may_move_money
+
+NOW = datetime(2026, 11, 25, tzinfo=UTC)
+
+
+def requested() -> Payment:
+    return Payment.requested(uuid.uuid4(), 1999, "EUR", NOW)
+
+
+def test_a_new_or_unanswered_authorization_asks_the_provider_again() -> None:
+    payment = requested()
+    assert payment.authorize_plan() is None
+    unknown, outcome = payment.authorized(None, NOW, None)
+    assert unknown.status == "unknown" and outcome.outcome == "failed"
+    assert unknown.authorize_plan() is None  # same key again: the provider answers the first call
+
+
+def test_a_decided_authorization_is_answered_from_the_row() -> None:
+    authorized, outcome = requested().authorized(ProviderAnswer("auth_1", "authorized"), NOW, None)
+    assert outcome == Outcome("authorized") and authorized.authorization_id == "auth_1"
+    assert authorized.authorize_plan() == Outcome("authorized")
+    declined, _ = requested().authorized(ProviderAnswer("auth_2", "declined"), NOW, None)
+    assert declined.authorize_plan() is not None and declined.authorize_plan().outcome == "declined"  # type: ignore[union-attr]
+
+
+def test_capture_void_refund_follow_the_payment() -> None:
+    authorized, _ = requested().authorized(ProviderAnswer("auth_1", "authorized"), NOW, None)
+    assert authorized.capture_plan() is None and authorized.void_plan() is None
+    assert authorized.refund_plan() is not None and authorized.refund_plan().outcome == "failed"  # type: ignore[union-attr]
+    captured, _ = authorized.captured(NOW)
+    assert captured.capture_plan() == Outcome("captured")
+    assert captured.void_plan() is not None and captured.void_plan().outcome == "failed"  # type: ignore[union-attr]
+    assert captured.refund_plan() is None
+    refunded, _ = captured.refunded(NOW)
+    assert refunded.refund_plan() == Outcome("refunded") and refunded.capture_plan() == Outcome("captured")
+
+
+def test_a_void_is_final() -> None:
+    voided, outcome = Payment.unseen(uuid.uuid4(), NOW).voided(NOW)
+    assert outcome == Outcome("voided") and voided.void_plan() == Outcome("voided")
+    for plan in (voided.authorize_plan(), voided.capture_plan(), voided.refund_plan()):
+        assert plan is not None and plan.outcome == "failed"
+
+
+@pytest.mark.parametrize(
+    ("role", "allowed"), [("service", True), ("admin", True), ("member", False), ("partner", False)]
+)
+def test_only_services_and_admins_move_money(role: str, allowed: bool) -> None:
+    assert may_move_money(role) is allowed

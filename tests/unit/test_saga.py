@@ -1,0 +1,316 @@
+"""The order saga's transition function, alone: examples, then a hypothesis stateful model.
+
+The model runs the saga against simulated inventory and payments services that
+execute its commands in any order, answer with their events, and whose answers the
+test delivers in any order, more than once, late, between timeouts, cancels and
+shipping. The payment provider behaves like one with idempotency keys: a repeated
+step answers its first outcome, and a void that arrives before its authorization
+bars it (the authorization is then refused), as a release bars a late reserve.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from contracts.inventory import COMMIT_STOCK, RELEASE_STOCK, RESERVE_STOCK, ReservationLine
+from contracts.payments import AUTHORIZE_PAYMENT, CAPTURE_PAYMENT, REFUND_PAYMENT, VOID_PAYMENT
+from workers.orders.saga import (
+    Cancel,
+    Deliver,
+    IllegalTransition,
+    Message,
+    PaymentReply,
+    ReservationReply,
+    Saga,
+    SagaConfig,
+    Send,
+    Ship,
+    Timeout,
+    start,
+    transition,
+)
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+CONFIG = SagaConfig(
+    reserve_deadline=timedelta(seconds=10),
+    payment_deadline=timedelta(seconds=30),
+    retry_after=timedelta(seconds=5),
+)
+LINES = (ReservationLine(product_id=uuid.uuid4(), quantity=2),)
+
+
+def new_saga() -> tuple[Saga, tuple[Send, ...]]:
+    return start(uuid.uuid4(), LINES, 3998, "USD", "tok_visa", T0, CONFIG)
+
+
+def keys(sends: tuple[Send, ...]) -> list[str]:
+    return sorted(s.spec.name for s in sends)
+
+
+def paid(step: str, outcome: str, attempt: int = 1, at: datetime = T0) -> PaymentReply:
+    return PaymentReply(step, outcome, attempt, at)  # type: ignore[arg-type]
+
+
+# --- examples ----------------------------------------------------------------------------
+
+
+def test_happy_path_reserves_authorizes_confirms_then_commits_and_captures() -> None:
+    saga, sends = new_saga()
+    assert keys(sends) == ["reserve_stock"]
+    saga, sends = transition(saga, ReservationReply("reserved"), T0, CONFIG)
+    assert keys(sends) == ["authorize_payment"] and saga.status == "pending"
+    assert sends[0].payload.idempotency_key == f"{saga.order_id}:authorize"  # type: ignore[attr-defined]
+    saga, sends = transition(saga, paid("authorize", "authorized"), T0, CONFIG)
+    assert saga.status == "confirmed" and keys(sends) == ["capture_payment", "commit_stock"]
+    saga, sends = transition(saga, ReservationReply("committed"), T0, CONFIG)
+    assert sends == () and saga.step == "completing"
+    saga, sends = transition(saga, paid("capture", "captured"), T0, CONFIG)
+    assert sends == () and saga.step == "done" and saga.payment_status == "captured"
+
+
+def test_out_of_stock_cancels_with_nothing_to_undo() -> None:
+    saga, _ = new_saga()
+    saga, sends = transition(saga, ReservationReply("failed"), T0, CONFIG)
+    assert (saga.status, saga.cancel_reason, sends, saga.terminal) == ("cancelled", "out_of_stock", (), True)
+
+
+def test_decline_releases_the_stock() -> None:
+    saga, _ = new_saga()
+    saga, _ = transition(saga, ReservationReply("reserved"), T0, CONFIG)
+    saga, sends = transition(saga, paid("authorize", "declined"), T0, CONFIG)
+    assert (saga.status, saga.cancel_reason, keys(sends)) == ("cancelled", "payment_declined", ["release_stock"])
+    saga, sends = transition(saga, ReservationReply("released"), T0, CONFIG)
+    assert saga.terminal and sends == () and saga.payment_status == "failed"
+
+
+def test_payment_deadline_voids_and_releases() -> None:
+    saga, _ = new_saga()
+    saga, _ = transition(saga, ReservationReply("reserved"), T0, CONFIG)
+    assert transition(saga, Timeout(), T0 + timedelta(seconds=29), CONFIG) == (saga, ())
+    saga, sends = transition(saga, Timeout(), T0 + timedelta(seconds=31), CONFIG)
+    assert (saga.cancel_reason, keys(sends)) == ("payment_timeout", ["release_stock", "void_payment"])
+
+
+def test_failed_authorizations_are_retried_and_stale_answers_ignored() -> None:
+    saga, _ = new_saga()
+    saga, _ = transition(saga, ReservationReply("reserved"), T0, CONFIG)
+    saga, sends = transition(saga, paid("authorize", "failed", 1), T0, CONFIG)
+    assert keys(sends) == ["authorize_payment"] and saga.attempt == 2
+    assert transition(saga, paid("authorize", "failed", 1), T0, CONFIG) == (saga, ())
+    saga, _ = transition(saga, paid("authorize", "authorized", 2), T0, CONFIG)
+    assert saga.status == "confirmed"
+
+
+def test_an_authorization_later_than_the_void_is_voided_again() -> None:
+    """A provider that does not bar a late authorization: the saga voids it anyway."""
+    saga, _ = new_saga()
+    saga, _ = transition(saga, ReservationReply("reserved"), T0, CONFIG)
+    saga, _ = transition(saga, Timeout(), T0 + timedelta(seconds=31), CONFIG)
+    saga, _ = transition(saga, ReservationReply("released"), T0, CONFIG)
+    saga, _ = transition(saga, paid("void", "voided", saga.attempt, T0 + timedelta(seconds=32)), T0, CONFIG)
+    assert saga.terminal
+    late = paid("authorize", "authorized", 1, T0 + timedelta(seconds=40))
+    saga, sends = transition(saga, late, T0 + timedelta(seconds=40), CONFIG)
+    assert keys(sends) == ["void_payment"] and not saga.terminal
+    saga, _ = transition(saga, paid("void", "voided", saga.attempt, T0 + timedelta(seconds=41)), T0, CONFIG)
+    assert saga.terminal and transition(saga, late, T0, CONFIG) == (saga, ())
+
+
+def test_cancel_after_capture_refunds_and_illegal_moves_raise() -> None:
+    saga, _ = new_saga()
+    for message in (ReservationReply("reserved"), paid("authorize", "authorized"), ReservationReply("committed")):
+        saga, _ = transition(saga, message, T0, CONFIG)
+    saga, _ = transition(saga, paid("capture", "captured"), T0, CONFIG)
+    with pytest.raises(IllegalTransition):
+        transition(saga, Deliver(), T0, CONFIG)
+    saga, _ = transition(saga, Ship(), T0, CONFIG)
+    saga, sends = transition(saga, Cancel("admin"), T0, CONFIG)
+    assert keys(sends) == ["refund_payment"] and saga.status == "cancelled"
+    saga, _ = transition(saga, paid("refund", "refunded", saga.attempt), T0, CONFIG)
+    assert saga.terminal and saga.payment_status == "refunded"
+    with pytest.raises(IllegalTransition):
+        transition(saga, Cancel("admin"), T0, CONFIG)
+
+
+# --- the stateful model ------------------------------------------------------------------
+
+
+@dataclass
+class Provider:
+    """A payment provider with idempotency keys, keyed here by step alone (one order)."""
+
+    state: str = "none"  # none, authorized, declined, voided, captured, refunded
+    authorized_at: datetime | None = None
+    voided_at: datetime | None = None
+    log: list[str] = field(default_factory=list)
+
+
+class SagaMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = T0
+        self.saga, sends = new_saga()
+        self.inflight: list[Send] = list(sends)
+        self.replies: list[Message] = []
+        self.delivered: list[Message] = []
+        self.reservation: str | None = None
+        self.stock_ok = True
+        self.provider = Provider()
+
+    # --- the simulated services -------------------------------------------------------
+
+    def _tick(self) -> datetime:
+        self.now += timedelta(milliseconds=1)
+        return self.now
+
+    def _execute(self, send: Send, outcome: str) -> None:
+        payload = send.payload
+        attempt = int(getattr(payload, "attempt", 0))
+        p = self.provider
+        if send.spec == RESERVE_STOCK:
+            if self.reservation is None:
+                self.reservation = "reserved" if self.stock_ok else "failed"
+            self.replies.append(ReservationReply(self.reservation))  # type: ignore[arg-type]
+        elif send.spec == RELEASE_STOCK:
+            if self.reservation in (None, "reserved"):
+                self.reservation = "released"
+            self.replies.append(ReservationReply(self.reservation))  # type: ignore[arg-type]
+        elif send.spec == COMMIT_STOCK:
+            if self.reservation in ("reserved", "committed"):
+                self.reservation = "committed"
+                self.replies.append(ReservationReply("committed"))
+            # else: refused (conflict), no event
+        elif send.spec == AUTHORIZE_PAYMENT:
+            if p.state == "none":
+                if outcome == "authorized":
+                    p.state, p.authorized_at = "authorized", self._tick()
+                elif outcome == "declined":
+                    p.state = "declined"
+                self.replies.append(paid("authorize", outcome, attempt, p.authorized_at or self._tick()))
+            elif p.authorized_at is not None:
+                self.replies.append(paid("authorize", "authorized", attempt, p.authorized_at))
+            else:  # declined, or barred by a void
+                self.replies.append(paid("authorize", "declined", attempt, self._tick()))
+        elif send.spec == CAPTURE_PAYMENT:
+            if p.state == "authorized":
+                p.state = "captured"
+            ok = p.state in ("captured", "refunded")
+            self.replies.append(paid("capture", "captured" if ok else "failed", attempt, self._tick()))
+        elif send.spec == VOID_PAYMENT:
+            if p.state in ("none", "authorized", "declined"):
+                p.state, p.voided_at = "voided", self._tick()
+            ok = p.state == "voided"
+            self.replies.append(paid("void", "voided" if ok else "failed", attempt, p.voided_at or self._tick()))
+        elif send.spec == REFUND_PAYMENT:
+            if p.state == "captured":
+                p.state = "refunded"
+            ok = p.state == "refunded"
+            self.replies.append(paid("refund", "refunded" if ok else "failed", attempt, self._tick()))
+        p.log.append(send.spec.name)
+
+    def _apply(self, message: Message, *, check_repeat: bool) -> None:
+        before = self.saga
+        try:
+            after, sends = transition(before, message, self.now, CONFIG)
+        except IllegalTransition:
+            assert isinstance(message, Cancel | Ship | Deliver)
+            return
+        if before.terminal:
+            assert sends == () and after == before, f"{message} changed a finished saga"
+        self.saga = after
+        self.inflight.extend(sends)
+        if check_repeat and not isinstance(message, Cancel | Ship | Deliver):
+            # The same message again, at once: a duplicate delivery changes nothing.
+            assert transition(after, message, self.now, CONFIG) == (after, ()), f"repeating {message}"
+
+    # --- rules ------------------------------------------------------------------------
+
+    @rule(stock_ok=st.booleans())
+    def set_stock(self, stock_ok: bool) -> None:
+        self.stock_ok = stock_ok
+
+    @precondition(lambda self: self.inflight)
+    @rule(data=st.data(), outcome=st.sampled_from(["authorized", "declined", "failed"]))
+    def execute(self, data: st.DataObject, outcome: str) -> None:
+        index = data.draw(st.integers(0, len(self.inflight) - 1))
+        self._execute(self.inflight.pop(index), outcome)
+
+    @precondition(lambda self: self.replies)
+    @rule(data=st.data(), keep=st.booleans())
+    def deliver(self, data: st.DataObject, keep: bool) -> None:
+        index = data.draw(st.integers(0, len(self.replies) - 1))
+        message = self.replies[index] if keep else self.replies.pop(index)
+        self.delivered.append(message)
+        self._apply(message, check_repeat=True)
+
+    @precondition(lambda self: self.delivered)
+    @rule(data=st.data())
+    def redeliver_old(self, data: st.DataObject) -> None:
+        self._apply(data.draw(st.sampled_from(self.delivered)), check_repeat=True)
+
+    @rule(seconds=st.integers(0, 40))
+    def time_passes(self, seconds: int) -> None:
+        self.now += timedelta(seconds=seconds)
+        self._apply(Timeout(), check_repeat=True)
+
+    @rule(reason=st.sampled_from(["customer_request", "admin"]))
+    def cancel(self, reason: str) -> None:
+        self._apply(Cancel(reason), check_repeat=False)  # type: ignore[arg-type]
+
+    @rule()
+    def ship(self) -> None:
+        self._apply(Ship(), check_repeat=False)
+
+    @rule()
+    def deliver_goods(self) -> None:
+        self._apply(Deliver(), check_repeat=False)
+
+    @invariant()
+    def statuses_agree(self) -> None:
+        s = self.saga
+        assert (s.status == "pending") == (s.step in ("reserving", "authorizing"))
+        if s.status in ("confirmed", "shipped", "delivered"):
+            assert s.reservation in ("committing", "committed")
+        if s.step == "done":
+            assert s.deadline is None
+        else:
+            assert s.deadline is not None
+
+    def teardown(self) -> None:
+        """Quiescence: a healthy world, every message delivered, the sweeper keeps firing."""
+        for _ in range(500):
+            if self.inflight:
+                self._execute(self.inflight.pop(0), "authorized")
+            elif self.replies:
+                message = self.replies.pop(0)
+                self._apply(message, check_repeat=True)
+            elif self.saga.step != "done":
+                assert self.saga.deadline is not None
+                self.now = max(self.now, self.saga.deadline) + timedelta(seconds=1)
+                self._apply(Timeout(), check_repeat=True)
+            else:
+                break
+        s, p = self.saga, self.provider
+        assert s.step == "done" and not self.inflight and not self.replies, s
+        if s.status == "cancelled":
+            # Nothing held, nothing charged: every reservation ended released (or never was).
+            assert self.reservation in ("released", "failed", "committed"), self.reservation
+            assert p.state in ("none", "declined", "voided", "refunded"), p
+            if self.reservation == "committed":  # cancelled after the point of no return
+                assert p.state == "refunded"
+        else:
+            assert self.reservation == "committed" and p.state == "captured", (s, p)
+        assert p.log.count("authorize_payment") == 0 or self.reservation != "failed"
+
+
+SagaMachine.TestCase.settings = settings(
+    max_examples=300, stateful_step_count=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+TestSagaModel = SagaMachine.TestCase

@@ -1,0 +1,231 @@
+"""Order use cases: load, decide (model.py, saga.py), save, emit and send. One transaction per message.
+
+Every change to a saga goes through `_advance`: the pure transition function decides,
+the row is saved with its version check (another replica that got there first makes
+this one decide again from the new state), and in the same transaction the status
+history, the order events and the commands to inventory and payments go to the outbox.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from uuid import UUID
+
+from agora.crypto import FieldCipher
+from agora.settings import get_settings
+from contracts.envelope import Envelope
+from contracts.errors import FieldError
+from contracts.inventory import Reservation
+from contracts.orders import (
+    ORDER_PLACED,
+    STATUS_EVENTS,
+    GetOrder,
+    ListUserOrders,
+    OrderPage,
+    OrderView,
+    PlaceOrder,
+    UpdateOrderStatus,
+)
+from contracts.payments import PaymentResult
+from workers.orders import model, saga
+from workers.orders.model import Order, OrderRefused
+from workers.orders.products import product_snapshot
+from workers.orders.repository import OrdersRepository
+from workers.runtime.errors import DomainError, not_found
+from workers.runtime.pagination import decode_cursor, encode_cursor
+from workers.runtime.service import HandlerContext, WorkerService
+
+log = logging.getLogger("agora.orders")
+
+# Sagas handled per sweeper transaction.
+SWEEP_BATCH = 100
+# Optimistic-locking retries within one message before it is redelivered.
+SAVE_ATTEMPTS = 5
+
+
+@cache
+def cipher() -> FieldCipher:
+    settings = get_settings()
+    return FieldCipher.from_config(settings.data_keys, settings.data_key_id)
+
+
+@cache
+def saga_config() -> saga.SagaConfig:
+    settings = get_settings()
+    return saga.SagaConfig(
+        reserve_deadline=timedelta(seconds=settings.saga_reserve_deadline_seconds),
+        payment_deadline=timedelta(seconds=settings.saga_payment_deadline_seconds),
+        retry_after=timedelta(seconds=settings.saga_retry_seconds),
+    )
+
+
+def _repo(ctx: HandlerContext) -> OrdersRepository:
+    return OrdersRepository(ctx.session, cipher())
+
+
+def _refused(exc: OrderRefused) -> DomainError:
+    return DomainError(exc.code, exc.detail, exc.errors)
+
+
+# --- placing ----------------------------------------------------------------------------
+
+
+async def place_order(cmd: PlaceOrder, ctx: HandlerContext) -> OrderView:
+    actor = ctx.require_actor()
+    repo = _repo(ctx)
+    try:
+        user_id = model.customer(cmd, actor)
+    except OrderRefused as exc:
+        raise _refused(exc) from None
+    digest = model.request_hash(cmd)
+    existing = await repo.get(cmd.order_id)
+    if existing is None:
+        try:
+            lines, currency, total = model.price(
+                cmd.items, await product_snapshot(ctx.session, (i.product_id for i in cmd.items))
+            )
+        except OrderRefused as exc:
+            raise _refused(exc) from None
+        now = datetime.now(UTC)
+        started, sends = saga.start(
+            cmd.order_id, model.reservation_lines(lines), total, currency, cmd.payment_token, now, saga_config()
+        )
+        order = Order(
+            order_id=cmd.order_id,
+            user_id=user_id,
+            placed_by=actor.user_id,
+            request_hash=digest,
+            currency=currency,
+            total_minor=total,
+            shipping_address=cmd.shipping_address,
+            lines=lines,
+            saga=started,
+            history=(),
+            created_at=now,
+            updated_at=now,
+        )
+        if await repo.add(order):
+            await ctx.emit(ORDER_PLACED, order.placed_event())
+            for send in sends:
+                await ctx.send(send.spec, send.payload)
+            log.info("order placed", extra={"order_id": str(order.order_id), "total_minor": total})
+        existing = await repo.get(cmd.order_id)  # ours, or a concurrent twin's that committed first
+        assert existing is not None
+    if existing.placed_by != actor.user_id:
+        raise DomainError("conflict", "this order_id belongs to another order")
+    if existing.request_hash != digest:
+        raise DomainError(
+            "validation_failed",
+            "this Idempotency-Key (order_id) was used for another request",
+            (FieldError(field="Idempotency-Key", message="was used with another body"),),
+        )
+    return existing.view()
+
+
+# --- the saga's replies -----------------------------------------------------------------
+
+
+async def on_reservation(event: Reservation, ctx: HandlerContext) -> None:
+    await _advance(ctx, event.order_id, saga.ReservationReply(event.status))
+
+
+async def on_payment(event: PaymentResult, ctx: HandlerContext) -> None:
+    reply = saga.PaymentReply(event.step, event.outcome, event.attempt, event.at)
+    await _advance(ctx, event.order_id, reply)
+
+
+async def _advance(
+    ctx: HandlerContext, order_id: UUID, message: saga.Message, order: Order | None = None
+) -> Order | None:
+    """Put one message through the saga and save what it decided; None if no such order.
+
+    Raises `saga.IllegalTransition` for a status change the order's state refuses.
+    """
+    repo = _repo(ctx)
+    for _ in range(SAVE_ATTEMPTS):
+        order = order or await repo.get(order_id)
+        if order is None:
+            return None  # a reservation or payment some other party made
+        now = datetime.now(UTC)
+        after, sends = saga.transition(order.saga, message, now, saga_config())
+        if after == order.saga and not sends:
+            return order
+        if not await repo.save_saga(order.saga, after, now):
+            order = None  # another replica moved it first: decide again from what it wrote
+            continue
+        if after.status != order.saga.status:
+            await repo.add_history(order_id, after.status, now)
+            await ctx.emit(STATUS_EVENTS[after.status], order.status_event(after, now))
+            log.info(
+                "order status changed",
+                extra={"order_id": str(order_id), "status": after.status, "reason": after.cancel_reason},
+            )
+        for send in sends:
+            await ctx.send(send.spec, send.payload)
+        return await repo.get(order_id)
+    raise RuntimeError(f"order {order_id} kept changing under this replica; the message will be redelivered")
+
+
+# --- reading and moving -----------------------------------------------------------------
+
+
+async def _visible(ctx: HandlerContext, order_id: UUID) -> Order:
+    actor = ctx.require_actor()
+    order = await _repo(ctx).get(order_id)
+    if order is None or not model.may_see(order, actor):
+        raise not_found("order")
+    return order
+
+
+async def get_order(query: GetOrder, ctx: HandlerContext) -> OrderView:
+    return (await _visible(ctx, query.order_id)).view()
+
+
+async def update_order_status(cmd: UpdateOrderStatus, ctx: HandlerContext) -> OrderView:
+    order = await _visible(ctx, cmd.order_id)
+    try:
+        message = model.status_change(order, ctx.require_actor(), cmd.status)
+        after = await _advance(ctx, cmd.order_id, message, order)
+    except OrderRefused as exc:
+        raise _refused(exc) from None
+    except saga.IllegalTransition as exc:
+        raise DomainError("conflict", str(exc)) from None
+    assert after is not None
+    return after.view()
+
+
+async def list_user_orders(query: ListUserOrders, ctx: HandlerContext) -> OrderPage:
+    actor = ctx.require_actor()
+    if actor.role != "admin" and actor.user_id != query.user_id:
+        raise not_found("user")
+    after = decode_cursor(query.cursor) if query.cursor else None
+    found = await _repo(ctx).for_user(query.user_id, query.limit + 1, after)
+    page = found[: query.limit]
+    more = len(found) > query.limit
+    return OrderPage(
+        items=tuple(o.view() for o in page),
+        next_cursor=encode_cursor(page[-1].created_at, page[-1].order_id) if more else None,
+    )
+
+
+# --- the sweeper ------------------------------------------------------------------------
+
+
+async def sweep_deadlines(service: WorkerService) -> None:
+    """Fire `Timeout` for sagas past their deadline. Safe in every replica at once:
+    each batch is claimed with SKIP LOCKED."""
+    while await _sweep_batch(service) == SWEEP_BATCH:
+        pass
+
+
+async def _sweep_batch(service: WorkerService) -> int:
+    async with service.sessions.begin() as session:
+        ctx = HandlerContext(session=session, envelope=Envelope.new(), actor=None, service=service)
+        due = await OrdersRepository(session, cipher()).due_for_update(datetime.now(UTC), SWEEP_BATCH)
+        for order_id in due:
+            await _advance(ctx, order_id, saga.Timeout())
+        if due:
+            log.info("saga deadlines fired", extra={"count": len(due)})
+        return len(due)

@@ -1,0 +1,208 @@
+"""The orders domain: pure rules, no I/O. The saga's own rules are in saga.py.
+
+An `Order` is what was bought, at which prices, for whom, and its saga (which holds
+the status). Here: pricing a request from the product read model, who may see an
+order, who may move it to which status, and the request hash behind idempotency.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from agora.tokens import Actor
+from contracts.errors import FieldError
+from contracts.inventory import ReservationLine
+from contracts.money import to_amount
+from contracts.orders import (
+    HistoryEntry,
+    OrderItem,
+    OrderLine,
+    OrderPlaced,
+    OrderStatus,
+    OrderStatusChanged,
+    OrderView,
+    PlaceOrder,
+)
+from contracts.users import Address
+from workers.orders.products import ProductSnapshot
+from workers.orders.saga import Cancel, Deliver, Message, Saga, Ship
+
+# A partner scope that lets a partner place an order for a member (`on_behalf_of`).
+ON_BEHALF_SCOPE = "orders:on_behalf"
+# Who may place orders: people, and partner systems (their scopes are checked by the runtime).
+PLACING_ROLES = frozenset({"member", "seller", "admin", "partner"})
+
+
+class OrderRefused(Exception):
+    """A request the rules refuse; `code` is the error code the handler answers with."""
+
+    def __init__(self, code: str, detail: str, errors: tuple[FieldError, ...] = ()) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class Line:
+    product_id: UUID
+    seller_id: UUID
+    name: str
+    quantity: int
+    unit_price_minor: int
+
+
+@dataclass(frozen=True)
+class Order:
+    order_id: UUID
+    user_id: UUID
+    placed_by: UUID
+    request_hash: str
+    currency: str
+    total_minor: int
+    shipping_address: Address
+    lines: tuple[Line, ...]
+    saga: Saga
+    history: tuple[HistoryEntry, ...]
+    created_at: datetime
+    updated_at: datetime
+
+    def view(self) -> OrderView:
+        return OrderView(
+            order_id=self.order_id,
+            user_id=self.user_id,
+            status=self.saga.status,
+            items=tuple(
+                OrderLine(
+                    product_id=x.product_id, quantity=x.quantity, price=to_amount(x.unit_price_minor, self.currency)
+                )
+                for x in self.lines
+            ),
+            total_amount=to_amount(self.total_minor, self.currency),
+            currency=self.currency,
+            shipping_address=self.shipping_address,
+            payment_status=self.saga.payment_status,
+            cancel_reason=self.saga.cancel_reason,
+            history=self.history,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+        )
+
+    def placed_event(self) -> OrderPlaced:
+        view = self.view()
+        return OrderPlaced(
+            order_id=self.order_id,
+            user_id=self.user_id,
+            items=view.items,
+            total_minor=self.total_minor,
+            currency=self.currency,
+            at=self.created_at,
+        )
+
+    def status_event(self, saga: Saga, at: datetime) -> OrderStatusChanged:
+        return OrderStatusChanged(
+            order_id=self.order_id,
+            user_id=self.user_id,
+            status=saga.status,
+            payment_status=saga.payment_status,
+            cancel_reason=saga.cancel_reason,
+            total_minor=self.total_minor,
+            currency=self.currency,
+            at=at,
+        )
+
+    def sellers(self) -> frozenset[UUID]:
+        return frozenset(x.seller_id for x in self.lines)
+
+
+def reservation_lines(lines: tuple[Line, ...]) -> tuple[ReservationLine, ...]:
+    return tuple(ReservationLine(product_id=x.product_id, quantity=x.quantity) for x in lines)
+
+
+# --- placing -----------------------------------------------------------------------------
+
+
+def customer(cmd: PlaceOrder, actor: Actor) -> UUID:
+    """Whom the order is for: the caller, or for a partner allowed to, the member it names."""
+    if actor.role not in PLACING_ROLES:
+        raise OrderRefused("forbidden", "this account may not place orders")
+    if cmd.on_behalf_of is None:
+        return actor.user_id
+    if actor.role != "partner" or ON_BEHALF_SCOPE not in actor.scopes:
+        raise OrderRefused("forbidden", f"only partners with the {ON_BEHALF_SCOPE} scope may place orders for a member")
+    return cmd.on_behalf_of
+
+
+def request_hash(cmd: PlaceOrder) -> str:
+    """The edge's hash of the HTTP body, or a hash of what the order is made of."""
+    if cmd.request_hash is not None:
+        return cmd.request_hash
+    fields = cmd.model_dump(mode="json", exclude={"order_id", "request_hash"})
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def price(items: tuple[OrderItem, ...], products: Mapping[UUID, ProductSnapshot]) -> tuple[tuple[Line, ...], str, int]:
+    """The lines (one per product, in product order) at today's prices, the currency and the total.
+
+    Every product must be on sale, and all in one currency (an order is one payment).
+    """
+    quantities: dict[UUID, int] = {}
+    for item in items:
+        quantities[item.product_id] = quantities.get(item.product_id, 0) + item.quantity
+    errors: list[FieldError] = []
+    for index, item in enumerate(items):
+        product = products.get(item.product_id)
+        if product is None or not product.on_sale:
+            errors.append(FieldError(field=f"items.{index}.product_id", message="no such product on sale"))
+    if errors:
+        raise OrderRefused("validation_failed", "some items cannot be ordered", tuple(errors))
+    lines = tuple(
+        Line(pid, products[pid].seller_id, products[pid].name, qty, products[pid].price_minor)
+        for pid, qty in sorted(quantities.items())
+    )
+    currencies = {products[x.product_id].currency for x in lines}
+    if len(currencies) > 1:
+        raise OrderRefused(
+            "validation_failed",
+            "all items of an order must be priced in one currency",
+            (FieldError(field="items", message=f"mixes currencies {', '.join(sorted(currencies))}"),),
+        )
+    return lines, currencies.pop(), sum(x.quantity * x.unit_price_minor for x in lines)
+
+
+# --- reading and moving ------------------------------------------------------------------
+
+
+def may_see(order: Order, actor: Actor) -> bool:
+    """The owner, admins, a seller of one of its lines, the partner that placed it."""
+    return (
+        actor.role == "admin"
+        or actor.user_id in (order.user_id, order.placed_by)
+        or (actor.role == "seller" and actor.user_id in order.sellers())
+    )
+
+
+def status_change(order: Order, actor: Actor, status: OrderStatus) -> Message:
+    """What a request for `status` means for the saga, if this caller may ask for it.
+
+    The owner cancels before the order ships; an admin cancels before it is delivered;
+    the seller of every line, or an admin, ships and then delivers it. Whether the move
+    is possible from where the order stands is the saga's to say (409 otherwise).
+    """
+    admin = actor.role == "admin"
+    if status == "cancelled":
+        if actor.user_id == order.user_id and not admin:
+            if order.saga.status in ("shipped", "delivered"):
+                raise OrderRefused("conflict", f"a {order.saga.status} order can no longer be cancelled")
+            return Cancel("customer_request")
+        if admin:
+            return Cancel("customer_request" if actor.user_id == order.user_id else "admin")
+        raise OrderRefused("forbidden", "only the customer or an admin may cancel an order")
+    if not (admin or (actor.role == "seller" and order.sellers() == {actor.user_id})):
+        raise OrderRefused("forbidden", "only the seller of every line, or an admin, ships and delivers an order")
+    return Ship() if status == "shipped" else Deliver()

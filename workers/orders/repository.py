@@ -1,0 +1,184 @@
+"""Loading and saving orders and their sagas.
+
+The saga columns of an order row change only through `save_saga`, an
+`UPDATE ... WHERE version = :v`: two replicas that decided on the same version cannot
+both win, and the loser decides again from what the winner wrote. The shipping
+address is sealed (AES-256-GCM) bound to its order.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from agora.crypto import FieldCipher, Sealed
+from contracts.orders import HistoryEntry
+from contracts.users import Address
+from db.sealed import ORDER_ADDRESS
+from db.tables import order_history, order_lines, orders
+from workers.orders.model import Line, Order, reservation_lines
+from workers.orders.saga import Saga
+
+_SAGA_COLUMNS = (
+    "status",
+    "cancel_reason",
+    "step",
+    "attempt",
+    "deadline",
+    "reservation",
+    "payment",
+    "authorized_at",
+    "voided_at",
+)
+
+
+class OrdersRepository:
+    def __init__(self, session: AsyncSession, cipher: FieldCipher) -> None:
+        self._session = session
+        self._cipher = cipher
+
+    async def add(self, order: Order) -> bool:
+        """Insert a new order with its lines and first history entry; False if the id is taken."""
+        sealed = self._cipher.seal(order.shipping_address.model_dump_json(), ORDER_ADDRESS.context(order.order_id))
+        result = await self._session.execute(
+            insert(orders)
+            .values(
+                order_id=order.order_id,
+                user_id=order.user_id,
+                placed_by=order.placed_by,
+                request_hash=order.request_hash,
+                currency=order.currency,
+                total_minor=order.total_minor,
+                shipping_address_enc=sealed.ciphertext,
+                shipping_address_key_id=sealed.key_id,
+                payment_token=order.saga.payment_token,
+                version=order.saga.version,
+                created_at=order.created_at,
+                updated_at=order.updated_at,
+                **_saga_values(order.saga),
+            )
+            .on_conflict_do_nothing()
+            .returning(orders.c.order_id)
+        )
+        if result.first() is None:
+            return False
+        await self._session.execute(
+            order_lines.insert(),
+            [
+                {
+                    "order_id": order.order_id,
+                    "product_id": x.product_id,
+                    "seller_id": x.seller_id,
+                    "name": x.name,
+                    "quantity": x.quantity,
+                    "unit_price_minor": x.unit_price_minor,
+                }
+                for x in order.lines
+            ],
+        )
+        await self.add_history(order.order_id, order.saga.status, order.created_at)
+        return True
+
+    async def get(self, order_id: UUID) -> Order | None:
+        row = (await self._session.execute(select(orders).where(orders.c.order_id == order_id))).first()
+        if row is None:
+            return None
+        return (await self._assemble([row]))[0]
+
+    async def save_saga(self, before: Saga, after: Saga, now: datetime) -> bool:
+        """Write the saga if nobody changed it since `before` was read."""
+        result = await self._session.execute(
+            update(orders)
+            .where(orders.c.order_id == before.order_id, orders.c.version == before.version)
+            .values(version=before.version + 1, updated_at=now, **_saga_values(after))
+            .returning(orders.c.order_id)
+        )
+        return result.first() is not None
+
+    async def add_history(self, order_id: UUID, status: str, at: datetime) -> None:
+        await self._session.execute(order_history.insert().values(order_id=order_id, status=status, at=at))
+
+    async def due_for_update(self, now: datetime, limit: int) -> list[UUID]:
+        """Sagas past their deadline, locked; rows another replica holds are skipped."""
+        rows = await self._session.execute(
+            select(orders.c.order_id)
+            .where(orders.c.step != "done", orders.c.deadline <= now)
+            .order_by(orders.c.deadline)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return [row.order_id for row in rows]
+
+    async def for_user(self, user_id: UUID, limit: int, after: tuple[datetime, UUID] | None) -> list[Order]:
+        """A member's orders, newest first, strictly after the cursor's (created_at, order_id)."""
+        query = select(orders).where(orders.c.user_id == user_id)
+        if after is not None:
+            at, order_id = after
+            query = query.where(
+                or_(orders.c.created_at < at, and_(orders.c.created_at == at, orders.c.order_id < order_id))
+            )
+        rows = await self._session.execute(
+            query.order_by(orders.c.created_at.desc(), orders.c.order_id.desc()).limit(limit)
+        )
+        return await self._assemble(list(rows))
+
+    async def _assemble(self, rows: list[Any]) -> list[Order]:
+        if not rows:
+            return []
+        ids = [row.order_id for row in rows]
+        lines: dict[UUID, list[Line]] = {i: [] for i in ids}
+        for x in await self._session.execute(
+            select(order_lines).where(order_lines.c.order_id.in_(ids)).order_by(order_lines.c.product_id)
+        ):
+            lines[x.order_id].append(Line(x.product_id, x.seller_id, x.name, x.quantity, x.unit_price_minor))
+        history: dict[UUID, list[HistoryEntry]] = {i: [] for i in ids}
+        for h in await self._session.execute(
+            select(order_history).where(order_history.c.order_id.in_(ids)).order_by(order_history.c.id)
+        ):
+            history[h.order_id].append(HistoryEntry(status=h.status, at=h.at))
+        return [self._order(row, tuple(lines[row.order_id]), tuple(history[row.order_id])) for row in rows]
+
+    def _order(self, row: Any, lines: tuple[Line, ...], history: tuple[HistoryEntry, ...]) -> Order:
+        address = self._cipher.open(
+            Sealed(row.shipping_address_enc, row.shipping_address_key_id), ORDER_ADDRESS.context(row.order_id)
+        )
+        saga = Saga(
+            order_id=row.order_id,
+            lines=reservation_lines(lines),
+            amount_minor=row.total_minor,
+            currency=row.currency,
+            payment_token=row.payment_token,
+            status=row.status,
+            cancel_reason=row.cancel_reason,
+            step=row.step,
+            attempt=row.attempt,
+            deadline=row.deadline,
+            reservation=row.reservation,
+            payment=row.payment,
+            authorized_at=row.authorized_at,
+            voided_at=row.voided_at,
+            version=row.version,
+        )
+        return Order(
+            order_id=row.order_id,
+            user_id=row.user_id,
+            placed_by=row.placed_by,
+            request_hash=row.request_hash,
+            currency=row.currency,
+            total_minor=row.total_minor,
+            shipping_address=Address.model_validate_json(address),
+            lines=lines,
+            saga=saga,
+            history=history,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+
+def _saga_values(saga: Saga) -> dict[str, Any]:
+    return {name: getattr(saga, name) for name in _SAGA_COLUMNS}

@@ -1,0 +1,452 @@
+"""The order saga (architecture §7) as a pure transition function: no I/O, no clock.
+
+`transition(saga, message, now, config)` → `(saga after, commands to send)`. The
+handlers load the saga row, call this, save with an optimistic version check and
+put the commands in the outbox; the sweeper feeds `Timeout`s through the same function.
+
+Steps: reserving → authorizing → (confirm: the point of no return) → completing
+(commit the reservation and capture the payment, retried until done) → done; or, on
+failure, timeout or cancel, compensating (release, void) → done. Replies that do not
+answer what the saga is waiting for now (another step, an older attempt, a
+duplicate) change nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Literal
+from uuid import UUID
+
+from contracts.base import Contract
+from contracts.inventory import (
+    COMMIT_STOCK,
+    RELEASE_STOCK,
+    RESERVE_STOCK,
+    CommitStock,
+    ReleaseStock,
+    ReservationLine,
+    ReservationStatus,
+    ReserveStock,
+)
+from contracts.orders import CancelReason, OrderStatus, PaymentStatus
+from contracts.payments import (
+    AUTHORIZE_PAYMENT,
+    CAPTURE_PAYMENT,
+    REFUND_PAYMENT,
+    VOID_PAYMENT,
+    AuthorizePayment,
+    CapturePayment,
+    RefundPayment,
+    VoidPayment,
+)
+from contracts.topology import CommandSpec
+
+Step = Literal["reserving", "authorizing", "completing", "compensating", "done"]
+ReservationState = Literal["requested", "reserved", "failed", "releasing", "released", "committing", "committed"]
+PaymentState = Literal[
+    "none",
+    "authorizing",
+    "authorized",
+    "declined",
+    "voiding",
+    "voided",
+    "capturing",
+    "captured",
+    "refunding",
+    "refunded",
+]
+PaymentStep = Literal["authorize", "capture", "void", "refund"]
+
+
+class IllegalTransition(Exception):
+    """The order cannot go to that status from where it is (the handler answers 409)."""
+
+
+@dataclass(frozen=True)
+class SagaConfig:
+    reserve_deadline: timedelta = timedelta(seconds=30)
+    reserve_attempts: int = 5
+    payment_deadline: timedelta = timedelta(seconds=60)
+    # Authorizations that failed (provider errors, not declines) are retried at once
+    # this many times in all; the payment deadline bounds them anyway.
+    payment_attempts: int = 5
+    # Commit, capture, release, void and refund are resent this long after the last try
+    # (times the attempt, up to 10 times) until they are answered.
+    retry_after: timedelta = timedelta(seconds=5)
+    reservation_ttl_seconds: int = 900
+
+
+@dataclass(frozen=True)
+class Send:
+    """A command for another service, to go out through the outbox."""
+
+    spec: CommandSpec
+    payload: Contract
+
+
+@dataclass(frozen=True)
+class Saga:
+    order_id: UUID
+    lines: tuple[ReservationLine, ...]
+    amount_minor: int
+    currency: str
+    payment_token: str
+    status: OrderStatus
+    cancel_reason: CancelReason | None
+    step: Step
+    attempt: int
+    deadline: datetime | None
+    reservation: ReservationState
+    payment: PaymentState
+    # When the provider last authorized, and last voided (from the payment events):
+    # an authorization later than the last void is still live and must be voided.
+    authorized_at: datetime | None = None
+    voided_at: datetime | None = None
+    version: int = 0
+
+    @property
+    def terminal(self) -> bool:
+        """Nothing more will ever happen to it."""
+        return self.step == "done" and self.status in ("cancelled", "delivered")
+
+    @property
+    def payment_status(self) -> PaymentStatus:
+        """The payment as the API tells it."""
+        match self.payment:
+            case "none" | "authorizing":
+                return "none"
+            case "declined":
+                return "failed"
+            case "authorized" | "capturing":
+                return "authorized"
+            case "voiding":
+                return "authorized" if self.authorized_at is not None else "none"
+            case "captured" | "refunding":
+                return "captured"
+            case "voided":
+                return "voided"
+            case "refunded":
+                return "refunded"
+
+
+# --- messages -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReservationReply:
+    """An inventory reservation event for the order."""
+
+    status: ReservationStatus
+
+
+@dataclass(frozen=True)
+class PaymentReply:
+    """A payments event for the order."""
+
+    step: PaymentStep
+    outcome: str
+    attempt: int
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Timeout:
+    """The sweeper found the saga past its deadline."""
+
+
+@dataclass(frozen=True)
+class Cancel:
+    reason: CancelReason
+
+
+@dataclass(frozen=True)
+class Ship:
+    pass
+
+
+@dataclass(frozen=True)
+class Deliver:
+    pass
+
+
+Message = ReservationReply | PaymentReply | Timeout | Cancel | Ship | Deliver
+Decision = tuple[Saga, tuple[Send, ...]]
+
+
+# --- starting ---------------------------------------------------------------------------
+
+
+def start(
+    order_id: UUID,
+    lines: tuple[ReservationLine, ...],
+    amount_minor: int,
+    currency: str,
+    payment_token: str,
+    now: datetime,
+    config: SagaConfig,
+) -> Decision:
+    saga = Saga(
+        order_id=order_id,
+        lines=lines,
+        amount_minor=amount_minor,
+        currency=currency,
+        payment_token=payment_token,
+        status="pending",
+        cancel_reason=None,
+        step="reserving",
+        attempt=1,
+        deadline=now + config.reserve_deadline,
+        reservation="requested",
+        payment="none",
+    )
+    return saga, (_reserve(saga, config),)
+
+
+# --- the transition function ------------------------------------------------------------
+
+
+def transition(saga: Saga, message: Message, now: datetime, config: SagaConfig) -> Decision:
+    match message:
+        case ReservationReply():
+            return _on_reservation(saga, message, now, config)
+        case PaymentReply():
+            return _on_payment(saga, message, now, config)
+        case Timeout():
+            return _on_timeout(saga, now, config)
+        case Cancel():
+            return _cancel(saga, message.reason, now, config)
+        case Ship():
+            if saga.status != "confirmed":
+                raise IllegalTransition(f"a {saga.status} order cannot be shipped")
+            return replace(saga, status="shipped"), ()
+        case Deliver():
+            if saga.status != "shipped":
+                raise IllegalTransition(f"a {saga.status} order cannot be delivered")
+            return replace(saga, status="delivered"), ()
+
+
+def _on_reservation(saga: Saga, reply: ReservationReply, now: datetime, config: SagaConfig) -> Decision:
+    status = reply.status
+    if saga.step == "reserving" and saga.reservation == "requested":
+        if status == "reserved":
+            authorizing = replace(
+                saga,
+                step="authorizing",
+                reservation="reserved",
+                payment="authorizing",
+                attempt=1,
+                deadline=now + config.payment_deadline,
+            )
+            return authorizing, (_authorize(authorizing),)
+        if status == "failed":
+            # Nothing is held and nothing was authorized: nothing to undo.
+            return replace(
+                saga, step="done", reservation="failed", status="cancelled", cancel_reason="out_of_stock", deadline=None
+            ), ()
+        if status in ("released", "expired"):
+            # Barred or gone before it was ours: as good as out of stock.
+            return replace(
+                saga,
+                step="done",
+                reservation="released",
+                status="cancelled",
+                cancel_reason="out_of_stock",
+                deadline=None,
+            ), ()
+        return saga, ()
+    if saga.reservation == "releasing" and status in ("released", "expired", "failed"):
+        return _settle(replace(saga, reservation="released" if status != "failed" else "failed"), now, config)
+    if saga.reservation == "committing" and status == "committed":
+        return _settle(replace(saga, reservation="committed"), now, config)
+    return saga, ()
+
+
+def _on_payment(saga: Saga, reply: PaymentReply, now: datetime, config: SagaConfig) -> Decision:
+    # Whatever the saga is doing, an authorization is money held: remember the latest.
+    if (
+        reply.step == "authorize"
+        and reply.outcome == "authorized"
+        and (saga.authorized_at is None or reply.at > saga.authorized_at)
+    ):
+        saga = replace(saga, authorized_at=reply.at)
+    current = reply.attempt == saga.attempt
+    match reply.step:
+        case "authorize" if saga.step == "authorizing" and saga.payment == "authorizing" and current:
+            if reply.outcome == "authorized":
+                return _confirm(saga, now, config)
+            if reply.outcome == "declined":
+                return _compensate(replace(saga, payment="declined"), "payment_declined", now, config)
+            if reply.attempt < config.payment_attempts:
+                retry = replace(saga, attempt=saga.attempt + 1)
+                return retry, (_authorize(retry),)
+            return saga, ()  # no more tries: the payment deadline decides
+        case "capture" if saga.payment == "capturing" and current:
+            if reply.outcome == "captured":
+                return _settle(replace(saga, payment="captured"), now, config)
+            return replace(saga, deadline=_retry_at(saga, now, config)), ()
+        case "void" if saga.payment == "voiding" and current:
+            if reply.outcome == "voided":
+                return _settle(replace(saga, payment="voided", voided_at=reply.at), now, config)
+            return replace(saga, deadline=_retry_at(saga, now, config)), ()
+        case "refund" if saga.payment == "refunding" and current:
+            if reply.outcome == "refunded":
+                return _settle(replace(saga, payment="refunded"), now, config)
+            return replace(saga, deadline=_retry_at(saga, now, config)), ()
+    if saga.payment == "voided" and _live_authorization(saga):
+        # An authorization that came after the void (a slow provider): void it too.
+        return _settle(saga, now, config)
+    return saga, ()
+
+
+def _on_timeout(saga: Saga, now: datetime, config: SagaConfig) -> Decision:
+    if saga.deadline is None or now < saga.deadline:
+        return saga, ()
+    match saga.step:
+        case "reserving":
+            if saga.attempt < config.reserve_attempts:
+                retry = replace(saga, attempt=saga.attempt + 1, deadline=now + config.reserve_deadline)
+                return retry, (_reserve(retry, config),)
+            return _compensate(saga, "out_of_stock", now, config)
+        case "authorizing":
+            return _compensate(saga, "payment_timeout", now, config)
+        case "completing" | "compensating":
+            again = replace(saga, attempt=saga.attempt + 1)
+            return replace(again, deadline=_retry_at(again, now, config)), _pending(again)
+    return saga, ()
+
+
+def _cancel(saga: Saga, reason: CancelReason, now: datetime, config: SagaConfig) -> Decision:
+    if saga.status in ("cancelled", "delivered"):
+        raise IllegalTransition(f"a {saga.status} order cannot be cancelled")
+    if saga.status == "pending":
+        return _compensate(saga, reason, now, config)
+    # Confirmed or shipped: past the point of no return. The reservation is committed
+    # (the goods are sold; a return is a stock adjustment) and the capture is finished,
+    # then refunded.
+    cancelled = replace(saga, status="cancelled", cancel_reason=reason)
+    if cancelled.payment == "captured":
+        cancelled = replace(cancelled, payment="refunding", step="completing", attempt=cancelled.attempt + 1)
+        cancelled = replace(cancelled, deadline=_retry_at(cancelled, now, config))
+        return cancelled, (_refund(cancelled),)
+    return cancelled, ()
+
+
+# --- moves ------------------------------------------------------------------------------
+
+
+def _confirm(saga: Saga, now: datetime, config: SagaConfig) -> Decision:
+    confirmed = replace(
+        saga,
+        status="confirmed",
+        step="completing",
+        reservation="committing",
+        payment="capturing",
+        attempt=1,
+        deadline=now + config.retry_after,
+    )
+    return confirmed, _pending(confirmed)
+
+
+def _compensate(saga: Saga, reason: CancelReason, now: datetime, config: SagaConfig) -> Decision:
+    """Cancel a pending order: release the reservation (a release before any reserve
+    bars it) and void an authorization that may exist or be on its way."""
+    payment: PaymentState = "voiding" if saga.payment in ("authorizing", "authorized") else saga.payment
+    compensating = replace(
+        saga,
+        status="cancelled",
+        cancel_reason=reason,
+        step="compensating",
+        reservation="releasing",
+        payment=payment,
+        attempt=saga.attempt + 1,
+    )
+    compensating = replace(compensating, deadline=_retry_at(compensating, now, config))
+    return compensating, _pending(compensating)
+
+
+def _settle(saga: Saga, now: datetime, config: SagaConfig) -> Decision:
+    """After a reply: start what follows from it, or end the saga when nothing is left."""
+    if saga.status == "cancelled" and saga.payment == "captured":
+        refunding = replace(saga, payment="refunding", attempt=saga.attempt + 1)
+        refunding = replace(refunding, deadline=_retry_at(refunding, now, config))
+        return refunding, (_refund(refunding),)
+    if saga.payment == "voided" and _live_authorization(saga):
+        step: Step = "compensating" if saga.step == "done" else saga.step
+        voiding = replace(saga, payment="voiding", step=step, attempt=saga.attempt + 1)
+        voiding = replace(voiding, deadline=_retry_at(voiding, now, config))
+        return voiding, (_void(voiding),)
+    if saga.reservation in ("committing", "releasing") or saga.payment in (
+        "capturing",
+        "voiding",
+        "refunding",
+        "authorizing",
+    ):
+        return saga, ()
+    return replace(saga, step="done", deadline=None), ()
+
+
+def _pending(saga: Saga) -> tuple[Send, ...]:
+    """Every command the saga is waiting on an answer to, for this attempt."""
+    sends: list[Send] = []
+    if saga.reservation == "committing":
+        sends.append(Send(COMMIT_STOCK, CommitStock(order_id=saga.order_id)))
+    if saga.reservation == "releasing":
+        reason = f"order {saga.cancel_reason}" if saga.cancel_reason else "order cancelled"
+        sends.append(Send(RELEASE_STOCK, ReleaseStock(order_id=saga.order_id, reason=reason)))
+    if saga.payment == "capturing":
+        sends.append(_capture(saga))
+    if saga.payment == "voiding":
+        sends.append(_void(saga))
+    if saga.payment == "refunding":
+        sends.append(_refund(saga))
+    return tuple(sends)
+
+
+def _live_authorization(saga: Saga) -> bool:
+    return saga.authorized_at is not None and (saga.voided_at is None or saga.voided_at < saga.authorized_at)
+
+
+def _retry_at(saga: Saga, now: datetime, config: SagaConfig) -> datetime:
+    return now + config.retry_after * min(max(saga.attempt - 1, 1), 10)
+
+
+def _key(saga: Saga, step: PaymentStep) -> str:
+    # One key per order and step: every attempt is the same operation to the provider.
+    return f"{saga.order_id}:{step}"
+
+
+def _reserve(saga: Saga, config: SagaConfig) -> Send:
+    return Send(
+        RESERVE_STOCK,
+        ReserveStock(order_id=saga.order_id, lines=saga.lines, ttl_seconds=config.reservation_ttl_seconds),
+    )
+
+
+def _authorize(saga: Saga) -> Send:
+    return Send(
+        AUTHORIZE_PAYMENT,
+        AuthorizePayment(
+            order_id=saga.order_id,
+            attempt=saga.attempt,
+            idempotency_key=_key(saga, "authorize"),
+            amount_minor=saga.amount_minor,
+            currency=saga.currency,
+            payment_token=saga.payment_token,
+        ),
+    )
+
+
+def _capture(saga: Saga) -> Send:
+    payload = CapturePayment(order_id=saga.order_id, attempt=saga.attempt, idempotency_key=_key(saga, "capture"))
+    return Send(CAPTURE_PAYMENT, payload)
+
+
+def _void(saga: Saga) -> Send:
+    payload = VoidPayment(order_id=saga.order_id, attempt=saga.attempt, idempotency_key=_key(saga, "void"))
+    return Send(VOID_PAYMENT, payload)
+
+
+def _refund(saga: Saga) -> Send:
+    payload = RefundPayment(order_id=saga.order_id, attempt=saga.attempt, idempotency_key=_key(saga, "refund"))
+    return Send(REFUND_PAYMENT, payload)

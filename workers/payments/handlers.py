@@ -1,0 +1,240 @@
+"""Payment use cases: lock the order's payment, decide (model.py), call the provider if the
+decision needs it, save, record the step, emit. One transaction per message.
+
+Every step answers with an event carrying the command's `attempt`, also when it changed
+nothing (a repeat gets the outcome of the first time), so the saga, which sends through
+its outbox and keeps no reply queue, hears back on every attempt. The idempotency key
+of the command goes to the provider unchanged: a repeated step is never a second charge.
+
+When the provider gives no answer (unreachable, 5xx after the gateway's retries, a
+timeout): an authorization reports `payment_failed` with outcome `failed` at once (the
+payment is `unknown`; the saga cancels and voids, and the void finds the authorization
+at the provider if one was made), while a capture, void or refund raises, so the
+runtime redelivers it with backoff: those must happen eventually, and their keys make
+the retries safe.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from uuid import UUID
+
+from contracts.payments import (
+    PAYMENT_AUTHORIZED,
+    PAYMENT_CAPTURED,
+    PAYMENT_FAILED,
+    PAYMENT_REFUNDED,
+    PAYMENT_VOIDED,
+    AuthorizePayment,
+    CapturePayment,
+    PaymentResult,
+    RefundPayment,
+    VoidPayment,
+)
+from contracts.topology import EventSpec
+from workers.payments.gateway import PaymentGateway, ProviderRefused, ProviderUnavailable
+from workers.payments.model import NO_CURRENCY, Outcome, Payment, ProviderAnswer, Step, may_move_money, no_payment
+from workers.payments.repository import PaymentsRepository
+from workers.runtime.errors import DomainError
+from workers.runtime.service import HandlerContext
+
+log = logging.getLogger("agora.payments")
+
+EVENTS: dict[str, EventSpec] = {
+    "authorized": PAYMENT_AUTHORIZED,
+    "declined": PAYMENT_FAILED,
+    "failed": PAYMENT_FAILED,
+    "captured": PAYMENT_CAPTURED,
+    "voided": PAYMENT_VOIDED,
+    "refunded": PAYMENT_REFUNDED,
+}
+
+Command = AuthorizePayment | CapturePayment | VoidPayment | RefundPayment
+
+
+class PaymentHandlers:
+    """The four saga steps, over one payment gateway."""
+
+    def __init__(self, gateway: PaymentGateway) -> None:
+        self.gateway = gateway
+
+    async def authorize_payment(self, cmd: AuthorizePayment, ctx: HandlerContext) -> PaymentResult:
+        _saga_actor(ctx)
+        repo = PaymentsRepository(ctx.session)
+        now = datetime.now(UTC)
+        payment = await _lock_or_claim(repo, Payment.requested(cmd.order_id, cmd.amount_minor, cmd.currency, now))
+        outcome = payment.authorize_plan()
+        called = outcome is None
+        if outcome is None:
+            try:
+                answer = await self.gateway.authorize(
+                    order_id=cmd.order_id,
+                    amount_minor=payment.amount_minor,
+                    currency=payment.currency,
+                    token=cmd.payment_token,
+                    idempotency_key=cmd.idempotency_key,
+                )
+            except ProviderUnavailable as exc:
+                log.warning("authorization unanswered", extra={"order_id": str(cmd.order_id), "detail": str(exc)})
+                payment, outcome = payment.authorized(None, now, "the payment provider did not answer in time")
+            except ProviderRefused as exc:
+                payment, outcome = payment.refused(now, f"the payment provider refused: {exc}")
+            else:
+                payment, outcome = payment.authorized(ProviderAnswer(answer.id, answer.status), now, None)
+            await repo.save(payment)
+        return await _answer(ctx, repo, cmd, "authorize", payment, outcome, called, now)
+
+    async def capture_payment(self, cmd: CapturePayment, ctx: HandlerContext) -> PaymentResult:
+        _saga_actor(ctx)
+        repo = PaymentsRepository(ctx.session)
+        now = datetime.now(UTC)
+        payment = await repo.lock(cmd.order_id)
+        if payment is None:
+            return await _nothing(ctx, repo, cmd, "capture", now)
+        outcome = payment.capture_plan()
+        called = outcome is None
+        if outcome is None:
+            assert payment.authorization_id is not None  # authorized payments have one
+            try:
+                await self.gateway.capture(payment.authorization_id, idempotency_key=cmd.idempotency_key)
+            except ProviderRefused as exc:
+                outcome = Outcome("failed", f"the payment provider refused the capture: {exc}")
+            else:
+                payment, outcome = payment.captured(now)
+                await repo.save(payment)
+        return await _answer(ctx, repo, cmd, "capture", payment, outcome, called, now)
+
+    async def void_payment(self, cmd: VoidPayment, ctx: HandlerContext) -> PaymentResult:
+        _saga_actor(ctx)
+        repo = PaymentsRepository(ctx.session)
+        now = datetime.now(UTC)
+        # No payment yet (the authorization never came, or its transaction died with a
+        # crash mid-call): one is made, voided, so an authorization that comes later is refused.
+        payment = await _lock_or_claim(repo, Payment.unseen(cmd.order_id, now))
+        outcome = payment.void_plan()
+        called = outcome is None
+        if outcome is None:
+            # Whatever the provider holds for the order, found by its metadata: also an
+            # authorization whose answer never reached us (a timeout, a crash mid-call).
+            for held in await self.gateway.authorizations_for(cmd.order_id):
+                if held.status == "authorized":
+                    await self.gateway.void(held.id, idempotency_key=f"{cmd.idempotency_key}:{held.id}")
+                    log.info("authorization voided", extra={"order_id": str(cmd.order_id), "authorization": held.id})
+            payment, outcome = payment.voided(now)
+            await repo.save(payment)
+        return await _answer(ctx, repo, cmd, "void", payment, outcome, called, now)
+
+    async def refund_payment(self, cmd: RefundPayment, ctx: HandlerContext) -> PaymentResult:
+        _saga_actor(ctx)
+        repo = PaymentsRepository(ctx.session)
+        now = datetime.now(UTC)
+        payment = await repo.lock(cmd.order_id)
+        if payment is None:
+            return await _nothing(ctx, repo, cmd, "refund", now)
+        outcome = payment.refund_plan()
+        called = outcome is None
+        if outcome is None:
+            assert payment.authorization_id is not None
+            try:
+                await self.gateway.refund(payment.authorization_id, idempotency_key=cmd.idempotency_key)
+            except ProviderRefused as exc:
+                outcome = Outcome("failed", f"the payment provider refused the refund: {exc}")
+            else:
+                payment, outcome = payment.refunded(now)
+                await repo.save(payment)
+        return await _answer(ctx, repo, cmd, "refund", payment, outcome, called, now)
+
+
+def _saga_actor(ctx: HandlerContext) -> None:
+    if not may_move_money(ctx.require_actor().role):
+        raise DomainError("forbidden", "payment steps are taken by Agora's services (or an admin)")
+
+
+async def _lock_or_claim(repo: PaymentsRepository, new: Payment) -> Payment:
+    payment = await repo.lock(new.order_id)
+    if payment is not None:
+        return payment
+    if await repo.claim(new):
+        return new
+    payment = await repo.lock(new.order_id)  # made by a concurrent step meanwhile
+    assert payment is not None  # rows are never deleted
+    return payment
+
+
+async def _nothing(
+    ctx: HandlerContext, repo: PaymentsRepository, cmd: Command, step: Step, now: datetime
+) -> PaymentResult:
+    outcome = no_payment(step)
+    await repo.record(
+        cmd.order_id,
+        step,
+        attempt=cmd.attempt,
+        idempotency_key=cmd.idempotency_key,
+        outcome=outcome,
+        called_provider=False,
+        provider_reference=None,
+        correlation_id=ctx.envelope.correlation_id,
+        at=now,
+    )
+    result = _result(cmd.order_id, cmd.attempt, step, outcome, 0, NO_CURRENCY, None, now)
+    await ctx.emit(EVENTS[outcome.outcome], result)
+    return result
+
+
+async def _answer(
+    ctx: HandlerContext,
+    repo: PaymentsRepository,
+    cmd: Command,
+    step: Step,
+    payment: Payment,
+    outcome: Outcome,
+    called: bool,
+    now: datetime,
+) -> PaymentResult:
+    await repo.record(
+        payment.order_id,
+        step,
+        attempt=cmd.attempt,
+        idempotency_key=cmd.idempotency_key,
+        outcome=outcome,
+        called_provider=called,
+        provider_reference=payment.authorization_id,
+        correlation_id=ctx.envelope.correlation_id,
+        at=now,
+    )
+    result = _result(
+        payment.order_id,
+        cmd.attempt,
+        step,
+        outcome,
+        payment.amount_minor,
+        payment.currency,
+        payment.authorization_id,
+        now,
+    )
+    await ctx.emit(EVENTS[outcome.outcome], result)
+    return result
+
+
+def _result(
+    order_id: UUID,
+    attempt: int,
+    step: Step,
+    outcome: Outcome,
+    amount_minor: int,
+    currency: str,
+    reference: str | None,
+    now: datetime,
+) -> PaymentResult:
+    return PaymentResult(
+        order_id=order_id,
+        attempt=attempt,
+        step=step,
+        outcome=outcome.outcome,
+        amount_minor=amount_minor,
+        currency=currency,
+        provider_reference=reference,
+        reason=outcome.reason,
+        at=now,
+    )
