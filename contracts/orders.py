@@ -54,7 +54,7 @@ class PlaceOrder(Contract):
     shipping_address: Address
     payment_token: PaymentToken
     on_behalf_of: UUID | None = Field(
-        default=None, description="Partners with the `orders:on_behalf` scope: the member the order is for"
+        default=None, description="Partners with the `orders:members` scope: the member the order is for"
     )
     request_hash: RequestHash | None = Field(
         default=None, description="The edge's hash of the HTTP body; otherwise the order's fields are hashed"

@@ -43,7 +43,7 @@ SCOPES: dict[str, Scope] = {
         Scope("orders:read", "Read orders the partner placed.", ("orders.get_order.v1",)),
         Scope("orders:write", "Place orders on behalf of the partner.", ("orders.place_order.v1",)),
         Scope(
-            "orders:on_behalf",
+            "orders:members",
             "Place orders for a member named in `on_behalf_of` (with orders:write).",
             ("orders.place_order.v1",),
         ),

@@ -331,9 +331,7 @@ orders = Table(
     Column("version", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
-    CheckConstraint(
-        "status IN ('pending', 'confirmed', 'shipped', 'delivered', 'cancelled')", name="ck_orders_status"
-    ),
+    CheckConstraint("status IN ('pending', 'confirmed', 'shipped', 'delivered', 'cancelled')", name="ck_orders_status"),
     CheckConstraint("total_minor > 0", name="ck_orders_total_positive"),
     Index("ix_orders_user", "user_id", "created_at", "order_id"),
 )

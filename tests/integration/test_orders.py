@@ -302,7 +302,7 @@ async def partner_token(stack: Stack, http: aiohttp.ClientSession) -> AsyncItera
     port = os.environ.get("AGORA_RABBITMQ_MANAGEMENT_PORT", "15672")
     done = agora_cli(
         stack.env,
-        *("partners", "create", name, "--scopes", "orders:write,orders:read,orders:on_behalf", "--json"),
+        *("partners", "create", name, "--scopes", "orders:write,orders:read,orders:members", "--json"),
         extra_env={"AGORA_RABBITMQ_MANAGEMENT_URL": f"http://agora:agora@{host}:{port}"},
     )
     assert done.returncode == 0, done.stderr

@@ -33,7 +33,7 @@ from workers.orders.products import ProductSnapshot
 from workers.orders.saga import Cancel, Deliver, Message, Saga, Ship
 
 # A partner scope that lets a partner place an order for a member (`on_behalf_of`).
-ON_BEHALF_SCOPE = "orders:on_behalf"
+ON_BEHALF_SCOPE = "orders:members"
 # Who may place orders: people, and partner systems (their scopes are checked by the runtime).
 PLACING_ROLES = frozenset({"member", "seller", "admin", "partner"})
 

@@ -68,9 +68,6 @@ class SagaConfig:
     reserve_deadline: timedelta = timedelta(seconds=30)
     reserve_attempts: int = 5
     payment_deadline: timedelta = timedelta(seconds=60)
-    # Authorizations that failed (provider errors, not declines) are retried at once
-    # this many times in all; the payment deadline bounds them anyway.
-    payment_attempts: int = 5
     # Commit, capture, release, void and refund are resent this long after the last try
     # (times the attempt, up to 10 times) until they are answered.
     retry_after: timedelta = timedelta(seconds=5)
@@ -277,10 +274,9 @@ def _on_payment(saga: Saga, reply: PaymentReply, now: datetime, config: SagaConf
                 return _confirm(saga, now, config)
             if reply.outcome == "declined":
                 return _compensate(replace(saga, payment="declined"), "payment_declined", now, config)
-            if reply.attempt < config.payment_attempts:
-                retry = replace(saga, attempt=saga.attempt + 1)
-                return retry, (_authorize(retry),)
-            return saga, ()  # no more tries: the payment deadline decides
+            # `failed`: the payments worker retried the provider and got no answer; the
+            # authorization may exist. Like the saga's own deadline: void and cancel.
+            return _compensate(saga, "payment_timeout", now, config)
         case "capture" if saga.payment == "capturing" and current:
             if reply.outcome == "captured":
                 return _settle(replace(saga, payment="captured"), now, config)
