@@ -204,6 +204,11 @@ def start(
 
 
 def transition(saga: Saga, message: Message, now: datetime, config: SagaConfig) -> Decision:
+    if saga.terminal and isinstance(message, ReservationReply | PaymentReply | Timeout):
+        # A finished saga sends nothing more. A late authorization cannot be live here:
+        # the payments worker voids everything the order holds at the provider and
+        # refuses to authorize once the order was voided (docs/decisions.md).
+        return saga, ()
     match message:
         case ReservationReply():
             return _on_reservation(saga, message, now, config)
