@@ -29,7 +29,7 @@ VHOST = DATABASE = f"agora_test{SLOT or ''}"
 HTTP_PORT = int(os.environ.get("AGORA_TEST_HTTP_PORT", str(18080 + 200 * SLOT)))
 WORKER_PORT_BASE = int(os.environ.get("AGORA_TEST_WORKER_PORT_BASE", str(18100 + 200 * SLOT)))
 # The suite's own sandbox payment provider (in memory: a fresh ledger every run).
-PAYMENT_SANDBOX_PORT = int(os.environ.get("AGORA_TEST_PAYMENT_SANDBOX_PORT", str(18090 + 200 * SLOT)))
+PAYMENT_SANDBOX_PORT = int(os.environ.get("AGORA_TEST_PAYMENT_SANDBOX_PORT", str(18070 + 200 * SLOT)))
 CORS_ORIGIN = "https://shop.example"
 ARTIFACTS = ROOT / "test-artifacts" / (f"slot{SLOT}" if SLOT else "")
 
