@@ -114,6 +114,19 @@ async def stock(http: aiohttp.ClientSession, seller: dict[str, Any], product_id:
         return body["stock"], body["reserved"]
 
 
+async def stock_settles(
+    http: aiohttp.ClientSession, seller: dict[str, Any], product_id: str, expected: tuple[int, int]
+) -> tuple[int, int]:
+    """The stock once the saga's last steps landed: an order shows its outcome as soon as
+    it is decided, and the commit or release that follows is a moment behind."""
+    for _ in range(100):
+        current = await stock(http, seller, product_id)
+        if current == expected:
+            break
+        await asyncio.sleep(0.1)
+    return current
+
+
 async def ledger(order_id: str) -> dict[str, Any]:
     async with (
         aiohttp.ClientSession() as session,
@@ -138,7 +151,7 @@ async def test_happy_path_confirms_commits_and_captures(
     order = await settled(http, member, body["order_id"])
     assert order["status"] == "confirmed" and order["payment_status"] == "captured"
     assert [h["status"] for h in order["history"]] == ["pending", "confirmed"]
-    assert await stock(http, seller, product_id) == (3, 0)
+    assert await stock_settles(http, seller, product_id, (3, 0)) == (3, 0)
     money = await ledger(body["order_id"])
     assert (money["captured"], money["captures"], money["live_authorizations"]) == (3998, 1, 0)
 
@@ -151,7 +164,7 @@ async def test_out_of_stock_cancels_and_authorizes_nothing(
     order = await settled(http, member, body["order_id"])
     assert (order["status"], order["cancel_reason"], order["payment_status"]) == ("cancelled", "out_of_stock", "none")
     assert (await ledger(body["order_id"]))["authorizations"] == []
-    assert await stock(http, seller, product_id) == (1, 0)
+    assert await stock_settles(http, seller, product_id, (1, 0)) == (1, 0)
 
 
 async def test_a_declined_card_cancels_and_releases_the_stock(
@@ -161,7 +174,7 @@ async def test_a_declined_card_cancels_and_releases_the_stock(
     _, body, _ = await place(http, member, product_id, token="tok_chargeDeclined")
     order = await settled(http, member, body["order_id"])
     assert (order["status"], order["cancel_reason"]) == ("cancelled", "payment_declined")
-    assert await stock(http, seller, product_id) == (3, 0)
+    assert await stock_settles(http, seller, product_id, (3, 0)) == (3, 0)
 
 
 async def test_a_payment_timeout_voids_the_authorization_and_cancels(
@@ -171,7 +184,7 @@ async def test_a_payment_timeout_voids_the_authorization_and_cancels(
     _, body, _ = await place(http, member, product_id, token="tok_timeout")
     order = await settled(http, member, body["order_id"], within=60)
     assert (order["status"], order["cancel_reason"]) == ("cancelled", "payment_timeout")
-    assert await stock(http, seller, product_id) == (3, 0)
+    assert await stock_settles(http, seller, product_id, (3, 0)) == (3, 0)
     for _ in range(100):  # the provider's late answer, and the void of whatever it authorized
         money = await ledger(body["order_id"])
         if money["live_authorizations"] == 0:
@@ -200,7 +213,7 @@ async def test_the_same_idempotency_key_places_one_order(
     status, problem, _ = await place(http, member, product_id, key=key, quantity=2)
     assert status == 422 and problem["errors"][0]["field"] == "Idempotency-Key", problem
     await settled(http, member, results[0][1]["order_id"])
-    assert await stock(http, seller, product_id) == (4, 0)
+    assert await stock_settles(http, seller, product_id, (4, 0)) == (4, 0)
 
 
 async def test_a_hundred_orders_for_ten_units_confirm_exactly_ten(
@@ -213,7 +226,7 @@ async def test_a_hundred_orders_for_ten_units_confirm_exactly_ten(
     confirmed = [o for o in orders if o["status"] == "confirmed"]
     assert len(confirmed) == 10
     assert {o["cancel_reason"] for o in orders if o["status"] == "cancelled"} == {"out_of_stock"}
-    assert await stock(http, seller, product_id) == (0, 0)
+    assert await stock_settles(http, seller, product_id, (0, 0)) == (0, 0)
 
 
 # --- status changes -----------------------------------------------------------------------
