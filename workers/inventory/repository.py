@@ -13,12 +13,12 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agora.tokens import Actor
 from contracts.inventory import FailedLine, ReservationLine
 from db.tables import reservations, stock, stock_movements
+from db.writes import insert_if_new
 from workers.inventory.model import Movement, Reservation, Stock, StockError
 
 
@@ -30,21 +30,19 @@ class InventoryRepository:
 
     async def add_stock(self, record: Stock) -> bool:
         """Insert a new stock row; False if the product has one already."""
-        result = await self._session.execute(
-            insert(stock)
-            .values(
-                product_id=record.product_id,
-                seller_id=record.seller_id,
-                available=record.available,
-                reserved=record.reserved,
-                low_stock_threshold=record.low_stock_threshold,
-                created_at=record.created_at,
-                updated_at=record.updated_at,
-            )
-            .on_conflict_do_nothing()
-            .returning(stock.c.product_id)
+        return await insert_if_new(
+            self._session,
+            stock,
+            {
+                "product_id": record.product_id,
+                "seller_id": record.seller_id,
+                "available": record.available,
+                "reserved": record.reserved,
+                "low_stock_threshold": record.low_stock_threshold,
+                "created_at": record.created_at,
+                "updated_at": record.updated_at,
+            },
         )
-        return result.first() is not None
 
     async def get(self, product_id: UUID) -> Stock | None:
         row = (await self._session.execute(select(stock).where(stock.c.product_id == product_id))).first()
@@ -130,13 +128,8 @@ class InventoryRepository:
         Two commands for one order serialize here: the second waits for the first to
         commit, then finds its row.
         """
-        result = await self._session.execute(
-            insert(reservations)
-            .values(**_reservation_values(reservation), created_at=reservation.created_at)
-            .on_conflict_do_nothing()
-            .returning(reservations.c.order_id)
-        )
-        return result.first() is not None
+        values = {**_reservation_values(reservation), "created_at": reservation.created_at}
+        return await insert_if_new(self._session, reservations, values)
 
     async def reservation_for_update(self, order_id: UUID) -> Reservation | None:
         row = (

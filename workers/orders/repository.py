@@ -13,7 +13,6 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import and_, or_, select, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agora.crypto import FieldCipher, Sealed
@@ -21,6 +20,7 @@ from contracts.orders import HistoryEntry
 from contracts.users import Address
 from db.sealed import ORDER_ADDRESS
 from db.tables import order_history, order_lines, orders
+from db.writes import insert_if_new
 from workers.orders.model import Line, Order, reservation_lines
 from workers.orders.saga import Saga
 
@@ -45,27 +45,22 @@ class OrdersRepository:
     async def add(self, order: Order) -> bool:
         """Insert a new order with its lines and first history entry; False if the id is taken."""
         sealed = self._cipher.seal(order.shipping_address.model_dump_json(), ORDER_ADDRESS.context(order.order_id))
-        result = await self._session.execute(
-            insert(orders)
-            .values(
-                order_id=order.order_id,
-                user_id=order.user_id,
-                placed_by=order.placed_by,
-                request_hash=order.request_hash,
-                currency=order.currency,
-                total_minor=order.total_minor,
-                shipping_address_enc=sealed.ciphertext,
-                shipping_address_key_id=sealed.key_id,
-                payment_token=order.saga.payment_token,
-                version=order.saga.version,
-                created_at=order.created_at,
-                updated_at=order.updated_at,
-                **_saga_values(order.saga),
-            )
-            .on_conflict_do_nothing()
-            .returning(orders.c.order_id)
-        )
-        if result.first() is None:
+        values = {
+            "order_id": order.order_id,
+            "user_id": order.user_id,
+            "placed_by": order.placed_by,
+            "request_hash": order.request_hash,
+            "currency": order.currency,
+            "total_minor": order.total_minor,
+            "shipping_address_enc": sealed.ciphertext,
+            "shipping_address_key_id": sealed.key_id,
+            "payment_token": order.saga.payment_token,
+            "version": order.saga.version,
+            "created_at": order.created_at,
+            "updated_at": order.updated_at,
+            **_saga_values(order.saga),
+        }
+        if not await insert_if_new(self._session, orders, values):
             return False
         await self._session.execute(
             order_lines.insert(),

@@ -12,10 +12,10 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.tables import payment_attempts, payments
+from db.writes import insert_if_new
 from workers.payments.model import Outcome, Payment, Step
 
 
@@ -32,21 +32,19 @@ class PaymentsRepository:
     async def claim(self, payment: Payment) -> bool:
         """Insert the order's payment; False if it has one (a concurrent insert waits for
         the first to commit, then gets False)."""
-        result = await self._session.execute(
-            insert(payments)
-            .values(
-                order_id=payment.order_id,
-                status=payment.status,
-                amount_minor=payment.amount_minor,
-                currency=payment.currency,
-                authorization_id=payment.authorization_id,
-                created_at=payment.created_at,
-                updated_at=payment.updated_at,
-            )
-            .on_conflict_do_nothing()
-            .returning(payments.c.order_id)
+        return await insert_if_new(
+            self._session,
+            payments,
+            {
+                "order_id": payment.order_id,
+                "status": payment.status,
+                "amount_minor": payment.amount_minor,
+                "currency": payment.currency,
+                "authorization_id": payment.authorization_id,
+                "created_at": payment.created_at,
+                "updated_at": payment.updated_at,
+            },
         )
-        return result.first() is not None
 
     async def save(self, payment: Payment) -> None:
         await self._session.execute(

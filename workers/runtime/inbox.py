@@ -10,16 +10,11 @@ from __future__ import annotations
 from uuid import UUID
 
 from sqlalchemy import Table
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.writes import insert_if_new
 
 
 async def claim(session: AsyncSession, inbox: Table, consumer: str, message_id: UUID) -> bool:
     """True if this consumer has not processed this message before."""
-    result = await session.execute(
-        insert(inbox)
-        .values(consumer=consumer, message_id=message_id)
-        .on_conflict_do_nothing()
-        .returning(inbox.c.message_id)
-    )
-    return result.first() is not None
+    return await insert_if_new(session, inbox, {"consumer": consumer, "message_id": message_id})
