@@ -920,15 +920,7 @@ agora_start_smtp_sink() {
         mkdir -p -- "$dir" || return 1
         printf '%s\n' "$sig" >"$dir/instance"
         agora_log "starting smtp sink on $AGORA_SMTP_HOST:$AGORA_SMTP_PORT (http $AGORA_SMTP_HTTP_PORT)"
-        # Run from the repo root with it on PYTHONPATH: `agora` is not an
-        # installed package. setsid/nohup: survive the terminal; the inner
-        # `&` has no job control, so $! is python's own pid.
-        pid=$(
-            cd -- "$AGORA_ROOT" || exit 1
-            PYTHONPATH=$AGORA_ROOT${PYTHONPATH:+:$PYTHONPATH} \
-                setsid nohup "$AGORA_PYTHON" -m agora.smtp_sink </dev/null >>"$log" 2>&1 &
-            echo $!
-        ) || return 1
+        pid=$(_agora_spawn_module agora.smtp_sink "$log") || return 1
         printf '%s\n' "$pid" >"$pidfile"
         stop=_agora_stop_smtp_sink
     fi
@@ -940,16 +932,33 @@ agora_start_smtp_sink() {
 }
 
 _agora_stop_smtp_sink() {
-    local dir pid
-    dir=$(_agora_smtp_dir)
-    pid=$(_agora_live_pid "$dir/smtp_sink.pid" agora.smtp_sink) || {
-        rm -f -- "$dir/smtp_sink.pid"
+    _agora_stop_module "smtp sink" "$(_agora_smtp_dir)/smtp_sink.pid" agora.smtp_sink
+}
+
+# Runs `python -m MODULE` detached, from the repo root with it on PYTHONPATH (`agora`
+# is not an installed package); prints its pid. setsid/nohup: survive the terminal;
+# the inner `&` has no job control, so $! is python's own pid.
+_agora_spawn_module() {
+    local module=$1 log=$2
+    (
+        cd -- "$AGORA_ROOT" || exit 1
+        PYTHONPATH=$AGORA_ROOT${PYTHONPATH:+:$PYTHONPATH} \
+            setsid nohup "$AGORA_PYTHON" -m "$module" </dev/null >>"$log" 2>&1 &
+        echo $!
+    )
+}
+
+# Stops the process in PIDFILE if it is still MODULE (a recycled pid is left alone).
+_agora_stop_module() {
+    local label=$1 pidfile=$2 module=$3 pid
+    pid=$(_agora_live_pid "$pidfile" "$module") || {
+        rm -f -- "$pidfile"
         return 0
     }
-    agora_log "stopping smtp sink (pid $pid)"
+    agora_log "stopping $label (pid $pid)"
     kill -TERM "$pid" 2>/dev/null || true
     _agora_wait_pid_gone "$pid" 10
-    rm -f -- "$dir/smtp_sink.pid"
+    rm -f -- "$pidfile"
 }
 
 # --------------------------------------------------------------------------
@@ -985,13 +994,7 @@ agora_start_payment_sandbox() {
         mkdir -p -- "$dir" || return 1
         printf '%s\n' "$sig" >"$dir/instance"
         agora_log "starting payment sandbox on $AGORA_HOST:$AGORA_PAYMENT_SANDBOX_PORT"
-        # As the SMTP sink: from the repo root, detached, $! is python's own pid.
-        pid=$(
-            cd -- "$AGORA_ROOT" || exit 1
-            PYTHONPATH=$AGORA_ROOT${PYTHONPATH:+:$PYTHONPATH} \
-                setsid nohup "$AGORA_PYTHON" -m agora.payment_sandbox </dev/null >>"$log" 2>&1 &
-            echo $!
-        ) || return 1
+        pid=$(_agora_spawn_module agora.payment_sandbox "$log") || return 1
         printf '%s\n' "$pid" >"$pidfile"
         stop=_agora_stop_payment_sandbox
     fi
@@ -1003,16 +1006,7 @@ agora_start_payment_sandbox() {
 }
 
 _agora_stop_payment_sandbox() {
-    local dir pid
-    dir=$(_agora_sandbox_dir)
-    pid=$(_agora_live_pid "$dir/payment_sandbox.pid" agora.payment_sandbox) || {
-        rm -f -- "$dir/payment_sandbox.pid"
-        return 0
-    }
-    agora_log "stopping payment sandbox (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    _agora_wait_pid_gone "$pid" 10
-    rm -f -- "$dir/payment_sandbox.pid"
+    _agora_stop_module "payment sandbox" "$(_agora_sandbox_dir)/payment_sandbox.pid" agora.payment_sandbox
 }
 
 # --------------------------------------------------------------------------
