@@ -15,11 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import random
-import statistics
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -29,39 +25,17 @@ import aiohttp
 
 from agora.settings import SERVICES
 from contracts.inventory import COMMIT_STOCK, RESERVE_STOCK
+from scripts.lib.benchlib import latency_columns, machine, timed
 from tests import support
 from tests.bus import Bus, list_product, service_token
 from tests.conftest import _reset_database, create_admin, login, make_seller
 
 
-def _percentile(sorted_values: list[float], q: float) -> float:
-    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
-    return sorted_values[index]
-
-
 async def _run(
     name: str, calls: list[Callable[[], Awaitable[dict[str, Any]]]], concurrency: int
 ) -> list[dict[str, Any]]:
-    latencies: list[float] = []
-    replies: list[dict[str, Any]] = []
-    queue = list(reversed(calls))
-
-    async def lane() -> None:
-        while queue:
-            call = queue.pop()
-            started = time.perf_counter()
-            replies.append(await call())
-            latencies.append(time.perf_counter() - started)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(lane() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    ms = sorted(1000 * latency for latency in latencies)
-    print(
-        f"{name:<10} {len(calls):>6} {concurrency:>5} {len(calls) / elapsed:>10.0f} "
-        f"{_percentile(ms, 0.50):>8.1f} {_percentile(ms, 0.95):>8.1f} {_percentile(ms, 0.99):>8.1f} "
-        f"{statistics.fmean(ms):>8.1f}"
-    )
+    replies, latencies, elapsed = await timed(calls, concurrency)
+    print(f"{name:<10} {len(calls):>6} {concurrency:>5} {len(calls) / elapsed:>10.0f} {latency_columns(latencies)}")
     return replies
 
 
@@ -127,7 +101,7 @@ def main() -> None:
     env = support.test_env()
     print(
         f"slot {support.SLOT}: database {support.DATABASE}, vhost {support.VHOST}; "
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}"
+        f"{machine()}"
     )
     _reset_database(env)
     support.reset_vhost()

@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
-import statistics
 import subprocess
 import time
 from collections.abc import Awaitable, Callable
@@ -25,6 +22,7 @@ from sqlalchemy import text
 from agora.settings import SERVICES
 from contracts.catalog import SearchProducts
 from db.engine import make_engine, make_sessionmaker
+from scripts.lib.benchlib import LATENCY_HEADER, latency_columns, machine, timed
 from tests import support
 from tests.conftest import _reset_database, create_admin
 from workers.catalog.search import search_products
@@ -42,37 +40,12 @@ QUERIES: dict[str, dict[str, str]] = {
 }
 
 
-_HEADER = f"{'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'mean ms':>8}"
-
-
-def _percentile(sorted_values: list[float], q: float) -> float:
-    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
-    return sorted_values[index]
+_HEADER = LATENCY_HEADER
 
 
 def _line(name: str, latencies: list[float], elapsed: float | None = None) -> str:
-    ms = sorted(1000 * s for s in latencies)
-    rate = f"{len(ms) / elapsed:>9.0f}" if elapsed else f"{'':>9}"
-    return (
-        f"{name:<16} {len(ms):>6} {rate} {_percentile(ms, 0.50):>8.1f} {_percentile(ms, 0.95):>8.1f} "
-        f"{_percentile(ms, 0.99):>8.1f} {statistics.fmean(ms):>8.1f}"
-    )
-
-
-async def _timed(calls: list[Callable[[], Awaitable[None]]], concurrency: int) -> tuple[list[float], float]:
-    latencies: list[float] = []
-    queue = list(calls)
-
-    async def lane() -> None:
-        while queue:
-            call = queue.pop()
-            started = time.perf_counter()
-            await call()
-            latencies.append(time.perf_counter() - started)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(lane() for _ in range(concurrency)))
-    return latencies, time.perf_counter() - started
+    rate = f"{len(latencies) / elapsed:>9.0f}" if elapsed else f"{'':>9}"
+    return f"{name:<16} {len(latencies):>6} {rate} {latency_columns(latencies)}"
 
 
 async def _wait_until_idle(env: dict[str, str], within: float) -> None:
@@ -117,7 +90,7 @@ async def bench(args: argparse.Namespace, env: dict[str, str]) -> None:
             for _ in range(5):
                 await call(params)()
         for name, params in QUERIES.items():
-            latencies, elapsed = await _timed([call(params) for _ in range(args.requests)], args.concurrency)
+            _, latencies, elapsed = await timed([call(params) for _ in range(args.requests)], args.concurrency)
             print(_line(name, latencies, elapsed))
         # Deep pages: following `next_cursor` ten pages into a broad listing.
         deep: list[float] = []
@@ -162,7 +135,7 @@ def main() -> None:
     env = support.test_env()
     print(
         f"slot {support.SLOT}: database {support.DATABASE}, vhost {support.VHOST}; "
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}"
+        f"{machine()}"
     )
     if not args.reuse:
         _reset_database(env)
