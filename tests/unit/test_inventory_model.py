@@ -18,11 +18,11 @@ from workers.inventory.model import (
     StockError,
     crossed_low,
     may_change_stock,
-    may_reserve,
     merge_lines,
     shortfalls,
     stock_change,
 )
+from workers.runtime.service import may_take_saga_steps
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 SELLER = uuid.uuid4()
@@ -38,8 +38,8 @@ def test_who_may_change_and_reserve() -> None:
     assert may_change_stock(stock, Actor(uuid.uuid4(), "admin"))
     assert not may_change_stock(stock, Actor(uuid.uuid4(), "seller"))
     assert not may_change_stock(stock, Actor(SELLER, "member"))  # a demoted seller
-    assert may_reserve(Actor(uuid.uuid4(), "service")) and may_reserve(Actor(uuid.uuid4(), "admin"))
-    assert not may_reserve(Actor(uuid.uuid4(), "seller")) and not may_reserve(Actor(uuid.uuid4(), "partner"))
+    assert may_take_saga_steps("service") and may_take_saga_steps("admin")
+    assert not may_take_saga_steps("seller") and not may_take_saga_steps("partner")
 
 
 def test_owners_and_admins_see_more() -> None:

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from workers.payments.model import Outcome, Payment, ProviderAnswer, may_move_money
+from workers.payments.model import Outcome, Payment, ProviderAnswer
+from workers.runtime.service import may_take_saga_steps
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
 
@@ -55,4 +56,4 @@ def test_a_void_is_final() -> None:
     ("role", "allowed"), [("service", True), ("admin", True), ("member", False), ("partner", False)]
 )
 def test_only_services_and_admins_move_money(role: str, allowed: bool) -> None:
-    assert may_move_money(role) is allowed
+    assert may_take_saga_steps(role) is allowed

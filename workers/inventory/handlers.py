@@ -39,7 +39,6 @@ from workers.inventory.model import (
     StockError,
     crossed_low,
     may_change_stock,
-    may_reserve,
     merge_lines,
     shortfalls,
     stock_change,
@@ -119,13 +118,8 @@ async def set_stock(cmd: SetStock, ctx: HandlerContext) -> StockView:
 # --- reservations (the order saga) --------------------------------------------------------
 
 
-def _saga_actor(ctx: HandlerContext) -> None:
-    if not may_reserve(ctx.require_actor()):
-        raise DomainError("forbidden", "reservations are made by Agora's services (or an admin)")
-
-
 async def reserve_stock(cmd: ReserveStock, ctx: HandlerContext) -> ReservationView:
-    _saga_actor(ctx)
+    ctx.require_saga_actor("reservations")
     repo = InventoryRepository(ctx.session)
     now = datetime.now(UTC)
     lines = merge_lines(cmd.lines)
@@ -151,7 +145,7 @@ async def reserve_stock(cmd: ReserveStock, ctx: HandlerContext) -> ReservationVi
 
 
 async def release_stock(cmd: ReleaseStock, ctx: HandlerContext) -> ReservationView:
-    _saga_actor(ctx)
+    ctx.require_saga_actor("reservations")
     repo = InventoryRepository(ctx.session)
     now = datetime.now(UTC)
     existing = await repo.reservation_for_update(cmd.order_id)
@@ -171,7 +165,7 @@ async def release_stock(cmd: ReleaseStock, ctx: HandlerContext) -> ReservationVi
 
 
 async def commit_stock(cmd: CommitStock, ctx: HandlerContext) -> ReservationView:
-    _saga_actor(ctx)
+    ctx.require_saga_actor("reservations")
     repo = InventoryRepository(ctx.session)
     now = datetime.now(UTC)
     existing = await repo.reservation_for_update(cmd.order_id)

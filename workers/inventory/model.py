@@ -93,9 +93,6 @@ def may_change_stock(stock: Stock, actor: Actor) -> bool:
     return actor.role == "admin" or (actor.role == "seller" and actor.user_id == stock.seller_id)
 
 
-def may_reserve(actor: Actor) -> bool:
-    """Reservations are the order saga's: another Agora service, or an admin by hand."""
-    return actor.role in ("service", "admin")
 
 
 def stock_change(stock: Stock, cmd: SetStock) -> tuple[Movement | None, int]:

@@ -34,9 +34,8 @@ from contracts.payments import (
 )
 from contracts.topology import EventSpec
 from workers.payments.gateway import PaymentGateway, ProviderRefused, ProviderUnavailable
-from workers.payments.model import NO_CURRENCY, Outcome, Payment, ProviderAnswer, Step, may_move_money, no_payment
+from workers.payments.model import NO_CURRENCY, Outcome, Payment, ProviderAnswer, Step, no_payment
 from workers.payments.repository import PaymentsRepository
-from workers.runtime.errors import DomainError
 from workers.runtime.service import HandlerContext
 
 log = logging.getLogger("agora.payments")
@@ -60,7 +59,7 @@ class PaymentHandlers:
         self.gateway = gateway
 
     async def authorize_payment(self, cmd: AuthorizePayment, ctx: HandlerContext) -> PaymentResult:
-        _saga_actor(ctx)
+        ctx.require_saga_actor("payment steps")
         repo = PaymentsRepository(ctx.session)
         now = datetime.now(UTC)
         payment = await _lock_or_claim(repo, Payment.requested(cmd.order_id, cmd.amount_minor, cmd.currency, now))
@@ -86,7 +85,7 @@ class PaymentHandlers:
         return await _answer(ctx, repo, cmd, "authorize", payment, outcome, called, now)
 
     async def capture_payment(self, cmd: CapturePayment, ctx: HandlerContext) -> PaymentResult:
-        _saga_actor(ctx)
+        ctx.require_saga_actor("payment steps")
         repo = PaymentsRepository(ctx.session)
         now = datetime.now(UTC)
         payment = await repo.lock(cmd.order_id)
@@ -106,7 +105,7 @@ class PaymentHandlers:
         return await _answer(ctx, repo, cmd, "capture", payment, outcome, called, now)
 
     async def void_payment(self, cmd: VoidPayment, ctx: HandlerContext) -> PaymentResult:
-        _saga_actor(ctx)
+        ctx.require_saga_actor("payment steps")
         repo = PaymentsRepository(ctx.session)
         now = datetime.now(UTC)
         # No payment yet (the authorization never came, or its transaction died with a
@@ -126,7 +125,7 @@ class PaymentHandlers:
         return await _answer(ctx, repo, cmd, "void", payment, outcome, called, now)
 
     async def refund_payment(self, cmd: RefundPayment, ctx: HandlerContext) -> PaymentResult:
-        _saga_actor(ctx)
+        ctx.require_saga_actor("payment steps")
         repo = PaymentsRepository(ctx.session)
         now = datetime.now(UTC)
         payment = await repo.lock(cmd.order_id)
@@ -144,11 +143,6 @@ class PaymentHandlers:
                 payment, outcome = payment.refunded(now)
                 await repo.save(payment)
         return await _answer(ctx, repo, cmd, "refund", payment, outcome, called, now)
-
-
-def _saga_actor(ctx: HandlerContext) -> None:
-    if not may_move_money(ctx.require_actor().role):
-        raise DomainError("forbidden", "payment steps are taken by Agora's services (or an admin)")
 
 
 async def _lock_or_claim(repo: PaymentsRepository, new: Payment) -> Payment:

@@ -130,6 +130,3 @@ def no_payment(step: Step) -> Outcome:
     return Outcome("failed", f"cannot {step}: the order has no payment")
 
 
-def may_move_money(role: str) -> bool:
-    """Payment steps are the order saga's: another Agora service, or an admin by hand."""
-    return role in ("service", "admin")

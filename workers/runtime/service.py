@@ -127,6 +127,17 @@ class HandlerContext:
             raise DomainError("unauthorized", "this command needs an authenticated actor")
         return self.actor
 
+    def require_saga_actor(self, what: str) -> Actor:
+        """For saga steps (reserve stock, move money): another Agora service, or an admin by hand."""
+        actor = self.require_actor()
+        if not may_take_saga_steps(actor.role):
+            raise DomainError("forbidden", f"{what} are taken by Agora's services (or an admin)")
+        return actor
+
+
+def may_take_saga_steps(role: str) -> bool:
+    return role in ("service", "admin")
+
 
 class WorkerService:
     def __init__(
