@@ -282,45 +282,38 @@ async def create_authorization(request: web.Request) -> web.Response:
 
 
 async def capture(request: web.Request) -> web.Response:
-    body = await _json(request)
-
-    async def work() -> tuple[int, dict[str, Any]]:
-        auth = _authorization(request)
-        if auth.status != "authorized":
-            raise ApiError(409, "invalid_state", f"cannot capture an authorization that is {auth.status}", auth)
+    def apply(auth: Authorization) -> None:
         auth.amount_captured = auth.amount
         auth.captures += 1
         auth.move("captured")
-        request.app[LEDGER_KEY].save()
-        return 200, asdict(auth)
 
-    return await _idempotent(request, body, work)
+    return await _step(request, "capture", "authorized", apply)
 
 
 async def void(request: web.Request) -> web.Response:
-    body = await _json(request)
-
-    async def work() -> tuple[int, dict[str, Any]]:
-        auth = _authorization(request)
-        if auth.status != "authorized":
-            raise ApiError(409, "invalid_state", f"cannot void an authorization that is {auth.status}", auth)
-        auth.move("voided")
-        request.app[LEDGER_KEY].save()
-        return 200, asdict(auth)
-
-    return await _idempotent(request, body, work)
+    return await _step(request, "void", "authorized", lambda auth: auth.move("voided"))
 
 
 async def refund(request: web.Request) -> web.Response:
+    def apply(auth: Authorization) -> None:
+        auth.amount_refunded = auth.amount_captured
+        auth.refunds += 1
+        auth.move("refunded")
+
+    return await _step(request, "refund", "captured", apply)
+
+
+async def _step(
+    request: web.Request, verb: str, required: str, apply: Callable[[Authorization], None]
+) -> web.Response:
+    """One move of an authorization (capture, void, refund), idempotent per key."""
     body = await _json(request)
 
     async def work() -> tuple[int, dict[str, Any]]:
         auth = _authorization(request)
-        if auth.status != "captured":
-            raise ApiError(409, "invalid_state", f"cannot refund an authorization that is {auth.status}", auth)
-        auth.amount_refunded = auth.amount_captured
-        auth.refunds += 1
-        auth.move("refunded")
+        if auth.status != required:
+            raise ApiError(409, "invalid_state", f"cannot {verb} an authorization that is {auth.status}", auth)
+        apply(auth)
         request.app[LEDGER_KEY].save()
         return 200, asdict(auth)
 
