@@ -59,7 +59,11 @@ class KeySet:
 
     async def current(self, kid: str | None) -> dict[str, dict[str, Any]]:
         """The signing keys by key id, refreshed first if stale or if `kid` is unknown."""
-        if self._stale(kid):
+        # A key id not known yet while another caller is fetching: wait for that fetch
+        # rather than answer from the set it is about to replace (the first burst of
+        # tokens after a start would otherwise all be "unknown signing key").
+        fetching = self._lock.locked() and kid is not None and kid not in self._keys
+        if fetching or self._stale(kid):
             async with self._lock:
                 if self._stale(kid):
                     await self._refresh()

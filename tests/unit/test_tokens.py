@@ -1,3 +1,4 @@
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -115,6 +116,24 @@ async def test_a_new_key_id_triggers_one_refetch(setup: tuple[Keys, Ed25519Priva
     await verifier.verify(_token(new, "k2"))
     await verifier.verify(_token(key, "k1"))
     assert keys.fetches == 2
+
+
+async def test_a_burst_of_tokens_on_a_cold_cache_all_wait_for_the_one_fetch() -> None:
+    # Found by the chaos test: the first verifications after a worker started raced the
+    # fetch they were queued behind and answered "unknown signing key".
+    key = Ed25519PrivateKey.generate()
+    fetches = 0
+
+    async def slow_fetch() -> dict[str, Any]:
+        nonlocal fetches
+        fetches += 1
+        await asyncio.sleep(0.05)
+        return {"keys": [_jwk(key, "k1")]}
+
+    verifier = TokenVerifier(slow_fetch, issuer=ISS, audience=AUD)
+    actors = await asyncio.gather(*(verifier.verify(_token(key, "k1")) for _ in range(8)))
+    assert len(actors) == 8
+    assert fetches == 1
 
 
 async def test_unknown_key_ids_cannot_hammer_the_key_service(
