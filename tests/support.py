@@ -175,10 +175,13 @@ class Process:
         self.stop(signal.SIGKILL)
 
 
-def worker(name: str, env: dict[str, str], index: int | None = None) -> Process:
-    """A worker pool process; by default on its own port, like `agora worker` (base + position)."""
+def worker(name: str, env: dict[str, str], index: int | None = None, label: str | None = None) -> Process:
+    """A worker pool process; by default on its own port, like `agora worker` (base + position).
+
+    `label` names a second replica's log (worker-{label}.log)."""
     port = WORKER_PORT_BASE + (index if index is not None else SERVICES.index(name) + 1)
-    return Process(f"worker-{name}", [str(ROOT / ".venv/bin/agora"), "worker", name, "--port", str(port)], port, env)
+    args = [str(ROOT / ".venv/bin/agora"), "worker", name, "--port", str(port)]
+    return Process(f"worker-{label or name}", args, port, env)
 
 
 def payment_sandbox(env: dict[str, str]) -> Process:
