@@ -303,9 +303,7 @@ async def refund(request: web.Request) -> web.Response:
     return await _step(request, "refund", "captured", apply)
 
 
-async def _step(
-    request: web.Request, verb: str, required: str, apply: Callable[[Authorization], None]
-) -> web.Response:
+async def _step(request: web.Request, verb: str, required: str, apply: Callable[[Authorization], None]) -> web.Response:
     """One move of an authorization (capture, void, refund), idempotent per key."""
     body = await _json(request)
 

@@ -165,7 +165,6 @@ class Settings(BaseSettings):
     payment_api_url: str = "http://127.0.0.1:1090"
     payment_api_timeout_seconds: float = Field(default=10.0, gt=0)
 
-
     @model_validator(mode="after")
     def _production_secrets(self) -> Settings:
         """Production refuses missing, short or published development secrets."""
@@ -185,6 +184,7 @@ class Settings(BaseSettings):
 
 # Values published in compose.yaml for development, never acceptable in production.
 _DEVELOPMENT_SECRETS = ("change-me", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+
 
 def worker_port(settings: Settings, service: str) -> int:
     """Where a worker pool serves /healthz, /readyz and /metrics by default."""

@@ -2,7 +2,7 @@
 
 `stock` is what can be sold now ("available"); `reserved` is held for orders that are
 still in their saga. A reservation belongs to one order and moves through
-reserved → released | expired | committed (or is `failed` from the start); each
+reserved → released | expired | committed → returned (or is `failed` from the start); each
 reservation command answers with the reservation as it stands, in the reply (if the
 sender asked for one) and as an event, so a saga that sends through its outbox learns
 the outcome too.
@@ -28,7 +28,7 @@ DEFAULT_RESERVATION_TTL_SECONDS = 900
 MAX_RESERVATION_TTL_SECONDS = 7 * 24 * 3600
 
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-ReservationStatus = Literal["reserved", "failed", "released", "expired", "committed"]
+ReservationStatus = Literal["reserved", "failed", "released", "expired", "committed", "returned"]
 
 
 # --- stock ------------------------------------------------------------------------------
@@ -110,6 +110,13 @@ class CommitStock(Contract):
     """The order is confirmed: its reserved stock leaves for good."""
 
     order_id: UUID
+
+
+class ReturnStock(Contract):
+    """The order was cancelled after its stock was committed: put that stock back on sale, once."""
+
+    order_id: UUID
+    reason: Reason | None = None
 
 
 class FailedLine(Contract):
@@ -200,6 +207,15 @@ COMMIT_STOCK = CommandSpec(
     requires_actor=True,
     summary="Commit an order's reservation: the stock is sold (services and admins).",
 )
+RETURN_STOCK = CommandSpec(
+    "inventory",
+    "return_stock",
+    1,
+    ReturnStock,
+    Reservation,
+    requires_actor=True,
+    summary="Return a cancelled order's committed stock to sale (services and admins).",
+)
 
 STOCK_CHANGED = EventSpec("inventory", "stock_changed", 1, StockChanged, summary="A product's stock changed.")
 LOW_STOCK = EventSpec("inventory", "low_stock", 1, LowStock, summary="Stock crossed the low-stock threshold.")
@@ -217,6 +233,13 @@ STOCK_RELEASED = EventSpec(
 RESERVATION_COMMITTED = EventSpec(
     "inventory", "reservation_committed", 1, Reservation, summary="An order's reserved stock is sold."
 )
+STOCK_RETURNED = EventSpec(
+    "inventory",
+    "stock_returned",
+    1,
+    Reservation,
+    summary="A cancelled order's committed stock is back on sale (status `returned`).",
+)
 
 # The event that reports a reservation in each status.
 RESERVATION_EVENTS: dict[str, EventSpec] = {
@@ -225,7 +248,16 @@ RESERVATION_EVENTS: dict[str, EventSpec] = {
     "released": STOCK_RELEASED,
     "expired": STOCK_RELEASED,
     "committed": RESERVATION_COMMITTED,
+    "returned": STOCK_RETURNED,
 }
 
-COMMANDS: tuple[CommandSpec, ...] = (GET_STOCK, SET_STOCK, RESERVE_STOCK, RELEASE_STOCK, COMMIT_STOCK)
-EVENTS = (STOCK_CHANGED, LOW_STOCK, STOCK_RESERVED, RESERVATION_FAILED, STOCK_RELEASED, RESERVATION_COMMITTED)
+COMMANDS: tuple[CommandSpec, ...] = (GET_STOCK, SET_STOCK, RESERVE_STOCK, RELEASE_STOCK, COMMIT_STOCK, RETURN_STOCK)
+EVENTS = (
+    STOCK_CHANGED,
+    LOW_STOCK,
+    STOCK_RESERVED,
+    RESERVATION_FAILED,
+    STOCK_RELEASED,
+    RESERVATION_COMMITTED,
+    STOCK_RETURNED,
+)

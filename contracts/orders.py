@@ -19,6 +19,7 @@ from pydantic import Field, StringConstraints
 from contracts.base import Contract
 from contracts.inventory import MAX_QUANTITY
 from contracts.payments import PaymentToken
+from contracts.privacy import export_spec
 from contracts.topology import CommandSpec, EventSpec
 from contracts.users import Address
 
@@ -39,7 +40,10 @@ class PlaceOrderBody(Contract):
     """`POST /api/orders`: without `items`, the caller's cart is ordered."""
 
     items: tuple[OrderItem, ...] | None = Field(
-        default=None, min_length=1, max_length=MAX_LINES, description="Absent: the caller's cart"
+        default=None,
+        min_length=1,
+        max_length=MAX_LINES,
+        description="Absent: the caller's cart, at today's prices; placing the order empties it",
     )
     shipping_address: Address
     payment_token: PaymentToken = Field(description="A payment provider's token (`tok_visa`), never card data")
@@ -50,7 +54,13 @@ class PlaceOrder(Contract):
     order, with another body it is refused (`validation_failed`)."""
 
     order_id: UUID = Field(description="Chosen by the client (partners) or derived from the Idempotency-Key (edge)")
-    items: tuple[OrderItem, ...] = Field(min_length=1, max_length=MAX_LINES)
+    items: tuple[OrderItem, ...] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_LINES,
+        description="Absent or null: the actor's own cart, which the order then empties (people only; partners "
+        "send items)",
+    )
     shipping_address: Address
     payment_token: PaymentToken
     on_behalf_of: UUID | None = Field(
@@ -101,7 +111,7 @@ class OrderView(Contract):
     items: tuple[OrderLine, ...]
     total_amount: str
     currency: str
-    shipping_address: Address
+    shipping_address: Address | None = Field(description="Null once the customer's account was erased")
     payment_status: PaymentStatus
     cancel_reason: CancelReason | None
     history: tuple[HistoryEntry, ...]
@@ -196,5 +206,7 @@ STATUS_EVENTS: dict[str, EventSpec] = {
     "delivered": ORDER_DELIVERED,
 }
 
-COMMANDS: tuple[CommandSpec, ...] = (PLACE_ORDER, GET_ORDER, UPDATE_ORDER_STATUS, LIST_USER_ORDERS)
+EXPORT_USER_DATA = export_spec("orders")
+
+COMMANDS: tuple[CommandSpec, ...] = (PLACE_ORDER, GET_ORDER, UPDATE_ORDER_STATUS, LIST_USER_ORDERS, EXPORT_USER_DATA)
 EVENTS = (ORDER_PLACED, ORDER_CONFIRMED, ORDER_CANCELLED, ORDER_SHIPPED, ORDER_DELIVERED)

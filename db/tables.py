@@ -264,7 +264,7 @@ stock_movements = Table(
     inventory_metadata,
     Column("id", BigInteger, primary_key=True, autoincrement=True),
     Column("product_id", UUID(as_uuid=True), ForeignKey("inventory.stock.product_id"), nullable=False),
-    # created, set, adjust, reserve, release, expire, commit
+    # created, set, adjust, reserve, release, expire, commit, return
     Column("kind", String(16), nullable=False),
     Column("delta_available", Integer, nullable=False),
     Column("delta_reserved", Integer, nullable=False),
@@ -292,7 +292,8 @@ reservations = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     CheckConstraint(
-        "status IN ('reserved', 'failed', 'released', 'expired', 'committed')", name="ck_reservations_status"
+        "status IN ('reserved', 'failed', 'released', 'expired', 'committed', 'returned')",
+        name="ck_reservations_status",
     ),
 )
 # The sweeper looks only at live reservations, oldest deadline first.
@@ -316,8 +317,9 @@ orders = Table(
     Column("request_hash", String(64), nullable=False),
     Column("currency", String(3), nullable=False),
     Column("total_minor", BigInteger, nullable=False),
-    Column("shipping_address_enc", Text, nullable=False),
-    Column("shipping_address_key_id", String(32), nullable=False),
+    # Null once the customer's account was erased (the order stays, for accounting).
+    Column("shipping_address_enc", Text),
+    Column("shipping_address_key_id", String(32)),
     Column("payment_token", String(64), nullable=False),
     Column("status", String(16), nullable=False),
     Column("cancel_reason", String(32)),
@@ -328,6 +330,8 @@ orders = Table(
     Column("payment", String(16), nullable=False),
     Column("authorized_at", DateTime(timezone=True)),
     Column("voided_at", DateTime(timezone=True)),
+    # Cancelled before shipping after its stock was committed: that stock goes back on sale.
+    Column("restock", Boolean, nullable=False, server_default=text("false")),
     Column("version", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),

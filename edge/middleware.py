@@ -11,7 +11,10 @@ import json
 import logging
 import re
 import time
+from email import policy
+from email.parser import BytesParser
 from typing import Any
+from urllib.parse import parse_qsl
 from uuid import uuid4
 
 from aiohttp import web
@@ -37,6 +40,8 @@ _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # Probes hit these every few seconds; logging each would bury real traffic.
 _QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+_FORM = "application/x-www-form-urlencoded"
+_MULTIPART = "multipart/form-data"
 
 
 def request_id(request: web.Request) -> str:
@@ -98,28 +103,33 @@ async def echo_request_id(request: web.Request, response: web.StreamResponse) ->
 @web.middleware
 async def json_body_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     # An unknown route is a 404 whatever its body: leave it to the router.
-    if request.match_info.route.name in request.app.get(FORM_ROUTES_KEY, frozenset()):
+    if request.method not in _BODY_METHODS or not request.body_exists or request.match_info.http_exception is not None:
         return await handler(request)
-    if request.method in _BODY_METHODS and request.body_exists and request.match_info.http_exception is None:
-        if not _is_json(request.content_type):
-            raise HttpProblem("unsupported_media_type", "request bodies must be application/json")
-        raw = await request.read()  # over client_max_size: aiohttp raises 413
-        try:
-            request[JSON_BODY_KEY] = json.loads(raw, parse_constant=_reject_constant)
-        except (ValueError, RecursionError) as exc:
-            raise HttpProblem(
-                "validation_failed",
-                "the request body is not valid JSON",
-                errors=(FieldError(field="body", message=_json_error(exc)),),
-            ) from None
-        # Agora never receives card data (clients send a PSP token): refused before any
-        # handler, log line or command can hold it. The number itself is not echoed.
-        if contains_card_number(request[JSON_BODY_KEY]):
-            raise HttpProblem(
-                "validation_failed",
-                "the request body contains what looks like a card number; pay with a payment token",
-                errors=(FieldError(field="body", message="card numbers are not accepted"),),
-            )
+    form_route = request.match_info.route.name in request.app.get(FORM_ROUTES_KEY, frozenset())
+    if form_route or not _is_json(request.content_type):
+        # Agora never receives card data, whatever the body's type: a form holding a
+        # card number is refused like a JSON body, before its handler reads it and
+        # before the 415 other routes give a form. (aiohttp keeps the body read here
+        # for a form handler's `post()`.)
+        fields = _form_fields(request.content_type, request.headers.get("Content-Type", ""), await request.read())
+        if contains_card_number(fields):
+            raise _card_number()
+        if form_route:
+            return await handler(request)
+        raise HttpProblem("unsupported_media_type", "request bodies must be application/json")
+    raw = await request.read()  # over client_max_size: aiohttp raises 413
+    try:
+        request[JSON_BODY_KEY] = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise HttpProblem(
+            "validation_failed",
+            "the request body is not valid JSON",
+            errors=(FieldError(field="body", message=_json_error(exc)),),
+        ) from None
+    # Agora never receives card data (clients send a PSP token): refused before any
+    # handler, log line or command can hold it. The number itself is not echoed.
+    if contains_card_number(request[JSON_BODY_KEY]):
+        raise _card_number()
     return await handler(request)
 
 
@@ -127,6 +137,34 @@ def route_template(request: web.Request) -> str:
     """The route pattern, not the path: ids in paths would explode metric cardinality."""
     resource = request.match_info.route.resource
     return resource.canonical if resource is not None else "unmatched"
+
+
+def _card_number() -> HttpProblem:
+    return HttpProblem(
+        "validation_failed",
+        "the request body contains what looks like a card number; pay with a payment token",
+        errors=(FieldError(field="body", message="card numbers are not accepted"),),
+    )
+
+
+def _form_fields(content_type: str, header: str, raw: bytes) -> list[str]:
+    """The names and values of a form body (urlencoded or multipart, file parts included);
+    of any other body, its text, for the card-number check."""
+    if content_type == _FORM:
+        return [text for pair in parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True) for text in pair]
+    if content_type == _MULTIPART:
+        head = f"Content-Type: {header}\r\n\r\n".encode("latin-1", "replace")
+        message = BytesParser(policy=policy.HTTP).parsebytes(head + raw)
+        fields: list[str] = []
+        for part in message.walk():
+            if part.is_multipart():
+                continue
+            payload = part.get_payload(decode=True)
+            name = part.get_param("name", header="content-disposition")
+            fields += [str(name or ""), part.get_filename() or ""]
+            fields.append(payload.decode("utf-8", "replace") if isinstance(payload, bytes) else "")
+        return fields
+    return [raw.decode("utf-8", "replace")]
 
 
 def _is_json(content_type: str) -> bool:

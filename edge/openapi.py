@@ -76,6 +76,7 @@ _HEADERS: dict[str, dict[str, Any]] = {
     },
 }
 _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+EVENT_STREAM = "text/event-stream"
 
 
 @dataclass(frozen=True)
@@ -108,12 +109,18 @@ class Endpoint:
     basic_auth: bool = False
     # Counted by edge/ratelimit.py: may answer 429 with Retry-After.
     rate_limited: bool = False
+    # The route answers with Server-Sent Events (`text/event-stream`), not with the
+    # command's reply (the command is how it reads); this describes the stream.
+    event_stream: str = ""
+    event_example: str = ""
 
     def add_to(self, router: web.UrlDispatcher) -> None:
         router.add_route(self.method, self.path, self.handler, name=self.operation_id)
 
     @property
     def reply(self) -> type[Contract] | None:
+        if self.event_stream:
+            return None
         return self.response or self.spec.reply
 
     @property
@@ -216,6 +223,11 @@ def _operation(endpoint: Endpoint, body_ref: dict[str, Any] | None, reply_ref: d
     }
     if reply_ref is not None:
         success["content"] = {"application/json": {"schema": reply_ref}}
+    if endpoint.event_stream:
+        stream: dict[str, Any] = {"schema": {"type": "string", "description": endpoint.event_stream}}
+        if endpoint.event_example:
+            stream["example"] = endpoint.event_example
+        success["content"] = {EVENT_STREAM: stream}
     operation: dict[str, Any] = {
         "operationId": endpoint.operation_id,
         "summary": endpoint.summary or spec.summary,

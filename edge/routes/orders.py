@@ -3,7 +3,8 @@
 `POST /api/orders` turns the `Idempotency-Key` header into the order's id (a UUIDv5 of
 the caller and the key) and the body into a hash, so the same key and body find the
 same order and the same key with another body is refused by the orders service.
-Without `items`, the caller's cart is ordered. The event stream polls the order
+Without `items`, the caller's cart is ordered: the orders service reads, prices and
+empties it with the order, in one transaction. The event stream polls the order
 through the orders service, which keeps checking who may see it.
 """
 
@@ -13,11 +14,9 @@ import asyncio
 import hashlib
 import json
 import uuid
-from typing import Any
 
 from aiohttp import web
 
-from contracts.carts import GET_CART, GetCart
 from contracts.errors import FieldError
 from contracts.orders import (
     GET_ORDER,
@@ -27,7 +26,6 @@ from contracts.orders import (
     GetOrder,
     ListUserOrders,
     ListUserOrdersQuery,
-    OrderItem,
     PlaceOrder,
     PlaceOrderBody,
     UpdateOrderStatus,
@@ -71,29 +69,14 @@ async def place_order(request: web.Request) -> web.Response:
         json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":")).encode()
     ).hexdigest()
     order_id = uuid.uuid5(_ORDER_KEYS, f"{actor.user_id}:{key}") if key is not None else uuid.uuid4()
-    items = body.items if body.items is not None else await _cart_items(request, actor)
     command = PlaceOrder(
         order_id=order_id,
-        items=items,
+        items=body.items,
         shipping_address=body.shipping_address,
         payment_token=body.payment_token,
         request_hash=digest,
     )
     return await call_service(request, PLACE_ORDER, command, actor=actor, status=202, location="/api/orders/{order_id}")
-
-
-async def _cart_items(request: web.Request, actor: Any) -> tuple[OrderItem, ...]:
-    cart = await send(request, GET_CART, GetCart(), actor=actor)
-    items = tuple(
-        OrderItem(product_id=item["product_id"], quantity=item["quantity"]) for item in (cart or {}).get("items", ())
-    )
-    if not items:
-        raise HttpProblem(
-            "validation_failed",
-            "the cart is empty: add items to it or send `items`",
-            errors=(FieldError(field="items", message="the cart is empty"),),
-        )
-    return items
 
 
 async def get_order(request: web.Request) -> web.Response:
@@ -170,10 +153,11 @@ ENDPOINTS = (
         auth=True,
         errors=(422,),
         headers=("Location",),
-        summary="Place an order from `items`, or without them from the caller's cart, with an `Idempotency-Key` "
-        "header: the same key and body answer the same order, the same key with another body is 422. Answered "
-        "at once with the pending order; stock is reserved and payment authorized in the background, and the "
-        "order becomes `confirmed` or `cancelled` (see `cancel_reason`). Prices are today's, kept on each line.",
+        summary="Place an order from `items`, or without them from the caller's cart (which the order empties; "
+        "an empty cart is 422), with an `Idempotency-Key` header: the same key and body answer the same order, "
+        "the same key with another body is 422. Answered at once with the pending order; stock is reserved and "
+        "payment authorized in the background, and the order becomes `confirmed` or `cancelled` (see "
+        "`cancel_reason`). Prices are today's, kept on each line.",
     ),
     Endpoint(
         "GET",
@@ -215,8 +199,12 @@ ENDPOINTS = (
         GET_ORDER,
         auth=True,
         errors=(404,),
-        summary="Server-Sent Events (`text/event-stream`) for the order's owner: one `status` event per status "
-        "the order takes (`data`: `{order_id, status, at}`, `id`: its position, for `Last-Event-ID`). The "
-        "stream ends when the order is delivered or cancelled, or after 5 minutes (reconnect).",
+        summary="Follow an order's status as Server-Sent Events (the order's owner only).",
+        event_stream="Server-Sent Events: one `status` event per status the order takes, from the first "
+        "(`id`: its position in the history, so a reconnect with `Last-Event-ID` gets only what is new; "
+        "`data`: JSON `{order_id, status, at}`), and a `: keep-alive` comment every 15 s. The stream ends "
+        "when the order is delivered or cancelled, after 5 minutes, or when the token expires: reconnect.",
+        event_example='id: 1\nevent: status\ndata: {"order_id": "4b6c2f0e-8d1a-4e7b-9c3d-2a5f6e7d8c9b", '
+        '"status": "pending", "at": "2026-11-25T10:00:00Z"}\n\n',
     ),
 )

@@ -18,6 +18,7 @@ from edge.routes.cart import CART_COOKIE, CART_HEADER
 from edge.sessions import ACCESS_COOKIE, CSRF_COOKIE, CSRF_HEADER
 from tests.catalog_support import create_category, create_product, new_tag
 from tests.conftest import bearer, login, make_seller, register
+from tests.orders_support import ADDRESS
 
 # --- fixtures and helpers -----------------------------------------------------------------
 
@@ -65,10 +66,15 @@ async def add(
 
 
 async def listed(
-    http: aiohttp.ClientSession, seller: dict[str, Any], category: str, price: str = "19.99", currency: str = "USD"
+    http: aiohttp.ClientSession,
+    seller: dict[str, Any],
+    category: str,
+    price: str = "19.99",
+    currency: str = "USD",
+    stock: int = 0,
 ) -> dict[str, Any]:
     """A new product, once the orders service knows it (a throwaway cart can take it)."""
-    product = await create_product(http, seller, category, price=price, currency=currency)
+    product = await create_product(http, seller, category, price=price, currency=currency, stock=stock)
     probe = guest(str(uuid.uuid4()))
     for _ in range(150):
         status, body = await add(http, probe, product["product_id"])
@@ -326,3 +332,67 @@ async def test_a_guest_cart_still_carried_by_a_signed_in_member_merges_on_the_ne
     assert [(i["product_id"], i["quantity"]) for i in cart["items"]] == [(product["product_id"], 99)]
     assert (await get_cart(http, guest(cart_id)))["items"] == []
     assert await get_cart(http, bearer(user["access_token"])) == cart
+
+
+# --- ordering the cart --------------------------------------------------------------------
+
+
+async def order_the_cart(
+    http: aiohttp.ClientSession, who: dict[str, Any], key: str, token: str = "tok_visa"
+) -> tuple[int, dict[str, Any]]:
+    body = {"shipping_address": ADDRESS, "payment_token": token}
+    headers = {**bearer(who["access_token"]), "Idempotency-Key": key}
+    async with http.post("/api/orders", json=body, headers=headers) as resp:
+        return resp.status, await resp.json()
+
+
+async def test_ordering_the_cart_charges_todays_prices_and_empties_it(
+    http: aiohttp.ClientSession, seller: dict[str, Any], category: str
+) -> None:
+    lamp = await listed(http, seller, category, price="19.99", stock=10)
+    mug = await listed(http, seller, category, price="4.50", stock=10)
+    gone = await listed(http, seller, category, price="1.00", stock=10)
+    user = await member(http)
+    for product, quantity in ((lamp, 2), (mug, 1), (gone, 3)):
+        assert (await add(http, bearer(user["access_token"]), product["product_id"], quantity))[0] == 200
+    # After the cart was filled: a new price for the lamp, and the third product withdrawn.
+    async with http.put(
+        f"/api/products/{lamp['product_id']}", json={"price": "21.00"}, headers=bearer(seller["access_token"])
+    ) as resp:
+        assert resp.status == 200
+    async with http.delete(f"/api/products/{gone['product_id']}", headers=bearer(seller["access_token"])) as resp:
+        assert resp.status == 204
+    for _ in range(150):
+        cart = await get_cart(http, bearer(user["access_token"]))
+        if cart["total"] == "46.50" and cart["unavailable"]:
+            break
+        await asyncio.sleep(0.1)
+    assert cart["total"] == "46.50", cart
+
+    key = str(uuid.uuid4())
+    status, order = await order_the_cart(http, user, key)
+    assert status == 202, order
+    assert sorted((i["product_id"], i["quantity"], i["price"]) for i in order["items"]) == sorted(
+        [(lamp["product_id"], 2, "21.00"), (mug["product_id"], 1, "4.50")]
+    )
+    assert (order["total_amount"], order["status"]) == ("46.50", "pending")
+    # Emptied with the order, withdrawn line included.
+    cart = await get_cart(http, bearer(user["access_token"]))
+    assert (cart["items"], cart["unavailable"], cart["total"]) == ([], [], "0")
+    # A retry with the same key is the same order, not an empty cart.
+    status, again = await order_the_cart(http, user, key)
+    assert status == 202 and again["order_id"] == order["order_id"]
+    # Without that key, an empty cart is refused.
+    status, problem = await order_the_cart(http, user, str(uuid.uuid4()))
+    assert status == 422 and problem["errors"] == [{"field": "items", "message": "the cart is empty"}], problem
+    # The cart goes on working after an order.
+    status, cart = await add(http, bearer(user["access_token"]), mug["product_id"], 1)
+    assert status == 200 and cart["total"] == "4.50"
+
+
+async def test_an_empty_or_missing_cart_is_422_and_orders_nothing(http: aiohttp.ClientSession) -> None:
+    user = await member(http)  # never had a cart
+    status, problem = await order_the_cart(http, user, str(uuid.uuid4()))
+    assert status == 422 and problem["code"] == "validation_failed" and problem["errors"][0]["field"] == "items"
+    async with http.get(f"/api/orders/user/{user['user_id']}", headers=bearer(user["access_token"])) as resp:
+        assert (await resp.json())["items"] == []

@@ -22,6 +22,7 @@ from aio_pika.abc import AbstractRobustConnection
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from contracts.inventory import RETURN_STOCK
 from contracts.orders import PLACE_ORDER
 from tests import support
 from tests.bus import Bus, list_product, service_token
@@ -239,18 +240,66 @@ async def put_status(http: aiohttp.ClientSession, who: dict[str, Any], order_id:
         return resp.status
 
 
-async def test_cancel_after_capture_refunds(
-    http: aiohttp.ClientSession, amqp: AbstractRobustConnection, db: AsyncEngine, seller: dict[str, Any], member: Any
+async def returns(db: AsyncEngine, order_id: str) -> list[tuple[int, int]]:
+    """The `return` movements of an order's stock: (Δavailable, Δreserved) per row."""
+    async with db.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT delta_available, delta_reserved FROM inventory.stock_movements "
+                "WHERE reference = :o AND kind = 'return'"
+            ),
+            {"o": order_id},
+        )
+        return [(row.delta_available, row.delta_reserved) for row in rows]
+
+
+async def test_cancel_after_capture_refunds_and_returns_the_stock(
+    http: aiohttp.ClientSession,
+    amqp: AbstractRobustConnection,
+    db: AsyncEngine,
+    bus: Bus,
+    stack: Stack,
+    seller: dict[str, Any],
+    member: Any,
+) -> None:
+    product_id = await product(amqp, http, db, seller, stock=3)
+    _, body, _ = await place(http, member, product_id, quantity=2)
+    order_id = body["order_id"]
+    await settled(http, member, order_id)
+    assert await stock_settles(http, seller, product_id, (1, 0)) == (1, 0)  # committed: sold
+    assert await put_status(http, member, order_id, "cancelled") == 200
+    order = await settled(http, member, order_id, until=lambda o: o["payment_status"] == "refunded")
+    assert (order["status"], order["cancel_reason"]) == ("cancelled", "customer_request")
+    money = await ledger(order_id)
+    assert money["net_captured"] == 0 and money["refunded"] == 3998, money
+    assert await stock_settles(http, seller, product_id, (3, 0)) == (3, 0)  # back on sale
+    assert await returns(db, order_id) == [(2, 0)]
+    assert await put_status(http, member, order_id, "cancelled") == 409
+    # A repeated return (a redelivery, a resend by the saga) moves nothing.
+    saga = await service_token(bus, stack.env)
+    reply = await bus.call(RETURN_STOCK.routing_key, {"order_id": order_id}, token=saga)
+    assert reply["ok"] and reply["data"]["status"] == "returned", reply
+    assert await stock(http, seller, product_id) == (3, 0) and await returns(db, order_id) == [(2, 0)]
+
+
+async def test_a_cancelled_shipped_order_is_refunded_but_not_restocked(
+    http: aiohttp.ClientSession,
+    amqp: AbstractRobustConnection,
+    db: AsyncEngine,
+    seller: dict[str, Any],
+    admin: dict[str, Any],
+    member: Any,
 ) -> None:
     product_id = await product(amqp, http, db, seller, stock=3)
     _, body, _ = await place(http, member, product_id)
-    await settled(http, member, body["order_id"])
-    assert await put_status(http, member, body["order_id"], "cancelled") == 200
-    order = await settled(http, member, body["order_id"], until=lambda o: o["payment_status"] == "refunded")
-    assert (order["status"], order["cancel_reason"]) == ("cancelled", "customer_request")
-    money = await ledger(body["order_id"])
-    assert money["net_captured"] == 0 and money["refunded"] == 1999, money
-    assert await put_status(http, member, body["order_id"], "cancelled") == 409
+    order_id = body["order_id"]
+    await settled(http, member, order_id)
+    assert await put_status(http, seller, order_id, "shipped") == 200
+    assert await put_status(http, admin, order_id, "cancelled") == 200
+    order = await settled(http, member, order_id, until=lambda o: o["payment_status"] == "refunded")
+    assert order["cancel_reason"] == "admin"
+    assert await stock_settles(http, seller, product_id, (2, 0)) == (2, 0)  # the goods are on their way
+    assert await returns(db, order_id) == []
 
 
 async def test_the_seller_ships_and_delivers_and_the_customer_may_not(

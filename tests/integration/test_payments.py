@@ -282,3 +282,41 @@ async def test_a_card_number_in_any_route_body_is_refused(http: aiohttp.ClientSe
         f"/api/users/{admin['user']['user_id']}", json=body, headers=bearer(admin["access_token"])
     ) as resp:
         assert resp.status == 422
+
+
+def _multipart(fields: dict[str, str], file: bytes | None = None) -> aiohttp.FormData:
+    form = aiohttp.FormData()
+    for name, value in fields.items():
+        form.add_field(name, value)
+    if file is not None:
+        form.add_field("attachment", file, filename="card.txt", content_type="text/plain")
+    return form
+
+
+async def test_a_card_number_in_a_form_body_is_refused_like_in_json(
+    http: aiohttp.ClientSession, admin: dict[str, Any]
+) -> None:
+    """Form-encoded and multipart bodies: 422 (not 415) on JSON routes, and on the form route too."""
+    auth = bearer(admin["access_token"])
+    refused: list[tuple[str, Any]] = [
+        ("/api/users/register", {"email": "a@example.com", "password": "4111 1111 1111 1111"}),
+        ("/api/orders", {"payment_token": "tok_visa", "card": "5555-5555-5555-4444"}),
+        ("/api/orders", _multipart({"payment_token": "tok_visa", "number": "378282246310005"})),
+        ("/api/orders", _multipart({"note": "see the file"}, b"my card: 6011111111111117\n")),
+        ("/api/oauth/token", {"grant_type": "client_credentials", "client_id": "4111111111111111"}),
+    ]
+    for path, body in refused:
+        async with http.post(path, data=body, headers=auth) as resp:
+            assert resp.status == 422, (path, await resp.text())
+            assert resp.content_type == "application/problem+json"
+            problem = await resp.text()
+        assert "card number" in problem
+        assert not any(digits in problem for digits in ("4111", "5555", "378282", "6011")), problem
+    # Without a card number a form is still the wrong type for a JSON route, and fine for the token route.
+    async with http.post("/api/orders", data={"payment_token": "tok_visa"}, headers=auth) as resp:
+        assert resp.status == 415
+    async with http.post("/api/orders", data=_multipart({"payment_token": "tok_visa"}), headers=auth) as resp:
+        assert resp.status == 415
+    form = {"grant_type": "client_credentials", "client_id": str(uuid.uuid4()), "client_secret": "s" * 40}
+    async with http.post("/api/oauth/token", data=form) as resp:
+        assert resp.status == 401 and (await resp.json())["error"] == "invalid_client"

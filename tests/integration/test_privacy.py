@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import aio_pika
@@ -18,6 +19,8 @@ from agora.crypto import FieldCipher, Sealed
 from contracts.topology import EVENTS_EXCHANGE
 from db.sealed import USER_ADDRESS, USER_PHONE
 from tests.conftest import Stack, agora_cli, bearer, login, register
+from tests.orders_support import ADDRESS as ORDER_ADDRESS
+from tests.orders_support import matrix_product, place_when_priced
 
 ADDRESS = {"line1": "12 Privacy Lane", "city": "Utrecht", "postal_code": "3511 AB", "country": "NL"}
 
@@ -109,6 +112,66 @@ async def test_who_may_erase(http: aiohttp.ClientSession, admin: dict[str, Any])
         assert resp.status == 204
     async with http.delete(url, headers=bearer(admin["access_token"])) as resp:
         assert resp.status == 404  # already gone
+
+
+async def _until(
+    http: aiohttp.ClientSession, url: str, token: str, done: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    for _ in range(200):
+        async with http.get(url, headers=bearer(token)) as resp:
+            body: dict[str, Any] = await resp.json()
+        if resp.status == 200 and done(body):
+            return body
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{url} never got there: {body}")
+
+
+async def test_the_orders_service_exports_a_members_orders_and_cart_and_forgets_them_at_erasure(
+    http: aiohttp.ClientSession, admin: dict[str, Any], db: AsyncEngine
+) -> None:
+    product_id = await matrix_product(http, admin)
+    user = await _profile_owner(http)
+    placed = await place_when_priced(http, user, product_id)
+    order_url = f"/api/orders/{placed['order_id']}"
+    await _until(http, order_url, user["access_token"], lambda o: o["payment_status"] == "captured")
+    async with http.post(
+        "/api/cart/items", json={"product_id": product_id, "quantity": 2}, headers=bearer(user["access_token"])
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+
+    async with http.get(f"/api/users/{user['user_id']}/export", headers=bearer(user["access_token"])) as resp:
+        assert resp.status == 200, await resp.text()
+        orders = (await resp.json())["services"]["orders"]
+    [order] = orders["orders"]
+    assert order["order_id"] == placed["order_id"]
+    assert order["shipping_address"] == {"line2": None, "region": None, **ORDER_ADDRESS}  # decrypted
+    assert [(i["product_id"], i["quantity"]) for i in orders["cart"]["items"]] == [(product_id, 2)]
+    async with http.get(f"/api/inventory/{product_id}", headers=bearer(admin["access_token"])) as resp:
+        assert (await resp.json())["stock"] == 99
+
+    async with http.delete(f"/api/users/{user['user_id']}", headers=bearer(user["access_token"])) as resp:
+        assert resp.status == 204
+    # The order stays, for accounting, without its address; not yet shipped, it is
+    # cancelled as by the customer: refunded, and its stock back on sale.
+    order = await _until(
+        http,
+        order_url,
+        admin["access_token"],
+        lambda o: o["shipping_address"] is None and o["payment_status"] == "refunded",
+    )
+    assert (order["status"], order["cancel_reason"], order["total_amount"]) == (
+        "cancelled",
+        "customer_request",
+        "19.99",
+    )
+    await _until(http, f"/api/inventory/{product_id}", admin["access_token"], lambda s: s["stock"] == 100)
+    async with db.connect() as conn:
+        sealed = await conn.scalar(
+            text("SELECT count(*) FROM orders.orders WHERE user_id = :u AND shipping_address_enc IS NOT NULL"),
+            {"u": user["user_id"]},
+        )
+        carts = await conn.scalar(text("SELECT count(*) FROM orders.carts WHERE user_id = :u"), {"u": user["user_id"]})
+    assert (sealed, carts) == (0, 0)
 
 
 async def test_rotate_data_re_encrypts_under_the_new_key(

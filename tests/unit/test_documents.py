@@ -29,3 +29,11 @@ def test_asyncapi_lists_every_command_and_event_with_its_schema() -> None:
     for spec in (*COMMANDS, *EVENTS):
         assert spec.routing_key in doc["channels"]
         assert spec.payload.__name__ in doc["components"]["schemas"]
+
+
+def test_the_order_event_stream_is_documented_as_server_sent_events() -> None:
+    operation = build_document(ENDPOINTS, REDIRECTS)["paths"]["/api/orders/{orderId}/events"]["get"]
+    content = operation["responses"]["200"]["content"]
+    assert list(content) == ["text/event-stream"]
+    assert content["text/event-stream"]["schema"]["type"] == "string"
+    assert "event: status" in content["text/event-stream"]["example"]

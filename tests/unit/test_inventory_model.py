@@ -120,5 +120,12 @@ def test_reservation_transitions() -> None:
     assert committed is not None and committed.status == "committed"
     assert committed.commit(NOW) is None and committed.release(NOW) is None
 
+    # A cancelled order's committed stock comes back once, as available stock.
+    assert held.give_back(NOW) is None and released.give_back(NOW) is None  # nothing was sold
+    assert [(m.delta_available, m.delta_reserved) for m in committed.movements("return")] == [(2, 0)]
+    returned = committed.give_back(NOW)
+    assert returned is not None and returned.status == "returned"
+    assert returned.give_back(NOW) is None and returned.commit(NOW) is None and returned.release(NOW) is None
+
     barred = Reservation.barred(uuid.uuid4(), NOW)
     assert barred.status == "released" and barred.lines == () and barred.release(NOW) is None

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from contracts.inventory import COMMIT_STOCK, RELEASE_STOCK, RESERVE_STOCK, ReservationLine
+from contracts.inventory import COMMIT_STOCK, RELEASE_STOCK, RESERVE_STOCK, RETURN_STOCK, ReservationLine
 from contracts.payments import AUTHORIZE_PAYMENT, CAPTURE_PAYMENT, REFUND_PAYMENT, VOID_PAYMENT
 from workers.orders.saga import (
     Cancel,
@@ -121,18 +121,51 @@ def test_a_finished_saga_ignores_a_late_authorization() -> None:
     assert transition(saga, late, T0 + timedelta(seconds=40), CONFIG) == (saga, ())
 
 
-def test_cancel_after_capture_refunds_and_illegal_moves_raise() -> None:
+def confirmed_saga() -> Saga:
     saga, _ = new_saga()
-    for message in (ReservationReply("reserved"), paid("authorize", "authorized"), ReservationReply("committed")):
+    for message in (ReservationReply("reserved"), paid("authorize", "authorized")):
         saga, _ = transition(saga, message, T0, CONFIG)
-    saga, _ = transition(saga, paid("capture", "captured"), T0, CONFIG)
+    return saga
+
+
+def test_cancel_after_capture_refunds_and_returns_the_stock() -> None:
+    saga = confirmed_saga()
+    for message in (ReservationReply("committed"), paid("capture", "captured")):
+        saga, _ = transition(saga, message, T0, CONFIG)
+    assert saga.step == "done"
+    saga, sends = transition(saga, Cancel("customer_request"), T0, CONFIG)
+    assert keys(sends) == ["refund_payment", "return_stock"] and saga.status == "cancelled" and not saga.terminal
+    saga, sends = transition(saga, ReservationReply("returned"), T0, CONFIG)
+    assert sends == () and saga.reservation == "returned" and not saga.terminal
+    assert transition(saga, ReservationReply("returned"), T0, CONFIG) == (saga, ())  # a duplicate
+    saga, _ = transition(saga, paid("refund", "refunded", saga.attempt), T0, CONFIG)
+    assert saga.terminal and saga.payment_status == "refunded"
+
+
+def test_a_cancel_while_committing_returns_the_stock_once_it_is_committed() -> None:
+    saga, sends = transition(confirmed_saga(), Cancel("admin"), T0, CONFIG)
+    assert sends == () and saga.reservation == "committing"  # commit and capture are in flight
+    saga, sends = transition(saga, ReservationReply("committed"), T0, CONFIG)
+    assert keys(sends) == ["return_stock"]
+    saga, sends = transition(saga, paid("capture", "captured"), T0, CONFIG)
+    assert keys(sends) == ["refund_payment"]
+    # Unanswered: the sweeper sends both again.
+    later = T0 + timedelta(minutes=5)
+    _, sends = transition(saga, Timeout(), later, CONFIG)
+    assert keys(sends) == ["refund_payment", "return_stock"]
+
+
+def test_a_shipped_order_cancelled_is_refunded_but_not_restocked_and_illegal_moves_raise() -> None:
+    saga = confirmed_saga()
+    for message in (ReservationReply("committed"), paid("capture", "captured")):
+        saga, _ = transition(saga, message, T0, CONFIG)
     with pytest.raises(IllegalTransition):
         transition(saga, Deliver(), T0, CONFIG)
     saga, _ = transition(saga, Ship(), T0, CONFIG)
     saga, sends = transition(saga, Cancel("admin"), T0, CONFIG)
-    assert keys(sends) == ["refund_payment"] and saga.status == "cancelled"
+    assert keys(sends) == ["refund_payment"] and saga.status == "cancelled"  # the goods are not on the shelf
     saga, _ = transition(saga, paid("refund", "refunded", saga.attempt), T0, CONFIG)
-    assert saga.terminal and saga.payment_status == "refunded"
+    assert saga.terminal and saga.payment_status == "refunded" and saga.reservation == "committed"
     with pytest.raises(IllegalTransition):
         transition(saga, Cancel("admin"), T0, CONFIG)
 
@@ -160,6 +193,8 @@ class SagaMachine(RuleBasedStateMachine):
         self.delivered: list[Message] = []
         self.reservation: str | None = None
         self.stock_ok = True
+        # How the order was cancelled: before confirmation, after it, or after shipping.
+        self.cancelled_when: str | None = None
         self.provider = Provider()
 
     # --- the simulated services -------------------------------------------------------
@@ -183,8 +218,14 @@ class SagaMachine(RuleBasedStateMachine):
         elif send.spec == COMMIT_STOCK:
             if self.reservation in ("reserved", "committed"):
                 self.reservation = "committed"
-                self.replies.append(ReservationReply("committed"))
+            if self.reservation in ("committed", "returned"):  # a commit after the return is a no-op
+                self.replies.append(ReservationReply(self.reservation))  # type: ignore[arg-type]
             # else: refused (conflict), no event
+        elif send.spec == RETURN_STOCK:
+            if self.reservation == "committed":
+                self.reservation = "returned"
+            if self.reservation is not None:  # answers the reservation as it stands
+                self.replies.append(ReservationReply(self.reservation))  # type: ignore[arg-type]
         elif send.spec == AUTHORIZE_PAYMENT:
             if p.state == "none":
                 if outcome == "authorized":
@@ -260,7 +301,10 @@ class SagaMachine(RuleBasedStateMachine):
 
     @rule(reason=st.sampled_from(["customer_request", "admin"]))
     def cancel(self, reason: str) -> None:
+        status = self.saga.status
         self._apply(Cancel(reason), check_repeat=False)  # type: ignore[arg-type]
+        if self.saga.status == "cancelled" and self.cancelled_when is None:
+            self.cancelled_when = status
 
     @rule()
     def ship(self) -> None:
@@ -298,13 +342,18 @@ class SagaMachine(RuleBasedStateMachine):
         s, p = self.saga, self.provider
         assert s.step == "done" and not self.inflight and not self.replies, s
         if s.status == "cancelled":
-            # Nothing held, nothing charged: every reservation ended released (or never was).
-            assert self.reservation in ("released", "failed", "committed"), self.reservation
+            # Nothing held, nothing charged: every reservation ended released, returned (or
+            # never was), or committed for goods that had shipped.
+            assert self.reservation in ("released", "failed", "committed", "returned"), self.reservation
             assert p.state in ("none", "declined", "voided", "refunded"), p
-            if self.reservation == "committed":  # cancelled after the point of no return
+            if self.reservation in ("committed", "returned"):  # cancelled after the point of no return
                 assert p.state == "refunded"
+                assert self.cancelled_when in ("confirmed", "shipped"), self.cancelled_when
+                assert self.reservation == ("returned" if self.cancelled_when == "confirmed" else "committed")
+            assert s.reservation == (self.reservation or "released") or s.reservation == "failed", (s, self.reservation)
         else:
             assert self.reservation == "committed" and p.state == "captured", (s, p)
+            assert s.reservation == "committed"
         assert p.log.count("authorize_payment") == 0 or self.reservation != "failed"
 
 

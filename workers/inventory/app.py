@@ -22,6 +22,7 @@ service.command(c.SET_STOCK, handlers.set_stock)
 service.command(c.RESERVE_STOCK, handlers.reserve_stock)
 service.command(c.RELEASE_STOCK, handlers.release_stock)
 service.command(c.COMMIT_STOCK, handlers.commit_stock)
+service.command(c.RETURN_STOCK, handlers.return_stock)
 service.background("reservation-sweeper", handlers.sweep_expired, every=SWEEP_SECONDS)
 
 app = service.app

@@ -27,6 +27,7 @@ from contracts.inventory import (
     LowStock,
     ReleaseStock,
     ReserveStock,
+    ReturnStock,
     SetStock,
     StockChanged,
     StockView,
@@ -184,6 +185,27 @@ async def commit_stock(cmd: CommitStock, ctx: HandlerContext) -> ReservationView
     await _move(ctx, repo, stocks, existing.movements("commit"), now)
     await repo.save_reservation(committed)
     return await _answer(ctx, committed)
+
+
+async def return_stock(cmd: ReturnStock, ctx: HandlerContext) -> ReservationView:
+    """A cancelled order's committed stock goes back on sale, once: `committed` → `returned`.
+
+    A repeat (already returned) or a reservation that was never committed answers the
+    reservation as it stands and moves nothing.
+    """
+    ctx.require_saga_actor("reservations")
+    repo = InventoryRepository(ctx.session)
+    now = datetime.now(UTC)
+    existing = await repo.reservation_for_update(cmd.order_id)
+    if existing is None:
+        raise not_found("reservation")
+    returned = existing.give_back(now)
+    if returned is None:
+        return await _answer(ctx, existing)
+    stocks = await repo.for_update(line.product_id for line in existing.lines)
+    await _move(ctx, repo, stocks, existing.movements("return", cmd.reason), now)
+    await repo.save_reservation(returned)
+    return await _answer(ctx, returned)
 
 
 async def sweep_expired(service: WorkerService) -> None:

@@ -23,7 +23,7 @@ from contracts.inventory import (
 )
 from contracts.inventory import Reservation as ReservationView
 
-MovementKind = Literal["created", "set", "adjust", "reserve", "release", "expire", "commit"]
+MovementKind = Literal["created", "set", "adjust", "reserve", "release", "expire", "commit", "return"]
 
 
 # Per unit of a line: (change of available, change of reserved).
@@ -32,6 +32,8 @@ _DELTAS: dict[str, tuple[int, int]] = {
     "release": (1, -1),
     "expire": (1, -1),
     "commit": (0, -1),
+    # Committed stock left `reserved` (and, if it had expired, `available`): it comes back as available.
+    "return": (1, 0),
 }
 
 
@@ -91,8 +93,6 @@ class Stock:
 def may_change_stock(stock: Stock, actor: Actor) -> bool:
     """The product's seller or an admin. Anyone may see stock, so others get 403, not 404."""
     return actor.role == "admin" or (actor.role == "seller" and actor.user_id == stock.seller_id)
-
-
 
 
 def stock_change(stock: Stock, cmd: SetStock) -> tuple[Movement | None, int]:
@@ -204,14 +204,21 @@ class Reservation:
         return replace(self, status="expired" if expired else "released", expires_at=None, updated_at=now)
 
     def commit(self, now: datetime) -> Reservation | None:
-        """The reservation after a commit, or None if it is already committed."""
-        if self.status == "committed":
+        """The reservation after a commit, or None if it is already committed (or since returned)."""
+        if self.status in ("committed", "returned"):
             return None
         if self.status in ("failed", "released"):
             raise StockError(f"the reservation of order {self.order_id} is {self.status}: nothing to commit")
         # reserved, or expired: an expired reservation is committed if its stock can
         # still be taken (the handler checks that, all lines or none).
         return replace(self, status="committed", expires_at=None, updated_at=now)
+
+    def give_back(self, now: datetime) -> Reservation | None:
+        """The reservation after its committed stock is returned, or None if that changes nothing:
+        returned already, or never committed (nothing was sold, so nothing comes back)."""
+        if self.status != "committed":
+            return None
+        return replace(self, status="returned", updated_at=now)
 
     def view(self) -> ReservationView:
         return ReservationView(

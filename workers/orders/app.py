@@ -5,7 +5,7 @@ Run: `agora worker orders [--workers N]` (or `faststream run workers.orders.app:
 
 from __future__ import annotations
 
-from contracts import carts, catalog, inventory, orders, payments
+from contracts import carts, catalog, inventory, orders, payments, users
 from workers.orders import cart, handlers, products
 from workers.runtime.service import WorkerService
 
@@ -33,10 +33,15 @@ for reservation_event in (
     inventory.RESERVATION_FAILED,
     inventory.STOCK_RELEASED,
     inventory.RESERVATION_COMMITTED,
+    inventory.STOCK_RETURNED,
 ):
     service.event(reservation_event, handlers.on_reservation)
 for payment_event in payments.EVENTS:
     service.event(payment_event, handlers.on_payment)
 service.background("saga-sweeper", handlers.sweep_deadlines, every=service.settings.saga_sweep_seconds)
+
+# personal data: the export gathered by the edge, and erasure
+service.command(orders.EXPORT_USER_DATA, handlers.export_user_data)
+service.event(users.USER_ERASED, handlers.on_user_erased)
 
 app = service.app

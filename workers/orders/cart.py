@@ -15,7 +15,7 @@ from uuid import UUID
 
 from agora.tokens import Actor
 from contracts.carts import AddCartItem, CartView, GetCart, MergeCart, RemoveCartItem, SetCartItem
-from workers.orders.cart_model import Cart, CartError, view
+from workers.orders.cart_model import CART_ROLES, Cart, CartError, view
 from workers.orders.cart_repository import CartRepository
 from workers.orders.products import product_snapshot
 from workers.runtime.errors import DomainError, invalid, not_found
@@ -23,15 +23,13 @@ from workers.runtime.service import HandlerContext, WorkerService
 
 log = logging.getLogger("agora.orders.cart")
 
-# Carts belong to people: partner systems and services order with explicit lines.
-_CART_ROLES = frozenset({"member", "seller", "admin"})
 # A guest cart untouched this long is deleted (the cookie that names it expires too).
 GUEST_CART_DAYS = 30
 SWEEP_BATCH = 500
 
 
 def _member(actor: Actor | None) -> Actor | None:
-    if actor is not None and actor.role not in _CART_ROLES:
+    if actor is not None and actor.role not in CART_ROLES:
         raise DomainError("forbidden", "carts belong to people; send the order's lines instead")
     return actor
 
@@ -94,6 +92,16 @@ async def merge_cart(cmd: MergeCart, ctx: HandlerContext) -> CartView:
     if dropped:
         log.info("guest cart lines not merged", extra={"count": len(dropped)})
     return await _view(ctx, merged)
+
+
+async def member_cart(ctx: HandlerContext, user_id: UUID) -> CartView:
+    """A member's cart as they see it (for their data export)."""
+    return await _view(ctx, await CartRepository(ctx.session).member(user_id))
+
+
+async def delete_member_cart(ctx: HandlerContext, user_id: UUID) -> None:
+    """The member's account was erased: their cart goes."""
+    await CartRepository(ctx.session).delete_member(user_id)
 
 
 async def sweep_guest_carts(service: WorkerService) -> None:

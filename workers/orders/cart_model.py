@@ -18,6 +18,9 @@ from contracts.carts import MAX_QUANTITY, CartItem, CartView
 from contracts.money import to_amount
 from workers.orders.products import ProductSnapshot
 
+# Carts belong to people: partner systems and services order with explicit lines.
+CART_ROLES = frozenset({"member", "seller", "admin"})
+
 
 class CartError(Exception):
     """A change the rules refuse; `code` is the error code the handler answers with."""

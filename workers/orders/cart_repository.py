@@ -77,6 +77,15 @@ class CartRepository:
             )
         await self._session.execute(update(carts).where(carts.c.cart_id == after.cart_id).values(updated_at=now))
 
+    async def empty(self, cart_id: UUID, now: datetime) -> None:
+        """Take every line out of the cart (it was ordered); the cart itself stays."""
+        await self._session.execute(delete(cart_items).where(cart_items.c.cart_id == cart_id))
+        await self._session.execute(update(carts).where(carts.c.cart_id == cart_id).values(updated_at=now))
+
+    async def delete_member(self, user_id: UUID) -> None:
+        """Delete the member's cart and its lines (the account was erased)."""
+        await self._session.execute(delete(carts).where(carts.c.user_id == user_id))
+
     async def delete(self, cart_id: UUID) -> None:
         await self._session.execute(delete(carts).where(carts.c.cart_id == cart_id))
 

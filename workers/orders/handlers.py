@@ -8,6 +8,7 @@ history, the order events and the commands to inventory and payments go to the o
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -29,7 +30,11 @@ from contracts.orders import (
     UpdateOrderStatus,
 )
 from contracts.payments import PaymentResult
+from contracts.privacy import ExportUserData, PersonalData
+from contracts.users import UserErased
 from workers.orders import model, saga
+from workers.orders.cart import delete_member_cart, member_cart
+from workers.orders.cart_repository import CartRepository
 from workers.orders.model import Order, OrderRefused
 from workers.orders.products import product_snapshot
 from workers.orders.repository import OrdersRepository
@@ -73,19 +78,28 @@ def _refused(exc: OrderRefused) -> DomainError:
 
 
 async def place_order(cmd: PlaceOrder, ctx: HandlerContext) -> OrderView:
+    """Place the order once per `order_id`, from `items` or (without them) the actor's cart.
+
+    An order from the cart takes the lines it shows at today's prices and empties it in
+    the same transaction. The cart is locked before the order is looked up, so a
+    concurrent repeat of the request waits and then finds this order, not an empty cart.
+    """
     actor = ctx.require_actor()
     repo = _repo(ctx)
+    carts = CartRepository(ctx.session)
     try:
         user_id = model.customer(cmd, actor)
+        cart = await carts.member(user_id, lock=True) if model.orders_cart(cmd, actor) else None
     except OrderRefused as exc:
         raise _refused(exc) from None
     digest = model.request_hash(cmd)
     existing = await repo.get(cmd.order_id)
     if existing is None:
+        ordered = cmd.items if cmd.items is not None else cart.lines if cart is not None else ()
+        products = await product_snapshot(ctx.session, (x.product_id for x in ordered))
         try:
-            lines, currency, total = model.price(
-                cmd.items, await product_snapshot(ctx.session, (i.product_id for i in cmd.items))
-            )
+            items = cmd.items if cmd.items is not None else model.cart_items(cart, products)
+            lines, currency, total = model.price(items, products)
         except OrderRefused as exc:
             raise _refused(exc) from None
         now = datetime.now(UTC)
@@ -107,6 +121,8 @@ async def place_order(cmd: PlaceOrder, ctx: HandlerContext) -> OrderView:
             updated_at=now,
         )
         if await repo.add(order):
+            if cart is not None:
+                await carts.empty(cart.cart_id, now)
             await ctx.emit(ORDER_PLACED, order.placed_event())
             for send in sends:
                 await ctx.send(send.spec, send.payload)
@@ -208,6 +224,39 @@ async def list_user_orders(query: ListUserOrders, ctx: HandlerContext) -> OrderP
         items=tuple(o.view() for o in page),
         next_cursor=encode_cursor(page[-1].created_at, page[-1].order_id) if more else None,
     )
+
+
+# --- personal data ----------------------------------------------------------------------
+
+
+async def export_user_data(query: ExportUserData, ctx: HandlerContext) -> PersonalData:
+    """A member's orders (shipping addresses opened) and cart: for the member or an admin.
+
+    Anyone else gets "not found", like the users service's answer for the same request.
+    """
+    actor = ctx.require_actor()
+    if actor.role != "admin" and actor.user_id != query.user_id:
+        raise not_found("user")
+    placed = await _repo(ctx).for_user(query.user_id, None, None)
+    data = {
+        "orders": [order.view().model_dump(mode="json") for order in placed],
+        "cart": (await member_cart(ctx, query.user_id)).model_dump(mode="json"),
+    }
+    return PersonalData(service="orders", data=data)
+
+
+async def on_user_erased(event: UserErased, ctx: HandlerContext) -> None:
+    """Anonymise an erased member: open orders are cancelled (as by the customer: released
+    or voided, or refunded with the stock returned), every order loses its shipping
+    address, the cart is deleted. The orders stay, under the pseudonymous id, for accounting.
+    """
+    repo = _repo(ctx)
+    for order_id in await repo.open_for_user(event.user_id):
+        with contextlib.suppress(saga.IllegalTransition):  # shipped meanwhile: it is on its way
+            await _advance(ctx, order_id, saga.Cancel("customer_request"))
+    erased = await repo.erase_addresses(event.user_id)
+    await delete_member_cart(ctx, event.user_id)
+    log.info("erased customer's orders anonymised", extra={"orders": erased})
 
 
 # --- the sweeper ------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from contracts.orders import (
     PlaceOrder,
 )
 from contracts.users import Address
+from workers.orders.cart_model import CART_ROLES, Cart
 from workers.orders.products import ProductSnapshot
 from workers.orders.saga import Cancel, Deliver, Message, Saga, Ship
 
@@ -65,7 +66,7 @@ class Order:
     request_hash: str
     currency: str
     total_minor: int
-    shipping_address: Address
+    shipping_address: Address | None  # None once the customer's account was erased
     lines: tuple[Line, ...]
     saga: Saga
     history: tuple[HistoryEntry, ...]
@@ -136,6 +137,36 @@ def customer(cmd: PlaceOrder, actor: Actor) -> UUID:
     if actor.role != "partner" or ON_BEHALF_SCOPE not in actor.scopes:
         raise OrderRefused("forbidden", f"only partners with the {ON_BEHALF_SCOPE} scope may place orders for a member")
     return cmd.on_behalf_of
+
+
+def orders_cart(cmd: PlaceOrder, actor: Actor) -> bool:
+    """Whether the order is the actor's own cart (no `items`): only people have carts."""
+    if cmd.items is not None:
+        return False
+    if cmd.on_behalf_of is not None or actor.role not in CART_ROLES:
+        raise OrderRefused(
+            "validation_failed",
+            "items are required: only a person's own cart can be ordered without them",
+            (FieldError(field="items", message="required"),),
+        )
+    return True
+
+
+def cart_items(cart: Cart | None, products: Mapping[UUID, ProductSnapshot]) -> tuple[OrderItem, ...]:
+    """The items of an order placed from a cart: its lines still on sale, as the cart shows them
+    (a withdrawn product is neither shown nor counted there, so it is not ordered either)."""
+    items = tuple(
+        OrderItem(product_id=line.product_id, quantity=line.quantity)
+        for line in (cart.lines if cart is not None else ())
+        if (product := products.get(line.product_id)) is not None and product.on_sale
+    )
+    if not items:
+        raise OrderRefused(
+            "validation_failed",
+            "the cart is empty: add items to it or send `items`",
+            (FieldError(field="items", message="the cart is empty"),),
+        )
+    return items
 
 
 def request_hash(cmd: PlaceOrder) -> str:

@@ -34,6 +34,7 @@ _SAGA_COLUMNS = (
     "payment",
     "authorized_at",
     "voided_at",
+    "restock",
 )
 
 
@@ -44,6 +45,7 @@ class OrdersRepository:
 
     async def add(self, order: Order) -> bool:
         """Insert a new order with its lines and first history entry; False if the id is taken."""
+        assert order.shipping_address is not None  # only an erased customer's orders have none
         sealed = self._cipher.seal(order.shipping_address.model_dump_json(), ORDER_ADDRESS.context(order.order_id))
         values = {
             "order_id": order.order_id,
@@ -109,8 +111,9 @@ class OrdersRepository:
         )
         return [row.order_id for row in rows]
 
-    async def for_user(self, user_id: UUID, limit: int, after: tuple[datetime, UUID] | None) -> list[Order]:
-        """A member's orders, newest first, strictly after the cursor's (created_at, order_id)."""
+    async def for_user(self, user_id: UUID, limit: int | None, after: tuple[datetime, UUID] | None) -> list[Order]:
+        """A member's orders, newest first, strictly after the cursor's (created_at, order_id);
+        all of them with no `limit`."""
         query = select(orders).where(orders.c.user_id == user_id)
         if after is not None:
             at, order_id = after
@@ -121,6 +124,23 @@ class OrdersRepository:
             query.order_by(orders.c.created_at.desc(), orders.c.order_id.desc()).limit(limit)
         )
         return await self._assemble(list(rows))
+
+    async def open_for_user(self, user_id: UUID) -> list[UUID]:
+        """A member's orders that can still be cancelled by them (pending or confirmed)."""
+        rows = await self._session.execute(
+            select(orders.c.order_id).where(orders.c.user_id == user_id, orders.c.status.in_(("pending", "confirmed")))
+        )
+        return [row.order_id for row in rows]
+
+    async def erase_addresses(self, user_id: UUID) -> int:
+        """Drop the shipping address of every order of the member; how many had one."""
+        result = await self._session.execute(
+            update(orders)
+            .where(orders.c.user_id == user_id, orders.c.shipping_address_enc.is_not(None))
+            .values(shipping_address_enc=None, shipping_address_key_id=None)
+            .returning(orders.c.order_id)
+        )
+        return len(result.all())
 
     async def _assemble(self, rows: list[Any]) -> list[Order]:
         if not rows:
@@ -139,9 +159,10 @@ class OrdersRepository:
         return [self._order(row, tuple(lines[row.order_id]), tuple(history[row.order_id])) for row in rows]
 
     def _order(self, row: Any, lines: tuple[Line, ...], history: tuple[HistoryEntry, ...]) -> Order:
-        address = self._cipher.open(
-            Sealed(row.shipping_address_enc, row.shipping_address_key_id), ORDER_ADDRESS.context(row.order_id)
-        )
+        address = None
+        if row.shipping_address_enc is not None:  # None: the customer's account was erased
+            sealed = Sealed(row.shipping_address_enc, row.shipping_address_key_id)
+            address = Address.model_validate_json(self._cipher.open(sealed, ORDER_ADDRESS.context(row.order_id)))
         saga = Saga(
             order_id=row.order_id,
             lines=reservation_lines(lines),
@@ -157,6 +178,7 @@ class OrdersRepository:
             payment=row.payment,
             authorized_at=row.authorized_at,
             voided_at=row.voided_at,
+            restock=row.restock,
             version=row.version,
         )
         return Order(
@@ -166,7 +188,7 @@ class OrdersRepository:
             request_hash=row.request_hash,
             currency=row.currency,
             total_minor=row.total_minor,
-            shipping_address=Address.model_validate_json(address),
+            shipping_address=address,
             lines=lines,
             saga=saga,
             history=history,

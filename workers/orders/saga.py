@@ -6,7 +6,9 @@ put the commands in the outbox; the sweeper feeds `Timeout`s through the same fu
 
 Steps: reserving → authorizing → (confirm: the point of no return) → completing
 (commit the reservation and capture the payment, retried until done) → done; or, on
-failure, timeout or cancel, compensating (release, void) → done. Replies that do not
+failure, timeout or cancel, compensating (release, void) → done. A cancel after the
+point of no return lets commit and capture finish, then refunds and, unless the order
+has shipped, returns the committed stock (completing again → done). Replies that do not
 answer what the saga is waiting for now (another step, an older attempt, a
 duplicate) change nothing.
 """
@@ -23,11 +25,13 @@ from contracts.inventory import (
     COMMIT_STOCK,
     RELEASE_STOCK,
     RESERVE_STOCK,
+    RETURN_STOCK,
     CommitStock,
     ReleaseStock,
     ReservationLine,
     ReservationStatus,
     ReserveStock,
+    ReturnStock,
 )
 from contracts.orders import CancelReason, OrderStatus, PaymentStatus
 from contracts.payments import (
@@ -43,7 +47,9 @@ from contracts.payments import (
 from contracts.topology import CommandSpec
 
 Step = Literal["reserving", "authorizing", "completing", "compensating", "done"]
-ReservationState = Literal["requested", "reserved", "failed", "releasing", "released", "committing", "committed"]
+ReservationState = Literal[
+    "requested", "reserved", "failed", "releasing", "released", "committing", "committed", "returning", "returned"
+]
 PaymentState = Literal[
     "none",
     "authorizing",
@@ -100,6 +106,9 @@ class Saga:
     # an authorization later than the last void is still live and must be voided.
     authorized_at: datetime | None = None
     voided_at: datetime | None = None
+    # Cancelled after the point of no return but before shipping: once the reservation
+    # is committed, its stock goes back on sale. (Shipped goods are not on the shelf.)
+    restock: bool = False
     version: int = 0
 
     @property
@@ -261,6 +270,8 @@ def _on_reservation(saga: Saga, reply: ReservationReply, now: datetime, config: 
         return _settle(replace(saga, reservation="released" if status != "failed" else "failed"), now, config)
     if saga.reservation == "committing" and status == "committed":
         return _settle(replace(saga, reservation="committed"), now, config)
+    if saga.reservation == "returning" and status == "returned":
+        return _settle(replace(saga, reservation="returned"), now, config)
     return saga, ()
 
 
@@ -322,15 +333,11 @@ def _cancel(saga: Saga, reason: CancelReason, now: datetime, config: SagaConfig)
         raise IllegalTransition(f"a {saga.status} order cannot be cancelled")
     if saga.status == "pending":
         return _compensate(saga, reason, now, config)
-    # Confirmed or shipped: past the point of no return. The reservation is committed
-    # (the goods are sold; a return is a stock adjustment) and the capture is finished,
-    # then refunded.
-    cancelled = replace(saga, status="cancelled", cancel_reason=reason)
-    if cancelled.payment == "captured":
-        cancelled = replace(cancelled, payment="refunding", step="completing", attempt=cancelled.attempt + 1)
-        cancelled = replace(cancelled, deadline=_retry_at(cancelled, now, config))
-        return cancelled, (_refund(cancelled),)
-    return cancelled, ()
+    # Confirmed or shipped: past the point of no return. Commit and capture finish (if
+    # they have not), then the payment is refunded and, unless the goods have shipped,
+    # the committed stock returned (`_settle` starts each when its turn comes).
+    cancelled = replace(saga, status="cancelled", cancel_reason=reason, restock=saga.status == "confirmed")
+    return _settle(cancelled, now, config)
 
 
 # --- moves ------------------------------------------------------------------------------
@@ -367,17 +374,23 @@ def _compensate(saga: Saga, reason: CancelReason, now: datetime, config: SagaCon
 
 
 def _settle(saga: Saga, now: datetime, config: SagaConfig) -> Decision:
-    """After a reply: start what follows from it, or end the saga when nothing is left."""
+    """After a reply (or a late cancel): start what follows from it, or end the saga when
+    nothing is left."""
+    sends: list[Send] = []
     if saga.status == "cancelled" and saga.payment == "captured":
-        refunding = replace(saga, payment="refunding", attempt=saga.attempt + 1)
-        refunding = replace(refunding, deadline=_retry_at(refunding, now, config))
-        return refunding, (_refund(refunding),)
+        saga = replace(saga, payment="refunding", attempt=saga.attempt + 1)
+        sends.append(_refund(saga))
+    if saga.restock and saga.reservation == "committed":
+        saga = replace(saga, reservation="returning")
+        sends.append(_return(saga))
+    if sends:
+        return replace(saga, step="completing", deadline=_retry_at(saga, now, config)), tuple(sends)
     if saga.payment == "voided" and _live_authorization(saga):
         step: Step = "compensating" if saga.step == "done" else saga.step
         voiding = replace(saga, payment="voiding", step=step, attempt=saga.attempt + 1)
         voiding = replace(voiding, deadline=_retry_at(voiding, now, config))
         return voiding, (_void(voiding),)
-    if saga.reservation in ("committing", "releasing") or saga.payment in (
+    if saga.reservation in ("committing", "releasing", "returning") or saga.payment in (
         "capturing",
         "voiding",
         "refunding",
@@ -393,8 +406,9 @@ def _pending(saga: Saga) -> tuple[Send, ...]:
     if saga.reservation == "committing":
         sends.append(Send(COMMIT_STOCK, CommitStock(order_id=saga.order_id)))
     if saga.reservation == "releasing":
-        reason = f"order {saga.cancel_reason}" if saga.cancel_reason else "order cancelled"
-        sends.append(Send(RELEASE_STOCK, ReleaseStock(order_id=saga.order_id, reason=reason)))
+        sends.append(Send(RELEASE_STOCK, ReleaseStock(order_id=saga.order_id, reason=_why(saga))))
+    if saga.reservation == "returning":
+        sends.append(_return(saga))
     if saga.payment == "capturing":
         sends.append(_capture(saga))
     if saga.payment == "voiding":
@@ -412,6 +426,10 @@ def _retry_at(saga: Saga, now: datetime, config: SagaConfig) -> datetime:
     return now + config.retry_after * min(max(saga.attempt - 1, 1), 10)
 
 
+def _why(saga: Saga) -> str:
+    return f"order {saga.cancel_reason}" if saga.cancel_reason else "order cancelled"
+
+
 def _key(saga: Saga, step: PaymentStep) -> str:
     # One key per order and step: every attempt is the same operation to the provider.
     return f"{saga.order_id}:{step}"
@@ -422,6 +440,10 @@ def _reserve(saga: Saga, config: SagaConfig) -> Send:
         RESERVE_STOCK,
         ReserveStock(order_id=saga.order_id, lines=saga.lines, ttl_seconds=config.reservation_ttl_seconds),
     )
+
+
+def _return(saga: Saga) -> Send:
+    return Send(RETURN_STOCK, ReturnStock(order_id=saga.order_id, reason=_why(saga)))
 
 
 def _authorize(saga: Saga) -> Send:

@@ -128,5 +128,3 @@ class Payment:
 def no_payment(step: Step) -> Outcome:
     """Capture or refund of an order that has no payment."""
     return Outcome("failed", f"cannot {step}: the order has no payment")
-
-

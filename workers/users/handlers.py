@@ -132,9 +132,7 @@ class UserHandlers:
         await repo.mark_refresh_token_used(presented, now)
         # The new token inherits the family's expiry: a session has an absolute lifetime
         # however often it is refreshed.
-        return await self.issue_tokens(
-            ctx, repo, user, now=now, expires_at=token.expires_at, family_id=token.family_id
-        )
+        return await self.issue_tokens(ctx, repo, user, now=now, expires_at=token.expires_at, family_id=token.family_id)
 
     async def logout(self, cmd: Logout, ctx: HandlerContext) -> None:
         repo = UserRepository(ctx.session, self._cipher)
@@ -197,9 +195,7 @@ class UserHandlers:
         actor = await _current_actor(repo, ctx.require_actor())
         user = await _visible_user(repo, cmd.user_id or actor.user_id, actor)
         if user.user_id != actor.user_id:  # an admin reading someone's personal data
-            await repo.audit(
-                actor, "user.read", target_id=user.user_id, details={}, envelope=ctx.envelope
-            )
+            await repo.audit(actor, "user.read", target_id=user.user_id, details={}, envelope=ctx.envelope)
         return user.view()
 
     async def update_user(self, cmd: UpdateUser, ctx: HandlerContext) -> UserView:

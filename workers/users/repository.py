@@ -162,9 +162,7 @@ class UserRepository:
             "audit_log": select(audit_log.c.at, audit_log.c.actor_role, audit_log.c.action, audit_log.c.details)
             .where(audit_log.c.target_id == user_id)
             .order_by(audit_log.c.id),
-            "audit_log_as_actor": select(
-                audit_log.c.at, audit_log.c.action, audit_log.c.target_id, audit_log.c.details
-            )
+            "audit_log_as_actor": select(audit_log.c.at, audit_log.c.action, audit_log.c.target_id, audit_log.c.details)
             .where(audit_log.c.actor_id == user_id)
             .order_by(audit_log.c.id),
         }
