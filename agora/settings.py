@@ -25,7 +25,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-SERVICES = ("users", "catalog", "inventory", "orders", "payments")
+SERVICES = ("users", "catalog", "inventory", "orders", "payments", "notifications")
 """Workers that exist today; each has `workers/<name>/app.py`."""
 
 
@@ -164,6 +164,35 @@ class Settings(BaseSettings):
     # one answer before it reports the authorization as failed (outcome unknown).
     payment_api_url: str = "http://127.0.0.1:1090"
     payment_api_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Outgoing email (workers/notifications/channels.py). AGORA_SMTP_HOST/PORT are also
+    # where the development sink (agora/smtp_sink.py) listens. In production point them at
+    # the relay and turn on STARTTLS (and authentication if the relay wants it).
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_starttls: bool = False
+    smtp_username: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    smtp_from: str = "Agora <no-reply@example.com>"
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Text messages go through Twilio's Messages API: in development and tests the SMS
+    # sandbox (agora/sms_sandbox.py) plays Twilio at twilio_api_url and accepts the
+    # credentials scripts/up generates; in production https://api.twilio.com and the
+    # account's own. Sent from twilio_from_number, or by the Messaging Service if set.
+    twilio_api_url: str = "http://127.0.0.1:1091"
+    twilio_account_sid: str = ""
+    twilio_auth_token: SecretStr = SecretStr("")
+    twilio_from_number: str = "+15005550006"
+    twilio_messaging_service_sid: str = ""
+    twilio_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Notifications (workers/notifications): the shop's name and storefront (links to an
+    # order are `{shop_url}/orders/{id}`; empty: the public URL) in messages, and the
+    # retries of a delivery the provider refused for now: after 1 s, 2 s, 4 s, ... (at
+    # most the cap), failed after `notification_max_attempts` attempts in all.
+    shop_name: str = "Agora"
+    shop_url: str = ""
+    notification_max_attempts: int = Field(default=6, ge=1)
+    notification_retry_base_seconds: float = Field(default=1.0, gt=0)
+    notification_retry_cap_seconds: float = Field(default=300.0, gt=0)
 
     @model_validator(mode="after")
     def _production_secrets(self) -> Settings:

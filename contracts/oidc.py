@@ -15,7 +15,7 @@ from pydantic import Field, StringConstraints
 
 from contracts.base import Contract
 from contracts.topology import CommandSpec, EventSpec
-from contracts.users import LoginResult
+from contracts.users import ClientFingerprint, LoginResult
 
 ProviderName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
 
@@ -24,6 +24,9 @@ class OidcSignIn(Contract):
     provider: ProviderName = Field(description="A provider name from AGORA_OIDC_PROVIDERS")
     id_token: Annotated[str, StringConstraints(min_length=1, max_length=16_384)] = Field(
         description="The provider's ID token, as its token endpoint returned it"
+    )
+    client_fingerprint: ClientFingerprint | None = Field(
+        default=None, description="Set by the edge: who is signing in from where, hashed (see `users.login_user`)"
     )
 
 

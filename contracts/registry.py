@@ -1,6 +1,6 @@
 """Every command and event of every service, for documents and checks."""
 
-from contracts import carts, catalog, inventory, oidc, orders, partners, payments, users
+from contracts import carts, catalog, inventory, notifications, oidc, orders, partners, payments, users
 from contracts.topology import CommandSpec, EventSpec
 
 COMMANDS: tuple[CommandSpec, ...] = (
@@ -12,6 +12,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     *payments.COMMANDS,
     *orders.COMMANDS,
     *carts.COMMANDS,
+    *notifications.COMMANDS,
 )
 EVENTS: tuple[EventSpec, ...] = (
     *users.EVENTS,

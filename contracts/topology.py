@@ -20,6 +20,16 @@ DEAD_LETTER_EXCHANGE = "agora.dlx"
 # depend on which consumers happen to be deployed.
 UNROUTED_EXCHANGE = "agora.unrouted"
 UNROUTED_QUEUE = "agora.unrouted"
+# Delayed retry (RabbitMQ 3.10 has no delayed-message plugin): a message to handle again
+# later goes to DELAY_EXCHANGE (headers) with its work queue's name as routing key and a
+# DELAY_HEADER naming one of the DELAY_TIERS (seconds). That tier's queue holds it for its
+# TTL, then dead-letters it, routing key unchanged, to RETRY_EXCHANGE (direct), where
+# every work queue is bound under its own name.
+DELAY_EXCHANGE = "agora.delay"
+RETRY_EXCHANGE = "agora.retry"
+DELAY_HEADER = "agora-delay"
+RETRIES_HEADER = "agora-retries"
+DELAY_TIERS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
 
 @dataclass(frozen=True)
@@ -67,3 +77,12 @@ def queue_name(service: str, handler: str) -> str:
 
 def dead_letter_queue(queue: str) -> str:
     return f"{queue}.dlq"
+
+
+def delay_queue(seconds: int) -> str:
+    return f"agora.delay.{seconds}s"
+
+
+def delay_tier(seconds: float) -> int:
+    """The shortest tier that waits at least `seconds` (the longest if none does)."""
+    return next((tier for tier in DELAY_TIERS if tier >= seconds), DELAY_TIERS[-1])

@@ -22,6 +22,9 @@ Password = Annotated[str, StringConstraints(min_length=8, max_length=256)]
 # E.164: a plus, a non-zero country code digit, up to 15 digits in all.
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+[1-9][0-9]{6,14}$")]
 Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# A keyed SHA-256 (hex) of the client's network and user agent, made by the edge: equal
+# for the same browser on the same network, and says nothing about either.
+ClientFingerprint = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 
 class Address(Contract):
@@ -46,6 +49,9 @@ class RegisterUser(Contract):
 class LoginUser(Contract):
     email: Annotated[str, StringConstraints(max_length=320)]
     password: Annotated[str, StringConstraints(max_length=256)]
+    client_fingerprint: ClientFingerprint | None = Field(
+        default=None, description="Set by the edge (never by the client): who is signing in from where, hashed"
+    )
 
 
 class GetUser(Contract):
@@ -90,6 +96,23 @@ class EraseUser(Contract):
 
 class GetJwks(Contract):
     pass
+
+
+class GetContact(Contract):
+    """How to reach a user (Agora's notifications service only)."""
+
+    user_id: UUID
+
+
+class Contact(Contract):
+    """Read at send time and never stored by the asker: personal data stays in one place."""
+
+    user_id: UUID
+    email: str
+    username: str
+    phone: str | None = Field(description="E.164, or null")
+    erased: bool
+    disabled: bool
 
 
 RefreshToken = Annotated[str, StringConstraints(min_length=1, max_length=200)]
@@ -175,6 +198,17 @@ class PasswordChanged(Contract):
     changed_at: datetime
 
 
+class SignedIn(Contract):
+    """A successful sign-in (password or identity provider); not a token refresh."""
+
+    user_id: UUID
+    at: datetime
+    method: Literal["password", "oidc"]
+    client_fingerprint: ClientFingerprint | None = Field(
+        description="The edge's hash of the client's network and user agent; null when it sent none"
+    )
+
+
 REGISTER_USER = CommandSpec("users", "register_user", 1, RegisterUser, UserView, summary="Create a member account.")
 LOGIN_USER = CommandSpec("users", "login_user", 1, LoginUser, LoginResult, summary="Exchange credentials for tokens.")
 GET_USER = CommandSpec(
@@ -227,6 +261,16 @@ ERASE_USER = CommandSpec(
     summary="Erase an account: personal data anonymised everywhere, sessions ended.",
 )
 EXPORT_USER_DATA = export_spec("users")
+GET_CONTACT = CommandSpec(
+    "users",
+    "get_contact",
+    1,
+    GetContact,
+    Contact,
+    kind="query",
+    requires_actor=True,
+    summary="A user's email, name and phone, for the notifications service only (its service token).",
+)
 
 USER_REGISTERED = EventSpec("users", "user_registered", 1, UserRegistered, summary="A member account was created.")
 USER_UPDATED = EventSpec("users", "user_updated", 1, UserUpdated, summary="A profile changed (names of fields only).")
@@ -235,6 +279,9 @@ PASSWORD_CHANGED = EventSpec(
 )
 USER_ERASED = EventSpec(
     "users", "user_erased", 1, UserErased, summary="An account was erased: anonymise what you hold about it."
+)
+SIGNED_IN = EventSpec(
+    "users", "signed_in", 1, SignedIn, summary="Someone signed in to an account (password or identity provider)."
 )
 
 COMMANDS = (
@@ -250,5 +297,6 @@ COMMANDS = (
     CHANGE_PASSWORD,
     ERASE_USER,
     EXPORT_USER_DATA,
+    GET_CONTACT,
 )
-EVENTS = (USER_REGISTERED, USER_UPDATED, PASSWORD_CHANGED, USER_ERASED)
+EVENTS = (USER_REGISTERED, USER_UPDATED, PASSWORD_CHANGED, USER_ERASED, SIGNED_IN)

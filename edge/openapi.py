@@ -91,8 +91,12 @@ class Endpoint:
     body: type[Contract] | None = None
     # Fields of `body` the server fills in from the path: hidden from the documented body.
     body_omits: tuple[str, ...] = ()
+    # The request body may be left out (the command then has a default for it).
+    body_optional: bool = False
     # A GET's query string, validated against this contract.
     query: type[Contract] | None = None
+    # Path parameters that are not UUIDs, described by this contract's fields of the same names.
+    path_params: type[Contract] | None = None
     # The response body when the route answers with something other than the command's reply.
     response: type[Contract] | None = None
     auth: bool = False
@@ -234,10 +238,7 @@ def _operation(endpoint: Endpoint, body_ref: dict[str, Any] | None, reply_ref: d
         "description": f"Sends the `{spec.routing_key}` {spec.kind} to the {spec.service} service.",
         "tags": [spec.service],
         "parameters": [
-            *(
-                {"name": name, "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
-                for name in _PATH_PARAM.findall(endpoint.path)
-            ),
+            *_path_parameters(endpoint),
             *_query_parameters(endpoint.query),
             {"$ref": "#/components/parameters/RequestId"},
         ],
@@ -247,7 +248,10 @@ def _operation(endpoint: Endpoint, body_ref: dict[str, Any] | None, reply_ref: d
         },
     }
     if body_ref is not None:
-        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body_ref}}}
+        operation["requestBody"] = {
+            "required": not endpoint.body_optional,
+            "content": {"application/json": {"schema": body_ref}},
+        }
     if endpoint.auth:
         cookie: dict[str, list[str]] = {"cookieAuth": []}
         if endpoint.method in _UNSAFE:
@@ -256,20 +260,31 @@ def _operation(endpoint: Endpoint, body_ref: dict[str, Any] | None, reply_ref: d
     return operation
 
 
-def _query_parameters(model: type[Contract] | None) -> list[dict[str, Any]]:
-    if model is None:
-        return []
-    properties = model.model_json_schema()["properties"]
+def _path_parameters(endpoint: Endpoint) -> list[dict[str, Any]]:
+    described = _parameters(endpoint.path_params, "path") if endpoint.path_params is not None else {}
+    uuid = {"type": "string", "format": "uuid"}
     return [
-        {
+        described.get(name) or {"name": name, "in": "path", "required": True, "schema": uuid}
+        for name in _PATH_PARAM.findall(endpoint.path)
+    ]
+
+
+def _query_parameters(model: type[Contract] | None) -> list[dict[str, Any]]:
+    return list(_parameters(model, "query").values()) if model is not None else []
+
+
+def _parameters(model: type[Contract], where: str) -> dict[str, dict[str, Any]]:
+    properties = model.model_json_schema()["properties"]
+    return {
+        name: {
             "name": name,
-            "in": "query",
-            "required": False,
+            "in": where,
+            "required": where == "path",
             "description": info.pop("description", ""),
             "schema": {k: v for k, v in info.items() if k != "title"},
         }
         for name, info in properties.items()
-    ]
+    }
 
 
 def _describe_oauth_style(operation: dict[str, Any], endpoint: Endpoint, error_ref: dict[str, Any] | None) -> None:

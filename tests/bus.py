@@ -124,9 +124,14 @@ def _settings_overrides(env: dict[str, str]) -> dict[str, Any]:
     return {"amqp_url": env["AGORA_AMQP_URL"], "database_url": env["AGORA_DATABASE_URL"]}
 
 
-async def publish_event(connection: AbstractRobustConnection, spec: EventSpec, payload: Contract) -> str:
-    """Publish an event to `agora.events` as its service's outbox relay would."""
+async def publish_event(
+    connection: AbstractRobustConnection, spec: EventSpec, payload: Contract, *, message_id: str | None = None
+) -> str:
+    """Publish an event to `agora.events` as its service's outbox relay would; the same
+    `message_id` twice is what a redelivery looks like to a consumer."""
     envelope = Envelope.new()
+    if message_id is not None:
+        envelope = envelope.model_copy(update={"message_id": uuid.UUID(message_id)})
     channel = await connection.channel(publisher_confirms=True)
     try:
         exchange = await channel.get_exchange(EVENTS_EXCHANGE, ensure=False)

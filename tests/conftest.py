@@ -25,6 +25,7 @@ class Stack:
     edge: support.Process
     workers: dict[str, support.Process]
     payment_sandbox: support.Process | None = None
+    sms_sandbox: support.Process | None = None
 
     @property
     def users(self) -> support.Process:
@@ -63,7 +64,17 @@ async def _create_database(url: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
+def sms_sandbox() -> Iterator[support.Process]:
+    """The suite's Twilio stand-in, on its own for tests that need nothing else."""
+    sandbox = support.sms_sandbox(support.test_env())
+    try:
+        yield sandbox.start()
+    finally:
+        sandbox.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(sms_sandbox: support.Process) -> Iterator[Stack]:
     env = support.test_env()
     _reset_database(env)
     support.reset_vhost()
@@ -77,7 +88,7 @@ def stack() -> Iterator[Stack]:
         for worker in workers.values():
             worker.wait_ready()
         edge.start()
-        yield Stack(env=env, edge=edge, workers=workers, payment_sandbox=sandbox)
+        yield Stack(env=env, edge=edge, workers=workers, payment_sandbox=sandbox, sms_sandbox=sms_sandbox)
     finally:
         edge.stop()
         for worker in workers.values():

@@ -30,6 +30,17 @@ HTTP_PORT = int(os.environ.get("AGORA_TEST_HTTP_PORT", str(18080 + 200 * SLOT)))
 WORKER_PORT_BASE = int(os.environ.get("AGORA_TEST_WORKER_PORT_BASE", str(18100 + 200 * SLOT)))
 # The suite's own sandbox payment provider (in memory: a fresh ledger every run).
 PAYMENT_SANDBOX_PORT = int(os.environ.get("AGORA_TEST_PAYMENT_SANDBOX_PORT", str(18070 + 200 * SLOT)))
+# The suite's own Twilio stand-in (agora/sms_sandbox.py, in memory) and the credentials
+# it and the workers share.
+SMS_SANDBOX_PORT = int(os.environ.get("AGORA_TEST_SMS_SANDBOX_PORT", str(18071 + 200 * SLOT)))
+SMS_SANDBOX_URL = f"http://127.0.0.1:{SMS_SANDBOX_PORT}"
+TWILIO_ACCOUNT_SID = "AC" + "7e57" * 8
+TWILIO_AUTH_TOKEN = "test-auth-token"
+# The SMTP sink is the stack's own (scripts/test started it): tests tell their
+# messages apart by recipient.
+SMTP_HOST = os.environ.get("AGORA_SMTP_HOST") or os.environ.get("AGORA_HOST", "127.0.0.1")
+SMTP_PORT = int(os.environ.get("AGORA_SMTP_PORT", "1025"))
+SMTP_SINK_URL = f"http://{SMTP_HOST}:{os.environ.get('AGORA_SMTP_HTTP_PORT', '1080')}"
 CORS_ORIGIN = "https://shop.example"
 ARTIFACTS = ROOT / "test-artifacts" / (f"slot{SLOT}" if SLOT else "")
 
@@ -69,6 +80,13 @@ def test_env() -> dict[str, str]:
         # An unanswered authorization is reported failed after this long (tok_timeout
         # answers after AGORA_SANDBOX_TIMEOUT_DELAY_SECONDS, 30 s by default).
         AGORA_PAYMENT_API_TIMEOUT_SECONDS="5",
+        AGORA_SMTP_HOST=SMTP_HOST,
+        AGORA_SMTP_PORT=str(SMTP_PORT),
+        AGORA_TWILIO_API_URL=SMS_SANDBOX_URL,
+        AGORA_TWILIO_ACCOUNT_SID=TWILIO_ACCOUNT_SID,
+        AGORA_TWILIO_AUTH_TOKEN=TWILIO_AUTH_TOKEN,
+        AGORA_TWILIO_FROM_NUMBER="+15005550006",
+        AGORA_TWILIO_TIMEOUT_SECONDS="5",
     )
     return env
 
@@ -187,6 +205,11 @@ def worker(name: str, env: dict[str, str], index: int | None = None, label: str 
 def payment_sandbox(env: dict[str, str]) -> Process:
     args = [str(ROOT / ".venv/bin/python"), "-m", "agora.payment_sandbox", "--memory"]
     return Process("payment-sandbox", [*args, "--port", str(PAYMENT_SANDBOX_PORT)], PAYMENT_SANDBOX_PORT, env)
+
+
+def sms_sandbox(env: dict[str, str]) -> Process:
+    args = [str(ROOT / ".venv/bin/python"), "-m", "agora.sms_sandbox", "--memory"]
+    return Process("sms-sandbox", [*args, "--port", str(SMS_SANDBOX_PORT)], SMS_SANDBOX_PORT, env)
 
 
 def edge(env: dict[str, str]) -> Process:

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from edge.middleware import FORM_ROUTES_KEY
 from edge.openapi import Endpoint, Redirect
-from edge.routes import admin, auth, cart, catalog, inventory, oauth, orders, partners, users
+from edge.routes import admin, auth, cart, catalog, inventory, notifications, oauth, orders, partners, users
 
 ENDPOINTS: tuple[Endpoint, ...] = (
     *users.ENDPOINTS,
@@ -22,6 +22,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     *inventory.ENDPOINTS,
     *cart.ENDPOINTS,
     *orders.ENDPOINTS,
+    *notifications.ENDPOINTS,
 )
 REDIRECTS: tuple[Redirect, ...] = oauth.REDIRECTS
 

@@ -13,6 +13,7 @@ from aiohttp import web
 from contracts.oidc import OIDC_SIGN_IN, OidcSignIn
 from edge import SETTINGS_KEY
 from edge.commands import send
+from edge.fingerprint import client_fingerprint
 from edge.oidc import FLOW_COOKIE, FLOW_COOKIE_PATH, FLOW_TTL_SECONDS, OIDC_KEY, safe_return_to
 from edge.openapi import Redirect
 from edge.ratelimit import RATE_LIMITER_KEY
@@ -45,7 +46,9 @@ async def oidc_start(request: web.Request) -> web.Response:
 async def oidc_callback(request: web.Request) -> web.Response:
     provider = request.match_info["provider"]
     finished = await request.app[OIDC_KEY].finish(provider, request.query, request.cookies.get(FLOW_COOKIE))
-    result = await send(request, OIDC_SIGN_IN, OidcSignIn(provider=provider, id_token=finished.id_token))
+    fingerprint = client_fingerprint(request, request.app[SETTINGS_KEY])
+    command = OidcSignIn(provider=provider, id_token=finished.id_token, client_fingerprint=fingerprint)
+    result = await send(request, OIDC_SIGN_IN, command)
     response = web.Response(status=303, headers={"Location": finished.return_to, **NO_STORE})
     set_session_cookies(response, result, request.app[SETTINGS_KEY], request.app[CSRF_KEY])
     response.del_cookie(FLOW_COOKIE, path=FLOW_COOKIE_PATH, secure=True, samesite="Lax")

@@ -27,6 +27,7 @@ from contracts.users import (
 from edge import SETTINGS_KEY
 from edge.auth import require_actor
 from edge.commands import call_service, parse, path_uuid, send
+from edge.fingerprint import client_fingerprint
 from edge.middleware import json_body
 from edge.openapi import Endpoint
 from edge.ratelimit import RATE_LIMITER_KEY
@@ -44,7 +45,8 @@ async def register_user(request: web.Request) -> web.Response:
 
 
 async def login_user(request: web.Request) -> web.Response:
-    command = parse(LoginUser, json_body(request))
+    fingerprint = client_fingerprint(request, request.app[SETTINGS_KEY])
+    command = parse(LoginUser, json_body(request), server_fields={"client_fingerprint": fingerprint})
     await request.app[RATE_LIMITER_KEY].check(request, "login", account=command.email)
     result = await send(request, LOGIN_USER, command)
     response = web.json_response(result, headers=NO_STORE)
@@ -123,6 +125,7 @@ ENDPOINTS = (
         login_user,
         LOGIN_USER,
         body=LoginUser,
+        body_omits=("client_fingerprint",),
         errors=(401,),
         rate_limited=True,
         headers=("Cache-Control", "Set-Cookie"),

@@ -39,6 +39,10 @@ agora_write_env_file() {
   grep -q '^AGORA_CSRF_SECRET=' "$file" || echo "AGORA_CSRF_SECRET=$(_agora_random_b64)" >>"$file"
   # Workers derive their service-client secrets from it (workers/runtime/identity.py).
   grep -q '^AGORA_SERVICE_SECRET=' "$file" || echo "AGORA_SERVICE_SECRET=$(_agora_random_b64)" >>"$file"
+  # Credentials of the local Twilio stand-in (agora/sms_sandbox.py), shaped like Twilio's.
+  if ! grep -q '^AGORA_TWILIO_ACCOUNT_SID=' "$file"; then
+    printf 'AGORA_TWILIO_ACCOUNT_SID=AC%s\nAGORA_TWILIO_AUTH_TOKEN=%s\n' "$(_agora_random_hex)" "$(_agora_random_hex)" >>"$file"
+  fi
   # The environment wins over the file, as it does for agora/settings.py.
   local line key
   while IFS= read -r line; do
@@ -51,6 +55,11 @@ agora_write_env_file() {
 # 32 random bytes, base64: a data key or a signing secret.
 _agora_random_b64() {
   "$AGORA_ROOT/.venv/bin/python" -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())'
+}
+
+# 16 random bytes, hex: 32 characters, as in a Twilio account sid or auth token.
+_agora_random_hex() {
+  "$AGORA_ROOT/.venv/bin/python" -c 'import secrets; print(secrets.token_hex(16))'
 }
 
 # curl is not on every fresh machine; the venv's Python is.

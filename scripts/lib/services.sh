@@ -12,6 +12,7 @@
 #   agora_start_rabbitmq / agora_start_postgres / agora_start_redis /
 #   agora_start_smtp_sink            idempotent start + wait for readiness
 #   agora_start_payment_sandbox      the sandbox payment provider (agora/payment_sandbox.py)
+#   agora_start_sms_sandbox          the sandbox SMS provider, Twilio's API (agora/sms_sandbox.py)
 #   agora_rabbitmqctl ARGS...        rabbitmqctl against our node
 #   agora_stop_all                   stop whatever of them is running
 #
@@ -62,6 +63,7 @@ agora_load_env() {
     : "${AGORA_SMTP_PORT:=1025}"
     : "${AGORA_SMTP_HTTP_PORT:=1080}"
     : "${AGORA_PAYMENT_SANDBOX_PORT:=1090}"
+    : "${AGORA_SMS_SANDBOX_PORT:=1091}"
     : "${AGORA_HTTP_PORT:=8080}"
     : "${AGORA_WORKER_HTTP_PORT_BASE:=8100}"
 
@@ -70,6 +72,7 @@ agora_load_env() {
     : "${AGORA_REDIS_URL:=redis://$AGORA_HOST:$AGORA_REDIS_PORT/0}"
     : "${AGORA_SMTP_HOST:=$AGORA_HOST}"
     : "${AGORA_PAYMENT_API_URL:=http://$AGORA_HOST:$AGORA_PAYMENT_SANDBOX_PORT}"
+    : "${AGORA_TWILIO_API_URL:=http://$AGORA_HOST:$AGORA_SMS_SANDBOX_PORT}"
 
     # Tool locations and timeouts, so an unusual machine needs no edits here.
     : "${AGORA_PYTHON:=$AGORA_ROOT/.venv/bin/python}"
@@ -89,6 +92,7 @@ agora_load_env() {
         AGORA_HTTP_PORT AGORA_WORKER_HTTP_PORT_BASE \
         AGORA_AMQP_URL AGORA_DATABASE_URL AGORA_REDIS_URL AGORA_SMTP_HOST \
         AGORA_PAYMENT_SANDBOX_PORT AGORA_PAYMENT_API_URL \
+        AGORA_SMS_SANDBOX_PORT AGORA_TWILIO_API_URL \
         AGORA_PYTHON AGORA_PG_BINDIR AGORA_RABBITMQ_BINDIR \
         AGORA_RABBITMQ_NODENAME AGORA_RABBITMQ_START_TIMEOUT \
         AGORA_START_TIMEOUT
@@ -1010,6 +1014,60 @@ _agora_stop_payment_sandbox() {
 }
 
 # --------------------------------------------------------------------------
+# Sandbox SMS provider (agora/sms_sandbox.py)
+# --------------------------------------------------------------------------
+
+_agora_sms_sandbox_dir() { printf '%s\n' "$AGORA_RUN_DIR/sms_sandbox"; }
+
+_agora_sms_sandbox_healthy() {
+    [[ $(_agora_http_status "$AGORA_HOST" "$AGORA_SMS_SANDBOX_PORT" /healthz) == 200 ]]
+}
+
+# Accepts the credentials in AGORA_TWILIO_ACCOUNT_SID / AGORA_TWILIO_AUTH_TOKEN, which
+# agora_write_env_file (scripts/lib/app.sh) generates; the workers send with the same.
+agora_start_sms_sandbox() {
+    agora_load_env || return 1
+    if [[ -z ${AGORA_TWILIO_ACCOUNT_SID:-} || -z ${AGORA_TWILIO_AUTH_TOKEN:-} ]]; then
+        agora_log "error: cannot start sms sandbox: AGORA_TWILIO_ACCOUNT_SID and AGORA_TWILIO_AUTH_TOKEN are not set (scripts/up writes them to .run/agora.env)"
+        return 1
+    fi
+    # $stop: how a failed call stops a server it launched itself (: if none).
+    local dir pid sig stop=:
+    dir=$(_agora_sms_sandbox_dir)
+    sig="host=$AGORA_HOST http=$AGORA_SMS_SANDBOX_PORT account=$AGORA_TWILIO_ACCOUNT_SID"
+    local log=$dir/sms_sandbox.log pidfile=$dir/sms_sandbox.pid
+
+    if pid=$(_agora_live_pid "$pidfile" agora.sms_sandbox); then
+        _agora_check_signature sms-sandbox "$dir" "$(_agora_read_signature "$dir")" "$sig" || return 1
+        if _agora_sms_sandbox_healthy; then
+            agora_log "sms sandbox already running (pid $pid)"
+            return 0
+        fi
+    else
+        if [[ ! -x $AGORA_PYTHON ]]; then
+            agora_log "error: $AGORA_PYTHON not found; create the venv first (or set AGORA_PYTHON)"
+            return 1
+        fi
+        _agora_require_free_port "sms sandbox" "$AGORA_SMS_SANDBOX_PORT" AGORA_SMS_SANDBOX_PORT || return 1
+        mkdir -p -- "$dir" || return 1
+        printf '%s\n' "$sig" >"$dir/instance"
+        agora_log "starting sms sandbox on $AGORA_HOST:$AGORA_SMS_SANDBOX_PORT"
+        pid=$(_agora_spawn_module agora.sms_sandbox "$log") || return 1
+        printf '%s\n' "$pid" >"$pidfile"
+        stop=_agora_stop_sms_sandbox
+    fi
+
+    _agora_wait_healthy "sms sandbox" "$AGORA_START_TIMEOUT" _agora_sms_sandbox_healthy \
+        "sms sandbox did not answer GET /healthz within ${AGORA_START_TIMEOUT}s" \
+        --pid "$pid" --stop "$stop" -- "$log" || return 1
+    agora_log "sms sandbox ready: $AGORA_TWILIO_API_URL (inbox: $AGORA_TWILIO_API_URL/sandbox/messages)"
+}
+
+_agora_stop_sms_sandbox() {
+    _agora_stop_module "sms sandbox" "$(_agora_sms_sandbox_dir)/sms_sandbox.pid" agora.sms_sandbox
+}
+
+# --------------------------------------------------------------------------
 # Everything
 # --------------------------------------------------------------------------
 
@@ -1018,6 +1076,7 @@ _agora_stop_payment_sandbox() {
 agora_stop_all() {
     agora_load_env || return 1
     local rc=0
+    _agora_stop_sms_sandbox || rc=1
     _agora_stop_payment_sandbox || rc=1
     _agora_stop_smtp_sink || rc=1
     _agora_stop_redis || rc=1

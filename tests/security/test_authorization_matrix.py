@@ -33,6 +33,7 @@ from tests.cart_support import cart_target
 from tests.catalog_support import category_target, new_tag, product_target
 from tests.conftest import bearer, login, make_seller, new_user, register
 from tests.orders_support import finished_order_target, order_body, order_target
+from workers.notifications.templates import DEFAULTS
 
 CALLERS = ("guest", "owner", "other", "seller", "admin")
 Body = Callable[[dict[str, Any]], dict[str, Any] | None]
@@ -41,10 +42,12 @@ Target = Callable[[aiohttp.ClientSession, dict[str, Any]], Awaitable[dict[str, A
 
 
 async def member_target(http: aiohttp.ClientSession, admin: dict[str, Any]) -> dict[str, Any]:
-    """A new member: the owner of their own account."""
+    """A new member: the owner of their own account. {channel}/{key} name a notification
+    template, which no member owns."""
     user = await register(http)
     session = await login(http, user["email"], user["password"])
-    return {**user, **session, "params": {"userId": user["user_id"], "provider": "none"}}
+    params = {"userId": user["user_id"], "provider": "none", "channel": "email", "key": "welcome"}
+    return {**user, **session, "params": params}
 
 
 def _statuses(*codes: int) -> dict[str, int]:
@@ -71,6 +74,7 @@ class Row:
 ALL = _statuses(*(200,) * 5)
 SIGNED_IN = _statuses(401, 200, 200, 200, 200)
 OWNER_OR_ADMIN = _statuses(401, 200, 404, 404, 200)
+ADMIN_ONLY = _statuses(401, 403, 403, 403, 200)
 
 MATRIX = (
     Row("POST", "/api/users/register", _statuses(*(201,) * 5), body=lambda owner: new_user()),
@@ -214,6 +218,19 @@ MATRIX = (
     ),
     Row("GET", "/api/orders/user/{userId}", OWNER_OR_ADMIN, target=order_target),
     Row("GET", "/api/orders/{orderId}/events", _statuses(401, 200, 404, 404, 404), target=finished_order_target),
+    # --- notifications: preferences are the user's own; templates belong to no member,
+    # only admins manage them (403 to everyone else: nothing hidden to protect with a 404).
+    Row("GET", "/api/users/{userId}/notification-preferences", OWNER_OR_ADMIN),
+    Row("PUT", "/api/users/{userId}/notification-preferences", OWNER_OR_ADMIN, body=lambda owner: {"sms_orders": True}),
+    Row("GET", "/api/admin/notification-templates", ADMIN_ONLY),
+    Row("GET", "/api/admin/notification-templates/{channel}/{key}", ADMIN_ONLY),
+    Row(
+        "PUT",
+        "/api/admin/notification-templates/{channel}/{key}",
+        ADMIN_ONLY,
+        body=lambda owner: DEFAULTS[("welcome", "email")].body.model_dump(),  # edits it to what it is
+    ),
+    Row("POST", "/api/admin/notification-templates/{channel}/{key}/preview", ADMIN_ONLY),
 )
 
 

@@ -12,9 +12,9 @@ from agora.settings import SERVICES, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "compose.yaml").read_text())
-BACKING = {"rabbitmq", "postgres", "redis", "smtp", "payment-sandbox"}
-# Read by the SMTP sink (agora/smtp_sink.py) and the payment sandbox
-# (agora/payment_sandbox.py), not by Settings.
+BACKING = {"rabbitmq", "postgres", "redis", "smtp", "payment-sandbox", "sms-sandbox"}
+# Read by the SMTP sink (agora/smtp_sink.py) and the payment and SMS sandboxes
+# (agora/payment_sandbox.py, agora/sms_sandbox.py), not by Settings.
 SINK_VARS = {
     "AGORA_SMTP_HOST",
     "AGORA_SMTP_PORT",
@@ -23,6 +23,8 @@ SINK_VARS = {
     "AGORA_PAYMENT_SANDBOX_HOST",
     "AGORA_PAYMENT_SANDBOX_PORT",
     "AGORA_SANDBOX_TIMEOUT_DELAY_SECONDS",
+    "AGORA_SMS_SANDBOX_HOST",
+    "AGORA_SMS_SANDBOX_PORT",
 }
 
 
@@ -73,3 +75,10 @@ def test_the_payment_sandbox_reads_the_variables_compose_sets() -> None:
     for var in _services()["payment-sandbox"]["environment"]:
         assert var in source
     assert _services()["payments"]["environment"]["AGORA_PAYMENT_API_URL"].startswith("http://payment-sandbox:")
+
+
+def test_the_sms_sandbox_reads_the_variables_compose_sets() -> None:
+    source = (ROOT / "agora" / "sms_sandbox.py").read_text()
+    for var in _services()["sms-sandbox"]["environment"]:
+        assert var in source
+    assert _services()["notifications"]["environment"]["AGORA_TWILIO_API_URL"].startswith("http://sms-sandbox:")

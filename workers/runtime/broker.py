@@ -22,11 +22,16 @@ from contracts.errors import Reply
 from contracts.topology import (
     COMMANDS_EXCHANGE,
     DEAD_LETTER_EXCHANGE,
+    DELAY_EXCHANGE,
+    DELAY_HEADER,
+    DELAY_TIERS,
     EVENTS_EXCHANGE,
+    RETRY_EXCHANGE,
     UNROUTED_EXCHANGE,
     UNROUTED_QUEUE,
     CommandSpec,
     dead_letter_queue,
+    delay_queue,
 )
 
 commands_exchange = RabbitExchange(COMMANDS_EXCHANGE, type=ExchangeType.TOPIC, durable=True)
@@ -38,6 +43,8 @@ events_exchange = RabbitExchange(
 )
 dead_letter_exchange = RabbitExchange(DEAD_LETTER_EXCHANGE, type=ExchangeType.DIRECT, durable=True)
 unrouted_exchange = RabbitExchange(UNROUTED_EXCHANGE, type=ExchangeType.FANOUT, durable=True)
+delay_exchange = RabbitExchange(DELAY_EXCHANGE, type=ExchangeType.HEADERS, durable=True)
+retry_exchange = RabbitExchange(RETRY_EXCHANGE, type=ExchangeType.DIRECT, durable=True)
 
 
 def make_broker(settings: Settings, *, app_id: str, registry: CollectorRegistry | None = None) -> RabbitBroker:
@@ -84,8 +91,16 @@ async def declare_topology(broker: RabbitBroker, queues: list[RabbitQueue]) -> N
     A work queue declared earlier with other arguments (say another delivery limit)
     fails here, loudly, before the worker reports itself started.
     """
-    for exchange in (dead_letter_exchange, unrouted_exchange, commands_exchange, events_exchange):
+    for exchange in (
+        dead_letter_exchange,
+        unrouted_exchange,
+        commands_exchange,
+        events_exchange,
+        delay_exchange,
+        retry_exchange,
+    ):
         await broker.declare_exchange(exchange)
+    await _declare_delay_queues(broker)
     unrouted = await broker.declare_queue(
         RabbitQueue(
             UNROUTED_QUEUE,
@@ -100,7 +115,31 @@ async def declare_topology(broker: RabbitBroker, queues: list[RabbitQueue]) -> N
             RabbitQueue(dead_letter_queue(queue.name), queue_type=QueueType.QUORUM, durable=True)
         )
         await dlq.bind(DEAD_LETTER_EXCHANGE, routing_key=queue.name)
-        await broker.declare_queue(queue)
+        work = await broker.declare_queue(queue)
+        # Where its delayed retries come back (see contracts/topology.py).
+        await work.bind(RETRY_EXCHANGE, routing_key=queue.name)
+
+
+async def _declare_delay_queues(broker: RabbitBroker) -> None:
+    """One queue per delay tier, shared by every work queue: a message waits out the
+    tier's TTL, then goes back to its work queue. A fixed TTL per queue, because
+    messages expire only at a queue's head: mixed delays in one queue would wait for
+    the longest ahead of them."""
+    for seconds in DELAY_TIERS:
+        queue = await broker.declare_queue(
+            RabbitQueue(
+                delay_queue(seconds),
+                queue_type=QueueType.QUORUM,
+                durable=True,
+                arguments={
+                    "x-message-ttl": seconds * 1000,
+                    "x-dead-letter-exchange": RETRY_EXCHANGE,
+                    "x-dead-letter-strategy": "at-least-once",
+                    "x-overflow": "reject-publish",
+                },
+            )
+        )
+        await queue.bind(DELAY_EXCHANGE, arguments={"x-match": "all", DELAY_HEADER: str(seconds)})
 
 
 async def request(

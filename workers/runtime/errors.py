@@ -27,3 +27,22 @@ def not_found(what: str) -> DomainError:
 
 def invalid(field: str, message: str) -> DomainError:
     return DomainError("validation_failed", f"{field}: {message}", (FieldError(field=field, message=message),))
+
+
+class RetryLater(Exception):
+    """A failure the handler expects to pass (a mail relay down): handle the message again
+    in about `after` seconds, through a delay queue, without holding it meanwhile.
+
+    Nothing the handler wrote in its transaction is kept (the inbox claim neither), so
+    the handler must record anything that has to survive (an attempt counted) in a
+    transaction of its own. After `delivery_limit` such retries the message is dead-lettered.
+    """
+
+    def __init__(self, reason: str, *, after: float) -> None:
+        super().__init__(reason)
+        self.after = after
+
+
+class GiveUp(Exception):
+    """The handler decided no retry can help: dead-letter the message now (its
+    transaction is rolled back, like for `RetryLater`)."""

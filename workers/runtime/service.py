@@ -10,6 +10,10 @@ outbox rows, replies if asked, and then acks. What it does on failure:
   reply is expected, then reject → `<queue>.dlq` at once;
 - a `DomainError`: the handler's writes are rolled back (the inbox claim stays), the
   error reply is sent, and the message is acked (it was handled);
+- `RetryLater` (the handler expects a failure to pass, say a mail relay down): rolled
+  back, and a copy goes to a delay queue that returns it to the work queue after
+  about the time asked (contracts/topology.py); after `delivery_limit` such retries,
+  or on `GiveUp`, the message is dead-lettered;
 - anything else (database down, a bug): nack with requeue after a short backoff; the
   quorum queue's delivery limit dead-letters it if it keeps failing.
 """
@@ -41,7 +45,15 @@ from contracts.base import Contract
 from contracts.envelope import AUTHORIZATION, Envelope, EnvelopeError
 from contracts.errors import ErrorReply, Reply, field_errors
 from contracts.partners import scope_allows
-from contracts.topology import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, CommandSpec, EventSpec
+from contracts.topology import (
+    COMMANDS_EXCHANGE,
+    DELAY_HEADER,
+    EVENTS_EXCHANGE,
+    RETRIES_HEADER,
+    CommandSpec,
+    EventSpec,
+    delay_tier,
+)
 from contracts.users import GET_JWKS, GetJwks
 from db.engine import asyncpg_dsn, make_engine, make_sessionmaker
 from db.tables import MESSAGING, outbox_channel
@@ -49,14 +61,21 @@ from workers.runtime import inbox, outbox
 from workers.runtime.broker import (
     commands_exchange,
     declare_topology,
+    delay_exchange,
     events_exchange,
     make_broker,
     request,
     work_queue,
 )
-from workers.runtime.errors import DomainError
+from workers.runtime.errors import DomainError, GiveUp, RetryLater
 from workers.runtime.health import health_routes
-from workers.runtime.identity import IdentityUnavailable, ServiceIdentity, TokenSource, bus_token_source
+from workers.runtime.identity import (
+    IdentityUnavailable,
+    ServiceIdentity,
+    TokenSource,
+    bus_token_source,
+    service_scope,
+)
 
 log = logging.getLogger("agora.worker")
 
@@ -134,6 +153,17 @@ class HandlerContext:
             raise DomainError("forbidden", f"{what} are taken by Agora's services (or an admin)")
         return actor
 
+    def require_service(self, *names: str) -> Actor:
+        """For service-only queries: one of the named Agora services (its service token's scope)."""
+        actor = self.require_actor()
+        if actor.role != "service" or not any(service_scope(name) in actor.scopes for name in names):
+            raise DomainError("forbidden", f"only Agora's {' or '.join(names)} service may ask this")
+        return actor
+
+
+def _gave_up(detail: str) -> BadMessage:
+    return BadMessage("gave_up", ErrorReply(code="unavailable", detail=detail))
+
 
 def may_take_saga_steps(role: str) -> bool:
     return role in ("service", "admin")
@@ -146,6 +176,7 @@ class WorkerService:
         *,
         jwks: JwksFetcher | None = None,
         on_startup: Sequence[Callable[[WorkerService], Awaitable[None]]] = (),
+        on_shutdown: Sequence[Callable[[WorkerService], Awaitable[None]]] = (),
         settings: Settings | None = None,
         service_token: TokenSource | None = None,
     ) -> None:
@@ -188,6 +219,8 @@ class WorkerService:
         self._queues: list[RabbitQueue] = []
         self.consuming = False
         self._startup_hooks = list(on_startup)
+        # Run after the last handler finished: release what handlers used (HTTP clients).
+        self._shutdown_hooks = list(on_shutdown)
         self._relay_task: asyncio.Task[None] | None = None
         self._jobs: list[tuple[str, Job, float]] = []
         self._job_tasks: list[asyncio.Task[None]] = []
@@ -314,6 +347,9 @@ class WorkerService:
         return reply.data
 
     async def _after_shutdown(self) -> None:
+        for hook in self._shutdown_hooks:
+            with contextlib.suppress(Exception):
+                await hook(self)
         await self.engine.dispose()
 
     async def _publish_outbox_row(self, row: Any) -> None:
@@ -351,6 +387,12 @@ class WorkerService:
         except BadMessage as bad:
             await self._dead_letter(message, spec, bad, envelope)
             return
+        except RetryLater as later:
+            await self._delay(message, spec, later, envelope)
+            return
+        except GiveUp as gave_up:
+            await self._dead_letter(message, spec, _gave_up(str(gave_up)), envelope)
+            return
         except Exception:
             # Anything else may pass (database down, key service slow): every path
             # must settle the delivery, or it would hold a prefetch slot forever.
@@ -368,6 +410,46 @@ class WorkerService:
         HANDLED.labels(spec.queue, "retry").inc()
         await asyncio.sleep(min(0.2 * 2**attempt, self.settings.retry_backoff_cap_seconds))
         await message.nack(requeue=True)
+
+    async def _delay(
+        self, message: RabbitMessage, spec: CommandSpec, later: RetryLater, envelope: Envelope | None
+    ) -> None:
+        """Handle the message again later: a copy waits in a delay queue, this one is acked.
+
+        Publish first, then ack: a crash in between leaves both, and the handler's own
+        idempotency (the inbox, its records) makes the second a no-op.
+        """
+        raw = message.raw_message
+        # The broker's own headers (x-death, x-delivery-count) describe this hop only.
+        headers = {k: v for k, v in (raw.headers or {}).items() if not k.startswith("x-")}
+        retries = int(str(headers.get(RETRIES_HEADER) or 0)) + 1
+        if retries > self.settings.delivery_limit:
+            await self._dead_letter(message, spec, _gave_up(f"still failing after {retries - 1} retries"), envelope)
+            return
+        tier = delay_tier(later.after)
+        try:
+            await self.broker.publish(
+                raw.body,
+                exchange=delay_exchange,
+                routing_key=spec.queue,
+                persist=True,
+                mandatory=True,
+                message_id=raw.message_id,
+                correlation_id=raw.correlation_id,
+                reply_to=raw.reply_to,
+                headers={**headers, RETRIES_HEADER: retries, DELAY_HEADER: str(tier)},
+                content_type=raw.content_type,
+                timeout=10,
+            )
+        except Exception:
+            await self._retry_later(message, spec)  # the broker is struggling: plain redelivery
+            return
+        log.info(
+            "handling deferred",
+            extra={"queue": spec.queue, "reason": str(later), "retry": retries, "after_seconds": tier},
+        )
+        HANDLED.labels(spec.queue, "deferred").inc()
+        await message.ack()
 
     @staticmethod
     def _envelope(headers: dict[str, Any], message_id: str | None, correlation_id: str | None) -> Envelope:

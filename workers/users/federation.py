@@ -81,6 +81,7 @@ class FederationHandlers:
             user = await self._account(cmd.provider, claims, repo, ctx)
         now = datetime.now(UTC)
         expires_at = now + timedelta(seconds=self._settings.refresh_token_ttl_seconds)
+        await self._users.signed_in(ctx, user, now, "oidc", cmd.client_fingerprint)
         return await self._users.issue_tokens(ctx, repo, user, now=now, expires_at=expires_at)
 
     async def _verified(self, cmd: OidcSignIn) -> IdentityClaims:

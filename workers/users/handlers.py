@@ -7,6 +7,7 @@ import logging
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from passlib.hash import bcrypt_sha256
 from sqlalchemy.exc import IntegrityError
@@ -18,11 +19,14 @@ from contracts.errors import FieldError
 from contracts.privacy import ExportUserData, PersonalData
 from contracts.users import (
     PASSWORD_CHANGED,
+    SIGNED_IN,
     USER_ERASED,
     USER_REGISTERED,
     USER_UPDATED,
     ChangePassword,
+    Contact,
     EraseUser,
+    GetContact,
     GetJwks,
     GetUser,
     Jwks,
@@ -34,6 +38,7 @@ from contracts.users import (
     PasswordChanged,
     RefreshSession,
     RegisterUser,
+    SignedIn,
     UpdateUser,
     UserErased,
     UserPage,
@@ -114,7 +119,19 @@ class UserHandlers:
             raise DomainError("unauthorized", _BAD_CREDENTIALS)
         now = datetime.now(UTC)
         expires_at = now + timedelta(seconds=self._settings.refresh_token_ttl_seconds)
+        await self.signed_in(ctx, user, now, "password", cmd.client_fingerprint)
         return await self.issue_tokens(ctx, repo, user, now=now, expires_at=expires_at)
+
+    async def signed_in(
+        self,
+        ctx: HandlerContext,
+        user: User,
+        now: datetime,
+        method: Literal["password", "oidc"],
+        fingerprint: str | None,
+    ) -> None:
+        """Tell the world (the notifications service: new-device notices) of a new session."""
+        await ctx.emit(SIGNED_IN, SignedIn(user_id=user.user_id, at=now, method=method, client_fingerprint=fingerprint))
 
     async def refresh_session(self, cmd: RefreshSession, ctx: HandlerContext) -> LoginResult:
         repo = UserRepository(ctx.session, self._cipher)
@@ -290,6 +307,21 @@ class UserHandlers:
         if user.user_id != actor.user_id:
             await repo.audit(actor, "user.export", target_id=user.user_id, details={}, envelope=ctx.envelope)
         return PersonalData(service="users", data=data)
+
+    async def get_contact(self, query: GetContact, ctx: HandlerContext) -> Contact:
+        """Only the notifications service may ask: it reads addresses when it sends, and keeps none."""
+        ctx.require_service("notifications")
+        user = await UserRepository(ctx.session, self._cipher).get(query.user_id)
+        if user is None:
+            raise not_found("user")
+        return Contact(
+            user_id=user.user_id,
+            email=user.email,
+            username=user.username,
+            phone=user.phone,
+            erased=user.erased_at is not None,
+            disabled=user.disabled,
+        )
 
     async def get_jwks(self, cmd: GetJwks, ctx: HandlerContext) -> Jwks:
         return Jwks(keys=tuple((await self._keys.jwks(ctx.session))["keys"]))

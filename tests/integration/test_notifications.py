@@ -1,0 +1,457 @@
+"""Notifications end to end: events from the real workers, email into the stack's SMTP sink,
+SMS into the suite's Twilio sandbox, and the deliveries table that keeps them to one each.
+
+The sink and the sandbox are shared by the whole suite: every test tells its messages
+apart by recipient (a fresh account each).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import pytest
+from aio_pika.abc import AbstractRobustConnection
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from contracts.inventory import LOW_STOCK, LowStock
+from contracts.users import GET_CONTACT, PASSWORD_CHANGED, PasswordChanged
+from tests import support
+from tests.bus import Bus, list_product, publish_event, service_token
+from tests.conftest import Stack, bearer, login, make_seller, register
+from tests.orders_support import place_when_priced
+from tests.reliability.conftest import dead_letters
+from workers.notifications.templates import CANCEL_REASONS
+
+Mail = dict[str, Any]
+PASSWORD_CHANGED_QUEUE = "notifications.on_users_password_changed_v1"
+
+
+# --- reading what was sent ----------------------------------------------------------------
+
+
+async def mails(to: str, *, subject: str = "", expect: int = 1, within: float = 30) -> list[Mail]:
+    """The sink's messages to `to` whose subject contains `subject` (with their text and
+    headers), once `expect` arrived or the time is up."""
+    deadline = asyncio.get_running_loop().time() + within
+    async with aiohttp.ClientSession(support.SMTP_SINK_URL) as sink:
+        while True:
+            async with sink.get("/messages", params={"to": to}) as resp:
+                found = [m for m in await resp.json() if subject in m["subject"]]
+            if len(found) >= expect or asyncio.get_running_loop().time() > deadline:
+                details = []
+                for summary in found:
+                    async with sink.get(f"/messages/{summary['id']}") as resp:
+                        details.append(await resp.json())
+                return details
+            await asyncio.sleep(0.2)
+
+
+async def texts(to: str) -> list[dict[str, Any]]:
+    async with (
+        aiohttp.ClientSession(support.SMS_SANDBOX_URL) as sandbox,
+        sandbox.get("/sandbox/messages", params={"to": to}) as resp,
+    ):
+        found: list[dict[str, Any]] = await resp.json()
+        return found
+
+
+async def deliveries(db: AsyncEngine, user_id: str) -> list[dict[str, Any]]:
+    async with db.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT * FROM notifications.deliveries WHERE recipient_id = :u ORDER BY id"), {"u": user_id}
+        )
+        return [dict(row._mapping) for row in rows]
+
+
+async def until(check: Any, *, within: float = 30) -> Any:
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        result = await check()
+        if result or asyncio.get_running_loop().time() > deadline:
+            return result
+        await asyncio.sleep(0.2)
+
+
+def _phone() -> str:
+    # Valid US numbers (202 is Washington DC), unique enough for one run.
+    return f"+1202{uuid.uuid4().int % 10_000_000:07d}"
+
+
+@pytest.fixture
+async def member(http: aiohttp.ClientSession) -> dict[str, Any]:
+    user = await register(http)
+    return {**user, **await login(http, user["email"], user["password"])}
+
+
+@pytest.fixture(scope="module")
+async def seller(http: aiohttp.ClientSession, admin: dict[str, Any]) -> dict[str, Any]:
+    return await make_seller(http, admin)
+
+
+async def product(amqp: AbstractRobustConnection, http: aiohttp.ClientSession, seller: dict[str, Any]) -> str:
+    return await list_product(amqp, http, seller["user"]["user_id"], stock=100)
+
+
+async def status(http: aiohttp.ClientSession, who: dict[str, Any], order_id: str, wanted: str) -> dict[str, Any]:
+    async def check() -> dict[str, Any] | None:
+        async with http.get(f"/api/orders/{order_id}", headers=bearer(who["access_token"])) as resp:
+            order: dict[str, Any] = await resp.json()
+            return order if order["status"] == wanted and order["payment_status"] != "authorized" else None
+
+    order = await until(check, within=40)
+    assert order, f"order {order_id} never became {wanted}"
+    return order
+
+
+# --- the users service's side ---------------------------------------------------------------
+
+
+async def test_only_the_notifications_service_may_read_contacts(
+    stack: Stack, amqp: AbstractRobustConnection, member: dict[str, Any]
+) -> None:
+    async with Bus(amqp) as bus:
+        query = {"user_id": member["user_id"]}
+        reply = await bus.call(
+            GET_CONTACT.routing_key, query, token=await service_token(bus, stack.env, "notifications")
+        )
+        assert reply["ok"], reply
+        assert reply["data"] == {
+            "user_id": member["user_id"],
+            "email": member["email"],
+            "username": member["username"],
+            "phone": None,
+            "erased": False,
+            "disabled": False,
+        }
+        for token in (await service_token(bus, stack.env, "catalog"), member["access_token"]):
+            reply = await bus.call(GET_CONTACT.routing_key, query, token=token)
+            assert not reply["ok"] and reply["error"]["code"] == "forbidden", reply
+
+
+# --- account ----------------------------------------------------------------------------------
+
+
+async def test_registration_sends_a_welcome_email(http: aiohttp.ClientSession, db: AsyncEngine) -> None:
+    user = await register(http)
+    [mail] = await mails(user["email"], subject="Welcome")
+    assert user["username"] in mail["text"]
+    assert mail["html"] and user["username"] in mail["html"]
+    [delivery] = await until(lambda: deliveries(db, user["user_id"]))
+    assert (delivery["template"], delivery["channel"], delivery["status"]) == ("welcome", "email", "sent")
+    assert delivery["attempts"] == 1 and delivery["sent_at"] is not None
+    # The Message-ID is the delivery's own: a copy sent again would be the same message.
+    assert mail["headers"]["Message-ID"] == delivery["provider_id"]
+    assert f"delivery-{delivery['id']}@" in delivery["provider_id"]
+
+
+async def test_a_sign_in_from_a_new_browser_is_announced_but_not_the_first(
+    http: aiohttp.ClientSession, db: AsyncEngine
+) -> None:
+    user = await register(http)
+    forged = {"email": user["email"], "password": user["password"], "client_fingerprint": "0" * 64}
+    async with http.post("/api/users/login", json=forged) as resp:
+        assert resp.status == 422  # the edge's to set, not the client's
+    for agent in ("Firefox/1", "Firefox/1", "Lynx/2"):  # first ever, seen before, new
+        async with http.post(
+            "/api/users/login",
+            json={"email": user["email"], "password": user["password"]},
+            headers={"User-Agent": agent},
+        ) as resp:
+            assert resp.status == 200
+    [notice] = await mails(user["email"], subject="New sign-in")
+    await asyncio.sleep(2)  # nothing else is on its way
+    assert len(await mails(user["email"], subject="New sign-in", within=0)) == 1
+    assert "new device or browser" in notice["text"]
+    async with db.connect() as conn:
+        known = await conn.scalar(
+            text("SELECT count(*) FROM notifications.sign_in_fingerprints WHERE user_id = :u"), {"u": user["user_id"]}
+        )
+    assert known == 2
+
+
+# --- orders -----------------------------------------------------------------------------------
+
+
+async def test_a_confirmed_order_is_emailed_once_with_its_id_and_total(
+    http: aiohttp.ClientSession, amqp: AbstractRobustConnection, seller: dict[str, Any], member: dict[str, Any]
+) -> None:
+    product_id = await product(amqp, http, seller)
+    order = await place_when_priced(http, member, product_id)
+    await status(http, member, order["order_id"], "confirmed")
+    [mail] = await mails(member["email"], subject="confirmed")
+    assert order["order_id"] in mail["text"]
+    assert "19.99 USD" in mail["text"]
+    assert f"product {product_id[:8]}" in mail["text"]  # the item's name, from the catalog's event
+    await asyncio.sleep(2)
+    assert len(await mails(member["email"], subject="confirmed", within=0)) == 1
+
+
+async def test_a_declined_order_is_cancelled_by_email_with_the_reason_in_words(
+    http: aiohttp.ClientSession, amqp: AbstractRobustConnection, seller: dict[str, Any], member: dict[str, Any]
+) -> None:
+    product_id = await product(amqp, http, seller)
+    order = await place_when_priced(http, member, product_id, "tok_chargeDeclined")
+    [mail] = await mails(member["email"], subject="cancelled")
+    assert order["order_id"] in mail["text"]
+    assert CANCEL_REASONS["payment_declined"] in mail["text"]
+    assert await mails(member["email"], subject="confirmed", within=0) == []
+
+
+async def test_shipping_and_a_refund_are_emailed(
+    http: aiohttp.ClientSession,
+    amqp: AbstractRobustConnection,
+    seller: dict[str, Any],
+    admin: dict[str, Any],
+    member: dict[str, Any],
+) -> None:
+    product_id = await product(amqp, http, seller)
+    order_id = (await place_when_priced(http, member, product_id))["order_id"]
+    await status(http, member, order_id, "confirmed")
+    async with http.put(
+        f"/api/orders/{order_id}", json={"status": "shipped"}, headers=bearer(seller["access_token"])
+    ) as resp:
+        assert resp.status == 200
+    [shipped] = await mails(member["email"], subject="order is on its way")
+    assert order_id in shipped["text"]
+    # Cancelled after shipping (an admin): the captured payment is refunded.
+    async with http.put(
+        f"/api/orders/{order_id}", json={"status": "cancelled"}, headers=bearer(admin["access_token"])
+    ) as resp:
+        assert resp.status == 200
+    [refund] = await mails(member["email"], subject="refund")
+    assert "19.99 USD" in refund["text"] and order_id in refund["text"]
+
+
+async def test_order_texts_go_only_to_members_who_consented_and_have_a_phone(
+    http: aiohttp.ClientSession, amqp: AbstractRobustConnection, db: AsyncEngine, seller: dict[str, Any]
+) -> None:
+    product_id = await product(amqp, http, seller)
+    consenting, declining = [await register(http, phone=_phone()) for _ in range(2)]
+    async with db.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO notifications.preferences (user_id, sms_orders, updated_at) VALUES (:u, true, now()), "
+                "(:v, false, now())"
+            ),
+            {"u": consenting["user_id"], "v": declining["user_id"]},
+        )
+    for user in (consenting, declining):
+        session = await login(http, user["email"], user["password"])
+        order_id = (await place_when_priced(http, session, product_id))["order_id"]
+        await status(http, session, order_id, "confirmed")
+        assert await mails(user["email"], subject="confirmed")
+    [sms] = await until(lambda: texts(consenting["phone"]))
+    assert "confirmed" in sms["body"] and "19.99 USD" in sms["body"]
+    assert await texts(declining["phone"]) == []
+    sent = [
+        (d["channel"], d["status"]) for d in await deliveries(db, consenting["user_id"]) if d["template"] != "welcome"
+    ]
+    assert sent == [("email", "sent"), ("sms", "sent")]
+
+
+# --- sellers ----------------------------------------------------------------------------------
+
+
+async def test_low_stock_is_emailed_to_the_seller(
+    http: aiohttp.ClientSession, amqp: AbstractRobustConnection, db: AsyncEngine, admin: dict[str, Any]
+) -> None:
+    seller = await make_seller(http, admin)
+    product_id = await list_product(amqp, http, seller["user"]["user_id"], stock=10)
+
+    async def named() -> bool:  # the notifications worker has the catalog's event too
+        async with db.connect() as conn:
+            found = await conn.scalar(
+                text("SELECT name FROM notifications.products WHERE product_id = :p"), {"p": product_id}
+            )
+        return bool(found)
+
+    assert await until(named)
+    async with http.put(
+        f"/api/inventory/{product_id}",
+        json={"stock": 2, "low_stock_threshold": 3},
+        headers=bearer(seller["access_token"]),
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+    [mail] = await mails(seller["user"]["email"], subject="Low stock")
+    assert f"product {product_id[:8]}" in mail["subject"]  # its name, from the catalog's event
+    assert "2" in mail["text"]
+
+
+# --- delivery guarantees -----------------------------------------------------------------------
+
+
+async def test_a_duplicate_event_sends_one_email_even_without_the_inbox(
+    http: aiohttp.ClientSession, amqp: AbstractRobustConnection, db: AsyncEngine, member: dict[str, Any]
+) -> None:
+    event = PasswordChanged(user_id=member["user_id"], changed_at=datetime.now(UTC))
+    message_id = str(uuid.uuid4())
+    await publish_event(amqp, PASSWORD_CHANGED, event, message_id=message_id)
+    await publish_event(amqp, PASSWORD_CHANGED, event, message_id=message_id)  # a redelivery: the inbox drops it
+    assert len(await mails(member["email"], subject="password")) == 1
+    # A crash after the send and before the commit loses the inbox claim: the delivery
+    # record, committed before the send, still says "sent".
+    async with db.begin() as conn:
+        await conn.execute(text("DELETE FROM notifications.inbox WHERE message_id = :m"), {"m": message_id})
+    await publish_event(amqp, PASSWORD_CHANGED, event, message_id=message_id)
+    await asyncio.sleep(3)
+    assert len(await mails(member["email"], subject="password", within=0)) == 1
+    assert [d["status"] for d in await deliveries(db, member["user_id"]) if d["template"] == "password_changed"] == [
+        "sent"
+    ]
+
+
+async def test_an_edited_template_changes_the_next_email(
+    http: aiohttp.ClientSession, amqp: AbstractRobustConnection, db: AsyncEngine, member: dict[str, Any]
+) -> None:
+    async with db.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO notifications.templates (key, channel, subject, text, updated_at) "
+                "VALUES ('password_changed', 'email', 'Heads up, {{ name }}', 'Edited: {{ shop_name }}', now())"
+            )
+        )
+    try:
+        event = PasswordChanged(user_id=member["user_id"], changed_at=datetime.now(UTC))
+        await publish_event(amqp, PASSWORD_CHANGED, event)
+        [mail] = await mails(member["email"], subject="Heads up")
+        assert mail["subject"] == f"Heads up, {member['username']}"
+        assert mail["text"].strip() == "Edited: Agora"
+        assert mail["html"] is None
+    finally:
+        async with db.begin() as conn:
+            await conn.execute(text("DELETE FROM notifications.templates WHERE key = 'password_changed'"))
+
+
+class _Inbox:
+    """What a test's own SMTP server received."""
+
+    def __init__(self) -> None:
+        self.rcpts: list[str] = []
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.rcpts.extend(envelope.rcpt_tos)
+        return "250 OK"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def lone_notifications_worker(stack: Stack, smtp_port: int, max_attempts: int = 30) -> Iterator[support.Process]:
+    """The only notifications worker meanwhile: it sends through `smtp_port` and retries fast."""
+    stack.workers["notifications"].stop()
+    worker = support.worker("notifications", stack.env, label="notifications-smtp-outage")
+    extra = {
+        "AGORA_SMTP_PORT": str(smtp_port),
+        "AGORA_NOTIFICATION_RETRY_CAP_SECONDS": "2",
+        "AGORA_NOTIFICATION_MAX_ATTEMPTS": str(max_attempts),
+    }
+    try:
+        yield worker.start(extra_env=extra)
+    finally:
+        worker.stop()
+        stack.workers["notifications"].start()
+
+
+async def test_an_smtp_outage_delays_the_email_which_is_then_sent_once(
+    stack: Stack, amqp: AbstractRobustConnection, db: AsyncEngine, member: dict[str, Any]
+) -> None:
+    assert await mails(member["email"], subject="Welcome")  # nothing of this member's is in flight
+    port, received = _free_port(), _Inbox()
+    with lone_notifications_worker(stack, port):
+        event = PasswordChanged(user_id=member["user_id"], changed_at=datetime.now(UTC))
+        await publish_event(amqp, PASSWORD_CHANGED, event)  # the SMTP server is down
+
+        async def failed_twice() -> list[dict[str, Any]]:
+            return [d for d in await deliveries(db, member["user_id"]) if d["attempts"] >= 2 and d["status"] != "sent"]
+
+        [pending] = await until(failed_twice)
+        assert pending["status"] == "pending" and pending["last_error"].startswith("TransientDeliveryError")
+        assert member["email"] not in pending["last_error"]
+        server = Controller(received, hostname="127.0.0.1", port=port)
+        server.start()
+        try:
+            sent = await until(lambda: _sent(db, member["user_id"], "password_changed"), within=20)
+            assert sent and sent["attempts"] >= 3
+            await asyncio.sleep(3)  # a second copy would be on its way by now
+            assert received.rcpts == [member["email"]]
+        finally:
+            server.stop()
+
+
+async def test_a_delivery_that_keeps_failing_is_marked_failed_and_its_event_dead_lettered(
+    stack: Stack, amqp: AbstractRobustConnection, db: AsyncEngine, member: dict[str, Any]
+) -> None:
+    assert await mails(member["email"], subject="Welcome")
+    with lone_notifications_worker(stack, _free_port(), max_attempts=3):  # nothing listens there
+        event = PasswordChanged(user_id=member["user_id"], changed_at=datetime.now(UTC))
+        message_id = await publish_event(amqp, PASSWORD_CHANGED, event)
+        [failed] = await until(lambda: _with_status(db, member["user_id"], "password_changed", "failed"))
+        assert failed["attempts"] == 3 and failed["last_error"].startswith("TransientDeliveryError")
+        dead = await dead_letters(amqp, f"{PASSWORD_CHANGED_QUEUE}.dlq", expect=1)
+        assert message_id in dead
+
+
+async def _sent(db: AsyncEngine, user_id: str, template: str) -> dict[str, Any] | None:
+    found = [d for d in await deliveries(db, user_id) if d["template"] == template and d["status"] == "sent"]
+    return found[0] if found else None
+
+
+async def test_an_erased_user_is_forgotten_and_not_notified(
+    http: aiohttp.ClientSession, amqp: AbstractRobustConnection, db: AsyncEngine, member: dict[str, Any]
+) -> None:
+    async with db.begin() as conn:
+        await conn.execute(
+            text("INSERT INTO notifications.preferences (user_id, sms_security, updated_at) VALUES (:u, true, now())"),
+            {"u": member["user_id"]},
+        )
+    async with http.delete(f"/api/users/{member['user_id']}", headers=bearer(member["access_token"])) as resp:
+        assert resp.status == 204
+
+    async def forgotten() -> bool:
+        async with db.connect() as conn:
+            left = await conn.scalar(
+                text(
+                    "SELECT (SELECT count(*) FROM notifications.preferences WHERE user_id = :u) "
+                    "+ (SELECT count(*) FROM notifications.sign_in_fingerprints WHERE user_id = :u)"
+                ),
+                {"u": member["user_id"]},
+            )
+        return left == 0
+
+    assert await until(forgotten)
+    event = PasswordChanged(user_id=member["user_id"], changed_at=datetime.now(UTC))
+    await publish_event(amqp, PASSWORD_CHANGED, event)
+    assert await until(lambda: _with_status(db, member["user_id"], "password_changed", "skipped"))
+    assert await mails(member["email"], subject="password", within=0) == []
+
+
+async def _with_status(db: AsyncEngine, user_id: str, template: str, wanted: str) -> list[dict[str, Any]]:
+    return [d for d in await deliveries(db, user_id) if d["template"] == template and d["status"] == wanted]
+
+
+async def test_a_low_stock_event_for_an_unknown_product_still_reaches_the_seller(
+    http: aiohttp.ClientSession, amqp: AbstractRobustConnection, admin: dict[str, Any]
+) -> None:
+    seller = await make_seller(http, admin)
+    product_id = uuid.uuid4()
+    event = LowStock(
+        product_id=product_id, seller_id=seller["user"]["user_id"], available=1, threshold=5, at=datetime.now(UTC)
+    )
+    await publish_event(amqp, LOW_STOCK, event)
+    [mail] = await mails(seller["user"]["email"], subject="Low stock")
+    assert str(product_id) in mail["subject"]

@@ -1,0 +1,114 @@
+"""The notification template catalogue and its sandboxed rendering."""
+
+from __future__ import annotations
+
+import pytest
+
+from contracts.notifications import Channel, TemplateBody
+from workers.notifications.templates import (
+    DEFAULTS,
+    MAX_SMS,
+    SAMPLE,
+    VARIABLES,
+    TemplateError,
+    render,
+    validate,
+)
+
+EMAIL_ONLY = {"welcome", "payment_refunded", "low_stock"}
+
+
+def test_the_catalogue_has_every_template() -> None:
+    assert set(VARIABLES) == {key for key, _ in DEFAULTS}
+    sms = {key for key, channel in DEFAULTS if channel == "sms"}
+    assert sms == set(VARIABLES) - EMAIL_ONLY
+    assert all((key, "email") in DEFAULTS for key in VARIABLES)
+
+
+@pytest.mark.parametrize("ident", sorted(DEFAULTS), ids=lambda ident: f"{ident[1]}/{ident[0]}")
+def test_every_default_renders_with_its_sample(ident: tuple[str, Channel]) -> None:
+    spec = DEFAULTS[ident]
+    rendered = validate(spec.key, spec.channel, spec.body)
+    assert "{{" not in rendered.text and "{%" not in rendered.text
+    assert str(SAMPLE["name"]) in rendered.text or spec.channel == "sms"
+    if spec.channel == "email":
+        assert rendered.subject and "\n" not in rendered.subject
+        assert rendered.html is not None and rendered.html.startswith("<div")
+    else:
+        assert rendered.subject is None and rendered.html is None
+        assert len(rendered.text) <= MAX_SMS
+    # The sample is exactly what the key provides: a template cannot lean on more.
+    assert set(spec.sample) == set(spec.variables) == set(VARIABLES[spec.key])
+
+
+def test_html_is_autoescaped_and_text_is_not() -> None:
+    body = TemplateBody(subject="Hi {{ name }}", text="Hi {{ name }}", html="<p>Hi {{ name }}</p>")
+    rendered = render(body, {"name": "<script>alert(1)</script>"})
+    assert rendered.html == "<p>Hi &lt;script&gt;alert(1)&lt;/script&gt;</p>"
+    assert rendered.text == "Hi <script>alert(1)</script>"
+
+
+def test_a_subject_is_one_line() -> None:
+    rendered = render(TemplateBody(subject="Hi {{ name }}", text="x"), {"name": "ada\r\nBcc: all@example.com"})
+    assert rendered.subject == "Hi ada Bcc: all@example.com"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ ''.__class__ }}",
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "{{ name.__init__.__globals__ }}",
+        "{{ items.append(1) }}",  # immutable: the variables cannot be changed either
+        "{{ items.pop() }}",
+    ],
+)
+def test_the_sandbox_refuses_python_internals(source: str) -> None:
+    with pytest.raises(TemplateError, match="unsafe") as caught:
+        render(TemplateBody(text=source), {"name": "ada", "items": [1]})
+    assert caught.value.part == "text"
+
+
+def test_an_undefined_variable_is_an_error() -> None:
+    with pytest.raises(TemplateError, match="'nickname' is undefined") as caught:
+        render(TemplateBody(subject="x", text="x", html="<p>{{ nickname }}</p>"), {"name": "ada"})
+    assert caught.value.part == "html"
+
+
+@pytest.mark.parametrize(
+    ("body", "part", "message"),
+    [
+        (TemplateBody(subject="Hi", text="{% if name %}unclosed"), "text", "line 1"),
+        (TemplateBody(subject="Hi {{ name", text="x"), "subject", "line 1"),
+        (TemplateBody(subject="Hi", text="{{ 1 / 0 }}"), "text", "ZeroDivisionError"),
+        # `welcome` has no order: its sample has no `total`.
+        (TemplateBody(subject="Hi", text="Your total: {{ total }}"), "text", "'total' is undefined"),
+        (TemplateBody(text="Hi {{ name }}"), "subject", "need a subject"),
+        (TemplateBody(subject="  ", text="Hi {{ name }}"), "subject", "need a subject"),
+        (TemplateBody(subject="{{ '' }}", text="Hi {{ name }}"), "subject", "renders empty"),
+    ],
+)
+def test_validate_names_the_part_that_fails(body: TemplateBody, part: str, message: str) -> None:
+    with pytest.raises(TemplateError, match=message) as caught:
+        validate("welcome", "email", body)
+    assert caught.value.part == part
+
+
+def test_sms_templates_are_text_only_and_short() -> None:
+    with pytest.raises(TemplateError) as caught:
+        validate("password_changed", "sms", TemplateBody(subject="Hi", text="x"))
+    assert caught.value.part == "subject"
+    with pytest.raises(TemplateError) as caught:
+        validate("password_changed", "sms", TemplateBody(text="x", html="<p>x</p>"))
+    assert caught.value.part == "html"
+    with pytest.raises(TemplateError, match="at most 1600") as caught:
+        validate("password_changed", "sms", TemplateBody(text="{% for i in range(300) %}{{ name }} hi {% endfor %}"))
+    assert caught.value.part == "text"
+
+
+def test_order_variables_render_lists() -> None:
+    body = TemplateBody(
+        subject="Order",
+        text="{% for item in items %}{{ item.name }}={{ item.quantity }}@{{ item.price }};{% endfor %}{{ total }}",
+    )
+    assert validate("order_confirmed", "email", body).text == ("Desk lamp=2@19.99 USD;Notebook=1@4.99 USD;44.97 USD")

@@ -1,0 +1,131 @@
+"""The notification rules, without I/O (workers/notifications/model.py), and the delay tiers."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from contracts.notifications import Category, NotificationPreferences
+from contracts.topology import DELAY_TIERS, delay_tier
+from contracts.users import Contact
+from workers.notifications.model import (
+    ORDER_WAIT,
+    OrderLine,
+    after_transient_failure,
+    channels,
+    is_new_sign_in,
+    money,
+    order_variables,
+    order_wait_over,
+    skip_reason,
+    when,
+)
+
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+NONE = NotificationPreferences()
+ALL = NotificationPreferences(sms_orders=True, sms_security=True, marketing_email=True, marketing_sms=True)
+
+
+def _contact(*, erased: bool = False, disabled: bool = False) -> Contact:
+    return Contact(
+        user_id=uuid.uuid4(), email="ada@example.com", username="ada", phone=None, erased=erased, disabled=disabled
+    )
+
+
+@pytest.mark.parametrize("category", ["account", "orders", "security", "seller"])
+def test_transactional_mail_goes_whatever_the_preferences(category: Category) -> None:
+    assert channels(category, NONE, phone_ok=True, has_sms_template=True) == ("email",)
+
+
+def test_sms_needs_consent_for_the_category_a_valid_phone_and_a_template() -> None:
+    orders_only = NotificationPreferences(sms_orders=True)
+    assert channels("orders", orders_only, phone_ok=True, has_sms_template=True) == ("email", "sms")
+    assert channels("security", orders_only, phone_ok=True, has_sms_template=True) == ("email",)
+    assert channels("orders", orders_only, phone_ok=False, has_sms_template=True) == ("email",)
+    assert channels("orders", orders_only, phone_ok=True, has_sms_template=False) == ("email",)
+    assert channels("security", NotificationPreferences(sms_security=True), phone_ok=True, has_sms_template=True) == (
+        "email",
+        "sms",
+    )
+
+
+@pytest.mark.parametrize("category", ["account", "seller"])
+def test_account_and_seller_notices_never_go_by_sms(category: Category) -> None:
+    assert channels(category, ALL, phone_ok=True, has_sms_template=True) == ("email",)
+
+
+def test_marketing_only_with_consent() -> None:
+    assert channels("marketing", NONE, phone_ok=True, has_sms_template=True) == ()
+    assert channels(
+        "marketing", NotificationPreferences(marketing_email=True), phone_ok=True, has_sms_template=True
+    ) == ("email",)
+    assert channels("marketing", NotificationPreferences(marketing_sms=True), phone_ok=True, has_sms_template=True) == (
+        "sms",
+    )
+    # Consent to order texts is not consent to marketing texts.
+    assert channels("marketing", NotificationPreferences(sms_orders=True), phone_ok=True, has_sms_template=True) == ()
+
+
+def test_erased_disabled_and_unknown_recipients_are_skipped() -> None:
+    assert skip_reason(_contact()) is None
+    assert skip_reason(_contact(erased=True)) == "erased"
+    assert skip_reason(_contact(disabled=True)) == "disabled"
+    assert skip_reason(None) == "unknown user"
+
+
+def test_a_sign_in_is_news_only_from_somewhere_new_on_an_account_seen_before() -> None:
+    home, cafe = "a" * 64, "b" * 64
+    assert not is_new_sign_in(set(), home)  # the first sign-in after registering
+    assert not is_new_sign_in({home}, home)
+    assert is_new_sign_in({home}, cafe)
+    assert not is_new_sign_in({home}, None)  # no fingerprint: nothing to compare
+
+
+def test_transient_failures_back_off_exponentially_then_give_up() -> None:
+    waits = [after_transient_failure(n, max_attempts=6, base=1.0, cap=10.0) for n in range(1, 7)]
+    assert waits == [1.0, 2.0, 4.0, 8.0, 10.0, "give_up"]
+
+
+@given(st.integers(min_value=1, max_value=50), st.integers(min_value=1, max_value=50))
+def test_backoff_is_bounded_and_attempts_are_bounded(attempts: int, max_attempts: int) -> None:
+    retry = after_transient_failure(attempts, max_attempts=max_attempts, base=0.5, cap=300.0)
+    if attempts >= max_attempts:
+        assert retry == "give_up"
+    else:
+        assert retry != "give_up" and 0.5 <= retry <= 300.0
+
+
+@given(st.floats(min_value=0, max_value=10_000, allow_nan=False))
+def test_a_delay_waits_at_least_as_asked_up_to_the_longest_tier(seconds: float) -> None:
+    tier = delay_tier(seconds)
+    assert tier in DELAY_TIERS
+    assert tier >= seconds or tier == DELAY_TIERS[-1]
+    assert all(t < seconds for t in DELAY_TIERS if t < tier)  # the shortest that is long enough
+
+
+def test_order_events_wait_a_little_for_the_placement() -> None:
+    assert not order_wait_over(NOW, NOW + timedelta(seconds=5))
+    assert order_wait_over(NOW, NOW + ORDER_WAIT)
+
+
+def test_order_variables() -> None:
+    order_id, lamp, pen = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    lines = [OrderLine(lamp, 2, "19.99"), OrderLine(pen, 1, "4.99")]
+    variables = order_variables(order_id, 4497, "USD", lines, {lamp: "Desk lamp"}, shop_url="https://shop.example/")
+    assert variables["order_id"] == str(order_id)
+    assert variables["total"] == "44.97 USD"
+    assert variables["order_url"] == f"https://shop.example/orders/{order_id}"
+    assert variables["items"] == [
+        {"name": "Desk lamp", "quantity": 2, "price": "19.99 USD"},
+        {"name": f"item {str(pen)[:8]}", "quantity": 1, "price": "4.99 USD"},  # a product never seen here
+    ]
+
+
+def test_money_and_time_in_words() -> None:
+    assert money(1500, "JPY") == "1500 JPY"
+    assert money(1999, "EUR") == "19.99 EUR"
+    assert when(datetime(2026, 3, 14, 10, 26, tzinfo=UTC) + timedelta()) == "2026-03-14 10:26 UTC"

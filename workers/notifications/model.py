@@ -1,0 +1,135 @@
+"""Notification rules, pure: who gets what on which channel, when to try again, what to say.
+
+- Transactional categories (account, orders, security, seller) go by email always;
+  marketing email only with consent. No marketing events exist yet: the rule is here
+  for when they do.
+- SMS only with consent for the category (orders, security, marketing; account and
+  seller notices have no SMS), to a valid phone number, and where the template has an
+  SMS version.
+- Erased and disabled accounts get nothing (the delivery is recorded as skipped).
+- A sign-in is news only from a client fingerprint not seen before on an account that
+  has signed in before: the first sign-in after registering is not an alarm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+from uuid import UUID
+
+from contracts.money import to_amount
+from contracts.notifications import TRANSACTIONAL, Category, Channel, NotificationPreferences
+from contracts.users import Contact
+
+# Consent for SMS per category; a category missing here is never sent by SMS.
+_SMS_CONSENT: dict[Category, Callable[[NotificationPreferences], bool]] = {
+    "orders": lambda p: p.sms_orders,
+    "security": lambda p: p.sms_security,
+    "marketing": lambda p: p.marketing_sms,
+}
+
+# How long an order event waits for the order's placement to be known here (events
+# arrive on separate queues, so a confirmation can overtake its placement).
+ORDER_WAIT = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One notification to one user, before channels are chosen: the template and its variables."""
+
+    template: str
+    recipient_id: UUID
+    category: Category
+    variables: Mapping[str, object] = field(default_factory=dict)
+
+
+def skip_reason(contact: Contact | None) -> str | None:
+    """Why this recipient gets nothing, or None if they can be reached."""
+    if contact is None:
+        return "unknown user"
+    if contact.erased:
+        return "erased"
+    if contact.disabled:
+        return "disabled"
+    return None
+
+
+def channels(
+    category: Category, preferences: NotificationPreferences, *, phone_ok: bool, has_sms_template: bool
+) -> tuple[Channel, ...]:
+    """The channels a notice of `category` goes by, given the user's choices."""
+    chosen: list[Channel] = []
+    if category in TRANSACTIONAL or preferences.marketing_email:
+        chosen.append("email")
+    consent = _SMS_CONSENT.get(category)
+    if consent is not None and consent(preferences) and phone_ok and has_sms_template:
+        chosen.append("sms")
+    return tuple(chosen)
+
+
+def is_new_sign_in(known: Collection[str], fingerprint: str | None) -> bool:
+    """Warn of a sign-in from somewhere new, but not of the account's very first one."""
+    return fingerprint is not None and bool(known) and fingerprint not in known
+
+
+# --- retries -------------------------------------------------------------------------------
+
+Retry = float | Literal["give_up"]
+
+
+def after_transient_failure(attempts: int, *, max_attempts: int, base: float, cap: float) -> Retry:
+    """After `attempts` attempts failed for now: seconds to wait before the next, or give up."""
+    if attempts >= max_attempts:
+        return "give_up"
+    return min(base * 2 ** (attempts - 1), cap)
+
+
+def order_wait_over(event_at: datetime, now: datetime) -> bool:
+    """An order event whose order is not known yet stops waiting for it after ORDER_WAIT."""
+    return now - event_at >= ORDER_WAIT
+
+
+# --- what the templates are given ------------------------------------------------------------
+
+
+def money(minor: int, currency: str) -> str:
+    return f"{to_amount(minor, currency)} {currency}"
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    product_id: UUID
+    quantity: int
+    price: str  # unit price, decimal string in the order's currency
+
+
+def order_variables(
+    order_id: UUID,
+    total_minor: int,
+    currency: str,
+    lines: Iterable[OrderLine],
+    names: Mapping[UUID, str],
+    *,
+    shop_url: str,
+) -> dict[str, object]:
+    """The variables every order template gets (see workers/notifications/templates.py)."""
+    return {
+        "order_id": str(order_id),
+        "total": money(total_minor, currency),
+        "items": [
+            {
+                "name": names.get(line.product_id, f"item {str(line.product_id)[:8]}"),
+                "quantity": line.quantity,
+                "price": f"{line.price} {currency}",
+            }
+            for line in lines
+        ],
+        "order_url": f"{shop_url.rstrip('/')}/orders/{order_id}",
+    }
+
+
+def when(at: datetime) -> str:
+    """A time as a message shows it: `2025-03-14 09:26 UTC`."""
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
