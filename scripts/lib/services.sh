@@ -966,27 +966,23 @@ _agora_stop_module() {
 }
 
 # --------------------------------------------------------------------------
-# Sandbox payment provider (agora/payment_sandbox.py)
+# Sandbox providers: payments (agora/payment_sandbox.py), SMS (agora/sms_sandbox.py)
 # --------------------------------------------------------------------------
 
-_agora_sandbox_dir() { printf '%s\n' "$AGORA_RUN_DIR/payment_sandbox"; }
+# _agora_start_sandbox LABEL MODULE NAME PORT_VARIABLE SIGNATURE READY_MESSAGE
+# Start the sandbox provider MODULE (an HTTP server with GET /healthz) on the port in
+# PORT_VARIABLE, with its state, log and pid under $AGORA_RUN_DIR/NAME; reuse one
+# already running with the same SIGNATURE (what it was started with). The sandbox_*
+# locals are read by _agora_sandbox_healthy and _agora_stop_sandbox, which run inside.
+_agora_start_sandbox() {
+    local sandbox_label=$1 sandbox_module=$2 name=$3 port_variable=$4 sig=$5 ready=$6
+    local sandbox_port=${!port_variable} dir=$AGORA_RUN_DIR/$3 pid stop=:
+    local log=$dir/$name.log sandbox_pidfile=$dir/$name.pid
 
-_agora_sandbox_healthy() {
-    [[ $(_agora_http_status "$AGORA_HOST" "$AGORA_PAYMENT_SANDBOX_PORT" /healthz) == 200 ]]
-}
-
-agora_start_payment_sandbox() {
-    agora_load_env || return 1
-    # $stop: how a failed call stops a server it launched itself (: if none).
-    local dir pid sig stop=:
-    dir=$(_agora_sandbox_dir)
-    sig="host=$AGORA_HOST http=$AGORA_PAYMENT_SANDBOX_PORT"
-    local log=$dir/payment_sandbox.log pidfile=$dir/payment_sandbox.pid
-
-    if pid=$(_agora_live_pid "$pidfile" agora.payment_sandbox); then
-        _agora_check_signature payment-sandbox "$dir" "$(_agora_read_signature "$dir")" "$sig" || return 1
+    if pid=$(_agora_live_pid "$sandbox_pidfile" "$sandbox_module"); then
+        _agora_check_signature "$sandbox_label" "$dir" "$(_agora_read_signature "$dir")" "$sig" || return 1
         if _agora_sandbox_healthy; then
-            agora_log "payment sandbox already running (pid $pid)"
+            agora_log "$sandbox_label already running (pid $pid)"
             return 0
         fi
     else
@@ -994,33 +990,34 @@ agora_start_payment_sandbox() {
             agora_log "error: $AGORA_PYTHON not found; create the venv first (or set AGORA_PYTHON)"
             return 1
         fi
-        _agora_require_free_port "payment sandbox" "$AGORA_PAYMENT_SANDBOX_PORT" AGORA_PAYMENT_SANDBOX_PORT || return 1
+        _agora_require_free_port "$sandbox_label" "$sandbox_port" "$port_variable" || return 1
         mkdir -p -- "$dir" || return 1
         printf '%s\n' "$sig" >"$dir/instance"
-        agora_log "starting payment sandbox on $AGORA_HOST:$AGORA_PAYMENT_SANDBOX_PORT"
-        pid=$(_agora_spawn_module agora.payment_sandbox "$log") || return 1
-        printf '%s\n' "$pid" >"$pidfile"
-        stop=_agora_stop_payment_sandbox
+        agora_log "starting $sandbox_label on $AGORA_HOST:$sandbox_port"
+        pid=$(_agora_spawn_module "$sandbox_module" "$log") || return 1
+        printf '%s\n' "$pid" >"$sandbox_pidfile"
+        stop=_agora_stop_sandbox
     fi
 
-    _agora_wait_healthy "payment sandbox" "$AGORA_START_TIMEOUT" _agora_sandbox_healthy \
-        "payment sandbox did not answer GET /healthz within ${AGORA_START_TIMEOUT}s" \
+    _agora_wait_healthy "$sandbox_label" "$AGORA_START_TIMEOUT" _agora_sandbox_healthy \
+        "$sandbox_label did not answer GET /healthz within ${AGORA_START_TIMEOUT}s" \
         --pid "$pid" --stop "$stop" -- "$log" || return 1
-    agora_log "payment sandbox ready: $AGORA_PAYMENT_API_URL (ledger: $AGORA_PAYMENT_API_URL/v1/ledger)"
+    agora_log "$sandbox_label ready: $ready"
 }
 
-_agora_stop_payment_sandbox() {
-    _agora_stop_module "payment sandbox" "$(_agora_sandbox_dir)/payment_sandbox.pid" agora.payment_sandbox
+_agora_sandbox_healthy() {
+    [[ $(_agora_http_status "$AGORA_HOST" "$sandbox_port" /healthz) == 200 ]]
 }
 
-# --------------------------------------------------------------------------
-# Sandbox SMS provider (agora/sms_sandbox.py)
-# --------------------------------------------------------------------------
+_agora_stop_sandbox() {
+    _agora_stop_module "$sandbox_label" "$sandbox_pidfile" "$sandbox_module"
+}
 
-_agora_sms_sandbox_dir() { printf '%s\n' "$AGORA_RUN_DIR/sms_sandbox"; }
-
-_agora_sms_sandbox_healthy() {
-    [[ $(_agora_http_status "$AGORA_HOST" "$AGORA_SMS_SANDBOX_PORT" /healthz) == 200 ]]
+agora_start_payment_sandbox() {
+    agora_load_env || return 1
+    _agora_start_sandbox "payment sandbox" agora.payment_sandbox payment_sandbox AGORA_PAYMENT_SANDBOX_PORT \
+        "host=$AGORA_HOST http=$AGORA_PAYMENT_SANDBOX_PORT" \
+        "$AGORA_PAYMENT_API_URL (ledger: $AGORA_PAYMENT_API_URL/v1/ledger)"
 }
 
 # Accepts the credentials in AGORA_TWILIO_ACCOUNT_SID / AGORA_TWILIO_AUTH_TOKEN, which
@@ -1031,40 +1028,17 @@ agora_start_sms_sandbox() {
         agora_log "error: cannot start sms sandbox: AGORA_TWILIO_ACCOUNT_SID and AGORA_TWILIO_AUTH_TOKEN are not set (scripts/up writes them to .run/agora.env)"
         return 1
     fi
-    # $stop: how a failed call stops a server it launched itself (: if none).
-    local dir pid sig stop=:
-    dir=$(_agora_sms_sandbox_dir)
-    sig="host=$AGORA_HOST http=$AGORA_SMS_SANDBOX_PORT account=$AGORA_TWILIO_ACCOUNT_SID"
-    local log=$dir/sms_sandbox.log pidfile=$dir/sms_sandbox.pid
+    _agora_start_sandbox "sms sandbox" agora.sms_sandbox sms_sandbox AGORA_SMS_SANDBOX_PORT \
+        "host=$AGORA_HOST http=$AGORA_SMS_SANDBOX_PORT account=$AGORA_TWILIO_ACCOUNT_SID" \
+        "$AGORA_TWILIO_API_URL (inbox: $AGORA_TWILIO_API_URL/sandbox/messages)"
+}
 
-    if pid=$(_agora_live_pid "$pidfile" agora.sms_sandbox); then
-        _agora_check_signature sms-sandbox "$dir" "$(_agora_read_signature "$dir")" "$sig" || return 1
-        if _agora_sms_sandbox_healthy; then
-            agora_log "sms sandbox already running (pid $pid)"
-            return 0
-        fi
-    else
-        if [[ ! -x $AGORA_PYTHON ]]; then
-            agora_log "error: $AGORA_PYTHON not found; create the venv first (or set AGORA_PYTHON)"
-            return 1
-        fi
-        _agora_require_free_port "sms sandbox" "$AGORA_SMS_SANDBOX_PORT" AGORA_SMS_SANDBOX_PORT || return 1
-        mkdir -p -- "$dir" || return 1
-        printf '%s\n' "$sig" >"$dir/instance"
-        agora_log "starting sms sandbox on $AGORA_HOST:$AGORA_SMS_SANDBOX_PORT"
-        pid=$(_agora_spawn_module agora.sms_sandbox "$log") || return 1
-        printf '%s\n' "$pid" >"$pidfile"
-        stop=_agora_stop_sms_sandbox
-    fi
-
-    _agora_wait_healthy "sms sandbox" "$AGORA_START_TIMEOUT" _agora_sms_sandbox_healthy \
-        "sms sandbox did not answer GET /healthz within ${AGORA_START_TIMEOUT}s" \
-        --pid "$pid" --stop "$stop" -- "$log" || return 1
-    agora_log "sms sandbox ready: $AGORA_TWILIO_API_URL (inbox: $AGORA_TWILIO_API_URL/sandbox/messages)"
+_agora_stop_payment_sandbox() {
+    _agora_stop_module "payment sandbox" "$AGORA_RUN_DIR/payment_sandbox/payment_sandbox.pid" agora.payment_sandbox
 }
 
 _agora_stop_sms_sandbox() {
-    _agora_stop_module "sms sandbox" "$(_agora_sms_sandbox_dir)/sms_sandbox.pid" agora.sms_sandbox
+    _agora_stop_module "sms sandbox" "$AGORA_RUN_DIR/sms_sandbox/sms_sandbox.pid" agora.sms_sandbox
 }
 
 # --------------------------------------------------------------------------

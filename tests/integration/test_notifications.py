@@ -83,8 +83,10 @@ async def until(check: Any, *, within: float = 30) -> Any:
 
 
 def _phone() -> str:
-    # Valid US numbers (202 is Washington DC), unique enough for one run.
-    return f"+1202{uuid.uuid4().int % 10_000_000:07d}"
+    # Valid US numbers, unique enough for one run: area code 202 (Washington DC) and an
+    # exchange that starts with 2-9 (NANP exchanges never start with 0 or 1).
+    number = uuid.uuid4().int
+    return f"+1202{2 + number % 8}{number // 8 % 1_000_000:06d}"
 
 
 @pytest.fixture
