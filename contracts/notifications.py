@@ -92,8 +92,8 @@ class TemplateView(Contract):
     description: str = Field(description="When it is sent")
     variables: tuple[str, ...] = Field(description="The variables a template may use")
     body: TemplateBody
-    updated_at: datetime | None = Field(description="When an admin last edited it; null: the default, never edited")
-    updated_by: UUID | None = Field(description="The admin who last edited it; null: the default")
+    updated_at: datetime | None = Field(description="When it was stored (seeded) or an admin last edited it")
+    updated_by: UUID | None = Field(description="The admin who last edited it; null: the seeded default")
 
 
 class TemplateList(Contract):

@@ -459,8 +459,8 @@ payment_attempts = Table(
 notifications_metadata = MetaData(schema="notifications")
 notifications_outbox, notifications_inbox = messaging_tables(notifications_metadata)
 
-# Only templates an admin edited have a row; the defaults live in code
-# (workers/notifications/templates.py).
+# One row per (key, channel): the worker seeds the defaults of its catalogue
+# (workers/notifications/templates.py) at start; admins edit them.
 notification_templates = Table(
     "templates",
     notifications_metadata,

@@ -24,13 +24,15 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[index]
 
 
+def latency_figures(latencies: list[float]) -> tuple[float, float, float, float]:
+    """p50, p95, p99 and mean in milliseconds."""
+    ms = sorted(1000 * s for s in latencies)
+    return percentile(ms, 0.50), percentile(ms, 0.95), percentile(ms, 0.99), statistics.fmean(ms)
+
+
 def latency_columns(latencies: list[float]) -> str:
     """p50, p95, p99 and mean in milliseconds, under LATENCY_HEADER."""
-    ms = sorted(1000 * s for s in latencies)
-    return (
-        f"{percentile(ms, 0.50):>8.1f} {percentile(ms, 0.95):>8.1f} {percentile(ms, 0.99):>8.1f} "
-        f"{statistics.fmean(ms):>8.1f}"
-    )
+    return " ".join(f"{figure:>8.1f}" for figure in latency_figures(latencies))
 
 
 async def timed(calls: list[Callable[[], Awaitable[T]]], concurrency: int) -> tuple[list[T], list[float], float]:
@@ -47,5 +49,24 @@ async def timed(calls: list[Callable[[], Awaitable[T]]], concurrency: int) -> tu
             latencies.append(time.perf_counter() - started)
 
     started = time.perf_counter()
+    await asyncio.gather(*(lane() for _ in range(concurrency)))
+    return results, latencies, time.perf_counter() - started
+
+
+async def for_duration(
+    call: Callable[[], Awaitable[T]], concurrency: int, seconds: float
+) -> tuple[list[T], list[float], float]:
+    """Keep `concurrency` calls in flight, starting new ones for `seconds`; their results,
+    latencies (in the same order) and the time until the last one ended."""
+    results: list[T] = []
+    latencies: list[float] = []
+    started = time.perf_counter()
+
+    async def lane() -> None:
+        while time.perf_counter() - started < seconds:
+            call_started = time.perf_counter()
+            results.append(await call())
+            latencies.append(time.perf_counter() - call_started)
+
     await asyncio.gather(*(lane() for _ in range(concurrency)))
     return results, latencies, time.perf_counter() - started

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.conftest import bearer, login, register
+from tests.conftest import Stack, bearer, login, register
 from workers.notifications.templates import DEFAULTS, VARIABLES
 
 NO_CHOICES = {"sms_orders": False, "sms_security": False, "marketing_email": False, "marketing_sms": False}
@@ -146,3 +148,26 @@ async def test_templates_are_for_admins_only(http: aiohttp.ClientSession, admin:
     for path in (f"{TEMPLATES}/email/no_such_template", f"{TEMPLATES}/sms/welcome", f"{TEMPLATES}/fax/welcome"):
         async with http.get(path, headers=_auth(admin)) as resp:
             assert resp.status == 404, path
+
+
+async def test_the_defaults_are_seeded_and_a_restart_keeps_an_edit(
+    stack: Stack, http: aiohttp.ClientSession, db: AsyncEngine, admin: dict[str, Any]
+) -> None:
+    async with db.connect() as conn:
+        seeded = {
+            (r.key, r.channel): r.updated_by
+            for r in await conn.execute(text("SELECT key, channel, updated_by FROM notifications.templates"))
+        }
+    assert set(seeded) == set(DEFAULTS)
+    url = f"{TEMPLATES}/sms/order_delivered"
+    edited = {"subject": None, "text": "Delivered: {{ order_id }}", "html": None}
+    async with http.put(url, json=edited, headers=_auth(admin)) as resp:
+        assert resp.status == 200, await resp.text()
+    try:
+        stack.workers["notifications"].stop()
+        stack.workers["notifications"].start()  # seeds again at start
+        async with http.get(url, headers=_auth(admin)) as resp:
+            assert (await resp.json())["body"] == edited
+    finally:
+        async with http.put(url, json=DEFAULTS[("order_delivered", "sms")].body.model_dump(), headers=_auth(admin)):
+            pass

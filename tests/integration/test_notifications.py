@@ -30,7 +30,7 @@ from tests.bus import Bus, list_product, publish_event, service_token
 from tests.conftest import Stack, bearer, login, make_seller, register
 from tests.orders_support import place_when_priced
 from tests.reliability.conftest import dead_letters
-from workers.notifications.templates import CANCEL_REASONS
+from workers.notifications.templates import CANCEL_REASONS, DEFAULTS
 
 Mail = dict[str, Any]
 PASSWORD_CHANGED_QUEUE = "notifications.on_users_password_changed_v1"
@@ -315,13 +315,12 @@ async def test_a_duplicate_event_sends_one_email_even_without_the_inbox(
 async def test_an_edited_template_changes_the_next_email(
     http: aiohttp.ClientSession, amqp: AbstractRobustConnection, db: AsyncEngine, member: dict[str, Any]
 ) -> None:
+    edit = text(
+        "UPDATE notifications.templates SET subject = :subject, text = :text, html = :html, updated_at = now()"
+        " WHERE key = 'password_changed' AND channel = 'email'"
+    )
     async with db.begin() as conn:
-        await conn.execute(
-            text(
-                "INSERT INTO notifications.templates (key, channel, subject, text, updated_at) "
-                "VALUES ('password_changed', 'email', 'Heads up, {{ name }}', 'Edited: {{ shop_name }}', now())"
-            )
-        )
+        await conn.execute(edit, {"subject": "Heads up, {{ name }}", "text": "Edited: {{ shop_name }}", "html": None})
     try:
         event = PasswordChanged(user_id=member["user_id"], changed_at=datetime.now(UTC))
         await publish_event(amqp, PASSWORD_CHANGED, event)
@@ -331,7 +330,7 @@ async def test_an_edited_template_changes_the_next_email(
         assert mail["html"] is None
     finally:
         async with db.begin() as conn:
-            await conn.execute(text("DELETE FROM notifications.templates WHERE key = 'password_changed'"))
+            await conn.execute(edit, DEFAULTS[("password_changed", "email")].body.model_dump())
 
 
 class _Inbox:

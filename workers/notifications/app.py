@@ -5,9 +5,11 @@ Run: `agora worker notifications [--workers N]` (or `faststream run workers.noti
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from agora.settings import get_settings
 from contracts import catalog, inventory, orders, payments, users
-from workers.notifications import settings_handlers
+from workers.notifications import settings_handlers, templates
 from workers.notifications.channels import EmailSender, SmsSender
 from workers.notifications.delivery import Notifier
 from workers.notifications.handlers import NotificationHandlers
@@ -21,7 +23,12 @@ async def _close_sms(svc: WorkerService) -> None:
     await sms.close()
 
 
-service = WorkerService("notifications", settings=settings, on_shutdown=[_close_sms])
+async def _seed_templates(svc: WorkerService) -> None:
+    async with svc.sessions.begin() as session:
+        await templates.seed_defaults(session, datetime.now(UTC))
+
+
+service = WorkerService("notifications", settings=settings, on_startup=[_seed_templates], on_shutdown=[_close_sms])
 handlers = NotificationHandlers(Notifier(settings, EmailSender(settings), sms), settings)
 
 service.event(users.USER_REGISTERED, handlers.on_user_registered)

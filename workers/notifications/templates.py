@@ -420,6 +420,28 @@ async def load(session: AsyncSession, key: str, channel: Channel) -> TemplateBod
     return (await stored(session, key, channel)).body
 
 
+async def seed_defaults(session: AsyncSession, now: datetime) -> int:
+    """Store the default of every template not stored yet (`updated_by` null); an admin's
+    edit is never overwritten. Run at every start, so a new template arrives with the
+    code that sends it. Returns how many were added."""
+    rows = [
+        {
+            "key": key,
+            "channel": channel,
+            "subject": spec.body.subject,
+            "text": spec.body.text,
+            "html": spec.body.html,
+            "updated_at": now,
+            "updated_by": None,
+        }
+        for (key, channel), spec in DEFAULTS.items()
+    ]
+    result = await session.execute(
+        insert(notification_templates).values(rows).on_conflict_do_nothing(index_elements=["key", "channel"])
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 async def save(
     session: AsyncSession, key: str, channel: Channel, body: TemplateBody, *, by: UUID, now: datetime
 ) -> StoredTemplate:

@@ -1,0 +1,703 @@
+"""A bare order pipeline of the same shape as Agora's, for scripts/bench to measure against.
+
+No framework: aiohttp for HTTP, aio-pika for RabbitMQ, asyncpg for PostgreSQL, pyjwt
+for tokens, JSON checked by hand. One role per process, like Agora's edge and workers:
+
+    python -m scripts.lib.bare_pipeline {edge,orders,inventory,payments} --port N
+
+Each serves GET /readyz on its port (the edge also POST /api/orders) once it consumes.
+Configured by BARE_AMQP_URL, BARE_DATABASE_URL (libpq form), BARE_PAYMENT_API_URL,
+BARE_PUBLIC_KEY (the Ed25519 key that verifies every token, PEM), BARE_SERVICE_TOKEN
+(what the relays put on commands) and BARE_PREFETCH (16, as AGORA_PREFETCH). Its
+tables are in schema `bench_bare` (`create_schema`, `drop_schema`); its exchanges and
+queues are named `bare.*` (quorum queues with the arguments of workers/runtime/broker.py).
+
+The shape, for one order that succeeds. Each numbered step is one delivery handled in
+one transaction, which also inserts the inbox row (workers/runtime/inbox.py) and the
+outbox rows; each service's relay then publishes its outbox rows with confirms and
+marks them sent in a transaction of its own (workers/runtime/outbox.py; rows written
+close together go out in one batch, in both pipelines). Agora's handlers are in
+workers/{orders,inventory,payments}/handlers.py and saga.py.
+
+    0. edge: verify the bearer token, validate the body, RPC orders.place_order.v1
+       (persistent, confirmed), wait for the reply, answer 202
+    1. orders, place_order (verifies the member's token): price from the product
+       read model; order, lines, history; out: order_placed, reserve_stock; reply
+    2. inventory, reserve_stock (verifies the service token): claim the reservation,
+       `UPDATE stock ... WHERE available >= q`, ledger row, reservation reserved;
+       out: stock_changed, stock_reserved
+    3. orders, on stock_reserved: saga row (step authorizing); out: authorize_payment
+    4. payments, authorize_payment (verifies the service token): claim the payment,
+       POST /v1/authorizations to the sandbox provider, payment row, step row;
+       out: payment_authorized
+    5. orders, on payment_authorized: saga row (confirmed), history; out:
+       order_confirmed, commit_stock, capture_payment
+       -- the order is confirmed: scripts/bench measures up to order_confirmed --
+    6. inventory, commit_stock (verifies): reservation committed, stock, ledger;
+       out: stock_changed, reservation_committed
+    7. payments, capture_payment (verifies): lock the payment, POST .../capture, payment
+       row, step row; out: payment_captured
+    8. orders, on reservation_committed: saga row
+    9. orders, on payment_captured: saga row (done)
+
+Per order, in both: 9 handler commits plus up to 7 relay commits, 12 messages relayed
+(3 of them events nobody consumes, kept by the unrouted queue) plus the RPC request and
+reply, 6 token verifications, 2 calls to the provider.
+
+What the bare pipeline leaves out: the failure paths (a refused reservation or payment
+leaves the order pending: no compensation, no deadlines, no sweepers, no dead-letter
+queues), pydantic models and the card-number scan of every body, the encrypted shipping
+address, the re-read of the order for the reply, optimistic version checks (the saga
+steps are conditional UPDATEs instead), logs and metrics, LISTEN/NOTIFY (a relay is
+woken by its own process's handlers) and idempotent provider retries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import functools
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aio_pika
+import aiohttp
+import asyncpg
+import jwt
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
+from aiohttp import web
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+SCHEMA = "bench_bare"
+COMMANDS = "bare.commands"
+EVENTS = "bare.events"
+UNROUTED = "bare.unrouted"
+ISSUER, AUDIENCE = "agora", "agora-api"
+# Order ids from idempotency keys, as the edge makes them (edge/routes/orders.py).
+ORDER_KEYS = uuid.UUID("6f1c2b9e-5a34-4c1e-9d2a-0e7b8f3c4d51")
+# The arguments of Agora's work queues (workers/runtime/broker.py).
+WORK_QUEUE: dict[str, Any] = {
+    "x-queue-type": "quorum",
+    "x-delivery-limit": 20,
+    "x-dead-letter-exchange": "bare.dlx",
+    "x-dead-letter-strategy": "at-least-once",
+    "x-overflow": "reject-publish",
+}
+RELAY_BATCH = 100
+
+TABLES = f"""
+CREATE SCHEMA {SCHEMA};
+SET search_path TO {SCHEMA};
+CREATE TABLE products (product_id uuid PRIMARY KEY, price_minor integer NOT NULL, currency text NOT NULL);
+CREATE TABLE orders (
+    order_id uuid PRIMARY KEY, user_id uuid NOT NULL, request_hash text NOT NULL, currency text NOT NULL,
+    total_minor integer NOT NULL, shipping_address jsonb NOT NULL, payment_token text NOT NULL,
+    status text NOT NULL, step text NOT NULL, reservation text NOT NULL, payment text NOT NULL,
+    version integer NOT NULL DEFAULT 0, created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE order_lines (
+    order_id uuid NOT NULL REFERENCES orders, product_id uuid NOT NULL, quantity integer NOT NULL,
+    unit_price_minor integer NOT NULL, PRIMARY KEY (order_id, product_id));
+CREATE TABLE order_history (
+    id bigserial PRIMARY KEY, order_id uuid NOT NULL REFERENCES orders, status text NOT NULL,
+    at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE stock (
+    product_id uuid PRIMARY KEY, available integer NOT NULL CHECK (available >= 0),
+    reserved integer NOT NULL CHECK (reserved >= 0));
+CREATE TABLE reservations (order_id uuid PRIMARY KEY, status text NOT NULL, lines jsonb NOT NULL);
+CREATE TABLE stock_ledger (
+    id bigserial PRIMARY KEY, product_id uuid NOT NULL, kind text NOT NULL, quantity integer NOT NULL,
+    order_id uuid NOT NULL, at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE payments (
+    order_id uuid PRIMARY KEY, status text NOT NULL, amount_minor integer NOT NULL, currency text NOT NULL,
+    authorization_id text);
+CREATE TABLE payment_steps (
+    id bigserial PRIMARY KEY, order_id uuid NOT NULL, step text NOT NULL, outcome text NOT NULL,
+    at timestamptz NOT NULL DEFAULT now());
+""" + "".join(
+    f"""
+CREATE TABLE {service}_inbox (consumer text, message_id uuid, processed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (consumer, message_id));
+CREATE TABLE {service}_outbox (
+    id bigserial PRIMARY KEY, message_id uuid NOT NULL UNIQUE, exchange text NOT NULL, routing_key text NOT NULL,
+    headers jsonb NOT NULL, body jsonb NOT NULL, created_at timestamptz NOT NULL DEFAULT now(), sent_at timestamptz);
+CREATE INDEX ON {service}_outbox (id) WHERE sent_at IS NULL;
+"""
+    for service in ("orders", "inventory", "payments")
+)
+
+
+async def create_schema(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+        await conn.execute(TABLES)
+    finally:
+        await conn.close()
+
+
+async def drop_schema(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+    finally:
+        await conn.close()
+
+
+@functools.cache
+def public_key() -> Ed25519PublicKey:
+    # Parsed once: parsing costs more than verifying (agora/tokens.py keeps parsed keys too).
+    key = serialization.load_pem_public_key(os.environ["BARE_PUBLIC_KEY"].encode())
+    assert isinstance(key, Ed25519PublicKey)
+    return key
+
+
+def verify(token: str) -> dict[str, Any]:
+    claims: dict[str, Any] = jwt.decode(
+        token.removeprefix("Bearer "),
+        public_key(),
+        algorithms=["EdDSA"],
+        audience=AUDIENCE,
+        issuer=ISSUER,
+        options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+    )
+    return claims
+
+
+async def open_channel() -> tuple[aio_pika.abc.AbstractRobustConnection, AbstractChannel]:
+    """A connection and a confirming channel, with every exchange declared."""
+    connection = await aio_pika.connect_robust(os.environ["BARE_AMQP_URL"])
+    channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+    await channel.set_qos(prefetch_count=int(os.environ.get("BARE_PREFETCH", "16")))
+    await channel.declare_exchange(UNROUTED, aio_pika.ExchangeType.FANOUT, durable=True)
+    unrouted = await channel.declare_queue(
+        UNROUTED, durable=True, arguments={"x-queue-type": "quorum", "x-max-length": 100_000, "x-overflow": "drop-head"}
+    )
+    await unrouted.bind(UNROUTED)
+    await channel.declare_exchange(COMMANDS, aio_pika.ExchangeType.TOPIC, durable=True)
+    await channel.declare_exchange(
+        EVENTS, aio_pika.ExchangeType.TOPIC, durable=True, arguments={"alternate-exchange": UNROUTED}
+    )
+    return connection, channel
+
+
+# --- a service: deliveries in one transaction with inbox and outbox, and its relay ------
+
+
+class Outbox:
+    """The messages one handler sends, written in its transaction."""
+
+    def __init__(self, conn: asyncpg.Connection, service: str, cause: AbstractIncomingMessage) -> None:
+        self._conn = conn
+        self._table = f"{SCHEMA}.{service}_outbox"
+        self._headers = json.dumps({"correlation_id": cause.correlation_id, "causation_id": cause.message_id})
+
+    async def event(self, routing_key: str, body: dict[str, Any]) -> None:
+        await self._add(EVENTS, routing_key, body)
+
+    async def command(self, routing_key: str, body: dict[str, Any]) -> None:
+        await self._add(COMMANDS, routing_key, body)
+
+    async def _add(self, exchange: str, routing_key: str, body: dict[str, Any]) -> None:
+        await self._conn.execute(
+            f"INSERT INTO {self._table} (message_id, exchange, routing_key, headers, body) "
+            "VALUES ($1, $2, $3, $4::jsonb, $5::jsonb)",
+            uuid.uuid4(),
+            exchange,
+            routing_key,
+            self._headers,
+            json.dumps(body),
+        )
+
+
+Handler = Callable[[asyncpg.Connection, dict[str, Any], Outbox], Awaitable[dict[str, Any] | None]]
+
+
+class Service:
+    """One bare worker: its queues, each delivery in one transaction, and its outbox relay."""
+
+    def __init__(self, name: str, channel: AbstractChannel, pool: asyncpg.Pool) -> None:
+        self.name = name
+        self.channel = channel
+        self.pool = pool
+        self._slots = asyncio.Semaphore(int(os.environ.get("BARE_PREFETCH", "16")))
+        self._wake = asyncio.Event()
+        self._exchanges: dict[str, AbstractExchange] = {}
+
+    async def consume(self, handler: Handler, exchange: str, routing_key: str, *, verify_token: bool) -> None:
+        """Handle `routing_key` from its own queue, `bare.<service>.<handler>`."""
+        queue = await self.channel.declare_queue(
+            f"bare.{self.name}.{handler.__name__}", durable=True, arguments=WORK_QUEUE
+        )
+        await queue.bind(exchange, routing_key)
+
+        async def deliver(message: AbstractIncomingMessage) -> None:
+            await self._deliver(handler, queue.name, message, verify_token=verify_token)
+
+        await queue.consume(deliver)
+
+    async def _deliver(
+        self, handler: Handler, queue: str, message: AbstractIncomingMessage, *, verify_token: bool
+    ) -> None:
+        async with self._slots:
+            try:
+                if verify_token:
+                    verify(str((message.headers or {}).get("authorization", "")))
+                body = json.loads(message.body)
+            except (jwt.PyJWTError, ValueError):
+                await message.reject()
+                return
+            try:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    claimed = await conn.fetchval(
+                        f"INSERT INTO {SCHEMA}.{self.name}_inbox (consumer, message_id) VALUES ($1, $2) "
+                        "ON CONFLICT DO NOTHING RETURNING true",
+                        queue,
+                        uuid.UUID(message.message_id),
+                    )
+                    reply = await handler(conn, body, Outbox(conn, self.name, message)) if claimed else None
+            except Exception:
+                await asyncio.sleep(0.2)
+                await message.nack(requeue=True)
+                return
+            self._wake.set()
+            if reply is not None and message.reply_to:
+                answer = aio_pika.Message(json.dumps(reply).encode(), correlation_id=message.message_id)
+                await self.channel.default_exchange.publish(answer, routing_key=message.reply_to)
+            await message.ack()
+
+    async def relay(self) -> None:
+        """Publish the outbox: claim unsent rows, publish each with a confirm, mark them sent."""
+        self._exchanges = {name: await self.channel.get_exchange(name) for name in (COMMANDS, EVENTS)}
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                while await self._publish_batch() == RELAY_BATCH:
+                    pass
+            except Exception:  # the broker or the database: the rows stay, try again shortly
+                await asyncio.sleep(1)
+                self._wake.set()
+
+    async def _publish_batch(self) -> int:
+        authorization = f"Bearer {os.environ['BARE_SERVICE_TOKEN']}"
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                f"SELECT id, message_id, exchange, routing_key, headers, body FROM {SCHEMA}.{self.name}_outbox "
+                "WHERE sent_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                RELAY_BATCH,
+            )
+            for row in rows:
+                headers = json.loads(row["headers"])
+                if row["exchange"] == COMMANDS:
+                    headers["authorization"] = authorization
+                message = aio_pika.Message(
+                    row["body"].encode(),
+                    message_id=str(row["message_id"]),
+                    correlation_id=headers["correlation_id"],
+                    headers=headers,
+                    content_type="application/json",
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                )
+                await self._exchanges[row["exchange"]].publish(message, routing_key=row["routing_key"], mandatory=True)
+            await conn.execute(
+                f"UPDATE {SCHEMA}.{self.name}_outbox SET sent_at = now() WHERE id = ANY($1::bigint[])",
+                [row["id"] for row in rows],
+            )
+        return len(rows)
+
+
+@contextlib.asynccontextmanager
+async def service(name: str) -> AsyncIterator[Service]:
+    connection, channel = await open_channel()
+    prefetch = int(os.environ.get("BARE_PREFETCH", "16"))
+    pool = await asyncpg.create_pool(os.environ["BARE_DATABASE_URL"], min_size=2, max_size=prefetch + 2)
+    bare = Service(name, channel, pool)
+    relay = asyncio.create_task(bare.relay())
+    try:
+        yield bare
+    finally:
+        relay.cancel()
+        await asyncio.gather(relay, return_exceptions=True)
+        await connection.close()
+        await pool.close()
+
+
+# --- orders -------------------------------------------------------------------------------
+
+
+async def place_order(conn: asyncpg.Connection, cmd: dict[str, Any], out: Outbox) -> dict[str, Any]:
+    order_id = uuid.UUID(cmd["order_id"])
+    items = {uuid.UUID(item["product_id"]): int(item["quantity"]) for item in cmd["items"]}
+    prices = await conn.fetch(
+        f"SELECT product_id, price_minor, currency FROM {SCHEMA}.products WHERE product_id = ANY($1::uuid[])",
+        list(items),
+    )
+    total = sum(row["price_minor"] * items[row["product_id"]] for row in prices)
+    placed = await conn.fetchval(
+        f"INSERT INTO {SCHEMA}.orders (order_id, user_id, request_hash, currency, total_minor, shipping_address, "
+        "payment_token, status, step, reservation, payment) "
+        "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, 'pending', 'reserving', 'requested', 'none') "
+        "ON CONFLICT DO NOTHING RETURNING true",
+        order_id,
+        uuid.UUID(cmd["user_id"]),
+        cmd["request_hash"],
+        prices[0]["currency"],
+        total,
+        json.dumps(cmd["shipping_address"]),
+        cmd["payment_token"],
+    )
+    if placed:
+        await conn.executemany(
+            f"INSERT INTO {SCHEMA}.order_lines (order_id, product_id, quantity, unit_price_minor) "
+            "VALUES ($1, $2, $3, $4)",
+            [(order_id, row["product_id"], items[row["product_id"]], row["price_minor"]) for row in prices],
+        )
+        await conn.execute(f"INSERT INTO {SCHEMA}.order_history (order_id, status) VALUES ($1, 'pending')", order_id)
+        await out.event("orders.order_placed.v1", {"order_id": str(order_id), "total_minor": total})
+        lines = [{"product_id": str(p), "quantity": q} for p, q in sorted(items.items())]
+        await out.command("inventory.reserve_stock.v1", {"order_id": str(order_id), "lines": lines})
+    return {"order_id": str(order_id), "status": "pending", "total_minor": total}
+
+
+async def on_stock_reserved(conn: asyncpg.Connection, event: dict[str, Any], out: Outbox) -> None:
+    order = await conn.fetchrow(
+        f"UPDATE {SCHEMA}.orders SET step = 'authorizing', reservation = 'reserved', payment = 'authorizing', "
+        "version = version + 1, updated_at = now() WHERE order_id = $1 AND step = 'reserving' "
+        "RETURNING order_id, total_minor, currency, payment_token",
+        uuid.UUID(event["order_id"]),
+    )
+    if order is not None:
+        command = {
+            "order_id": str(order["order_id"]),
+            "idempotency_key": f"{order['order_id']}:authorize",
+            "amount_minor": order["total_minor"],
+            "currency": order["currency"],
+            "payment_token": order["payment_token"],
+        }
+        await out.command("payments.authorize_payment.v1", command)
+
+
+async def on_payment_authorized(conn: asyncpg.Connection, event: dict[str, Any], out: Outbox) -> None:
+    order = await conn.fetchrow(
+        f"UPDATE {SCHEMA}.orders SET status = 'confirmed', step = 'completing', reservation = 'committing', "
+        "payment = 'capturing', version = version + 1, updated_at = now() "
+        "WHERE order_id = $1 AND step = 'authorizing' RETURNING order_id, user_id",
+        uuid.UUID(event["order_id"]),
+    )
+    if order is not None:
+        order_id = str(order["order_id"])
+        await conn.execute(
+            f"INSERT INTO {SCHEMA}.order_history (order_id, status) VALUES ($1, 'confirmed')", order["order_id"]
+        )
+        await out.event(
+            "orders.order_confirmed.v1", {"order_id": order_id, "user_id": str(order["user_id"]), "status": "confirmed"}
+        )
+        await out.command("inventory.commit_stock.v1", {"order_id": order_id})
+        await out.command(
+            "payments.capture_payment.v1", {"order_id": order_id, "idempotency_key": f"{order_id}:capture"}
+        )
+
+
+async def on_reservation_committed(conn: asyncpg.Connection, event: dict[str, Any], out: Outbox) -> None:
+    await conn.execute(
+        f"UPDATE {SCHEMA}.orders SET reservation = 'committed', "
+        "step = CASE WHEN payment = 'captured' THEN 'done' ELSE step END, version = version + 1, updated_at = now() "
+        "WHERE order_id = $1 AND reservation = 'committing'",
+        uuid.UUID(event["order_id"]),
+    )
+
+
+async def on_payment_captured(conn: asyncpg.Connection, event: dict[str, Any], out: Outbox) -> None:
+    await conn.execute(
+        f"UPDATE {SCHEMA}.orders SET payment = 'captured', "
+        "step = CASE WHEN reservation = 'committed' THEN 'done' ELSE step END, version = version + 1, "
+        "updated_at = now() WHERE order_id = $1 AND payment = 'capturing'",
+        uuid.UUID(event["order_id"]),
+    )
+
+
+# --- inventory ----------------------------------------------------------------------------
+
+
+class _Short(Exception):
+    """A line has not enough stock: the savepoint rolls every line back."""
+
+
+async def reserve_stock(conn: asyncpg.Connection, cmd: dict[str, Any], out: Outbox) -> None:
+    order_id = uuid.UUID(cmd["order_id"])
+    claimed = await conn.fetchval(
+        f"INSERT INTO {SCHEMA}.reservations (order_id, status, lines) VALUES ($1, 'failed', $2::jsonb) "
+        "ON CONFLICT DO NOTHING RETURNING true",
+        order_id,
+        json.dumps(cmd["lines"]),
+    )
+    if not claimed:
+        return
+    status = "reserved"
+    try:
+        async with conn.transaction():
+            await _move(conn, out, order_id, cmd["lines"], "reserve")
+    except _Short:
+        status = "failed"
+    await conn.execute(f"UPDATE {SCHEMA}.reservations SET status = $2 WHERE order_id = $1", order_id, status)
+    event = "stock_reserved" if status == "reserved" else "reservation_failed"
+    await out.event(f"inventory.{event}.v1", {**cmd, "status": status})
+
+
+async def commit_stock(conn: asyncpg.Connection, cmd: dict[str, Any], out: Outbox) -> None:
+    order_id = uuid.UUID(cmd["order_id"])
+    lines = await conn.fetchval(
+        f"UPDATE {SCHEMA}.reservations SET status = 'committed' WHERE order_id = $1 AND status = 'reserved' "
+        "RETURNING lines",
+        order_id,
+    )
+    if lines is not None:
+        await _move(conn, out, order_id, json.loads(lines), "commit")
+        await out.event("inventory.reservation_committed.v1", {"order_id": cmd["order_id"], "status": "committed"})
+
+
+async def _move(conn: asyncpg.Connection, out: Outbox, order_id: uuid.UUID, lines: list[Any], kind: str) -> None:
+    """Reserve or sell each line's quantity (lines are sorted: rows lock in one order), with a ledger row."""
+    change = (
+        "available = available - $2, reserved = reserved + $2 WHERE product_id = $1 AND available >= $2"
+        if kind == "reserve"
+        else "reserved = reserved - $2 WHERE product_id = $1"
+    )
+    for line in lines:
+        product_id, quantity = uuid.UUID(line["product_id"]), int(line["quantity"])
+        row = await conn.fetchrow(
+            f"UPDATE {SCHEMA}.stock SET {change} RETURNING available, reserved", product_id, quantity
+        )
+        if row is None:
+            raise _Short
+        await conn.execute(
+            f"INSERT INTO {SCHEMA}.stock_ledger (product_id, kind, quantity, order_id) VALUES ($1, $2, $3, $4)",
+            product_id,
+            kind,
+            quantity,
+            order_id,
+        )
+        await out.event("inventory.stock_changed.v1", {"product_id": line["product_id"], **dict(row), "reason": kind})
+
+
+# --- payments -----------------------------------------------------------------------------
+
+
+class Payments:
+    """The two payment steps, over one HTTP client to the provider."""
+
+    def __init__(self, provider: aiohttp.ClientSession) -> None:
+        self.provider = provider
+
+    async def authorize_payment(self, conn: asyncpg.Connection, cmd: dict[str, Any], out: Outbox) -> None:
+        order_id = uuid.UUID(cmd["order_id"])
+        claimed = await conn.fetchval(
+            f"INSERT INTO {SCHEMA}.payments (order_id, status, amount_minor, currency) "
+            "VALUES ($1, 'requested', $2, $3) ON CONFLICT DO NOTHING RETURNING true",
+            order_id,
+            cmd["amount_minor"],
+            cmd["currency"],
+        )
+        if not claimed:
+            return
+        body = {
+            "amount": cmd["amount_minor"],
+            "currency": cmd["currency"],
+            "token": cmd["payment_token"],
+            "metadata": {"order_id": cmd["order_id"]},
+        }
+        answer = await self._call("/v1/authorizations", body, cmd["idempotency_key"])
+        await self._record(conn, order_id, "authorize", "authorized", answer["id"])
+        await out.event("payments.payment_authorized.v1", {"order_id": cmd["order_id"], "outcome": "authorized"})
+
+    async def capture_payment(self, conn: asyncpg.Connection, cmd: dict[str, Any], out: Outbox) -> None:
+        order_id = uuid.UUID(cmd["order_id"])
+        authorization = await conn.fetchval(
+            f"SELECT authorization_id FROM {SCHEMA}.payments WHERE order_id = $1 AND status = 'authorized' FOR UPDATE",
+            order_id,
+        )
+        if authorization is None:
+            return
+        await self._call(f"/v1/authorizations/{authorization}/capture", {}, cmd["idempotency_key"])
+        await self._record(conn, order_id, "capture", "captured", authorization)
+        await out.event("payments.payment_captured.v1", {"order_id": cmd["order_id"], "outcome": "captured"})
+
+    async def _call(self, path: str, body: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
+        async with self.provider.post(path, json=body, headers={"Idempotency-Key": idempotency_key}) as resp:
+            resp.raise_for_status()  # the bare pipeline has no failure path: the delivery is retried
+            answer: dict[str, Any] = await resp.json()
+            return answer
+
+    @staticmethod
+    async def _record(
+        conn: asyncpg.Connection, order_id: uuid.UUID, step: str, outcome: str, authorization: str
+    ) -> None:
+        await conn.execute(
+            f"UPDATE {SCHEMA}.payments SET status = $2, authorization_id = $3 WHERE order_id = $1",
+            order_id,
+            outcome,
+            authorization,
+        )
+        await conn.execute(
+            f"INSERT INTO {SCHEMA}.payment_steps (order_id, step, outcome) VALUES ($1, $2, $3)",
+            order_id,
+            step,
+            outcome,
+        )
+
+
+# --- the edge -----------------------------------------------------------------------------
+
+
+class Rpc:
+    """Commands with a reply queue, one future per command, matched on its message id."""
+
+    def __init__(self, channel: AbstractChannel) -> None:
+        self._channel = channel
+        self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._replies = ""
+
+    async def start(self) -> None:
+        queue = await self._channel.declare_queue(exclusive=True, auto_delete=True)
+        await queue.consume(self._on_reply, no_ack=True)
+        self._replies = queue.name
+        self._commands = await self._channel.get_exchange(COMMANDS)
+
+    async def _on_reply(self, message: AbstractIncomingMessage) -> None:
+        future = self._waiting.pop(message.correlation_id or "", None)
+        if future is not None and not future.done():
+            future.set_result(json.loads(message.body))
+
+    async def call(self, routing_key: str, body: dict[str, Any], authorization: str) -> dict[str, Any]:
+        message_id = str(uuid.uuid4())
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiting[message_id] = future
+        message = aio_pika.Message(
+            json.dumps(body).encode(),
+            message_id=message_id,
+            correlation_id=message_id,
+            reply_to=self._replies,
+            headers={"authorization": authorization},
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        try:
+            async with asyncio.timeout(10):
+                await self._commands.publish(message, routing_key=routing_key, mandatory=True)
+                return await future
+        finally:
+            self._waiting.pop(message_id, None)
+
+
+RPC_KEY = web.AppKey("rpc", Rpc)
+
+
+def _order_body(body: Any) -> dict[str, Any]:
+    """The fields an order needs, checked by hand; ValueError (or KeyError, TypeError) if not."""
+    items = body["items"]
+    if not isinstance(items, list) or not 1 <= len(items) <= 50:
+        raise ValueError("items")
+    for item in items:
+        uuid.UUID(item["product_id"])
+        if not isinstance(item["quantity"], int) or not 1 <= item["quantity"] <= 99:
+            raise ValueError("quantity")
+    address = body["shipping_address"]
+    if not all(isinstance(address[f], str) and address[f] for f in ("line1", "city", "postal_code", "country")):
+        raise ValueError("shipping_address")
+    if not isinstance(body["payment_token"], str):
+        raise ValueError("payment_token")
+    return {"items": items, "shipping_address": address, "payment_token": body["payment_token"]}
+
+
+async def post_order(request: web.Request) -> web.Response:
+    authorization = request.headers.get("Authorization", "")
+    try:
+        claims = verify(authorization)
+    except jwt.PyJWTError:
+        return web.json_response({"title": "unauthorized"}, status=401)
+    try:
+        body = _order_body(await request.json())
+    except (ValueError, KeyError, TypeError):
+        return web.json_response({"title": "validation failed"}, status=422)
+    key = request.headers.get("Idempotency-Key") or str(uuid.uuid4())
+    command = {
+        **body,
+        "order_id": str(uuid.uuid5(ORDER_KEYS, f"{claims['sub']}:{key}")),
+        "user_id": claims["sub"],
+        "request_hash": hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest(),
+    }
+    reply = await request.app[RPC_KEY].call("orders.place_order.v1", command, authorization)
+    return web.json_response(reply, status=202)
+
+
+# --- the processes ------------------------------------------------------------------------
+
+
+async def edge(app: web.Application) -> AsyncIterator[None]:
+    connection, channel = await open_channel()
+    rpc = Rpc(channel)
+    await rpc.start()
+    app[RPC_KEY] = rpc
+    yield
+    await connection.close()
+
+
+async def orders(app: web.Application) -> AsyncIterator[None]:
+    async with service("orders") as bare:
+        await bare.consume(place_order, COMMANDS, "orders.place_order.v1", verify_token=True)
+        await bare.consume(on_stock_reserved, EVENTS, "inventory.stock_reserved.v1", verify_token=False)
+        await bare.consume(on_payment_authorized, EVENTS, "payments.payment_authorized.v1", verify_token=False)
+        await bare.consume(on_reservation_committed, EVENTS, "inventory.reservation_committed.v1", verify_token=False)
+        await bare.consume(on_payment_captured, EVENTS, "payments.payment_captured.v1", verify_token=False)
+        yield
+
+
+async def inventory(app: web.Application) -> AsyncIterator[None]:
+    async with service("inventory") as bare:
+        await bare.consume(reserve_stock, COMMANDS, "inventory.reserve_stock.v1", verify_token=True)
+        await bare.consume(commit_stock, COMMANDS, "inventory.commit_stock.v1", verify_token=True)
+        yield
+
+
+async def payments(app: web.Application) -> AsyncIterator[None]:
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with (
+        aiohttp.ClientSession(os.environ["BARE_PAYMENT_API_URL"], timeout=timeout) as provider,
+        service("payments") as bare,
+    ):
+        steps = Payments(provider)
+        await bare.consume(steps.authorize_payment, COMMANDS, "payments.authorize_payment.v1", verify_token=True)
+        await bare.consume(steps.capture_payment, COMMANDS, "payments.capture_payment.v1", verify_token=True)
+        yield
+
+
+ROLES = {"edge": edge, "orders": orders, "inventory": inventory, "payments": payments}
+
+
+async def ready(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("role", choices=sorted(ROLES))
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    app = web.Application()
+    app.router.add_get("/readyz", ready)
+    if args.role == "edge":
+        app.router.add_post("/api/orders", post_order)
+    # Set up before the port opens, so /readyz answers only once the role consumes.
+    app.cleanup_ctx.append(ROLES[args.role])
+    web.run_app(app, host="127.0.0.1", port=args.port, print=None)
+
+
+if __name__ == "__main__":
+    main()
