@@ -10,6 +10,10 @@ agora users create-admin --email E    create the first admin (or promote an acco
 agora partners create NAME --scopes a,b   a partner's OAuth client and RabbitMQ user (secrets shown once)
 agora partners list | disable NAME    the OAuth clients; cut a partner off
 agora seed [--products N]             create demo data through the public commands (N: bulk, for benchmarks)
+agora dlq list                        the dead-letter queues and their message counts
+agora dlq show QUEUE [--limit N]      the first N dead letters of QUEUE (left in place)
+agora dlq replay QUEUE [--id ID ...]  send dead letters back to their work queue (all without --id)
+agora dlq purge QUEUE                 delete every dead letter of QUEUE (asks nothing)
 agora docs                            regenerate docs/asyncapi.json and docs/openapi.json
 """
 
@@ -193,6 +197,37 @@ def _seed(args: argparse.Namespace) -> int:
     return asyncio.run(seed(settings, products=args.products))
 
 
+def _dlq(args: argparse.Namespace) -> int:
+    import asyncio
+    import json
+
+    from agora.dead_letters import DeadLetterError, DeadLetters, NoSuchDeadLetterQueue
+
+    tools = DeadLetters.from_settings(get_settings())
+    try:
+        if args.dlq_command == "list":
+            queues = asyncio.run(tools.queues())
+            if args.json:
+                print(json.dumps([q.as_dict() for q in queues]))
+            for q in queues if not args.json else ():
+                print(f"{q.messages}\t{q.queue}")
+        elif args.dlq_command == "show":
+            for message in asyncio.run(tools.show(args.queue, args.limit)):
+                print(json.dumps(message.as_dict(), ensure_ascii=False))
+        elif args.dlq_command == "replay":
+            replayed = asyncio.run(tools.replay(args.queue, set(args.id) if args.id else None))
+            print(f"{replayed} replayed to {args.queue.removesuffix('.dlq')}")
+        else:
+            print(f"{asyncio.run(tools.purge(args.queue))} discarded from {args.queue}")
+    except NoSuchDeadLetterQueue:
+        print(f"refused: {args.queue} is not a dead-letter queue (<queue>.dlq) of Agora's vhost", file=sys.stderr)
+        return 2
+    except DeadLetterError as exc:
+        print(f"failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _docs(args: argparse.Namespace) -> int:
     from agora.docs import write_documents
 
@@ -260,6 +295,20 @@ def main(argv: list[str] | None = None) -> int:
         "--products", type=int, default=None, help="top the catalog up to this many products (benchmarks; in bulk)"
     )
     seed_parser.set_defaults(func=_seed)
+    dlq = sub.add_parser("dlq", help="dead-letter queues").add_subparsers(dest="dlq_command", required=True)
+    dlq_list = dlq.add_parser("list", help="the dead-letter queues and their message counts")
+    dlq_list.add_argument("--json", action="store_true")
+    dlq_show = dlq.add_parser("show", help="print dead letters as JSON lines, oldest first (they stay)")
+    dlq_show.add_argument("queue")
+    dlq_show.add_argument("--limit", type=int, default=20)
+    dlq_replay = dlq.add_parser("replay", help="send dead letters back to their work queue")
+    dlq_replay.add_argument("queue")
+    dlq_replay.add_argument("--id", action="append", help="a message id (repeatable); all messages without it")
+    dlq.add_parser("purge", help="delete every dead letter of the queue (asks nothing)").add_argument("queue")
+    for parser_ in (dlq_list, dlq_show, dlq_replay):
+        parser_.set_defaults(func=_dlq)
+    dlq.choices["purge"].set_defaults(func=_dlq)
+
     sub.add_parser("docs", help="regenerate API and message documents").set_defaults(func=_docs)
 
     args = parser.parse_args(argv)

@@ -162,6 +162,30 @@ class LowStock(Contract):
     at: datetime
 
 
+class ListLowStock(Contract):
+    """Products at or below their low-stock threshold: one seller's, or (admins) everyone's."""
+
+    seller_id: UUID | None = None
+    limit: int = Field(default=200, ge=1, le=500)
+
+
+class LowStockQuery(Contract):
+    """The query string of the low-stock lists."""
+
+    limit: int = Field(default=200, ge=1, le=500)
+
+
+class LowStockItem(Contract):
+    product_id: UUID
+    seller_id: UUID
+    stock: int = Field(description="Available to sell")
+    low_stock_threshold: int
+
+
+class LowStockList(Contract):
+    items: tuple[LowStockItem, ...] = Field(description="Lowest stock first; sold-out products included")
+
+
 GET_STOCK = CommandSpec(
     "inventory",
     "get_stock",
@@ -217,6 +241,18 @@ RETURN_STOCK = CommandSpec(
     summary="Return a cancelled order's committed stock to sale (services and admins).",
 )
 
+LIST_LOW_STOCK = CommandSpec(
+    "inventory",
+    "list_low_stock",
+    1,
+    ListLowStock,
+    LowStockList,
+    kind="query",
+    requires_actor=True,
+    summary="Products whose available stock is at or below their threshold: a seller's own, or every "
+    "seller's (admins).",
+)
+
 STOCK_CHANGED = EventSpec("inventory", "stock_changed", 1, StockChanged, summary="A product's stock changed.")
 LOW_STOCK = EventSpec("inventory", "low_stock", 1, LowStock, summary="Stock crossed the low-stock threshold.")
 STOCK_RESERVED = EventSpec("inventory", "stock_reserved", 1, Reservation, summary="Every line of an order is reserved.")
@@ -251,7 +287,15 @@ RESERVATION_EVENTS: dict[str, EventSpec] = {
     "returned": STOCK_RETURNED,
 }
 
-COMMANDS: tuple[CommandSpec, ...] = (GET_STOCK, SET_STOCK, RESERVE_STOCK, RELEASE_STOCK, COMMIT_STOCK, RETURN_STOCK)
+COMMANDS: tuple[CommandSpec, ...] = (
+    GET_STOCK,
+    SET_STOCK,
+    LIST_LOW_STOCK,
+    RESERVE_STOCK,
+    RELEASE_STOCK,
+    COMMIT_STOCK,
+    RETURN_STOCK,
+)
 EVENTS = (
     STOCK_CHANGED,
     LOW_STOCK,

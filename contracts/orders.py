@@ -10,11 +10,12 @@ prices, and each line keeps the price it was sold at.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Literal
+import contextlib
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any, Literal, Self
 from uuid import UUID
 
-from pydantic import Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
 from contracts.base import Contract
 from contracts.inventory import MAX_QUANTITY
@@ -149,6 +150,125 @@ class OrderStatusChanged(Contract):
     at: datetime
 
 
+# --- the sales report -------------------------------------------------------------------
+
+Granularity = Literal["day", "week", "month"]
+# One report covers at most this many days (about three years, by day ten years by month).
+MAX_REPORT_DAYS = 3700
+MAX_REPORT_PERIODS = 1200
+
+
+class SalesReportQuery(Contract):
+    """The query string of `GET /api/sellers/{sellerId}/reports/sales`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_by_name=True, validate_by_alias=True)
+
+    start: date = Field(alias="from", description="First day, UTC (YYYY-MM-DD); by default 29 days before `to`")
+    end: date = Field(alias="to", description="Last day, UTC, included (YYYY-MM-DD); by default today")
+    granularity: Granularity = "day"
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = Field(
+        default=None, description="Sales in this currency; by default the currency most of the seller's sales use"
+    )
+    format: Literal["json", "csv"] = Field(default="json", description="`csv` (or `Accept: text/csv`) for a download")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_range(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "to" not in data and "end" not in data:
+            data = {**data, "to": datetime.now(UTC).date().isoformat()}
+        if isinstance(data, dict) and "from" not in data and "start" not in data:
+            end = data.get("to", data.get("end"))
+            with contextlib.suppress(TypeError, ValueError):
+                data = {**data, "from": (date.fromisoformat(str(end)) - timedelta(days=29)).isoformat()}
+        return data
+
+    @model_validator(mode="after")
+    def _range(self) -> Self:
+        if self.end < self.start:
+            raise ValueError("`to` must not be before `from`")
+        if (self.end - self.start).days > MAX_REPORT_DAYS:
+            raise ValueError(f"a report covers at most {MAX_REPORT_DAYS} days")
+        if self.granularity == "day" and (self.end - self.start).days >= MAX_REPORT_PERIODS:
+            raise ValueError(f"at most {MAX_REPORT_PERIODS} days by day: ask by week or month")
+        return self
+
+
+class SalesReport(Contract):
+    seller_id: UUID
+    start: date
+    end: date
+    granularity: Granularity = "day"
+    currency: str | None = None
+
+
+class SalesPeriod(Contract):
+    start: date = Field(description="The period's first day (weeks start on Monday)")
+    orders: int
+    units: int
+    revenue: str
+
+
+class TopProduct(Contract):
+    product_id: UUID
+    name: str = Field(description="The product's name when it was sold")
+    units: int
+    revenue: str
+
+
+class SalesTotals(Contract):
+    orders: int
+    units: int
+    revenue: str
+
+
+class SalesReportView(Contract):
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", validate_by_name=True, validate_by_alias=True, serialize_by_alias=True
+    )
+
+    seller_id: UUID
+    start: date = Field(alias="from")
+    end: date = Field(alias="to")
+    granularity: Granularity
+    currency: str
+    periods: tuple[SalesPeriod, ...] = Field(description="Every period of the range, those without sales as zeros")
+    top_products: tuple[TopProduct, ...] = Field(description="Up to 10, by revenue")
+    totals: SalesTotals
+
+
+# --- admin views -------------------------------------------------------------------------
+
+
+class ListOrders(Contract):
+    """All orders (admins), newest first; also the query string of `GET /api/admin/orders`."""
+
+    status: OrderStatus | None = None
+    start: date | None = Field(default=None, alias="from", description="Placed on or after this day (UTC)")
+    end: date | None = Field(default=None, alias="to", description="Placed on or before this day (UTC)")
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: Annotated[str, StringConstraints(max_length=512)] | None = None
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", validate_by_name=True, validate_by_alias=True, serialize_by_alias=True
+    )
+
+
+class SalesOverview(Contract):
+    days: int = Field(default=14, ge=1, le=366)
+    currency: str = "USD"
+
+
+class DaySales(Contract):
+    date: date
+    orders: int = Field(description="Orders confirmed that day (UTC) and not cancelled since")
+    revenue: str
+
+
+class SalesOverviewView(Contract):
+    currency: str
+    days: tuple[DaySales, ...]
+
+
 PLACE_ORDER = CommandSpec(
     "orders",
     "place_order",
@@ -189,6 +309,38 @@ LIST_USER_ORDERS = CommandSpec(
     summary="A member's orders, newest first, in keyset pages (the member or an admin).",
 )
 
+SALES_REPORT = CommandSpec(
+    "orders",
+    "sales_report",
+    1,
+    SalesReport,
+    SalesReportView,
+    kind="query",
+    requires_actor=True,
+    summary="A seller's sales by day, week or month, from confirmed orders not cancelled since (the seller or an "
+    "admin).",
+)
+LIST_ORDERS = CommandSpec(
+    "orders",
+    "list_orders",
+    1,
+    ListOrders,
+    OrderPage,
+    kind="query",
+    requires_actor=True,
+    summary="Every order, newest first, by status and day placed, in keyset pages (admins).",
+)
+SALES_OVERVIEW = CommandSpec(
+    "orders",
+    "sales_overview",
+    1,
+    SalesOverview,
+    SalesOverviewView,
+    kind="query",
+    requires_actor=True,
+    summary="Confirmed orders and revenue per day over the last days (admins).",
+)
+
 ORDER_PLACED = EventSpec("orders", "order_placed", 1, OrderPlaced, summary="An order was placed (pending).")
 ORDER_CONFIRMED = EventSpec(
     "orders", "order_confirmed", 1, OrderStatusChanged, summary="Stock reserved and payment authorized."
@@ -208,5 +360,14 @@ STATUS_EVENTS: dict[str, EventSpec] = {
 
 EXPORT_USER_DATA = export_spec("orders")
 
-COMMANDS: tuple[CommandSpec, ...] = (PLACE_ORDER, GET_ORDER, UPDATE_ORDER_STATUS, LIST_USER_ORDERS, EXPORT_USER_DATA)
+COMMANDS: tuple[CommandSpec, ...] = (
+    PLACE_ORDER,
+    GET_ORDER,
+    UPDATE_ORDER_STATUS,
+    LIST_USER_ORDERS,
+    SALES_REPORT,
+    LIST_ORDERS,
+    SALES_OVERVIEW,
+    EXPORT_USER_DATA,
+)
 EVENTS = (ORDER_PLACED, ORDER_CONFIRMED, ORDER_CANCELLED, ORDER_SHIPPED, ORDER_DELIVERED)

@@ -368,6 +368,26 @@ order_history = Table(
     Index("ix_order_history_order", "order_id", "id"),
 )
 
+# The sales report's projection (migration 0012), kept from the orders service's own
+# `order_confirmed` and `order_cancelled` events: one row per line of a confirmed order,
+# with the seller, the name and price it was sold at. A cancellation after confirmation
+# sets `cancelled_at`, and the row drops out of revenue.
+sales = Table(
+    "sales",
+    orders_metadata,
+    Column("order_id", UUID(as_uuid=True), primary_key=True),
+    Column("product_id", UUID(as_uuid=True), primary_key=True),
+    Column("seller_id", UUID(as_uuid=True), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("unit_price_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("confirmed_at", DateTime(timezone=True), nullable=False),
+    Column("cancelled_at", DateTime(timezone=True)),
+    Index("ix_sales_seller", "seller_id", "confirmed_at"),
+    Index("ix_sales_confirmed", "confirmed_at"),
+)
+
 # carts (migration 0009) ----------------------------------------------------------------
 
 # The catalog's products as the orders service knows them, from catalog events: names

@@ -25,6 +25,7 @@ from edge.openapi import setup_docs
 from edge.problems import problem_middleware
 from edge.ratelimit import RATE_LIMITER_KEY, RateLimiter
 from edge.routes import ENDPOINTS, REDIRECTS, setup_routes
+from edge.routes.pages import setup_pages
 from edge.sessions import CSRF_HEADER, CSRF_KEY, CsrfSigner
 
 log = logging.getLogger("agora.edge")
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app.router.add_get("/metrics", metrics_handler, name="metrics")
     setup_routes(app)
     setup_docs(app, ENDPOINTS, REDIRECTS)
+    setup_pages(app)
     setup_oidc(app, settings)
     _setup_cors(app, settings)
     setup_cache(app, settings.redis_url, settings.amqp_url)

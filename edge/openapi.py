@@ -86,7 +86,9 @@ class Endpoint:
     method: str
     path: str
     handler: Handler
-    spec: CommandSpec
+    # The command the route sends; None for a route the edge answers itself from the
+    # broker's own interfaces (the dead-letter tools), documented under `tag`.
+    spec: CommandSpec | None
     status: int = 200
     body: type[Contract] | None = None
     # Fields of `body` the server fills in from the path: hidden from the documented body.
@@ -117,6 +119,7 @@ class Endpoint:
     # command's reply (the command is how it reads); this describes the stream.
     event_stream: str = ""
     event_example: str = ""
+    tag: str = ""
 
     def add_to(self, router: web.UrlDispatcher) -> None:
         router.add_route(self.method, self.path, self.handler, name=self.operation_id)
@@ -125,7 +128,11 @@ class Endpoint:
     def reply(self) -> type[Contract] | None:
         if self.event_stream:
             return None
-        return self.response or self.spec.reply
+        return self.response or (self.spec.reply if self.spec is not None else None)
+
+    @property
+    def tag_name(self) -> str:
+        return self.spec.service if self.spec is not None else self.tag or "operations"
 
     @property
     def operation_id(self) -> str:
@@ -178,7 +185,7 @@ def build_document(endpoints: Sequence[Endpoint], redirects: Sequence[Redirect] 
             "every response carries `X-Request-ID`.",
         },
         "servers": [{"url": "/"}],
-        "tags": [{"name": name} for name in sorted({e.spec.service for e in endpoints})],
+        "tags": [{"name": name} for name in sorted({e.tag_name for e in endpoints})],
         "paths": paths,
         "components": {
             "schemas": schema.get("$defs", {}),
@@ -234,9 +241,11 @@ def _operation(endpoint: Endpoint, body_ref: dict[str, Any] | None, reply_ref: d
         success["content"] = {EVENT_STREAM: stream}
     operation: dict[str, Any] = {
         "operationId": endpoint.operation_id,
-        "summary": endpoint.summary or spec.summary,
-        "description": f"Sends the `{spec.routing_key}` {spec.kind} to the {spec.service} service.",
-        "tags": [spec.service],
+        "summary": endpoint.summary or (spec.summary if spec is not None else ""),
+        "description": f"Sends the `{spec.routing_key}` {spec.kind} to the {spec.service} service."
+        if spec is not None
+        else "Answered by the edge itself, from RabbitMQ's management API and AMQP (no service command).",
+        "tags": [endpoint.tag_name],
         "parameters": [
             *_path_parameters(endpoint),
             *_query_parameters(endpoint.query),

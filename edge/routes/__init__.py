@@ -11,7 +11,19 @@ from aiohttp import web
 
 from edge.middleware import FORM_ROUTES_KEY
 from edge.openapi import Endpoint, Redirect
-from edge.routes import admin, auth, cart, catalog, inventory, notifications, oauth, orders, partners, users
+from edge.routes import (
+    admin,
+    auth,
+    cart,
+    catalog,
+    inventory,
+    notifications,
+    oauth,
+    orders,
+    partners,
+    reports,
+    users,
+)
 
 ENDPOINTS: tuple[Endpoint, ...] = (
     *users.ENDPOINTS,
@@ -22,6 +34,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     *inventory.ENDPOINTS,
     *cart.ENDPOINTS,
     *orders.ENDPOINTS,
+    *reports.ENDPOINTS,
     *notifications.ENDPOINTS,
 )
 REDIRECTS: tuple[Redirect, ...] = oauth.REDIRECTS

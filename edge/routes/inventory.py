@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from contracts.inventory import GET_STOCK, SET_STOCK, GetStock, SetStock
+from contracts.inventory import (
+    GET_STOCK,
+    LIST_LOW_STOCK,
+    SET_STOCK,
+    GetStock,
+    ListLowStock,
+    LowStockQuery,
+    SetStock,
+)
 from edge.auth import optional_actor, require_actor
 from edge.commands import call_service, parse, path_uuid
 from edge.middleware import json_body
@@ -24,7 +32,43 @@ async def set_stock(request: web.Request) -> web.Response:
     return await call_service(request, SET_STOCK, command, actor=actor)
 
 
+async def my_low_stock(request: web.Request) -> web.Response:
+    actor = await require_actor(request)
+    query = parse(LowStockQuery, dict(request.query))
+    command = ListLowStock(seller_id=actor.user_id, limit=query.limit)
+    return await call_service(request, LIST_LOW_STOCK, command, actor=actor)
+
+
+async def admin_low_stock(request: web.Request) -> web.Response:
+    actor = await require_actor(request)
+    query = parse(LowStockQuery, dict(request.query))
+    return await call_service(request, LIST_LOW_STOCK, ListLowStock(limit=query.limit), actor=actor)
+
+
 ENDPOINTS = (
+    # Before `/api/inventory/{productId}`, which would otherwise take `low-stock` for an id.
+    Endpoint(
+        "GET",
+        "/api/inventory/low-stock",
+        my_low_stock,
+        LIST_LOW_STOCK,
+        query=LowStockQuery,
+        auth=True,
+        errors=(403, 422),
+        summary="The caller's own products whose available stock is at or below their `low_stock_threshold` "
+        "(sold out included), lowest first (sellers and admins; members 403).",
+    ),
+    Endpoint(
+        "GET",
+        "/api/admin/inventory/low-stock",
+        admin_low_stock,
+        LIST_LOW_STOCK,
+        query=LowStockQuery,
+        auth=True,
+        errors=(403, 422),
+        summary="Every seller's products whose available stock is at or below their `low_stock_threshold` "
+        "(sold out included), lowest first (admins).",
+    ),
     Endpoint(
         "GET",
         "/api/inventory/{productId}",

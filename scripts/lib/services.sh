@@ -296,7 +296,8 @@ agora_install_system_packages() (
     agora_load_env || exit 1
     local -a missing=()
     local pkg
-    for pkg in rabbitmq-server redis-server postgresql-15; do
+    # chromium: Debian's browser, for tests/browser (Playwright drives it; it downloads none).
+    for pkg in rabbitmq-server redis-server postgresql-15 chromium; do
         _agora_pkg_installed "$pkg" || missing+=("$pkg")
     done
     ((${#missing[@]} == 0)) && exit 0

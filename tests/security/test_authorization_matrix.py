@@ -50,6 +50,18 @@ async def member_target(http: aiohttp.ClientSession, admin: dict[str, Any]) -> d
     return {**user, **session, "params": params}
 
 
+async def dead_letter_target(http: aiohttp.ClientSession, admin: dict[str, Any]) -> dict[str, Any]:
+    """A member (who owns no queue) and {queue}: a dead-letter queue every stack has."""
+    member = await member_target(http, admin)
+    return {**member, "params": {**member["params"], "queue": "users.get_user_v1.dlq"}}
+
+
+async def seller_target(http: aiohttp.ClientSession, admin: dict[str, Any]) -> dict[str, Any]:
+    """A new seller: the owner of their own sales report."""
+    seller = await make_seller(http, admin)
+    return {**seller, "params": {"sellerId": seller["user"]["user_id"]}}
+
+
 def _statuses(*codes: int) -> dict[str, int]:
     return dict(zip(CALLERS, codes, strict=True))
 
@@ -106,6 +118,18 @@ MATRIX = (
     Row("DELETE", "/api/users/{userId}", _statuses(401, 204, 404, 404, 204)),
     Row("GET", "/api/users/{userId}/export", OWNER_OR_ADMIN),
     Row("GET", "/api/admin/users", _statuses(401, 403, 403, 403, 200)),
+    # The dead-letter tools: admins only, 403 to everyone else (no object is hidden).
+    Row("GET", "/api/admin/dead-letters", ADMIN_ONLY),
+    Row("GET", "/api/admin/dead-letters/{queue}", ADMIN_ONLY, target=dead_letter_target),
+    Row("POST", "/api/admin/dead-letters/{queue}/replay", ADMIN_ONLY, target=dead_letter_target),
+    Row("POST", "/api/admin/dead-letters/{queue}/discard", ADMIN_ONLY, target=dead_letter_target),
+    # Reports: a seller's sales are the seller's (others 404); the dashboard's views are admins'.
+    Row("GET", "/api/sellers/{sellerId}/reports/sales", OWNER_OR_ADMIN, target=seller_target),
+    Row("GET", "/api/admin/orders", ADMIN_ONLY),
+    Row("GET", "/api/admin/overview", ADMIN_ONLY),
+    # Low stock: a seller's own list (members own no products: 403), everyone's for admins.
+    Row("GET", "/api/inventory/low-stock", _statuses(401, 403, 403, 200, 200)),
+    Row("GET", "/api/admin/inventory/low-stock", ADMIN_ONLY),
     # The refresh token is the credential here, whoever presents it.
     Row("POST", "/api/auth/refresh", ALL, body=lambda owner: {"refresh_token": owner["refresh_token"]}),
     Row(

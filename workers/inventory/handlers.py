@@ -24,7 +24,10 @@ from contracts.inventory import (
     STOCK_CHANGED,
     CommitStock,
     GetStock,
+    ListLowStock,
     LowStock,
+    LowStockItem,
+    LowStockList,
     ReleaseStock,
     ReserveStock,
     ReturnStock,
@@ -88,6 +91,25 @@ async def get_stock(query: GetStock, ctx: HandlerContext) -> StockView:
     if record is None or record.discontinued_at is not None:
         raise not_found("product")
     return record.view(ctx.actor)
+
+
+async def list_low_stock(query: ListLowStock, ctx: HandlerContext) -> LowStockList:
+    actor = ctx.require_actor()
+    own = query.seller_id is not None and query.seller_id == actor.user_id and actor.role == "seller"
+    if actor.role != "admin" and not own:
+        raise DomainError("forbidden", "a seller sees only their own products' stock; admins every seller's")
+    rows = await InventoryRepository(ctx.session).low_stock(query.seller_id, query.limit)
+    return LowStockList(
+        items=tuple(
+            LowStockItem(
+                product_id=r.product_id,
+                seller_id=r.seller_id,
+                stock=r.available,
+                low_stock_threshold=r.low_stock_threshold,
+            )
+            for r in rows
+        )
+    )
 
 
 async def set_stock(cmd: SetStock, ctx: HandlerContext) -> StockView:

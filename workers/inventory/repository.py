@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select, update
+from sqlalchemy import select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agora.tokens import Actor
@@ -43,6 +43,17 @@ class InventoryRepository:
                 "updated_at": record.updated_at,
             },
         )
+
+    async def low_stock(self, seller_id: UUID | None, limit: int) -> list[Any]:
+        """Live products at or below their threshold (one seller's, or all), lowest first."""
+        rows = await self._session.execute(
+            select(stock.c.product_id, stock.c.seller_id, stock.c.available, stock.c.low_stock_threshold)
+            .where(stock.c.available <= stock.c.low_stock_threshold, stock.c.discontinued_at.is_(None))
+            .where(stock.c.seller_id == seller_id if seller_id is not None else true())
+            .order_by(stock.c.available, stock.c.product_id)
+            .limit(limit)
+        )
+        return list(rows)
 
     async def get(self, product_id: UUID) -> Stock | None:
         row = (await self._session.execute(select(stock).where(stock.c.product_id == product_id))).first()

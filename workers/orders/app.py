@@ -6,7 +6,7 @@ Run: `agora worker orders [--workers N]` (or `faststream run workers.orders.app:
 from __future__ import annotations
 
 from contracts import carts, catalog, inventory, orders, payments, users
-from workers.orders import cart, handlers, products
+from workers.orders import cart, handlers, products, sales
 from workers.runtime.service import WorkerService
 
 service = WorkerService("orders")
@@ -28,6 +28,7 @@ service.command(orders.PLACE_ORDER, handlers.place_order)
 service.command(orders.GET_ORDER, handlers.get_order)
 service.command(orders.UPDATE_ORDER_STATUS, handlers.update_order_status)
 service.command(orders.LIST_USER_ORDERS, handlers.list_user_orders)
+service.command(orders.LIST_ORDERS, handlers.list_orders)
 for reservation_event in (
     inventory.STOCK_RESERVED,
     inventory.RESERVATION_FAILED,
@@ -39,6 +40,12 @@ for reservation_event in (
 for payment_event in payments.EVENTS:
     service.event(payment_event, handlers.on_payment)
 service.background("saga-sweeper", handlers.sweep_deadlines, every=service.settings.saga_sweep_seconds)
+
+# the sales projection, from this service's own order events, and what reads it
+service.event(orders.ORDER_CONFIRMED, sales.on_order_confirmed)
+service.event(orders.ORDER_CANCELLED, sales.on_order_cancelled)
+service.command(orders.SALES_REPORT, sales.sales_report)
+service.command(orders.SALES_OVERVIEW, sales.sales_overview)
 
 # personal data: the export gathered by the edge, and erasure
 service.command(orders.EXPORT_USER_DATA, handlers.export_user_data)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from functools import cache
 from uuid import UUID
 
@@ -23,6 +23,7 @@ from contracts.orders import (
     ORDER_PLACED,
     STATUS_EVENTS,
     GetOrder,
+    ListOrders,
     ListUserOrders,
     OrderPage,
     OrderView,
@@ -218,6 +219,22 @@ async def list_user_orders(query: ListUserOrders, ctx: HandlerContext) -> OrderP
         raise not_found("user")
     after = decode_cursor(query.cursor) if query.cursor else None
     found = await _repo(ctx).for_user(query.user_id, query.limit + 1, after)
+    page = found[: query.limit]
+    more = len(found) > query.limit
+    return OrderPage(
+        items=tuple(o.view() for o in page),
+        next_cursor=encode_cursor(page[-1].created_at, page[-1].order_id) if more else None,
+    )
+
+
+async def list_orders(query: ListOrders, ctx: HandlerContext) -> OrderPage:
+    """Every order, newest first (admins: the dashboard's order list)."""
+    if ctx.require_actor().role != "admin":
+        raise DomainError("forbidden", "only admins may list every order")
+    after = decode_cursor(query.cursor) if query.cursor else None
+    placed_from = datetime.combine(query.start, time(), UTC) if query.start else None
+    placed_before = datetime.combine(query.end + timedelta(days=1), time(), UTC) if query.end else None
+    found = await _repo(ctx).listing(query.status, placed_from, placed_before, query.limit + 1, after)
     page = found[: query.limit]
     more = len(found) > query.limit
     return OrderPage(

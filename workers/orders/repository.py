@@ -125,6 +125,32 @@ class OrdersRepository:
         )
         return await self._assemble(list(rows))
 
+    async def listing(
+        self,
+        status: str | None,
+        placed_from: datetime | None,
+        placed_before: datetime | None,
+        limit: int,
+        after: tuple[datetime, UUID] | None,
+    ) -> list[Order]:
+        """Every order (for admins), newest first, filtered, strictly after the cursor."""
+        query = select(orders)
+        if status is not None:
+            query = query.where(orders.c.status == status)
+        if placed_from is not None:
+            query = query.where(orders.c.created_at >= placed_from)
+        if placed_before is not None:
+            query = query.where(orders.c.created_at < placed_before)
+        if after is not None:
+            at, order_id = after
+            query = query.where(
+                or_(orders.c.created_at < at, and_(orders.c.created_at == at, orders.c.order_id < order_id))
+            )
+        rows = await self._session.execute(
+            query.order_by(orders.c.created_at.desc(), orders.c.order_id.desc()).limit(limit)
+        )
+        return await self._assemble(list(rows))
+
     async def open_for_user(self, user_id: UUID) -> list[UUID]:
         """A member's orders that can still be cancelled by them (pending or confirmed)."""
         rows = await self._session.execute(

@@ -1,0 +1,123 @@
+"""Reports: a seller's sales (JSON or CSV), and the admin dashboard's orders and overview.
+
+The numbers come from the orders service's sales projection (workers/orders/sales.py),
+which checks who may see them; the overview adds the broker's queue depths, which the
+edge reads itself (agora/dead_letters.py).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+
+from aiohttp import web
+
+from agora.dead_letters import DeadLetterError, DeadLetters
+from contracts.operations import AdminOverview
+from contracts.orders import (
+    LIST_ORDERS,
+    SALES_OVERVIEW,
+    SALES_REPORT,
+    ListOrders,
+    SalesOverview,
+    SalesReport,
+    SalesReportQuery,
+)
+from edge import SETTINGS_KEY
+from edge.auth import require_actor
+from edge.commands import call_service, parse, path_uuid, send
+from edge.openapi import Endpoint
+
+log = logging.getLogger("agora.edge.reports")
+CSV_COLUMNS = ("period_start", "orders", "units", "revenue", "currency")
+
+
+def _wants_csv(request: web.Request, query: SalesReportQuery) -> bool:
+    accept = request.headers.get("Accept", "")
+    return query.format == "csv" or ("text/csv" in accept and "application/json" not in accept)
+
+
+async def sales_report(request: web.Request) -> web.Response:
+    actor = await require_actor(request)
+    query = parse(SalesReportQuery, dict(request.query))
+    command = SalesReport(
+        seller_id=path_uuid(request, "sellerId"),
+        start=query.start,
+        end=query.end,
+        granularity=query.granularity,
+        currency=query.currency,
+    )
+    if not _wants_csv(request, query):
+        return await call_service(request, SALES_REPORT, command, actor=actor)
+    report = await send(request, SALES_REPORT, command, actor=actor)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for period in report["periods"]:
+        writer.writerow((period["start"], period["orders"], period["units"], period["revenue"], report["currency"]))
+    filename = f"sales-{query.start.isoformat()}-{query.end.isoformat()}.csv"
+    return web.Response(
+        text=out.getvalue(),
+        content_type="text/csv",
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
+    )
+
+
+async def list_orders(request: web.Request) -> web.Response:
+    actor = await require_actor(request)
+    return await call_service(request, LIST_ORDERS, parse(ListOrders, dict(request.query)), actor=actor)
+
+
+async def admin_overview(request: web.Request) -> web.Response:
+    actor = await require_actor(request)
+    sold = await send(request, SALES_OVERVIEW, parse(SalesOverview, dict(request.query)), actor=actor)
+    try:
+        depths = await DeadLetters.from_settings(request.app[SETTINGS_KEY]).queue_depths()
+    except DeadLetterError as exc:  # the sales figures are still worth showing
+        log.warning("queue depths unavailable", extra={"error": str(exc)})
+        depths = []
+    overview = AdminOverview.model_validate({**sold, "queues": [vars(d) for d in depths]})
+    return web.json_response(overview.model_dump(mode="json"))
+
+
+ENDPOINTS = (
+    Endpoint(
+        "GET",
+        "/api/sellers/{sellerId}/reports/sales",
+        sales_report,
+        SALES_REPORT,
+        query=SalesReportQuery,
+        auth=True,
+        errors=(404, 422),
+        summary="A seller's sales from `from` to `to` (days, UTC, both included) by `granularity` (day, week "
+        "from Monday, month): orders confirmed and not cancelled since, every period listed (zeros too), the top "
+        "10 products by revenue, and totals, in one currency (`currency`, by default the one most sales use). The "
+        "seller or an admin; anyone else 404. With `format=csv` or `Accept: text/csv`, a CSV download "
+        "(`period_start,orders,units,revenue,currency`).",
+    ),
+    Endpoint(
+        "GET",
+        "/api/admin/orders",
+        list_orders,
+        LIST_ORDERS,
+        query=ListOrders,
+        auth=True,
+        errors=(403, 422),
+        summary="Every order, newest first, filtered by `status` and the day placed (`from`, `to`, UTC, "
+        "included), in keyset pages via `next_cursor` (admins).",
+    ),
+    Endpoint(
+        "GET",
+        "/api/admin/overview",
+        admin_overview,
+        SALES_OVERVIEW,
+        query=SalesOverview,
+        response=AdminOverview,
+        auth=True,
+        errors=(403, 422),
+        summary="The dashboard's overview (admins): orders confirmed (and not cancelled since) and their revenue "
+        "per day for the last `days` days in `currency`, and every queue's depth and consumers.",
+    ),
+)

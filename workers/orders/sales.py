@@ -1,0 +1,174 @@
+"""The sales projection (`orders.sales`) and what is read from it: sellers' sales reports
+and the admin dashboard's revenue per day.
+
+The projection is fed by this service's own `order_confirmed` and `order_cancelled`
+events, each on its own queue, so they may come in either order: a confirmation
+handled after its cancellation finds the order already cancelled and records the
+lines as cancelled; a cancellation handled first finds no lines and changes nothing.
+Both are idempotent (the inbox, and `ON CONFLICT DO NOTHING`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import DateTime, Select, and_, case, func, literal, select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from contracts.money import to_amount
+from contracts.orders import (
+    DaySales,
+    OrderStatusChanged,
+    SalesOverview,
+    SalesOverviewView,
+    SalesPeriod,
+    SalesReport,
+    SalesReportView,
+    SalesTotals,
+    TopProduct,
+)
+from db.tables import order_lines, orders, sales
+from workers.orders.sales_model import SaleLine, by_period
+from workers.runtime.errors import DomainError, not_found
+from workers.runtime.service import HandlerContext
+
+DEFAULT_CURRENCY = "USD"
+TOP_PRODUCTS = 10
+
+
+# --- the projection ---------------------------------------------------------------------
+
+
+async def on_order_confirmed(event: OrderStatusChanged, ctx: HandlerContext) -> None:
+    cancelled_at = case((orders.c.status == "cancelled", orders.c.updated_at), else_=None)
+    lines = (
+        select(
+            order_lines.c.order_id,
+            order_lines.c.product_id,
+            order_lines.c.seller_id,
+            order_lines.c.name,
+            order_lines.c.quantity,
+            order_lines.c.unit_price_minor,
+            orders.c.currency,
+            literal(event.at, DateTime(timezone=True)).label("confirmed_at"),
+            cancelled_at.label("cancelled_at"),
+        )
+        .join(orders, orders.c.order_id == order_lines.c.order_id)
+        .where(order_lines.c.order_id == event.order_id)
+    )
+    columns = [c.name for c in lines.selected_columns]
+    await ctx.session.execute(insert(sales).from_select(columns, lines).on_conflict_do_nothing())
+
+
+async def on_order_cancelled(event: OrderStatusChanged, ctx: HandlerContext) -> None:
+    await ctx.session.execute(
+        update(sales)
+        .where(sales.c.order_id == event.order_id, sales.c.cancelled_at.is_(None))
+        .values(cancelled_at=event.at)
+    )
+
+
+# --- reading it -------------------------------------------------------------------------
+
+
+def _bounds(first: date, last: date) -> tuple[datetime, datetime]:
+    return datetime.combine(first, time(), UTC), datetime.combine(last + timedelta(days=1), time(), UTC)
+
+
+def _counted(seller_id: Any, first: date, last: date) -> Any:
+    start, end = _bounds(first, last)
+    conditions = [sales.c.confirmed_at >= start, sales.c.confirmed_at < end, sales.c.cancelled_at.is_(None)]
+    if seller_id is not None:
+        conditions.append(sales.c.seller_id == seller_id)
+    return and_(*conditions)
+
+
+async def sales_report(query: SalesReport, ctx: HandlerContext) -> SalesReportView:
+    actor = ctx.require_actor()
+    if actor.role != "admin" and actor.user_id != query.seller_id:
+        raise not_found("seller")
+    if query.end < query.start:
+        raise DomainError("validation_failed", "`to` must not be before `from`")
+    counted = _counted(query.seller_id, query.start, query.end)
+    currency = query.currency or await _main_currency(ctx, counted)
+    counted = and_(counted, sales.c.currency == currency)
+    day = func.date(func.timezone("UTC", sales.c.confirmed_at))
+    revenue = func.sum(sales.c.quantity * sales.c.unit_price_minor)
+    rows = await ctx.session.execute(
+        select(sales.c.order_id, day.label("day"), sales.c.quantity, sales.c.unit_price_minor).where(counted)
+    )
+    lines = [SaleLine(r.order_id, r.day, r.quantity, r.quantity * r.unit_price_minor) for r in rows]
+    totals = by_period(lines, query.start, query.end, query.granularity)
+    top: Select[Any] = (
+        select(
+            sales.c.product_id,
+            func.max(sales.c.name).label("name"),
+            func.sum(sales.c.quantity).label("units"),
+            revenue.label("revenue"),
+        )
+        .where(counted)
+        .group_by(sales.c.product_id)
+        .order_by(revenue.desc(), sales.c.product_id)
+        .limit(TOP_PRODUCTS)
+    )
+    return SalesReportView(
+        seller_id=query.seller_id,
+        start=query.start,
+        end=query.end,
+        granularity=query.granularity,
+        currency=currency,
+        periods=tuple(
+            SalesPeriod(start=t.start, orders=t.orders, units=t.units, revenue=to_amount(t.revenue_minor, currency))
+            for t in totals
+        ),
+        top_products=tuple(
+            TopProduct(
+                product_id=r.product_id, name=r.name, units=int(r.units), revenue=to_amount(int(r.revenue), currency)
+            )
+            for r in await ctx.session.execute(top)
+        ),
+        totals=SalesTotals(
+            orders=len({line.order_id for line in lines}),
+            units=sum(line.quantity for line in lines),
+            revenue=to_amount(sum(line.revenue_minor for line in lines), currency),
+        ),
+    )
+
+
+async def _main_currency(ctx: HandlerContext, counted: Any) -> str:
+    """The currency most of these sales are in (a seller usually sells in one)."""
+    rows = await ctx.session.execute(select(sales.c.currency, func.count()).where(counted).group_by(sales.c.currency))
+    tally = Counter({r[0]: int(r[1]) for r in rows})
+    return tally.most_common(1)[0][0] if tally else DEFAULT_CURRENCY
+
+
+async def sales_overview(query: SalesOverview, ctx: HandlerContext) -> SalesOverviewView:
+    """Confirmed orders and revenue per day, the last `days` days up to today (UTC): admins."""
+    if ctx.require_actor().role != "admin":
+        raise DomainError("forbidden", "only admins may see the overview")
+    last = datetime.now(UTC).date()
+    first = last - timedelta(days=query.days - 1)
+    day = func.date(func.timezone("UTC", sales.c.confirmed_at)).label("day")
+    rows = await ctx.session.execute(
+        select(
+            day,
+            func.count(sales.c.order_id.distinct()).label("orders"),
+            func.sum(sales.c.quantity * sales.c.unit_price_minor).label("revenue"),
+        )
+        .where(_counted(None, first, last), sales.c.currency == query.currency)
+        .group_by(day)
+    )
+    found = {r.day: (int(r.orders), int(r.revenue)) for r in rows}
+    return SalesOverviewView(
+        currency=query.currency,
+        days=tuple(
+            DaySales(
+                date=first + timedelta(days=n),
+                orders=found.get(first + timedelta(days=n), (0, 0))[0],
+                revenue=to_amount(found.get(first + timedelta(days=n), (0, 0))[1], query.currency),
+            )
+            for n in range(query.days)
+        ),
+    )
