@@ -5,22 +5,20 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import aio_pika
 import aiohttp
 from aio_pika.abc import AbstractRobustConnection
 from playwright.async_api import Page, expect
 
-from contracts.topology import DEAD_LETTER_EXCHANGE
 from contracts.users import REGISTER_USER
 from tests.browser.conftest import screenshot, sign_in
 from tests.catalog_support import create_category, new_tag
-from tests.conftest import Stack, bearer, create_admin, login, new_user, register
+from tests.conftest import Stack, bearer, create_admin, login, register
 from tests.orders_support import matrix_product, place_when_priced
+from tests.reliability.conftest import park_a_registration
 
 
 async def _confirmed(http: aiohttp.ClientSession, admin: dict[str, Any], order_id: str) -> dict[str, Any]:
@@ -185,20 +183,7 @@ async def test_an_admin_replays_a_dead_letter_and_it_is_handled(
 ) -> None:
     # A valid registration parked in its dead-letter queue, as a handler bug that kept
     # failing would leave it: replayed from the dashboard, it is handled.
-    body = new_user()
-    message_id = str(uuid.uuid4())
-    channel = await amqp.channel(publisher_confirms=True)
-    dlx = await channel.get_exchange(DEAD_LETTER_EXCHANGE, ensure=False)
-    await dlx.publish(
-        aio_pika.Message(
-            json.dumps(body).encode(),
-            message_id=message_id,
-            content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        ),
-        routing_key=REGISTER_USER.queue,
-    )
-    await channel.close()
+    body, message_id = await park_a_registration(amqp)
     queue = f"{REGISTER_USER.queue}.dlq"
 
     operator = create_admin(stack.env)

@@ -8,16 +8,14 @@ import json
 import uuid
 from typing import Any
 
-import aio_pika
 import aiohttp
 from aio_pika.abc import AbstractRobustConnection
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts.topology import DEAD_LETTER_EXCHANGE
 from contracts.users import GET_USER, REGISTER_USER
-from tests.conftest import Stack, agora_cli, bearer, new_user, register
-from tests.reliability.conftest import publish_command
+from tests.conftest import Stack, agora_cli, bearer, register
+from tests.reliability.conftest import park_a_registration, publish_command
 
 DLQ = f"{GET_USER.queue}.dlq"
 FORGED = "Bearer eyJhbGciOiJFZERTQSIsImtpZCI6Im5vcGUifQ.eyJzdWIiOiJ4In0.c2ln"
@@ -106,20 +104,7 @@ async def test_a_replayed_message_is_handled(
 ) -> None:
     # A valid command parked in the dead-letter queue, as a handler bug that kept
     # failing would leave it: after the fix, a replay gets it handled.
-    body = new_user()
-    message_id = str(uuid.uuid4())
-    channel = await amqp.channel(publisher_confirms=True)
-    dlx = await channel.get_exchange(DEAD_LETTER_EXCHANGE, ensure=False)
-    await dlx.publish(
-        aio_pika.Message(
-            json.dumps(body).encode(),
-            message_id=message_id,
-            content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        ),
-        routing_key=REGISTER_USER.queue,
-    )
-    await channel.close()
+    body, message_id = await park_a_registration(amqp)
     queue = f"{REGISTER_USER.queue}.dlq"
     await _listed(http, admin, queue, {message_id})
     async with http.post(

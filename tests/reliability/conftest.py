@@ -11,7 +11,9 @@ import pytest
 from aio_pika.abc import AbstractQueue, AbstractRobustConnection
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
-from contracts.topology import COMMANDS_EXCHANGE, EVENTS_EXCHANGE
+from contracts.topology import COMMANDS_EXCHANGE, DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE
+from contracts.users import REGISTER_USER
+from tests.conftest import new_user
 
 
 async def publish_command(
@@ -40,6 +42,26 @@ async def publish_command(
     )
     await channel.close()
     return message_id
+
+
+async def park_a_registration(amqp: AbstractRobustConnection) -> tuple[dict[str, Any], str]:
+    """A valid `users.register_user.v1` put straight into its dead-letter queue, as a
+    handler bug that kept failing would leave it; its body and message id."""
+    body = new_user()
+    message_id = str(uuid.uuid4())
+    channel = await amqp.channel(publisher_confirms=True)
+    dlx = await channel.get_exchange(DEAD_LETTER_EXCHANGE, ensure=False)
+    await dlx.publish(
+        aio_pika.Message(
+            json.dumps(body).encode(),
+            message_id=message_id,
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        ),
+        routing_key=REGISTER_USER.queue,
+    )
+    await channel.close()
+    return body, message_id
 
 
 async def drain(queue: AbstractQueue, *, expect: int, within: float = 15) -> list[aio_pika.abc.AbstractIncomingMessage]:
