@@ -217,29 +217,44 @@ async def list_user_orders(query: ListUserOrders, ctx: HandlerContext) -> OrderP
     actor = ctx.require_actor()
     if actor.role != "admin" and actor.user_id != query.user_id:
         raise not_found("user")
-    after = decode_cursor(query.cursor) if query.cursor else None
-    found = await _repo(ctx).for_user(query.user_id, query.limit + 1, after)
-    page = found[: query.limit]
-    more = len(found) > query.limit
-    return OrderPage(
-        items=tuple(o.view() for o in page),
-        next_cursor=encode_cursor(page[-1].created_at, page[-1].order_id) if more else None,
-    )
+    return await _page(ctx, query.limit, query.cursor, user_id=query.user_id)
 
 
 async def list_orders(query: ListOrders, ctx: HandlerContext) -> OrderPage:
     """Every order, newest first (admins: the dashboard's order list)."""
     if ctx.require_actor().role != "admin":
         raise DomainError("forbidden", "only admins may list every order")
-    after = decode_cursor(query.cursor) if query.cursor else None
     placed_from = datetime.combine(query.start, time(), UTC) if query.start else None
     placed_before = datetime.combine(query.end + timedelta(days=1), time(), UTC) if query.end else None
-    found = await _repo(ctx).listing(query.status, placed_from, placed_before, query.limit + 1, after)
-    page = found[: query.limit]
-    more = len(found) > query.limit
+    return await _page(
+        ctx, query.limit, query.cursor, status=query.status, placed_from=placed_from, placed_before=placed_before
+    )
+
+
+async def _page(
+    ctx: HandlerContext,
+    limit: int,
+    cursor: str | None,
+    *,
+    user_id: UUID | None = None,
+    status: str | None = None,
+    placed_from: datetime | None = None,
+    placed_before: datetime | None = None,
+) -> OrderPage:
+    """One keyset page of orders, newest first (one row more than asked tells if there is a next)."""
+    after = decode_cursor(cursor) if cursor else None
+    found = await _repo(ctx).listing(
+        user_id=user_id,
+        status=status,
+        placed_from=placed_from,
+        placed_before=placed_before,
+        limit=limit + 1,
+        after=after,
+    )
+    page = found[:limit]
     return OrderPage(
         items=tuple(o.view() for o in page),
-        next_cursor=encode_cursor(page[-1].created_at, page[-1].order_id) if more else None,
+        next_cursor=encode_cursor(page[-1].created_at, page[-1].order_id) if len(found) > limit else None,
     )
 
 
@@ -254,7 +269,7 @@ async def export_user_data(query: ExportUserData, ctx: HandlerContext) -> Person
     actor = ctx.require_actor()
     if actor.role != "admin" and actor.user_id != query.user_id:
         raise not_found("user")
-    placed = await _repo(ctx).for_user(query.user_id, None, None)
+    placed = await _repo(ctx).listing(user_id=query.user_id)
     data = {
         "orders": [order.view().model_dump(mode="json") for order in placed],
         "cart": (await member_cart(ctx, query.user_id)).model_dump(mode="json"),

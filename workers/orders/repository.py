@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agora.crypto import FieldCipher, Sealed
@@ -111,30 +111,21 @@ class OrdersRepository:
         )
         return [row.order_id for row in rows]
 
-    async def for_user(self, user_id: UUID, limit: int | None, after: tuple[datetime, UUID] | None) -> list[Order]:
-        """A member's orders, newest first, strictly after the cursor's (created_at, order_id);
-        all of them with no `limit`."""
-        query = select(orders).where(orders.c.user_id == user_id)
-        if after is not None:
-            at, order_id = after
-            query = query.where(
-                or_(orders.c.created_at < at, and_(orders.c.created_at == at, orders.c.order_id < order_id))
-            )
-        rows = await self._session.execute(
-            query.order_by(orders.c.created_at.desc(), orders.c.order_id.desc()).limit(limit)
-        )
-        return await self._assemble(list(rows))
-
     async def listing(
         self,
-        status: str | None,
-        placed_from: datetime | None,
-        placed_before: datetime | None,
-        limit: int,
-        after: tuple[datetime, UUID] | None,
+        *,
+        user_id: UUID | None = None,
+        status: str | None = None,
+        placed_from: datetime | None = None,
+        placed_before: datetime | None = None,
+        limit: int | None = None,
+        after: tuple[datetime, UUID] | None = None,
     ) -> list[Order]:
-        """Every order (for admins), newest first, filtered, strictly after the cursor."""
+        """Orders newest first, filtered, strictly after the cursor's (created_at, order_id);
+        all of them with no `limit`."""
         query = select(orders)
+        if user_id is not None:
+            query = query.where(orders.c.user_id == user_id)
         if status is not None:
             query = query.where(orders.c.status == status)
         if placed_from is not None:
@@ -142,10 +133,7 @@ class OrdersRepository:
         if placed_before is not None:
             query = query.where(orders.c.created_at < placed_before)
         if after is not None:
-            at, order_id = after
-            query = query.where(
-                or_(orders.c.created_at < at, and_(orders.c.created_at == at, orders.c.order_id < order_id))
-            )
+            query = query.where(tuple_(orders.c.created_at, orders.c.order_id) < tuple_(*after))
         rows = await self._session.execute(
             query.order_by(orders.c.created_at.desc(), orders.c.order_id.desc()).limit(limit)
         )
