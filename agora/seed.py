@@ -43,13 +43,18 @@ async def seed(settings: Settings, *, products: int | None = None) -> int:
     """Demo accounts and the demo catalog; `products`: top the catalog up to that many (benchmarks)."""
     base = f"http://{settings.host}:{settings.http_port}"
     async with aiohttp.ClientSession(base) as http:
+        auth = await _admin_auth(http)
         for user in DEMO_USERS:
+            # Asked of the admin API first: registering an account that exists still counts
+            # against the per-address registration limit, and `scripts/up` runs this every time.
+            if auth is not None and await _find_user(http, auth, str(user["email"])) is not None:
+                print(f"seed: {user['email']} already there")
+                continue
             async with http.post("/api/users/register", json={**user, "password": DEMO_PASSWORD}) as resp:
                 if resp.status not in (201, 409):
                     print(f"seed: registering {user['email']} failed: {resp.status} {await resp.text()}")
                     return 1
                 print(f"seed: {user['email']} {'created' if resp.status == 201 else 'already there'}")
-        auth = await _admin_auth(http)
         if auth is None or await _give_roles(http, auth):
             return 1
         seller_ids = await seed_catalog(http, auth, DEMO_PASSWORD)
@@ -58,6 +63,12 @@ async def seed(settings: Settings, *, products: int | None = None) -> int:
     if products:
         return await bulk_products(settings, products, seller_ids)
     return 0
+
+
+async def _find_user(http: aiohttp.ClientSession, auth: dict[str, str], email: str) -> dict[str, str] | None:
+    async with http.get("/api/admin/users", params={"q": email}, headers=auth) as resp:
+        found: list[dict[str, str]] = [u for u in (await resp.json())["items"] if u["email"] == email]
+    return found[0] if found else None
 
 
 async def _admin_auth(http: aiohttp.ClientSession) -> dict[str, str] | None:
@@ -74,13 +85,12 @@ async def _admin_auth(http: aiohttp.ClientSession) -> dict[str, str] | None:
 
 async def _give_roles(http: aiohttp.ClientSession, auth: dict[str, str]) -> int:
     for email, role in DEMO_ROLES.items():
-        async with http.get("/api/admin/users", params={"q": email}, headers=auth) as resp:
-            found = [u for u in (await resp.json())["items"] if u["email"] == email]
-        if not found:
+        found = await _find_user(http, auth, email)
+        if found is None:
             print(f"seed: {email} not found")
             return 1
-        if found[0]["role"] != role:
-            async with http.put(f"/api/users/{found[0]['user_id']}", json={"role": role}, headers=auth) as resp:
+        if found["role"] != role:
+            async with http.put(f"/api/users/{found['user_id']}", json={"role": role}, headers=auth) as resp:
                 if resp.status != 200:
                     print(f"seed: making {email} a {role} failed: {resp.status} {await resp.text()}")
                     return 1

@@ -54,7 +54,10 @@ class KeySet:
         self._max_age = max_age
         self._label = label
         self._keys: dict[str, dict[str, Any]] = {}
-        self._fetched_at = 0.0
+        # None until the first fetch. Not 0.0: the monotonic clock counts from boot, so on
+        # a machine up for less than `max_age` a zero stamp looked fresh and a token
+        # without `kid` was checked against an empty key set that was never fetched.
+        self._fetched_at: float | None = None
         self._lock = asyncio.Lock()
 
     async def current(self, kid: str | None) -> dict[str, dict[str, Any]]:
@@ -70,6 +73,8 @@ class KeySet:
         return self._keys
 
     def _stale(self, kid: str | None) -> bool:
+        if self._fetched_at is None:
+            return True
         age = time.monotonic() - self._fetched_at
         return age > self._max_age or (kid is not None and kid not in self._keys and age > _REFRESH_MIN_INTERVAL)
 

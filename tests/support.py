@@ -1,8 +1,11 @@
 """Starting and stopping the real processes under test (edge, workers) and the broker.
 
-The suite runs against the services scripts/test started, but in its own database
-(agora_test), its own RabbitMQ vhost (agora_test) and on its own ports, so a
-development stack started by scripts/up keeps running untouched.
+The suite runs against backing services of its own (RabbitMQ, PostgreSQL, Redis and
+the SMTP sink that scripts/test starts with `agora_start_test_services`: their own
+ports and data under .run/test-services), in its own database (agora_test) and
+RabbitMQ vhost (agora_test), with the edge and workers on its own ports. Tests that
+stop or restart the broker or the database do it to those, so a development stack
+started by scripts/up keeps running untouched.
 
 `AGORA_TEST_SLOT=N` (N ≥ 1) moves a run to database and vhost `agora_testN`, Redis
 database N + 1 and ports 200·N higher, so two runs on one machine stay apart.
@@ -24,6 +27,21 @@ from agora.settings import SERVICES
 from edge.ratelimit import DEFAULT_LIMITS
 
 ROOT = Path(__file__).resolve().parent.parent
+_SERVICES_SH = ROOT / "scripts" / "lib" / "services.sh"
+
+
+def _backing_services_env() -> dict[str, str]:
+    """Where the suite's backing services listen, as `agora_test_services_env` (the one
+    place that says) sets it, whatever a development shell exported."""
+    script = f'source "{_SERVICES_SH}"; agora_test_services_env && agora_load_env && env -0'
+    out = subprocess.run(["bash", "-c", script], check=True, capture_output=True, timeout=30).stdout
+    pairs = (item.split("=", 1) for item in out.decode().split("\0") if item.startswith("AGORA_"))
+    return dict(pair for pair in pairs if len(pair) == 2)
+
+
+SERVICES_ENV = _backing_services_env()
+HOST = SERVICES_ENV["AGORA_HOST"]
+MANAGEMENT_URL = f"http://agora:agora@{HOST}:{SERVICES_ENV['AGORA_RABBITMQ_MANAGEMENT_PORT']}"
 SLOT = int(os.environ.get("AGORA_TEST_SLOT", "0"))
 VHOST = DATABASE = f"agora_test{SLOT or ''}"
 HTTP_PORT = int(os.environ.get("AGORA_TEST_HTTP_PORT", str(18080 + 200 * SLOT)))
@@ -36,20 +54,19 @@ SMS_SANDBOX_PORT = int(os.environ.get("AGORA_TEST_SMS_SANDBOX_PORT", str(18071 +
 SMS_SANDBOX_URL = f"http://127.0.0.1:{SMS_SANDBOX_PORT}"
 TWILIO_ACCOUNT_SID = "AC" + "7e57" * 8
 TWILIO_AUTH_TOKEN = "test-auth-token"
-# The SMTP sink is the stack's own (scripts/test started it): tests tell their
-# messages apart by recipient.
-SMTP_HOST = os.environ.get("AGORA_SMTP_HOST") or os.environ.get("AGORA_HOST", "127.0.0.1")
-SMTP_PORT = int(os.environ.get("AGORA_SMTP_PORT", "1025"))
-SMTP_SINK_URL = f"http://{SMTP_HOST}:{os.environ.get('AGORA_SMTP_HTTP_PORT', '1080')}"
+# The suite's SMTP sink (scripts/test started it): tests tell their messages apart by recipient.
+SMTP_HOST = SERVICES_ENV["AGORA_SMTP_HOST"]
+SMTP_PORT = int(SERVICES_ENV["AGORA_SMTP_PORT"])
+SMTP_SINK_URL = f"http://{SMTP_HOST}:{SERVICES_ENV['AGORA_SMTP_HTTP_PORT']}"
 CORS_ORIGIN = "https://shop.example"
 ARTIFACTS = ROOT / "test-artifacts" / (f"slot{SLOT}" if SLOT else "")
 
 
 def test_env() -> dict[str, str]:
-    host = os.environ.get("AGORA_HOST", "127.0.0.1")
-    rabbit_port = os.environ.get("AGORA_RABBITMQ_PORT", "5672")
-    pg_port = os.environ.get("AGORA_POSTGRES_PORT", "5432")
-    redis_port = os.environ.get("AGORA_REDIS_PORT", "6379")
+    host = HOST
+    rabbit_port = SERVICES_ENV["AGORA_RABBITMQ_PORT"]
+    pg_port = SERVICES_ENV["AGORA_POSTGRES_PORT"]
+    redis_port = SERVICES_ENV["AGORA_REDIS_PORT"]
     env = dict(os.environ)
     env.update(
         AGORA_ENV="test",
@@ -57,6 +74,7 @@ def test_env() -> dict[str, str]:
         AGORA_HTTP_PORT=str(HTTP_PORT),
         AGORA_WORKER_HTTP_PORT_BASE=str(WORKER_PORT_BASE),
         AGORA_AMQP_URL=f"amqp://agora:agora@{host}:{rabbit_port}/{VHOST}",
+        AGORA_RABBITMQ_MANAGEMENT_URL=MANAGEMENT_URL,
         AGORA_DATABASE_URL=f"postgresql+asyncpg://agora:agora@{host}:{pg_port}/{DATABASE}",
         AGORA_REDIS_URL=f"redis://{host}:{redis_port}/{SLOT + 1}",
         AGORA_RUN_DIR=str(ROOT / ".run" / f"test{SLOT or ''}"),
@@ -91,10 +109,12 @@ def test_env() -> dict[str, str]:
     return env
 
 
+def _management_root() -> str:
+    return f"http://{HOST}:{SERVICES_ENV['AGORA_RABBITMQ_MANAGEMENT_PORT']}/api"
+
+
 def management_api(method: str, path: str, body: bytes | None = None) -> int:
-    host = os.environ.get("AGORA_HOST", "127.0.0.1")
-    port = os.environ.get("AGORA_RABBITMQ_MANAGEMENT_PORT", "15672")
-    req = urllib.request.Request(f"http://{host}:{port}/api{path}", data=body, method=method)
+    req = urllib.request.Request(f"{_management_root()}{path}", data=body, method=method)
     req.add_header("Authorization", "Basic YWdvcmE6YWdvcmE=")  # agora:agora
     req.add_header("Content-Type", "application/json")
     try:
@@ -106,9 +126,7 @@ def management_api(method: str, path: str, body: bytes | None = None) -> int:
 
 def queue_info(name: str) -> dict[str, object]:
     """A queue as the management API sees it (counts include unacknowledged messages)."""
-    host = os.environ.get("AGORA_HOST", "127.0.0.1")
-    port = os.environ.get("AGORA_RABBITMQ_MANAGEMENT_PORT", "15672")
-    req = urllib.request.Request(f"http://{host}:{port}/api/queues/{VHOST}/{quote(name, safe='')}")
+    req = urllib.request.Request(f"{_management_root()}/queues/{VHOST}/{quote(name, safe='')}")
     req.add_header("Authorization", "Basic YWdvcmE6YWdvcmE=")
     with urllib.request.urlopen(req, timeout=30) as resp:
         info: dict[str, object] = json.loads(resp.read())
@@ -124,15 +142,15 @@ def reset_vhost() -> None:
 
 
 def services(*functions: str) -> None:
-    """Call functions of scripts/lib/services.sh (stop or start a backing service)."""
-    script = f'source "{ROOT}/scripts/lib/services.sh"; agora_load_env; ' + "; ".join(functions)
-    env = {k: v for k, v in os.environ.items() if k != "AGORA_RUN_DIR"}  # the stack's own run dir
-    subprocess.run(["bash", "-c", script], check=True, capture_output=True, timeout=120, env=env)
+    """Call functions of scripts/lib/services.sh on the suite's own backing services
+    (stop or start one of them); never on a development stack's."""
+    script = f'source "{_SERVICES_SH}"; agora_test_services_env; agora_load_env; ' + "; ".join(functions)
+    subprocess.run(["bash", "-c", script], check=True, capture_output=True, timeout=120)
 
 
 def rabbitmqctl(*args: str) -> None:
-    """Run rabbitmqctl against the node scripts/test started (used to restart the broker)."""
-    script = f'source "{ROOT}/scripts/lib/services.sh"; agora_load_env; agora_rabbitmqctl "$@"'
+    """Run rabbitmqctl against the suite's own RabbitMQ node (used to restart the broker)."""
+    script = f'source "{_SERVICES_SH}"; agora_test_services_env; agora_load_env; agora_rabbitmqctl "$@"'
     subprocess.run(["bash", "-c", script, "rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
 
 

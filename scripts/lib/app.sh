@@ -2,26 +2,70 @@
 # Python environment, local secrets and the Agora processes (edge + workers).
 # Sourced by scripts/up, scripts/test and scripts/down after scripts/lib/services.sh.
 
-agora_python_env() {
-  local venv="$AGORA_ROOT/.venv" stamp="$AGORA_ROOT/.venv/.agora-installed"
-  if [ ! -x "$venv/bin/python" ]; then
-    agora_log "creating virtual environment in .venv"
-    python3 -m venv "$venv" || agora_die "python3 -m venv failed (apt-get install python3-venv?)"
-  fi
-  # Reinstall only when the dependency list changed: a second `scripts/up` stays fast.
+# uv (from PyPI, pinned with hashes in scripts/lib/uv-requirements.txt) in a venv of its
+# own under .tools/, so syncing the project's .venv never removes the tool doing it.
+agora_uv() {
+  local tools="$AGORA_ROOT/.tools/uv" req="$AGORA_ROOT/scripts/lib/uv-requirements.txt"
   local want
-  want=$(sha256sum "$AGORA_ROOT/pyproject.toml" | cut -d' ' -f1)
-  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    agora_log "installing Python dependencies (pip install -e '.[test,lint]')"
+  want=$(sha256sum "$req" | cut -d' ' -f1)
+  if [ ! -x "$tools/bin/uv" ] || [ "$(cat "$tools/.installed" 2>/dev/null)" != "$want" ]; then
+    agora_log "installing uv (scripts/lib/uv-requirements.txt)"
     mkdir -p "$AGORA_RUN_DIR"
-    if ! { "$venv/bin/pip" install --upgrade pip && "$venv/bin/pip" install -e "${AGORA_ROOT}[test,lint]"; } \
-      >"$AGORA_RUN_DIR/pip.log" 2>&1; then
-      _agora_tail_logs "$AGORA_RUN_DIR/pip.log"
-      agora_die "pip install failed (full log: .run/pip.log)"
+    rm -rf "$tools"
+    if ! { python3 -m venv "$tools" && "$tools/bin/pip" install --require-hashes -r "$req"; } \
+      >"$AGORA_RUN_DIR/uv-install.log" 2>&1; then
+      _agora_tail_logs "$AGORA_RUN_DIR/uv-install.log"
+      agora_die "could not install uv (python3 -m venv needs Debian's python3-venv; log: $AGORA_RUN_DIR/uv-install.log)"
     fi
-    echo "$want" >"$stamp"
+    echo "$want" >"$tools/.installed"
   fi
-  export PATH="$venv/bin:$PATH"
+  AGORA_UV="$tools/bin/uv"
+}
+
+# The project's .venv holds exactly the locked set (uv.lock): main, test and lint extras.
+# `--locked` refuses to run when pyproject.toml and uv.lock disagree, so a dependency
+# change that was not locked fails here, on every machine and in CI, instead of drifting.
+# With nothing to change the sync takes well under a second.
+agora_python_env() {
+  agora_uv
+  mkdir -p "$AGORA_RUN_DIR"
+  # UV_PYTHON_DOWNLOADS=never: use this machine's python3, never a downloaded one.
+  if ! (cd "$AGORA_ROOT" && UV_PYTHON_DOWNLOADS=never "$AGORA_UV" sync --locked --extra test --extra lint \
+    --python python3) >"$AGORA_RUN_DIR/uv-sync.log" 2>&1; then
+    _agora_tail_logs "$AGORA_RUN_DIR/uv-sync.log"
+    if grep -q "needs to be updated" "$AGORA_RUN_DIR/uv-sync.log"; then
+      agora_die "pyproject.toml and uv.lock disagree: run scripts/lock (docs/operations.md) and commit uv.lock"
+    fi
+    agora_die "installing the locked Python dependencies failed (log: $AGORA_RUN_DIR/uv-sync.log)"
+  fi
+  export PATH="$AGORA_ROOT/.venv/bin:$PATH"
+}
+
+# Everything the test suite and the benchmarks need before they start their own edge and
+# workers: the Python environment and the suite's own backing services (never a
+# development stack's; see agora_test_services_env in services.sh). Switches this shell
+# to those services' settings.
+agora_provision_test_services() {
+  agora_test_services_env
+  agora_load_env
+  agora_install_system_packages
+  agora_python_env
+  agora_write_env_file
+  agora_start_rabbitmq
+  agora_start_postgres
+  agora_start_redis
+  agora_start_smtp_sink
+}
+
+# agora_bench MODULE SLOT ARGS...: run a benchmark module on the suite's backing services,
+# in test slot AGORA_BENCH_SLOT (default SLOT: a database and vhost of its own).
+agora_bench() {
+  local module=$1 slot=$2
+  shift 2
+  agora_provision_test_services
+  cd "$AGORA_ROOT"
+  export AGORA_TEST_SLOT="${AGORA_BENCH_SLOT:-$slot}"
+  exec "$AGORA_ROOT/.venv/bin/python" -m "$module" "$@"
 }
 
 # Secrets for local use are generated once and kept in .run/agora.env (git-ignored).

@@ -15,6 +15,8 @@
 #   agora_start_sms_sandbox          the sandbox SMS provider, Twilio's API (agora/sms_sandbox.py)
 #   agora_rabbitmqctl ARGS...        rabbitmqctl against our node
 #   agora_stop_all                   stop whatever of them is running
+#   agora_test_services_env          switch to the test suite's own services (ports, data)
+#   agora_stop_test_services         stop those (agora_provision_test_services in app.sh starts them)
 #
 # Every function reports failure through its return status rather than
 # relying on `set -e`, because bash suspends errexit inside any function
@@ -97,6 +99,41 @@ agora_load_env() {
         AGORA_RABBITMQ_NODENAME AGORA_RABBITMQ_START_TIMEOUT \
         AGORA_START_TIMEOUT
 }
+
+# The test suite's own backing services: RabbitMQ, PostgreSQL, Redis and the SMTP
+# sink on ports and data (.run/test-services) of their own. Tests stop, kill and
+# restart these; a stack started by scripts/up is never touched. Call it before
+# agora_load_env. AGORA_TEST_PORT_BASE (default 18000) moves them all.
+agora_test_services_env() {
+    if [[ -z ${AGORA_ROOT:-} ]]; then
+        AGORA_ROOT=$(cd -P -- "$_AGORA_LIB_DIR/../.." && pwd) || return 1
+    fi
+    local base=${AGORA_TEST_PORT_BASE:-18000}
+    AGORA_RUN_DIR=$AGORA_ROOT/.run/test-services
+    AGORA_RABBITMQ_PORT=$((base + 672))
+    AGORA_RABBITMQ_MANAGEMENT_PORT=$((base + 673))
+    AGORA_RABBITMQ_DIST_PORT=$((base + 674))
+    AGORA_RABBITMQ_NODENAME=agora-test@localhost
+    AGORA_POSTGRES_PORT=$((base + 432))
+    AGORA_REDIS_PORT=$((base + 379))
+    AGORA_SMTP_PORT=$((base + 25))
+    AGORA_SMTP_HTTP_PORT=$((base + 26))
+    # Derived from the ports by agora_load_env; a development shell's values must not leak in.
+    unset AGORA_AMQP_URL AGORA_DATABASE_URL AGORA_REDIS_URL AGORA_SMTP_HOST
+    export AGORA_ROOT AGORA_RUN_DIR AGORA_RABBITMQ_PORT AGORA_RABBITMQ_MANAGEMENT_PORT \
+        AGORA_RABBITMQ_DIST_PORT AGORA_RABBITMQ_NODENAME AGORA_POSTGRES_PORT AGORA_REDIS_PORT \
+        AGORA_SMTP_PORT AGORA_SMTP_HTTP_PORT
+}
+
+# Stops them (scripts/lib/app.sh agora_provision_test_services starts them), in a
+# subshell so the caller keeps its own settings.
+agora_stop_test_services() (
+    agora_test_services_env && agora_load_env || exit 1
+    _agora_stop_smtp_sink
+    _agora_stop_redis
+    _agora_stop_postgres
+    _agora_stop_rabbitmq
+)
 
 # --------------------------------------------------------------------------
 # Internal helpers

@@ -21,6 +21,7 @@ import json
 import threading
 import urllib.request
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
@@ -29,7 +30,6 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import aiohttp
 import jwt
-import oidc_provider_mock
 import pytest
 import werkzeug.serving
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -42,6 +42,12 @@ from edge.oidc import FLOW_COOKIE
 from edge.sessions import ACCESS_COOKIE, CSRF_COOKIE, REFRESH_COOKIE
 from tests import support
 from tests.conftest import Stack, login, new_user
+
+with warnings.catch_warnings():
+    # The mock runs on Authlib APIs Authlib now deprecates (authlib.jose, its httpx
+    # integration), and Authlib forces its own warnings on: not ours to fix.
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import oidc_provider_mock
 
 PORT = support.HTTP_PORT + 14
 BASE = f"http://127.0.0.1:{PORT}"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator
@@ -360,12 +359,8 @@ async def test_the_owner_follows_status_changes_as_server_sent_events(
 async def partner_token(stack: Stack, http: aiohttp.ClientSession) -> AsyncIterator[str]:
     """A partner allowed to place orders for members, and its client-credentials token."""
     name = f"shop-{uuid.uuid4().hex[:8]}"
-    host = os.environ.get("AGORA_HOST", "127.0.0.1")
-    port = os.environ.get("AGORA_RABBITMQ_MANAGEMENT_PORT", "15672")
     done = agora_cli(
-        stack.env,
-        *("partners", "create", name, "--scopes", "orders:write,orders:read,orders:members", "--json"),
-        extra_env={"AGORA_RABBITMQ_MANAGEMENT_URL": f"http://agora:agora@{host}:{port}"},
+        stack.env, *("partners", "create", name, "--scopes", "orders:write,orders:read,orders:members", "--json")
     )
     assert done.returncode == 0, done.stderr
     partner = json.loads(done.stdout)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -47,16 +46,10 @@ def _basic(client_id: str, secret: str) -> dict[str, str]:
     return {"Authorization": f"Basic {base64.b64encode(pair).decode()}"}
 
 
-def _cli_env(stack: Stack) -> dict[str, str]:
-    host = os.environ.get("AGORA_HOST", "127.0.0.1")
-    port = os.environ.get("AGORA_RABBITMQ_MANAGEMENT_PORT", "15672")
-    return {**stack.env, "AGORA_RABBITMQ_MANAGEMENT_URL": f"http://agora:agora@{host}:{port}"}
-
-
 def _agora(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(support.ROOT / ".venv/bin/agora"), *args],
-        env=_cli_env(stack),
+        env=stack.env,
         cwd=support.ROOT,
         capture_output=True,
         text=True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import aiohttp
@@ -167,6 +168,19 @@ async def test_create_admin_promotes_an_existing_account(stack: Stack, http: aio
     result = agora_cli(stack.env, "users", "create-admin", "--email", user["email"], "--promote")
     assert result.returncode == 0 and "promoted" in result.stdout
     assert (await login(http, user["email"], user["password"]))["user"]["role"] == "admin"
+
+
+async def test_another_local_admin_email_on_the_same_data_gets_a_free_username(
+    stack: Stack, http: aiohttp.ClientSession
+) -> None:
+    # scripts/up run again with another AGORA_ADMIN_EMAIL whose local part names a taken
+    # username: that admin is created (as `name_2`), not refused half-way through start-up.
+    local, password = f"ops-{uuid.uuid4().hex[:8]}", "a long admin passphrase"
+    for domain, username in (("a.example", local), ("b.example", f"{local}_2")):
+        env = {"AGORA_ADMIN_EMAIL": f"{local}@{domain}", "AGORA_ADMIN_PASSWORD": password}
+        result = agora_cli(stack.env, "users", "create-admin", "--from-env", extra_env=env)
+        assert result.returncode == 0 and f"(username {username})" in result.stdout, result.stdout
+        assert (await login(http, f"{local}@{domain}", password))["user"]["role"] == "admin"
 
 
 async def test_the_local_admin_is_refused_in_production(stack: Stack) -> None:

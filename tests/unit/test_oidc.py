@@ -145,6 +145,18 @@ async def test_the_worker_checks_everything_but_the_nonce(fake: FakeProvider) ->
     assert claims.subject == "subject-1"
 
 
+async def test_a_token_without_kid_verifies_on_a_machine_booted_minutes_ago(
+    fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Authlib 1.9 signs ID tokens without `kid` (the key set has one key, so none is
+    # needed). The monotonic clock counts from boot: on a fresh machine (CI) it is small,
+    # and a key set stamped 0.0 "fetched at boot" looked fresh and was never fetched.
+    monkeypatch.setattr("agora.tokens.time.monotonic", lambda: 120.0)
+    claims = await _provider(fake).verify_id_token(_sign(_claims(), kid=None), nonce="the-nonce")
+    assert claims.subject == "subject-1"
+    assert fake.key_fetches == 1
+
+
 async def test_an_unknown_key_refetches_the_key_set_once(fake: FakeProvider) -> None:
     provider = _provider(fake)
     await provider.verify_id_token(_sign(_claims()))

@@ -1,5 +1,6 @@
 import asyncio
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -112,7 +113,7 @@ async def test_a_new_key_id_triggers_one_refetch(setup: tuple[Keys, Ed25519Priva
     assert keys.fetches == 1
     new = Ed25519PrivateKey.generate()
     keys.published.append(_jwk(new, "k2"))
-    verifier._keys._fetched_at = 0  # pretend the refetch interval has passed
+    verifier._keys._fetched_at = time.monotonic() - 6  # pretend the refetch interval has passed
     await verifier.verify(_token(new, "k2"))
     await verifier.verify(_token(key, "k1"))
     assert keys.fetches == 2
@@ -154,7 +155,7 @@ async def test_keys_are_refreshed_once_they_are_older_than_max_age(
     await verifier.verify(_token(key, "k1"))
     await verifier.verify(_token(key, "k1"))
     assert keys.fetches == 1
-    verifier._keys._fetched_at -= 61  # a minute later
+    verifier._keys._fetched_at = time.monotonic() - 61  # a minute later
     await verifier.verify(_token(key, "k1"))
     assert keys.fetches == 2
 
@@ -167,5 +168,5 @@ async def test_a_failed_refresh_keeps_the_known_keys(setup: tuple[Keys, Ed25519P
         raise ConnectionError("users service down")
 
     verifier._fetch = down
-    verifier._keys._fetched_at -= 61
+    verifier._keys._fetched_at = time.monotonic() - 61
     await verifier.verify(_token(key, "k1"))  # still verifies with what it knew

@@ -23,7 +23,7 @@ from contracts.users import USER_REGISTERED, USER_UPDATED, UserRegistered, UserU
 from db.engine import make_engine, make_sessionmaker
 from db.tables import users_outbox
 from workers.runtime import outbox
-from workers.users.model import User, normalize_email, password_problem
+from workers.users.model import User, normalize_email, password_problem, username_with_suffix
 from workers.users.repository import UserRepository
 
 
@@ -40,6 +40,7 @@ async def create_admin(
     that merely bears the intended admin's address is not proof it is theirs.
     """
     email = normalize_email(email)
+    chosen = username
     username = username or re.sub(r"[^A-Za-z0-9_.-]", "_", email.split("@")[0])[:32]
     cipher = FieldCipher.from_config(settings.data_keys, settings.data_key_id)
     engine = make_engine(settings.database_url, pool_size=1, application_name="agora-cli")
@@ -73,7 +74,11 @@ async def create_admin(
             if len(password) < 8:
                 raise BootstrapError("password must have at least 8 characters")
             if await repo.taken(username=username):
-                raise BootstrapError(f"username {username} is taken; pass --username")
+                if chosen:
+                    raise BootstrapError(f"username {username} is taken; pass another --username")
+                # Derived from the email (a second admin on a data directory that has
+                # `admin` already): the first free `admin_2`, `admin_3`, ...
+                username = await _free_username(repo, username)
             user = User(
                 user_id=uuid.uuid4(),
                 email=email,
@@ -101,6 +106,14 @@ async def create_admin(
             return f"admin {email} created (username {username})"
     finally:
         await engine.dispose()
+
+
+async def _free_username(repo: UserRepository, base: str) -> str:
+    for n in range(2, 100):
+        candidate = username_with_suffix(base, str(n))
+        if not await repo.taken(username=candidate):
+            return candidate
+    raise BootstrapError(f"username {base} and its numbered variants are taken; pass --username")
 
 
 async def _emit(session: AsyncSession, routing_key: str, body: dict[str, Any]) -> None:
