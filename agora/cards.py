@@ -3,8 +3,10 @@
 Clients pay with a PSP token (`tok_visa`); a body that holds anything shaped like a
 primary account number is refused (422 at the edge, dead-lettered on the broker) before
 it can reach a log line or a table. "Shaped like" is what card-data scanners use:
-13 to 19 digits, written together or in groups split by single spaces or dashes, that
-pass the Luhn check. Within a longer run of groups ("4111 1111 1111 1111 2030") every
+13 to 19 digits, written together or in groups split by up to three separators (spaces,
+non-breaking spaces, tabs, newlines, dashes, dots, slashes, underscores), that pass the
+Luhn check; one number with a decimal point (`813891503150.09`) is an amount, not a
+card. Within a longer run of groups ("4111 1111 1111 1111 2030") every
 window of whole groups is tried. Not flagged: digit runs led by `+` (E.164 phone
 numbers) or touching a letter (inside a hex digest or base64 secret; `tok_4111...` is
 still caught), UUIDs, and anything with fewer than 13 or, written together, more than 19
@@ -21,8 +23,11 @@ from typing import Any
 MIN_DIGITS = 13
 MAX_DIGITS = 19
 
+# What people put between the groups of a card number: `4111 1111`, `4111-1111`,
+# `4111.1111`, `4111/1111`, `4111_1111`, a non-breaking or doubled space, a line break.
+_SEPARATOR = r"[\s\u00a0\u2007\u202f._/-]{1,3}"
 # A run of digit groups; `\+?` lets a phone number's leading plus be seen and skipped.
-_RUN = re.compile(r"\+?\d+(?:[ -]\d+)*")
+_RUN = re.compile(rf"\+?\d+(?:{_SEPARATOR}\d+)*")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 # JSON nesting deeper than this is refused by the caller's parser long before.
 _MAX_DEPTH = 64
@@ -49,7 +54,9 @@ def _candidates(text: str) -> Iterator[str]:
         # Digits inside a word are part of something else (a hex digest, a base64 secret).
         if _letter_at(text, run.start() - 1) or _letter_at(text, run.end()):
             continue
-        groups = re.split(r"[ -]", run.group())
+        groups = re.split(_SEPARATOR, run.group())
+        if len(groups) == 2 and run.group()[len(groups[0])] == ".":
+            continue  # a decimal number (a price, an amount), not two groups of a card number
         if len(groups) == 1:
             if MIN_DIGITS <= len(groups[0]) <= MAX_DIGITS:
                 yield groups[0]

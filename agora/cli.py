@@ -4,7 +4,10 @@ agora db upgrade                      apply migrations
 agora worker NAME [--workers N]       run a worker pool (competing consumers)
 agora workers                         list the workers and their health ports
 agora edge                            run the HTTP edge
+agora launch PROCESS [ARGS]           run the edge or a worker as its own broker user, with only its secrets
+agora broker setup                    create every process's broker user and permissions, bound the DLQs
 agora keys rotate                     add a token-signing key; older keys keep verifying
+agora keys retire KID                 retire an old signing key once its tokens have expired
 agora keys rotate-data                re-encrypt personal data under the current data key
 agora users create-admin --email E    create the first admin (or promote an account)
 agora partners create NAME --scopes a,b   a partner's OAuth client and RabbitMQ user (secrets shown once)
@@ -82,6 +85,49 @@ def _edge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _launch(args: argparse.Namespace) -> int:
+    """Exec `agora edge` or `agora worker NAME ARGS` with the environment agora/broker_users.py
+    gives that process: its own broker identity, none of the other processes' secrets."""
+    from agora.broker_users import BrokerSetupError, process_env
+
+    try:
+        env = process_env(args.process, os.environ)
+    except BrokerSetupError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 2
+    command = ["edge"] if args.process == "edge" else ["worker", args.process, *args.args]
+    agora = str(Path(sys.executable).with_name("agora"))
+    os.execve(agora, [agora, *command], env)
+
+
+def _broker_setup(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from agora.broker_users import PROCESSES, BrokerSetupError, password_variable, set_up, vhost_of
+
+    settings = get_settings()
+    missing = [password_variable(p) for p in PROCESSES if not os.environ.get(password_variable(p))]
+    if missing:
+        print(f"refused: set {', '.join(missing)} (scripts/up writes them to .run/agora.env)", file=sys.stderr)
+        return 2
+    passwords = {p: os.environ[password_variable(p)] for p in PROCESSES}
+    vhost = vhost_of(settings.amqp_url)
+    try:
+        asyncio.run(
+            set_up(
+                settings.rabbitmq_management_url,
+                vhost,
+                passwords,
+                dead_letter_max_length=settings.dead_letter_max_length,
+            )
+        )
+    except BrokerSetupError as exc:
+        print(f"failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"broker users of {', '.join(PROCESSES)} set up in vhost {vhost!r}")
+    return 0
+
+
 def _keys_rotate(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -90,6 +136,20 @@ def _keys_rotate(args: argparse.Namespace) -> int:
     kid = asyncio.run(rotate_signing_key(get_settings()))
     delay = get_settings().signing_key_activation_seconds
     print(f"new signing key {kid}: published now, signs new tokens in {delay:.0f} s; older keys keep verifying")
+    return 0
+
+
+def _keys_retire(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from workers.users.keys import RetireRefused, retire_signing_key
+
+    try:
+        asyncio.run(retire_signing_key(get_settings(), args.kid))
+    except RetireRefused as exc:
+        print(f"refused: {exc}")
+        return 2
+    print(f"signing key {args.kid} retired: it leaves the JWKS, and verifiers stop accepting it at their next refresh")
     return 0
 
 
@@ -256,8 +316,19 @@ def main(argv: list[str] | None = None) -> int:
     workers.set_defaults(func=_list_workers)
 
     sub.add_parser("edge", help="run the HTTP edge").set_defaults(func=_edge)
+    launch = sub.add_parser("launch", help="run the edge or a worker as its own broker user, with only its secrets")
+    launch.add_argument("process", choices=("edge", *SERVICES))
+    launch.add_argument("args", nargs=argparse.REMAINDER, help="for a worker: agora worker's options")
+    launch.set_defaults(func=_launch)
+    broker = sub.add_parser("broker", help="broker identities").add_subparsers(dest="broker_command", required=True)
+    broker.add_parser(
+        "setup", help="create every process's broker user and permissions (AGORA_BROKER_PASSWORD_*), bound the DLQs"
+    ).set_defaults(func=_broker_setup)
     keys = sub.add_parser("keys", help="token-signing keys").add_subparsers(dest="keys_command", required=True)
     keys.add_parser("rotate", help="add a new signing key (old ones keep verifying)").set_defaults(func=_keys_rotate)
+    retire = keys.add_parser("retire", help="retire an old signing key (once no token it signed is still valid)")
+    retire.add_argument("kid")
+    retire.set_defaults(func=_keys_retire)
     keys.add_parser(
         "rotate-data", help="re-encrypt personal data under AGORA_DATA_KEY_ID (then older data keys can go)"
     ).set_defaults(func=_keys_rotate_data)

@@ -30,15 +30,20 @@ import aiohttp
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, HeadersType
 from aio_pika.exceptions import ChannelClosed
 
+from agora.redaction import REDACTED, SECRET_HEADERS, redact_body, secrets_of
 from agora.settings import Settings
-from contracts.topology import RETRY_EXCHANGE
+from contracts.topology import (
+    DEAD_LETTER_REASON_HEADER,
+    DEAD_LETTERED_AT_HEADER,
+    ORIGINAL_EXCHANGE_HEADER,
+    ORIGINAL_ROUTING_KEY_HEADER,
+    RETRY_EXCHANGE,
+)
 
 log = logging.getLogger("agora.dead_letters")
 
 DLQ_SUFFIX = ".dlq"
 BODY_LIMIT = 10 * 1024
-REDACTED = "[redacted]"
-_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 _TIMEOUT = aiohttp.ClientTimeout(total=15)
 # The header a replayed message carries: how many times an operator replayed it.
 REPLAYS_HEADER = "agora-replays"
@@ -142,7 +147,7 @@ class DeadLetters:
         shown: list[DeadLetter] = []
         async with self._holding(queue) as (_, messages):
             async for message in messages:
-                shown.append(describe(message))
+                shown.append(describe(message, queue))
                 if len(shown) >= limit:
                     break
         return shown
@@ -210,27 +215,36 @@ class DeadLetters:
             await connection.close()
 
 
-def describe(message: AbstractIncomingMessage) -> DeadLetter:
+def describe(message: AbstractIncomingMessage, queue: str) -> DeadLetter:
+    """A dead letter as people may see it: secrets, tokens and card numbers redacted
+    (agora/redaction.py), whatever the message itself still holds."""
     headers = dict(message.headers or {})
     deaths = headers.get("x-death")
     first: dict[str, Any] = deaths[-1] if isinstance(deaths, list) and deaths and isinstance(deaths[-1], dict) else {}
     routing_keys = first.get("routing-keys")
     routing_key = routing_keys[0] if isinstance(routing_keys, list) and routing_keys else None
     at = first.get("time")
+    when = at.astimezone(UTC).isoformat() if isinstance(at, datetime) else _text(headers.get(DEAD_LETTERED_AT_HEADER))
     return DeadLetter(
         id=message.message_id,
-        exchange=_text(headers.get("x-first-death-exchange") or first.get("exchange")),
-        routing_key=_text(routing_key),
+        # The broker's x-death, or what the runtime wrote on a redacted copy it made.
+        exchange=_text(
+            headers.get("x-first-death-exchange") or first.get("exchange") or headers.get(ORIGINAL_EXCHANGE_HEADER)
+        ),
+        routing_key=_text(routing_key or headers.get(ORIGINAL_ROUTING_KEY_HEADER)),
         reason=_reason(headers, first),
-        dead_lettered_at=at.astimezone(UTC).isoformat() if isinstance(at, datetime) else None,
+        dead_lettered_at=when,
         headers=_redacted(headers),
-        body=(message.body[:BODY_LIMIT]).decode("utf-8", errors="replace"),
+        body=(redact_body(message.body, secrets_of(queue))[:BODY_LIMIT]).decode("utf-8", errors="replace"),
     )
 
 
 def _reason(headers: dict[str, Any], first: dict[str, Any]) -> str | None:
     """The broker's reason; `rejected` is the runtime refusing bad input (logged with the
     message id and its own reason), `delivery_limit` a handler that kept failing."""
+    own = headers.get(DEAD_LETTER_REASON_HEADER)  # the runtime's redacted copy
+    if own is not None:
+        return f"{_text(own)} (redacted)"
     reason = _text(headers.get("x-first-death-reason") or first.get("reason"))
     if reason == "rejected" and headers.get("agora-retries"):
         return f"rejected (gave up after {headers['agora-retries']} retries)"
@@ -244,7 +258,7 @@ def _text(value: Any) -> str | None:
 
 
 def _redacted(value: Any, key: str = "") -> Any:
-    if key.lower() in _SECRET_HEADERS:
+    if key.lower() in SECRET_HEADERS:
         return REDACTED
     if isinstance(value, dict):
         return {str(k): _redacted(v, str(k)) for k, v in value.items()}
@@ -261,7 +275,15 @@ def _redacted(value: Any, key: str = "") -> Any:
 
 def _replay_copy(message: AbstractIncomingMessage) -> aio_pika.Message:
     # x-death, x-first-death-*, x-delivery-count describe the last trip; a fresh one starts.
-    headers: HeadersType = {k: v for k, v in (message.headers or {}).items() if not k.startswith("x-")}
+    # So do the runtime's notes on a redacted copy (reason, original exchange and key).
+    dropped = (
+        "x-",
+        DEAD_LETTER_REASON_HEADER,
+        DEAD_LETTERED_AT_HEADER,
+        ORIGINAL_EXCHANGE_HEADER,
+        ORIGINAL_ROUTING_KEY_HEADER,
+    )
+    headers: HeadersType = {k: v for k, v in (message.headers or {}).items() if not k.startswith(dropped)}
     headers[REPLAYS_HEADER] = int(str(headers.get(REPLAYS_HEADER) or 0)) + 1
     return aio_pika.Message(
         message.body,

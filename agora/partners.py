@@ -31,9 +31,12 @@ from sqlalchemy.exc import IntegrityError
 from agora.settings import Settings
 from contracts.partners import partner_scopes, topic_write_pattern
 from contracts.topology import COMMANDS_EXCHANGE
+from contracts.users import TOKENS_REVOKED, TokensRevoked
 from db.engine import make_engine, make_sessionmaker
 from db.tables import audit_log, clients
 from workers.users.clients import hash_client_secret, new_client_secret
+from workers.users.model import revocation_window
+from workers.users.repository import emit_outside_a_delivery, remember_revocation
 
 # Lower-case letters, digits and dashes: it becomes part of a RabbitMQ user name.
 _NAME = re.compile(r"[a-z0-9][a-z0-9-]{1,39}")
@@ -211,7 +214,7 @@ async def list_clients(settings: Settings) -> list[dict[str, Any]]:
 
 
 async def disable_partner(settings: Settings, name: str) -> None:
-    """No new tokens and no broker access from now on; tokens already issued live out their 15 minutes."""
+    """No new tokens and no broker access from now on; the tokens it holds are void at once."""
     engine = make_engine(settings.database_url, pool_size=1, application_name="agora-partners")
     try:
         async with make_sessionmaker(engine).begin() as session:
@@ -224,6 +227,9 @@ async def disable_partner(settings: Settings, name: str) -> None:
             if found is None:
                 raise PartnerError(f"no partner named {name!r}")
             await session.execute(_operator_audit("partner.disable", str(found), {"name": name}))
+            revoked = TokensRevoked(user_id=found, not_before=datetime.now(UTC), reason="disabled")
+            await remember_revocation(session, revoked, keep_for=revocation_window(settings.access_token_ttl_seconds))
+            await emit_outside_a_delivery(session, TOKENS_REVOKED, revoked)
             async with RabbitAdmin(settings.rabbitmq_management_url, vhost_of(settings.amqp_url)) as rabbit:
                 await rabbit.delete_user(amqp_username(name))
     finally:

@@ -8,6 +8,7 @@ defaults and generated secrets to `.run/agora.env`; the real environment wins.
 from __future__ import annotations
 
 import json
+import os
 from functools import lru_cache
 from ipaddress import ip_address
 from typing import Annotated, Literal
@@ -94,6 +95,10 @@ class Settings(BaseSettings):
     env: Literal["development", "test", "production"] = "development"
     host: str = "127.0.0.1"
     http_port: int = 8080
+    # The edge's /metrics (and /healthz, /readyz) for Prometheus, on a port of its own
+    # that is not published with the API. 0: AGORA_WORKER_HTTP_PORT_BASE (the workers
+    # take base + 1 onwards).
+    edge_metrics_port: int = 0
     worker_http_port_base: int = 8100
 
     amqp_url: str = "amqp://agora:agora@127.0.0.1:5672/"
@@ -144,6 +149,14 @@ class Settings(BaseSettings):
     # With the backoff below, 20 deliveries span about four minutes: enough to ride
     # out a database restart before a message is dead-lettered.
     delivery_limit: int = Field(default=20, ge=1)
+    # The most dead letters one dead-letter queue keeps; past it the oldest are dropped
+    # (a policy that `agora broker setup` sets; docs/operations.md).
+    dead_letter_max_length: int = Field(default=10_000, ge=1)
+    # How often each worker reports its dead-letter queues' depth (a gauge to alert on).
+    dead_letter_scan_seconds: float = Field(default=30.0, gt=0)
+    # The longest a handler may run (its transaction included) before it is given up
+    # and counted as an unexpected failure: longer than a payment provider's timeout.
+    handler_timeout_seconds: float = Field(default=30.0, gt=0)
     retry_backoff_cap_seconds: float = 10.0
     graceful_timeout_seconds: float = 15.0
     outbox_poll_seconds: float = 1.0
@@ -222,4 +235,8 @@ def worker_port(settings: Settings, service: str) -> int:
 
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    # AGORA_ENV_FILE names the settings file (default .run/agora.env, which scripts/up
+    # writes); empty, none is read: processes started by `agora launch` get exactly the
+    # environment agora/broker_users.py gives them, and no other process's secrets.
+    env_file = os.environ.get("AGORA_ENV_FILE", ".run/agora.env") or None
+    return Settings(_env_file=env_file)

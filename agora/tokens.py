@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 import jwt
@@ -36,6 +36,8 @@ class Actor:
     role: str
     scopes: frozenset[str] = field(default_factory=frozenset)
     token: str = field(default="", repr=False)
+    issued_at: float = 0.0  # `iat`, seconds since 1970 (with milliseconds)
+    session_id: UUID | None = None  # `sid`: the session (refresh-token family) of a person's token
 
 
 JwksFetcher = Callable[[], Awaitable[dict[str, Any]]]
@@ -95,13 +97,30 @@ class KeySet:
         self._keys = {str(k.get("kid", "")): k for k in keys if isinstance(k, dict) and k.get("use", "sig") == "sig"}
 
 
+class Revocations(Protocol):
+    """What a verifier asks of agora/revocations.py's list (kept apart: no broker here)."""
+
+    async def ready(self) -> None: ...
+
+    def voids(self, actor: Actor) -> bool: ...
+
+
 class TokenVerifier:
-    def __init__(self, fetch_jwks: JwksFetcher, *, issuer: str, audience: str, max_age: float = 60.0) -> None:
+    def __init__(
+        self,
+        fetch_jwks: JwksFetcher,
+        *,
+        issuer: str,
+        audience: str,
+        max_age: float = 60.0,
+        revocations: Revocations | None = None,
+    ) -> None:
         self._keys = KeySet(fetch_jwks, max_age=max_age, label="token-signing")
         # Parsed keys, reused while the key set holds the same JWK (parsing costs more than verifying).
         self._parsed: dict[str, tuple[dict[str, Any], jwt.PyJWK]] = {}
         self._issuer = issuer
         self._audience = audience
+        self.revocations = revocations
 
     async def verify(self, token: str) -> Actor:
         try:
@@ -121,14 +140,22 @@ class TokenVerifier:
                 leeway=LEEWAY_SECONDS,
                 options={"require": ["exp", "iat", "sub", "iss", "aud"]},
             )
-            return Actor(
+            sid = claims.get("sid")
+            actor = Actor(
                 user_id=UUID(claims["sub"]),
                 role=str(claims.get("role", "member")),
                 scopes=frozenset(str(claims.get("scope", "")).split()),
                 token=token,
+                issued_at=float(claims["iat"]),
+                session_id=UUID(sid) if isinstance(sid, str) else None,
             )
-        except (jwt.PyJWTError, ValueError) as exc:
+        except (jwt.PyJWTError, ValueError, TypeError) as exc:
             raise InvalidToken(str(exc)) from exc
+        if self.revocations is not None:
+            await self.revocations.ready()
+            if self.revocations.voids(actor):
+                raise InvalidToken("token revoked")
+        return actor
 
     async def _key(self, kid: str) -> jwt.PyJWK:
         jwk = (await self._keys.current(kid)).get(kid)

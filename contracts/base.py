@@ -1,4 +1,8 @@
-from pydantic import BaseModel, ConfigDict
+import re
+from datetime import date
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 
 class Contract(BaseModel):
@@ -9,3 +13,41 @@ class Contract(BaseModel):
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# A field that holds a credential (a password, a refresh token, a client secret, an ID
+# token): `Annotated[str, ..., SECRET]`. It is never kept in a dead letter and never
+# shown by the dead-letter tools (agora/redaction.py); the API documents mark it too.
+SECRET_MARK = "x-agora-secret"
+SECRET = Field(json_schema_extra={SECRET_MARK: True})
+
+
+def secret_fields(model: type[BaseModel]) -> frozenset[str]:
+    """The names of a contract's secret fields (top level: no contract nests one)."""
+    return frozenset(
+        name
+        for name, info in model.model_fields.items()
+        if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get(SECRET_MARK)
+    )
+
+
+def _iso_date(value: object) -> object:
+    if isinstance(value, str) and not _ISO_DATE.fullmatch(value):
+        raise ValueError("must be a date written YYYY-MM-DD")
+    return value
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# A calendar day as the documents write it (YYYY-MM-DD): left to itself pydantic also
+# reads "0" or a Unix time as a date, which no client means.
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+def _whole_number(value: object) -> object:
+    if isinstance(value, bool | str):
+        raise ValueError("must be a whole number")
+    return value
+
+
+# A whole number in a JSON body, as JSON Schema's `integer` says: 5 or 5.0, but not `true`
+# (pydantic would read it as 1) nor "5". Last in an `Annotated`, after the bounds
+# (`Annotated[int, Field(ge=1), WHOLE]`), so the documents keep `minimum` and `maximum`.
+WHOLE = BeforeValidator(_whole_number)

@@ -18,13 +18,13 @@ from uuid import UUID
 
 from pydantic import Field
 
-from contracts.base import Contract
+from contracts.base import WHOLE, Contract
 from contracts.topology import CommandSpec
 
 # Per product per cart: a shop's cart, not a wholesale order.
 MAX_QUANTITY = 99
 
-Quantity = Annotated[int, Field(ge=1, le=MAX_QUANTITY, description=f"1 to {MAX_QUANTITY}")]
+Quantity = Annotated[int, Field(ge=1, le=MAX_QUANTITY, description=f"1 to {MAX_QUANTITY}"), WHOLE]
 GuestCartId = Annotated[
     UUID | None,
     Field(description="A guest's cart (from the edge); not consulted when the command has an actor"),

@@ -9,14 +9,16 @@ in events (`price_minor`); `contracts/money.py` converts between the two.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, Field, StringConstraints, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, ValidationInfo, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
-from contracts.base import Contract
-from contracts.money import CURRENCIES, MoneyError, to_decimal, to_minor
+from contracts.base import WHOLE, Contract
+from contracts.money import CurrencyCode, MoneyError, to_decimal, to_minor
 from contracts.topology import CommandSpec, EventSpec
 
 
@@ -32,9 +34,19 @@ def _text(value: str) -> str:
     return value
 
 
-def _currency(value: str) -> str:
-    if value not in CURRENCIES:
-        raise ValueError(f"must be one of {', '.join(sorted(CURRENCIES))}")
+# A search is at most this many words (operators and phrases included).
+MAX_SEARCH_WORDS = 16
+_PUNCTUATION_RUN = re.compile(r"([^\w\s])[^\w\s]+")
+
+
+def _search(value: str) -> str:
+    """Bound what reaches `websearch_to_tsquery`: PostgreSQL fails ("tsquery stack too
+    small") past about 32 operators in a row, and every `-` is one. Each run of
+    punctuation keeps its first character (`---a` is `-a`, `a-!-!-b` is `a-b`) and there
+    are at most MAX_SEARCH_WORDS words, so no query can nest deeper than that."""
+    value = _PUNCTUATION_RUN.sub(r"\1", _text(value))
+    if len(value.split()) > MAX_SEARCH_WORDS:
+        raise ValueError(f"at most {MAX_SEARCH_WORDS} words")
     return value
 
 
@@ -51,29 +63,26 @@ Slug = Annotated[
     StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$"),
     Field(description="Lowercase letters, digits and single hyphens, e.g. `audio-headphones`"),
 ]
+# `\S`: not blank (the value is stripped; a name of only spaces would be empty).
 ProductName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_text)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"\S"), AfterValidator(_text)
 ]
 Description = Annotated[str, StringConstraints(max_length=5000), AfterValidator(_text)]
 ImageUrl = Annotated[
     str, StringConstraints(max_length=2048, pattern=r"^https?://[^\s/?#]+[^\s]*$"), AfterValidator(_text)
 ]
-CurrencyCode = Annotated[
-    str,
-    StringConstraints(pattern=r"^[A-Z]{3}$"),
-    AfterValidator(_currency),
-    Field(description=f"ISO 4217 code; accepted: {', '.join(sorted(CURRENCIES))}"),
-]
+# Up to 12 digits and 3 decimals; how many decimals a price may have is its currency's.
+_AMOUNT = r"^\d{1,12}(?:\.\d{1,3})?$"
 Price = Annotated[
     str,
-    StringConstraints(max_length=32),
+    StringConstraints(max_length=32, pattern=_AMOUNT),
     Field(description='A decimal string in the currency\'s major unit, e.g. `"19.99"`', examples=["19.99"]),
 ]
-PriceBound = Annotated[str, StringConstraints(max_length=32), AfterValidator(_amount)]
+PriceBound = Annotated[str, StringConstraints(max_length=32, pattern=_AMOUNT), AfterValidator(_amount)]
 CategoryName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), AfterValidator(_text)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"\S"), AfterValidator(_text)
 ]
-SearchText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), AfterValidator(_text)]
+SearchText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), AfterValidator(_search)]
 Sort = Literal["relevance", "price_asc", "price_desc", "newest"]
 
 
@@ -95,7 +104,9 @@ class CreateProduct(Contract):
     price: Price
     category: Slug
     image_url: ImageUrl | None = None
-    stock: int = Field(default=0, ge=0, le=1_000_000, description="Initial stock, handed to the inventory service")
+    stock: Annotated[int, Field(ge=0, le=1_000_000), WHOLE] = Field(
+        default=0, description="Initial stock, handed to the inventory service"
+    )
 
     _price = field_validator("price")(_price_in)
 
@@ -108,11 +119,12 @@ class UpdateProduct(Contract):
     """
 
     product_id: UUID
-    name: ProductName | None = None
-    description: Description | None = None
-    currency: CurrencyCode | None = None
-    price: Price | None = None
-    category: Slug | None = None
+    # `| SkipJsonSchema[None]`: absent is allowed, null is not (the documents say so too).
+    name: ProductName | SkipJsonSchema[None] = None
+    description: Description | SkipJsonSchema[None] = None
+    currency: CurrencyCode | SkipJsonSchema[None] = None
+    price: Price | SkipJsonSchema[None] = None
+    category: Slug | SkipJsonSchema[None] = None
     image_url: ImageUrl | None = None
 
     @field_validator("name", "description", "currency", "price", "category")
@@ -155,14 +167,6 @@ class SearchProducts(Contract):
         default=None, description="`next_cursor` of the previous page (same query and sort)"
     )
 
-    @model_validator(mode="before")
-    @classmethod
-    def _empty_is_absent(cls, data: Any) -> Any:
-        # `?q=&category=` from a form: an empty parameter means no filter.
-        if isinstance(data, dict):
-            return {k: v for k, v in data.items() if v != ""}
-        return data
-
 
 class ProductView(Contract):
     product_id: UUID
@@ -196,7 +200,7 @@ class UpdateCategory(Contract):
     """Rename or move a category (its subtree moves with it). `parent: null` makes it top-level."""
 
     slug: Slug
-    name: CategoryName | None = None
+    name: CategoryName | SkipJsonSchema[None] = None
     parent: Slug | None = None
 
     @field_validator("name")

@@ -48,11 +48,22 @@ class Reply(Contract):
 
 
 def field_errors(exc: ValidationError) -> tuple[FieldError, ...]:
-    """Turn a pydantic error into field paths a client can show next to inputs."""
-    return tuple(
-        FieldError(
-            field=".".join(str(p) for p in err["loc"]) or "body",
-            message=err["msg"],
-        )
-        for err in exc.errors(include_url=False, include_input=False)
-    )
+    """Turn a pydantic error into field paths a client can show next to inputs.
+
+    A field typed `X | None` fails once per branch of the union, under locations such as
+    `name.constrained-str` and `name.none`: the path keeps the field names and list
+    positions only, and the "should be None" branch is dropped when the other says more.
+    """
+    found: list[FieldError] = []
+    for err in exc.errors(include_url=False, include_input=False):
+        if err["type"] == "none_required" and len(exc.errors()) > 1:
+            continue
+        path = [str(p) for p in err["loc"] if isinstance(p, int) or (str(p).isidentifier() and p not in _BRANCHES)]
+        error = FieldError(field=".".join(path) or "body", message=err["msg"])
+        if error not in found:
+            found.append(error)
+    return tuple(found)
+
+
+# The names pydantic gives a union's branches in an error's location.
+_BRANCHES = frozenset({"none", "int", "str", "float", "bool", "list", "dict", "tuple", "is-instance", "lax-or-strict"})

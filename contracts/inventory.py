@@ -14,9 +14,10 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
-from contracts.base import Contract
+from contracts.base import WHOLE, Contract
 from contracts.topology import CommandSpec, EventSpec
 
 # Large enough for any warehouse, small enough that sums stay far from int32 overflow.
@@ -42,15 +43,35 @@ class SetStock(Contract):
     """`stock` sets what is available; `delta` adjusts it (with a `reason`); either may
     come with `low_stock_threshold`, which may also be sent alone."""
 
+    # Absent, not null (`| SkipJsonSchema[None]`); which combinations are allowed is in
+    # the documents too (`json_schema_extra`), so a client can check before it sends.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [{"required": ["stock"]}, {"required": ["delta"]}, {"required": ["low_stock_threshold"]}],
+            "not": {"required": ["stock", "delta"]},
+        }
+    )
+
     product_id: UUID
-    stock: int | None = Field(default=None, ge=0, le=MAX_STOCK, description="Set the stock available to sell")
-    delta: int | None = Field(
-        default=None, ge=-MAX_STOCK, le=MAX_STOCK, description="Add to (or, negative, take from) the stock"
+    stock: Annotated[int, Field(ge=0, le=MAX_STOCK), WHOLE] | SkipJsonSchema[None] = Field(
+        default=None, description="Set the stock available to sell"
     )
-    reason: Reason | None = Field(default=None, description="Why, for the stock-movement ledger")
-    low_stock_threshold: int | None = Field(
-        default=None, ge=0, le=MAX_STOCK, description="`inventory.low_stock.v1` fires when stock falls to this or below"
+    delta: Annotated[int, Field(ge=-MAX_STOCK, le=MAX_STOCK), WHOLE] | SkipJsonSchema[None] = Field(
+        default=None,
+        description="Add to (or, negative, take from) the stock; not 0",
+        json_schema_extra={"not": {"const": 0}},
     )
+    reason: Reason | SkipJsonSchema[None] = Field(default=None, description="Why, for the stock-movement ledger")
+    low_stock_threshold: Annotated[int, Field(ge=0, le=MAX_STOCK), WHOLE] | SkipJsonSchema[None] = Field(
+        default=None, description="`inventory.low_stock.v1` fires when stock falls to this or below"
+    )
+
+    @field_validator("stock", "delta", "reason", "low_stock_threshold", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:  # only an explicit null reaches here: defaults are not validated
+            raise ValueError("must not be null (leave it out)")
+        return value
 
     @model_validator(mode="after")
     def _one_change(self) -> SetStock:

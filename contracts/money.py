@@ -11,6 +11,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
 
 
 @dataclass(frozen=True)
@@ -86,3 +89,18 @@ def to_decimal(amount: str) -> Decimal:
     if _DECIMAL.fullmatch(amount) is None:
         raise MoneyError('must be a decimal string such as "19.99"')
     return Decimal(amount)
+
+
+def _accepted(code: str) -> str:
+    if code not in CURRENCIES:
+        raise ValueError(f"must be one of {', '.join(sorted(CURRENCIES))}")
+    return code
+
+
+# A currency Agora accepts: an enum in the documents, so a client (and schemathesis)
+# knows the list without reading a description.
+CurrencyCode = Annotated[
+    str,
+    AfterValidator(_accepted),
+    Field(description="ISO 4217 code of a currency Agora accepts", json_schema_extra={"enum": sorted(CURRENCIES)}),
+]

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from contracts.base import Contract
 from contracts.privacy import export_spec
@@ -45,10 +45,11 @@ MAX_BODY = 20_000
 class NotificationPreferences(Contract):
     """A user's choices. Email for orders and security is always on (transactional)."""
 
-    sms_orders: bool = Field(default=False, description="Order updates by SMS too (needs a phone number)")
-    sms_security: bool = Field(default=False, description="Security notices by SMS too")
-    marketing_email: bool = Field(default=False, description="News and offers by email")
-    marketing_sms: bool = Field(default=False, description="News and offers by SMS")
+    # StrictBool: `true`/`false`, not 0, 1 or "yes", as the documents say.
+    sms_orders: StrictBool = Field(default=False, description="Order updates by SMS too (needs a phone number)")
+    sms_security: StrictBool = Field(default=False, description="Security notices by SMS too")
+    marketing_email: StrictBool = Field(default=False, description="News and offers by email")
+    marketing_sms: StrictBool = Field(default=False, description="News and offers by SMS")
 
 
 class GetNotificationPreferences(Contract):

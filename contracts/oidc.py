@@ -13,7 +13,7 @@ from uuid import UUID
 
 from pydantic import Field, StringConstraints
 
-from contracts.base import Contract
+from contracts.base import SECRET, Contract
 from contracts.topology import CommandSpec, EventSpec
 from contracts.users import ClientFingerprint, LoginResult
 
@@ -22,7 +22,7 @@ ProviderName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,
 
 class OidcSignIn(Contract):
     provider: ProviderName = Field(description="A provider name from AGORA_OIDC_PROVIDERS")
-    id_token: Annotated[str, StringConstraints(min_length=1, max_length=16_384)] = Field(
+    id_token: Annotated[str, StringConstraints(min_length=1, max_length=16_384), SECRET] = Field(
         description="The provider's ID token, as its token endpoint returned it"
     )
     client_fingerprint: ClientFingerprint | None = Field(

@@ -14,7 +14,8 @@ from pydantic import Field, StringConstraints
 from contracts.base import Contract
 from contracts.orders import DaySales
 
-MessageId = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+# Ids a body can hold in full within AGORA_MAX_BODY_BYTES (64 KiB): 100 of 128 characters.
+MessageId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 
 class DeadLetterQueueView(Contract):
@@ -57,7 +58,7 @@ class DeadLetterQueuePath(Contract):
 
 class DeadLetterSelection(Contract):
     ids: tuple[MessageId, ...] | None = Field(
-        default=None, max_length=1000, description="Message ids; all messages of the queue when left out"
+        default=None, max_length=100, description="Message ids; all messages of the queue when left out"
     )
 
 

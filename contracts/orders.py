@@ -15,10 +15,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal, Self
 from uuid import UUID
 
-from pydantic import ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, StringConstraints, model_validator
 
-from contracts.base import Contract
+from contracts.base import WHOLE, Contract, IsoDate
 from contracts.inventory import MAX_QUANTITY
+from contracts.money import CurrencyCode
 from contracts.payments import PaymentToken
 from contracts.privacy import export_spec
 from contracts.topology import CommandSpec, EventSpec
@@ -34,13 +35,28 @@ RequestHash = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 class OrderItem(Contract):
     product_id: UUID
-    quantity: int = Field(ge=1, le=MAX_QUANTITY)
+    quantity: Annotated[int, Field(ge=1, le=MAX_QUANTITY), WHOLE]
+
+
+def _bounded_lines(items: tuple[OrderItem, ...] | None) -> tuple[OrderItem, ...] | None:
+    """A product on several lines is reserved as one: its lines summed must be within
+    MAX_QUANTITY too, or the reservation the saga sends would be invalid (checked here,
+    before anything is reserved, rather than fail inside the handler)."""
+    totals: dict[UUID, int] = {}
+    for item in items or ():
+        totals[item.product_id] = totals.get(item.product_id, 0) + item.quantity
+        if totals[item.product_id] > MAX_QUANTITY:
+            raise ValueError(f"product {item.product_id}: at most {MAX_QUANTITY} in all of an order's lines")
+    return items
+
+
+OrderItems = Annotated[tuple[OrderItem, ...], AfterValidator(_bounded_lines)]
 
 
 class PlaceOrderBody(Contract):
     """`POST /api/orders`: without `items`, the caller's cart is ordered."""
 
-    items: tuple[OrderItem, ...] | None = Field(
+    items: OrderItems | None = Field(
         default=None,
         min_length=1,
         max_length=MAX_LINES,
@@ -55,7 +71,7 @@ class PlaceOrder(Contract):
     order, with another body it is refused (`validation_failed`)."""
 
     order_id: UUID = Field(description="Chosen by the client (partners) or derived from the Idempotency-Key (edge)")
-    items: tuple[OrderItem, ...] | None = Field(
+    items: OrderItems | None = Field(
         default=None,
         min_length=1,
         max_length=MAX_LINES,
@@ -163,10 +179,10 @@ class SalesReportQuery(Contract):
 
     model_config = ConfigDict(frozen=True, extra="forbid", validate_by_name=True, validate_by_alias=True)
 
-    start: date = Field(alias="from", description="First day, UTC (YYYY-MM-DD); by default 29 days before `to`")
-    end: date = Field(alias="to", description="Last day, UTC, included (YYYY-MM-DD); by default today")
+    start: IsoDate = Field(alias="from", description="First day, UTC (YYYY-MM-DD); by default 29 days before `to`")
+    end: IsoDate = Field(alias="to", description="Last day, UTC, included (YYYY-MM-DD); by default today")
     granularity: Granularity = "day"
-    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = Field(
+    currency: CurrencyCode | None = Field(
         default=None, description="Sales in this currency; by default the currency most of the seller's sales use"
     )
     format: Literal["json", "csv"] = Field(default="json", description="`csv` (or `Accept: text/csv`) for a download")
@@ -243,8 +259,8 @@ class ListOrders(Contract):
     """All orders (admins), newest first; also the query string of `GET /api/admin/orders`."""
 
     status: OrderStatus | None = None
-    start: date | None = Field(default=None, alias="from", description="Placed on or after this day (UTC)")
-    end: date | None = Field(default=None, alias="to", description="Placed on or before this day (UTC)")
+    start: IsoDate | None = Field(default=None, alias="from", description="Placed on or after this day (UTC)")
+    end: IsoDate | None = Field(default=None, alias="to", description="Placed on or before this day (UTC)")
     limit: int = Field(default=20, ge=1, le=100)
     cursor: Annotated[str, StringConstraints(max_length=512)] | None = None
 
@@ -255,7 +271,7 @@ class ListOrders(Contract):
 
 class SalesOverview(Contract):
     days: int = Field(default=14, ge=1, le=366)
-    currency: str = "USD"
+    currency: CurrencyCode = "USD"
 
 
 class DaySales(Contract):

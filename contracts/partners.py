@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 
 from pydantic import StringConstraints
 
-from contracts.base import Contract
+from contracts.base import SECRET, Contract
 from contracts.topology import CommandSpec
 
 
@@ -96,7 +96,7 @@ def topic_write_pattern(scopes: Iterable[str]) -> str:
 
 
 ClientId = Annotated[str, StringConstraints(min_length=1, max_length=100)]
-ClientSecret = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+ClientSecret = Annotated[str, StringConstraints(min_length=1, max_length=200), SECRET]
 
 
 class IssueClientToken(Contract):

@@ -30,6 +30,17 @@ RETRY_EXCHANGE = "agora.retry"
 DELAY_HEADER = "agora-delay"
 RETRIES_HEADER = "agora-retries"
 DELAY_TIERS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+# Where replies may go (a worker refuses any other `reply_to`): RabbitMQ's direct
+# reply-to pseudo-queue, or an edge process's own exclusive reply queue.
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+EDGE_REPLY_QUEUE_PREFIX = "agora.edge.replies."
+# On a dead letter the runtime wrote itself (a redacted copy, see agora/redaction.py):
+# why it was dead-lettered, and that something was redacted.
+DEAD_LETTER_REASON_HEADER = "agora-dead-letter-reason"
+REDACTED_HEADER = "agora-redacted"
+ORIGINAL_EXCHANGE_HEADER = "agora-original-exchange"
+ORIGINAL_ROUTING_KEY_HEADER = "agora-original-routing-key"
+DEAD_LETTERED_AT_HEADER = "agora-dead-lettered-at"
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,12 @@ class EventSpec:
     @property
     def routing_key(self) -> str:
         return f"{self.service}.{self.name}.v{self.version}"
+
+
+def broker_user(process: str) -> str:
+    """The RabbitMQ user a process connects as (`agora-orders`, `agora-edge`): an event's
+    `user_id` names it, and only its owning service's user may publish it."""
+    return f"agora-{process}"
 
 
 def queue_name(service: str, handler: str) -> str:

@@ -6,9 +6,10 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import EmailStr, Field, StringConstraints
+from pydantic import EmailStr, Field, StrictBool, StringConstraints
+from pydantic.json_schema import SkipJsonSchema
 
-from contracts.base import Contract
+from contracts.base import SECRET, Contract
 from contracts.privacy import export_spec
 from contracts.topology import CommandSpec, EventSpec
 
@@ -18,10 +19,10 @@ AccountRole = Literal["member", "seller", "admin"]
 Username = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=3, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")
 ]
-Password = Annotated[str, StringConstraints(min_length=8, max_length=256)]
+Password = Annotated[str, StringConstraints(min_length=8, max_length=256), SECRET]
 # E.164: a plus, a non-zero country code digit, up to 15 digits in all.
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+[1-9][0-9]{6,14}$")]
-Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"\S")]
 # A keyed SHA-256 (hex) of the client's network and user agent, made by the edge: equal
 # for the same browser on the same network, and says nothing about either.
 ClientFingerprint = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
@@ -32,7 +33,11 @@ class Address(Contract):
     line2: Line | None = None
     city: Line
     region: Line | None = None
-    postal_code: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20)]
+    # Every country's postal codes fit (at most 10 characters, letters, digits, a space or
+    # a dash); a longer string of digits would look like a card number to the filters.
+    postal_code: Annotated[
+        str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9 -]{0,10}[A-Za-z0-9])?$")
+    ]
     country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] = Field(
         description="ISO 3166-1 alpha-2 country code"
     )
@@ -48,7 +53,7 @@ class RegisterUser(Contract):
 
 class LoginUser(Contract):
     email: Annotated[str, StringConstraints(max_length=320)]
-    password: Annotated[str, StringConstraints(max_length=256)]
+    password: Annotated[str, StringConstraints(max_length=256), SECRET]
     client_fingerprint: ClientFingerprint | None = Field(
         default=None, description="Set by the edge (never by the client): who is signing in from where, hashed"
     )
@@ -67,11 +72,12 @@ class UpdateUser(Contract):
     """
 
     user_id: UUID
-    username: Username | None = None
+    # Absent leaves them as they are; null is refused (only phone and address clear).
+    username: Username | SkipJsonSchema[None] = None
     phone: Phone | None = None
     address: Address | None = None
-    role: AccountRole | None = None
-    disabled: bool | None = None
+    role: AccountRole | SkipJsonSchema[None] = None
+    disabled: StrictBool | SkipJsonSchema[None] = None
 
 
 class ListUsers(Contract):
@@ -115,7 +121,7 @@ class Contact(Contract):
     disabled: bool
 
 
-RefreshToken = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+RefreshToken = Annotated[str, StringConstraints(min_length=1, max_length=200), SECRET]
 
 
 class RefreshSession(Contract):
@@ -136,7 +142,7 @@ class LogoutAll(Contract):
 
 class ChangePassword(Contract):
     user_id: UUID
-    current_password: Annotated[str, StringConstraints(max_length=256)]
+    current_password: Annotated[str, StringConstraints(max_length=256), SECRET]
     new_password: Password
 
 
@@ -209,6 +215,30 @@ class SignedIn(Contract):
     )
 
 
+RevocationReason = Literal[
+    "logout", "logout_all", "password_changed", "refresh_reuse", "role_changed", "disabled", "erased"
+]
+
+
+class TokensRevoked(Contract):
+    """Access tokens issued before `not_before` stop working at once, wherever they are
+    verified: the tokens of one session (`session_id`: a logout, a reused refresh token),
+    or every token of the user (`session_id` null)."""
+
+    user_id: UUID
+    session_id: UUID | None = None
+    not_before: datetime
+    reason: RevocationReason
+
+
+class GetRevocations(Contract):
+    """Every revocation still in force (younger than an access token's lifetime)."""
+
+
+class Revocations(Contract):
+    items: tuple[TokensRevoked, ...]
+
+
 REGISTER_USER = CommandSpec("users", "register_user", 1, RegisterUser, UserView, summary="Create a member account.")
 LOGIN_USER = CommandSpec("users", "login_user", 1, LoginUser, LoginResult, summary="Exchange credentials for tokens.")
 GET_USER = CommandSpec(
@@ -234,6 +264,15 @@ LIST_USERS = CommandSpec(
     "users", "list_users", 1, ListUsers, UserPage, kind="query", requires_actor=True, summary="Admin: search accounts."
 )
 GET_JWKS = CommandSpec("users", "get_jwks", 1, GetJwks, Jwks, kind="query", summary="Public token-signing keys.")
+GET_REVOCATIONS = CommandSpec(
+    "users",
+    "get_revocations",
+    1,
+    GetRevocations,
+    Revocations,
+    kind="query",
+    summary="Token revocations still in force: what a token verifier loads when it starts.",
+)
 REFRESH_SESSION = CommandSpec(
     "users", "refresh_session", 1, RefreshSession, LoginResult, summary="Rotate a refresh token for new tokens."
 )
@@ -283,6 +322,13 @@ USER_ERASED = EventSpec(
 SIGNED_IN = EventSpec(
     "users", "signed_in", 1, SignedIn, summary="Someone signed in to an account (password or identity provider)."
 )
+TOKENS_REVOKED = EventSpec(
+    "users",
+    "tokens_revoked",
+    1,
+    TokensRevoked,
+    summary="Access tokens of a session or a user issued before a moment are void: every verifier drops them.",
+)
 
 COMMANDS = (
     REGISTER_USER,
@@ -291,6 +337,7 @@ COMMANDS = (
     UPDATE_USER,
     LIST_USERS,
     GET_JWKS,
+    GET_REVOCATIONS,
     REFRESH_SESSION,
     LOGOUT,
     LOGOUT_ALL,
@@ -299,4 +346,4 @@ COMMANDS = (
     EXPORT_USER_DATA,
     GET_CONTACT,
 )
-EVENTS = (USER_REGISTERED, USER_UPDATED, PASSWORD_CHANGED, USER_ERASED, SIGNED_IN)
+EVENTS = (USER_REGISTERED, USER_UPDATED, PASSWORD_CHANGED, USER_ERASED, SIGNED_IN, TOKENS_REVOKED)

@@ -109,6 +109,19 @@ signing_keys = Table(
     Column("retired_at", DateTime(timezone=True)),
 )
 
+# Access tokens issued before `not_before` are void: for one session (`session_id`, the
+# refresh-token family) or for every session of the user (`session_id` null). Kept for
+# as long as an access token can live; every verifier loads them at start.
+token_revocations = Table(
+    "token_revocations",
+    users_metadata,
+    Column("revocation_id", BigInteger, primary_key=True, autoincrement=True),
+    Column("user_id", UUID(as_uuid=True), nullable=False),
+    Column("session_id", UUID(as_uuid=True)),
+    Column("not_before", DateTime(timezone=True), nullable=False, index=True),
+    Column("reason", String(32), nullable=False),
+)
+
 refresh_tokens = Table(
     "refresh_tokens",
     users_metadata,
@@ -429,6 +442,17 @@ cart_items = Table(
 )
 
 # end of carts ---------------------------------------------------------------------------
+
+# Accounts that can place no order, kept from the users service's events (an erased
+# account for good, a disabled one until it is enabled again): a partner ordering "on
+# behalf of" such a member is refused, whatever its token.
+closed_accounts = Table(
+    "closed_accounts",
+    orders_metadata,
+    Column("user_id", UUID(as_uuid=True), primary_key=True),
+    Column("reason", String(16), nullable=False),
+    Column("closed_at", DateTime(timezone=True), nullable=False),
+)
 
 # --- payments --------------------------------------------------------------------------
 

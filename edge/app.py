@@ -11,11 +11,13 @@ import logging
 import aiohttp_cors
 from aiohttp import web
 
+from agora.events import until_done
 from agora.logging import configure_logging
+from agora.revocations import RevocationFeed, RevocationList
 from agora.settings import Settings, get_settings
-from agora.tokens import TokenVerifier
+from agora.tokens import LEEWAY_SECONDS, TokenVerifier
 from edge import SETTINGS_KEY
-from edge.auth import JWKS_KEY, VERIFIER_KEY, JwksSource
+from edge.auth import JWKS_KEY, REVOCATION_FEED_KEY, VERIFIER_KEY, JwksSource
 from edge.bus import BUS_KEY, RpcClient, RpcError
 from edge.cache import setup_cache
 from edge.metrics import metrics_handler
@@ -31,6 +33,8 @@ from edge.sessions import CSRF_HEADER, CSRF_KEY, CsrfSigner
 log = logging.getLogger("agora.edge")
 
 READINESS_TIMEOUT_SECONDS = 2.0
+FEED_TASK_KEY = web.AppKey("revocation_feed_task", asyncio.Task[None])
+METRICS_RUNNER_KEY = web.AppKey("metrics_runner", web.AppRunner)
 
 
 def create_app(settings: Settings | None = None) -> web.Application:
@@ -47,15 +51,22 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app[SETTINGS_KEY] = settings
     app[BUS_KEY] = bus
     app[JWKS_KEY] = jwks
+    revocations = RevocationList(
+        jwks.revocations, window_seconds=settings.access_token_ttl_seconds + LEEWAY_SECONDS
+    )
+    app[REVOCATION_FEED_KEY] = RevocationFeed(settings.amqp_url, revocations)
     app[VERIFIER_KEY] = TokenVerifier(
-        jwks.fetch, issuer=settings.jwt_issuer, audience=settings.jwt_audience, max_age=settings.jwks_refresh_seconds
+        jwks.fetch,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        max_age=settings.jwks_refresh_seconds,
+        revocations=revocations,
     )
     app[CSRF_KEY] = CsrfSigner(settings)
     app[RATE_LIMITER_KEY] = RateLimiter(settings)
 
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_get("/readyz", readyz, name="readyz")
-    app.router.add_get("/metrics", metrics_handler, name="metrics")
     setup_routes(app)
     setup_docs(app, ENDPOINTS, REDIRECTS)
     setup_pages(app)
@@ -92,8 +103,12 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
+    return await readyz_of(request.app, request)
+
+
+async def readyz_of(app: web.Application, request: web.Request) -> web.Response:
     """Ready when the broker is connected and the users service answers (tokens need its keys)."""
-    bus, jwks = request.app[BUS_KEY], request.app[JWKS_KEY]
+    bus, jwks = app[BUS_KEY], app[JWKS_KEY]
     broker = bus.is_connected
     users = jwks.answered
     if broker and not users:
@@ -112,17 +127,50 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def _start_bus(app: web.Application) -> None:
     app[BUS_KEY].start()
+    # Not awaited: the broker may not be up yet, and the edge starts regardless (its
+    # /readyz says when it can serve). Tokens wait for the revocations to load.
+    app[FEED_TASK_KEY] = asyncio.create_task(until_done("token revocations", app[REVOCATION_FEED_KEY].start))
 
 
 async def _close_bus(app: web.Application) -> None:
+    app[FEED_TASK_KEY].cancel()
+    await app[REVOCATION_FEED_KEY].stop()
     await app[BUS_KEY].close()
+
+
+def edge_metrics_port(settings: Settings) -> int:
+    return settings.edge_metrics_port or settings.worker_http_port_base
+
+
+async def _serve_metrics(app: web.Application) -> None:
+    """/metrics on its own port: who can reach the API must not read the edge's counters."""
+    settings = app[SETTINGS_KEY]
+    internal = web.Application()
+
+    async def ready(request: web.Request) -> web.Response:
+        return await readyz_of(app, request)
+
+    internal.router.add_get("/metrics", metrics_handler)
+    internal.router.add_get("/healthz", healthz)
+    internal.router.add_get("/readyz", ready)
+    runner = web.AppRunner(internal, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, settings.host, edge_metrics_port(settings)).start()
+    app[METRICS_RUNNER_KEY] = runner
+
+
+async def _stop_metrics(app: web.Application) -> None:
+    await app[METRICS_RUNNER_KEY].cleanup()
 
 
 def main() -> None:
     settings = get_settings()
     configure_logging("edge", settings.log_level)
+    app = create_app(settings)
+    app.on_startup.append(_serve_metrics)
+    app.on_cleanup.append(_stop_metrics)
     web.run_app(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.http_port,
         shutdown_timeout=settings.graceful_timeout_seconds,

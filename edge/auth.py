@@ -14,8 +14,11 @@ from uuid import uuid4
 from aiohttp import web
 
 from agora.logging import correlation_id_var
+from agora.revocations import RevocationFeed
 from agora.tokens import Actor, InvalidToken, TokenVerifier
-from contracts.users import GET_JWKS, GetJwks
+from contracts.base import Contract
+from contracts.topology import CommandSpec
+from contracts.users import GET_JWKS, GET_REVOCATIONS, GetJwks, GetRevocations, Revocations, TokensRevoked
 from edge.bus import RpcClient, ServiceUnavailable
 from edge.problems import WWW_AUTHENTICATE, HttpProblem
 from edge.sessions import ACCESS_COOKIE, CSRF_KEY, check_csrf
@@ -24,7 +27,7 @@ log = logging.getLogger("agora.edge.auth")
 
 
 class JwksSource:
-    """The users service's public key set, fetched over the bus.
+    """The users service's public key set (and the token revocations in force), fetched over the bus.
 
     It remembers whether the users service ever answered, which is what readiness
     means for an edge that cannot verify a token without those keys.
@@ -36,16 +39,25 @@ class JwksSource:
         self.answered = False
 
     async def fetch(self) -> dict[str, Any]:
+        data = await self._ask(GET_JWKS, GetJwks(), "its keys")
+        self.answered = True
+        return data
+
+    async def revocations(self) -> list[TokensRevoked]:
+        return list(
+            Revocations.model_validate(await self._ask(GET_REVOCATIONS, GetRevocations(), "the revocations")).items
+        )
+
+    async def _ask(self, spec: CommandSpec, query: Contract, what: str) -> dict[str, Any]:
         reply = await self._bus.call(
-            GET_JWKS,
-            GetJwks(),
+            spec,
+            query,
             correlation_id=correlation_id_var.get() or str(uuid4()),
             authorization=None,
             timeout=self._timeout,
         )
         if not reply.ok or reply.data is None:
-            raise ServiceUnavailable(f"users service refused to give its keys: {reply.error}")
-        self.answered = True
+            raise ServiceUnavailable(f"users service refused to give {what}: {reply.error}")
         return reply.data
 
 
@@ -98,4 +110,5 @@ def forwarded_authorization(actor: Actor | None) -> str | None:
 
 
 VERIFIER_KEY = web.AppKey("token_verifier", TokenVerifier)
+REVOCATION_FEED_KEY = web.AppKey("revocation_feed", RevocationFeed)
 JWKS_KEY = web.AppKey("jwks", JwksSource)

@@ -16,10 +16,10 @@ from uuid import uuid4
 
 import aio_pika
 from aio_pika.abc import (
+    AbstractExchange,
     AbstractIncomingMessage,
     AbstractRobustChannel,
     AbstractRobustConnection,
-    AbstractRobustExchange,
     AbstractRobustQueue,
     HeadersType,
 )
@@ -30,7 +30,7 @@ from pydantic import ValidationError
 from contracts.base import Contract
 from contracts.envelope import CAUSATION_ID, Envelope
 from contracts.errors import ErrorReply, Reply
-from contracts.topology import COMMANDS_EXCHANGE, CommandSpec
+from contracts.topology import COMMANDS_EXCHANGE, EDGE_REPLY_QUEUE_PREFIX, CommandSpec
 
 log = logging.getLogger("agora.edge.bus")
 
@@ -54,7 +54,7 @@ class RpcClient:
         self._max_reconnect_interval = max_reconnect_interval
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
-        self._exchange: AbstractRobustExchange | None = None
+        self._exchange: AbstractExchange | None = None
         self._replies: AbstractRobustQueue | None = None
         self._pending: dict[str, asyncio.Future[Reply]] = {}
         self._connector: asyncio.Task[None] | None = None
@@ -136,7 +136,7 @@ class RpcClient:
             self._pending.pop(key, None)
 
     async def _publish(
-        self, exchange: AbstractRobustExchange, message: aio_pika.Message, spec: CommandSpec, *, confirm_within: float
+        self, exchange: AbstractExchange, message: aio_pika.Message, spec: CommandSpec, *, confirm_within: float
     ) -> None:
         try:
             await exchange.publish(message, routing_key=spec.routing_key, mandatory=True, timeout=confirm_within)
@@ -186,10 +186,15 @@ class RpcClient:
         )
         try:
             channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-            exchange = await channel.declare_exchange(COMMANDS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
+            # Not declared: the workers declare the topology, and the edge's broker user
+            # may not configure exchanges (agora/broker_users.py). Until a worker has, a
+            # command is unroutable: 503.
+            exchange = await channel.get_exchange(COMMANDS_EXCHANGE, ensure=False)
             # A unique name rather than a server-assigned one: the robust channel
             # re-declares it under the same name after a reconnect.
-            replies = await channel.declare_queue(f"agora.edge.replies.{uuid4().hex}", exclusive=True, auto_delete=True)
+            replies = await channel.declare_queue(
+                f"{EDGE_REPLY_QUEUE_PREFIX}{uuid4().hex}", exclusive=True, auto_delete=True
+            )
             await replies.consume(self._on_reply, no_ack=True)
         except BaseException:
             await connection.close()

@@ -31,16 +31,15 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from uuid import UUID
 
-import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from aiohttp import web
 from prometheus_client import Counter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from agora.events import follow, until_done
 from contracts.catalog import CATEGORY_CHANGED, PRODUCT_CREATED, PRODUCT_DELETED, PRODUCT_UPDATED
 from contracts.inventory import STOCK_CHANGED
-from contracts.topology import EVENTS_EXCHANGE
 
 log = logging.getLogger("agora.edge.cache")
 
@@ -172,23 +171,10 @@ class Invalidator:
             await self._connection.close()
 
     async def _run(self) -> None:
-        # Keep trying until the broker is there; once connected, aio-pika's robust
-        # connection restores the queue, its bindings and the consumer by itself.
-        while True:
-            try:
-                self._connection = await aio_pika.connect_robust(self._url, reconnect_interval=1)
-                channel = await self._connection.channel()
-                queue = await channel.declare_queue(exclusive=True, auto_delete=True)
-                for spec in INVALIDATING_EVENTS:
-                    await queue.bind(EVENTS_EXCHANGE, spec.routing_key)
-                await queue.consume(self._on_event)
-                return
-            except Exception:
-                log.warning("cache invalidation not listening yet; retrying", exc_info=True)
-                if self._connection is not None:
-                    await self._connection.close()
-                    self._connection = None
-                await asyncio.sleep(1)
+        keys = [spec.routing_key for spec in INVALIDATING_EVENTS]
+        self._connection = await until_done(
+            "cache invalidation", lambda: follow(self._url, keys, self._on_event, no_ack=False)
+        )
 
     async def _on_event(self, message: AbstractIncomingMessage) -> None:
         async with message.process(requeue=True):

@@ -26,7 +26,14 @@ _NOT_AN_OBJECT = (FieldError(field="body", message="a JSON object is required"),
 _SILENT_FAILURE = ErrorReply(code="internal", detail="the service failed without saying why")
 
 
-def parse(model: type[C], body: Any, *, server_fields: Mapping[str, Any] | None = None) -> C:
+def parse_query(model: type[C], request: web.Request) -> C:
+    """Validate a request's query string against a command (errors name the parameters)."""
+    return parse(model, dict(request.query), where="query string")
+
+
+def parse(
+    model: type[C], body: Any, *, server_fields: Mapping[str, Any] | None = None, where: str = "request body"
+) -> C:
     """Validate a client's body against a command, listing every bad field at once.
 
     `server_fields` come from the path (the id of the object acted on): a body that
@@ -43,7 +50,7 @@ def parse(model: type[C], body: Any, *, server_fields: Mapping[str, Any] | None 
     except ValidationError as exc:
         errors += field_errors(exc)
     if errors:
-        raise HttpProblem("validation_failed", "the request body failed validation", errors=errors)
+        raise HttpProblem("validation_failed", f"the {where} failed validation", errors=errors)
     return command
 
 

@@ -62,7 +62,16 @@ async def request_context_middleware(request: web.Request, handler: Handler) -> 
     started = time.perf_counter()
     status = 500
     try:
-        response = await handler(request)
+        response: web.StreamResponse
+        if REQUEST_ID_HEADER in request.headers and rid != incoming:
+            # A request id the client sent must be one it can find in the logs again.
+            response = HttpProblem(
+                "validation_failed",
+                "the X-Request-ID header must be 1 to 128 of A-Z, a-z, 0-9 and . _ : -",
+                errors=(FieldError(field="X-Request-ID", message="not a valid request id"),),
+            ).response(request)
+        else:
+            response = await handler(request)
         status = response.status
         return response
     except web.HTTPException as exc:  # redirects pass through the problem middleware
@@ -102,6 +111,10 @@ async def echo_request_id(request: web.Request, response: web.StreamResponse) ->
 
 @web.middleware
 async def json_body_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    # Agora never receives card data, in a query string (a search, a cursor) no more
+    # than in a body: refused before a command, a cache key or a dead letter holds it.
+    if request.query_string and contains_card_number([*request.query.keys(), *request.query.values()]):
+        raise _card_number("query")
     # An unknown route is a 404 whatever its body: leave it to the router.
     if request.method not in _BODY_METHODS or not request.body_exists or request.match_info.http_exception is not None:
         return await handler(request)
@@ -139,11 +152,12 @@ def route_template(request: web.Request) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
-def _card_number() -> HttpProblem:
+def _card_number(where: str = "body") -> HttpProblem:
     return HttpProblem(
         "validation_failed",
-        "the request body contains what looks like a card number; pay with a payment token",
-        errors=(FieldError(field="body", message="card numbers are not accepted"),),
+        f"the request {'query string' if where == 'query' else where} contains what looks like a card number; "
+        "pay with a payment token",
+        errors=(FieldError(field=where, message="card numbers are not accepted"),),
     )
 
 

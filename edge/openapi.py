@@ -37,8 +37,10 @@ API_VERSION = "1.0.0"
 
 _REF = "#/components/schemas/{model}"
 _PATH_PARAM = re.compile(r"{([A-Za-z_][A-Za-z0-9_]*)}")
+_ID_PARAM = re.compile(r"{([A-Za-z_][A-Za-z0-9_]*Id)}")
 # Every call may fail these ways, whatever the route.
-_ALWAYS = (500, 503, 504)
+# 422: a malformed header (X-Request-ID) or query string, on any operation.
+_ALWAYS = (422, 500, 503, 504)
 _WITH_BODY = (413, 415, 422)
 # A form body is checked by its handler, which answers in its own error format.
 _WITH_FORM = (413,)
@@ -119,10 +121,15 @@ class Endpoint:
     # command's reply (the command is how it reads); this describes the stream.
     event_stream: str = ""
     event_example: str = ""
+    # Another representation of the reply (a CSV download): its media type and what it holds.
+    also_as: tuple[str, str] | None = None
     tag: str = ""
 
     def add_to(self, router: web.UrlDispatcher) -> None:
-        router.add_route(self.method, self.path, self.handler, name=self.operation_id)
+        # Ids are UUIDs: `PUT /api/users/login` must not reach `PUT /api/users/{userId}` (a
+        # 404), but find that `/api/users/login` has no PUT (a 405 that names what it has).
+        path = _ID_PARAM.sub(r"{\1:[0-9a-fA-F-]+}", self.path)
+        router.add_route(self.method, path, self.handler, name=self.operation_id)
 
     @property
     def reply(self) -> type[Contract] | None:
@@ -162,6 +169,8 @@ def build_document(endpoints: Sequence[Endpoint], redirects: Sequence[Redirect] 
     wanted += [(e.error_body, "serialization") for e in endpoints if e.error_body is not None]
     wanted.append((Problem, "serialization"))
     refs, schema = models_json_schema(list(dict.fromkeys(wanted)), ref_template=_REF)
+    for model in schema.get("$defs", {}).values():
+        _drop_null_defaults(model)
 
     paths: dict[str, dict[str, Any]] = {}
     for endpoint in endpoints:
@@ -234,6 +243,9 @@ def _operation(endpoint: Endpoint, body_ref: dict[str, Any] | None, reply_ref: d
     }
     if reply_ref is not None:
         success["content"] = {"application/json": {"schema": reply_ref}}
+    if endpoint.also_as is not None:
+        media_type, description = endpoint.also_as
+        success.setdefault("content", {})[media_type] = {"schema": {"type": "string", "description": description}}
     if endpoint.event_stream:
         stream: dict[str, Any] = {"schema": {"type": "string", "description": endpoint.event_stream}}
         if endpoint.event_example:
@@ -314,6 +326,15 @@ def _describe_oauth_style(operation: dict[str, Any], endpoint: Endpoint, error_r
         operation["security"] = [{"clientBasic": []}, {}]
 
 
+def _drop_null_defaults(model: dict[str, Any]) -> None:
+    """`"default": null` on a property that may not be null: it only means "may be left
+    out", and a client (or schemathesis) would read it as a value to send."""
+    for prop in model.get("properties", {}).values():
+        nullable = prop.get("type") == "null" or any(b.get("type") == "null" for b in prop.get("anyOf", ()))
+        if "default" in prop and prop["default"] is None and not nullable:
+            del prop["default"]
+
+
 def _documented_body(endpoint: Endpoint) -> type[BaseModel]:
     model = endpoint.body
     assert model is not None
@@ -322,7 +343,12 @@ def _documented_body(endpoint: Endpoint) -> type[BaseModel]:
     fields: dict[str, Any] = {
         name: (info.annotation, info) for name, info in model.model_fields.items() if name not in endpoint.body_omits
     }
-    return create_model(f"{model.__name__}Body", __base__=Contract, __doc__=model.__doc__, **fields)
+    documented = create_model(f"{model.__name__}Body", __base__=Contract, __doc__=model.__doc__, **fields)
+    # Rules across fields (which combinations are allowed) belong to the body too.
+    if (extra := model.model_config.get("json_schema_extra")) is not None:
+        documented.model_config["json_schema_extra"] = extra
+        documented.model_rebuild(force=True)
+    return documented
 
 
 def _response_name(status: int) -> str:

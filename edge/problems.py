@@ -16,6 +16,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import BaseModel, Field
 
+from agora.revocations import RevocationsUnavailable
 from contracts.errors import ERROR_CODES, ErrorReply, FieldError
 from edge import REQUEST_ID_KEY
 from edge.bus import RpcTimeout, ServiceUnavailable
@@ -108,7 +109,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     except RpcTimeout as exc:
         log.warning("rpc timed out", extra={"reason": str(exc)})
         return HttpProblem("timeout", "the service did not answer in time; the outcome is unknown").response(request)
-    except ServiceUnavailable as exc:
+    except (ServiceUnavailable, RevocationsUnavailable) as exc:
         log.warning("service unavailable", extra={"reason": str(exc)})
         unavailable = HttpProblem(
             "unavailable", "the service is unavailable; retry later", headers={"Retry-After": "1"}

@@ -43,6 +43,10 @@ DEFAULT_LIMITS: dict[str, str] = {
 }
 
 
+# Actions whose per-account counter is per client address too (see `check`).
+_PER_CLIENT = frozenset({"login", "token"})
+
+
 class RateLimiter:
     def __init__(self, settings: Settings) -> None:
         unknown = set(settings.rate_limits) - set(DEFAULT_LIMITS)
@@ -57,11 +61,19 @@ class RateLimiter:
         self._limiter = MovingWindowRateLimiter(self._storage)
 
     async def check(self, request: web.Request, action: str, *, account: str | None = None) -> None:
-        """Count one attempt at `action`; raise 429 if the IP or the account is over its limit."""
-        keys = [(f"{action}:ip", client_ip(request, self._proxy_hops))]
+        """Count one attempt at `action`; raise 429 if the IP or the account is over its limit.
+
+        For sign-in (`login`, a partner's `token`) the account's counter is kept per client
+        address: anyone may know an email or a client id, and a counter they could fill
+        from their own address would let them lock its owner out. Guessing is held back by
+        the per-address limits, bcrypt and the password rules instead.
+        """
+        ip = client_ip(request, self._proxy_hops)
+        keys = [(f"{action}:ip", ip)]
         if account:
+            subject = account.strip().lower() + (f"|{ip}" if action in _PER_CLIENT else "")
             # Hashed: the counter key would otherwise put an email address in Redis.
-            keys.append((f"{action}:account", hashlib.sha256(account.strip().lower().encode()).hexdigest()[:32]))
+            keys.append((f"{action}:account", hashlib.sha256(subject.encode()).hexdigest()[:32]))
         for rule, who in keys:
             for item in self._rules[rule]:
                 if not await self._limiter.hit(item, rule, who):

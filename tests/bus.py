@@ -22,7 +22,7 @@ from contracts.base import Contract
 from contracts.catalog import PRODUCT_CREATED, ProductCreated
 from contracts.envelope import Envelope
 from contracts.partners import ISSUE_CLIENT_TOKEN, IssueClientToken
-from contracts.topology import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, EventSpec
+from contracts.topology import COMMANDS_EXCHANGE, DIRECT_REPLY_TO, EVENTS_EXCHANGE, EventSpec, broker_user
 from tests import support
 from tests.conftest import make_seller
 from workers.runtime.identity import service_client_id, service_client_secret, service_scope
@@ -41,8 +41,9 @@ class Bus:
     async def __aenter__(self) -> Bus:
         self._channel = await self._connection.channel(publisher_confirms=True)
         self._exchange = await self._channel.get_exchange(COMMANDS_EXCHANGE, ensure=False)
-        queue = await self._channel.declare_queue(exclusive=True, auto_delete=True)
-        self._reply_queue = queue.name
+        # Direct reply-to, as partners use: a worker answers no other queue but an edge's.
+        queue = await self._channel.get_queue(DIRECT_REPLY_TO, ensure=False)
+        self._reply_queue = DIRECT_REPLY_TO
         await queue.consume(self._on_reply, no_ack=True)
         return self
 
@@ -108,8 +109,7 @@ class Bus:
 
 async def service_token(bus: Bus, env: dict[str, str], name: str = "catalog") -> str:
     """A service token of worker `name`, asked of the users service as that worker would."""
-    settings = Settings(_env_file=support.ROOT / ".run" / "agora.env", **_settings_overrides(env))  # type: ignore[call-arg]
-    assert settings.service_secret, ".run/agora.env has no AGORA_SERVICE_SECRET: run scripts/test once"
+    settings = Settings(_env_file=None, service_secret=env["AGORA_SERVICE_SECRET"], **_settings_overrides(env))
     command = IssueClientToken(
         client_id=str(service_client_id(name)),
         client_secret=service_client_secret(settings.service_secret, name),
@@ -127,7 +127,8 @@ def _settings_overrides(env: dict[str, str]) -> dict[str, Any]:
 async def publish_event(
     connection: AbstractRobustConnection, spec: EventSpec, payload: Contract, *, message_id: str | None = None
 ) -> str:
-    """Publish an event to `agora.events` as its service's outbox relay would; the same
+    """Publish an event to `agora.events` as its service's outbox relay would (with its
+    broker user as `user_id`: the tests' administrator may impersonate); the same
     `message_id` twice is what a redelivery looks like to a consumer."""
     envelope = Envelope.new()
     if message_id is not None:
@@ -143,6 +144,7 @@ async def publish_event(
                 headers={**envelope.to_headers()},
                 content_type="application/json",
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                user_id=broker_user(spec.service),
             ),
             routing_key=spec.routing_key,
         )

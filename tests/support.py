@@ -13,6 +13,7 @@ database N + 1 and ports 200·N higher, so two runs on one machine stay apart.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -23,6 +24,7 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import quote
 
+from agora.broker_users import PROCESSES, password_variable, set_up
 from agora.settings import SERVICES
 from edge.ratelimit import DEFAULT_LIMITS
 
@@ -33,13 +35,22 @@ _SERVICES_SH = ROOT / "scripts" / "lib" / "services.sh"
 def _backing_services_env() -> dict[str, str]:
     """Where the suite's backing services listen, as `agora_test_services_env` (the one
     place that says) sets it, whatever a development shell exported."""
-    script = f'source "{_SERVICES_SH}"; agora_test_services_env && agora_load_env && env -0'
+    # With the secrets scripts/test writes for these services (agora_write_env_file),
+    # so `pytest` run by hand starts processes the way scripts/test does.
+    script = (
+        f'source "{_SERVICES_SH}"; source "{_SERVICES_SH.with_name("app.sh")}"; '
+        "agora_test_services_env && agora_load_env && agora_write_env_file && env -0"
+    )
     out = subprocess.run(["bash", "-c", script], check=True, capture_output=True, timeout=30).stdout
     pairs = (item.split("=", 1) for item in out.decode().split("\0") if item.startswith("AGORA_"))
     return dict(pair for pair in pairs if len(pair) == 2)
 
 
 SERVICES_ENV = _backing_services_env()
+# Each process's broker password (agora/broker_users.py): fixed, since users are
+# global to the node and a second run in another slot must not change the first's.
+BROKER_PASSWORDS = {password_variable(p): f"test-{p}-broker-password" for p in PROCESSES}
+DEAD_LETTER_MAX_LENGTH = 1000
 HOST = SERVICES_ENV["AGORA_HOST"]
 MANAGEMENT_URL = f"http://agora:agora@{HOST}:{SERVICES_ENV['AGORA_RABBITMQ_MANAGEMENT_PORT']}"
 SLOT = int(os.environ.get("AGORA_TEST_SLOT", "0"))
@@ -67,7 +78,7 @@ def test_env() -> dict[str, str]:
     rabbit_port = SERVICES_ENV["AGORA_RABBITMQ_PORT"]
     pg_port = SERVICES_ENV["AGORA_POSTGRES_PORT"]
     redis_port = SERVICES_ENV["AGORA_REDIS_PORT"]
-    env = dict(os.environ)
+    env = {**SERVICES_ENV, **os.environ, **BROKER_PASSWORDS}
     env.update(
         AGORA_ENV="test",
         AGORA_HOST=host,
@@ -105,6 +116,8 @@ def test_env() -> dict[str, str]:
         AGORA_TWILIO_AUTH_TOKEN=TWILIO_AUTH_TOKEN,
         AGORA_TWILIO_FROM_NUMBER="+15005550006",
         AGORA_TWILIO_TIMEOUT_SECONDS="5",
+        AGORA_DEAD_LETTER_MAX_LENGTH=str(DEAD_LETTER_MAX_LENGTH),
+        AGORA_DEAD_LETTER_SCAN_SECONDS="1",
     )
     return env
 
@@ -133,12 +146,16 @@ def queue_info(name: str) -> dict[str, object]:
         return info
 
 
-def reset_vhost() -> None:
-    """A fresh vhost per run: no queues or messages left from an earlier run."""
-    management_api("DELETE", f"/vhosts/{quote(VHOST, safe='')}")
-    assert management_api("PUT", f"/vhosts/{VHOST}") in (201, 204)
-    status = management_api("PUT", f"/permissions/{VHOST}/agora", b'{"configure":".*","write":".*","read":".*"}')
-    assert status in (201, 204)
+def reset_vhost(vhost: str = VHOST) -> None:
+    """A fresh vhost: no queues or messages left from an earlier run, the administrator
+    (the tests' own connections) and every process's own broker user, as
+    `agora broker setup` makes them."""
+    management_api("DELETE", f"/vhosts/{quote(vhost, safe='')}")
+    assert management_api("PUT", f"/vhosts/{quote(vhost, safe='')}") in (201, 204)
+    everything = b'{"configure":".*","write":".*","read":".*"}'
+    assert management_api("PUT", f"/permissions/{quote(vhost, safe='')}/agora", everything) in (201, 204)
+    passwords = {process: BROKER_PASSWORDS[password_variable(process)] for process in PROCESSES}
+    asyncio.run(set_up(MANAGEMENT_URL, vhost, passwords, dead_letter_max_length=DEAD_LETTER_MAX_LENGTH))
 
 
 def services(*functions: str) -> None:
@@ -213,10 +230,11 @@ class Process:
 
 def worker(name: str, env: dict[str, str], index: int | None = None, label: str | None = None) -> Process:
     """A worker pool process; by default on its own port, like `agora worker` (base + position).
+    Started as scripts/up starts it: `agora launch`, its own broker user and secrets.
 
     `label` names a second replica's log (worker-{label}.log)."""
     port = WORKER_PORT_BASE + (index if index is not None else SERVICES.index(name) + 1)
-    args = [str(ROOT / ".venv/bin/agora"), "worker", name, "--port", str(port)]
+    args = [str(ROOT / ".venv/bin/agora"), "launch", name, "--port", str(port)]
     return Process(f"worker-{label or name}", args, port, env)
 
 
@@ -230,5 +248,15 @@ def sms_sandbox(env: dict[str, str]) -> Process:
     return Process("sms-sandbox", [*args, "--port", str(SMS_SANDBOX_PORT)], SMS_SANDBOX_PORT, env)
 
 
-def edge(env: dict[str, str]) -> Process:
-    return Process("edge", [str(ROOT / ".venv/bin/agora"), "edge"], HTTP_PORT, env)
+EDGE_COMMAND = [str(ROOT / ".venv/bin/agora"), "launch", "edge"]
+
+
+def edge_metrics_port(port: int = HTTP_PORT) -> int:
+    """Where the edge on `port` serves /metrics (not on the API's port)."""
+    return port + 40
+
+
+def edge(env: dict[str, str], name: str = "edge", port: int = HTTP_PORT) -> Process:
+    """An edge started as scripts/up starts it: its own broker user, none of the workers' secrets."""
+    own = {"AGORA_HTTP_PORT": str(port), "AGORA_EDGE_METRICS_PORT": str(edge_metrics_port(port))}
+    return Process(name, EDGE_COMMAND, port, {**env, **own})

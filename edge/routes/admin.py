@@ -28,7 +28,7 @@ from contracts.operations import (
 from contracts.users import LIST_USERS, ListUsers
 from edge import SETTINGS_KEY
 from edge.auth import require_actor
-from edge.commands import call_service, parse
+from edge.commands import call_service, parse, parse_query
 from edge.middleware import json_body
 from edge.openapi import Endpoint
 from edge.problems import HttpProblem
@@ -39,7 +39,7 @@ T = TypeVar("T")
 
 async def list_users(request: web.Request) -> web.Response:
     actor = await require_actor(request)
-    return await call_service(request, LIST_USERS, parse(ListUsers, dict(request.query)), actor=actor)
+    return await call_service(request, LIST_USERS, parse_query(ListUsers, request), actor=actor)
 
 
 async def require_admin(request: web.Request) -> Actor:
@@ -68,7 +68,7 @@ async def list_dead_letter_queues(request: web.Request) -> web.Response:
 async def show_dead_letters(request: web.Request) -> web.Response:
     await require_admin(request)
     queue = request.match_info["queue"]
-    query = parse(DeadLetterQuery, dict(request.query))
+    query = parse_query(DeadLetterQuery, request)
     shown = await _broker(request, lambda dl: dl.show(queue, query.limit))
     reply = DeadLetterList.model_validate({"queue": queue, "messages": [m.as_dict() for m in shown]})
     return web.json_response(reply.model_dump(mode="json"))

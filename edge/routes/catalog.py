@@ -33,7 +33,7 @@ from contracts.catalog import (
 )
 from edge.auth import require_actor
 from edge.cache import CACHE_KEY
-from edge.commands import call_service, parse, path_uuid, send
+from edge.commands import call_service, parse, parse_query, path_uuid, send
 from edge.middleware import json_body
 from edge.openapi import Endpoint
 from edge.problems import HttpProblem
@@ -64,7 +64,7 @@ async def get_product(request: web.Request) -> web.Response:
 
 
 async def list_products(request: web.Request) -> web.Response:
-    query = parse(SearchProducts, dict(request.query))
+    query = parse_query(SearchProducts, request)
     listing = await request.app[CACHE_KEY].listing(
         query.model_dump(mode="json"), lambda: send(request, SEARCH_PRODUCTS, query)
     )
@@ -174,6 +174,7 @@ ENDPOINTS = (
         UPDATE_CATEGORY,
         body=UpdateCategory,
         body_omits=("slug",),
+        path_params=DeleteCategory,
         auth=True,
         errors=(404,),
         summary="Admin: rename a category or move it (with its subtree) under another parent.",
@@ -184,6 +185,7 @@ ENDPOINTS = (
         delete_category,
         DELETE_CATEGORY,
         status=204,
+        path_params=DeleteCategory,
         auth=True,
         errors=(404, 409),
         summary="Admin: remove a category that has no subcategories and no products.",

@@ -14,7 +14,7 @@ from contracts.inventory import (
     SetStock,
 )
 from edge.auth import optional_actor, require_actor
-from edge.commands import call_service, parse, path_uuid
+from edge.commands import call_service, parse, parse_query, path_uuid
 from edge.middleware import json_body
 from edge.openapi import Endpoint
 
@@ -34,14 +34,14 @@ async def set_stock(request: web.Request) -> web.Response:
 
 async def my_low_stock(request: web.Request) -> web.Response:
     actor = await require_actor(request)
-    query = parse(LowStockQuery, dict(request.query))
+    query = parse_query(LowStockQuery, request)
     command = ListLowStock(seller_id=actor.user_id, limit=query.limit)
     return await call_service(request, LIST_LOW_STOCK, command, actor=actor)
 
 
 async def admin_low_stock(request: web.Request) -> web.Response:
     actor = await require_actor(request)
-    query = parse(LowStockQuery, dict(request.query))
+    query = parse_query(LowStockQuery, request)
     return await call_service(request, LIST_LOW_STOCK, ListLowStock(limit=query.limit), actor=actor)
 
 

@@ -77,8 +77,8 @@ async def set_notification_template(request: web.Request) -> web.Response:
 async def preview_notification_template(request: web.Request) -> web.Response:
     actor = await require_actor(request)
     where = path_template(request)
-    raw = json_body(request)
-    body = parse(TemplateBody, raw) if raw is not None else None
+    # No body previews the template as it is; a body (`null` included) must be a template.
+    body = parse(TemplateBody, json_body(request)) if request.body_exists else None
     return await call_service(
         request, PREVIEW_TEMPLATE, PreviewTemplate(key=where.key, channel=where.channel, body=body), actor=actor
     )

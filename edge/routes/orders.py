@@ -1,7 +1,8 @@
 """The order endpoints: place an order (202: the saga decides), read it, move it along, list, follow.
 
-`POST /api/orders` turns the `Idempotency-Key` header into the order's id (a UUIDv5 of
-the caller and the key) and the body into a hash, so the same key and body find the
+`POST /api/orders` turns the `Idempotency-Key` header into the order's id (an HMAC of
+the caller and the key under a secret of the edge's, so nobody who knows both can take
+the id first) and the body into a hash, so the same key and body find the
 same order and the same key with another body is refused by the orders service.
 Without `items`, the caller's cart is ordered: the orders service reads, prices and
 empties it with the order, in one transaction. The event stream polls the order
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import json
 import uuid
 
@@ -30,15 +32,25 @@ from contracts.orders import (
     PlaceOrderBody,
     UpdateOrderStatus,
 )
+from edge import SETTINGS_KEY
 from edge.auth import require_actor
-from edge.commands import call_service, parse, path_uuid, send
+from edge.commands import call_service, parse, parse_query, path_uuid, send
 from edge.middleware import json_body
 from edge.openapi import Endpoint
 from edge.problems import HttpProblem
 
 IDEMPOTENCY_KEY = "Idempotency-Key"
 # Order ids derived from idempotency keys live in their own UUIDv5 namespace.
-_ORDER_KEYS = uuid.UUID("6f1c2b9e-5a34-4c1e-9d2a-0e7b8f3c4d51")
+# What the order ids are keyed with: derived from the CSRF secret every edge replica
+# shares (a new secret would only change the ids of requests still to be retried).
+_ORDER_ID_LABEL = b"agora order ids from Idempotency-Key"
+
+
+def order_id_for(secret: str, user_id: uuid.UUID, key: str) -> uuid.UUID:
+    """The same for the same caller and key on every edge; unguessable without the secret."""
+    keyed = hmac.new(hashlib.sha256(_ORDER_ID_LABEL + secret.encode()).digest(), digestmod="sha256")
+    keyed.update(f"{user_id}:{key}".encode())
+    return uuid.UUID(bytes=keyed.digest()[:16], version=4)
 _MAX_KEY = 200
 # The event stream: how often it looks for news, how long one connection lasts (the
 # client reconnects with Last-Event-ID, and with a fresh token), and a keep-alive.
@@ -68,7 +80,8 @@ async def place_order(request: web.Request) -> web.Response:
     digest = hashlib.sha256(
         json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":")).encode()
     ).hexdigest()
-    order_id = uuid.uuid5(_ORDER_KEYS, f"{actor.user_id}:{key}") if key is not None else uuid.uuid4()
+    secret = request.app[SETTINGS_KEY].csrf_secret  # empty only in development (a warning at start)
+    order_id = order_id_for(secret, actor.user_id, key) if key is not None else uuid.uuid4()
     command = PlaceOrder(
         order_id=order_id,
         items=body.items,
@@ -94,7 +107,7 @@ async def update_order(request: web.Request) -> web.Response:
 async def list_user_orders(request: web.Request) -> web.Response:
     actor = await require_actor(request)
     user_id = path_uuid(request, "userId")
-    query = parse(ListUserOrdersQuery, dict(request.query))
+    query = parse_query(ListUserOrdersQuery, request)
     command = ListUserOrders(user_id=user_id, limit=query.limit, cursor=query.cursor)
     return await call_service(request, LIST_USER_ORDERS, command, actor=actor)
 
@@ -151,10 +164,10 @@ ENDPOINTS = (
         status=202,
         body=PlaceOrderBody,
         auth=True,
-        errors=(422,),
+        errors=(409, 422),
         headers=("Location",),
         summary="Place an order from `items`, or without them from the caller's cart (which the order empties; "
-        "an empty cart is 422), with an `Idempotency-Key` header: the same key and body answer the same order, "
+        "an empty cart is 409), with an `Idempotency-Key` header: the same key and body answer the same order, "
         "the same key with another body is 422. Answered at once with the pending order; stock is reserved and "
         "payment authorized in the background, and the order becomes `confirmed` or `cancelled` (see "
         "`cancel_reason`). Prices are today's, kept on each line.",

@@ -26,7 +26,7 @@ from contracts.orders import (
 )
 from edge import SETTINGS_KEY
 from edge.auth import require_actor
-from edge.commands import call_service, parse, path_uuid, send
+from edge.commands import call_service, parse_query, path_uuid, send
 from edge.openapi import Endpoint
 
 log = logging.getLogger("agora.edge.reports")
@@ -40,7 +40,7 @@ def _wants_csv(request: web.Request, query: SalesReportQuery) -> bool:
 
 async def sales_report(request: web.Request) -> web.Response:
     actor = await require_actor(request)
-    query = parse(SalesReportQuery, dict(request.query))
+    query = parse_query(SalesReportQuery, request)
     command = SalesReport(
         seller_id=path_uuid(request, "sellerId"),
         start=query.start,
@@ -67,12 +67,12 @@ async def sales_report(request: web.Request) -> web.Response:
 
 async def list_orders(request: web.Request) -> web.Response:
     actor = await require_actor(request)
-    return await call_service(request, LIST_ORDERS, parse(ListOrders, dict(request.query)), actor=actor)
+    return await call_service(request, LIST_ORDERS, parse_query(ListOrders, request), actor=actor)
 
 
 async def admin_overview(request: web.Request) -> web.Response:
     actor = await require_actor(request)
-    sold = await send(request, SALES_OVERVIEW, parse(SalesOverview, dict(request.query)), actor=actor)
+    sold = await send(request, SALES_OVERVIEW, parse_query(SalesOverview, request), actor=actor)
     try:
         depths = await DeadLetters.from_settings(request.app[SETTINGS_KEY]).queue_depths()
     except DeadLetterError as exc:  # the sales figures are still worth showing
@@ -91,6 +91,7 @@ ENDPOINTS = (
         query=SalesReportQuery,
         auth=True,
         errors=(404, 422),
+        also_as=("text/csv", "One row per period: `period_start,orders,units,revenue,currency`"),
         summary="A seller's sales from `from` to `to` (days, UTC, both included) by `granularity` (day, week "
         "from Monday, month): orders confirmed and not cancelled since, every period listed (zeros too), the top "
         "10 products by revenue, and totals, in one currency (`currency`, by default the one most sales use). The "

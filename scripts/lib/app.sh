@@ -41,6 +41,13 @@ agora_python_env() {
   export PATH="$AGORA_ROOT/.venv/bin:$PATH"
 }
 
+# Every process's broker user and permissions, and the dead-letter queues' bound
+# (agora/broker_users.py), with the administrator account of our node.
+agora_broker_setup() {
+  agora_log "rabbitmq: broker users of the edge and every worker"
+  (cd "$AGORA_ROOT" && agora broker setup >/dev/null) || agora_die "agora broker setup failed"
+}
+
 # Everything the test suite and the benchmarks need before they start their own edge and
 # workers: the Python environment and the suite's own backing services (never a
 # development stack's; see agora_test_services_env in services.sh). Switches this shell
@@ -83,6 +90,12 @@ agora_write_env_file() {
   grep -q '^AGORA_CSRF_SECRET=' "$file" || echo "AGORA_CSRF_SECRET=$(_agora_random_b64)" >>"$file"
   # Workers derive their service-client secrets from it (workers/runtime/identity.py).
   grep -q '^AGORA_SERVICE_SECRET=' "$file" || echo "AGORA_SERVICE_SECRET=$(_agora_random_b64)" >>"$file"
+  # Each process's own broker password (agora/broker_users.py; `agora broker setup` makes the users).
+  local process
+  for process in edge $(cd "$AGORA_ROOT" && "$AGORA_ROOT/.venv/bin/agora" workers | cut -d' ' -f1); do
+    grep -q "^AGORA_BROKER_PASSWORD_${process^^}=" "$file" ||
+      echo "AGORA_BROKER_PASSWORD_${process^^}=$(_agora_random_hex)" >>"$file"
+  done
   # Credentials of the local Twilio stand-in (agora/sms_sandbox.py), shaped like Twilio's.
   if ! grep -q '^AGORA_TWILIO_ACCOUNT_SID=' "$file"; then
     printf 'AGORA_TWILIO_ACCOUNT_SID=AC%s\nAGORA_TWILIO_AUTH_TOKEN=%s\n' "$(_agora_random_hex)" "$(_agora_random_hex)" >>"$file"
@@ -153,10 +166,11 @@ agora_start_app() {
   local workers name port
   # The list of workers and their ports lives in agora/settings.py only.
   workers=$(cd "$AGORA_ROOT" && agora workers) || agora_die "agora workers failed"
+  # `agora launch`: each as its own broker user, with only the secrets it uses.
   while read -r name port; do
-    agora_start_process "worker-$name" "$port" agora worker "$name"
+    agora_start_process "worker-$name" "$port" agora launch "$name"
   done <<<"$workers"
-  agora_start_process edge "$AGORA_HTTP_PORT" agora edge
+  agora_start_process edge "$AGORA_HTTP_PORT" agora launch edge
 }
 
 agora_stop_app() {

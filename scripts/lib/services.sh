@@ -109,11 +109,11 @@ agora_test_services_env() {
         AGORA_ROOT=$(cd -P -- "$_AGORA_LIB_DIR/../.." && pwd) || return 1
     fi
     local base=${AGORA_TEST_PORT_BASE:-18000}
-    AGORA_RUN_DIR=$AGORA_ROOT/.run/test-services
+    AGORA_RUN_DIR=$AGORA_ROOT/.run/test-services${AGORA_TEST_PORT_BASE:+-$AGORA_TEST_PORT_BASE}
     AGORA_RABBITMQ_PORT=$((base + 672))
     AGORA_RABBITMQ_MANAGEMENT_PORT=$((base + 673))
     AGORA_RABBITMQ_DIST_PORT=$((base + 674))
-    AGORA_RABBITMQ_NODENAME=agora-test@localhost
+    AGORA_RABBITMQ_NODENAME=agora-test${AGORA_TEST_PORT_BASE:+-$AGORA_TEST_PORT_BASE}@localhost
     AGORA_POSTGRES_PORT=$((base + 432))
     AGORA_REDIS_PORT=$((base + 379))
     AGORA_SMTP_PORT=$((base + 25))
@@ -461,6 +461,8 @@ _agora_rabbitmq_write_config() {
         echo "default_user = agora"
         echo "default_pass = agora"
         echo "default_user_tags.administrator = true"
+        # May publish with another user's user_id: replays and the tests' stand-ins.
+        echo "default_user_tags.impersonator = true"
         echo "default_permissions.configure = .*"
         echo "default_permissions.read = .*"
         echo "default_permissions.write = .*"
@@ -479,14 +481,16 @@ _agora_rabbitmq_write_config() {
 _agora_rabbitmq_ensure_users() {
     local mgmt=$AGORA_RABBITMQ_MANAGEMENT_PORT
     if [[ $(_agora_http_status "$AGORA_HOST" "$mgmt" /api/users/guest agora:agora) == 404 &&
-        $(_agora_http_status "$AGORA_HOST" "$mgmt" /api/permissions/%2F/agora agora:agora) == 200 ]]; then
+        $(_agora_http_status "$AGORA_HOST" "$mgmt" /api/permissions/%2F/agora agora:agora) == 200 &&
+        -f $(_agora_rabbitmq_dir)/admin-tags-v2 ]]; then
         return 0
     fi
     agora_log "rabbitmq: provisioning user agora and removing guest"
     if ! _agora_rabbitmqctl_bounded 30 -q add_user agora agora >/dev/null 2>&1; then
         _agora_rabbitmqctl_bounded 30 -q change_password agora agora >/dev/null || return 1
     fi
-    _agora_rabbitmqctl_bounded 30 -q set_user_tags agora administrator >/dev/null || return 1
+    _agora_rabbitmqctl_bounded 30 -q set_user_tags agora administrator impersonator >/dev/null || return 1
+    : >"$(_agora_rabbitmq_dir)/admin-tags-v2"
     _agora_rabbitmqctl_bounded 30 -q set_permissions -p / agora '.*' '.*' '.*' >/dev/null || return 1
     _agora_rabbitmqctl_bounded 30 -q delete_user guest >/dev/null 2>&1 || true
 }

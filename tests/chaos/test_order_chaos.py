@@ -100,6 +100,7 @@ async def duplicate_some(amqp: AbstractRobustConnection, chaos: Chaos, stop: asy
                 reply_to=message.reply_to,
                 content_type=message.content_type,
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                user_id=message.user_id,  # a redelivery keeps it (the administrator may impersonate)
             )
             exchange = await channel.get_exchange(message.exchange or EVENTS_EXCHANGE, ensure=False)
             await exchange.publish(copy, routing_key=message.routing_key or "")

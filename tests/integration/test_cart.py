@@ -384,15 +384,15 @@ async def test_ordering_the_cart_charges_todays_prices_and_empties_it(
     assert status == 202 and again["order_id"] == order["order_id"]
     # Without that key, an empty cart is refused.
     status, problem = await order_the_cart(http, user, str(uuid.uuid4()))
-    assert status == 422 and problem["errors"] == [{"field": "items", "message": "the cart is empty"}], problem
+    assert status == 409 and problem["errors"] == [{"field": "items", "message": "the cart is empty"}], problem
     # The cart goes on working after an order.
     status, cart = await add(http, bearer(user["access_token"]), mug["product_id"], 1)
     assert status == 200 and cart["total"] == "4.50"
 
 
-async def test_an_empty_or_missing_cart_is_422_and_orders_nothing(http: aiohttp.ClientSession) -> None:
+async def test_an_empty_or_missing_cart_is_409_and_orders_nothing(http: aiohttp.ClientSession) -> None:
     user = await member(http)  # never had a cart
     status, problem = await order_the_cart(http, user, str(uuid.uuid4()))
-    assert status == 422 and problem["code"] == "validation_failed" and problem["errors"][0]["field"] == "items"
+    assert status == 409 and problem["code"] == "conflict" and problem["errors"][0]["field"] == "items"
     async with http.get(f"/api/orders/user/{user['user_id']}", headers=bearer(user["access_token"])) as resp:
         assert (await resp.json())["items"] == []

@@ -400,7 +400,11 @@ async def test_filters(http: aiohttp.ClientSession, admin: dict[str, Any], selle
     assert await ids(seller_id=other_seller["user"]["user_id"]) == {dear["product_id"]}
     assert await ids(in_stock=True) == {mid["product_id"], dear["product_id"], yen["product_id"]}
     assert await ids(in_stock=False) == {cheap["product_id"]}
-    assert await ids(q="", seller_id="") == {p["product_id"] for p in (cheap, mid, dear, yen)}  # empty = no filter
+    assert await ids(q="") == {p["product_id"] for p in (cheap, mid, dear, yen)}  # an empty search: no filter
+    # An empty value for a typed filter is not "no filter" but an invalid value, as the
+    # document says (a form leaves out what it does not filter on).
+    async with http.get("/api/products", params={"seller_id": ""}) as resp:
+        assert resp.status == 422 and (await resp.json())["errors"][0]["field"] == "seller_id"
 
 
 async def test_in_stock_follows_inventory_events(
@@ -429,6 +433,7 @@ async def test_in_stock_follows_inventory_events(
             headers=envelope.to_headers(),  # type: ignore[arg-type]
             content_type="application/json",
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            user_id="agora-inventory",  # as the inventory service publishes it
         ),
         routing_key="inventory.stock_changed.v1",
     )

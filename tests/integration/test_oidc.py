@@ -145,9 +145,7 @@ def oidc(stack: Stack) -> Iterator[Oidc]:
     provider = _run_provider()
     other = _run_provider(keys_from=provider.issuer)
     vhost = f"{support.VHOST}_oidc"
-    support.management_api("DELETE", f"/vhosts/{vhost}")
-    assert support.management_api("PUT", f"/vhosts/{vhost}") in (201, 204)
-    support.management_api("PUT", f"/permissions/{vhost}/agora", b'{"configure":".*","write":".*","read":".*"}')
+    support.reset_vhost(vhost)
     providers = {
         name: {"issuer": p.issuer, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
         for name, p in (("mock", provider), ("other", other))
@@ -163,7 +161,7 @@ def oidc(stack: Stack) -> Iterator[Oidc]:
     worker = support.worker("users", env, index=7)
     worker.name = "worker-users-oidc"
     worker.log_path = worker.log_path.with_name("worker-users-oidc.log")
-    edge = support.Process("edge-oidc", [str(support.ROOT / ".venv/bin/agora"), "edge"], PORT, env)
+    edge = support.edge(env, "edge-oidc", PORT)
     try:
         worker.start()
         edge.start()

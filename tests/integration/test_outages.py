@@ -15,10 +15,8 @@ from tests.conftest import Stack, new_user
 
 async def test_a_stalled_worker_gives_504_and_the_command_still_completes(stack: Stack) -> None:
     # A second edge with a one-second budget, so the test does not wait out the default.
-    impatient = support.Process(
-        "edge-impatient", [str(support.ROOT / ".venv/bin/agora"), "edge"], support.HTTP_PORT + 10, stack.env
-    )
-    impatient.start(extra_env={"AGORA_HTTP_PORT": str(support.HTTP_PORT + 10), "AGORA_RPC_TIMEOUT_SECONDS": "1"})
+    impatient = support.edge(stack.env, "edge-impatient", support.HTTP_PORT + 10)
+    impatient.start(extra_env={"AGORA_RPC_TIMEOUT_SECONDS": "1"})
     assert stack.users.proc is not None
     body = new_user()
     try:
@@ -48,10 +46,8 @@ async def test_the_edge_is_alive_but_not_ready_without_a_broker_connection(stack
     # An edge pointed at a broker port nobody listens on: /healthz yes, /readyz no,
     # and API calls fail fast with a 503 problem instead of hanging.
     port = support.HTTP_PORT + 11
-    lonely = support.Process("edge-no-broker", [str(support.ROOT / ".venv/bin/agora"), "edge"], port, stack.env)
-    lonely.start(
-        extra_env={"AGORA_HTTP_PORT": str(port), "AGORA_AMQP_URL": "amqp://agora:agora@127.0.0.1:1/"}, wait=False
-    )
+    lonely = support.edge(stack.env, "edge-no-broker", port)
+    lonely.start(extra_env={"AGORA_AMQP_URL": "amqp://agora:agora@127.0.0.1:1/"}, wait=False)
     try:
         async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
             for _ in range(100):

@@ -245,18 +245,7 @@ async def _registration_published(db: AsyncEngine, user_id: str) -> None:
 
 
 def _data_keys(env: dict[str, str]) -> tuple[str, str]:
-    keys = env.get("AGORA_DATA_KEYS") or _from_env_file("AGORA_DATA_KEYS")
-    current = env.get("AGORA_DATA_KEY_ID") or _from_env_file("AGORA_DATA_KEY_ID")
-    return keys, current
-
-
-def _from_env_file(name: str) -> str:
-    from tests import support
-
-    for line in (support.ROOT / ".run" / "agora.env").read_text().splitlines():
-        if line.startswith(f"{name}="):
-            return line.split("=", 1)[1]
-    raise AssertionError(f"{name} not configured")
+    return env["AGORA_DATA_KEYS"], env["AGORA_DATA_KEY_ID"]
 
 
 async def _next_message(queue: aio_pika.abc.AbstractQueue, within: float = 10) -> aio_pika.abc.AbstractIncomingMessage:

@@ -85,8 +85,11 @@ async def test_password_change(http: aiohttp.ClientSession, db: AsyncEngine) -> 
     user = await register(http)
     session = await login(http, user["email"], user["password"])
     url, auth = f"/api/users/{user['user_id']}/password", _bearer(session["access_token"])
+    wrong = {"current_password": "wrong one!", "new_password": "a brand new passphrase"}
+    async with http.post(url, json=wrong, headers=auth) as resp:
+        assert resp.status == 403  # a well-formed request without the proof it asks for
+        assert "current_password" in {e["field"] for e in (await resp.json())["errors"]}
     cases = [
-        ({"current_password": "wrong one!", "new_password": "a brand new passphrase"}, "current_password"),
         ({"current_password": user["password"], "new_password": "password1"}, "new_password"),
         ({"current_password": user["password"], "new_password": user["password"]}, "new_password"),
         ({"current_password": user["password"], "new_password": "a brand new passphrase", "user_id": "x"}, "user_id"),

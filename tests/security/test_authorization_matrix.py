@@ -31,7 +31,7 @@ from edge.routes import ENDPOINTS, REDIRECTS
 from tests.bus import stock_target
 from tests.cart_support import cart_target
 from tests.catalog_support import category_target, new_tag, product_target
-from tests.conftest import bearer, login, make_seller, new_user, register
+from tests.conftest import Stack, bearer, create_admin, login, make_seller, new_user, register
 from tests.orders_support import finished_order_target, order_body, order_target
 from workers.notifications.templates import DEFAULTS
 
@@ -77,6 +77,9 @@ class Row:
     # Makes the object the row acts on and its owner. {provider} is "none": the test
     # stack configures no identity provider.
     target: Target = member_target
+    # The row ends every session of the caller's account (logout-all): it gets an account
+    # of its own with the same role, so the shared callers' tokens stay valid.
+    ends_sessions: bool = False
 
     @property
     def name(self) -> str:
@@ -135,7 +138,7 @@ MATRIX = (
     Row(
         "POST", "/api/auth/logout", _statuses(*(204,) * 5), body=lambda owner: {"refresh_token": owner["refresh_token"]}
     ),
-    Row("POST", "/api/auth/logout-all", _statuses(401, 204, 204, 204, 204)),
+    Row("POST", "/api/auth/logout-all", _statuses(401, 204, 204, 204, 204), ends_sessions=True),
     Row("GET", "/api/auth/jwks.json", ALL),
     # Client credentials, not user tokens, get a partner token: a user's bearer token is no client authentication.
     Row(
@@ -277,9 +280,18 @@ def test_every_endpoint_has_a_row() -> None:
     assert not missing, f"add rows to the authorization matrix for: {missing}"
 
 
+async def _throwaway(http: aiohttp.ClientSession, stack: Stack, admin: dict[str, Any], caller: str) -> dict[str, Any]:
+    """A new account in the caller's role."""
+    if caller == "seller":
+        return await make_seller(http, admin)
+    account = create_admin(stack.env) if caller == "admin" else await register(http)
+    return await login(http, account["email"], account["password"])
+
+
 @pytest.mark.parametrize("caller", CALLERS)
 @pytest.mark.parametrize("row", MATRIX, ids=lambda row: row.name)
 async def test_matrix(
+    stack: Stack,
     http: aiohttp.ClientSession,
     admin: dict[str, Any],
     callers: dict[str, dict[str, Any] | None],
@@ -289,6 +301,8 @@ async def test_matrix(
     # A fresh target per cell: some cells change or erase what they act on.
     owner = await row.target(http, admin)
     principal = owner if caller == "owner" else callers[caller]
+    if row.ends_sessions and principal is not None and caller != "owner":
+        principal = await _throwaway(http, stack, admin, caller)
     headers = bearer(principal["access_token"]) if principal else {}
     body = row.body(owner)
     payload = {"data": body} if row.form else {"json": body}

@@ -143,7 +143,7 @@ async def test_forged_tokens_are_dead_lettered_on_the_broker_and_logged(
         sent[name] = await publish_command(
             amqp, GET_USER.routing_key, body, headers={"authorization": f"Bearer {token}"}
         )
-    dead = await dead_letters(amqp, f"{GET_USER.queue}.dlq", expect=len(sent))
+    dead = await dead_letters(amqp, f"{GET_USER.queue}.dlq", expect=len(sent), ids=set(sent.values()))
     assert dead.keys() == set(sent.values())
     log = stack.users.log_path.read_text().splitlines()
     security = [json.loads(line) for line in log if "security: rejected actor token" in line]

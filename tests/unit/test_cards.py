@@ -36,9 +36,13 @@ def _grouped(digits: str, sizes: list[int], separator: str) -> str:
 @st.composite
 def written_cards(draw: st.DrawFn) -> str:
     digits = draw(card_numbers)
-    separator = draw(st.sampled_from(["", " ", "-"]))
+    # The review found `.` `/` `_`, non-breaking and double spaces and line breaks let through.
+    separator = draw(st.sampled_from(["", " ", "-", ".", "/", "_", "\u00a0", "  ", "\n", "\r\n", " - "]))
     sizes = draw(st.lists(st.integers(min_value=1, max_value=6), min_size=1, max_size=8))
-    return _grouped(digits, sizes, separator) if separator else digits
+    written = _grouped(digits, sizes, separator) if separator else digits
+    if separator == "." and written.count(".") == 1:
+        return written.replace(".", " ")  # one dot makes a decimal amount, which is not a card
+    return written
 
 
 surroundings = st.sampled_from(["", "card ", "my card: ", "pay with ", "(", "tok_", '"'])

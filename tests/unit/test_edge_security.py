@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from uuid import uuid4
 
 import pytest
@@ -9,6 +10,7 @@ from aiohttp.test_utils import make_mocked_request
 
 from agora.settings import Settings
 from edge.ratelimit import RateLimiter, client_ip
+from edge.routes.orders import order_id_for
 from edge.sessions import CsrfSigner
 
 
@@ -55,3 +57,14 @@ def test_the_client_address_is_the_peer_unless_proxies_are_trusted() -> None:
     assert client_ip(request, 1) == "10.0.0.2"
     assert client_ip(request, 2) == "203.0.113.9"
     assert client_ip(make_mocked_request("GET", "/"), 1) == peer  # header missing: the peer
+
+
+def test_order_ids_from_an_idempotency_key_cannot_be_guessed_without_the_edges_secret() -> None:
+    # The review found ids derived from the user id and the key alone (a UUIDv5): a
+    # partner who knew both could place an order under that id first.
+    user, key = uuid.uuid4(), "checkout-1"
+    mine = order_id_for("the edge's secret", user, key)
+    assert mine == order_id_for("the edge's secret", user, key)  # the same request, the same order
+    assert mine != order_id_for("another secret", user, key)
+    assert mine != order_id_for("the edge's secret", uuid.uuid4(), key)
+    assert mine != uuid.uuid5(uuid.NAMESPACE_URL, f"{user}:{key}") and mine.version == 4

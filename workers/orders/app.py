@@ -50,5 +50,6 @@ service.command(orders.SALES_OVERVIEW, sales.sales_overview)
 # personal data: the export gathered by the edge, and erasure
 service.command(orders.EXPORT_USER_DATA, handlers.export_user_data)
 service.event(users.USER_ERASED, handlers.on_user_erased)
+service.event(users.USER_UPDATED, handlers.on_user_updated)
 
 app = service.app

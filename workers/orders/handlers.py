@@ -32,7 +32,7 @@ from contracts.orders import (
 )
 from contracts.payments import PaymentResult
 from contracts.privacy import ExportUserData, PersonalData
-from contracts.users import UserErased
+from contracts.users import UserErased, UserUpdated
 from workers.orders import model, saga
 from workers.orders.cart import delete_member_cart, member_cart
 from workers.orders.cart_repository import CartRepository
@@ -93,6 +93,9 @@ async def place_order(cmd: PlaceOrder, ctx: HandlerContext) -> OrderView:
         cart = await carts.member(user_id, lock=True) if model.orders_cart(cmd, actor) else None
     except OrderRefused as exc:
         raise _refused(exc) from None
+    if await repo.account_closed(user_id):
+        # Erased or disabled: a member's own tokens were revoked; this stops a partner.
+        raise DomainError("forbidden", "this account is closed: no order can be placed for it")
     digest = model.request_hash(cmd)
     existing = await repo.get(cmd.order_id)
     if existing is None:
@@ -283,12 +286,24 @@ async def on_user_erased(event: UserErased, ctx: HandlerContext) -> None:
     address, the cart is deleted. The orders stay, under the pseudonymous id, for accounting.
     """
     repo = _repo(ctx)
+    await repo.close_account(event.user_id, "erased", event.erased_at)
     for order_id in await repo.open_for_user(event.user_id):
         with contextlib.suppress(saga.IllegalTransition):  # shipped meanwhile: it is on its way
             await _advance(ctx, order_id, saga.Cancel("customer_request"))
     erased = await repo.erase_addresses(event.user_id)
     await delete_member_cart(ctx, event.user_id)
     log.info("erased customer's orders anonymised", extra={"orders": erased})
+
+
+async def on_user_updated(event: UserUpdated, ctx: HandlerContext) -> None:
+    """Keep which accounts are disabled: no order is placed for them until enabled again."""
+    if event.disabled is None or "disabled" not in event.changed:
+        return
+    repo = _repo(ctx)
+    if event.disabled:
+        await repo.close_account(event.user_id, "disabled", event.updated_at)
+    else:
+        await repo.reopen_account(event.user_id)
 
 
 # --- the sweeper ------------------------------------------------------------------------

@@ -161,8 +161,9 @@ def cart_items(cart: Cart | None, products: Mapping[UUID, ProductSnapshot]) -> t
         if (product := products.get(line.product_id)) is not None and product.on_sale
     )
     if not items:
+        # The request is valid; the cart's state is what refuses it (a 409, not a 422).
         raise OrderRefused(
-            "validation_failed",
+            "conflict",
             "the cart is empty: add items to it or send `items`",
             (FieldError(field="items", message="the cart is empty"),),
         )

@@ -13,13 +13,14 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agora.crypto import FieldCipher, Sealed
 from contracts.orders import HistoryEntry
 from contracts.users import Address
 from db.sealed import ORDER_ADDRESS
-from db.tables import order_history, order_lines, orders
+from db.tables import closed_accounts, order_history, order_lines, orders
 from db.writes import insert_if_new
 from workers.orders.model import Line, Order, reservation_lines
 from workers.orders.saga import Saga
@@ -145,6 +146,25 @@ class OrdersRepository:
             select(orders.c.order_id).where(orders.c.user_id == user_id, orders.c.status.in_(("pending", "confirmed")))
         )
         return [row.order_id for row in rows]
+
+    async def close_account(self, user_id: UUID, reason: str, at: datetime) -> None:
+        stmt = pg_insert(closed_accounts).values(user_id=user_id, reason=reason, closed_at=at)
+        # Erased is for good: a later "enabled" must not reopen it.
+        await self._session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[closed_accounts.c.user_id],
+                set_={"reason": stmt.excluded.reason, "closed_at": stmt.excluded.closed_at},
+                where=closed_accounts.c.reason != "erased",
+            )
+        )
+
+    async def reopen_account(self, user_id: UUID) -> None:
+        c = closed_accounts.c
+        await self._session.execute(closed_accounts.delete().where(c.user_id == user_id, c.reason == "disabled"))
+
+    async def account_closed(self, user_id: UUID) -> bool:
+        c = closed_accounts.c
+        return await self._session.scalar(select(c.user_id).where(c.user_id == user_id)) is not None
 
     async def erase_addresses(self, user_id: UUID) -> int:
         """Drop the shipping address of every order of the member; how many had one."""

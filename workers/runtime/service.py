@@ -14,8 +14,13 @@ outbox rows, replies if asked, and then acks. What it does on failure:
   back, and a copy goes to a delay queue that returns it to the work queue after
   about the time asked (contracts/topology.py); after `delivery_limit` such retries,
   or on `GiveUp`, the message is dead-lettered;
-- anything else (database down, a bug): nack with requeue after a short backoff; the
-  quorum queue's delivery limit dead-letters it if it keeps failing.
+- any other failure is classified once, in workers/runtime/failures.py: a transient one
+  (database or broker connection lost, serialization failure, deadlock, lock timeout)
+  is nacked with requeue after a backoff, and the quorum queue's delivery limit
+  dead-letters it if it keeps failing; a permanent one (a data, constraint or
+  program-limit error in PostgreSQL, a validation error inside the handler) is answered
+  and dead-lettered at once; an unexpected one (a bug, the handler's time limit) is tried
+  once more through a delay queue, and dead-lettered if it fails again the same way.
 """
 
 from __future__ import annotations
@@ -26,40 +31,54 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from faststream import AckPolicy
 from faststream.asgi import AsgiFastStream
 from faststream.message import StreamMessage
 from faststream.rabbit import RabbitBroker, RabbitExchange, RabbitQueue
 from faststream.rabbit.annotations import RabbitMessage
-from prometheus_client import REGISTRY, Counter
+from prometheus_client import REGISTRY, Counter, Gauge
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agora.cards import contains_card_number
 from agora.logging import configure_logging, correlation_id_var, message_id_var
+from agora.redaction import redact_body, redact_headers
+from agora.revocations import RevocationFeed, RevocationList, RevocationsFetcher
 from agora.settings import Settings, get_settings
-from agora.tokens import Actor, InvalidToken, JwksFetcher, TokenVerifier
-from contracts.base import Contract
+from agora.tokens import LEEWAY_SECONDS, Actor, InvalidToken, JwksFetcher, TokenVerifier
+from contracts.base import Contract, secret_fields
 from contracts.envelope import AUTHORIZATION, Envelope, EnvelopeError
 from contracts.errors import ErrorReply, Reply, field_errors
 from contracts.partners import scope_allows
 from contracts.topology import (
     COMMANDS_EXCHANGE,
+    DEAD_LETTER_REASON_HEADER,
+    DEAD_LETTERED_AT_HEADER,
     DELAY_HEADER,
+    DIRECT_REPLY_TO,
+    EDGE_REPLY_QUEUE_PREFIX,
     EVENTS_EXCHANGE,
+    ORIGINAL_EXCHANGE_HEADER,
+    ORIGINAL_ROUTING_KEY_HEADER,
+    REDACTED_HEADER,
     RETRIES_HEADER,
     CommandSpec,
     EventSpec,
+    broker_user,
+    dead_letter_queue,
     delay_tier,
 )
-from contracts.users import GET_JWKS, GetJwks
+from contracts.users import GET_JWKS, GET_REVOCATIONS, GetJwks, GetRevocations, Revocations, TokensRevoked
 from db.engine import asyncpg_dsn, make_engine, make_sessionmaker
 from db.tables import MESSAGING, outbox_channel
 from workers.runtime import inbox, outbox
 from workers.runtime.broker import (
     commands_exchange,
+    dead_letter_exchange,
     declare_topology,
     delay_exchange,
     events_exchange,
@@ -68,6 +87,7 @@ from workers.runtime.broker import (
     work_queue,
 )
 from workers.runtime.errors import DomainError, GiveUp, RetryLater
+from workers.runtime.failures import classify
 from workers.runtime.health import health_routes
 from workers.runtime.identity import (
     IdentityUnavailable,
@@ -81,6 +101,14 @@ log = logging.getLogger("agora.worker")
 
 DEAD_LETTERED = Counter("agora_dead_lettered_total", "Messages rejected to a dead-letter queue", ["queue", "reason"])
 HANDLED = Counter("agora_handled_total", "Messages handled, by outcome", ["queue", "outcome"])
+# Alert when a dead-letter queue nears its bound (AGORA_DEAD_LETTER_MAX_LENGTH): past it
+# the oldest dead letters are dropped (docs/operations.md).
+DEAD_LETTER_DEPTH = Gauge(
+    "agora_dead_letter_queue_depth", "Messages in a dead-letter queue", ["queue"], multiprocess_mode="max"
+)
+DEAD_LETTER_LIMIT = Gauge(
+    "agora_dead_letter_queue_limit", "The most a dead-letter queue keeps", multiprocess_mode="max"
+)
 
 Handler = Callable[[Any, "HandlerContext"], Awaitable[BaseModel | None]]
 # A periodic job (a sweeper): runs in every replica, so it claims its rows with SKIP LOCKED.
@@ -88,7 +116,15 @@ Job = Callable[["WorkerService"], Awaitable[None]]
 
 _EXCHANGES = {e.name: e for e in (commands_exchange, events_exchange)}
 # Dead-letter reasons that mean someone may be probing: logged as security events.
-_SECURITY_REASONS = frozenset({"missing_actor", "bad_actor", "scope_denied"})
+_SECURITY_REASONS = frozenset({"missing_actor", "bad_actor", "scope_denied", "bad_reply_to", "wrong_publisher"})
+# Refusals worth a security log line, by how loud: someone else's object is "not found".
+_REFUSALS = {"forbidden": logging.WARNING, "not_found": logging.INFO}
+# The fingerprint of an unexpected failure, carried by the retry: the same again is final.
+FAILURE_HEADER = "agora-failure"
+
+
+class HandlerTimedOut(Exception):
+    """A handler ran past AGORA_HANDLER_TIMEOUT_SECONDS; its transaction is rolled back."""
 
 
 async def _undecoded(message: StreamMessage[Any]) -> bytes:
@@ -165,6 +201,13 @@ def _gave_up(detail: str) -> BadMessage:
     return BadMessage("gave_up", ErrorReply(code="unavailable", detail=detail))
 
 
+def reply_queue_allowed(reply_to: str) -> bool:
+    """Replies go only to RabbitMQ's direct reply-to (partners, workers asking each other)
+    or an edge's own reply queue: a `reply_to` naming any other queue (a dead-letter
+    queue, another worker's work queue) would make this worker publish into it."""
+    return reply_to.startswith((DIRECT_REPLY_TO, EDGE_REPLY_QUEUE_PREFIX))
+
+
 def may_take_saga_steps(role: str) -> bool:
     return role in ("service", "admin")
 
@@ -175,13 +218,15 @@ class WorkerService:
         name: str,
         *,
         jwks: JwksFetcher | None = None,
+        revocations: RevocationsFetcher | None = None,
         on_startup: Sequence[Callable[[WorkerService], Awaitable[None]]] = (),
         on_shutdown: Sequence[Callable[[WorkerService], Awaitable[None]]] = (),
         settings: Settings | None = None,
         service_token: TokenSource | None = None,
     ) -> None:
-        """`jwks` reads the public token-signing keys (the users worker reads its own);
-        by default they are asked of the users service over the bus.
+        """`jwks` reads the public token-signing keys and `revocations` the token
+        revocations in force (the users worker reads its own); by default both are
+        asked of the users service over the bus.
 
         `service_token` mints this worker's service token itself (only the users
         worker, which holds the signing key, can); otherwise the token is asked for
@@ -198,11 +243,17 @@ class WorkerService:
         )
         self.sessions = make_sessionmaker(self.engine)
         self.outbox_table, self.inbox_table = MESSAGING[name]
+        self.revocations = RevocationList(
+            revocations or self._revocations_over_bus,
+            window_seconds=self.settings.access_token_ttl_seconds + LEEWAY_SECONDS,
+        )
+        self._revocation_feed = RevocationFeed(self.settings.amqp_url, self.revocations)
         self.verifier = TokenVerifier(
             jwks or self._jwks_over_bus,
             issuer=self.settings.jwt_issuer,
             audience=self.settings.jwt_audience,
             max_age=self.settings.jwks_refresh_seconds,
+            revocations=self.revocations,
         )
         if service_token is None and self.settings.service_secret:
             service_token = bus_token_source(self.broker, self.settings, name)
@@ -217,12 +268,17 @@ class WorkerService:
             poll_seconds=self.settings.outbox_poll_seconds,
         )
         self._queues: list[RabbitQueue] = []
+        # The broker user whose events each event queue takes (see `_publisher_checked`).
+        self._publishers: dict[str, str] = {}
+        self.broker_user = unquote(urlsplit(self.settings.amqp_url).username or "")
         self.consuming = False
         self._startup_hooks = list(on_startup)
         # Run after the last handler finished: release what handlers used (HTTP clients).
         self._shutdown_hooks = list(on_shutdown)
         self._relay_task: asyncio.Task[None] | None = None
-        self._jobs: list[tuple[str, Job, float]] = []
+        self._jobs: list[tuple[str, Job, float]] = [
+            ("dead-letter-depth", WorkerService._measure_dead_letters, self.settings.dead_letter_scan_seconds)
+        ]
         self._job_tasks: list[asyncio.Task[None]] = []
         self._jobs_stopping = asyncio.Event()
         self.app = AsgiFastStream(
@@ -257,6 +313,7 @@ class WorkerService:
             None,
             summary=f"{self.name} reacts to {spec.routing_key}",
         )
+        self._publishers[subscription.queue] = broker_user(spec.service)
         self._subscribe(subscription, handler, events_exchange, spec.routing_key)
 
     def background(self, name: str, job: Job, *, every: float) -> None:
@@ -267,6 +324,18 @@ class WorkerService:
         its next turn; shutdown waits for a run in progress, before the relay's last batch.
         """
         self._jobs.append((name, job, every))
+
+    async def _measure_dead_letters(self) -> None:
+        """How full each of this worker's dead-letter queues is (a passive declare counts)."""
+        DEAD_LETTER_LIMIT.set(self.settings.dead_letter_max_length)
+        if not await self.broker.ping(timeout=2.0):
+            return  # the broker is away: nothing to count, and not worth a traceback a second
+        for queue in self._queues:
+            name = dead_letter_queue(queue.name)
+            # FastStream keeps the queue object it declared once: declare it again (passively)
+            # for a fresh count.
+            queue_object = await self.broker.declare_queue(RabbitQueue(name, declare=False))
+            DEAD_LETTER_DEPTH.labels(name).set((await queue_object.declare()).message_count or 0)
 
     async def _run_job(self, name: str, job: Job, every: float) -> None:
         while not self._jobs_stopping.is_set():
@@ -308,6 +377,7 @@ class WorkerService:
         await declare_topology(self.broker, self._queues)
         for hook in self._startup_hooks:
             await hook(self)
+        await self._revocation_feed.start()
 
     async def _after_startup(self) -> None:
         self.consuming = True
@@ -346,7 +416,15 @@ class WorkerService:
             raise RuntimeError(f"the users service gave no keys: {reply.error}")
         return reply.data
 
+    async def _revocations_over_bus(self) -> list[TokensRevoked]:
+        reply = await request(self.broker, GET_REVOCATIONS, GetRevocations(), within=self.settings.rpc_timeout_seconds)
+        if not reply.ok or reply.data is None:
+            raise RuntimeError(f"the users service gave no revocations: {reply.error}")
+        return list(Revocations.model_validate(reply.data).items)
+
     async def _after_shutdown(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._revocation_feed.stop()
         for hook in self._shutdown_hooks:
             with contextlib.suppress(Exception):
                 await hook(self)
@@ -369,6 +447,9 @@ class WorkerService:
             correlation_id=row.headers.get("correlation_id"),
             headers=headers,
             content_type="application/json",
+            # RabbitMQ refuses a user_id that is not this connection's user: consumers
+            # of the event can trust it names the service that published it.
+            user_id=self.broker_user or None,
             timeout=10,
         )
 
@@ -381,6 +462,12 @@ class WorkerService:
             envelope = self._envelope(raw.headers or {}, raw.message_id, raw.correlation_id)
             correlation_id_var.set(envelope.correlation_id)
             message_id_var.set(str(envelope.message_id))
+            self._publisher_checked(spec, raw.exchange, raw.user_id)
+            if raw.reply_to and not reply_queue_allowed(raw.reply_to):
+                raise BadMessage(
+                    "bad_reply_to",
+                    ErrorReply(code="validation_failed", detail="reply_to must be amq.rabbitmq.reply-to"),
+                )
             payload = self._parse(spec, raw.body)
             actor = await self._actor(spec, envelope)
             reply = await self._execute(spec, handler, payload, envelope, actor)
@@ -393,26 +480,85 @@ class WorkerService:
         except GiveUp as gave_up:
             await self._dead_letter(message, spec, _gave_up(str(gave_up)), envelope)
             return
-        except Exception:
-            # Anything else may pass (database down, key service slow): every path
-            # must settle the delivery, or it would hold a prefetch slot forever.
-            await self._retry_later(message, spec)
+        except Exception as exc:
+            # Every path must settle the delivery, or it would hold a prefetch slot forever.
+            await self._failed(message, spec, exc, envelope)
             return
         if reply is not None:
             await self._reply(message, envelope, reply)
         HANDLED.labels(spec.queue, "ok" if reply is None or reply.ok else "domain_error").inc()
         await message.ack()
 
+    async def _failed(
+        self, message: RabbitMessage, spec: CommandSpec, exc: Exception, envelope: Envelope | None
+    ) -> None:
+        failure = classify(exc)
+        if failure.kind == "transient":
+            await self._retry_later(message, spec)
+            return
+        seen_before = (message.raw_message.headers or {}).get(FAILURE_HEADER) == failure.fingerprint
+        if failure.kind == "permanent" or seen_before:
+            log.error(
+                "handling failed and no retry can help",
+                exc_info=exc,
+                extra={"queue": spec.queue, "reason": failure.reason},
+            )
+            HANDLED.labels(spec.queue, "failed").inc()
+            await self._dead_letter(message, spec, BadMessage(failure.reason, failure.reply), envelope)
+            return
+        log.error("handling failed unexpectedly; trying once more", exc_info=exc, extra={"queue": spec.queue})
+        later = RetryLater("unexpected failure", after=1)
+        await self._delay(message, spec, later, envelope, headers={FAILURE_HEADER: failure.fingerprint})
+
     async def _retry_later(self, message: RabbitMessage, spec: CommandSpec) -> None:
-        """Requeue after a backoff; the queue's delivery limit dead-letters a lost cause."""
+        """Requeue after a backoff. On the last delivery the queue's limit allows, the
+        message is dead-lettered here instead (redacted), not by the broker (as it is)."""
         attempt = int(str((message.raw_message.headers or {}).get("x-delivery-count") or 0))
+        if attempt >= self.settings.delivery_limit:
+            await self._dead_letter(message, spec, _gave_up(f"still failing after {attempt + 1} deliveries"))
+            return
         log.exception("handling failed; will be redelivered", extra={"queue": spec.queue, "attempt": attempt})
         HANDLED.labels(spec.queue, "retry").inc()
+        await self._requeue(message, attempt)
+
+    async def _copy(
+        self,
+        message: RabbitMessage,
+        exchange: RabbitExchange,
+        queue: str,
+        *,
+        body: bytes,
+        headers: dict[str, Any],
+    ) -> None:
+        """A copy of this delivery to `exchange` under its queue's name (a delayed retry, a
+        redacted dead letter): persistent, confirmed, and an error if nothing took it."""
+        raw = message.raw_message
+        await self.broker.publish(
+            body,
+            exchange=exchange,
+            routing_key=queue,
+            persist=True,
+            mandatory=True,
+            message_id=raw.message_id,
+            correlation_id=raw.correlation_id,
+            reply_to=raw.reply_to,
+            headers=headers,
+            content_type=raw.content_type,
+            timeout=10,
+        )
+
+    async def _requeue(self, message: RabbitMessage, attempt: int) -> None:
         await asyncio.sleep(min(0.2 * 2**attempt, self.settings.retry_backoff_cap_seconds))
         await message.nack(requeue=True)
 
     async def _delay(
-        self, message: RabbitMessage, spec: CommandSpec, later: RetryLater, envelope: Envelope | None
+        self,
+        message: RabbitMessage,
+        spec: CommandSpec,
+        later: RetryLater,
+        envelope: Envelope | None,
+        *,
+        headers: dict[str, str] | None = None,
     ) -> None:
         """Handle the message again later: a copy waits in a delay queue, this one is acked.
 
@@ -421,25 +567,19 @@ class WorkerService:
         """
         raw = message.raw_message
         # The broker's own headers (x-death, x-delivery-count) describe this hop only.
-        headers = {k: v for k, v in (raw.headers or {}).items() if not k.startswith("x-")}
-        retries = int(str(headers.get(RETRIES_HEADER) or 0)) + 1
+        kept = {k: v for k, v in (raw.headers or {}).items() if not k.startswith("x-")}
+        retries = int(str(kept.get(RETRIES_HEADER) or 0)) + 1
         if retries > self.settings.delivery_limit:
             await self._dead_letter(message, spec, _gave_up(f"still failing after {retries - 1} retries"), envelope)
             return
         tier = delay_tier(later.after)
         try:
-            await self.broker.publish(
-                raw.body,
-                exchange=delay_exchange,
-                routing_key=spec.queue,
-                persist=True,
-                mandatory=True,
-                message_id=raw.message_id,
-                correlation_id=raw.correlation_id,
-                reply_to=raw.reply_to,
-                headers={**headers, RETRIES_HEADER: retries, DELAY_HEADER: str(tier)},
-                content_type=raw.content_type,
-                timeout=10,
+            await self._copy(
+                message,
+                delay_exchange,
+                spec.queue,
+                body=raw.body,
+                headers={**kept, **(headers or {}), RETRIES_HEADER: retries, DELAY_HEADER: str(tier)},
             )
         except Exception:
             await self._retry_later(message, spec)  # the broker is struggling: plain redelivery
@@ -450,6 +590,19 @@ class WorkerService:
         )
         HANDLED.labels(spec.queue, "deferred").inc()
         await message.ack()
+
+    def _publisher_checked(self, spec: CommandSpec, exchange: str | None, user_id: str | None) -> None:
+        """An event straight from `agora.events` must carry its owning service's broker user
+        as `user_id`, which RabbitMQ checks against the publishing connection: anyone else
+        (a partner, a compromised edge) cannot make this worker act on a forged event.
+        A delayed retry or a replayed dead letter comes back through `agora.retry`, which
+        only Agora's own processes may write to."""
+        expected = self._publishers.get(spec.queue)
+        if expected is not None and exchange == EVENTS_EXCHANGE and user_id != expected:
+            raise BadMessage(
+                "wrong_publisher",
+                ErrorReply(code="forbidden", detail=f"{spec.queue} takes events published by {expected} only"),
+            )
 
     @staticmethod
     def _envelope(headers: dict[str, Any], message_id: str | None, correlation_id: str | None) -> Envelope:
@@ -523,17 +676,36 @@ class WorkerService:
             # The handler runs in a savepoint so a refusal undoes its writes but keeps
             # the inbox claim. Any other exception rolls back the whole transaction.
             handler_writes = await session.begin_nested()
+            limit = asyncio.timeout(self.settings.handler_timeout_seconds)
             try:
-                result = await handler(payload, ctx)
+                async with limit:
+                    result = await handler(payload, ctx)
+            except TimeoutError:
+                if not limit.expired():
+                    raise  # a timeout of the handler's own (a connection): transient
+                raise HandlerTimedOut(f"{spec.queue}: over {self.settings.handler_timeout_seconds:g} s") from None
             except DomainError as err:
                 await (handler_writes.commit() if err.keep_changes else handler_writes.rollback())
+                if actor is not None and err.reply.code in _REFUSALS:
+                    # An actor asking for what is not theirs (a 404 or 403 at the edge) may
+                    # be probing: one line each, as the edge logs its own refusals.
+                    log.log(
+                        _REFUSALS[err.reply.code],
+                        "security: refused",
+                        extra={
+                            "queue": spec.queue,
+                            "code": err.reply.code,
+                            "actor": str(actor.user_id),
+                            "role": actor.role,
+                        },
+                    )
                 return Reply(ok=False, error=err.reply)
             await handler_writes.commit()
             return Reply(ok=True, data=result.model_dump(mode="json") if result is not None else None)
 
     async def _reply(self, message: RabbitMessage, envelope: Envelope, reply: Reply) -> None:
         reply_to = message.raw_message.reply_to
-        if not reply_to:
+        if not reply_to or not reply_queue_allowed(reply_to):
             return
         try:
             await self.broker.publish(
@@ -565,4 +737,33 @@ class WorkerService:
         DEAD_LETTERED.labels(spec.queue, bad.reason).inc()
         if envelope is not None:
             await self._reply(message, envelope, Reply(ok=False, error=bad.reply))
-        await message.reject(requeue=False)
+        raw = message.raw_message
+        headers = dict(raw.headers or {})
+        body = redact_body(raw.body, secret_fields(spec.payload))
+        if body == raw.body and redact_headers(headers) == headers:
+            await message.reject(requeue=False)  # the broker moves it, as it is, to `<queue>.dlq`
+            return
+        # A dead letter must not keep a password, a token or a card number: a redacted
+        # copy goes to `<queue>.dlq` (confirmed), then the original is acknowledged.
+        kept = {k: v for k, v in redact_headers(headers).items() if not k.startswith("x-")}
+        try:
+            await self._copy(
+                message,
+                dead_letter_exchange,
+                spec.queue,
+                body=body,
+                headers={
+                    **kept,
+                    DEAD_LETTER_REASON_HEADER: bad.reason,
+                    REDACTED_HEADER: True,
+                    # What the broker's x-death would have said, for the dead-letter tools.
+                    ORIGINAL_EXCHANGE_HEADER: raw.exchange or "",
+                    ORIGINAL_ROUTING_KEY_HEADER: raw.routing_key or "",
+                    DEAD_LETTERED_AT_HEADER: datetime.now(UTC).isoformat(),
+                },
+            )
+        except Exception:
+            log.warning("could not dead-letter a redacted copy; trying again", exc_info=True)
+            await self._requeue(message, int(str(headers.get("x-delivery-count") or 0)))
+            return
+        await message.ack()

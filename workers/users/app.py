@@ -5,6 +5,7 @@ Run: `agora worker users [--workers N]` (or `faststream run workers.users.app:ap
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from agora import oidc
@@ -19,6 +20,8 @@ from workers.users.clients import ClientHandlers, provision_service_clients
 from workers.users.federation import FederationHandlers
 from workers.users.handlers import UserHandlers
 from workers.users.keys import KeyRing
+from workers.users.model import revocation_window
+from workers.users.repository import UserRepository
 
 settings = get_settings()
 cipher = FieldCipher.from_config(settings.data_keys, settings.data_key_id)
@@ -29,6 +32,13 @@ async def _own_jwks() -> dict[str, Any]:
     # This service verifies tokens with its own public keys, read from its schema.
     async with service.sessions() as session:
         return await keys.jwks(session)
+
+
+async def _own_revocations() -> list[c.TokensRevoked]:
+    # This service keeps the revocations: it reads them from its schema.
+    since = datetime.now(UTC) - revocation_window(settings.access_token_ttl_seconds)
+    async with service.sessions() as session:
+        return await UserRepository(session, cipher).revocations_since(since)
 
 
 async def _ensure_signing_key(svc: WorkerService) -> None:
@@ -53,6 +63,7 @@ async def _own_service_token() -> IssuedToken:
 service = WorkerService(
     "users",
     jwks=_own_jwks,
+    revocations=_own_revocations,
     on_startup=[_ensure_signing_key, _provision_service_clients],
     settings=settings,
     service_token=_own_service_token,
@@ -69,6 +80,7 @@ service.command(c.LIST_USERS, handlers.list_users)
 service.command(c.ERASE_USER, handlers.erase_user)
 service.command(c.EXPORT_USER_DATA, handlers.export_user_data)
 service.command(c.GET_JWKS, handlers.get_jwks)
+service.command(c.GET_REVOCATIONS, handlers.get_revocations)
 service.command(c.GET_CONTACT, handlers.get_contact)
 service.command(c.REFRESH_SESSION, handlers.refresh_session)
 service.command(c.LOGOUT, handlers.logout)

@@ -10,21 +10,22 @@ import re
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
 
 from passlib.hash import bcrypt_sha256
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from agora.crypto import FieldCipher
 from agora.settings import Settings
-from contracts.envelope import Envelope
-from contracts.topology import EVENTS_EXCHANGE
-from contracts.users import USER_REGISTERED, USER_UPDATED, UserRegistered, UserUpdated
+from contracts.users import (
+    TOKENS_REVOKED,
+    USER_REGISTERED,
+    USER_UPDATED,
+    TokensRevoked,
+    UserRegistered,
+    UserUpdated,
+)
 from db.engine import make_engine, make_sessionmaker
-from db.tables import users_outbox
-from workers.runtime import outbox
-from workers.users.model import User, normalize_email, password_problem, username_with_suffix
-from workers.users.repository import UserRepository
+from workers.users.model import User, normalize_email, password_problem, revocation_window, username_with_suffix
+from workers.users.repository import UserRepository, emit_outside_a_delivery
 
 
 class BootstrapError(Exception):
@@ -57,7 +58,10 @@ async def create_admin(
                         f"an account with {email} exists; pass --promote if it is the intended admin's"
                     )
                 await repo.save(replace(existing, role="admin", disabled_at=None, updated_at=now))
-                await repo.revoke_all_sessions(existing.user_id, now)  # its tokens carry the old role
+                # Its tokens carry the old role: void them everywhere.
+                revoked = TokensRevoked(user_id=existing.user_id, not_before=now, reason="role_changed")
+                await repo.revoke(revoked, keep_for=revocation_window(settings.access_token_ttl_seconds))
+                await emit_outside_a_delivery(session, TOKENS_REVOKED, revoked)
                 await repo.audit(
                     None, "user.promote_admin", target_id=existing.user_id, details={"from": existing.role}
                 )
@@ -65,7 +69,7 @@ async def create_admin(
                 updated = UserUpdated(
                     user_id=existing.user_id, changed=changed, updated_at=now, role="admin", disabled=False
                 )
-                await _emit(session, USER_UPDATED.routing_key, updated.model_dump(mode="json"))
+                await emit_outside_a_delivery(session, USER_UPDATED, updated)
                 return f"{email} promoted to admin (its password is unchanged)"
             if not password:
                 raise BootstrapError("a new account needs a password: set AGORA_ADMIN_PASSWORD or run in a terminal")
@@ -95,14 +99,7 @@ async def create_admin(
             event = UserRegistered(
                 user_id=user.user_id, email=email, username=username, role="admin", registered_at=now
             )
-            await outbox.enqueue(
-                session,
-                users_outbox,
-                exchange=EVENTS_EXCHANGE,
-                routing_key=USER_REGISTERED.routing_key,
-                body=event.model_dump(mode="json"),
-                envelope=Envelope.new(),
-            )
+            await emit_outside_a_delivery(session, USER_REGISTERED, event)
             return f"admin {email} created (username {username})"
     finally:
         await engine.dispose()
@@ -114,9 +111,3 @@ async def _free_username(repo: UserRepository, base: str) -> str:
         if not await repo.taken(username=candidate):
             return candidate
     raise BootstrapError(f"username {base} and its numbered variants are taken; pass --username")
-
-
-async def _emit(session: AsyncSession, routing_key: str, body: dict[str, Any]) -> None:
-    await outbox.enqueue(
-        session, users_outbox, exchange=EVENTS_EXCHANGE, routing_key=routing_key, body=body, envelope=Envelope.new()
-    )

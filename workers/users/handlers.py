@@ -20,6 +20,7 @@ from contracts.privacy import ExportUserData, PersonalData
 from contracts.users import (
     PASSWORD_CHANGED,
     SIGNED_IN,
+    TOKENS_REVOKED,
     USER_ERASED,
     USER_REGISTERED,
     USER_UPDATED,
@@ -28,6 +29,7 @@ from contracts.users import (
     EraseUser,
     GetContact,
     GetJwks,
+    GetRevocations,
     GetUser,
     Jwks,
     ListUsers,
@@ -38,7 +40,10 @@ from contracts.users import (
     PasswordChanged,
     RefreshSession,
     RegisterUser,
+    RevocationReason,
+    Revocations,
     SignedIn,
+    TokensRevoked,
     UpdateUser,
     UserErased,
     UserPage,
@@ -57,6 +62,7 @@ from workers.users.model import (
     normalize_email,
     password_problem,
     refresh_verdict,
+    revocation_window,
     update_refusal,
 )
 from workers.users.repository import UserRepository
@@ -140,7 +146,7 @@ class UserHandlers:
         now = datetime.now(UTC)
         verdict = refresh_verdict(token, now)
         if verdict == "reuse" and token is not None:
-            await repo.revoke_family(token.family_id, now)
+            await self._revoke(ctx, repo, token.user_id, "refresh_reuse", now, session_id=token.family_id)
             log.warning("security: refresh token reused; session revoked", extra={"family_id": str(token.family_id)})
             raise DomainError("unauthorized", _BAD_REFRESH, keep_changes=True)
         user = await repo.get(token.user_id) if token is not None and verdict == "rotate" else None
@@ -157,11 +163,32 @@ class UserHandlers:
         # An unknown token is not an error: the session is over either way, and the
         # answer must not tell a guesser which tokens exist.
         if token is not None:
-            await repo.revoke_family(token.family_id, datetime.now(UTC))
+            await self._revoke(ctx, repo, token.user_id, "logout", datetime.now(UTC), session_id=token.family_id)
 
     async def logout_all(self, cmd: LogoutAll, ctx: HandlerContext) -> None:
         actor = ctx.require_actor()
-        await UserRepository(ctx.session, self._cipher).revoke_all_sessions(actor.user_id, datetime.now(UTC))
+        repo = UserRepository(ctx.session, self._cipher)
+        await self._revoke(ctx, repo, actor.user_id, "logout_all", datetime.now(UTC))
+
+    async def _revoke(
+        self,
+        ctx: HandlerContext,
+        repo: UserRepository,
+        user_id: uuid.UUID,
+        reason: RevocationReason,
+        now: datetime,
+        *,
+        session_id: uuid.UUID | None = None,
+    ) -> None:
+        """End a session (or all of the user's) and void its access tokens everywhere at once."""
+        revoked = TokensRevoked(user_id=user_id, session_id=session_id, not_before=now, reason=reason)
+        await repo.revoke(revoked, keep_for=revocation_window(self._settings.access_token_ttl_seconds))
+        await ctx.emit(TOKENS_REVOKED, revoked)
+
+    async def get_revocations(self, query: GetRevocations, ctx: HandlerContext) -> Revocations:
+        since = datetime.now(UTC) - revocation_window(self._settings.access_token_ttl_seconds)
+        items = await UserRepository(ctx.session, self._cipher).revocations_since(since)
+        return Revocations(items=tuple(items))
 
     async def change_password(self, cmd: ChangePassword, ctx: HandlerContext) -> None:
         actor = ctx.require_actor()
@@ -173,7 +200,12 @@ class UserHandlers:
         current = user.password_hash or self._dummy_hash
         matches = await asyncio.to_thread(self._hasher.verify, cmd.current_password, current)
         if user.password_hash is None or not matches:
-            raise invalid("current_password", "is incorrect")
+            # Not the owner's proof of knowing it: a refusal (403), not a malformed request.
+            raise DomainError(
+                "forbidden",
+                "current_password is incorrect",
+                (FieldError(field="current_password", message="is incorrect"),),
+            )
         if cmd.new_password == cmd.current_password:
             raise invalid("new_password", "must differ from the current password")
         if problem := password_problem(cmd.new_password, email=user.email, username=user.username):
@@ -182,7 +214,7 @@ class UserHandlers:
         new_hash = await asyncio.to_thread(self._hasher.hash, cmd.new_password)
         await repo.save(replace(user, password_hash=new_hash, updated_at=now))
         # Whoever knew the old password may hold a session: end them all.
-        await repo.revoke_all_sessions(user.user_id, now)
+        await self._revoke(ctx, repo, user.user_id, "password_changed", now)
         await ctx.emit(PASSWORD_CHANGED, PasswordChanged(user_id=user.user_id, changed_at=now))
 
     async def issue_tokens(
@@ -197,11 +229,14 @@ class UserHandlers:
     ) -> LoginResult:
         """A new session (login, third-party sign-in: no `family_id`) or the next token of one."""
         token, token_hash = new_refresh_token()
-        await repo.add_refresh_token(
+        session_id = await repo.add_refresh_token(
             token_hash, user_id=user.user_id, issued_at=now, expires_at=expires_at, family_id=family_id
         )
+        access_token = await self._keys.access_token(
+            ctx.session, user_id=user.user_id, role=user.role, session_id=session_id
+        )
         return LoginResult(
-            access_token=await self._keys.access_token(ctx.session, user_id=user.user_id, role=user.role),
+            access_token=access_token,
             expires_in=self._settings.access_token_ttl_seconds,
             refresh_token=token,
             user=user.view(),
@@ -248,7 +283,8 @@ class UserHandlers:
                 raise _conflict({"username"}) from None
             if ADMIN_FIELDS & set(changed):
                 # Sessions carry the old role (or a disabled account's access): end them.
-                await repo.revoke_all_sessions(user.user_id, now)
+                reason: RevocationReason = "disabled" if updated.disabled else "role_changed"
+                await self._revoke(ctx, repo, user.user_id, reason, now)
             await ctx.emit(
                 USER_UPDATED,
                 UserUpdated(
@@ -294,7 +330,7 @@ class UserHandlers:
         await repo.save(user.erased(now))
         await repo.forget_identities(user.user_id)
         await repo.scrub_sent_events(user.user_id)
-        await repo.revoke_all_sessions(user.user_id, now)
+        await self._revoke(ctx, repo, user.user_id, "erased", now)
         await ctx.emit(USER_ERASED, UserErased(user_id=user.user_id, erased_at=now))
         by = "self" if user.user_id == actor.user_id else "admin"
         await repo.audit(actor, "user.erase", target_id=user.user_id, details={"by": by}, envelope=ctx.envelope)
@@ -333,7 +369,7 @@ async def _current_actor(repo: UserRepository, actor: Actor) -> Actor:
     A token keeps the role it was issued with for its lifetime; this service owns the
     accounts, so it need not trust that: a demoted admin is a member here at once, and a
     disabled or erased account can do nothing, even with an unexpired token. (Other
-    services trust the token's role, which lasts at most one token lifetime.)
+    services drop such tokens within a second or so: agora/revocations.py.)
     """
     if actor.role not in ACCOUNT_ROLES:  # a partner or a service: no account row
         return actor

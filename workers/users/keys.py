@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import secrets
 import time
 import uuid
@@ -23,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from agora.crypto import FieldCipher, Sealed
 from agora.settings import Settings
+from agora.tokens import LEEWAY_SECONDS
 from db.sealed import SIGNING_KEY
 from db.tables import signing_keys
 
@@ -65,8 +67,42 @@ class KeyRing:
         return kid
 
     async def jwks(self, session: AsyncSession) -> dict[str, Any]:
-        rows = await session.scalars(select(signing_keys.c.public_jwk).order_by(signing_keys.c.created_at.desc()))
+        """The keys that verify: retired keys are left out, so verifiers drop them at
+        their next refresh (AGORA_JWKS_REFRESH_SECONDS) and their tokens stop verifying."""
+        live = signing_keys.c.retired_at.is_(None)
+        rows = await session.scalars(
+            select(signing_keys.c.public_jwk).where(live).order_by(signing_keys.c.created_at.desc())
+        )
         return {"keys": list(rows)}
+
+    async def retire(self, session: AsyncSession, kid: str, *, now: datetime) -> None:
+        """Retire a key once no token it signed can still be valid.
+
+        A key signs until the next newer key becomes active (its creation plus the
+        activation delay); its last tokens live one token lifetime after that. Retiring
+        earlier would turn valid sessions away, so it is refused, with the moment it
+        becomes possible. The key that signs now is never retired: rotate first.
+        """
+        await session.execute(text("SELECT pg_advisory_xact_lock(hashtext('users.signing_keys'))"))
+        rows = (await session.execute(select(signing_keys).order_by(signing_keys.c.created_at))).all()
+        index = next((i for i, row in enumerate(rows) if row.kid == kid), None)
+        if index is None:
+            raise RetireRefused(f"no signing key {kid!r}")
+        if rows[index].retired_at is not None:
+            return
+        activation = timedelta(seconds=self._settings.signing_key_activation_seconds)
+        newer = [row for row in rows[index + 1 :] if row.retired_at is None and row.created_at + activation <= now]
+        if not newer:
+            raise RetireRefused(f"{kid} still signs tokens: `agora keys rotate` first, then retire it later")
+        stopped = newer[0].created_at + activation
+        lifetime = timedelta(seconds=self._settings.access_token_ttl_seconds + LEEWAY_SECONDS)
+        if now < stopped + lifetime:
+            raise RetireRefused(
+                f"tokens signed by {kid} may be valid until {(stopped + lifetime).isoformat(timespec='seconds')}; "
+                "retire it after that"
+            )
+        await session.execute(signing_keys.update().where(signing_keys.c.kid == kid).values(retired_at=now))
+        self._current = None
 
     async def _signing_key(self, session: AsyncSession) -> tuple[str, Ed25519PrivateKey]:
         if self._current is None or time.monotonic() - self._loaded_at > self._settings.jwks_refresh_seconds:
@@ -90,9 +126,20 @@ class KeyRing:
         return self._current
 
     async def access_token(
-        self, session: AsyncSession, *, user_id: uuid.UUID, role: str, scopes: tuple[str, ...] = ()
+        self,
+        session: AsyncSession,
+        *,
+        user_id: uuid.UUID,
+        role: str,
+        scopes: tuple[str, ...] = (),
+        session_id: uuid.UUID | None = None,
     ) -> str:
-        """A signed access token; `user_id` is a client id for partner and service tokens."""
+        """A signed access token; `user_id` is a client id for partner and service tokens.
+
+        `sid` names the session (the refresh-token family) so a logout can void just its
+        tokens; `iat` has milliseconds (RFC 7519 allows a fraction), so a revocation at
+        12:00:00.400 voids a token of 12:00:00.300 and not one of 12:00:00.500.
+        """
         kid, key = await self._signing_key(session)
         now = datetime.now(UTC)
         claims: dict[str, Any] = {
@@ -100,10 +147,13 @@ class KeyRing:
             "aud": self._settings.jwt_audience,
             "sub": str(user_id),
             "role": role,
-            "iat": now,
+            # Rounded up: a token issued after a revocation never looks older than it.
+            "iat": math.ceil(now.timestamp() * 1000) / 1000,
             "exp": now + timedelta(seconds=self._settings.access_token_ttl_seconds),
             "jti": uuid.uuid4().hex,
         }
+        if session_id is not None:
+            claims["sid"] = str(session_id)
         if scopes:
             claims["scope"] = " ".join(scopes)  # RFC 9068 / 8693: space-delimited
         return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": kid})
@@ -117,6 +167,23 @@ def new_refresh_token() -> tuple[str, str]:
 
 def hash_refresh_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+class RetireRefused(Exception):
+    """The key cannot be retired (yet); the message says why and when it can."""
+
+
+async def retire_signing_key(settings: Settings, kid: str) -> None:
+    """Retire a signing key from the operator's command line (`agora keys retire KID`)."""
+    from db.engine import make_engine, make_sessionmaker
+
+    cipher = FieldCipher.from_config(settings.data_keys, settings.data_key_id)
+    engine = make_engine(settings.database_url, pool_size=1, application_name="agora-keys")
+    try:
+        async with make_sessionmaker(engine).begin() as session:
+            await KeyRing(cipher, settings).retire(session, kid, now=datetime.now(UTC))
+    finally:
+        await engine.dispose()
 
 
 async def rotate_signing_key(settings: Settings) -> str:

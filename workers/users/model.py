@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Literal
 from uuid import UUID
 
 from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
+from agora.tokens import LEEWAY_SECONDS
 from contracts.users import Address, UserView
 
 
 @lru_cache(maxsize=1)
 def _common_passwords() -> frozenset[str]:
     return frozenset(FREQUENCY_LISTS["passwords"])
+
+
+def revocation_window(access_token_ttl_seconds: float) -> timedelta:
+    """How long a token revocation matters: as long as the longest-lived token it can void."""
+    return timedelta(seconds=access_token_ttl_seconds + LEEWAY_SECONDS)
 
 
 def normalize_email(email: str) -> str:

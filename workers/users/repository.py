@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -11,10 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from agora.crypto import FieldCipher, Sealed
 from agora.tokens import Actor
+from contracts.base import Contract
 from contracts.envelope import Envelope
-from contracts.users import Address
+from contracts.topology import EVENTS_EXCHANGE, EventSpec
+from contracts.users import Address, TokensRevoked
 from db.sealed import USER_ADDRESS, USER_PHONE
-from db.tables import audit_log, identities, refresh_tokens, users, users_outbox
+from db.tables import audit_log, identities, refresh_tokens, token_revocations, users, users_outbox
+from workers.runtime import outbox
 from workers.users.model import RefreshToken, User
 
 
@@ -108,17 +111,19 @@ class UserRepository:
         issued_at: datetime,
         expires_at: datetime,
         family_id: UUID | None = None,
-    ) -> None:
-        """A refresh token: the first of a new family (a login) or the next of one."""
+    ) -> UUID:
+        """A refresh token: the first of a new family (a login) or the next of one; the family."""
+        family_id = family_id or uuid4()
         await self._session.execute(
             refresh_tokens.insert().values(
                 token_hash=token_hash,
-                family_id=family_id or uuid4(),
+                family_id=family_id,
                 user_id=user_id,
                 issued_at=issued_at,
                 expires_at=expires_at,
             )
         )
+        return family_id
 
     async def refresh_token_for_update(self, token_hash: str) -> RefreshToken | None:
         """The token's row, locked: two concurrent refreshes with one token serialize."""
@@ -148,6 +153,23 @@ class UserRepository:
         await self._session.execute(
             t.update().where(t.c.user_id == user_id, t.c.revoked_at.is_(None)).values(revoked_at=now)
         )
+
+    async def revoke(self, revoked: TokensRevoked, *, keep_for: timedelta) -> None:
+        """End the session (or every session of the user) and remember that its access
+        tokens are void for as long as one can live (older marks go). The caller emits
+        `revoked` as `users.tokens_revoked.v1`, so verifiers drop the tokens at once."""
+        if revoked.session_id is not None:
+            await self.revoke_family(revoked.session_id, revoked.not_before)
+        else:
+            await self.revoke_all_sessions(revoked.user_id, revoked.not_before)
+        await remember_revocation(self._session, revoked, keep_for=keep_for)
+
+    async def revocations_since(self, since: datetime) -> list[TokensRevoked]:
+        t = token_revocations
+        rows = await self._session.execute(
+            select(t.c.user_id, t.c.session_id, t.c.not_before, t.c.reason).where(t.c.not_before >= since)
+        )
+        return [TokensRevoked.model_validate(row._mapping) for row in rows]
 
     async def personal_records(self, user_id: UUID) -> dict[str, list[dict[str, Any]]]:
         """What else this service holds about a user: linked identities, sessions, audit lines."""
@@ -244,3 +266,23 @@ class UserRepository:
             disabled_at=row.disabled_at,
             erased_at=row.erased_at,
         )
+
+
+async def remember_revocation(session: AsyncSession, revoked: TokensRevoked, *, keep_for: timedelta) -> None:
+    """Keep a revocation while a token it voids can live (older ones go); verifiers load these."""
+    t = token_revocations
+    await session.execute(t.delete().where(t.c.not_before < revoked.not_before - keep_for))
+    await session.execute(t.insert().values(**revoked.model_dump()))
+
+
+async def emit_outside_a_delivery(session: AsyncSession, spec: EventSpec, payload: Contract) -> None:
+    """A users event from an operator's command (the first admin, a partner disabled), in
+    that command's transaction, as a handler's `ctx.emit` would write it."""
+    await outbox.enqueue(
+        session,
+        users_outbox,
+        exchange=EVENTS_EXCHANGE,
+        routing_key=spec.routing_key,
+        body=payload.model_dump(mode="json"),
+        envelope=Envelope.new(),
+    )
