@@ -65,20 +65,26 @@ class RevocationList:
         self._loaded = False
 
     async def ready(self) -> None:
-        """Loaded at least once; until then, no token can be judged."""
+        """Loaded (since the last reconnection); until then, no token can be judged. A burst
+        of checks on a cold list waits for one load, not one each."""
         if not self._loaded:
-            await self.reload()
+            async with self._lock:
+                if not self._loaded:
+                    await self._load()
 
     async def reload(self) -> None:
         async with self._lock:
-            try:
-                items = await self._fetch()
-            except Exception as exc:
-                raise RevocationsUnavailable(f"token revocations could not be loaded: {exc}") from exc
-            for revoked in items:
-                self.add(revoked)
-            self._forget_expired()
-            self._loaded = True
+            await self._load()
+
+    async def _load(self) -> None:
+        try:
+            items = await self._fetch()
+        except Exception as exc:
+            raise RevocationsUnavailable(f"token revocations could not be loaded: {exc}") from exc
+        for revoked in items:
+            self.add(revoked)
+        self._forget_expired()
+        self._loaded = True
 
     def _forget_expired(self) -> None:
         # A mark older than a token's lifetime can only void tokens that expired anyway.
