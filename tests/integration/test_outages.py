@@ -71,9 +71,7 @@ async def test_a_worker_that_cannot_declare_its_queues_exits_instead_of_idling(s
     # fail. The process must exit (a supervisor restarts it, an operator sees it), not
     # keep answering /healthz while consuming nothing.
     vhost = f"{support.VHOST}_conflict"
-    support.management_api("DELETE", f"/vhosts/{vhost}")
-    assert support.management_api("PUT", f"/vhosts/{vhost}") in (201, 204)
-    support.management_api("PUT", f"/permissions/{vhost}/agora", b'{"configure":".*","write":".*","read":".*"}')
+    await asyncio.to_thread(support.reset_vhost, vhost)  # with the worker's own broker user, as `agora broker setup` would
     url = stack.env["AGORA_AMQP_URL"].rsplit("/", 1)[0] + f"/{vhost}"
     try:
         connection = await aio_pika.connect(url)
