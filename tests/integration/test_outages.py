@@ -71,7 +71,8 @@ async def test_a_worker_that_cannot_declare_its_queues_exits_instead_of_idling(s
     # fail. The process must exit (a supervisor restarts it, an operator sees it), not
     # keep answering /healthz while consuming nothing.
     vhost = f"{support.VHOST}_conflict"
-    await asyncio.to_thread(support.reset_vhost, vhost)  # with the worker's own broker user, as `agora broker setup` would
+    # With the worker's own broker user, as `agora broker setup` makes it.
+    await asyncio.to_thread(support.reset_vhost, vhost)
     url = stack.env["AGORA_AMQP_URL"].rsplit("/", 1)[0] + f"/{vhost}"
     try:
         connection = await aio_pika.connect(url)
