@@ -21,7 +21,7 @@ from typing import Any
 
 import aiohttp
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from agora.settings import Settings
 from contracts.catalog import PRODUCT_CREATED, ProductCreated
@@ -29,7 +29,7 @@ from contracts.envelope import Envelope
 from contracts.money import currency, to_minor
 from contracts.topology import EVENTS_EXCHANGE
 from db.engine import make_engine
-from db.tables import catalog_outbox, outbox_channel, products
+from db.tables import catalog_outbox, products
 
 DEMO_SELLERS = ("carol@example.com", "erin@example.com")
 DEMO_PRODUCTS = 1000
@@ -224,8 +224,6 @@ async def bulk_products(settings: Settings, total: int, seller_ids: list[uuid.UU
                 async with engine.begin() as conn:
                     await conn.execute(products.insert(), rows)
                     await conn.execute(catalog_outbox.insert(), events)
-                    # Wake the relay now rather than at its next poll.
-                    await conn.execute(text(f"NOTIFY {outbox_channel('catalog')}"))
                 progress.advance(task, len(rows))
         print(f"seed: {total - have} products added; their stock records follow as inventory consumes the events")
         return 0

@@ -10,7 +10,10 @@ def make_engine(url: str, *, pool_size: int = 10, application_name: str = "agora
         url,
         pool_size=pool_size,
         max_overflow=4,
-        pool_pre_ping=True,
+        # No `SELECT 1` before every checkout (a round trip per delivery): a connection
+        # that died (a database restart) fails on use, SQLAlchemy drops the pool's stale
+        # connections, and the runtime retries that delivery as a transient failure.
+        pool_pre_ping=False,
         # Error messages must not carry bound values: they are emails, hashes, ciphertexts.
         hide_parameters=True,
         connect_args={"server_settings": {"application_name": application_name}},

@@ -9,6 +9,7 @@ import asyncio
 import logging
 
 import aiohttp_cors
+import uvloop
 from aiohttp import web
 
 from agora.events import until_done
@@ -171,6 +172,7 @@ def main() -> None:
     app.on_cleanup.append(_stop_metrics)
     web.run_app(
         app,
+        loop=uvloop.new_event_loop(),
         host=settings.host,
         port=settings.http_port,
         shutdown_timeout=settings.graceful_timeout_seconds,

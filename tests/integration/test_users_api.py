@@ -223,15 +223,23 @@ async def test_registration_event_is_published_through_the_outbox(http: aiohttp.
     assert row.headers["causation_id"] and row.headers["correlation_id"]
 
 
-async def test_request_id_is_echoed_and_carried_to_the_worker(http: aiohttp.ClientSession, stack: Stack) -> None:
+async def test_request_id_is_echoed_and_carried_to_the_worker(http: aiohttp.ClientSession, db: AsyncEngine) -> None:
     request_id = f"test-{uuid.uuid4().hex}"
-    async with http.post("/api/users/register", json=new_user(), headers={"X-Request-ID": request_id}) as resp:
+    body = new_user()
+    async with http.post("/api/users/register", json=body, headers={"X-Request-ID": request_id}) as resp:
         assert resp.status == 201
         assert resp.headers["X-Request-ID"] == request_id
     async with http.get("/api/users/me") as resp:
         assert resp.headers["X-Request-ID"]  # generated when absent, even on errors
-    log = stack.users.log_path.read_text()
-    assert request_id in log
+    # The worker handled the command under that id: the event it emitted carries it on.
+    # (A delivery that goes well writes no log line at INFO, issue 14; its failures do,
+    # with this id.)
+    async with db.connect() as conn:
+        carried = await conn.scalar(
+            text("SELECT headers->>'correlation_id' FROM users.outbox WHERE body->>'email' = :email"),
+            {"email": body["email"]},
+        )
+    assert carried == request_id
 
 
 async def test_health_metrics_and_documents(http: aiohttp.ClientSession) -> None:

@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 from contracts.catalog import ProductCreated, ProductDeleted
-from contracts.envelope import Envelope
 from contracts.inventory import (
     LOW_STOCK,
     MAX_STOCK,
@@ -238,8 +237,8 @@ async def sweep_expired(service: WorkerService) -> None:
 
 
 async def _sweep_batch(service: WorkerService) -> int:
-    async with service.sessions.begin() as session:
-        ctx = HandlerContext(session=session, envelope=Envelope.new(), actor=None, service=service)
+    async with service.unit_of_work() as ctx:
+        session = ctx.session
         repo = InventoryRepository(session)
         now = datetime.now(UTC)
         expired = await repo.expired_for_update(now, SWEEP_BATCH)

@@ -16,7 +16,6 @@ from uuid import UUID
 
 from agora.crypto import FieldCipher
 from agora.settings import get_settings
-from contracts.envelope import Envelope
 from contracts.errors import FieldError
 from contracts.inventory import Reservation
 from contracts.orders import (
@@ -317,8 +316,8 @@ async def sweep_deadlines(service: WorkerService) -> None:
 
 
 async def _sweep_batch(service: WorkerService) -> int:
-    async with service.sessions.begin() as session:
-        ctx = HandlerContext(session=session, envelope=Envelope.new(), actor=None, service=service)
+    async with service.unit_of_work() as ctx:
+        session = ctx.session
         due = await OrdersRepository(session, cipher()).due_for_update(datetime.now(UTC), SWEEP_BATCH)
         for order_id in due:
             await _advance(ctx, order_id, saga.Timeout())

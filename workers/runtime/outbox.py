@@ -1,12 +1,18 @@
-"""Transactional outbox: write with the state change, publish from a relay (architecture §3).
+"""Transactional outbox: write with the state change, publish right after the commit,
+sweep up what was left (architecture §3, issue 14).
 
-Handlers call `enqueue` inside their transaction. The relay claims unsent rows with
-`FOR UPDATE SKIP LOCKED` (so any number of replicas share the work and none publishes
-a row another holds), publishes each with confirms, and marks it sent in the same
-transaction. A crash between publish and commit republishes the row: delivery is
-at-least-once and consumers deduplicate by message id. The relay wakes on the
-schema's NOTIFY channel and polls as a fallback; during a broker outage it keeps the
-rows and retries with backoff.
+Handlers call `enqueue` inside their transaction; it also hands back the row as written.
+Right after the transaction commits, the runtime publishes that transaction's rows from
+memory, all at once (their confirms are awaited together), and the relay marks them sent
+in bulk a moment later (`mark_sent`): no NOTIFY, no second transaction per delivery.
+
+The relay only sweeps up leftovers: rows whose publish failed (a broker outage), rows of
+a process that died between its commit and its publish, and rows written outside a
+delivery (a command-line tool). It claims unsent rows older than `grace_seconds` with
+`FOR UPDATE SKIP LOCKED` (any number of replicas share the work, none publishes a row
+another holds), publishes them with confirms and marks them sent in the same
+transaction. A crash between a publish and its mark publishes the row again: delivery
+is at-least-once and consumers deduplicate by message id.
 """
 
 from __future__ import annotations
@@ -16,13 +22,14 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
+from uuid import UUID
 
-import asyncpg
 from aio_pika.exceptions import DeliveryError
 from prometheus_client import Counter, Histogram
-from sqlalchemy import Row, Table, func, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from contracts.envelope import Envelope
@@ -38,7 +45,36 @@ DELAY = Histogram(
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
 
-Publish = Callable[[Row[Any]], Awaitable[None]]
+
+
+class OutboxMessage(Protocol):
+    """What publishing needs of a row, whether read back or still in memory."""
+
+    @property
+    def message_id(self) -> UUID: ...
+    @property
+    def exchange(self) -> str: ...
+    @property
+    def routing_key(self) -> str: ...
+    @property
+    def headers(self) -> dict[str, Any]: ...
+    @property
+    def body(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Written:
+    """An outbox row as its transaction wrote it, kept to publish after the commit."""
+
+    message_id: UUID
+    exchange: str
+    routing_key: str
+    headers: dict[str, Any]
+    body: dict[str, Any]
+    created_at: datetime
+
+
+Publish = Callable[[OutboxMessage], Awaitable[None]]
 
 # Failures that belong to one row (the broker returned or nacked it, or it names an
 # exchange this process does not know), as opposed to the broker being unreachable.
@@ -48,16 +84,25 @@ _MAX_ROW_BACKOFF_SECONDS = 300
 
 async def enqueue(
     session: AsyncSession, outbox: Table, *, exchange: str, routing_key: str, body: dict[str, Any], envelope: Envelope
-) -> None:
+) -> Written:
+    written = Written(
+        message_id=envelope.message_id,
+        exchange=exchange,
+        routing_key=routing_key,
+        headers=envelope.to_headers(),
+        body=body,
+        created_at=datetime.now(UTC),
+    )
     await session.execute(
         outbox.insert().values(
-            message_id=envelope.message_id,
+            message_id=written.message_id,
             exchange=exchange,
             routing_key=routing_key,
-            headers=envelope.to_headers(),
+            headers=written.headers,
             body=body,
         )
     )
+    return written
 
 
 class OutboxRelay:
@@ -67,47 +112,65 @@ class OutboxRelay:
         service: str,
         engine: AsyncEngine,
         outbox: Table,
-        notify_channel: str,
-        listen_dsn: str,
         publish: Publish,
-        poll_seconds: float = 1.0,
+        poll_seconds: float = 0.5,
+        grace_seconds: float = 1.0,
         batch_size: int = 100,
     ) -> None:
         self._service = service
         self._engine = engine
         self._outbox = outbox
-        self._channel = notify_channel
-        self._dsn = listen_dsn
         self._publish = publish
         self._poll = poll_seconds
+        self._grace = timedelta(seconds=grace_seconds)
         self._batch = batch_size
-        self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._to_mark: list[UUID] = []
 
     async def run(self) -> None:
-        listener = asyncio.create_task(self._listen(), name=f"{self._service}-outbox-listen")
         failures = 0
-        try:
-            while not self._stopping.is_set():
-                self._wake.clear()
-                try:
-                    published = await self.publish_batch()
-                    failures = 0
-                except Exception as exc:  # broker or database down: keep the rows, back off
-                    failures += 1
-                    log.warning("outbox publish failed, will retry", extra={"error": repr(exc), "attempt": failures})
-                    published = 0
-                if published == self._batch:
-                    continue  # more rows are probably waiting
-                timeout = min(0.1 * 2**failures, 5.0) if failures else self._poll
-                await self._sleep(timeout, wake_early=not failures)
-        finally:
-            listener.cancel()
-            await asyncio.gather(listener, return_exceptions=True)
+        while not self._stopping.is_set():
+            try:
+                await self.flush_marks()
+                published = await self.publish_batch()
+                failures = 0
+            except Exception as exc:  # broker or database down: keep the rows, back off
+                failures += 1
+                log.warning("outbox publish failed, will retry", extra={"error": repr(exc), "attempt": failures})
+                published = 0
+            if published == self._batch:
+                continue  # more rows are probably waiting
+            await self._sleep(min(0.1 * 2**failures, 5.0) if failures else self._poll)
 
     def stop(self) -> None:
         self._stopping.set()
-        self._wake.set()
+
+    async def publish_written(self, written: list[Written]) -> None:
+        """Right after their transaction committed: publish its rows from memory, all at
+        once (the confirms are awaited together), and have them marked sent in bulk. A row
+        that fails here stays unsent for the sweep."""
+        results = await asyncio.gather(*(self._publish(row) for row in written), return_exceptions=True)
+        for row, result in zip(written, results, strict=True):
+            if isinstance(result, BaseException):
+                FAILURES.labels(self._service).inc()
+                log.warning("outbox row not published after commit; the relay will", extra={"error": repr(result)})
+                continue
+            self._to_mark.append(row.message_id)
+            DELAY.labels(self._service).observe((datetime.now(UTC) - row.created_at).total_seconds())
+        PUBLISHED.labels(self._service).inc(sum(1 for r in results if not isinstance(r, BaseException)))
+
+    async def flush_marks(self) -> None:
+        """Mark what was published after its commit as sent, in one statement."""
+        if not self._to_mark:
+            return
+        marks, self._to_mark = self._to_mark, []
+        t = self._outbox
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(update(t).where(t.c.message_id.in_(marks)).values(sent_at=func.now()))
+        except BaseException:
+            self._to_mark.extend(marks)  # the next flush tries again; the sweep waits for them
+            raise
 
     async def publish_batch(self) -> int:
         """Publish up to one batch of due rows; return how many went out.
@@ -124,7 +187,13 @@ class OutboxRelay:
             rows = (
                 await conn.execute(
                     select(t)
-                    .where(t.c.sent_at.is_(None), t.c.next_attempt_at <= func.now())
+                    .where(
+                        t.c.sent_at.is_(None),
+                        t.c.next_attempt_at <= func.now(),
+                        # Younger rows are being published (or marked) by the process
+                        # that wrote them: leave them to it.
+                        t.c.created_at < func.now() - self._grace,
+                    )
                     .order_by(t.c.id)
                     .limit(self._batch)
                     .with_for_update(skip_locked=True)
@@ -159,33 +228,10 @@ class OutboxRelay:
             raise error
         return len(sent)
 
-    async def _sleep(self, seconds: float, *, wake_early: bool) -> None:
-        waiter = self._wake if wake_early else self._stopping
+    async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(waiter.wait(), timeout=seconds)
-
-    async def _listen(self) -> None:
-        """Hold a LISTEN connection open; reconnect when it drops (polling covers gaps)."""
-        while not self._stopping.is_set():
-            conn: asyncpg.Connection | None = None
-            try:
-                conn = await asyncpg.connect(self._dsn, timeout=10)
-                await conn.add_listener(self._channel, lambda *_: self._wake.set())
-                # asyncpg notices a dead connection only when it is used; check it
-                # now and then, and stop waiting as soon as the relay stops.
-                while not conn.is_closed():
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._stopping.wait(), timeout=5)
-                    if self._stopping.is_set():
-                        break
-                    await conn.execute("SELECT 1", timeout=5)
-            except Exception as exc:
-                log.warning("outbox listener disconnected", extra={"error": repr(exc)})
-                await asyncio.sleep(2)
-            finally:
-                if conn is not None and not conn.is_closed():
-                    await conn.close()
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
 
 
-def body_bytes(row: Row[Any]) -> bytes:
+def body_bytes(row: OutboxMessage) -> bytes:
     return json.dumps(row.body, separators=(",", ":")).encode()

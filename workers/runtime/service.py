@@ -29,8 +29,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -73,8 +73,8 @@ from contracts.topology import (
     delay_tier,
 )
 from contracts.users import GET_JWKS, GET_REVOCATIONS, GetJwks, GetRevocations, Revocations, TokensRevoked
-from db.engine import asyncpg_dsn, make_engine, make_sessionmaker
-from db.tables import MESSAGING, outbox_channel
+from db.engine import make_engine, make_sessionmaker
+from db.tables import MESSAGING
 from workers.runtime import inbox, outbox
 from workers.runtime.broker import (
     commands_exchange,
@@ -150,6 +150,8 @@ class HandlerContext:
     envelope: Envelope
     actor: Actor | None
     service: WorkerService
+    # The outbox rows this transaction wrote, published from memory once it commits.
+    written: list[outbox.Written] = field(default_factory=list)
 
     async def emit(self, spec: EventSpec, payload: Contract) -> None:
         """Record an event in the outbox, in this handler's transaction."""
@@ -168,7 +170,7 @@ class HandlerContext:
     async def _enqueue(self, exchange: str, routing_key: str, body: dict[str, Any]) -> None:
         # Caused by the message being handled, and correlated with what caused that.
         envelope = Envelope.new(correlation_id=self.envelope.correlation_id, causation_id=str(self.envelope.message_id))
-        await outbox.enqueue(
+        written = await outbox.enqueue(
             self.session,
             self.service.outbox_table,
             exchange=exchange,
@@ -176,6 +178,7 @@ class HandlerContext:
             body=body,
             envelope=envelope,
         )
+        self.written.append(written)
 
     def require_actor(self) -> Actor:
         if self.actor is None:
@@ -262,8 +265,6 @@ class WorkerService:
             service=name,
             engine=self.engine,
             outbox=self.outbox_table,
-            notify_channel=outbox_channel(name),
-            listen_dsn=asyncpg_dsn(self.settings.database_url),
             publish=self._publish_outbox_row,
             poll_seconds=self.settings.outbox_poll_seconds,
         )
@@ -324,6 +325,16 @@ class WorkerService:
         its next turn; shutdown waits for a run in progress, before the relay's last batch.
         """
         self._jobs.append((name, job, every))
+
+    @contextlib.asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[HandlerContext]:
+        """Work outside a delivery (a sweeper's batch): one transaction, and the outbox rows
+        it wrote published right after its commit, exactly as a delivery's are."""
+        async with self.sessions.begin() as session:
+            ctx = HandlerContext(session=session, envelope=Envelope.new(), actor=None, service=self)
+            yield ctx
+        if ctx.written and self.settings.outbox_relay:
+            await self.relay.publish_written(ctx.written)
 
     async def _measure_dead_letters(self) -> None:
         """How full each of this worker's dead-letter queues is (a passive declare counts)."""
@@ -406,6 +417,7 @@ class WorkerService:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._relay_task, timeout=self.settings.graceful_timeout_seconds)
             try:
+                await self.relay.flush_marks()
                 await self.relay.publish_batch()
             except Exception:  # left for another replica or the next start: nothing is lost
                 log.warning("final outbox batch not published", exc_info=True)
@@ -470,7 +482,7 @@ class WorkerService:
                 )
             payload = self._parse(spec, raw.body)
             actor = await self._actor(spec, envelope)
-            reply = await self._execute(spec, handler, payload, envelope, actor)
+            reply, written = await self._execute(spec, handler, payload, envelope, actor)
         except BadMessage as bad:
             await self._dead_letter(message, spec, bad, envelope)
             return
@@ -486,6 +498,10 @@ class WorkerService:
             return
         if reply is not None:
             await self._reply(message, envelope, reply)
+        if written and self.settings.outbox_relay:
+            # Committed: publish what it wrote now, from memory (the relay sweeps up
+            # whatever fails here, or what a crash right now would leave).
+            await self.relay.publish_written(written)
         HANDLED.labels(spec.queue, "ok" if reply is None or reply.ok else "domain_error").inc()
         await message.ack()
 
@@ -663,7 +679,8 @@ class WorkerService:
 
     async def _execute(
         self, spec: CommandSpec, handler: Handler, payload: Contract, envelope: Envelope, actor: Actor | None
-    ) -> Reply | None:
+    ) -> tuple[Reply | None, list[outbox.Written]]:
+        """The handler in one transaction; its reply, and the outbox rows it committed."""
         async with self._handler_slots, self.sessions.begin() as session:
             if spec.kind == "command" and not await inbox.claim(
                 session, self.inbox_table, spec.queue, envelope.message_id
@@ -671,7 +688,7 @@ class WorkerService:
                 # Replies are not kept (they may hold personal data or tokens), so a
                 # duplicate is acknowledged without one.
                 log.info("duplicate delivery ignored", extra={"queue": spec.queue})
-                return None
+                return None, []
             ctx = HandlerContext(session=session, envelope=envelope, actor=actor, service=self)
             # The handler runs in a savepoint so a refusal undoes its writes but keeps
             # the inbox claim. Any other exception rolls back the whole transaction.
@@ -685,7 +702,11 @@ class WorkerService:
                     raise  # a timeout of the handler's own (a connection): transient
                 raise HandlerTimedOut(f"{spec.queue}: over {self.settings.handler_timeout_seconds:g} s") from None
             except DomainError as err:
-                await (handler_writes.commit() if err.keep_changes else handler_writes.rollback())
+                if err.keep_changes:
+                    await handler_writes.commit()
+                else:
+                    await handler_writes.rollback()
+                    ctx.written.clear()  # rolled back with the rest
                 if actor is not None and err.reply.code in _REFUSALS:
                     # An actor asking for what is not theirs (a 404 or 403 at the edge) may
                     # be probing: one line each, as the edge logs its own refusals.
@@ -699,9 +720,9 @@ class WorkerService:
                             "role": actor.role,
                         },
                     )
-                return Reply(ok=False, error=err.reply)
+                return Reply(ok=False, error=err.reply), ctx.written
             await handler_writes.commit()
-            return Reply(ok=True, data=result.model_dump(mode="json") if result is not None else None)
+            return Reply(ok=True, data=result.model_dump(mode="json") if result is not None else None), ctx.written
 
     async def _reply(self, message: RabbitMessage, envelope: Envelope, reply: Reply) -> None:
         reply_to = message.raw_message.reply_to

@@ -1,0 +1,43 @@
+"""The outbox relays wake no more on NOTIFY (issue 14).
+
+Every NOTIFY makes each listening connection in the database run a transaction,
+whatever channel it listens on: about 28 of an order's 60 transactions. The runtime now
+publishes a transaction's outbox rows from memory right after its commit, and the relay
+only sweeps up leftovers by polling, so the triggers go.
+
+Revision ID: 0015
+Revises: 0014
+Create Date: 2026-12-04
+"""
+
+from alembic import op
+
+revision = "0015"
+down_revision = "0014"
+branch_labels = None
+depends_on = None
+
+SCHEMAS = ("users", "catalog", "inventory", "orders", "payments", "notifications")
+
+
+def upgrade() -> None:
+    for schema in SCHEMAS:
+        op.execute(f'DROP TRIGGER IF EXISTS outbox_notify ON "{schema}".outbox')
+        op.execute(f'DROP FUNCTION IF EXISTS "{schema}".notify_outbox()')
+
+
+def downgrade() -> None:
+    for schema in SCHEMAS:
+        op.execute(
+            f"""
+            CREATE FUNCTION "{schema}".notify_outbox() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                PERFORM pg_notify('{schema}_outbox', '');
+                RETURN NULL;
+            END $$
+            """
+        )
+        op.execute(
+            f'CREATE TRIGGER outbox_notify AFTER INSERT ON "{schema}".outbox '
+            f'FOR EACH STATEMENT EXECUTE FUNCTION "{schema}".notify_outbox()'
+        )
