@@ -18,6 +18,11 @@ def create_messaging_tables(schema: str) -> None:
     bind = op.get_bind()
     outbox.create(bind)
     inbox.create(bind)
+    create_outbox_notify(schema)
+
+
+def create_outbox_notify(schema: str) -> None:
+    """The trigger that woke the relay on every outbox insert (dropped by 0015)."""
     op.execute(
         f"""
         CREATE FUNCTION "{schema}".notify_outbox() RETURNS trigger LANGUAGE plpgsql AS $$

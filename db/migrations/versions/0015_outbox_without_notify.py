@@ -12,6 +12,8 @@ Create Date: 2026-12-04
 
 from alembic import op
 
+from db.migrations.helpers import create_outbox_notify
+
 revision = "0015"
 down_revision = "0014"
 branch_labels = None
@@ -28,16 +30,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for schema in SCHEMAS:
-        op.execute(
-            f"""
-            CREATE FUNCTION "{schema}".notify_outbox() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN
-                PERFORM pg_notify('{schema}_outbox', '');
-                RETURN NULL;
-            END $$
-            """
-        )
-        op.execute(
-            f'CREATE TRIGGER outbox_notify AFTER INSERT ON "{schema}".outbox '
-            f'FOR EACH STATEMENT EXECUTE FUNCTION "{schema}".notify_outbox()'
-        )
+        create_outbox_notify(schema)
