@@ -85,7 +85,7 @@ async def _register(client: aiohttp.ClientSession, ip: str | None = None) -> dic
 
 async def test_login_guesses_on_an_account_block_the_guesser_not_the_owner(client: aiohttp.ClientSession) -> None:
     user = await _register(client)
-    guesser = f"203.0.113.{uuid.uuid4().int % 250}"
+    guesser = f"198.18.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"  # its own range: no other test's address
     for _ in range(3):
         assert (await _login(client, user["email"], "wrong password!", guesser)).status == 401
     blocked = await _login(client, user["email"], user["password"], guesser)  # even the right password waits

@@ -127,10 +127,20 @@ class HandlerTimedOut(Exception):
     """A handler ran past AGORA_HANDLER_TIMEOUT_SECONDS; its transaction is rolled back."""
 
 
-async def _undecoded(message: StreamMessage[Any]) -> bytes:
-    """Hand FastStream the raw body: `_consume` validates it, so junk is dead-lettered
-    by us instead of failing inside FastStream's JSON decoding."""
-    return message.body
+class _Refusal(Exception):
+    """A handler's `DomainError` on its way out of the transaction, to roll it back."""
+
+    def __init__(self, error: DomainError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+async def _undecoded(message: StreamMessage[Any]) -> StreamMessage[Any]:
+    """Hand the subscriber the message itself, undecoded: `_consume` validates its body,
+    so junk is dead-lettered by us instead of failing inside FastStream's JSON decoding.
+    (Asking FastStream to inject it instead, `message: RabbitMessage`, resolves that
+    context dependency in a worker thread on every delivery: a thread hop per message.)"""
+    return message
 
 
 class BadMessage(Exception):
@@ -370,7 +380,7 @@ class WorkerService:
             title=spec.queue,
             description=spec.summary,
         )
-        async def consume(message: RabbitMessage) -> None:
+        async def consume(message: Any) -> None:
             await self._consume(spec, handler, message)
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -680,49 +690,64 @@ class WorkerService:
     async def _execute(
         self, spec: CommandSpec, handler: Handler, payload: Contract, envelope: Envelope, actor: Actor | None
     ) -> tuple[Reply | None, list[outbox.Written]]:
-        """The handler in one transaction; its reply, and the outbox rows it committed."""
-        async with self._handler_slots, self.sessions.begin() as session:
-            if spec.kind == "command" and not await inbox.claim(
-                session, self.inbox_table, spec.queue, envelope.message_id
-            ):
-                # Replies are not kept (they may hold personal data or tokens), so a
-                # duplicate is acknowledged without one.
-                log.info("duplicate delivery ignored", extra={"queue": spec.queue})
-                return None, []
-            ctx = HandlerContext(session=session, envelope=envelope, actor=actor, service=self)
-            # The handler runs in a savepoint so a refusal undoes its writes but keeps
-            # the inbox claim. Any other exception rolls back the whole transaction.
-            handler_writes = await session.begin_nested()
-            limit = asyncio.timeout(self.settings.handler_timeout_seconds)
+        """The handler in one transaction; its reply, and the outbox rows it committed.
+
+        No savepoint around the handler (two round trips on every delivery): a refusal is
+        rare, so it rolls back the whole transaction, inbox claim included, and the claim
+        alone is then written in a transaction of its own, so a redelivery is still a
+        no-op. A refusal that must leave a trace (`keep_changes`) commits instead.
+        """
+        command = spec.kind == "command"
+        async with self._handler_slots:
             try:
-                async with limit:
-                    result = await handler(payload, ctx)
-            except TimeoutError:
-                if not limit.expired():
-                    raise  # a timeout of the handler's own (a connection): transient
-                raise HandlerTimedOut(f"{spec.queue}: over {self.settings.handler_timeout_seconds:g} s") from None
-            except DomainError as err:
-                if err.keep_changes:
-                    await handler_writes.commit()
-                else:
-                    await handler_writes.rollback()
-                    ctx.written.clear()  # rolled back with the rest
-                if actor is not None and err.reply.code in _REFUSALS:
-                    # An actor asking for what is not theirs (a 404 or 403 at the edge) may
-                    # be probing: one line each, as the edge logs its own refusals.
-                    log.log(
-                        _REFUSALS[err.reply.code],
-                        "security: refused",
-                        extra={
-                            "queue": spec.queue,
-                            "code": err.reply.code,
-                            "actor": str(actor.user_id),
-                            "role": actor.role,
-                        },
-                    )
-                return Reply(ok=False, error=err.reply), ctx.written
-            await handler_writes.commit()
-            return Reply(ok=True, data=result.model_dump(mode="json") if result is not None else None), ctx.written
+                async with self.sessions.begin() as session:
+                    if command and not await inbox.claim(session, self.inbox_table, spec.queue, envelope.message_id):
+                        # Replies are not kept (they may hold personal data or tokens), so
+                        # a duplicate is acknowledged without one.
+                        log.info("duplicate delivery ignored", extra={"queue": spec.queue})
+                        return None, []
+                    ctx = HandlerContext(session=session, envelope=envelope, actor=actor, service=self)
+                    result = await self._run_handler(spec, handler, payload, ctx)
+                    if isinstance(result, DomainError):  # a refusal that keeps its writes: commit them
+                        self._log_refusal(spec, actor, result)
+                        return Reply(ok=False, error=result.reply), ctx.written
+                    data = result.model_dump(mode="json") if result is not None else None
+                    return Reply(ok=True, data=data), ctx.written
+            except _Refusal as refusal:  # everything was rolled back: keep the inbox claim alone
+                if command:
+                    async with self.sessions.begin() as session:
+                        await inbox.claim(session, self.inbox_table, spec.queue, envelope.message_id)
+                self._log_refusal(spec, actor, refusal.error)
+                return Reply(ok=False, error=refusal.error.reply), []
+
+    async def _run_handler(
+        self, spec: CommandSpec, handler: Handler, payload: Contract, ctx: HandlerContext
+    ) -> BaseModel | DomainError | None:
+        """The handler's result; a refusal that keeps its writes is returned, any other
+        raised as `_Refusal` (so the transaction rolls back)."""
+        limit = asyncio.timeout(self.settings.handler_timeout_seconds)
+        try:
+            async with limit:
+                return await handler(payload, ctx)
+        except TimeoutError:
+            if not limit.expired():
+                raise  # a timeout of the handler's own (a connection): transient
+            raise HandlerTimedOut(f"{spec.queue}: over {self.settings.handler_timeout_seconds:g} s") from None
+        except DomainError as err:
+            if err.keep_changes:
+                return err
+            raise _Refusal(err) from None
+
+    @staticmethod
+    def _log_refusal(spec: CommandSpec, actor: Actor | None, err: DomainError) -> None:
+        if actor is not None and err.reply.code in _REFUSALS:
+            # An actor asking for what is not theirs (a 404 or 403 at the edge) may be
+            # probing: one line each, as the edge logs its own refusals.
+            log.log(
+                _REFUSALS[err.reply.code],
+                "security: refused",
+                extra={"queue": spec.queue, "code": err.reply.code, "actor": str(actor.user_id), "role": actor.role},
+            )
 
     async def _reply(self, message: RabbitMessage, envelope: Envelope, reply: Reply) -> None:
         reply_to = message.raw_message.reply_to
