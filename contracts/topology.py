@@ -20,6 +20,11 @@ DEAD_LETTER_EXCHANGE = "agora.dlx"
 # depend on which consumers happen to be deployed.
 UNROUTED_EXCHANGE = "agora.unrouted"
 UNROUTED_QUEUE = "agora.unrouted"
+# Queues of subscriptions that are gone, deleted (with their dead-letter queues) by their
+# service's workers at start: left bound to the events exchange, they would fill up
+# with copies nobody takes. The orders service's own order events fed the sales
+# projection until the saga wrote it itself (issue 14; migration 0016).
+RETIRED_QUEUES = ("orders.on_orders_order_confirmed_v1", "orders.on_orders_order_cancelled_v1")
 # Delayed retry (RabbitMQ 3.10 has no delayed-message plugin): a message to handle again
 # later goes to DELAY_EXCHANGE (headers) with its work queue's name as routing key and a
 # DELAY_HEADER naming one of the DELAY_TIERS (seconds). That tier's queue holds it for its

@@ -2,11 +2,41 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from prometheus_client import Counter
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+# What scripts/bench divides by the orders: every statement is a round trip (an
+# executemany is one pipelined batch), and so are BEGIN and COMMIT or ROLLBACK.
+ROUND_TRIPS = Counter("agora_db_round_trips_total", "Round trips to PostgreSQL, by kind", ["kind"])
+STATEMENT, BEGIN, END = (ROUND_TRIPS.labels(kind) for kind in ("statement", "begin", "end"))
+
+
+def count_round_trips(engine: AsyncEngine) -> None:
+    """Count the engine's round trips in `agora_db_round_trips_total`. (The asyncpg
+    dialect sends BEGIN with a transaction's first statement, so a transaction that
+    ran none is counted but cost nothing: there are none on the hot path.)"""
+
+    def statement(*_: Any) -> None:
+        STATEMENT.inc()
+
+    def begin(*_: Any) -> None:
+        BEGIN.inc()
+
+    def end(*_: Any) -> None:
+        END.inc()
+
+    sync = engine.sync_engine
+    event.listen(sync, "before_cursor_execute", statement)
+    event.listen(sync, "begin", begin)
+    event.listen(sync, "commit", end)
+    event.listen(sync, "rollback", end)
 
 
 def make_engine(url: str, *, pool_size: int = 10, application_name: str = "agora") -> AsyncEngine:
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=4,
@@ -18,6 +48,8 @@ def make_engine(url: str, *, pool_size: int = 10, application_name: str = "agora
         hide_parameters=True,
         connect_args={"server_settings": {"application_name": application_name}},
     )
+    count_round_trips(engine)
+    return engine
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

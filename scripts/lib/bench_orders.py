@@ -23,11 +23,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import signal
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import FrameType
 
 import aio_pika
@@ -43,6 +45,7 @@ from contracts.orders import ORDER_CANCELLED, ORDER_CONFIRMED
 from contracts.topology import EVENTS_EXCHANGE
 from db.engine import asyncpg_dsn
 from scripts.lib import bare_pipeline
+from scripts.lib.accounting import STATISTICS_INTERVAL_SECONDS, Accounting, Cost, cost, pid_from_file
 from scripts.lib.benchlib import LATENCY_HEADER, for_duration, latency_columns, latency_figures, machine
 from tests import support
 from tests.bus import list_product
@@ -67,6 +70,8 @@ REALISTIC = (
     "rpc_timeout_seconds",
 )
 BARE_ROLES = ("orders", "inventory", "payments", "edge")
+# Processes whose CPU is shown but not added to a pipeline's cost.
+LEFT_OUT = ("payment sandbox", "load generator")
 BARE_PORT_BASE = support.WORKER_PORT_BASE + 20
 
 
@@ -84,18 +89,22 @@ class Shop:
 @dataclass
 class Figures:
     pipeline: str
+    concurrency: int
     latencies: list[float]  # of the confirmed orders
     failed: int  # refused, cancelled, or not confirmed within WITHIN
     elapsed: float
-    completed: str = ""
+    completed: str
+    cost: Cost
 
     @property
     def per_second(self) -> float:
         return len(self.latencies) / self.elapsed
 
     def row(self) -> str:
-        return f"{self.pipeline:<10} {len(self.latencies):>7} {self.failed:>6} {self.per_second:>8.1f} " + (
-            latency_columns(self.latencies) if self.latencies else "none confirmed"
+        return (
+            f"{self.pipeline:<10} {self.concurrency:>5} {len(self.latencies):>7} {self.failed:>6} "
+            f"{self.per_second:>8.1f} {self.cost.cpu_total_ms(LEFT_OUT):>7.1f} "
+            + (latency_columns(self.latencies) if self.latencies else "none confirmed")
         )
 
 
@@ -135,7 +144,11 @@ class Confirmations:
             self._waiting.pop(order_id, None)
 
 
-async def measure(pipeline: str, shop: Shop, env: dict[str, str], args: argparse.Namespace) -> Figures:
+async def measure(
+    pipeline: str, shop: Shop, env: dict[str, str], concurrency: int, args: argparse.Namespace, books: Accounting
+) -> Figures:
+    """Orders at `concurrency` in flight for `args.seconds`, after `args.warmup`; what they
+    cost is counted between two quiet moments (all earlier orders completed)."""
     dsn = asyncpg_dsn(env["AGORA_DATABASE_URL"])
     connection = await aio_pika.connect_robust(env["AGORA_AMQP_URL"])
     confirmations = Confirmations()
@@ -156,12 +169,18 @@ async def measure(pipeline: str, shop: Shop, env: dict[str, str], args: argparse
             return await confirmations.status(order_id) == "confirmed"
 
         # Connections, pools, key sets, query plans.
-        await for_duration(order, args.concurrency, args.warmup)
-        results, latencies, elapsed = await for_duration(order, args.concurrency, args.seconds)
+        await for_duration(order, concurrency, args.warmup)
+        await completed(dsn, shop.orders_table)
+        await asyncio.sleep(STATISTICS_INTERVAL_SECONDS)
+        counts_before, cpu_before = await books.counts(), books.cpu()
+        results, latencies, elapsed = await for_duration(order, concurrency, args.seconds)
     await connection.close()
     confirmed = [latency for ok, latency in zip(results, latencies, strict=True) if ok]
     done, of = await completed(dsn, shop.orders_table)
-    return Figures(pipeline, confirmed, len(results) - len(confirmed), elapsed, f"{done} of {of}")
+    cpu_after = books.cpu()
+    await asyncio.sleep(STATISTICS_INTERVAL_SECONDS)
+    spent = cost(cpu_before, cpu_after, counts_before, await books.counts(), len(results))
+    return Figures(pipeline, concurrency, confirmed, len(results) - len(confirmed), elapsed, f"{done} of {of}", spent)
 
 
 async def completed(dsn: str, table: str) -> tuple[int, int]:
@@ -224,8 +243,24 @@ async def _priced(dsn: str, products: list[str]) -> None:
         await conn.close()
 
 
-async def bench_agora(env: dict[str, str], args: argparse.Namespace) -> Figures:
-    return await measure("agora", await agora_shop(env, args), env, args)
+def accounting(env: dict[str, str], processes: dict[str, support.Process], metrics: dict[str, str]) -> Accounting:
+    """The books of one pipeline: its processes, the broker, the database, the sandbox
+    provider and this load generator."""
+    run_dir = Path(support.SERVICES_ENV["AGORA_RUN_DIR"])
+    pids = {name: p.proc.pid for name, p in processes.items() if p.proc is not None}
+    pids["rabbitmq"] = pid_from_file(run_dir / "rabbitmq" / "rabbitmq.pid")
+    pids["postgres"] = pid_from_file(run_dir / "postgres" / "data" / "postmaster.pid")
+    pids["load generator"] = os.getpid()
+    return Accounting(pids, support.MANAGEMENT_URL, support.VHOST, asyncpg_dsn(env["AGORA_DATABASE_URL"]), metrics)
+
+
+async def bench_agora(
+    env: dict[str, str], args: argparse.Namespace, processes: dict[str, support.Process]
+) -> list[Figures]:
+    metrics = {name: f"http://127.0.0.1:{p.port}/metrics" for name, p in processes.items() if name in AGORA_WORKERS}
+    books = accounting(env, processes, metrics)
+    shop = await agora_shop(env, args)
+    return [await measure("agora", shop, env, c, args, books) for c in args.concurrency]
 
 
 # --- the bare pipeline --------------------------------------------------------------------
@@ -270,7 +305,9 @@ def bare_processes(env: dict[str, str], key: Ed25519PrivateKey) -> list[support.
     ]
 
 
-async def bench_bare(env: dict[str, str], key: Ed25519PrivateKey, args: argparse.Namespace) -> Figures:
+async def bench_bare(
+    env: dict[str, str], key: Ed25519PrivateKey, args: argparse.Namespace, processes: dict[str, support.Process]
+) -> list[Figures]:
     products = [uuid.uuid4() for _ in range(args.products)]
     conn = await asyncpg.connect(asyncpg_dsn(env["AGORA_DATABASE_URL"]))
     try:
@@ -286,7 +323,8 @@ async def bench_bare(env: dict[str, str], key: Ed25519PrivateKey, args: argparse
         [token(key, uuid.uuid4(), "member") for _ in range(args.members)],
         [str(p) for p in products],
     )
-    return await measure("bare", shop, env, args)
+    books = accounting(env, processes, {})
+    return [await measure("bare", shop, env, c, args, books) for c in args.concurrency]
 
 
 # --- the run ------------------------------------------------------------------------------
@@ -301,20 +339,22 @@ def start(processes: list[support.Process]) -> None:
     processes[-1].start()
 
 
-def report(agora: Figures, bare: Figures) -> None:
-    print(f"\n{'pipeline':<10} {'orders':>7} {'failed':>6} {'per sec':>8} {LATENCY_HEADER}")
-    print(agora.row())
-    print(bare.row())
-    if agora.latencies and bare.latencies:
-        latency = (
-            a / b for a, b in zip(latency_figures(agora.latencies), latency_figures(bare.latencies), strict=True)
-        )
-        ratios = " ".join(f"{r:>7.2f}x" for r in latency)
-        print(f"{'agora/bare':<10} {'':>7} {'':>6} {agora.per_second / bare.per_second:>7.2f}x {ratios}")
-    print(
-        f"\ncompleted (stock committed, payment captured) of the confirmed orders: "
-        f"agora {agora.completed}, bare {bare.completed}"
-    )
+def report(agora: list[Figures], bare: list[Figures]) -> None:
+    columns = f"{'pipeline':<10} {'lanes':>5} {'orders':>7} {'failed':>6} {'per sec':>8} {'CPU ms':>7}"
+    print(f"\n{columns} {LATENCY_HEADER}")
+    for a, b in zip(agora, bare, strict=True):
+        print(a.row())
+        print(b.row())
+        if a.latencies and b.latencies:
+            latency = (x / y for x, y in zip(latency_figures(a.latencies), latency_figures(b.latencies), strict=True))
+            ratios = " ".join(f"{r:>7.2f}x" for r in latency)
+            cpu = a.cost.cpu_total_ms(LEFT_OUT) / b.cost.cpu_total_ms(LEFT_OUT)
+            rate = a.per_second / b.per_second
+            print(f"{'agora/bare':<10} {'':>5} {'':>7} {'':>6} {rate:>7.2f}x {cpu:>6.2f}x {ratios}")
+    for figures in (*agora, *bare):
+        print(f"\n{figures.pipeline}, {figures.concurrency} in flight, {figures.cost.units} orders:")
+        print(f"  completed (stock committed, payment captured) of the confirmed orders: {figures.completed}")
+        print("\n".join(figures.cost.lines(LEFT_OUT)))
 
 
 def _interrupted(signum: int, frame: FrameType | None) -> None:
@@ -323,9 +363,14 @@ def _interrupted(signum: int, frame: FrameType | None) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=30, help="measured time per pipeline (default 30)")
+    parser.add_argument("--seconds", type=float, default=20, help="measured time per run (default 20)")
     parser.add_argument("--warmup", type=float, default=5, help="unmeasured time first (default 5)")
-    parser.add_argument("--concurrency", type=int, default=16, help="orders in flight (default 16)")
+    parser.add_argument(
+        "--concurrency",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[1, 4, 16, 64],
+        help="orders in flight, one run each (default 1,4,16,64)",
+    )
     parser.add_argument("--members", type=int, default=32, help="members placing orders (default 32)")
     parser.add_argument("--products", type=int, default=10, help="products ordered from (default 10)")
     args = parser.parse_args()
@@ -334,7 +379,8 @@ def main() -> None:
     env = bench_env()
     print(f"slot {support.SLOT}: database {support.DATABASE}, vhost {support.VHOST}; {machine()}")
     print(
-        f"{args.concurrency} orders in flight for {args.seconds:g} s (after {args.warmup:g} s of warm-up), "
+        f"{', '.join(map(str, args.concurrency))} orders in flight, each for {args.seconds:g} s "
+        f"(after {args.warmup:g} s of warm-up), "
         f"{args.members} members, {args.products} products"
     )
     _reset_database(env)
@@ -342,19 +388,19 @@ def main() -> None:
     dsn = asyncpg_dsn(env["AGORA_DATABASE_URL"])
     key = Ed25519PrivateKey.generate()
     sandbox = support.payment_sandbox(env)
-    agora = [*(support.worker(name, env) for name in AGORA_WORKERS), support.edge(env)]
-    bare = bare_processes(env, key)
+    agora = {**{name: support.worker(name, env) for name in AGORA_WORKERS}, "edge": support.edge(env)}
+    bare = dict(zip(BARE_ROLES, bare_processes(env, key), strict=True))
     try:
         sandbox.start()
-        start(agora)
-        agora_figures = asyncio.run(bench_agora(env, args))
-        for process in agora:
+        start(list(agora.values()))
+        agora_figures = asyncio.run(bench_agora(env, args, {**agora, "payment sandbox": sandbox}))
+        for process in agora.values():
             process.stop()
         asyncio.run(bare_pipeline.create_schema(dsn))
-        start(bare)
-        bare_figures = asyncio.run(bench_bare(env, key, args))
+        start(list(bare.values()))
+        bare_figures = asyncio.run(bench_bare(env, key, args, {**bare, "payment sandbox": sandbox}))
     finally:
-        for process in [*agora, *bare, sandbox]:
+        for process in [*agora.values(), *bare.values(), sandbox]:
             process.stop()
         asyncio.run(bare_pipeline.drop_schema(dsn))
     report(agora_figures, bare_figures)

@@ -99,10 +99,7 @@ def main() -> None:
     args = parser.parse_args()
 
     env = support.test_env()
-    print(
-        f"slot {support.SLOT}: database {support.DATABASE}, vhost {support.VHOST}; "
-        f"{machine()}"
-    )
+    print(f"slot {support.SLOT}: database {support.DATABASE}, vhost {support.VHOST}; {machine()}")
     _reset_database(env)
     support.reset_vhost()
     workers = [support.worker(name, env) for name in SERVICES if name != "catalog"]

@@ -27,14 +27,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agora.settings import Settings
 from agora.tokens import TokenVerifier
-from contracts.envelope import Envelope
 from contracts.partners import ISSUE_CLIENT_TOKEN
 from contracts.topology import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, CommandSpec
 from contracts.users import GET_USER, GetJwks
 from tests import support
 from tests.conftest import Stack
 from workers.runtime.identity import service_client_id, service_client_secret
-from workers.runtime.service import HandlerContext, WorkerService
+from workers.runtime.service import WorkerService
 
 ALLOWED_KEY = "catalog.get_product.v1"  # in catalog:read; no catalog worker exists yet
 TOKEN_URL = "/api/oauth/token"
@@ -356,8 +355,7 @@ async def test_a_worker_gets_a_service_token_over_the_bus_and_the_relay_stamps_i
     channel = await amqp.channel()
     target = await channel.declare_queue(exclusive=True, auto_delete=True)
     await target.bind(COMMANDS_EXCHANGE, spec.routing_key)
-    async with runtime.sessions.begin() as session:
-        ctx = HandlerContext(session=session, envelope=Envelope.new(), actor=None, service=runtime)
+    async with runtime.unit_of_work() as ctx:
         await ctx.send(spec, GetJwks())
     async with db.connect() as conn:
         row = (

@@ -41,9 +41,7 @@ for payment_event in payments.EVENTS:
     service.event(payment_event, handlers.on_payment)
 service.background("saga-sweeper", handlers.sweep_deadlines, every=service.settings.saga_sweep_seconds)
 
-# the sales projection, from this service's own order events, and what reads it
-service.event(orders.ORDER_CONFIRMED, sales.on_order_confirmed)
-service.event(orders.ORDER_CANCELLED, sales.on_order_cancelled)
+# the sales projection (the saga writes it) and what reads it
 service.command(orders.SALES_REPORT, sales.sales_report)
 service.command(orders.SALES_OVERVIEW, sales.sales_overview)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from functools import cache
 from uuid import UUID
@@ -22,6 +23,7 @@ from contracts.orders import (
     ORDER_PLACED,
     STATUS_EVENTS,
     GetOrder,
+    HistoryEntry,
     ListOrders,
     ListUserOrders,
     OrderPage,
@@ -32,10 +34,10 @@ from contracts.orders import (
 from contracts.payments import PaymentResult
 from contracts.privacy import ExportUserData, PersonalData
 from contracts.users import UserErased, UserUpdated
-from workers.orders import model, saga
+from workers.orders import model, saga, sales
 from workers.orders.cart import delete_member_cart, member_cart
 from workers.orders.cart_repository import CartRepository
-from workers.orders.model import Order, OrderRefused
+from workers.orders.model import Order, OrderHead, OrderRefused
 from workers.orders.products import product_snapshot
 from workers.orders.repository import OrdersRepository
 from workers.runtime.errors import DomainError, not_found
@@ -119,7 +121,7 @@ async def place_order(cmd: PlaceOrder, ctx: HandlerContext) -> OrderView:
             shipping_address=cmd.shipping_address,
             lines=lines,
             saga=started,
-            history=(),
+            history=(HistoryEntry(status=started.status, at=now),),
             created_at=now,
             updated_at=now,
         )
@@ -130,8 +132,10 @@ async def place_order(cmd: PlaceOrder, ctx: HandlerContext) -> OrderView:
             for send in sends:
                 await ctx.send(send.spec, send.payload)
             log.info("order placed", extra={"order_id": str(order.order_id), "total_minor": total})
-        existing = await repo.get(cmd.order_id)  # ours, or a concurrent twin's that committed first
-        assert existing is not None
+            existing = order  # as written: no need to read it back
+        else:
+            existing = await repo.get(cmd.order_id)  # a concurrent twin's, committed first
+            assert existing is not None
     if existing.placed_by != actor.user_id:
         raise DomainError("conflict", "this order_id belongs to another order")
     if existing.request_hash != digest:
@@ -156,15 +160,15 @@ async def on_payment(event: PaymentResult, ctx: HandlerContext) -> None:
 
 
 async def _advance(
-    ctx: HandlerContext, order_id: UUID, message: saga.Message, order: Order | None = None
-) -> Order | None:
+    ctx: HandlerContext, order_id: UUID, message: saga.Message, order: OrderHead | None = None
+) -> OrderHead | None:
     """Put one message through the saga and save what it decided; None if no such order.
 
     Raises `saga.IllegalTransition` for a status change the order's state refuses.
     """
     repo = _repo(ctx)
     for _ in range(SAVE_ATTEMPTS):
-        order = order or await repo.get(order_id)
+        order = order or await repo.head(order_id)
         if order is None:
             return None  # a reservation or payment some other party made
         now = datetime.now(UTC)
@@ -176,6 +180,7 @@ async def _advance(
             continue
         if after.status != order.saga.status:
             await repo.add_history(order_id, after.status, now)
+            await sales.on_status_changed(ctx.session, order_id, after.status, now)
             await ctx.emit(STATUS_EVENTS[after.status], order.status_event(after, now))
             log.info(
                 "order status changed",
@@ -183,7 +188,7 @@ async def _advance(
             )
         for send in sends:
             await ctx.send(send.spec, send.payload)
-        return await repo.get(order_id)
+        return replace(order, saga=replace(after, version=order.saga.version + 1))
     raise RuntimeError(f"order {order_id} kept changing under this replica; the message will be redelivered")
 
 
@@ -206,11 +211,12 @@ async def update_order_status(cmd: UpdateOrderStatus, ctx: HandlerContext) -> Or
     order = await _visible(ctx, cmd.order_id)
     try:
         message = model.status_change(order, ctx.require_actor(), cmd.status)
-        after = await _advance(ctx, cmd.order_id, message, order)
+        await _advance(ctx, cmd.order_id, message, order.head)
     except OrderRefused as exc:
         raise _refused(exc) from None
     except saga.IllegalTransition as exc:
         raise DomainError("conflict", str(exc)) from None
+    after = await _repo(ctx).get(cmd.order_id)
     assert after is not None
     return after.view()
 

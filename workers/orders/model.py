@@ -59,6 +59,28 @@ class Line:
 
 
 @dataclass(frozen=True)
+class OrderHead:
+    """An order as a saga step needs it (one row read): whose it is, and its saga, which
+    holds the id, amount, currency, reservation lines and status."""
+
+    user_id: UUID
+    saga: Saga
+
+    def status_event(self, saga: Saga, at: datetime) -> OrderStatusChanged:
+        """The event for the order's new status, `saga` being the saga after the step."""
+        return OrderStatusChanged(
+            order_id=saga.order_id,
+            user_id=self.user_id,
+            status=saga.status,
+            payment_status=saga.payment_status,
+            cancel_reason=saga.cancel_reason,
+            total_minor=saga.amount_minor,
+            currency=saga.currency,
+            at=at,
+        )
+
+
+@dataclass(frozen=True)
 class Order:
     order_id: UUID
     user_id: UUID
@@ -105,17 +127,9 @@ class Order:
             at=self.created_at,
         )
 
-    def status_event(self, saga: Saga, at: datetime) -> OrderStatusChanged:
-        return OrderStatusChanged(
-            order_id=self.order_id,
-            user_id=self.user_id,
-            status=saga.status,
-            payment_status=saga.payment_status,
-            cancel_reason=saga.cancel_reason,
-            total_minor=self.total_minor,
-            currency=self.currency,
-            at=at,
-        )
+    @property
+    def head(self) -> OrderHead:
+        return OrderHead(self.user_id, self.saga)
 
     def sellers(self) -> frozenset[UUID]:
         return frozenset(x.seller_id for x in self.lines)

@@ -12,17 +12,19 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import JSON, bindparam, func, select, tuple_, update
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agora.crypto import FieldCipher, Sealed
+from contracts.inventory import ReservationLine
 from contracts.orders import HistoryEntry
 from contracts.users import Address
 from db.sealed import ORDER_ADDRESS
 from db.tables import closed_accounts, order_history, order_lines, orders
 from db.writes import insert_if_new
-from workers.orders.model import Line, Order, reservation_lines
+from workers.orders.model import Line, Order, OrderHead, reservation_lines
 from workers.orders.saga import Saga
 
 _SAGA_COLUMNS = (
@@ -37,6 +39,29 @@ _SAGA_COLUMNS = (
     "voided_at",
     "restock",
 )
+
+_HEAD_LINES = (
+    select(
+        func.json_agg(
+            aggregate_order_by(
+                func.json_build_array(order_lines.c.product_id, order_lines.c.quantity), order_lines.c.product_id
+            ),
+            type_=JSON,
+        )
+    )
+    .where(order_lines.c.order_id == orders.c.order_id)
+    .scalar_subquery()
+)
+_HEAD = select(
+    orders.c.order_id,
+    orders.c.user_id,
+    orders.c.total_minor,
+    orders.c.currency,
+    orders.c.payment_token,
+    orders.c.version,
+    *(orders.c[name] for name in _SAGA_COLUMNS),
+    _HEAD_LINES.label("reservation_lines"),
+).where(orders.c.order_id == bindparam("order_id"))
 
 
 class OrdersRepository:
@@ -87,6 +112,15 @@ class OrdersRepository:
         if row is None:
             return None
         return (await self._assemble([row]))[0]
+
+    async def head(self, order_id: UUID) -> OrderHead | None:
+        """What a saga step needs, in one statement: the row and its reservation lines
+        (no history, no shipping address to open)."""
+        row = (await self._session.execute(_HEAD, {"order_id": order_id})).first()
+        if row is None:
+            return None
+        lines = tuple(ReservationLine(product_id=UUID(p), quantity=q) for p, q in row.reservation_lines or ())
+        return OrderHead(row.user_id, _saga(row, lines))
 
     async def save_saga(self, before: Saga, after: Saga, now: datetime) -> bool:
         """Write the saga if nobody changed it since `before` was read."""
@@ -197,24 +231,6 @@ class OrdersRepository:
         if row.shipping_address_enc is not None:  # None: the customer's account was erased
             sealed = Sealed(row.shipping_address_enc, row.shipping_address_key_id)
             address = Address.model_validate_json(self._cipher.open(sealed, ORDER_ADDRESS.context(row.order_id)))
-        saga = Saga(
-            order_id=row.order_id,
-            lines=reservation_lines(lines),
-            amount_minor=row.total_minor,
-            currency=row.currency,
-            payment_token=row.payment_token,
-            status=row.status,
-            cancel_reason=row.cancel_reason,
-            step=row.step,
-            attempt=row.attempt,
-            deadline=row.deadline,
-            reservation=row.reservation,
-            payment=row.payment,
-            authorized_at=row.authorized_at,
-            voided_at=row.voided_at,
-            restock=row.restock,
-            version=row.version,
-        )
         return Order(
             order_id=row.order_id,
             user_id=row.user_id,
@@ -224,11 +240,32 @@ class OrdersRepository:
             total_minor=row.total_minor,
             shipping_address=address,
             lines=lines,
-            saga=saga,
+            saga=_saga(row, reservation_lines(lines)),
             history=history,
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
+
+
+def _saga(row: Any, lines: tuple[ReservationLine, ...]) -> Saga:
+    return Saga(
+        order_id=row.order_id,
+        lines=lines,
+        amount_minor=row.total_minor,
+        currency=row.currency,
+        payment_token=row.payment_token,
+        status=row.status,
+        cancel_reason=row.cancel_reason,
+        step=row.step,
+        attempt=row.attempt,
+        deadline=row.deadline,
+        reservation=row.reservation,
+        payment=row.payment,
+        authorized_at=row.authorized_at,
+        voided_at=row.voided_at,
+        restock=row.restock,
+        version=row.version,
+    )
 
 
 def _saga_values(saga: Saga) -> dict[str, Any]:

@@ -1,11 +1,10 @@
 """The sales projection (`orders.sales`) and what is read from it: sellers' sales reports
 and the admin dashboard's revenue per day.
 
-The projection is fed by this service's own `order_confirmed` and `order_cancelled`
-events, each on its own queue, so they may come in either order: a confirmation
-handled after its cancellation finds the order already cancelled and records the
-lines as cancelled; a cancellation handled first finds no lines and changes nothing.
-Both are idempotent (the inbox, and `ON CONFLICT DO NOTHING`).
+The projection is written by the saga step that confirms or cancels the order, in
+its transaction (issue 14: it was fed by the service's own events, a delivery per
+order for nothing the saga did not already know). Migration 0016 filled in what was
+still on its way through those events when they were retired.
 """
 
 from __future__ import annotations
@@ -13,14 +12,16 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from uuid import UUID
 
-from sqlalchemy import DateTime, Select, and_, case, func, literal, select, update
+from sqlalchemy import DateTime, Select, and_, func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.money import to_amount
 from contracts.orders import (
     DaySales,
-    OrderStatusChanged,
+    OrderStatus,
     SalesOverview,
     SalesOverviewView,
     SalesPeriod,
@@ -41,33 +42,30 @@ TOP_PRODUCTS = 10
 # --- the projection ---------------------------------------------------------------------
 
 
-async def on_order_confirmed(event: OrderStatusChanged, ctx: HandlerContext) -> None:
-    cancelled_at = case((orders.c.status == "cancelled", orders.c.updated_at), else_=None)
-    lines = (
-        select(
-            order_lines.c.order_id,
-            order_lines.c.product_id,
-            order_lines.c.seller_id,
-            order_lines.c.name,
-            order_lines.c.quantity,
-            order_lines.c.unit_price_minor,
-            orders.c.currency,
-            literal(event.at, DateTime(timezone=True)).label("confirmed_at"),
-            cancelled_at.label("cancelled_at"),
+async def on_status_changed(session: AsyncSession, order_id: UUID, status: OrderStatus, at: datetime) -> None:
+    """Keep the projection in the transaction that changes the order's status: a
+    confirmation adds the order's lines, a cancellation marks them cancelled."""
+    if status == "confirmed":
+        lines = (
+            select(
+                order_lines.c.order_id,
+                order_lines.c.product_id,
+                order_lines.c.seller_id,
+                order_lines.c.name,
+                order_lines.c.quantity,
+                order_lines.c.unit_price_minor,
+                orders.c.currency,
+                literal(at, DateTime(timezone=True)).label("confirmed_at"),
+            )
+            .join(orders, orders.c.order_id == order_lines.c.order_id)
+            .where(order_lines.c.order_id == order_id)
         )
-        .join(orders, orders.c.order_id == order_lines.c.order_id)
-        .where(order_lines.c.order_id == event.order_id)
-    )
-    columns = [c.name for c in lines.selected_columns]
-    await ctx.session.execute(insert(sales).from_select(columns, lines).on_conflict_do_nothing())
-
-
-async def on_order_cancelled(event: OrderStatusChanged, ctx: HandlerContext) -> None:
-    await ctx.session.execute(
-        update(sales)
-        .where(sales.c.order_id == event.order_id, sales.c.cancelled_at.is_(None))
-        .values(cancelled_at=event.at)
-    )
+        columns = [c.name for c in lines.selected_columns]
+        await session.execute(insert(sales).from_select(columns, lines).on_conflict_do_nothing())
+    elif status == "cancelled":
+        await session.execute(
+            update(sales).where(sales.c.order_id == order_id, sales.c.cancelled_at.is_(None)).values(cancelled_at=at)
+        )
 
 
 # --- reading it -------------------------------------------------------------------------

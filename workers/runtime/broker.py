@@ -26,6 +26,7 @@ from contracts.topology import (
     DELAY_HEADER,
     DELAY_TIERS,
     EVENTS_EXCHANGE,
+    RETIRED_QUEUES,
     RETRY_EXCHANGE,
     UNROUTED_EXCHANGE,
     UNROUTED_QUEUE,
@@ -83,6 +84,18 @@ def work_queue(name: str, settings: Settings, *, routing_key: str = "") -> Rabbi
         arguments=arguments,
         routing_key=routing_key,
     )
+
+
+async def delete_retired_queues(broker: RabbitBroker, service: str, settings: Settings) -> None:
+    """Delete this service's RETIRED_QUEUES and their dead-letter queues, messages and all.
+
+    Each is declared first as it was (a no-op if it exists, a new empty queue if not),
+    because RabbitMQ deletes a queue only through a declared handle here."""
+    for name in RETIRED_QUEUES:
+        if name.startswith(f"{service}."):
+            dead = RabbitQueue(dead_letter_queue(name), queue_type=QueueType.QUORUM, durable=True)
+            for queue in (work_queue(name, settings), dead):
+                await (await broker.declare_queue(queue)).delete(if_unused=False, if_empty=False)
 
 
 async def declare_topology(broker: RabbitBroker, queues: list[RabbitQueue]) -> None:

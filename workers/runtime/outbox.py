@@ -1,10 +1,11 @@
 """Transactional outbox: write with the state change, publish right after the commit,
 sweep up what was left (architecture §3, issue 14).
 
-Handlers call `enqueue` inside their transaction; it also hands back the row as written.
-Right after the transaction commits, the runtime publishes that transaction's rows from
-memory, all at once (their confirms are awaited together), and the relay marks them sent
-in bulk a moment later (`mark_sent`): no NOTIFY, no second transaction per delivery.
+A handler's events and commands are kept in memory (`prepare`) and written together
+just before its transaction commits (`write`: one statement for them all). Right after
+the transaction commits, the runtime publishes those rows from memory, all at once
+(their confirms are awaited together), and the relay marks them sent in bulk a moment
+later (`flush_marks`): no NOTIFY, no second transaction per delivery.
 
 The relay only sweeps up leftovers: rows whose publish failed (a broker outage), rows of
 a process that died between its commit and its publish, and rows written outside a
@@ -82,10 +83,9 @@ _ROW_ERRORS = (DeliveryError, KeyError)
 _MAX_ROW_BACKOFF_SECONDS = 300
 
 
-async def enqueue(
-    session: AsyncSession, outbox: Table, *, exchange: str, routing_key: str, body: dict[str, Any], envelope: Envelope
-) -> Written:
-    written = Written(
+def prepare(*, exchange: str, routing_key: str, body: dict[str, Any], envelope: Envelope) -> Written:
+    """An outbox row, in memory: `write` puts a transaction's rows in with one statement."""
+    return Written(
         message_id=envelope.message_id,
         exchange=exchange,
         routing_key=routing_key,
@@ -93,15 +93,32 @@ async def enqueue(
         body=body,
         created_at=datetime.now(UTC),
     )
-    await session.execute(
-        outbox.insert().values(
-            message_id=written.message_id,
-            exchange=exchange,
-            routing_key=routing_key,
-            headers=written.headers,
-            body=body,
+
+
+async def write(session: AsyncSession, outbox: Table, rows: list[Written]) -> None:
+    """Insert the rows in the session's transaction, all in one statement."""
+    if rows:
+        await session.execute(
+            outbox.insert(),
+            [
+                {
+                    "message_id": row.message_id,
+                    "exchange": row.exchange,
+                    "routing_key": row.routing_key,
+                    "headers": row.headers,
+                    "body": row.body,
+                }
+                for row in rows
+            ],
         )
-    )
+
+
+async def enqueue(
+    session: AsyncSession, outbox: Table, *, exchange: str, routing_key: str, body: dict[str, Any], envelope: Envelope
+) -> Written:
+    """One row, written now (outside a delivery: an operator's command)."""
+    written = prepare(exchange=exchange, routing_key=routing_key, body=body, envelope=envelope)
+    await write(session, outbox, [written])
     return written
 
 

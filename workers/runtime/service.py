@@ -81,6 +81,7 @@ from workers.runtime.broker import (
     dead_letter_exchange,
     declare_topology,
     delay_exchange,
+    delete_retired_queues,
     events_exchange,
     make_broker,
     request,
@@ -160,11 +161,13 @@ class HandlerContext:
     envelope: Envelope
     actor: Actor | None
     service: WorkerService
-    # The outbox rows this transaction wrote, published from memory once it commits.
+    # The outbox rows of this transaction, written just before it commits and
+    # published from memory once it has.
     written: list[outbox.Written] = field(default_factory=list)
+    _outbox_written: int = 0
 
     async def emit(self, spec: EventSpec, payload: Contract) -> None:
-        """Record an event in the outbox, in this handler's transaction."""
+        """Record an event in the outbox, in this handler's transaction (written at its end)."""
         await self._enqueue(EVENTS_EXCHANGE, spec.routing_key, payload.model_dump(mode="json"))
 
     async def send(self, spec: CommandSpec, payload: Contract) -> None:
@@ -180,15 +183,13 @@ class HandlerContext:
     async def _enqueue(self, exchange: str, routing_key: str, body: dict[str, Any]) -> None:
         # Caused by the message being handled, and correlated with what caused that.
         envelope = Envelope.new(correlation_id=self.envelope.correlation_id, causation_id=str(self.envelope.message_id))
-        written = await outbox.enqueue(
-            self.session,
-            self.service.outbox_table,
-            exchange=exchange,
-            routing_key=routing_key,
-            body=body,
-            envelope=envelope,
-        )
-        self.written.append(written)
+        self.written.append(outbox.prepare(exchange=exchange, routing_key=routing_key, body=body, envelope=envelope))
+
+    async def write_outbox(self) -> None:
+        """Write the outbox rows kept so far, in one statement (the runtime does, just
+        before the transaction commits)."""
+        await outbox.write(self.session, self.service.outbox_table, self.written[self._outbox_written :])
+        self._outbox_written = len(self.written)
 
     def require_actor(self) -> Actor:
         if self.actor is None:
@@ -343,6 +344,7 @@ class WorkerService:
         async with self.sessions.begin() as session:
             ctx = HandlerContext(session=session, envelope=Envelope.new(), actor=None, service=self)
             yield ctx
+            await ctx.write_outbox()
         if ctx.written and self.settings.outbox_relay:
             await self.relay.publish_written(ctx.written)
 
@@ -396,6 +398,7 @@ class WorkerService:
         # exist before the first consumer can reject into them.
         await self.broker.connect()
         await declare_topology(self.broker, self._queues)
+        await delete_retired_queues(self.broker, self.name, self.settings)
         for hook in self._startup_hooks:
             await hook(self)
         await self._revocation_feed.start()
@@ -708,6 +711,7 @@ class WorkerService:
                         return None, []
                     ctx = HandlerContext(session=session, envelope=envelope, actor=actor, service=self)
                     result = await self._run_handler(spec, handler, payload, ctx)
+                    await ctx.write_outbox()
                     if isinstance(result, DomainError):  # a refusal that keeps its writes: commit them
                         self._log_refusal(spec, actor, result)
                         return Reply(ok=False, error=result.reply), ctx.written

@@ -13,6 +13,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import UUID
 
+from db.migrations.helpers import fill_sales
+
 revision = "0012"
 down_revision = "0011"
 branch_labels = None
@@ -37,20 +39,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_sales_seller", "sales", ["seller_id", "confirmed_at"], schema="orders")
     op.create_index("ix_sales_confirmed", "sales", ["confirmed_at"], schema="orders")
-    op.execute(
-        """
-        INSERT INTO orders.sales
-            (order_id, product_id, seller_id, name, quantity, unit_price_minor, currency, confirmed_at, cancelled_at)
-        SELECT l.order_id, l.product_id, l.seller_id, l.name, l.quantity, l.unit_price_minor, o.currency,
-               c.at,
-               (SELECT min(h.at) FROM orders.order_history h
-                 WHERE h.order_id = o.order_id AND h.status = 'cancelled')
-          FROM orders.order_lines l
-          JOIN orders.orders o ON o.order_id = l.order_id
-          JOIN (SELECT order_id, min(at) AS at FROM orders.order_history
-                 WHERE status = 'confirmed' GROUP BY order_id) c ON c.order_id = o.order_id
-        """
-    )
+    fill_sales()
 
 
 def downgrade() -> None:
