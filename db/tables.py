@@ -265,10 +265,14 @@ stock = Table(
     Column("discontinued_at", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # The kind of the latest movement not yet announced in `inventory.stock_changed`
+    # (issue 14: one event per product per moment, not one per movement).
+    Column("change_unannounced", String(32)),
     CheckConstraint("available >= 0", name="ck_stock_available_not_negative"),
     CheckConstraint("reserved >= 0", name="ck_stock_reserved_not_negative"),
     CheckConstraint("low_stock_threshold >= 0", name="ck_stock_threshold_not_negative"),
     Index("ix_stock_seller", "seller_id"),
+    Index("ix_stock_unannounced", "product_id", postgresql_where=text("change_unannounced IS NOT NULL")),
 )
 
 # The stock-movement ledger, append-only: every change of a stock row, who made it and

@@ -12,6 +12,9 @@ from workers.runtime.service import WorkerService
 
 # How often each replica looks for reservations past their TTL (a cheap indexed query).
 SWEEP_SECONDS = 1.0
+# How often each replica announces the stock changes since the last time (at most one
+# `stock_changed` per product per turn): how far behind the catalog and the edge's cache can be.
+ANNOUNCE_SECONDS = 0.2
 
 service = WorkerService("inventory")
 
@@ -25,5 +28,6 @@ service.command(c.RELEASE_STOCK, handlers.release_stock)
 service.command(c.COMMIT_STOCK, handlers.commit_stock)
 service.command(c.RETURN_STOCK, handlers.return_stock)
 service.background("reservation-sweeper", handlers.sweep_expired, every=SWEEP_SECONDS)
+service.background("stock-announcer", handlers.announce_stock_changes, every=ANNOUNCE_SECONDS)
 
 app = service.app

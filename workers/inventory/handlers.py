@@ -1,8 +1,8 @@
 """Inventory use cases: load (with locks), decide (model.py), save, emit. One transaction per message.
 
-Every stock change goes through `_move`: a conditional update per movement, a ledger
-row, `inventory.stock_changed.v1`, and `inventory.low_stock.v1` when it crosses the
-threshold. Every reservation command answers with the order's reservation as it
+Every stock change goes through `_move`: a conditional update per movement (which
+marks the row for `announce_stock_changes`), a ledger row, and `inventory.low_stock.v1`
+when it crosses the threshold. Every reservation command answers with the order's reservation as it
 stands and emits the event of that status, also when the command changed nothing, so
 a saga that sends through its outbox (no reply queue) hears back on every attempt.
 """
@@ -54,6 +54,8 @@ log = logging.getLogger("agora.inventory")
 
 # Reservations released per sweeper transaction.
 SWEEP_BATCH = 100
+# Products announced per transaction of `announce_stock_changes`.
+ANNOUNCE_BATCH = 200
 
 
 # --- the catalog's events ----------------------------------------------------------------
@@ -280,21 +282,9 @@ async def _move(
     for movement in movements:
         after[movement.product_id] = after[movement.product_id].apply(movement, now)
         await repo.apply(movement, now, actor=ctx.actor, correlation_id=ctx.envelope.correlation_id)
-    kinds = {m.product_id: m.kind for m in movements}
-    for product_id in sorted(kinds):
-        record = after[product_id]
-        await ctx.emit(
-            STOCK_CHANGED,
-            StockChanged(
-                product_id=product_id,
-                available=record.available,
-                reserved=record.reserved,
-                reason=kinds[product_id],
-                updated_at=now,
-            ),
-        )
-        if report_low and crossed_low(stocks[product_id], record):
-            await _low_stock(ctx, record, now)
+    for product_id in sorted({m.product_id for m in movements}):
+        if report_low and crossed_low(stocks[product_id], after[product_id]):
+            await _low_stock(ctx, after[product_id], now)
     return after
 
 
@@ -309,3 +299,29 @@ async def _low_stock(ctx: HandlerContext, record: Stock, now: datetime) -> None:
             at=now,
         ),
     )
+
+
+# --- announcing stock changes -------------------------------------------------------------
+
+
+async def announce_stock_changes(service: WorkerService) -> None:
+    """One `inventory.stock_changed.v1` per product whose stock moved since the last
+    announcement, with its levels now (issue 14: the catalog's read model and the edge's
+    cache follow a product's stock, not every reservation). Safe in every replica at once."""
+    while await _announce_batch(service) == ANNOUNCE_BATCH:
+        pass
+
+
+async def _announce_batch(service: WorkerService) -> int:
+    async with service.unit_of_work() as ctx:
+        rows = await InventoryRepository(ctx.session).take_unannounced(ANNOUNCE_BATCH)
+        for row in rows:
+            changed = StockChanged(
+                product_id=row.product_id,
+                available=row.available,
+                reserved=row.reserved,
+                reason=row.change,
+                updated_at=row.updated_at,
+            )
+            await ctx.emit(STOCK_CHANGED, changed)
+        return len(rows)

@@ -64,6 +64,26 @@ class InventoryRepository:
         rows = await self._session.execute(select(stock).where(stock.c.product_id.in_(set(product_ids))))
         return {row.product_id: _stock(row) for row in rows}
 
+    async def take_unannounced(self, limit: int) -> list[Any]:
+        """Rows with a change not yet announced, their marks cleared: product, levels,
+        the latest movement's kind (`change`) and when. Rows another transaction holds
+        (a reservation) are skipped: their mark stays for the next turn."""
+        due = (
+            select(stock.c.product_id, stock.c.change_unannounced.label("change"))
+            .where(stock.c.change_unannounced.is_not(None))
+            .order_by(stock.c.product_id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .cte("due")
+        )
+        rows = await self._session.execute(
+            update(stock)
+            .where(stock.c.product_id == due.c.product_id)
+            .values(change_unannounced=None)
+            .returning(stock.c.product_id, stock.c.available, stock.c.reserved, due.c.change, stock.c.updated_at)
+        )
+        return list(rows)
+
     async def for_update(self, product_ids: Iterable[UUID]) -> dict[UUID, Stock]:
         """Lock the stock rows, in product-id order (the lock order of every transaction)."""
         ids = sorted(set(product_ids))
@@ -93,7 +113,9 @@ class InventoryRepository:
             await self._session.execute(
                 update(stock)
                 .where(stock.c.product_id == movement.product_id, new_available >= 0, new_reserved >= 0)
-                .values(available=new_available, reserved=new_reserved, updated_at=now)
+                .values(
+                    available=new_available, reserved=new_reserved, updated_at=now, change_unannounced=movement.kind
+                )
                 .returning(stock.c.available, stock.c.reserved)
             )
         ).first()
