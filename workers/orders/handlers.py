@@ -69,7 +69,7 @@ def saga_config() -> saga.SagaConfig:
 
 
 def _repo(ctx: HandlerContext) -> OrdersRepository:
-    return OrdersRepository(ctx.session, cipher())
+    return OrdersRepository(ctx, cipher())
 
 
 def _refused(exc: OrderRefused) -> DomainError:
@@ -180,7 +180,7 @@ async def _advance(
             continue
         if after.status != order.saga.status:
             await repo.add_history(order_id, after.status, now)
-            await sales.on_status_changed(ctx.session, order_id, after.status, now)
+            await sales.on_status_changed(ctx.db, order_id, after.status, now)
             await ctx.emit(STATUS_EVENTS[after.status], order.status_event(after, now))
             log.info(
                 "order status changed",
@@ -323,8 +323,7 @@ async def sweep_deadlines(service: WorkerService) -> None:
 
 async def _sweep_batch(service: WorkerService) -> int:
     async with service.unit_of_work() as ctx:
-        session = ctx.session
-        due = await OrdersRepository(session, cipher()).due_for_update(datetime.now(UTC), SWEEP_BATCH)
+        due = await OrdersRepository(ctx, cipher()).due_for_update(datetime.now(UTC), SWEEP_BATCH)
         for order_id in due:
             await _advance(ctx, order_id, saga.Timeout())
         if due:

@@ -8,8 +8,9 @@ address is sealed (AES-256-GCM) bound to its order.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from sqlalchemy import JSON, bindparam, func, select, tuple_, update
@@ -21,11 +22,15 @@ from agora.crypto import FieldCipher, Sealed
 from contracts.inventory import ReservationLine
 from contracts.orders import HistoryEntry
 from contracts.users import Address
+from db.prepared import Prepared
 from db.sealed import ORDER_ADDRESS
 from db.tables import closed_accounts, order_history, order_lines, orders
 from db.writes import insert_if_new
 from workers.orders.model import Line, Order, OrderHead, reservation_lines
 from workers.orders.saga import Saga
+
+if TYPE_CHECKING:
+    from workers.runtime.service import HandlerContext
 
 _SAGA_COLUMNS = (
     "status",
@@ -52,7 +57,8 @@ _HEAD_LINES = (
     .where(order_lines.c.order_id == orders.c.order_id)
     .scalar_subquery()
 )
-_HEAD = select(
+_HEAD = Prepared(
+    select(
     orders.c.order_id,
     orders.c.user_id,
     orders.c.total_minor,
@@ -60,14 +66,38 @@ _HEAD = select(
     orders.c.payment_token,
     orders.c.version,
     *(orders.c[name] for name in _SAGA_COLUMNS),
-    _HEAD_LINES.label("reservation_lines"),
-).where(orders.c.order_id == bindparam("order_id"))
+        _HEAD_LINES.label("reservation_lines"),
+    ).where(orders.c.order_id == bindparam("order_id"))
+)
+
+
+_SAVE_SAGA = Prepared(
+    update(orders)
+    .where(orders.c.order_id == bindparam("b_order_id"), orders.c.version == bindparam("b_version"))
+    .values(
+        version=bindparam("new_version"),
+        updated_at=bindparam("now"),
+        **{name: bindparam(f"new_{name}") for name in _SAGA_COLUMNS},
+    )
+    .returning(orders.c.order_id)
+)
+_ADD_HISTORY = Prepared(
+    order_history.insert().values(order_id=bindparam("h_order_id"), status=bindparam("h_status"), at=bindparam("h_at"))
+)
 
 
 class OrdersRepository:
-    def __init__(self, session: AsyncSession, cipher: FieldCipher) -> None:
-        self._session = session
+    """The saga's own reads and writes (`head`, `save_saga`, `add_history`) are statements
+    compiled once and run on the transaction's asyncpg connection (db/prepared.py); the
+    rest goes through the SQLAlchemy session."""
+
+    def __init__(self, ctx: HandlerContext, cipher: FieldCipher) -> None:
+        self._ctx = ctx
         self._cipher = cipher
+
+    @property
+    def _session(self) -> AsyncSession:
+        return self._ctx.session
 
     async def add(self, order: Order) -> bool:
         """Insert a new order with its lines and first history entry; False if the id is taken."""
@@ -116,24 +146,27 @@ class OrdersRepository:
     async def head(self, order_id: UUID) -> OrderHead | None:
         """What a saga step needs, in one statement: the row and its reservation lines
         (no history, no shipping address to open)."""
-        row = (await self._session.execute(_HEAD, {"order_id": order_id})).first()
+        row = await _HEAD.fetchrow(self._ctx.db, order_id=order_id)
         if row is None:
             return None
-        lines = tuple(ReservationLine(product_id=UUID(p), quantity=q) for p, q in row.reservation_lines or ())
-        return OrderHead(row.user_id, _saga(row, lines))
+        lines = tuple(ReservationLine(product_id=UUID(p), quantity=q) for p, q in row["reservation_lines"] or ())
+        return OrderHead(row["user_id"], _saga(row, lines))
 
     async def save_saga(self, before: Saga, after: Saga, now: datetime) -> bool:
         """Write the saga if nobody changed it since `before` was read."""
-        result = await self._session.execute(
-            update(orders)
-            .where(orders.c.order_id == before.order_id, orders.c.version == before.version)
-            .values(version=before.version + 1, updated_at=now, **_saga_values(after))
-            .returning(orders.c.order_id)
+        changed = {f"new_{name}": value for name, value in _saga_values(after).items()}
+        row = await _SAVE_SAGA.fetchrow(
+            self._ctx.db,
+            b_order_id=before.order_id,
+            b_version=before.version,
+            new_version=before.version + 1,
+            now=now,
+            **changed,
         )
-        return result.first() is not None
+        return row is not None
 
     async def add_history(self, order_id: UUID, status: str, at: datetime) -> None:
-        await self._session.execute(order_history.insert().values(order_id=order_id, status=status, at=at))
+        await _ADD_HISTORY.execute(self._ctx.db, h_order_id=order_id, h_status=status, h_at=at)
 
     async def due_for_update(self, now: datetime, limit: int) -> list[UUID]:
         """Sagas past their deadline, locked; rows another replica holds are skipped."""
@@ -240,31 +273,22 @@ class OrdersRepository:
             total_minor=row.total_minor,
             shipping_address=address,
             lines=lines,
-            saga=_saga(row, reservation_lines(lines)),
+            saga=_saga(row._mapping, reservation_lines(lines)),
             history=history,
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
 
 
-def _saga(row: Any, lines: tuple[ReservationLine, ...]) -> Saga:
+def _saga(row: Mapping[str, Any], lines: tuple[ReservationLine, ...]) -> Saga:
     return Saga(
-        order_id=row.order_id,
+        order_id=row["order_id"],
         lines=lines,
-        amount_minor=row.total_minor,
-        currency=row.currency,
-        payment_token=row.payment_token,
-        status=row.status,
-        cancel_reason=row.cancel_reason,
-        step=row.step,
-        attempt=row.attempt,
-        deadline=row.deadline,
-        reservation=row.reservation,
-        payment=row.payment,
-        authorized_at=row.authorized_at,
-        voided_at=row.voided_at,
-        restock=row.restock,
-        version=row.version,
+        amount_minor=row["total_minor"],
+        currency=row["currency"],
+        payment_token=row["payment_token"],
+        version=row["version"],
+        **{name: row[name] for name in _SAGA_COLUMNS},
     )
 
 

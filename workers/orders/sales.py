@@ -14,9 +14,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import DateTime, Select, and_, func, literal, select, update
+import asyncpg
+from sqlalchemy import DateTime, Select, and_, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.money import to_amount
 from contracts.orders import (
@@ -30,6 +30,7 @@ from contracts.orders import (
     SalesTotals,
     TopProduct,
 )
+from db.prepared import Prepared
 from db.tables import order_lines, orders, sales
 from workers.orders.sales_model import SaleLine, by_period
 from workers.runtime.errors import DomainError, not_found
@@ -42,30 +43,35 @@ TOP_PRODUCTS = 10
 # --- the projection ---------------------------------------------------------------------
 
 
-async def on_status_changed(session: AsyncSession, order_id: UUID, status: OrderStatus, at: datetime) -> None:
+_CONFIRMED_LINES = select(
+    order_lines.c.order_id,
+    order_lines.c.product_id,
+    order_lines.c.seller_id,
+    order_lines.c.name,
+    order_lines.c.quantity,
+    order_lines.c.unit_price_minor,
+    orders.c.currency,
+    bindparam("at", type_=DateTime(timezone=True)).label("confirmed_at"),
+).join(orders, orders.c.order_id == order_lines.c.order_id).where(order_lines.c.order_id == bindparam("order_id"))
+_ADD_SALES = Prepared(
+    insert(sales)
+    .from_select([c.name for c in _CONFIRMED_LINES.selected_columns], _CONFIRMED_LINES)
+    .on_conflict_do_nothing()
+)
+_CANCEL_SALES = Prepared(
+    update(sales)
+    .where(sales.c.order_id == bindparam("s_order_id"), sales.c.cancelled_at.is_(None))
+    .values(cancelled_at=bindparam("s_at"))
+)
+
+
+async def on_status_changed(db: asyncpg.Connection, order_id: UUID, status: OrderStatus, at: datetime) -> None:
     """Keep the projection in the transaction that changes the order's status: a
     confirmation adds the order's lines, a cancellation marks them cancelled."""
     if status == "confirmed":
-        lines = (
-            select(
-                order_lines.c.order_id,
-                order_lines.c.product_id,
-                order_lines.c.seller_id,
-                order_lines.c.name,
-                order_lines.c.quantity,
-                order_lines.c.unit_price_minor,
-                orders.c.currency,
-                literal(at, DateTime(timezone=True)).label("confirmed_at"),
-            )
-            .join(orders, orders.c.order_id == order_lines.c.order_id)
-            .where(order_lines.c.order_id == order_id)
-        )
-        columns = [c.name for c in lines.selected_columns]
-        await session.execute(insert(sales).from_select(columns, lines).on_conflict_do_nothing())
+        await _ADD_SALES.execute(db, order_id=order_id, at=at)
     elif status == "cancelled":
-        await session.execute(
-            update(sales).where(sales.c.order_id == order_id, sales.c.cancelled_at.is_(None)).values(cancelled_at=at)
-        )
+        await _CANCEL_SALES.execute(db, s_order_id=order_id, s_at=at)
 
 
 # --- reading it -------------------------------------------------------------------------

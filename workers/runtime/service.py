@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import asyncpg
 from faststream import AckPolicy
 from faststream.asgi import AsgiFastStream
 from faststream.message import StreamMessage
@@ -75,7 +76,7 @@ from contracts.topology import (
 from contracts.users import GET_JWKS, GET_REVOCATIONS, GetJwks, GetRevocations, Revocations, TokensRevoked
 from db.engine import make_engine, make_sessionmaker
 from db.tables import MESSAGING
-from workers.runtime import inbox, outbox
+from workers.runtime import outbox
 from workers.runtime.broker import (
     commands_exchange,
     dead_letter_exchange,
@@ -97,6 +98,7 @@ from workers.runtime.identity import (
     bus_token_source,
     service_scope,
 )
+from workers.runtime.transaction import Transaction, transaction
 
 log = logging.getLogger("agora.worker")
 
@@ -157,14 +159,23 @@ class BadMessage(Exception):
 class HandlerContext:
     """What a handler gets besides its command: its transaction, envelope and actor."""
 
-    session: AsyncSession
+    transaction: Transaction
     envelope: Envelope
     actor: Actor | None
     service: WorkerService
-    # The outbox rows of this transaction, written just before it commits and
-    # published from memory once it has.
+    # The outbox rows of this transaction, written with its COMMIT and published from
+    # memory once it has committed.
     written: list[outbox.Written] = field(default_factory=list)
-    _outbox_written: int = 0
+
+    @property
+    def session(self) -> AsyncSession:
+        """A SQLAlchemy session in this transaction."""
+        return self.transaction.session
+
+    @property
+    def db(self) -> asyncpg.Connection:
+        """This transaction's asyncpg connection, for statements compiled once (db/prepared.py)."""
+        return self.transaction.db
 
     async def emit(self, spec: EventSpec, payload: Contract) -> None:
         """Record an event in the outbox, in this handler's transaction (written at its end)."""
@@ -185,11 +196,6 @@ class HandlerContext:
         envelope = Envelope.new(correlation_id=self.envelope.correlation_id, causation_id=str(self.envelope.message_id))
         self.written.append(outbox.prepare(exchange=exchange, routing_key=routing_key, body=body, envelope=envelope))
 
-    async def write_outbox(self) -> None:
-        """Write the outbox rows kept so far, in one statement (the runtime does, just
-        before the transaction commits)."""
-        await outbox.write(self.session, self.service.outbox_table, self.written[self._outbox_written :])
-        self._outbox_written = len(self.written)
 
     def require_actor(self) -> Actor:
         if self.actor is None:
@@ -341,12 +347,16 @@ class WorkerService:
     async def unit_of_work(self) -> AsyncIterator[HandlerContext]:
         """Work outside a delivery (a sweeper's batch): one transaction, and the outbox rows
         it wrote published right after its commit, exactly as a delivery's are."""
-        async with self.sessions.begin() as session:
-            ctx = HandlerContext(session=session, envelope=Envelope.new(), actor=None, service=self)
+        async with self._transaction() as tx:
+            await tx.begin(None)
+            ctx = HandlerContext(transaction=tx, envelope=Envelope.new(), actor=None, service=self)
             yield ctx
-            await ctx.write_outbox()
+            await tx.commit(ctx.written)
         if ctx.written and self.settings.outbox_relay:
             await self.relay.publish_written(ctx.written)
+
+    def _transaction(self) -> contextlib.AbstractAsyncContextManager[Transaction]:
+        return transaction(self.engine, self.sessions, self.inbox_table, self.outbox_table)
 
     async def _measure_dead_letters(self) -> None:
         """How full each of this worker's dead-letter queues is (a passive declare counts)."""
@@ -700,29 +710,28 @@ class WorkerService:
         alone is then written in a transaction of its own, so a redelivery is still a
         no-op. A refusal that must leave a trace (`keep_changes`) commits instead.
         """
-        command = spec.kind == "command"
-        async with self._handler_slots:
+        claim = (spec.queue, envelope.message_id) if spec.kind == "command" else None
+        async with self._handler_slots, self._transaction() as tx:
+            if not await tx.begin(claim):
+                # Replies are not kept (they may hold personal data or tokens), so a
+                # duplicate is acknowledged without one.
+                log.info("duplicate delivery ignored", extra={"queue": spec.queue})
+                return None, []
+            ctx = HandlerContext(transaction=tx, envelope=envelope, actor=actor, service=self)
             try:
-                async with self.sessions.begin() as session:
-                    if command and not await inbox.claim(session, self.inbox_table, spec.queue, envelope.message_id):
-                        # Replies are not kept (they may hold personal data or tokens), so
-                        # a duplicate is acknowledged without one.
-                        log.info("duplicate delivery ignored", extra={"queue": spec.queue})
-                        return None, []
-                    ctx = HandlerContext(session=session, envelope=envelope, actor=actor, service=self)
-                    result = await self._run_handler(spec, handler, payload, ctx)
-                    await ctx.write_outbox()
-                    if isinstance(result, DomainError):  # a refusal that keeps its writes: commit them
-                        self._log_refusal(spec, actor, result)
-                        return Reply(ok=False, error=result.reply), ctx.written
-                    data = result.model_dump(mode="json") if result is not None else None
-                    return Reply(ok=True, data=data), ctx.written
-            except _Refusal as refusal:  # everything was rolled back: keep the inbox claim alone
-                if command:
-                    async with self.sessions.begin() as session:
-                        await inbox.claim(session, self.inbox_table, spec.queue, envelope.message_id)
+                result = await self._run_handler(spec, handler, payload, ctx)
+            except _Refusal as refusal:  # roll everything back, then keep the inbox claim alone
+                await tx.rollback()
+                if claim is not None:
+                    await tx.claim_alone(*claim)
                 self._log_refusal(spec, actor, refusal.error)
                 return Reply(ok=False, error=refusal.error.reply), []
+            await tx.commit(ctx.written)
+        if isinstance(result, DomainError):  # a refusal that keeps its writes: they are committed
+            self._log_refusal(spec, actor, result)
+            return Reply(ok=False, error=result.reply), ctx.written
+        data = result.model_dump(mode="json") if result is not None else None
+        return Reply(ok=True, data=data), ctx.written
 
     async def _run_handler(
         self, spec: CommandSpec, handler: Handler, payload: Contract, ctx: HandlerContext

@@ -1,0 +1,158 @@
+"""The runtime's transactions, in as few round trips as PostgreSQL's protocol allows (issue 14).
+
+A delivery's transaction used to cost BEGIN, the inbox claim, the handler's statements,
+one INSERT per outbox row and COMMIT, each a round trip through SQLAlchemy. Here:
+
+- BEGIN and the inbox claim go to the server as one simple-query message (whether the
+  claim inserted its row is in the command status: `INSERT 0 1`, or `INSERT 0 0` for a
+  message handled before);
+- the handler's statements run through a SQLAlchemy session bound to the same
+  connection, which is in SQLAlchemy's autocommit mode so that SQLAlchemy sends no
+  BEGIN or COMMIT of its own: this module does;
+- the transaction's outbox rows and COMMIT go as one more message.
+
+The simple-query protocol takes no parameters, so the claim and the outbox rows are
+written as SQL literals: the values are this runtime's own (queue and exchange names,
+UUIDs, routing keys) and JSON it serialised itself, quoted by `literal`, which is the
+whole of PostgreSQL's quoting rule when `standard_conforming_strings` is on (checked
+once per connection: the default since PostgreSQL 9.1).
+
+Whatever happens, a connection goes back to the pool outside any transaction: an open
+one is rolled back, and a connection that cannot be (a handler cancelled in the middle
+of a statement) is invalidated rather than reused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+
+from workers.runtime.outbox import Written
+
+
+class QuotingUnsafe(RuntimeError):
+    """The server does not treat backslashes in string literals as plain characters."""
+
+
+def literal(value: str) -> str:
+    """`value` as a PostgreSQL string literal (with standard_conforming_strings on)."""
+    if "\x00" in value:
+        raise ValueError("a PostgreSQL string cannot hold a NUL character")
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _jsonb(value: Any) -> str:
+    return literal(json.dumps(value, separators=(",", ":"))) + "::jsonb"
+
+
+def claim_sql(inbox: Table, consumer: str, message_id: UUID) -> str:
+    values = f"({literal(consumer)}, {literal(str(message_id))})"
+    return f"INSERT INTO {inbox.fullname} (consumer, message_id) VALUES {values} ON CONFLICT DO NOTHING"
+
+
+def outbox_sql(outbox: Table, rows: list[Written]) -> str:
+    values = ", ".join(
+        f"({literal(str(r.message_id))}, {literal(r.exchange)}, {literal(r.routing_key)}, "
+        f"{_jsonb(r.headers)}, {_jsonb(r.body)})"
+        for r in rows
+    )
+    return f"INSERT INTO {outbox.fullname} (message_id, exchange, routing_key, headers, body) VALUES {values}"
+
+
+class Transaction:
+    """One transaction on one pooled connection: `db` is its asyncpg connection (for
+    statements compiled once, db/prepared.py), `session` a SQLAlchemy session on the same
+    connection, made the first time it is asked for."""
+
+    def __init__(
+        self,
+        conn: AsyncConnection,
+        raw: asyncpg.Connection,
+        sessions: async_sessionmaker[AsyncSession],
+        inbox: Table,
+        outbox: Table,
+    ) -> None:
+        self.db = raw
+        self._conn = conn
+        self._sessions = sessions
+        self._session: AsyncSession | None = None
+        self._inbox = inbox
+        self._outbox = outbox
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            self._session = self._sessions(bind=self._conn)
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def begin(self, claim: tuple[str, UUID] | None) -> bool:
+        """BEGIN, with the inbox claim of (consumer, message id) if given; False if that
+        message was claimed before (the transaction is then rolled back)."""
+        if claim is None:
+            await self.db.execute("BEGIN")
+            return True
+        status = await self.db.execute("BEGIN; " + claim_sql(self._inbox, *claim))
+        if status.endswith(" 1"):
+            return True
+        await self.db.execute("ROLLBACK")
+        return False
+
+    async def commit(self, written: list[Written]) -> None:
+        """Write the outbox rows and COMMIT, in one message."""
+        await self.db.execute(f"{outbox_sql(self._outbox, written)}; COMMIT" if written else "COMMIT")
+
+    async def rollback(self) -> None:
+        await self.db.execute("ROLLBACK")
+
+    async def claim_alone(self, consumer: str, message_id: UUID) -> None:
+        """The inbox claim by itself (after a rollback): a statement is its own transaction."""
+        await self.db.execute(claim_sql(self._inbox, consumer, message_id))
+
+
+@contextlib.asynccontextmanager
+async def transaction(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], inbox: Table, outbox: Table
+) -> AsyncIterator[Transaction]:
+    """A pooled connection in SQLAlchemy's autocommit mode; the caller begins and commits
+    through the `Transaction`."""
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        raw = await _driver_connection(conn)
+        tx = Transaction(conn, raw, sessions, inbox, outbox)
+        try:
+            yield tx
+        finally:
+            await tx.close()
+            await _leave_clean(conn, raw)
+
+
+async def _driver_connection(conn: AsyncConnection) -> asyncpg.Connection:
+    raw: asyncpg.Connection = (await conn.get_raw_connection()).driver_connection
+    if raw.get_settings().standard_conforming_strings != "on":
+        raise QuotingUnsafe("the runtime needs standard_conforming_strings = on")
+    return raw
+
+
+async def _leave_clean(conn: AsyncConnection, raw: asyncpg.Connection) -> None:
+    """Roll back what is still open; a connection that cannot is not reused (and the
+    error that got us here is the one that propagates)."""
+    if raw.is_closed() or not raw.is_in_transaction():
+        return
+    try:
+        await raw.execute("ROLLBACK")
+    except Exception:
+        await conn.invalidate()
+    except BaseException:
+        await conn.invalidate()
+        raise
