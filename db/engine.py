@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from prometheus_client import Counter
-from sqlalchemy import event
+from sqlalchemy import Connection, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 # What scripts/bench divides by the orders: every statement is a round trip (an
@@ -22,11 +22,15 @@ def count_round_trips(engine: AsyncEngine) -> None:
     def statement(*_: Any) -> None:
         STATEMENT.inc()
 
-    def begin(*_: Any) -> None:
-        BEGIN.inc()
+    # On a connection in autocommit mode (workers/runtime/transaction.py sends its own
+    # BEGIN and COMMIT, and counts them) SQLAlchemy's begin and commit send nothing.
+    def begin(conn: Connection) -> None:
+        if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            BEGIN.inc()
 
-    def end(*_: Any) -> None:
-        END.inc()
+    def end(conn: Connection) -> None:
+        if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            END.inc()
 
     sync = engine.sync_engine
     event.listen(sync, "before_cursor_execute", statement)

@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
 
-from agora.tokens import InvalidToken, TokenVerifier
+from agora.tokens import LEEWAY_SECONDS, InvalidToken, TokenVerifier
 
 ISS, AUD = "agora", "agora-api"
 
@@ -170,3 +170,27 @@ async def test_a_failed_refresh_keeps_the_known_keys(setup: tuple[Keys, Ed25519P
     verifier._fetch = down
     verifier._keys._fetched_at = time.monotonic() - 61
     await verifier.verify(_token(key, "k1"))  # still verifies with what it knew
+
+
+async def test_a_token_verified_before_is_refused_once_its_key_is_withdrawn(
+    setup: tuple[Keys, Ed25519PrivateKey, TokenVerifier],
+) -> None:
+    keys, key, verifier = setup
+    token = _token(key, "k1")
+    first = await verifier.verify(token)
+    assert await verifier.verify(token) == first  # kept: no second signature check needed
+    keys.published.clear()  # the key is withdrawn (a leak): its tokens die with it
+    verifier._keys._fetched_at = time.monotonic() - 61
+    with pytest.raises(InvalidToken):
+        await verifier.verify(token)
+
+
+async def test_a_token_verified_before_is_refused_once_it_expires(
+    setup: tuple[Keys, Ed25519PrivateKey, TokenVerifier],
+) -> None:
+    _, key, verifier = setup
+    token = _token(key, "k1", exp=int(time.time()) - LEEWAY_SECONDS + 1)  # a second of leeway left
+    await verifier.verify(token)
+    await asyncio.sleep(1.5)
+    with pytest.raises(InvalidToken):
+        await verifier.verify(token)

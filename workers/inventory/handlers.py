@@ -62,7 +62,7 @@ ANNOUNCE_BATCH = 200
 
 
 async def on_product_created(event: ProductCreated, ctx: HandlerContext) -> None:
-    repo = InventoryRepository(ctx.session)
+    repo = InventoryRepository(ctx)
     now = datetime.now(UTC)
     record = Stock(event.product_id, event.seller_id, 0, 0, 0, now, now)
     if not await repo.add_stock(record):
@@ -78,7 +78,7 @@ async def on_product_deleted(event: ProductDeleted, ctx: HandlerContext) -> None
     end normally. The numbers stay, for the ledger. A delete that overtakes its
     product's creation leaves a discontinued row, which the creation then finds.
     """
-    repo = InventoryRepository(ctx.session)
+    repo = InventoryRepository(ctx)
     now = datetime.now(UTC)
     if not await repo.discontinue(event.product_id, now):
         await repo.add_stock(Stock(event.product_id, event.seller_id, 0, 0, 0, now, now, discontinued_at=now))
@@ -88,7 +88,7 @@ async def on_product_deleted(event: ProductDeleted, ctx: HandlerContext) -> None
 
 
 async def get_stock(query: GetStock, ctx: HandlerContext) -> StockView:
-    record = await InventoryRepository(ctx.session).get(query.product_id)
+    record = await InventoryRepository(ctx).get(query.product_id)
     if record is None or record.discontinued_at is not None:
         raise not_found("product")
     return record.view(ctx.actor)
@@ -99,7 +99,7 @@ async def list_low_stock(query: ListLowStock, ctx: HandlerContext) -> LowStockLi
     own = query.seller_id is not None and query.seller_id == actor.user_id and actor.role == "seller"
     if actor.role != "admin" and not own:
         raise DomainError("forbidden", "a seller sees only their own products' stock; admins every seller's")
-    rows = await InventoryRepository(ctx.session).low_stock(query.seller_id, query.limit)
+    rows = await InventoryRepository(ctx).low_stock(query.seller_id, query.limit)
     return LowStockList(
         items=tuple(
             LowStockItem(
@@ -115,7 +115,7 @@ async def list_low_stock(query: ListLowStock, ctx: HandlerContext) -> LowStockLi
 
 async def set_stock(cmd: SetStock, ctx: HandlerContext) -> StockView:
     actor = ctx.require_actor()
-    repo = InventoryRepository(ctx.session)
+    repo = InventoryRepository(ctx)
     record = (await repo.for_update([cmd.product_id])).get(cmd.product_id)
     if record is None or record.discontinued_at is not None:
         raise not_found("product")
@@ -144,7 +144,7 @@ async def set_stock(cmd: SetStock, ctx: HandlerContext) -> StockView:
 
 async def reserve_stock(cmd: ReserveStock, ctx: HandlerContext) -> ReservationView:
     ctx.require_saga_actor("reservations")
-    repo = InventoryRepository(ctx.session)
+    repo = InventoryRepository(ctx)
     now = datetime.now(UTC)
     lines = merge_lines(cmd.lines)
     # The order's row first (lock order: reservation, then stock): a concurrent
@@ -170,7 +170,7 @@ async def reserve_stock(cmd: ReserveStock, ctx: HandlerContext) -> ReservationVi
 
 async def release_stock(cmd: ReleaseStock, ctx: HandlerContext) -> ReservationView:
     ctx.require_saga_actor("reservations")
-    repo = InventoryRepository(ctx.session)
+    repo = InventoryRepository(ctx)
     now = datetime.now(UTC)
     existing = await repo.reservation_for_update(cmd.order_id)
     if existing is None:
@@ -190,7 +190,7 @@ async def release_stock(cmd: ReleaseStock, ctx: HandlerContext) -> ReservationVi
 
 async def commit_stock(cmd: CommitStock, ctx: HandlerContext) -> ReservationView:
     ctx.require_saga_actor("reservations")
-    repo = InventoryRepository(ctx.session)
+    repo = InventoryRepository(ctx)
     now = datetime.now(UTC)
     existing = await repo.reservation_for_update(cmd.order_id)
     if existing is None:
@@ -217,7 +217,7 @@ async def return_stock(cmd: ReturnStock, ctx: HandlerContext) -> ReservationView
     reservation as it stands and moves nothing.
     """
     ctx.require_saga_actor("reservations")
-    repo = InventoryRepository(ctx.session)
+    repo = InventoryRepository(ctx)
     now = datetime.now(UTC)
     existing = await repo.reservation_for_update(cmd.order_id)
     if existing is None:
@@ -240,8 +240,7 @@ async def sweep_expired(service: WorkerService) -> None:
 
 async def _sweep_batch(service: WorkerService) -> int:
     async with service.unit_of_work() as ctx:
-        session = ctx.session
-        repo = InventoryRepository(session)
+        repo = InventoryRepository(ctx)
         now = datetime.now(UTC)
         expired = await repo.expired_for_update(now, SWEEP_BATCH)
         if not expired:
@@ -314,7 +313,7 @@ async def announce_stock_changes(service: WorkerService) -> None:
 
 async def _announce_batch(service: WorkerService) -> int:
     async with service.unit_of_work() as ctx:
-        rows = await InventoryRepository(ctx.session).take_unannounced(ANNOUNCE_BATCH)
+        rows = await InventoryRepository(ctx).take_unannounced(ANNOUNCE_BATCH)
         for row in rows:
             changed = StockChanged(
                 product_id=row.product_id,

@@ -7,24 +7,102 @@ SKIP LOCKED), then stock rows in product-id order, in one statement.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from sqlalchemy import select, true, update
+from sqlalchemy import ARRAY, Integer, any_, bindparam, select, true, update
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agora.tokens import Actor
 from contracts.inventory import FailedLine, ReservationLine
+from db.prepared import Prepared, bind_columns
 from db.tables import reservations, stock, stock_movements
 from db.writes import insert_if_new
 from workers.inventory.model import Movement, Reservation, Stock, StockError
 
+if TYPE_CHECKING:
+    from workers.runtime.service import HandlerContext
+
+
+_IDS = bindparam("ids", type_=ARRAY(PG_UUID(as_uuid=True)))
+_MANY = Prepared(select(stock).where(stock.c.product_id == any_(_IDS)))
+_FOR_UPDATE = Prepared(
+    select(stock).where(stock.c.product_id == any_(_IDS)).order_by(stock.c.product_id).with_for_update()
+)
+_DELTA_AVAILABLE = bindparam("delta_available", type_=Integer)
+_DELTA_RESERVED = bindparam("delta_reserved", type_=Integer)
+_APPLY = Prepared(
+    update(stock)
+    .where(
+        stock.c.product_id == bindparam("s_product_id"),
+        stock.c.available + _DELTA_AVAILABLE >= 0,
+        stock.c.reserved + _DELTA_RESERVED >= 0,
+    )
+    .values(
+        available=stock.c.available + _DELTA_AVAILABLE,
+        reserved=stock.c.reserved + _DELTA_RESERVED,
+        updated_at=bindparam("s_now"),
+        change_unannounced=bindparam("s_kind"),
+    )
+    .returning(stock.c.available, stock.c.reserved)
+)
+_LEDGER = Prepared(
+    stock_movements.insert().values(
+        **bind_columns(
+            stock_movements,
+            (
+                "product_id",
+                "kind",
+                "delta_available",
+                "delta_reserved",
+                "available_after",
+                "reserved_after",
+                "reason",
+                "reference",
+                "actor_id",
+                "actor_role",
+                "correlation_id",
+                "at",
+            ),
+            "m_",
+        )
+    )
+)
+_RESERVATION_COLUMNS = ("order_id", "status", "lines", "failed", "expires_at", "updated_at")
+_CLAIM_RESERVATION = Prepared(
+    pg_insert(reservations)
+    .values(
+        created_at=bindparam("r_created_at"),
+        **bind_columns(reservations, _RESERVATION_COLUMNS, "r_"),
+    )
+    .on_conflict_do_nothing()
+    .returning(reservations.c.order_id)
+)
+_RESERVATION_FOR_UPDATE = Prepared(
+    select(reservations).where(reservations.c.order_id == bindparam("order_id")).with_for_update()
+)
+_SAVE_RESERVATION = Prepared(
+    update(reservations)
+    .where(reservations.c.order_id == bindparam("r_order_id"))
+    .values(**bind_columns(reservations, _RESERVATION_COLUMNS[1:], "r_"))
+)
+
 
 class InventoryRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
+    """A reservation's reads and writes and every stock movement are statements compiled
+    once and run on the transaction's asyncpg connection (db/prepared.py); the rest goes
+    through the SQLAlchemy session."""
+
+    def __init__(self, ctx: HandlerContext) -> None:
+        self._ctx = ctx
+
+    @property
+    def _session(self) -> AsyncSession:
+        return self._ctx.session
 
     # --- stock ------------------------------------------------------------------------
 
@@ -57,12 +135,12 @@ class InventoryRepository:
 
     async def get(self, product_id: UUID) -> Stock | None:
         row = (await self._session.execute(select(stock).where(stock.c.product_id == product_id))).first()
-        return _stock(row) if row else None
+        return _stock(row._mapping) if row else None
 
     async def many(self, product_ids: Iterable[UUID]) -> dict[UUID, Stock]:
         """The stock rows as last committed, without locking them."""
-        rows = await self._session.execute(select(stock).where(stock.c.product_id.in_(set(product_ids))))
-        return {row.product_id: _stock(row) for row in rows}
+        rows = await _MANY.fetch(self._ctx.db, ids=list(set(product_ids)))
+        return {row["product_id"]: _stock(row) for row in rows}
 
     async def take_unannounced(self, limit: int) -> list[Any]:
         """Rows with a change not yet announced, their marks cleared: product, levels,
@@ -89,10 +167,8 @@ class InventoryRepository:
         ids = sorted(set(product_ids))
         if not ids:
             return {}
-        rows = await self._session.execute(
-            select(stock).where(stock.c.product_id.in_(ids)).order_by(stock.c.product_id).with_for_update()
-        )
-        return {row.product_id: _stock(row) for row in rows}
+        rows = await _FOR_UPDATE.fetch(self._ctx.db, ids=ids)
+        return {row["product_id"]: _stock(row) for row in rows}
 
     async def apply(
         self,
@@ -107,37 +183,32 @@ class InventoryRepository:
         The condition keeps stock from going negative whatever the caller decided;
         the CHECK constraints are the last line behind it.
         """
-        new_available = stock.c.available + movement.delta_available
-        new_reserved = stock.c.reserved + movement.delta_reserved
-        row = (
-            await self._session.execute(
-                update(stock)
-                .where(stock.c.product_id == movement.product_id, new_available >= 0, new_reserved >= 0)
-                .values(
-                    available=new_available, reserved=new_reserved, updated_at=now, change_unannounced=movement.kind
-                )
-                .returning(stock.c.available, stock.c.reserved)
-            )
-        ).first()
+        row = await _APPLY.fetchrow(
+            self._ctx.db,
+            s_product_id=movement.product_id,
+            delta_available=movement.delta_available,
+            delta_reserved=movement.delta_reserved,
+            s_now=now,
+            s_kind=movement.kind,
+        )
         if row is None:
             raise StockError(f"stock of {movement.product_id} would go negative")
-        await self._session.execute(
-            stock_movements.insert().values(
-                product_id=movement.product_id,
-                kind=movement.kind,
-                delta_available=movement.delta_available,
-                delta_reserved=movement.delta_reserved,
-                available_after=row.available,
-                reserved_after=row.reserved,
-                reason=movement.reason,
-                reference=movement.reference,
-                actor_id=actor.user_id if actor else None,
-                actor_role=actor.role if actor else None,
-                correlation_id=correlation_id,
-                at=now,
-            )
+        await _LEDGER.execute(
+            self._ctx.db,
+            m_product_id=movement.product_id,
+            m_kind=movement.kind,
+            m_delta_available=movement.delta_available,
+            m_delta_reserved=movement.delta_reserved,
+            m_available_after=row["available"],
+            m_reserved_after=row["reserved"],
+            m_reason=movement.reason,
+            m_reference=movement.reference,
+            m_actor_id=actor.user_id if actor else None,
+            m_actor_role=actor.role if actor else None,
+            m_correlation_id=correlation_id,
+            m_at=now,
         )
-        return int(row.available), int(row.reserved)
+        return int(row["available"]), int(row["reserved"])
 
     async def set_threshold(self, product_id: UUID, threshold: int, now: datetime) -> None:
         await self._session.execute(
@@ -161,23 +232,17 @@ class InventoryRepository:
         Two commands for one order serialize here: the second waits for the first to
         commit, then finds its row.
         """
-        values = {**_reservation_values(reservation), "created_at": reservation.created_at}
-        return await insert_if_new(self._session, reservations, values)
+        values = _reservation_values(reservation)
+        return (
+            await _CLAIM_RESERVATION.fetchrow(self._ctx.db, r_created_at=reservation.created_at, **values) is not None
+        )
 
     async def reservation_for_update(self, order_id: UUID) -> Reservation | None:
-        row = (
-            await self._session.execute(
-                select(reservations).where(reservations.c.order_id == order_id).with_for_update()
-            )
-        ).first()
+        row = await _RESERVATION_FOR_UPDATE.fetchrow(self._ctx.db, order_id=order_id)
         return _reservation(row) if row else None
 
     async def save_reservation(self, reservation: Reservation) -> None:
-        await self._session.execute(
-            update(reservations)
-            .where(reservations.c.order_id == reservation.order_id)
-            .values(**_reservation_values(reservation))
-        )
+        await _SAVE_RESERVATION.execute(self._ctx.db, **_reservation_values(reservation))
 
     async def expired_for_update(self, now: datetime, limit: int) -> Sequence[Reservation]:
         """Live reservations past their TTL that no other transaction holds."""
@@ -188,40 +253,41 @@ class InventoryRepository:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        return [_reservation(row) for row in rows]
+        return [_reservation(row._mapping) for row in rows]
 
 
-def _stock(row: Any) -> Stock:
+def _stock(row: Mapping[Any, Any]) -> Stock:
     return Stock(
-        product_id=row.product_id,
-        seller_id=row.seller_id,
-        available=row.available,
-        reserved=row.reserved,
-        low_stock_threshold=row.low_stock_threshold,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        discontinued_at=row.discontinued_at,
+        product_id=row["product_id"],
+        seller_id=row["seller_id"],
+        available=row["available"],
+        reserved=row["reserved"],
+        low_stock_threshold=row["low_stock_threshold"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        discontinued_at=row["discontinued_at"],
     )
 
 
 def _reservation_values(reservation: Reservation) -> dict[str, Any]:
+    """The row's columns as the statements above name their parameters."""
     return {
-        "order_id": reservation.order_id,
-        "status": reservation.status,
-        "lines": [line.model_dump(mode="json") for line in reservation.lines],
-        "failed": [line.model_dump(mode="json") for line in reservation.failed],
-        "expires_at": reservation.expires_at,
-        "updated_at": reservation.updated_at,
+        "r_order_id": reservation.order_id,
+        "r_status": reservation.status,
+        "r_lines": [line.model_dump(mode="json") for line in reservation.lines],
+        "r_failed": [line.model_dump(mode="json") for line in reservation.failed],
+        "r_expires_at": reservation.expires_at,
+        "r_updated_at": reservation.updated_at,
     }
 
 
-def _reservation(row: Any) -> Reservation:
+def _reservation(row: Mapping[Any, Any]) -> Reservation:
     return Reservation(
-        order_id=row.order_id,
-        status=row.status,
-        lines=tuple(ReservationLine.model_validate(line) for line in row.lines),
-        failed=tuple(FailedLine.model_validate(line) for line in row.failed),
-        expires_at=row.expires_at,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
+        order_id=row["order_id"],
+        status=row["status"],
+        lines=tuple(ReservationLine.model_validate(line) for line in row["lines"]),
+        failed=tuple(FailedLine.model_validate(line) for line in row["failed"]),
+        expires_at=row["expires_at"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
     )

@@ -59,13 +59,13 @@ _HEAD_LINES = (
 )
 _HEAD = Prepared(
     select(
-    orders.c.order_id,
-    orders.c.user_id,
-    orders.c.total_minor,
-    orders.c.currency,
-    orders.c.payment_token,
-    orders.c.version,
-    *(orders.c[name] for name in _SAGA_COLUMNS),
+        orders.c.order_id,
+        orders.c.user_id,
+        orders.c.total_minor,
+        orders.c.currency,
+        orders.c.payment_token,
+        orders.c.version,
+        *(orders.c[name] for name in _SAGA_COLUMNS),
         _HEAD_LINES.label("reservation_lines"),
     ).where(orders.c.order_id == bindparam("order_id"))
 )
@@ -280,7 +280,7 @@ class OrdersRepository:
         )
 
 
-def _saga(row: Mapping[str, Any], lines: tuple[ReservationLine, ...]) -> Saga:
+def _saga(row: Mapping[Any, Any], lines: tuple[ReservationLine, ...]) -> Saga:
     return Saga(
         order_id=row["order_id"],
         lines=lines,

@@ -43,16 +43,20 @@ TOP_PRODUCTS = 10
 # --- the projection ---------------------------------------------------------------------
 
 
-_CONFIRMED_LINES = select(
-    order_lines.c.order_id,
-    order_lines.c.product_id,
-    order_lines.c.seller_id,
-    order_lines.c.name,
-    order_lines.c.quantity,
-    order_lines.c.unit_price_minor,
-    orders.c.currency,
-    bindparam("at", type_=DateTime(timezone=True)).label("confirmed_at"),
-).join(orders, orders.c.order_id == order_lines.c.order_id).where(order_lines.c.order_id == bindparam("order_id"))
+_CONFIRMED_LINES = (
+    select(
+        order_lines.c.order_id,
+        order_lines.c.product_id,
+        order_lines.c.seller_id,
+        order_lines.c.name,
+        order_lines.c.quantity,
+        order_lines.c.unit_price_minor,
+        orders.c.currency,
+        bindparam("at", type_=DateTime(timezone=True)).label("confirmed_at"),
+    )
+    .join(orders, orders.c.order_id == order_lines.c.order_id)
+    .where(order_lines.c.order_id == bindparam("order_id"))
+)
 _ADD_SALES = Prepared(
     insert(sales)
     .from_select([c.name for c in _CONFIRMED_LINES.selected_columns], _CONFIRMED_LINES)

@@ -60,7 +60,7 @@ class PaymentHandlers:
 
     async def authorize_payment(self, cmd: AuthorizePayment, ctx: HandlerContext) -> PaymentResult:
         ctx.require_saga_actor("payment steps")
-        repo = PaymentsRepository(ctx.session)
+        repo = PaymentsRepository(ctx.db)
         now = datetime.now(UTC)
         payment = await _lock_or_claim(repo, Payment.requested(cmd.order_id, cmd.amount_minor, cmd.currency, now))
         outcome = payment.authorize_plan()
@@ -86,7 +86,7 @@ class PaymentHandlers:
 
     async def capture_payment(self, cmd: CapturePayment, ctx: HandlerContext) -> PaymentResult:
         ctx.require_saga_actor("payment steps")
-        repo = PaymentsRepository(ctx.session)
+        repo = PaymentsRepository(ctx.db)
         now = datetime.now(UTC)
         payment = await repo.lock(cmd.order_id)
         if payment is None:
@@ -106,7 +106,7 @@ class PaymentHandlers:
 
     async def void_payment(self, cmd: VoidPayment, ctx: HandlerContext) -> PaymentResult:
         ctx.require_saga_actor("payment steps")
-        repo = PaymentsRepository(ctx.session)
+        repo = PaymentsRepository(ctx.db)
         now = datetime.now(UTC)
         # No payment yet (the authorization never came, or its transaction died with a
         # crash mid-call): one is made, voided, so an authorization that comes later is refused.
@@ -126,7 +126,7 @@ class PaymentHandlers:
 
     async def refund_payment(self, cmd: RefundPayment, ctx: HandlerContext) -> PaymentResult:
         ctx.require_saga_actor("payment steps")
-        repo = PaymentsRepository(ctx.session)
+        repo = PaymentsRepository(ctx.db)
         now = datetime.now(UTC)
         payment = await repo.lock(cmd.order_id)
         if payment is None:

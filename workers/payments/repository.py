@@ -7,50 +7,90 @@ void waits for an authorization in flight and then finds what it made.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+import asyncpg
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from db.prepared import Prepared, bind_columns
 from db.tables import payment_attempts, payments
-from db.writes import insert_if_new
 from workers.payments.model import Outcome, Payment, Step
+
+# Statements compiled once and run on the transaction's asyncpg connection (db/prepared.py).
+_LOCK = Prepared(select(payments).where(payments.c.order_id == bindparam("order_id")).with_for_update())
+_CLAIM = Prepared(
+    pg_insert(payments)
+    .values(
+        **bind_columns(
+            payments,
+            ("order_id", "status", "amount_minor", "currency", "authorization_id", "created_at", "updated_at"),
+            "p_",
+        )
+    )
+    .on_conflict_do_nothing()
+    .returning(payments.c.order_id)
+)
+_SAVE = Prepared(
+    update(payments)
+    .where(payments.c.order_id == bindparam("p_order_id"))
+    .values(**bind_columns(payments, ("status", "authorization_id", "updated_at"), "p_"))
+)
+_RECORD = Prepared(
+    payment_attempts.insert().values(
+        **bind_columns(
+            payment_attempts,
+            (
+                "order_id",
+                "step",
+                "attempt",
+                "idempotency_key",
+                "outcome",
+                "reason",
+                "called_provider",
+                "provider_reference",
+                "correlation_id",
+                "at",
+            ),
+            "a_",
+        )
+    )
+)
 
 
 class PaymentsRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
+    def __init__(self, db: asyncpg.Connection) -> None:
+        self._db = db
 
     async def lock(self, order_id: UUID) -> Payment | None:
-        row = (
-            await self._session.execute(select(payments).where(payments.c.order_id == order_id).with_for_update())
-        ).first()
+        row = await _LOCK.fetchrow(self._db, order_id=order_id)
         return _payment(row) if row else None
 
     async def claim(self, payment: Payment) -> bool:
         """Insert the order's payment; False if it has one (a concurrent insert waits for
         the first to commit, then gets False)."""
-        return await insert_if_new(
-            self._session,
-            payments,
-            {
-                "order_id": payment.order_id,
-                "status": payment.status,
-                "amount_minor": payment.amount_minor,
-                "currency": payment.currency,
-                "authorization_id": payment.authorization_id,
-                "created_at": payment.created_at,
-                "updated_at": payment.updated_at,
-            },
+        row = await _CLAIM.fetchrow(
+            self._db,
+            p_order_id=payment.order_id,
+            p_status=payment.status,
+            p_amount_minor=payment.amount_minor,
+            p_currency=payment.currency,
+            p_authorization_id=payment.authorization_id,
+            p_created_at=payment.created_at,
+            p_updated_at=payment.updated_at,
         )
+        return row is not None
 
     async def save(self, payment: Payment) -> None:
-        await self._session.execute(
-            update(payments)
-            .where(payments.c.order_id == payment.order_id)
-            .values(status=payment.status, authorization_id=payment.authorization_id, updated_at=payment.updated_at)
+        await _SAVE.execute(
+            self._db,
+            p_order_id=payment.order_id,
+            p_status=payment.status,
+            p_authorization_id=payment.authorization_id,
+            p_updated_at=payment.updated_at,
         )
 
     async def record(
@@ -66,29 +106,28 @@ class PaymentsRepository:
         correlation_id: str | None,
         at: datetime,
     ) -> None:
-        await self._session.execute(
-            payment_attempts.insert().values(
-                order_id=order_id,
-                step=step,
-                attempt=attempt,
-                idempotency_key=idempotency_key,
-                outcome=outcome.outcome,
-                reason=outcome.reason,
-                called_provider=called_provider,
-                provider_reference=provider_reference,
-                correlation_id=correlation_id,
-                at=at,
-            )
+        await _RECORD.execute(
+            self._db,
+            a_order_id=order_id,
+            a_step=step,
+            a_attempt=attempt,
+            a_idempotency_key=idempotency_key,
+            a_outcome=outcome.outcome,
+            a_reason=outcome.reason,
+            a_called_provider=called_provider,
+            a_provider_reference=provider_reference,
+            a_correlation_id=correlation_id,
+            a_at=at,
         )
 
 
-def _payment(row: Any) -> Payment:
+def _payment(row: Mapping[str, Any]) -> Payment:
     return Payment(
-        order_id=row.order_id,
-        status=row.status,
-        amount_minor=row.amount_minor,
-        currency=row.currency,
-        authorization_id=row.authorization_id,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
+        order_id=row["order_id"],
+        status=row["status"],
+        amount_minor=row["amount_minor"],
+        currency=row["currency"],
+        authorization_id=row["authorization_id"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
     )

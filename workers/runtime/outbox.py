@@ -47,7 +47,6 @@ DELAY = Histogram(
 )
 
 
-
 class OutboxMessage(Protocol):
     """What publishing needs of a row, whether read back or still in memory."""
 

@@ -196,7 +196,6 @@ class HandlerContext:
         envelope = Envelope.new(correlation_id=self.envelope.correlation_id, causation_id=str(self.envelope.message_id))
         self.written.append(outbox.prepare(exchange=exchange, routing_key=routing_key, body=body, envelope=envelope))
 
-
     def require_actor(self) -> Actor:
         if self.actor is None:
             raise DomainError("unauthorized", "this command needs an authenticated actor")

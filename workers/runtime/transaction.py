@@ -34,6 +34,7 @@ import asyncpg
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
+from db.engine import BEGIN, END, STATEMENT
 from workers.runtime.outbox import Written
 
 
@@ -99,24 +100,28 @@ class Transaction:
     async def begin(self, claim: tuple[str, UUID] | None) -> bool:
         """BEGIN, with the inbox claim of (consumer, message id) if given; False if that
         message was claimed before (the transaction is then rolled back)."""
+        BEGIN.inc()
         if claim is None:
             await self.db.execute("BEGIN")
             return True
         status = await self.db.execute("BEGIN; " + claim_sql(self._inbox, *claim))
         if status.endswith(" 1"):
             return True
-        await self.db.execute("ROLLBACK")
+        await self.rollback()
         return False
 
     async def commit(self, written: list[Written]) -> None:
         """Write the outbox rows and COMMIT, in one message."""
+        END.inc()
         await self.db.execute(f"{outbox_sql(self._outbox, written)}; COMMIT" if written else "COMMIT")
 
     async def rollback(self) -> None:
+        END.inc()
         await self.db.execute("ROLLBACK")
 
     async def claim_alone(self, consumer: str, message_id: UUID) -> None:
         """The inbox claim by itself (after a rollback): a statement is its own transaction."""
+        STATEMENT.inc()
         await self.db.execute(claim_sql(self._inbox, consumer, message_id))
 
 
@@ -149,6 +154,7 @@ async def _leave_clean(conn: AsyncConnection, raw: asyncpg.Connection) -> None:
     error that got us here is the one that propagates)."""
     if raw.is_closed() or not raw.is_in_transaction():
         return
+    END.inc()
     try:
         await raw.execute("ROLLBACK")
     except Exception:
