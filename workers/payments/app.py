@@ -13,9 +13,8 @@ from workers.payments.handlers import PaymentHandlers
 from workers.runtime.service import WorkerService
 
 service = WorkerService("payments")
-handlers = PaymentHandlers(
-    HttpGateway(service.settings.payment_api_url, timeout=service.settings.payment_api_timeout_seconds)
-)
+gateway = HttpGateway(service.settings.payment_api_url, timeout=service.settings.payment_api_timeout_seconds)
+handlers = PaymentHandlers(gateway)
 
 service.command(c.AUTHORIZE_PAYMENT, handlers.authorize_payment)
 service.command(c.CAPTURE_PAYMENT, handlers.capture_payment)
@@ -23,3 +22,4 @@ service.command(c.VOID_PAYMENT, handlers.void_payment)
 service.command(c.REFUND_PAYMENT, handlers.refund_payment)
 
 app = service.app
+app.after_shutdown(gateway.close)

@@ -1,8 +1,10 @@
 """The payment gateway: what the payments worker needs of a payment service provider.
 
 `PaymentGateway` is the interface the handlers use; `HttpGateway` speaks the sandbox's
-Stripe-like REST API (agora/payment_sandbox.py) at AGORA_PAYMENT_API_URL. Every write
-carries an idempotency key, so a retried call never charges twice.
+Stripe-like REST API (agora/payment_sandbox.py) at AGORA_PAYMENT_API_URL, over one pooled
+aiohttp client session (keep-alive connections; about a third of the CPU httpx took per
+call, measured in issue 14). Every write carries an idempotency key, so a retried call
+never charges twice.
 
 Failures come in three kinds, because the handlers treat them differently:
 - a decline is an answer (`ProviderAuthorization.status == "declined"`), not an error;
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID
 
-import httpx
+import aiohttp
 
 log = logging.getLogger("agora.payments.gateway")
 
@@ -86,13 +88,16 @@ class PaymentGateway(Protocol):
 
 
 class HttpGateway:
-    """The sandbox provider's REST API over httpx, with a timeout on every call."""
+    """The sandbox provider's REST API over aiohttp, with a timeout on every call."""
 
     def __init__(self, base_url: str, *, timeout: float) -> None:
-        self._client = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=httpx.Timeout(timeout, connect=2.0))
+        self._base_url = base_url.rstrip("/")
+        self._timeout = aiohttp.ClientTimeout(total=timeout, connect=2.0)
+        self._client: aiohttp.ClientSession | None = None  # made in the event loop, on first use
 
     async def close(self) -> None:
-        await self._client.aclose()
+        if self._client is not None:
+            await self._client.close()
 
     async def authorize(
         self, *, order_id: UUID, amount_minor: int, currency: str, token: str, idempotency_key: str
@@ -140,38 +145,35 @@ class HttpGateway:
         params: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, Any]]:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        if self._client is None:
+            self._client = aiohttp.ClientSession(timeout=self._timeout)
         for attempt in range(ATTEMPTS):
             last = attempt == ATTEMPTS - 1
             try:
-                response = await self._client.request(method, path, json=body, headers=headers, params=params)
-            except httpx.TimeoutException as exc:
+                async with self._client.request(
+                    method, self._base_url + path, json=body, headers=headers, params=params
+                ) as response:
+                    status, answer = response.status, await _body(response)
+            except TimeoutError as exc:  # aiohttp's own timeouts are TimeoutErrors too
                 raise ProviderUnavailable(f"the provider did not answer {method} {path} in time") from exc
-            except httpx.TransportError as exc:
+            except aiohttp.ClientError as exc:
                 if last:
                     raise ProviderUnavailable(f"the provider is unreachable: {exc!r}") from exc
                 log.warning("provider unreachable; retrying", extra={"path": path, "attempt": attempt + 1})
             else:
-                retryable = response.status_code >= 500 or (response.status_code == 409 and _in_progress(response))
+                retryable = status >= 500 or (status == 409 and _code(answer) == "idempotency_key_in_use")
                 if not retryable:
-                    return response.status_code, _body(response)
+                    return status, answer
                 if last:
-                    raise ProviderUnavailable(f"the provider answered {response.status_code} to {method} {path}")
-                log.warning(
-                    "provider answered %s; retrying",
-                    response.status_code,
-                    extra={"path": path, "attempt": attempt + 1},
-                )
+                    raise ProviderUnavailable(f"the provider answered {status} to {method} {path}")
+                log.warning("provider answered %s; retrying", status, extra={"path": path, "attempt": attempt + 1})
             await asyncio.sleep(BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS) - 1)])
         raise AssertionError("unreachable")
 
 
-def _in_progress(response: httpx.Response) -> bool:
-    return _code(_body(response)) == "idempotency_key_in_use"
-
-
-def _body(response: httpx.Response) -> dict[str, Any]:
+async def _body(response: aiohttp.ClientResponse) -> dict[str, Any]:
     try:
-        body = response.json()
+        body = await response.json(content_type=None)
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
+import aiohttp
 import asyncpg
 import httpx
 from aiormq.exceptions import AMQPConnectionError
@@ -68,7 +69,8 @@ def classify(exc: BaseException) -> Failure:
             | InterfaceError
             | PoolTimeout
             | AMQPConnectionError
-            | httpx.TransportError,
+            | httpx.TransportError
+            | aiohttp.ClientConnectionError,
         ):
             return _transient(fingerprint)
     reply = ErrorReply(code="internal", detail="the service failed to carry out the request")
