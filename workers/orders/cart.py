@@ -48,7 +48,7 @@ async def get_cart(query: GetCart, ctx: HandlerContext) -> CartView:
 
 async def add_cart_item(cmd: AddCartItem, ctx: HandlerContext) -> CartView:
     async def decide(cart: Cart, now: datetime) -> Cart:
-        products = await product_snapshot(ctx.session, [cmd.product_id, *(line.product_id for line in cart.lines)])
+        products = await product_snapshot(ctx.db, [cmd.product_id, *(line.product_id for line in cart.lines)])
         return cart.add(products.get(cmd.product_id), cmd.quantity, products, now)
 
     return await _change(ctx, cmd.cart_id, decide)
@@ -56,7 +56,7 @@ async def add_cart_item(cmd: AddCartItem, ctx: HandlerContext) -> CartView:
 
 async def set_cart_item(cmd: SetCartItem, ctx: HandlerContext) -> CartView:
     async def decide(cart: Cart, now: datetime) -> Cart:
-        return cart.set(cmd.product_id, cmd.quantity, await product_snapshot(ctx.session, [cmd.product_id]))
+        return cart.set(cmd.product_id, cmd.quantity, await product_snapshot(ctx.db, [cmd.product_id]))
 
     return await _change(ctx, cmd.cart_id, decide, create=False)
 
@@ -84,7 +84,7 @@ async def merge_cart(cmd: MergeCart, ctx: HandlerContext) -> CartView:
         return await _view(ctx, member or await repo.member(actor.user_id))
     if member is None:
         member = await repo.open_member(actor.user_id, now)
-    products = await product_snapshot(ctx.session, [line.product_id for line in (*member.lines, *guest.lines)])
+    products = await product_snapshot(ctx.db, [line.product_id for line in (*member.lines, *guest.lines)])
     merged = member.merged(guest, products, now)
     await repo.save(member, merged, now)
     await repo.delete(guest.cart_id)
@@ -153,5 +153,5 @@ async def _change(
 
 
 async def _view(ctx: HandlerContext, cart: Cart | None, *, cart_id: UUID | None = None) -> CartView:
-    products = await product_snapshot(ctx.session, [line.product_id for line in cart.lines] if cart else [])
+    products = await product_snapshot(ctx.db, [line.product_id for line in cart.lines] if cart else [])
     return view(cart, products, cart_id=cart_id)

@@ -101,7 +101,7 @@ async def place_order(cmd: PlaceOrder, ctx: HandlerContext) -> OrderView:
     existing = await repo.get(cmd.order_id)
     if existing is None:
         ordered = cmd.items if cmd.items is not None else cart.lines if cart is not None else ()
-        products = await product_snapshot(ctx.session, (x.product_id for x in ordered))
+        products = await product_snapshot(ctx.db, (x.product_id for x in ordered))
         try:
             items = cmd.items if cmd.items is not None else model.cart_items(cart, products)
             lines, currency, total = model.price(items, products)
@@ -178,8 +178,7 @@ async def _advance(
         if not await repo.save_saga(order.saga, after, now):
             order = None  # another replica moved it first: decide again from what it wrote
             continue
-        if after.status != order.saga.status:
-            await repo.add_history(order_id, after.status, now)
+        if after.status != order.saga.status:  # save_saga added the history entry
             await sales.on_status_changed(ctx.db, order_id, after.status, now)
             await ctx.emit(STATUS_EVENTS[after.status], order.status_event(after, now))
             log.info(

@@ -13,11 +13,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from uuid import UUID
 
-from sqlalchemy import func, select, true
+import asyncpg
+from sqlalchemy import ARRAY, any_, bindparam, func, select, true
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.catalog import ProductCreated, ProductDeleted, ProductUpdated
+from db.prepared import Prepared
 from db.tables import order_products
 from workers.runtime.service import HandlerContext
 
@@ -37,17 +40,23 @@ class ProductSnapshot:
         return not self.deleted and bool(self.currency)
 
 
-async def product_snapshot(session: AsyncSession, ids: Iterable[UUID]) -> dict[UUID, ProductSnapshot]:
+_SNAPSHOT = Prepared(
+    select(order_products).where(
+        order_products.c.product_id == any_(bindparam("ids", type_=ARRAY(PG_UUID(as_uuid=True))))
+    )
+)
+
+
+async def product_snapshot(db: asyncpg.Connection, ids: Iterable[UUID]) -> dict[UUID, ProductSnapshot]:
     """The products named, as last heard from the catalog (deleted ones included, flagged)."""
-    wanted = set(ids)
+    wanted = list(set(ids))
     if not wanted:
         return {}
-    rows = await session.execute(select(order_products).where(order_products.c.product_id.in_(wanted)))
     return {
-        row.product_id: ProductSnapshot(
-            row.product_id, row.seller_id, row.name, row.price_minor, row.currency, row.deleted
+        row["product_id"]: ProductSnapshot(
+            row["product_id"], row["seller_id"], row["name"], row["price_minor"], row["currency"], row["deleted"]
         )
-        for row in rows
+        for row in await _SNAPSHOT.fetch(db, ids=wanted)
     }
 
 

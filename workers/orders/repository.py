@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from sqlalchemy import JSON, bindparam, func, select, tuple_, update
+from sqlalchemy import ARRAY, JSON, Boolean, ColumnElement, bindparam, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,10 +22,9 @@ from agora.crypto import FieldCipher, Sealed
 from contracts.inventory import ReservationLine
 from contracts.orders import HistoryEntry
 from contracts.users import Address
-from db.prepared import Prepared
+from db.prepared import Prepared, bind_columns
 from db.sealed import ORDER_ADDRESS
 from db.tables import closed_accounts, order_history, order_lines, orders
-from db.writes import insert_if_new
 from workers.orders.model import Line, Order, OrderHead, reservation_lines
 from workers.orders.saga import Saga
 
@@ -71,23 +70,86 @@ _HEAD = Prepared(
 )
 
 
-_SAVE_SAGA = Prepared(
-    update(orders)
-    .where(orders.c.order_id == bindparam("b_order_id"), orders.c.version == bindparam("b_version"))
-    .values(
-        version=bindparam("new_version"),
-        updated_at=bindparam("now"),
-        **{name: bindparam(f"new_{name}") for name in _SAGA_COLUMNS},
+def _history_from(source: Any, changed: ColumnElement[bool] | None = None) -> Any:
+    """An INSERT of one history entry per row of `source` (a CTE returning order_id),
+    with status `:h_status` at `:h_at`, as a CTE of its own."""
+    rows = select(
+        source.c.order_id,
+        bindparam("h_status", type_=order_history.c.status.type),
+        bindparam("h_at", type_=order_history.c.at.type),
     )
-    .returning(orders.c.order_id)
+    if changed is not None:
+        rows = rows.where(changed)
+    return order_history.insert().from_select(["order_id", "status", "at"], rows).cte(f"{source.name}_history")
+
+
+def _save_saga() -> Prepared:
+    """The saga's columns, if the version is still the one read, and a history entry if
+    the status changed (`:h_changed`), in one statement; the order's id if it was saved."""
+    saved = (
+        update(orders)
+        .where(orders.c.order_id == bindparam("b_order_id"), orders.c.version == bindparam("b_version"))
+        .values(
+            version=bindparam("new_version"),
+            updated_at=bindparam("now"),
+            **{name: bindparam(f"new_{name}") for name in _SAGA_COLUMNS},
+        )
+        .returning(orders.c.order_id)
+        .cte("saved")
+    )
+    return Prepared(select(saved.c.order_id).add_cte(_history_from(saved, bindparam("h_changed", type_=Boolean))))
+
+
+_SAVE_SAGA = _save_saga()
+
+_ORDER_COLUMNS = (
+    "order_id",
+    "user_id",
+    "placed_by",
+    "request_hash",
+    "currency",
+    "total_minor",
+    "shipping_address_enc",
+    "shipping_address_key_id",
+    "payment_token",
+    "version",
+    "created_at",
+    "updated_at",
+    *_SAGA_COLUMNS,
 )
-_ADD_HISTORY = Prepared(
-    order_history.insert().values(order_id=bindparam("h_order_id"), status=bindparam("h_status"), at=bindparam("h_at"))
-)
+_LINE_COLUMNS = ("product_id", "seller_id", "name", "quantity", "unit_price_minor")
+
+
+def _place() -> Prepared:
+    """A new order, its lines (given as one array per column) and its first history entry,
+    in one statement; the order's id if it was new, no row if the id was taken."""
+    new = (
+        pg_insert(orders)
+        .values(**bind_columns(orders, _ORDER_COLUMNS, "o_"))
+        .on_conflict_do_nothing()
+        .returning(orders.c.order_id)
+        .cte("new_order")
+    )
+    arrays = (
+        func.unnest(*(bindparam(f"l_{name}", type_=ARRAY(order_lines.c[name].type)) for name in _LINE_COLUMNS))
+        .table_valued(*_LINE_COLUMNS)
+        .render_derived(name="line")
+    )
+    lines = (
+        order_lines.insert()
+        .from_select(["order_id", *_LINE_COLUMNS], select(new.c.order_id, *(arrays.c[name] for name in _LINE_COLUMNS)))
+        .cte("new_lines")
+    )
+    return Prepared(select(new.c.order_id).add_cte(lines, _history_from(new)))
+
+
+_PLACE = _place()
+_ORDER = Prepared(select(orders).where(orders.c.order_id == bindparam("order_id")))
+_ACCOUNT_CLOSED = Prepared(select(closed_accounts.c.user_id).where(closed_accounts.c.user_id == bindparam("user_id")))
 
 
 class OrdersRepository:
-    """The saga's own reads and writes (`head`, `save_saga`, `add_history`) are statements
+    """The saga's own reads and writes (`head`, `save_saga`), placing an order and reading one are statements
     compiled once and run on the transaction's asyncpg connection (db/prepared.py); the
     rest goes through the SQLAlchemy session."""
 
@@ -118,27 +180,17 @@ class OrdersRepository:
             "updated_at": order.updated_at,
             **_saga_values(order.saga),
         }
-        if not await insert_if_new(self._session, orders, values):
-            return False
-        await self._session.execute(
-            order_lines.insert(),
-            [
-                {
-                    "order_id": order.order_id,
-                    "product_id": x.product_id,
-                    "seller_id": x.seller_id,
-                    "name": x.name,
-                    "quantity": x.quantity,
-                    "unit_price_minor": x.unit_price_minor,
-                }
-                for x in order.lines
-            ],
+        placed = await _PLACE.fetchrow(
+            self._ctx.db,
+            **{f"o_{name}": value for name, value in values.items()},
+            **{f"l_{name}": [getattr(x, name) for x in order.lines] for name in _LINE_COLUMNS},
+            h_status=order.saga.status,
+            h_at=order.created_at,
         )
-        await self.add_history(order.order_id, order.saga.status, order.created_at)
-        return True
+        return placed is not None
 
     async def get(self, order_id: UUID) -> Order | None:
-        row = (await self._session.execute(select(orders).where(orders.c.order_id == order_id))).first()
+        row = await _ORDER.fetchrow(self._ctx.db, order_id=order_id)
         if row is None:
             return None
         return (await self._assemble([row]))[0]
@@ -153,7 +205,8 @@ class OrdersRepository:
         return OrderHead(row["user_id"], _saga(row, lines))
 
     async def save_saga(self, before: Saga, after: Saga, now: datetime) -> bool:
-        """Write the saga if nobody changed it since `before` was read."""
+        """Write the saga if nobody changed it since `before` was read, with an entry in
+        the order's history if its status changed."""
         changed = {f"new_{name}": value for name, value in _saga_values(after).items()}
         row = await _SAVE_SAGA.fetchrow(
             self._ctx.db,
@@ -162,11 +215,11 @@ class OrdersRepository:
             new_version=before.version + 1,
             now=now,
             **changed,
+            h_changed=after.status != before.status,
+            h_status=after.status,
+            h_at=now,
         )
         return row is not None
-
-    async def add_history(self, order_id: UUID, status: str, at: datetime) -> None:
-        await _ADD_HISTORY.execute(self._ctx.db, h_order_id=order_id, h_status=status, h_at=at)
 
     async def due_for_update(self, now: datetime, limit: int) -> list[UUID]:
         """Sagas past their deadline, locked; rows another replica holds are skipped."""
@@ -205,7 +258,7 @@ class OrdersRepository:
         rows = await self._session.execute(
             query.order_by(orders.c.created_at.desc(), orders.c.order_id.desc()).limit(limit)
         )
-        return await self._assemble(list(rows))
+        return await self._assemble([row._mapping for row in rows])
 
     async def open_for_user(self, user_id: UUID) -> list[UUID]:
         """A member's orders that can still be cancelled by them (pending or confirmed)."""
@@ -230,8 +283,7 @@ class OrdersRepository:
         await self._session.execute(closed_accounts.delete().where(c.user_id == user_id, c.reason == "disabled"))
 
     async def account_closed(self, user_id: UUID) -> bool:
-        c = closed_accounts.c
-        return await self._session.scalar(select(c.user_id).where(c.user_id == user_id)) is not None
+        return await _ACCOUNT_CLOSED.fetchrow(self._ctx.db, user_id=user_id) is not None
 
     async def erase_addresses(self, user_id: UUID) -> int:
         """Drop the shipping address of every order of the member; how many had one."""
@@ -243,10 +295,11 @@ class OrdersRepository:
         )
         return len(result.all())
 
-    async def _assemble(self, rows: list[Any]) -> list[Order]:
+    async def _assemble(self, rows: list[Mapping[Any, Any]]) -> list[Order]:
+        """Orders from their rows (asyncpg records, or SQLAlchemy rows' `_mapping`)."""
         if not rows:
             return []
-        ids = [row.order_id for row in rows]
+        ids = [row["order_id"] for row in rows]
         lines: dict[UUID, list[Line]] = {i: [] for i in ids}
         for x in await self._session.execute(
             select(order_lines).where(order_lines.c.order_id.in_(ids)).order_by(order_lines.c.product_id)
@@ -257,26 +310,26 @@ class OrdersRepository:
             select(order_history).where(order_history.c.order_id.in_(ids)).order_by(order_history.c.id)
         ):
             history[h.order_id].append(HistoryEntry(status=h.status, at=h.at))
-        return [self._order(row, tuple(lines[row.order_id]), tuple(history[row.order_id])) for row in rows]
+        return [self._order(row, tuple(lines[row["order_id"]]), tuple(history[row["order_id"]])) for row in rows]
 
-    def _order(self, row: Any, lines: tuple[Line, ...], history: tuple[HistoryEntry, ...]) -> Order:
+    def _order(self, row: Mapping[Any, Any], lines: tuple[Line, ...], history: tuple[HistoryEntry, ...]) -> Order:
         address = None
-        if row.shipping_address_enc is not None:  # None: the customer's account was erased
-            sealed = Sealed(row.shipping_address_enc, row.shipping_address_key_id)
-            address = Address.model_validate_json(self._cipher.open(sealed, ORDER_ADDRESS.context(row.order_id)))
+        if row["shipping_address_enc"] is not None:  # None: the customer's account was erased
+            sealed = Sealed(row["shipping_address_enc"], row["shipping_address_key_id"])
+            address = Address.model_validate_json(self._cipher.open(sealed, ORDER_ADDRESS.context(row["order_id"])))
         return Order(
-            order_id=row.order_id,
-            user_id=row.user_id,
-            placed_by=row.placed_by,
-            request_hash=row.request_hash,
-            currency=row.currency,
-            total_minor=row.total_minor,
+            order_id=row["order_id"],
+            user_id=row["user_id"],
+            placed_by=row["placed_by"],
+            request_hash=row["request_hash"],
+            currency=row["currency"],
+            total_minor=row["total_minor"],
             shipping_address=address,
             lines=lines,
-            saga=_saga(row._mapping, reservation_lines(lines)),
+            saga=_saga(row, reservation_lines(lines)),
             history=history,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
         )
 
 
