@@ -33,45 +33,51 @@ _MANY = Prepared(select(stock).where(stock.c.product_id == any_(_IDS)))
 _FOR_UPDATE = Prepared(
     select(stock).where(stock.c.product_id == any_(_IDS)).order_by(stock.c.product_id).with_for_update()
 )
-_DELTA_AVAILABLE = bindparam("delta_available", type_=Integer)
-_DELTA_RESERVED = bindparam("delta_reserved", type_=Integer)
-_APPLY = Prepared(
-    update(stock)
-    .where(
-        stock.c.product_id == bindparam("s_product_id"),
-        stock.c.available + _DELTA_AVAILABLE >= 0,
-        stock.c.reserved + _DELTA_RESERVED >= 0,
-    )
-    .values(
-        available=stock.c.available + _DELTA_AVAILABLE,
-        reserved=stock.c.reserved + _DELTA_RESERVED,
-        updated_at=bindparam("s_now"),
-        change_unannounced=bindparam("s_kind"),
-    )
-    .returning(stock.c.available, stock.c.reserved)
-)
-_LEDGER = Prepared(
-    stock_movements.insert().values(
-        **bind_columns(
-            stock_movements,
-            (
-                "product_id",
-                "kind",
-                "delta_available",
-                "delta_reserved",
-                "available_after",
-                "reserved_after",
-                "reason",
-                "reference",
-                "actor_id",
-                "actor_role",
-                "correlation_id",
-                "at",
-            ),
-            "m_",
+_LEDGER_GIVEN = ("kind", "reason", "reference", "actor_id", "actor_role", "correlation_id", "at")
+
+
+def _move() -> Prepared:
+    """One movement in one statement: the conditional update of the stock row and its
+    ledger entry with the levels after it; the levels, or no row if the update would
+    take stock below zero (then nothing is written)."""
+    delta_available = bindparam("delta_available", type_=Integer)
+    delta_reserved = bindparam("delta_reserved", type_=Integer)
+    moved = (
+        update(stock)
+        .where(
+            stock.c.product_id == bindparam("s_product_id"),
+            stock.c.available + delta_available >= 0,
+            stock.c.reserved + delta_reserved >= 0,
         )
+        .values(
+            available=stock.c.available + delta_available,
+            reserved=stock.c.reserved + delta_reserved,
+            updated_at=bindparam("m_at"),
+            change_unannounced=bindparam("m_kind"),
+        )
+        .returning(stock.c.product_id, stock.c.available, stock.c.reserved)
+        .cte("moved")
     )
-)
+    given = bind_columns(stock_movements, _LEDGER_GIVEN, "m_")
+    ledger = (
+        stock_movements.insert()
+        .from_select(
+            ["product_id", "delta_available", "delta_reserved", "available_after", "reserved_after", *given],
+            select(
+                moved.c.product_id,
+                delta_available,
+                delta_reserved,
+                moved.c.available,
+                moved.c.reserved,
+                *given.values(),
+            ),
+        )
+        .cte("ledger")
+    )
+    return Prepared(select(moved.c.available, moved.c.reserved).add_cte(ledger))
+
+
+_MOVE = _move()
 _RESERVATION_COLUMNS = ("order_id", "status", "lines", "failed", "expires_at", "updated_at")
 _CLAIM_RESERVATION = Prepared(
     pg_insert(reservations)
@@ -178,29 +184,18 @@ class InventoryRepository:
         actor: Actor | None,
         correlation_id: str | None,
     ) -> tuple[int, int]:
-        """Apply a movement as a conditional update and record it in the ledger.
+        """Apply a movement as a conditional update and record it in the ledger (one
+        statement).
 
         The condition keeps stock from going negative whatever the caller decided;
         the CHECK constraints are the last line behind it.
         """
-        row = await _APPLY.fetchrow(
+        row = await _MOVE.fetchrow(
             self._ctx.db,
             s_product_id=movement.product_id,
             delta_available=movement.delta_available,
             delta_reserved=movement.delta_reserved,
-            s_now=now,
-            s_kind=movement.kind,
-        )
-        if row is None:
-            raise StockError(f"stock of {movement.product_id} would go negative")
-        await _LEDGER.execute(
-            self._ctx.db,
-            m_product_id=movement.product_id,
             m_kind=movement.kind,
-            m_delta_available=movement.delta_available,
-            m_delta_reserved=movement.delta_reserved,
-            m_available_after=row["available"],
-            m_reserved_after=row["reserved"],
             m_reason=movement.reason,
             m_reference=movement.reference,
             m_actor_id=actor.user_id if actor else None,
@@ -208,6 +203,8 @@ class InventoryRepository:
             m_correlation_id=correlation_id,
             m_at=now,
         )
+        if row is None:
+            raise StockError(f"stock of {movement.product_id} would go negative")
         return int(row["available"]), int(row["reserved"])
 
     async def set_threshold(self, product_id: UUID, threshold: int, now: datetime) -> None:

@@ -62,7 +62,7 @@ class PaymentHandlers:
         ctx.require_saga_actor("payment steps")
         repo = PaymentsRepository(ctx.db)
         now = datetime.now(UTC)
-        payment = await _lock_or_claim(repo, Payment.requested(cmd.order_id, cmd.amount_minor, cmd.currency, now))
+        payment = await _claim_or_lock(repo, Payment.requested(cmd.order_id, cmd.amount_minor, cmd.currency, now))
         outcome = payment.authorize_plan()
         called = outcome is None
         if outcome is None:
@@ -81,7 +81,7 @@ class PaymentHandlers:
                 payment, outcome = payment.refused(now, f"the payment provider refused: {exc}")
             else:
                 payment, outcome = payment.authorized(ProviderAnswer(answer.id, answer.status), now, None)
-            await repo.save(payment)
+            repo.save(payment)
         return await _answer(ctx, repo, cmd, "authorize", payment, outcome, called, now)
 
     async def capture_payment(self, cmd: CapturePayment, ctx: HandlerContext) -> PaymentResult:
@@ -101,7 +101,7 @@ class PaymentHandlers:
                 outcome = Outcome("failed", f"the payment provider refused the capture: {exc}")
             else:
                 payment, outcome = payment.captured(now)
-                await repo.save(payment)
+                repo.save(payment)
         return await _answer(ctx, repo, cmd, "capture", payment, outcome, called, now)
 
     async def void_payment(self, cmd: VoidPayment, ctx: HandlerContext) -> PaymentResult:
@@ -110,7 +110,7 @@ class PaymentHandlers:
         now = datetime.now(UTC)
         # No payment yet (the authorization never came, or its transaction died with a
         # crash mid-call): one is made, voided, so an authorization that comes later is refused.
-        payment = await _lock_or_claim(repo, Payment.unseen(cmd.order_id, now))
+        payment = await _claim_or_lock(repo, Payment.unseen(cmd.order_id, now))
         outcome = payment.void_plan()
         called = outcome is None
         if outcome is None:
@@ -121,7 +121,7 @@ class PaymentHandlers:
                     await self.gateway.void(held.id, idempotency_key=f"{cmd.idempotency_key}:{held.id}")
                     log.info("authorization voided", extra={"order_id": str(cmd.order_id), "authorization": held.id})
             payment, outcome = payment.voided(now)
-            await repo.save(payment)
+            repo.save(payment)
         return await _answer(ctx, repo, cmd, "void", payment, outcome, called, now)
 
     async def refund_payment(self, cmd: RefundPayment, ctx: HandlerContext) -> PaymentResult:
@@ -141,18 +141,17 @@ class PaymentHandlers:
                 outcome = Outcome("failed", f"the payment provider refused the refund: {exc}")
             else:
                 payment, outcome = payment.refunded(now)
-                await repo.save(payment)
+                repo.save(payment)
         return await _answer(ctx, repo, cmd, "refund", payment, outcome, called, now)
 
 
-async def _lock_or_claim(repo: PaymentsRepository, new: Payment) -> Payment:
-    payment = await repo.lock(new.order_id)
-    if payment is not None:
-        return payment
+async def _claim_or_lock(repo: PaymentsRepository, new: Payment) -> Payment:
+    """`new` if the order had no payment (one statement: the first authorization's case),
+    else the order's payment, locked."""
     if await repo.claim(new):
         return new
-    payment = await repo.lock(new.order_id)  # made by a concurrent step meanwhile
-    assert payment is not None  # rows are never deleted
+    payment = await repo.lock(new.order_id)  # rows are never deleted
+    assert payment is not None
     return payment
 
 

@@ -3,6 +3,9 @@
 A payment row is locked (`FOR UPDATE`) for the whole of a step, provider call
 included: two steps of one order, in any replicas, run one after the other, so a
 void waits for an authorization in flight and then finds what it made.
+
+Every step ends with its record in the append-only ledger of steps (`record`); what a
+step changed in the payment (`save`) is written with it, in one statement.
 """
 
 from __future__ import annotations
@@ -34,36 +37,34 @@ _CLAIM = Prepared(
     .on_conflict_do_nothing()
     .returning(payments.c.order_id)
 )
-_SAVE = Prepared(
+_ATTEMPT_COLUMNS = (
+    "order_id",
+    "step",
+    "attempt",
+    "idempotency_key",
+    "outcome",
+    "reason",
+    "called_provider",
+    "provider_reference",
+    "correlation_id",
+    "at",
+)
+_RECORDING = payment_attempts.insert().values(**bind_columns(payment_attempts, _ATTEMPT_COLUMNS, "a_"))
+_RECORD = Prepared(_RECORDING)
+_SAVED = (
     update(payments)
     .where(payments.c.order_id == bindparam("p_order_id"))
     .values(**bind_columns(payments, ("status", "authorization_id", "updated_at"), "p_"))
+    .returning(payments.c.order_id)
+    .cte("saved")
 )
-_RECORD = Prepared(
-    payment_attempts.insert().values(
-        **bind_columns(
-            payment_attempts,
-            (
-                "order_id",
-                "step",
-                "attempt",
-                "idempotency_key",
-                "outcome",
-                "reason",
-                "called_provider",
-                "provider_reference",
-                "correlation_id",
-                "at",
-            ),
-            "a_",
-        )
-    )
-)
+_SAVE_AND_RECORD = Prepared(select(_SAVED.c.order_id).add_cte(_RECORDING.cte("recorded")))
 
 
 class PaymentsRepository:
     def __init__(self, db: asyncpg.Connection) -> None:
         self._db = db
+        self._unsaved: Payment | None = None
 
     async def lock(self, order_id: UUID) -> Payment | None:
         row = await _LOCK.fetchrow(self._db, order_id=order_id)
@@ -84,14 +85,9 @@ class PaymentsRepository:
         )
         return row is not None
 
-    async def save(self, payment: Payment) -> None:
-        await _SAVE.execute(
-            self._db,
-            p_order_id=payment.order_id,
-            p_status=payment.status,
-            p_authorization_id=payment.authorization_id,
-            p_updated_at=payment.updated_at,
-        )
+    def save(self, payment: Payment) -> None:
+        """Write what the step changed in the payment, with the step's record."""
+        self._unsaved = payment
 
     async def record(
         self,
@@ -106,18 +102,30 @@ class PaymentsRepository:
         correlation_id: str | None,
         at: datetime,
     ) -> None:
-        await _RECORD.execute(
+        """Append the step to the ledger, and write the payment `save` was given, if any."""
+        values = {
+            "a_order_id": order_id,
+            "a_step": step,
+            "a_attempt": attempt,
+            "a_idempotency_key": idempotency_key,
+            "a_outcome": outcome.outcome,
+            "a_reason": outcome.reason,
+            "a_called_provider": called_provider,
+            "a_provider_reference": provider_reference,
+            "a_correlation_id": correlation_id,
+            "a_at": at,
+        }
+        payment, self._unsaved = self._unsaved, None
+        if payment is None:
+            await _RECORD.execute(self._db, **values)
+            return
+        await _SAVE_AND_RECORD.execute(
             self._db,
-            a_order_id=order_id,
-            a_step=step,
-            a_attempt=attempt,
-            a_idempotency_key=idempotency_key,
-            a_outcome=outcome.outcome,
-            a_reason=outcome.reason,
-            a_called_provider=called_provider,
-            a_provider_reference=provider_reference,
-            a_correlation_id=correlation_id,
-            a_at=at,
+            p_order_id=payment.order_id,
+            p_status=payment.status,
+            p_authorization_id=payment.authorization_id,
+            p_updated_at=payment.updated_at,
+            **values,
         )
 
 
