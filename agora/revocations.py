@@ -20,9 +20,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
-from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika.abc import AbstractIncomingMessage
 
-from agora.events import follow
+from agora.events import Following, follow
 from agora.tokens import Actor
 from contracts.topology import broker_user
 from contracts.users import TOKENS_REVOKED, TokensRevoked
@@ -100,13 +100,13 @@ class RevocationFeed:
     def __init__(self, amqp_url: str, revocations: RevocationList) -> None:
         self._url = amqp_url
         self._revocations = revocations
-        self._connection: AbstractRobustConnection | None = None
+        self._following: Following | None = None
         self._reload: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._connection = await follow(self._url, [TOKENS_REVOKED.routing_key], self._on_event, no_ack=True)
+        self._following = await follow(self._url, [TOKENS_REVOKED.routing_key], self._on_event, no_ack=True)
         # Events published while the queue was gone (a reconnection) are lost: load them all.
-        self._connection.reconnect_callbacks.add(self._reconnected)
+        self._following.connection.reconnect_callbacks.add(self._reconnected)
         try:
             await self._revocations.reload()
         except RevocationsUnavailable:
@@ -114,8 +114,8 @@ class RevocationFeed:
             log.warning("token revocations not loaded at start; they load on first use")
 
     async def stop(self) -> None:
-        if self._connection is not None:
-            await self._connection.close()
+        if self._following is not None:
+            await self._following.close()
 
     async def _on_event(self, message: AbstractIncomingMessage) -> None:
         if message.user_id != broker_user("users"):  # RabbitMQ vouches for user_id
@@ -135,4 +135,3 @@ class RevocationFeed:
             await self._revocations.reload()
         except RevocationsUnavailable:
             log.warning("token revocations not reloaded after a reconnection", exc_info=True)
-

@@ -31,13 +31,13 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from uuid import UUID
 
-from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika.abc import AbstractIncomingMessage
 from aiohttp import web
 from prometheus_client import Counter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from agora.events import follow, until_done
+from agora.events import Following, follow, until_done
 from contracts.catalog import CATEGORY_CHANGED, PRODUCT_CREATED, PRODUCT_DELETED, PRODUCT_UPDATED
 from contracts.inventory import STOCK_CHANGED
 
@@ -157,7 +157,7 @@ class Invalidator:
     def __init__(self, amqp_url: str, cache: ReadCache) -> None:
         self._url = amqp_url
         self._cache = cache
-        self._connection: AbstractRobustConnection | None = None
+        self._following: Following | None = None
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -167,12 +167,12 @@ class Invalidator:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        if self._connection is not None:
-            await self._connection.close()
+        if self._following is not None:
+            await self._following.close()
 
     async def _run(self) -> None:
         keys = [spec.routing_key for spec in INVALIDATING_EVENTS]
-        self._connection = await until_done(
+        self._following = await until_done(
             "cache invalidation", lambda: follow(self._url, keys, self._on_event, no_ack=False)
         )
 
