@@ -12,11 +12,12 @@ BARE_PUBLIC_KEY (the Ed25519 key that verifies every token, PEM), BARE_SERVICE_T
 tables are in schema `bench_bare` (`create_schema`, `drop_schema`); its exchanges and
 queues are named `bare.*` (quorum queues with the arguments of workers/runtime/broker.py).
 
-The shape, for one order that succeeds. Each numbered step is one delivery handled in
-one transaction, which also inserts the inbox row (workers/runtime/inbox.py) and the
-outbox rows; each service's relay then publishes its outbox rows with confirms and
-marks them sent in a transaction of its own (workers/runtime/outbox.py; rows written
-close together go out in one batch, in both pipelines). Agora's handlers are in
+The shape, for one order that succeeds (issue 14's, as Agora's now). Each numbered step is
+one delivery handled in one transaction, which also inserts the inbox row
+(workers/runtime/inbox.py) and, in one statement just before the commit, the outbox
+rows; right after the commit the process publishes those rows from memory (their
+confirms awaited together), and its relay marks them sent in bulk once a second and
+publishes leftovers (workers/runtime/outbox.py). Agora's handlers are in
 workers/{orders,inventory,payments}/handlers.py and saga.py.
 
     0. edge: verify the bearer token, validate the body, RPC orders.place_order.v1
@@ -24,32 +25,35 @@ workers/{orders,inventory,payments}/handlers.py and saga.py.
     1. orders, place_order (verifies the member's token): price from the product
        read model; order, lines, history; out: order_placed, reserve_stock; reply
     2. inventory, reserve_stock (verifies the service token): claim the reservation,
-       `UPDATE stock ... WHERE available >= q`, ledger row, reservation reserved;
-       out: stock_changed, stock_reserved
+       `UPDATE stock ... WHERE available >= q` (marking the row changed), ledger row,
+       reservation reserved; out: stock_reserved
     3. orders, on stock_reserved: saga row (step authorizing); out: authorize_payment
     4. payments, authorize_payment (verifies the service token): claim the payment,
        POST /v1/authorizations to the sandbox provider, payment row, step row;
        out: payment_authorized
-    5. orders, on payment_authorized: saga row (confirmed), history; out:
-       order_confirmed, commit_stock, capture_payment
+    5. orders, on payment_authorized: saga row (confirmed), history, the sales
+       projection's rows; out: order_confirmed, commit_stock, capture_payment
        -- the order is confirmed: scripts/bench measures up to order_confirmed --
-    6. inventory, commit_stock (verifies): reservation committed, stock, ledger;
-       out: stock_changed, reservation_committed
+    6. inventory, commit_stock (verifies): reservation committed, stock (marked),
+       ledger; out: reservation_committed
     7. payments, capture_payment (verifies): lock the payment, POST .../capture, payment
        row, step row; out: payment_captured
     8. orders, on reservation_committed: saga row
     9. orders, on payment_captured: saga row (done)
 
-Per order, in both: 9 handler commits plus up to 7 relay commits, 12 messages relayed
-(3 of them events nobody consumes, kept by the unrouted queue) plus the RPC request and
-reply, 6 token verifications, 2 calls to the provider.
+and, every 0.2 s in inventory, one transaction announces the products marked changed
+since: one stock_changed each (workers/inventory/app.py).
+
+Per order, in both: 9 handler commits; 10 messages published from memory after their
+commit (order_placed and order_confirmed, which nobody consumes here, are kept by the
+unrouted queue) plus the RPC request and reply; stock_changed at most once per product
+per 0.2 s; 6 token verifications; 2 calls to the provider.
 
 What the bare pipeline leaves out: the failure paths (a refused reservation or payment
 leaves the order pending: no compensation, no deadlines, no sweepers, no dead-letter
 queues), pydantic models and the card-number scan of every body, the encrypted shipping
-address, the re-read of the order for the reply, optimistic version checks (the saga
-steps are conditional UPDATEs instead), logs and metrics, LISTEN/NOTIFY (a relay is
-woken by its own process's handlers) and idempotent provider retries.
+address, optimistic version checks (the saga steps are conditional UPDATEs instead),
+logs and metrics, and idempotent provider retries.
 """
 
 from __future__ import annotations
@@ -90,6 +94,8 @@ WORK_QUEUE: dict[str, Any] = {
     "x-overflow": "reject-publish",
 }
 RELAY_BATCH = 100
+RELAY_SECONDS = 1.0  # as AGORA_OUTBOX_POLL_SECONDS
+ANNOUNCE_SECONDS = 0.2  # as workers/inventory/app.py
 
 TABLES = f"""
 CREATE SCHEMA {SCHEMA};
@@ -109,7 +115,11 @@ CREATE TABLE order_history (
     at timestamptz NOT NULL DEFAULT now());
 CREATE TABLE stock (
     product_id uuid PRIMARY KEY, available integer NOT NULL CHECK (available >= 0),
-    reserved integer NOT NULL CHECK (reserved >= 0));
+    reserved integer NOT NULL CHECK (reserved >= 0), change_unannounced text);
+CREATE INDEX ON stock (product_id) WHERE change_unannounced IS NOT NULL;
+CREATE TABLE sales (
+    order_id uuid NOT NULL, product_id uuid NOT NULL, quantity integer NOT NULL, unit_price_minor integer NOT NULL,
+    currency text NOT NULL, confirmed_at timestamptz NOT NULL, PRIMARY KEY (order_id, product_id));
 CREATE TABLE reservations (order_id uuid PRIMARY KEY, status text NOT NULL, lines jsonb NOT NULL);
 CREATE TABLE stock_ledger (
     id bigserial PRIMARY KEY, product_id uuid NOT NULL, kind text NOT NULL, quantity integer NOT NULL,
@@ -191,44 +201,49 @@ async def open_channel() -> tuple[aio_pika.abc.AbstractRobustConnection, Abstrac
 
 
 class Outbox:
-    """The messages one handler sends, written in its transaction."""
+    """The messages one handler sends: kept in memory, written in one statement just
+    before its transaction commits, published from memory right after."""
 
-    def __init__(self, conn: asyncpg.Connection, service: str, cause: AbstractIncomingMessage) -> None:
-        self._conn = conn
+    def __init__(self, service: str, correlation_id: str | None, causation_id: str | None) -> None:
         self._table = f"{SCHEMA}.{service}_outbox"
-        self._headers = json.dumps({"correlation_id": cause.correlation_id, "causation_id": cause.message_id})
+        self._headers = json.dumps({"correlation_id": correlation_id, "causation_id": causation_id})
+        self.rows: list[tuple[uuid.UUID, str, str, str, str]] = []
 
     async def event(self, routing_key: str, body: dict[str, Any]) -> None:
-        await self._add(EVENTS, routing_key, body)
+        self._add(EVENTS, routing_key, body)
 
     async def command(self, routing_key: str, body: dict[str, Any]) -> None:
-        await self._add(COMMANDS, routing_key, body)
+        self._add(COMMANDS, routing_key, body)
 
-    async def _add(self, exchange: str, routing_key: str, body: dict[str, Any]) -> None:
-        await self._conn.execute(
-            f"INSERT INTO {self._table} (message_id, exchange, routing_key, headers, body) "
-            "VALUES ($1, $2, $3, $4::jsonb, $5::jsonb)",
-            uuid.uuid4(),
-            exchange,
-            routing_key,
-            self._headers,
-            json.dumps(body),
-        )
+    def _add(self, exchange: str, routing_key: str, body: dict[str, Any]) -> None:
+        self.rows.append((uuid.uuid4(), exchange, routing_key, self._headers, json.dumps(body)))
+
+    async def write(self, conn: asyncpg.Connection) -> None:
+        if self.rows:
+            await conn.execute(
+                f"INSERT INTO {self._table} (message_id, exchange, routing_key, headers, body) "
+                "SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[])",
+                *(list(column) for column in zip(*self.rows, strict=True)),
+            )
 
 
 Handler = Callable[[asyncpg.Connection, dict[str, Any], Outbox], Awaitable[dict[str, Any] | None]]
 
 
 class Service:
-    """One bare worker: its queues, each delivery in one transaction, and its outbox relay."""
+    """One bare worker: its queues, each delivery in one transaction, the publish of what
+    it wrote right after the commit, and a relay for leftovers."""
 
     def __init__(self, name: str, channel: AbstractChannel, pool: asyncpg.Pool) -> None:
         self.name = name
         self.channel = channel
         self.pool = pool
         self._slots = asyncio.Semaphore(int(os.environ.get("BARE_PREFETCH", "16")))
-        self._wake = asyncio.Event()
         self._exchanges: dict[str, AbstractExchange] = {}
+        self._to_mark: list[uuid.UUID] = []
+
+    async def start(self) -> None:
+        self._exchanges = {name: await self.channel.get_exchange(name) for name in (COMMANDS, EVENTS)}
 
     async def consume(self, handler: Handler, exchange: str, routing_key: str, *, verify_token: bool) -> None:
         """Handle `routing_key` from its own queue, `bare.<service>.<handler>`."""
@@ -253,6 +268,7 @@ class Service:
             except (jwt.PyJWTError, ValueError):
                 await message.reject()
                 return
+            out = Outbox(self.name, message.correlation_id, message.message_id)
             try:
                 async with self.pool.acquire() as conn, conn.transaction():
                     claimed = await conn.fetchval(
@@ -261,54 +277,68 @@ class Service:
                         queue,
                         uuid.UUID(message.message_id),
                     )
-                    reply = await handler(conn, body, Outbox(conn, self.name, message)) if claimed else None
+                    reply = await handler(conn, body, out) if claimed else None
+                    await out.write(conn)
             except Exception:
                 await asyncio.sleep(0.2)
                 await message.nack(requeue=True)
                 return
-            self._wake.set()
             if reply is not None and message.reply_to:
                 answer = aio_pika.Message(json.dumps(reply).encode(), correlation_id=message.message_id)
                 await self.channel.default_exchange.publish(answer, routing_key=message.reply_to)
+            await self.publish_written(out.rows)
             await message.ack()
 
-    async def relay(self) -> None:
-        """Publish the outbox: claim unsent rows, publish each with a confirm, mark them sent."""
-        self._exchanges = {name: await self.channel.get_exchange(name) for name in (COMMANDS, EVENTS)}
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            try:
-                while await self._publish_batch() == RELAY_BATCH:
-                    pass
-            except Exception:  # the broker or the database: the rows stay, try again shortly
-                await asyncio.sleep(1)
-                self._wake.set()
+    async def publish_written(self, rows: list[tuple[uuid.UUID, str, str, str, str]]) -> None:
+        """Publish committed rows from memory, their confirms awaited together; a row
+        that fails stays unsent for the relay."""
+        results = await asyncio.gather(*(self._publish(*row) for row in rows), return_exceptions=True)
+        self._to_mark.extend(row[0] for row, result in zip(rows, results, strict=True) if result is None)
 
-    async def _publish_batch(self) -> int:
-        authorization = f"Bearer {os.environ['BARE_SERVICE_TOKEN']}"
+    async def _publish(self, message_id: uuid.UUID, exchange: str, routing_key: str, headers: str, body: str) -> None:
+        fields = json.loads(headers)
+        if exchange == COMMANDS:
+            fields["authorization"] = f"Bearer {os.environ['BARE_SERVICE_TOKEN']}"
+        message = aio_pika.Message(
+            body.encode(),
+            message_id=str(message_id),
+            correlation_id=fields["correlation_id"],
+            headers=fields,
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        await self._exchanges[exchange].publish(message, routing_key=routing_key, mandatory=True)
+
+    async def relay(self) -> None:
+        """Every second: mark what was published after its commit as sent (one statement),
+        then publish leftovers (unsent rows older than a second) and mark them."""
+        while True:
+            await asyncio.sleep(RELAY_SECONDS)
+            try:
+                marks, self._to_mark = self._to_mark, []
+                if marks:
+                    await self.pool.execute(
+                        f"UPDATE {SCHEMA}.{self.name}_outbox SET sent_at = now() WHERE message_id = ANY($1::uuid[])",
+                        marks,
+                    )
+                while await self._publish_leftovers() == RELAY_BATCH:
+                    pass
+            except Exception:  # the broker or the database: the rows stay, try again next time
+                continue
+
+    async def _publish_leftovers(self) -> int:
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                f"SELECT id, message_id, exchange, routing_key, headers, body FROM {SCHEMA}.{self.name}_outbox "
-                "WHERE sent_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                f"SELECT message_id, exchange, routing_key, headers::text, body::text FROM {SCHEMA}.{self.name}_outbox "
+                "WHERE sent_at IS NULL AND created_at < now() - interval '1 second' "
+                "ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
                 RELAY_BATCH,
             )
             for row in rows:
-                headers = json.loads(row["headers"])
-                if row["exchange"] == COMMANDS:
-                    headers["authorization"] = authorization
-                message = aio_pika.Message(
-                    row["body"].encode(),
-                    message_id=str(row["message_id"]),
-                    correlation_id=headers["correlation_id"],
-                    headers=headers,
-                    content_type="application/json",
-                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                )
-                await self._exchanges[row["exchange"]].publish(message, routing_key=row["routing_key"], mandatory=True)
+                await self._publish(*row)
             await conn.execute(
-                f"UPDATE {SCHEMA}.{self.name}_outbox SET sent_at = now() WHERE id = ANY($1::bigint[])",
-                [row["id"] for row in rows],
+                f"UPDATE {SCHEMA}.{self.name}_outbox SET sent_at = now() WHERE message_id = ANY($1::uuid[])",
+                [row["message_id"] for row in rows],
             )
         return len(rows)
 
@@ -319,6 +349,7 @@ async def service(name: str) -> AsyncIterator[Service]:
     prefetch = int(os.environ.get("BARE_PREFETCH", "16"))
     pool = await asyncpg.create_pool(os.environ["BARE_DATABASE_URL"], min_size=2, max_size=prefetch + 2)
     bare = Service(name, channel, pool)
+    await bare.start()
     relay = asyncio.create_task(bare.relay())
     try:
         yield bare
@@ -396,6 +427,11 @@ async def on_payment_authorized(conn: asyncpg.Connection, event: dict[str, Any],
         await conn.execute(
             f"INSERT INTO {SCHEMA}.order_history (order_id, status) VALUES ($1, 'confirmed')", order["order_id"]
         )
+        await conn.execute(
+            f"INSERT INTO {SCHEMA}.sales SELECT l.order_id, l.product_id, l.quantity, l.unit_price_minor, o.currency, "
+            f"now() FROM {SCHEMA}.order_lines l JOIN {SCHEMA}.orders o USING (order_id) WHERE l.order_id = $1",
+            order["order_id"],
+        )
         await out.event(
             "orders.order_confirmed.v1", {"order_id": order_id, "user_id": str(order["user_id"]), "status": "confirmed"}
         )
@@ -443,7 +479,7 @@ async def reserve_stock(conn: asyncpg.Connection, cmd: dict[str, Any], out: Outb
     status = "reserved"
     try:
         async with conn.transaction():
-            await _move(conn, out, order_id, cmd["lines"], "reserve")
+            await _move(conn, order_id, cmd["lines"], "reserve")
     except _Short:
         status = "failed"
     await conn.execute(f"UPDATE {SCHEMA}.reservations SET status = $2 WHERE order_id = $1", order_id, status)
@@ -459,21 +495,22 @@ async def commit_stock(conn: asyncpg.Connection, cmd: dict[str, Any], out: Outbo
         order_id,
     )
     if lines is not None:
-        await _move(conn, out, order_id, json.loads(lines), "commit")
+        await _move(conn, order_id, json.loads(lines), "commit")
         await out.event("inventory.reservation_committed.v1", {"order_id": cmd["order_id"], "status": "committed"})
 
 
-async def _move(conn: asyncpg.Connection, out: Outbox, order_id: uuid.UUID, lines: list[Any], kind: str) -> None:
+async def _move(conn: asyncpg.Connection, order_id: uuid.UUID, lines: list[Any], kind: str) -> None:
     """Reserve or sell each line's quantity (lines are sorted: rows lock in one order), with a ledger row."""
     change = (
-        "available = available - $2, reserved = reserved + $2 WHERE product_id = $1 AND available >= $2"
+        "available = available - $2, reserved = reserved + $2, change_unannounced = $3 "
+        "WHERE product_id = $1 AND available >= $2"
         if kind == "reserve"
-        else "reserved = reserved - $2 WHERE product_id = $1"
+        else "reserved = reserved - $2, change_unannounced = $3 WHERE product_id = $1"
     )
     for line in lines:
         product_id, quantity = uuid.UUID(line["product_id"]), int(line["quantity"])
         row = await conn.fetchrow(
-            f"UPDATE {SCHEMA}.stock SET {change} RETURNING available, reserved", product_id, quantity
+            f"UPDATE {SCHEMA}.stock SET {change} RETURNING available, reserved", product_id, quantity, kind
         )
         if row is None:
             raise _Short
@@ -484,7 +521,39 @@ async def _move(conn: asyncpg.Connection, out: Outbox, order_id: uuid.UUID, line
             quantity,
             order_id,
         )
-        await out.event("inventory.stock_changed.v1", {"product_id": line["product_id"], **dict(row), "reason": kind})
+
+
+async def announce_stock_changes(bare: Service) -> None:
+    """Every 0.2 s: one stock_changed per product moved since, as Agora's inventory does."""
+    while True:
+        await asyncio.sleep(ANNOUNCE_SECONDS)
+        out = Outbox(bare.name, str(uuid.uuid4()), None)
+        try:
+            await _announce(bare, out)
+        except Exception:  # the database: the marks stay for the next turn
+            continue
+        await bare.publish_written(out.rows)
+
+
+async def _announce(bare: Service, out: Outbox) -> None:
+    async with bare.pool.acquire() as conn, conn.transaction():
+        rows = await conn.fetch(
+            f"WITH due AS (SELECT product_id, change_unannounced AS change FROM {SCHEMA}.stock "
+            "WHERE change_unannounced IS NOT NULL ORDER BY product_id LIMIT 100 FOR UPDATE SKIP LOCKED) "
+            f"UPDATE {SCHEMA}.stock s SET change_unannounced = NULL FROM due WHERE s.product_id = due.product_id "
+            "RETURNING s.product_id, s.available, s.reserved, due.change"
+        )
+        for row in rows:
+            await out.event(
+                "inventory.stock_changed.v1",
+                {
+                    "product_id": str(row["product_id"]),
+                    "available": row["available"],
+                    "reserved": row["reserved"],
+                    "reason": row["change"],
+                },
+            )
+        await out.write(conn)
 
 
 # --- payments -----------------------------------------------------------------------------
@@ -663,7 +732,10 @@ async def inventory(app: web.Application) -> AsyncIterator[None]:
     async with service("inventory") as bare:
         await bare.consume(reserve_stock, COMMANDS, "inventory.reserve_stock.v1", verify_token=True)
         await bare.consume(commit_stock, COMMANDS, "inventory.commit_stock.v1", verify_token=True)
+        announcer = asyncio.create_task(announce_stock_changes(bare))
         yield
+        announcer.cancel()
+        await asyncio.gather(announcer, return_exceptions=True)
 
 
 async def payments(app: web.Application) -> AsyncIterator[None]:

@@ -229,6 +229,40 @@ async def test_a_hundred_orders_for_ten_units_confirm_exactly_ten(
     assert await stock_settles(http, seller, product_id, (0, 0)) == (0, 0)
 
 
+async def test_a_thousand_buyers_for_a_hundred_units_confirm_exactly_a_hundred(
+    http: aiohttp.ClientSession, amqp: AbstractRobustConnection, db: AsyncEngine, seller: dict[str, Any]
+) -> None:
+    """A hot product (issue 14): 1,000 orders from 50 members through HTTP, 64 in flight."""
+    product_id = await product(amqp, http, db, seller, stock=100)
+    buyers = []
+    for _ in range(50):
+        user = await register(http)
+        buyers.append(await login(http, user["email"], user["password"]))
+    lanes = asyncio.Semaphore(64)
+
+    async def buy(n: int) -> int:
+        async with lanes:
+            status, body, _ = await place(http, buyers[n % len(buyers)], product_id)
+            assert status == 202, body
+            return status
+
+    await asyncio.gather(*(buy(n) for n in range(1000)))
+    query = text(
+        "SELECT o.status, o.cancel_reason, count(*) FROM orders.orders o JOIN orders.order_lines l USING (order_id) "
+        "WHERE l.product_id = :p GROUP BY 1, 2"
+    )
+    deadline = asyncio.get_running_loop().time() + 120
+    while True:
+        async with db.connect() as conn:
+            outcomes = {(row[0], row[1]): row[2] for row in await conn.execute(query, {"p": product_id})}
+        if sum(n for (status, _), n in outcomes.items() if status in FINAL) == 1000:
+            break
+        assert asyncio.get_running_loop().time() < deadline, outcomes
+        await asyncio.sleep(0.5)
+    assert outcomes == {("confirmed", None): 100, ("cancelled", "out_of_stock"): 900}
+    assert await stock_settles(http, seller, product_id, (0, 0)) == (0, 0)
+
+
 # --- status changes -----------------------------------------------------------------------
 
 

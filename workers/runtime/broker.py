@@ -8,7 +8,9 @@ and a returned (unroutable) message raises instead of vanishing.
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
+import aio_pika
 from aio_pika.abc import HeadersType
 from faststream.rabbit import Channel, ExchangeType, QueueType, RabbitBroker, RabbitExchange, RabbitQueue
 from faststream.rabbit.schemas.queue import QuorumQueueArgs
@@ -182,3 +184,40 @@ async def request(
         timeout=within,
     )
     return Reply.model_validate_json(message.body)
+
+
+async def publish_direct(
+    broker: RabbitBroker,
+    exchange: RabbitExchange,
+    routing_key: str,
+    body: bytes,
+    *,
+    persist: bool,
+    mandatory: bool,
+    confirm_seconds: float,
+    message_id: str | None = None,
+    correlation_id: str | None = None,
+    headers: HeadersType | None = None,
+    user_id: str | None = None,
+) -> None:
+    """Publish with aio-pika on the broker's own confirming channel, past FastStream's
+    publish path: its middlewares and message building were about 40 % of the CPU a
+    publish costs (issue 14). The message carries what FastStream's would (JSON, the
+    app id, a timestamp); the confirm is awaited, and a returned message raises.
+    """
+    target = await broker.declare_exchange(exchange)  # declared at start: a cached lookup
+    message = aio_pika.Message(
+        body,
+        content_type="application/json",
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT if persist else None,
+        message_id=message_id,
+        correlation_id=correlation_id,
+        headers=headers,
+        user_id=user_id,
+        app_id=broker.config.app_id,
+        timestamp=datetime.now(UTC),
+    )
+    await target.publish(message, routing_key=routing_key, mandatory=mandatory, timeout=confirm_seconds)
+
+
+DEFAULT_EXCHANGE = RabbitExchange("")

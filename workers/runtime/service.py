@@ -78,6 +78,7 @@ from db.engine import make_engine, make_sessionmaker
 from db.tables import MESSAGING
 from workers.runtime import outbox
 from workers.runtime.broker import (
+    DEFAULT_EXCHANGE,
     commands_exchange,
     dead_letter_exchange,
     declare_topology,
@@ -85,6 +86,7 @@ from workers.runtime.broker import (
     delete_retired_queues,
     events_exchange,
     make_broker,
+    publish_direct,
     request,
     work_queue,
 )
@@ -471,20 +473,20 @@ class WorkerService:
             if self.identity is None:
                 raise IdentityUnavailable(f"{self.name} has no service identity (set AGORA_SERVICE_SECRET)")
             headers[AUTHORIZATION] = await self.identity.authorization()
-        await self.broker.publish(
+        await publish_direct(
+            self.broker,
+            _EXCHANGES[row.exchange],
+            row.routing_key,
             outbox.body_bytes(row),
-            exchange=_EXCHANGES[row.exchange],
-            routing_key=row.routing_key,
             persist=True,
             mandatory=True,
+            confirm_seconds=10,
             message_id=str(row.message_id),
             correlation_id=row.headers.get("correlation_id"),
             headers=headers,
-            content_type="application/json",
             # RabbitMQ refuses a user_id that is not this connection's user: consumers
             # of the event can trust it names the service that published it.
             user_id=self.broker_user or None,
-            timeout=10,
         )
 
     # --- one delivery -------------------------------------------------------------------
@@ -766,16 +768,18 @@ class WorkerService:
         if not reply_to or not reply_queue_allowed(reply_to):
             return
         try:
-            await self.broker.publish(
+            await publish_direct(
+                self.broker,
+                DEFAULT_EXCHANGE,
+                reply_to,
                 reply.model_dump_json().encode(),
-                routing_key=reply_to,
-                correlation_id=envelope.correlation_id,
-                headers={"causation_id": str(envelope.message_id)},
-                content_type="application/json",
+                persist=False,
                 # The caller's reply queue may be gone (it timed out, restarted):
                 # a reply is best-effort, the state change is already committed.
                 mandatory=False,
-                timeout=5,
+                confirm_seconds=5,
+                correlation_id=envelope.correlation_id,
+                headers={"causation_id": str(envelope.message_id)},
             )
         except Exception:
             log.warning("could not send reply", exc_info=True)

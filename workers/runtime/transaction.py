@@ -152,7 +152,10 @@ async def _driver_connection(conn: AsyncConnection) -> asyncpg.Connection:
 async def _leave_clean(conn: AsyncConnection, raw: asyncpg.Connection) -> None:
     """Roll back what is still open; a connection that cannot is not reused (and the
     error that got us here is the one that propagates)."""
-    if raw.is_closed() or not raw.is_in_transaction():
+    if raw.is_closed():  # the server went away (a restart): the pool must not hand it out again
+        await conn.invalidate()
+        return
+    if not raw.is_in_transaction():
         return
     END.inc()
     try:
