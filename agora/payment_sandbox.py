@@ -27,9 +27,10 @@ returns the stored response (never a second authorization, capture or refund); w
 another body → 422; while the first request is still being answered → 409. 5xx
 answers are not stored, so a retry after one does the work.
 
-State (authorizations and stored responses) is kept in memory and written after every
-change to ``$AGORA_RUN_DIR/payment_sandbox/ledger.json`` (atomically), which is read
-back at start, so a restarted sandbox keeps its ledger. Configured by
+State (authorizations and stored responses) is kept in memory, and every change is
+appended as one JSON line to ``$AGORA_RUN_DIR/payment_sandbox/journal.jsonl``, which is
+replayed at start, so a restarted sandbox keeps its ledger (a change costs the same
+whatever the ledger's size: issue 14's chaos runs make tens of thousands). Configured by
 AGORA_PAYMENT_SANDBOX_HOST (default AGORA_HOST, else 127.0.0.1),
 AGORA_PAYMENT_SANDBOX_PORT (1090), AGORA_SANDBOX_TIMEOUT_DELAY_SECONDS and AGORA_RUN_DIR.
 """
@@ -56,7 +57,7 @@ log = logging.getLogger("agora.payment_sandbox")
 APPROVE = frozenset({"tok_visa", "tok_mastercard", "tok_timeout", "tok_flaky"})
 DECLINE = frozenset({"tok_chargeDeclined"})
 FLAKY_FAILURES = 2
-STORE_NAME = "ledger.json"
+STORE_NAME = "journal.jsonl"
 
 
 @dataclass
@@ -97,45 +98,68 @@ class ApiError(Exception):
 
 
 class Ledger:
-    """Authorizations and stored idempotent responses, persisted as one JSON file."""
+    """Authorizations and stored idempotent responses, persisted as a journal: one JSON line
+    per change, replayed at start (the last line about a thing wins). A change costs one
+    line whatever the ledger's size, and an order's authorizations are indexed."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self.authorizations: dict[str, Authorization] = {}
+        self._by_order: dict[str, list[Authorization]] = {}
         # key → {"scope", "fingerprint", "status", "body"}
         self.responses: dict[str, dict[str, Any]] = {}
         self.in_progress: set[str] = set()
         self.failures: dict[str, int] = {}
         if path is not None and path.exists():
-            data = json.loads(path.read_text())
-            self.authorizations = {a["id"]: Authorization(**a) for a in data.get("authorizations", [])}
-            self.responses = data.get("responses", {})
-            self.failures = data.get("failures", {})
+            for line in path.read_text().splitlines():
+                self._apply(json.loads(line))
 
-    def save(self) -> None:
+    def _apply(self, change: dict[str, Any]) -> None:
+        if "authorization" in change:
+            self._put(Authorization(**change["authorization"]))
+        elif "response" in change:
+            key, stored = change["response"]
+            self.responses[key] = stored
+        elif "failures" in change:
+            key, count = change["failures"]
+            self.failures[key] = count
+
+    def _put(self, auth: Authorization) -> None:
+        known = self.authorizations.get(auth.id)
+        self.authorizations[auth.id] = auth
+        mine = self._by_order.setdefault(auth.order_id or "", [])
+        mine[:] = [auth if a is known else a for a in mine] if known is not None else [*mine, auth]
+
+    def _write(self, change: dict[str, Any]) -> None:
         if self.path is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(
-            json.dumps(
-                {
-                    "authorizations": [asdict(a) for a in self.authorizations.values()],
-                    "responses": self.responses,
-                    "failures": self.failures,
-                }
-            )
-        )
-        os.replace(tmp, self.path)
+        with self.path.open("a") as journal:
+            journal.write(json.dumps(change) + "\n")
+
+    def keep(self, auth: Authorization) -> None:
+        """A new authorization, or one that moved."""
+        self._put(auth)
+        self._write({"authorization": asdict(auth)})
+
+    def keep_response(self, key: str, stored: dict[str, Any]) -> None:
+        self.responses[key] = stored
+        self._write({"response": [key, stored]})
+
+    def keep_failures(self, key: str, count: int) -> None:
+        self.failures[key] = count
+        self._write({"failures": [key, count]})
 
     def reset(self) -> None:
         self.authorizations.clear()
+        self._by_order.clear()
         self.responses.clear()
         self.failures.clear()
-        self.save()
+        if self.path is not None and self.path.exists():
+            self.path.unlink()
 
     def for_order(self, order_id: str) -> list[Authorization]:
-        return [a for a in self.authorizations.values() if a.order_id == order_id]
+        return list(self._by_order.get(order_id, ()))
 
     def summary(self) -> dict[str, Any]:
         orders: dict[str, list[Authorization]] = {}
@@ -200,8 +224,7 @@ async def _idempotent(request: web.Request, body: dict[str, Any], work: Work) ->
     try:
         status, answer = await _guarded(work)
         if status < 500:
-            ledger.responses[key] = {"scope": scope, "fingerprint": fingerprint, "status": status, "body": answer}
-            ledger.save()
+            ledger.keep_response(key, {"scope": scope, "fingerprint": fingerprint, "status": status, "body": answer})
     finally:
         ledger.in_progress.discard(key)
     return web.json_response(answer, status=status)
@@ -250,8 +273,7 @@ async def create_authorization(request: web.Request) -> web.Response:
     if token == "tok_flaky" and key and key not in ledger.responses:
         failures = ledger.failures.get(key, 0)
         if failures < FLAKY_FAILURES:
-            ledger.failures[key] = failures + 1
-            ledger.save()
+            ledger.keep_failures(key, failures + 1)
             raise ApiError(503, "provider_unavailable", "tok_flaky: try again")
 
     async def work() -> tuple[int, dict[str, Any]]:
@@ -268,8 +290,7 @@ async def create_authorization(request: web.Request) -> web.Response:
             updated_at=now,
             history=[{"status": status, "at": now}],
         )
-        ledger.authorizations[auth.id] = auth
-        ledger.save()
+        ledger.keep(auth)
         log.info("authorization %s: %s %s %s for order %s", auth.id, status, amount, currency, order_id)
         if token == "tok_timeout":
             # Authorized already (the ledger says so); only the answer is late.
@@ -312,7 +333,7 @@ async def _step(request: web.Request, verb: str, required: str, apply: Callable[
         if auth.status != required:
             raise ApiError(409, "invalid_state", f"cannot {verb} an authorization that is {auth.status}", auth)
         apply(auth)
-        request.app[LEDGER_KEY].save()
+        request.app[LEDGER_KEY].keep(auth)
         return 200, asdict(auth)
 
     return await _idempotent(request, body, work)
