@@ -58,6 +58,7 @@ APPROVE = frozenset({"tok_visa", "tok_mastercard", "tok_timeout", "tok_flaky"})
 DECLINE = frozenset({"tok_chargeDeclined"})
 FLAKY_FAILURES = 2
 STORE_NAME = "journal.jsonl"
+LEGACY_STORE_NAME = "ledger.json"
 
 
 @dataclass
@@ -111,8 +112,25 @@ class Ledger:
         self.in_progress: set[str] = set()
         self.failures: dict[str, int] = {}
         if path is not None and path.exists():
-            for line in path.read_text().splitlines():
-                self._apply(json.loads(line))
+            lines = path.read_text().splitlines()
+            for number, line in enumerate(lines, 1):
+                try:
+                    self._apply(json.loads(line))
+                except ValueError:
+                    if number < len(lines):
+                        raise
+                    # A line cut short by a crash mid-write: that change was never answered.
+                    log.warning("payment sandbox: an incomplete last journal line dropped")
+                    path.write_text("".join(f"{kept}\n" for kept in lines[:-1]))
+        elif path is not None and (legacy := path.with_name(LEGACY_STORE_NAME)).exists():
+            # The whole-file ledger of before issue 14, taken over once.
+            data = json.loads(legacy.read_text())
+            for auth in data.get("authorizations", []):
+                self.keep(Authorization(**auth))
+            for key, stored in data.get("responses", {}).items():
+                self.keep_response(key, stored)
+            for key, count in data.get("failures", {}).items():
+                self.keep_failures(key, count)
 
     def _apply(self, change: dict[str, Any]) -> None:
         if "authorization" in change:

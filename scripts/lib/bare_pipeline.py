@@ -221,8 +221,8 @@ class Outbox:
     async def write(self, conn: asyncpg.Connection) -> None:
         if self.rows:
             await conn.execute(
-                f"INSERT INTO {self._table} (message_id, exchange, routing_key, headers, body) "
-                "SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[])",
+                f"INSERT INTO {self._table} (message_id, exchange, routing_key, headers, body, created_at) "
+                "SELECT *, clock_timestamp() FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[])",
                 *(list(column) for column in zip(*self.rows, strict=True)),
             )
 
@@ -314,17 +314,18 @@ class Service:
         then publish leftovers (unsent rows older than a second) and mark them."""
         while True:
             await asyncio.sleep(RELAY_SECONDS)
+            marks, self._to_mark = self._to_mark, []
             try:
-                marks, self._to_mark = self._to_mark, []
                 if marks:
                     await self.pool.execute(
                         f"UPDATE {SCHEMA}.{self.name}_outbox SET sent_at = now() WHERE message_id = ANY($1::uuid[])",
                         marks,
                     )
+                    marks = []
                 while await self._publish_leftovers() == RELAY_BATCH:
                     pass
             except Exception:  # the broker or the database: the rows stay, try again next time
-                continue
+                self._to_mark.extend(marks)
 
     async def _publish_leftovers(self) -> int:
         async with self.pool.acquire() as conn, conn.transaction():

@@ -61,10 +61,14 @@ def claim_sql(inbox: Table, consumer: str, message_id: UUID) -> str:
 def outbox_sql(outbox: Table, rows: list[Written]) -> str:
     values = ", ".join(
         f"({literal(str(r.message_id))}, {literal(r.exchange)}, {literal(r.routing_key)}, "
-        f"{_jsonb(r.headers)}, {_jsonb(r.body)})"
+        f"{_jsonb(r.headers)}, {_jsonb(r.body)}, clock_timestamp())"
         for r in rows
     )
-    return f"INSERT INTO {outbox.fullname} (message_id, exchange, routing_key, headers, body) VALUES {values}"
+    # clock_timestamp(), not the column's default now(): now() is when the transaction
+    # began, and one that waited on a provider would look old enough for the relay's
+    # sweep the moment it commits, before its rows are marked sent.
+    columns = "message_id, exchange, routing_key, headers, body, created_at"
+    return f"INSERT INTO {outbox.fullname} ({columns}) VALUES {values}"
 
 
 class Transaction:
@@ -138,8 +142,10 @@ async def transaction(
         try:
             yield tx
         finally:
-            await tx.close()
-            await _leave_clean(conn, raw)
+            try:
+                await tx.close()
+            finally:
+                await _leave_clean(conn, raw)
 
 
 async def _driver_connection(conn: AsyncConnection) -> asyncpg.Connection:
