@@ -47,7 +47,10 @@ def messaging_tables(metadata: MetaData) -> tuple[Table, Table]:
         Column("routing_key", String(200), nullable=False),
         Column("headers", JSONB, nullable=False),
         Column("body", JSONB, nullable=False),
-        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        # The time of the insert, not of its transaction's start (now()): a transaction
+        # that waited on a provider must not write rows that look old enough for the
+        # relay's sweep of leftovers the moment it commits.
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.clock_timestamp()),
         Column("attempts", Integer, nullable=False, server_default=text("0")),
         # A row the broker refused waits for its own retry instead of blocking the rest.
         Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()),

@@ -7,6 +7,9 @@ from sqlalchemy import MetaData
 
 from db.tables import messaging_tables, outbox_channel
 
+# The schemas with an outbox and an inbox: one per service.
+SERVICE_SCHEMAS = ("users", "catalog", "inventory", "orders", "payments", "notifications")
+
 
 def create_messaging_tables(schema: str) -> None:
     """Outbox + inbox for `schema`, and a trigger that wakes the outbox relay.

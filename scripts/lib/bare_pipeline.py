@@ -136,7 +136,8 @@ CREATE TABLE {service}_inbox (consumer text, message_id uuid, processed_at times
     PRIMARY KEY (consumer, message_id));
 CREATE TABLE {service}_outbox (
     id bigserial PRIMARY KEY, message_id uuid NOT NULL UNIQUE, exchange text NOT NULL, routing_key text NOT NULL,
-    headers jsonb NOT NULL, body jsonb NOT NULL, created_at timestamptz NOT NULL DEFAULT now(), sent_at timestamptz);
+    headers jsonb NOT NULL, body jsonb NOT NULL, created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    sent_at timestamptz);
 CREATE INDEX ON {service}_outbox (id) WHERE sent_at IS NULL;
 """
     for service in ("orders", "inventory", "payments")
@@ -221,8 +222,8 @@ class Outbox:
     async def write(self, conn: asyncpg.Connection) -> None:
         if self.rows:
             await conn.execute(
-                f"INSERT INTO {self._table} (message_id, exchange, routing_key, headers, body, created_at) "
-                "SELECT *, clock_timestamp() FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[])",
+                f"INSERT INTO {self._table} (message_id, exchange, routing_key, headers, body) "
+                "SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[])",
                 *(list(column) for column in zip(*self.rows, strict=True)),
             )
 

@@ -61,14 +61,10 @@ def claim_sql(inbox: Table, consumer: str, message_id: UUID) -> str:
 def outbox_sql(outbox: Table, rows: list[Written]) -> str:
     values = ", ".join(
         f"({literal(str(r.message_id))}, {literal(r.exchange)}, {literal(r.routing_key)}, "
-        f"{_jsonb(r.headers)}, {_jsonb(r.body)}, clock_timestamp())"
+        f"{_jsonb(r.headers)}, {_jsonb(r.body)})"
         for r in rows
     )
-    # clock_timestamp(), not the column's default now(): now() is when the transaction
-    # began, and one that waited on a provider would look old enough for the relay's
-    # sweep the moment it commits, before its rows are marked sent.
-    columns = "message_id, exchange, routing_key, headers, body, created_at"
-    return f"INSERT INTO {outbox.fullname} ({columns}) VALUES {values}"
+    return f"INSERT INTO {outbox.fullname} (message_id, exchange, routing_key, headers, body) VALUES {values}"
 
 
 class Transaction:

@@ -12,22 +12,20 @@ Create Date: 2026-12-04
 
 from alembic import op
 
-from db.migrations.helpers import create_outbox_notify
+from db.migrations.helpers import SERVICE_SCHEMAS, create_outbox_notify
 
 revision = "0015"
 down_revision = "0014"
 branch_labels = None
 depends_on = None
 
-SCHEMAS = ("users", "catalog", "inventory", "orders", "payments", "notifications")
-
 
 def upgrade() -> None:
-    for schema in SCHEMAS:
+    for schema in SERVICE_SCHEMAS:
         op.execute(f'DROP TRIGGER IF EXISTS outbox_notify ON "{schema}".outbox')
         op.execute(f'DROP FUNCTION IF EXISTS "{schema}".notify_outbox()')
 
 
 def downgrade() -> None:
-    for schema in SCHEMAS:
+    for schema in SERVICE_SCHEMAS:
         create_outbox_notify(schema)
