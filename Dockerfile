@@ -11,11 +11,13 @@ RUN pip install --require-hashes -r /tmp/uv-requirements.txt
 # Dependencies first (a layer that survives code changes), then the project itself.
 COPY pyproject.toml uv.lock README.md ./
 RUN uv sync --locked --no-install-project --no-editable
-COPY agora ./agora
+COPY kernel ./kernel
 COPY contracts ./contracts
 COPY db ./db
 COPY edge ./edge
 COPY workers ./workers
+COPY ops ./ops
+COPY sandboxes ./sandboxes
 RUN uv sync --locked --no-editable && useradd --system --uid 10001 agora
 ENV PATH=/opt/agora/bin:$PATH
 USER agora

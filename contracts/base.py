@@ -17,7 +17,7 @@ class Contract(BaseModel):
 
 # A field that holds a credential (a password, a refresh token, a client secret, an ID
 # token): `Annotated[str, ..., SECRET]`. It is never kept in a dead letter and never
-# shown by the dead-letter tools (agora/redaction.py); the API documents mark it too.
+# shown by the dead-letter tools (kernel/redaction.py); the API documents mark it too.
 SECRET_MARK = "x-agora-secret"
 SECRET = Field(json_schema_extra={SECRET_MARK: True})
 

@@ -1,7 +1,7 @@
 """Third-party sign-in (OpenID Connect): the command the edge sends after a provider's callback.
 
 The command carries the provider's ID token itself, not claims copied out of it: the
-users worker verifies the token again (agora/oidc.py), because the broker is not
+users worker verifies the token again (kernel/oidc.py), because the broker is not
 trusted and only the provider's signature proves who signed in.
 """
 

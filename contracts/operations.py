@@ -1,6 +1,6 @@
 """The operators' HTTP shapes that no service answers: the dead-letter tools.
 
-The edge answers these itself from RabbitMQ (agora/dead_letters.py); no message on the
+The edge answers these itself from RabbitMQ (edge/dead_letters.py); no message on the
 bus carries them, so they are not in contracts/registry.py.
 """
 

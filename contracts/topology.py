@@ -39,7 +39,7 @@ DELAY_TIERS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 # reply-to pseudo-queue, or an edge process's own exclusive reply queue.
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 EDGE_REPLY_QUEUE_PREFIX = "agora.edge.replies."
-# On a dead letter the runtime wrote itself (a redacted copy, see agora/redaction.py):
+# On a dead letter the runtime wrote itself (a redacted copy, see kernel/redaction.py):
 # why it was dead-lettered, and that something was redacted.
 DEAD_LETTER_REASON_HEADER = "agora-dead-letter-reason"
 REDACTED_HEADER = "agora-redacted"

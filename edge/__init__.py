@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from agora.settings import Settings
+from kernel.settings import Settings
 
 SETTINGS_KEY = web.AppKey("settings", Settings)
 REQUEST_ID_KEY = web.RequestKey("request_id", str)

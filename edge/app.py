@@ -12,11 +12,6 @@ import aiohttp_cors
 import uvloop
 from aiohttp import web
 
-from agora.events import until_done
-from agora.logging import configure_logging
-from agora.revocations import RevocationFeed, RevocationList
-from agora.settings import Settings, get_settings
-from agora.tokens import LEEWAY_SECONDS, TokenVerifier
 from edge import SETTINGS_KEY
 from edge.auth import JWKS_KEY, REVOCATION_FEED_KEY, VERIFIER_KEY, JwksSource
 from edge.bus import BUS_KEY, RpcClient, RpcError
@@ -30,6 +25,11 @@ from edge.ratelimit import RATE_LIMITER_KEY, RateLimiter
 from edge.routes import ENDPOINTS, REDIRECTS, setup_routes
 from edge.routes.pages import setup_pages
 from edge.sessions import CSRF_HEADER, CSRF_KEY, CsrfSigner
+from kernel.events import until_done
+from kernel.logging import configure_logging
+from kernel.revocations import RevocationFeed, RevocationList
+from kernel.settings import Settings, get_settings
+from kernel.tokens import LEEWAY_SECONDS, TokenVerifier
 
 log = logging.getLogger("agora.edge")
 

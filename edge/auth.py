@@ -13,15 +13,15 @@ from uuid import uuid4
 
 from aiohttp import web
 
-from agora.logging import correlation_id_var
-from agora.revocations import RevocationFeed
-from agora.tokens import Actor, InvalidToken, TokenVerifier
 from contracts.base import Contract
 from contracts.topology import CommandSpec
 from contracts.users import GET_JWKS, GET_REVOCATIONS, GetJwks, GetRevocations, Revocations, TokensRevoked
 from edge.bus import RpcClient, ServiceUnavailable
 from edge.problems import WWW_AUTHENTICATE, HttpProblem
 from edge.sessions import ACCESS_COOKIE, CSRF_KEY, check_csrf
+from kernel.logging import correlation_id_var
+from kernel.revocations import RevocationFeed
+from kernel.tokens import Actor, InvalidToken, TokenVerifier
 
 log = logging.getLogger("agora.edge.auth")
 

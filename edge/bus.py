@@ -187,7 +187,7 @@ class RpcClient:
         try:
             channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
             # Not declared: the workers declare the topology, and the edge's broker user
-            # may not configure exchanges (agora/broker_users.py). Until a worker has, a
+            # may not configure exchanges (ops/broker_users.py). Until a worker has, a
             # command is unroutable: 503.
             exchange = await channel.get_exchange(COMMANDS_EXCHANGE, ensure=False)
             # A unique name rather than a server-assigned one: the robust channel

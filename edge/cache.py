@@ -37,9 +37,9 @@ from prometheus_client import Counter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from agora.events import Following, follow, until_done
 from contracts.catalog import CATEGORY_CHANGED, PRODUCT_CREATED, PRODUCT_DELETED, PRODUCT_UPDATED
 from contracts.inventory import STOCK_CHANGED
+from kernel.events import Following, follow, until_done
 
 log = logging.getLogger("agora.edge.cache")
 

@@ -9,7 +9,6 @@ from uuid import UUID
 from aiohttp import web
 from pydantic import ValidationError
 
-from agora.tokens import Actor
 from contracts.base import Contract
 from contracts.errors import ErrorReply, FieldError, field_errors
 from contracts.topology import CommandSpec
@@ -18,6 +17,7 @@ from edge.auth import forwarded_authorization
 from edge.bus import BUS_KEY
 from edge.middleware import request_id
 from edge.problems import HttpProblem
+from kernel.tokens import Actor
 
 C = TypeVar("C", bound=Contract)
 

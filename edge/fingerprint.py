@@ -16,8 +16,8 @@ from ipaddress import ip_address, ip_network
 
 from aiohttp import web
 
-from agora.settings import Settings
 from edge.ratelimit import client_ip
+from kernel.settings import Settings
 
 _MAX_USER_AGENT = 512
 

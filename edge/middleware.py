@@ -20,12 +20,12 @@ from uuid import uuid4
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from agora.cards import contains_card_number
-from agora.logging import correlation_id_var
 from contracts.errors import FieldError
 from edge import REQUEST_ID_KEY
 from edge.metrics import observe_request
 from edge.problems import HttpProblem
+from kernel.cards import contains_card_number
+from kernel.logging import correlation_id_var
 
 REQUEST_ID_HEADER = "X-Request-ID"
 JSON_BODY_KEY = web.RequestKey("json_body", object)

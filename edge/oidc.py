@@ -9,7 +9,7 @@ the attacker's account) fails in the victim's browser.
 `finish` takes the flow out of Redis with GETDEL, so a state works once however many
 edge replicas see it, checks the cookie, exchanges the code (with the verifier and the
 client secret) for tokens, and verifies the ID token including its nonce
-(agora/oidc.py). The users worker verifies the token again before signing anyone in.
+(kernel/oidc.py). The users worker verifies the token again before signing anyone in.
 
 Every refusal is a problem with its own `code`, logged as a `security:` warning with
 the reason only: never a token, a code or an email.
@@ -34,7 +34,9 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from agora.oidc import (
+from contracts.errors import FieldError
+from edge.problems import HttpProblem
+from kernel.oidc import (
     HTTP_TIMEOUT_SECONDS,
     OidcError,
     Provider,
@@ -43,9 +45,7 @@ from agora.oidc import (
     callback_url,
     providers,
 )
-from agora.settings import Settings
-from contracts.errors import FieldError
-from edge.problems import HttpProblem
+from kernel.settings import Settings
 
 log = logging.getLogger("agora.edge.oidc")
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel, create_model
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from swagger_ui_bundle import swagger_ui_path
 
-from agora.docs import asyncapi_document
+from contracts.asyncapi import asyncapi_document
 from contracts.base import Contract
 from contracts.topology import CommandSpec
 from edge.problems import PROBLEM_CONTENT_TYPE, Problem

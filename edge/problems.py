@@ -16,10 +16,10 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import BaseModel, Field
 
-from agora.revocations import RevocationsUnavailable
 from contracts.errors import ERROR_CODES, ErrorReply, FieldError
 from edge import REQUEST_ID_KEY
 from edge.bus import RpcTimeout, ServiceUnavailable
+from kernel.revocations import RevocationsUnavailable
 
 log = logging.getLogger("agora.edge")
 

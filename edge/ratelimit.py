@@ -21,8 +21,8 @@ from limits import RateLimitItem, parse_many
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
-from agora.settings import Settings
 from edge.problems import HttpProblem
+from kernel.settings import Settings
 
 log = logging.getLogger("agora.edge.ratelimit")
 

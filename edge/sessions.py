@@ -21,8 +21,8 @@ from uuid import UUID
 from aiohttp import web
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from agora.settings import Settings
 from edge.problems import HttpProblem
+from kernel.settings import Settings
 
 log = logging.getLogger("agora.edge.sessions")
 

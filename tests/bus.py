@@ -17,12 +17,12 @@ import aio_pika
 import aiohttp
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
-from agora.settings import Settings
 from contracts.base import Contract
 from contracts.catalog import PRODUCT_CREATED, ProductCreated
 from contracts.envelope import Envelope
 from contracts.partners import ISSUE_CLIENT_TOKEN, IssueClientToken
 from contracts.topology import COMMANDS_EXCHANGE, DIRECT_REPLY_TO, EVENTS_EXCHANGE, EventSpec, broker_user
+from kernel.settings import Settings
 from tests import support
 from tests.conftest import make_seller
 from workers.runtime.identity import service_client_id, service_client_secret, service_scope

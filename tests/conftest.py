@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from agora.settings import SERVICES
 from db.tables import SCHEMAS
+from kernel.settings import SERVICES
 from tests import support
 
 

@@ -24,9 +24,9 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import quote
 
-from agora.broker_users import PROCESSES, password_variable, set_up
-from agora.settings import SERVICES
 from edge.ratelimit import DEFAULT_LIMITS
+from kernel.settings import SERVICES
+from ops.broker_users import PROCESSES, password_variable, set_up
 
 ROOT = Path(__file__).resolve().parent.parent
 _SERVICES_SH = ROOT / "scripts" / "lib" / "services.sh"
@@ -47,7 +47,7 @@ def _backing_services_env() -> dict[str, str]:
 
 
 SERVICES_ENV = _backing_services_env()
-# Each process's broker password (agora/broker_users.py): fixed, since users are
+# Each process's broker password (ops/broker_users.py): fixed, since users are
 # global to the node and a second run in another slot must not change the first's.
 BROKER_PASSWORDS = {password_variable(p): f"test-{p}-broker-password" for p in PROCESSES}
 DEAD_LETTER_MAX_LENGTH = 1000
@@ -59,7 +59,7 @@ HTTP_PORT = int(os.environ.get("AGORA_TEST_HTTP_PORT", str(18080 + 200 * SLOT)))
 WORKER_PORT_BASE = int(os.environ.get("AGORA_TEST_WORKER_PORT_BASE", str(18100 + 200 * SLOT)))
 # The suite's own sandbox payment provider (in memory: a fresh ledger every run).
 PAYMENT_SANDBOX_PORT = int(os.environ.get("AGORA_TEST_PAYMENT_SANDBOX_PORT", str(18070 + 200 * SLOT)))
-# The suite's own Twilio stand-in (agora/sms_sandbox.py, in memory) and the credentials
+# The suite's own Twilio stand-in (sandboxes/sms_sandbox.py, in memory) and the credentials
 # it and the workers share.
 SMS_SANDBOX_PORT = int(os.environ.get("AGORA_TEST_SMS_SANDBOX_PORT", str(18071 + 200 * SLOT)))
 SMS_SANDBOX_URL = f"http://127.0.0.1:{SMS_SANDBOX_PORT}"

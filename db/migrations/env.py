@@ -7,9 +7,9 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from agora.settings import get_settings
 from db.engine import make_engine
 from db.tables import ALL_METADATA, SCHEMAS
+from kernel.settings import get_settings
 
 target_metadata = list(ALL_METADATA)
 

@@ -2,7 +2,7 @@
 
 Account search goes to the users service, which checks the caller is an admin. The
 dead-letter tools are broker operations that belong to no service: the edge answers
-them itself, through agora/dead_letters.py (the same code as `agora dlq`), after
+them itself, through edge/dead_letters.py (the same code as `agora dlq`), after
 checking the caller is an admin.
 """
 
@@ -14,8 +14,6 @@ from typing import TypeVar
 
 from aiohttp import web
 
-from agora.dead_letters import DeadLetterError, DeadLetters, NoSuchDeadLetterQueue
-from agora.tokens import Actor
 from contracts.operations import (
     DeadLetterList,
     DeadLetterQuery,
@@ -29,9 +27,11 @@ from contracts.users import LIST_USERS, ListUsers
 from edge import SETTINGS_KEY
 from edge.auth import require_actor
 from edge.commands import call_service, parse, parse_query
+from edge.dead_letters import DeadLetterError, DeadLetters, NoSuchDeadLetterQueue
 from edge.middleware import json_body
 from edge.openapi import Endpoint
 from edge.problems import HttpProblem
+from kernel.tokens import Actor
 
 log = logging.getLogger("agora.edge.admin")
 T = TypeVar("T")

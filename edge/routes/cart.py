@@ -21,7 +21,6 @@ from uuid import UUID, uuid4
 
 from aiohttp import web
 
-from agora.tokens import Actor
 from contracts.carts import (
     ADD_CART_ITEM,
     GET_CART,
@@ -40,6 +39,7 @@ from edge.bus import BUS_KEY, RpcError
 from edge.commands import parse, path_uuid, send
 from edge.middleware import json_body, request_id
 from edge.openapi import Endpoint
+from kernel.tokens import Actor
 
 log = logging.getLogger("agora.edge.cart")
 

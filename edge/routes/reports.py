@@ -2,7 +2,7 @@
 
 The numbers come from the orders service's sales projection (workers/orders/sales.py),
 which checks who may see them; the overview adds the broker's queue depths, which the
-edge reads itself (agora/dead_letters.py).
+edge reads itself (edge/dead_letters.py).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import logging
 
 from aiohttp import web
 
-from agora.dead_letters import DeadLetterError, DeadLetters
 from contracts.operations import AdminOverview
 from contracts.orders import (
     LIST_ORDERS,
@@ -27,6 +26,7 @@ from contracts.orders import (
 from edge import SETTINGS_KEY
 from edge.auth import require_actor
 from edge.commands import call_service, parse_query, path_uuid, send
+from edge.dead_letters import DeadLetterError, DeadLetters
 from edge.openapi import Endpoint
 
 log = logging.getLogger("agora.edge.reports")

@@ -42,7 +42,7 @@ agora_python_env() {
 }
 
 # Every process's broker user and permissions, and the dead-letter queues' bound
-# (agora/broker_users.py), with the administrator account of our node.
+# (ops/broker_users.py), with the administrator account of our node.
 agora_broker_setup() {
   agora_log "rabbitmq: broker users of the edge and every worker"
   (cd "$AGORA_ROOT" && agora broker setup >/dev/null) || agora_die "agora broker setup failed"
@@ -90,17 +90,17 @@ agora_write_env_file() {
   grep -q '^AGORA_CSRF_SECRET=' "$file" || echo "AGORA_CSRF_SECRET=$(_agora_random_b64)" >>"$file"
   # Workers derive their service-client secrets from it (workers/runtime/identity.py).
   grep -q '^AGORA_SERVICE_SECRET=' "$file" || echo "AGORA_SERVICE_SECRET=$(_agora_random_b64)" >>"$file"
-  # Each process's own broker password (agora/broker_users.py; `agora broker setup` makes the users).
+  # Each process's own broker password (ops/broker_users.py; `agora broker setup` makes the users).
   local process
   for process in edge $(cd "$AGORA_ROOT" && "$AGORA_ROOT/.venv/bin/agora" workers | cut -d' ' -f1); do
     grep -q "^AGORA_BROKER_PASSWORD_${process^^}=" "$file" ||
       echo "AGORA_BROKER_PASSWORD_${process^^}=$(_agora_random_hex)" >>"$file"
   done
-  # Credentials of the local Twilio stand-in (agora/sms_sandbox.py), shaped like Twilio's.
+  # Credentials of the local Twilio stand-in (sandboxes/sms_sandbox.py), shaped like Twilio's.
   if ! grep -q '^AGORA_TWILIO_ACCOUNT_SID=' "$file"; then
     printf 'AGORA_TWILIO_ACCOUNT_SID=AC%s\nAGORA_TWILIO_AUTH_TOKEN=%s\n' "$(_agora_random_hex)" "$(_agora_random_hex)" >>"$file"
   fi
-  # The environment wins over the file, as it does for agora/settings.py.
+  # The environment wins over the file, as it does for kernel/settings.py.
   local line key
   while IFS= read -r line; do
     key=${line%%=*}
@@ -164,7 +164,7 @@ _agora_app_ready() { agora_http_ok "$_AGORA_READY_URL"; }
 
 agora_start_app() {
   local workers name port
-  # The list of workers and their ports lives in agora/settings.py only.
+  # The list of workers and their ports lives in kernel/settings.py only.
   workers=$(cd "$AGORA_ROOT" && agora workers) || agora_die "agora workers failed"
   # `agora launch`: each as its own broker user, with only the secrets it uses.
   while read -r name port; do

@@ -163,7 +163,7 @@ async def drop_schema(dsn: str) -> None:
 
 @functools.cache
 def public_key() -> Ed25519PublicKey:
-    # Parsed once: parsing costs more than verifying (agora/tokens.py keeps parsed keys too).
+    # Parsed once: parsing costs more than verifying (kernel/tokens.py keeps parsed keys too).
     key = serialization.load_pem_public_key(os.environ["BARE_PUBLIC_KEY"].encode())
     assert isinstance(key, Ed25519PublicKey)
     return key

@@ -40,10 +40,10 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agora.settings import Settings
 from contracts.orders import ORDER_CANCELLED, ORDER_CONFIRMED
 from contracts.topology import EVENTS_EXCHANGE
 from db.engine import asyncpg_dsn
+from kernel.settings import Settings
 from scripts.lib import bare_pipeline
 from scripts.lib.accounting import STATISTICS_INTERVAL_SECONDS, Accounting, Cost, cost, pid_from_file
 from scripts.lib.benchlib import LATENCY_HEADER, for_duration, latency_columns, latency_figures, machine

@@ -23,8 +23,8 @@ from typing import Any
 import aio_pika
 import aiohttp
 
-from agora.settings import SERVICES
 from contracts.inventory import COMMIT_STOCK, RESERVE_STOCK
+from kernel.settings import SERVICES
 from scripts.lib.benchlib import latency_columns, machine, timed
 from tests import support
 from tests.bus import Bus, list_product, service_token

@@ -19,9 +19,9 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 from sqlalchemy import text
 
-from agora.settings import SERVICES
 from contracts.catalog import SearchProducts
 from db.engine import make_engine, make_sessionmaker
+from kernel.settings import SERVICES
 from scripts.lib.benchlib import LATENCY_HEADER, latency_columns, machine, timed
 from tests import support
 from tests.conftest import _reset_database, create_admin

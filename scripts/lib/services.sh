@@ -11,8 +11,8 @@
 #   agora_install_system_packages    apt-get install what is missing
 #   agora_start_rabbitmq / agora_start_postgres / agora_start_redis /
 #   agora_start_smtp_sink            idempotent start + wait for readiness
-#   agora_start_payment_sandbox      the sandbox payment provider (agora/payment_sandbox.py)
-#   agora_start_sms_sandbox          the sandbox SMS provider, Twilio's API (agora/sms_sandbox.py)
+#   agora_start_payment_sandbox      the sandbox payment provider (sandboxes/payment_sandbox.py)
+#   agora_start_sms_sandbox          the sandbox SMS provider, Twilio's API (sandboxes/sms_sandbox.py)
 #   agora_rabbitmqctl ARGS...        rabbitmqctl against our node
 #   agora_stop_all                   stop whatever of them is running
 #   agora_test_services_env          switch to the test suite's own services (ports, data)
@@ -932,7 +932,7 @@ _agora_stop_redis() {
 }
 
 # --------------------------------------------------------------------------
-# SMTP sink (agora/smtp_sink.py)
+# SMTP sink (sandboxes/smtp_sink.py)
 # --------------------------------------------------------------------------
 
 _agora_smtp_dir() { printf '%s\n' "$AGORA_RUN_DIR/smtp"; }
@@ -950,7 +950,7 @@ agora_start_smtp_sink() {
     sig="host=$AGORA_SMTP_HOST smtp=$AGORA_SMTP_PORT http=$AGORA_SMTP_HTTP_PORT"
     local log=$dir/smtp_sink.log pidfile=$dir/smtp_sink.pid
 
-    if pid=$(_agora_live_pid "$pidfile" agora.smtp_sink); then
+    if pid=$(_agora_live_pid "$pidfile" sandboxes.smtp_sink); then
         _agora_check_signature smtp-sink "$dir" "$(_agora_read_signature "$dir")" "$sig" || return 1
         if _agora_smtp_healthy; then
             agora_log "smtp sink already running (pid $pid)"
@@ -966,7 +966,7 @@ agora_start_smtp_sink() {
         mkdir -p -- "$dir" || return 1
         printf '%s\n' "$sig" >"$dir/instance"
         agora_log "starting smtp sink on $AGORA_SMTP_HOST:$AGORA_SMTP_PORT (http $AGORA_SMTP_HTTP_PORT)"
-        pid=$(_agora_spawn_module agora.smtp_sink "$log") || return 1
+        pid=$(_agora_spawn_module sandboxes.smtp_sink "$log") || return 1
         printf '%s\n' "$pid" >"$pidfile"
         stop=_agora_stop_smtp_sink
     fi
@@ -978,7 +978,7 @@ agora_start_smtp_sink() {
 }
 
 _agora_stop_smtp_sink() {
-    _agora_stop_module "smtp sink" "$(_agora_smtp_dir)/smtp_sink.pid" agora.smtp_sink
+    _agora_stop_module "smtp sink" "$(_agora_smtp_dir)/smtp_sink.pid" sandboxes.smtp_sink
 }
 
 # Runs `python -m MODULE` detached, from the repo root with it on PYTHONPATH (`agora`
@@ -1008,7 +1008,7 @@ _agora_stop_module() {
 }
 
 # --------------------------------------------------------------------------
-# Sandbox providers: payments (agora/payment_sandbox.py), SMS (agora/sms_sandbox.py)
+# Sandbox providers: payments (sandboxes/payment_sandbox.py), SMS (sandboxes/sms_sandbox.py)
 # --------------------------------------------------------------------------
 
 # _agora_start_sandbox LABEL MODULE NAME PORT_VARIABLE SIGNATURE READY_MESSAGE
@@ -1057,7 +1057,7 @@ _agora_stop_sandbox() {
 
 agora_start_payment_sandbox() {
     agora_load_env || return 1
-    _agora_start_sandbox "payment sandbox" agora.payment_sandbox payment_sandbox AGORA_PAYMENT_SANDBOX_PORT \
+    _agora_start_sandbox "payment sandbox" sandboxes.payment_sandbox payment_sandbox AGORA_PAYMENT_SANDBOX_PORT \
         "host=$AGORA_HOST http=$AGORA_PAYMENT_SANDBOX_PORT" \
         "$AGORA_PAYMENT_API_URL (ledger: $AGORA_PAYMENT_API_URL/v1/ledger)"
 }
@@ -1070,17 +1070,17 @@ agora_start_sms_sandbox() {
         agora_log "error: cannot start sms sandbox: AGORA_TWILIO_ACCOUNT_SID and AGORA_TWILIO_AUTH_TOKEN are not set (scripts/up writes them to .run/agora.env)"
         return 1
     fi
-    _agora_start_sandbox "sms sandbox" agora.sms_sandbox sms_sandbox AGORA_SMS_SANDBOX_PORT \
+    _agora_start_sandbox "sms sandbox" sandboxes.sms_sandbox sms_sandbox AGORA_SMS_SANDBOX_PORT \
         "host=$AGORA_HOST http=$AGORA_SMS_SANDBOX_PORT account=$AGORA_TWILIO_ACCOUNT_SID" \
         "$AGORA_TWILIO_API_URL (inbox: $AGORA_TWILIO_API_URL/sandbox/messages)"
 }
 
 _agora_stop_payment_sandbox() {
-    _agora_stop_module "payment sandbox" "$AGORA_RUN_DIR/payment_sandbox/payment_sandbox.pid" agora.payment_sandbox
+    _agora_stop_module "payment sandbox" "$AGORA_RUN_DIR/payment_sandbox/payment_sandbox.pid" sandboxes.payment_sandbox
 }
 
 _agora_stop_sms_sandbox() {
-    _agora_stop_module "sms sandbox" "$AGORA_RUN_DIR/sms_sandbox/sms_sandbox.pid" agora.sms_sandbox
+    _agora_stop_module "sms sandbox" "$AGORA_RUN_DIR/sms_sandbox/sms_sandbox.pid" sandboxes.sms_sandbox
 }
 
 # --------------------------------------------------------------------------

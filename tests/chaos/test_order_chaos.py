@@ -35,8 +35,8 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from agora.settings import SERVICES
 from contracts.topology import COMMANDS_EXCHANGE, EVENTS_EXCHANGE
+from kernel.settings import SERVICES
 from tests import support
 from tests.bus import list_product
 from tests.conftest import Stack, bearer, login, make_seller, register

@@ -17,9 +17,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from yarl import URL
 
-from agora.seed import DEMO_PASSWORD
 from contracts.envelope import Envelope
 from contracts.topology import EVENTS_EXCHANGE
+from ops.seed import DEMO_PASSWORD
 from tests.catalog_support import create_category, create_product, new_tag
 from tests.conftest import Stack, agora_cli, bearer, create_admin, login, make_seller, register
 

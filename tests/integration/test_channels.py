@@ -19,7 +19,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
-from agora.settings import Settings
+from kernel.settings import Settings
 from tests import support
 from workers.notifications.channels import (
     EmailSender,

@@ -1,4 +1,4 @@
-"""The dead-letter tools (agora/dead_letters.py) through the admin API and `agora dlq`,
+"""The dead-letter tools (edge/dead_letters.py) through the admin API and `agora dlq`,
 on messages the workers really dead-lettered."""
 
 from __future__ import annotations

@@ -19,11 +19,11 @@ import pytest
 from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from agora.crypto import FieldCipher
-from agora.settings import Settings
-from agora.tokens import InvalidToken, TokenVerifier
 from db.engine import make_sessionmaker
 from db.tables import signing_keys
+from kernel.crypto import FieldCipher
+from kernel.settings import Settings
+from kernel.tokens import InvalidToken, TokenVerifier
 from tests import support
 from tests.conftest import Stack
 from workers.users.keys import KeyRing, RetireRefused

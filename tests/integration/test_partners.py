@@ -25,11 +25,11 @@ from aiormq.exceptions import ChannelAccessRefused
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from agora.settings import Settings
-from agora.tokens import TokenVerifier
 from contracts.partners import ISSUE_CLIENT_TOKEN
 from contracts.topology import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, CommandSpec
 from contracts.users import GET_USER, GetJwks
+from kernel.settings import Settings
+from kernel.tokens import TokenVerifier
 from tests import support
 from tests.conftest import Stack
 from workers.runtime.identity import service_client_id, service_client_secret

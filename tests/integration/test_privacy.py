@@ -15,9 +15,9 @@ import aiohttp
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from agora.crypto import FieldCipher, Sealed
 from contracts.topology import EVENTS_EXCHANGE
 from db.sealed import USER_ADDRESS, USER_PHONE
+from kernel.crypto import FieldCipher, Sealed
 from tests.conftest import Stack, agora_cli, bearer, login, register
 from tests.orders_support import ADDRESS as ORDER_ADDRESS
 from tests.orders_support import matrix_product, place_when_priced

@@ -21,9 +21,9 @@ from pydantic import ValidationError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from agora.settings import Settings
 from contracts.topology import DEAD_LETTER_REASON_HEADER, CommandSpec, dead_letter_queue
 from contracts.users import GetJwks
+from kernel.settings import Settings
 from tests.conftest import Stack
 from tests.reliability.conftest import drain, publish_command
 from workers.runtime.failures import classify

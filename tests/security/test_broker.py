@@ -24,12 +24,12 @@ import pytest
 from aio_pika.abc import AbstractRobustConnection
 from aio_pika.exceptions import AMQPChannelError, ChannelClosed, ChannelInvalidStateError
 
-from agora.broker_users import password_variable, with_credentials
 from contracts.catalog import SEARCH_PRODUCTS
 from contracts.orders import GET_ORDER
 from contracts.payments import PAYMENT_CAPTURED
 from contracts.topology import EVENTS_EXCHANGE, dead_letter_queue
 from contracts.users import GET_JWKS, LOGIN_USER, REGISTER_USER
+from ops.broker_users import password_variable, with_credentials
 from tests import support
 from tests.bus import Bus
 from tests.conftest import Stack, bearer, login, register

@@ -24,11 +24,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from agora.crypto import FieldCipher, Sealed
-from agora.settings import Settings
 from contracts.users import GET_USER
 from db.sealed import SIGNING_KEY
 from edge.sessions import ACCESS_COOKIE
+from kernel.crypto import FieldCipher, Sealed
+from kernel.settings import Settings
 from tests import support
 from tests.conftest import Stack, bearer, login, register
 from tests.reliability.conftest import dead_letters, publish_command

@@ -8,7 +8,7 @@ import uuid
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agora.cards import contains_card_number, luhn_valid, text_has_card_number
+from kernel.cards import contains_card_number, luhn_valid, text_has_card_number
 
 
 def _with_check_digit(body: str) -> str:

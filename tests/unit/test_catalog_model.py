@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agora.tokens import Actor
 from contracts.money import CURRENCIES, MoneyError, to_amount, to_minor
+from kernel.tokens import Actor
 from workers.catalog.model import Category, Product, category_tree, creates_cycle
 from workers.runtime.errors import DomainError
 

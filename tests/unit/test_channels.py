@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agora.settings import Settings
-from agora.sms_sandbox import segments
+from kernel.settings import Settings
+from sandboxes.sms_sandbox import segments
 from workers.notifications.channels import (
     EmailSender,
     InvalidPhoneNumber,

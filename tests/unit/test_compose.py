@@ -9,14 +9,14 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from agora.broker_users import PROCESSES, password_variable
-from agora.settings import SERVICES, Settings
+from kernel.settings import SERVICES, Settings
+from ops.broker_users import PROCESSES, password_variable
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "compose.yaml").read_text())
 BACKING = {"rabbitmq", "postgres", "redis", "smtp", "payment-sandbox", "sms-sandbox", "broker-setup"}
-# Read by the SMTP sink (agora/smtp_sink.py) and the payment and SMS sandboxes
-# (agora/payment_sandbox.py, agora/sms_sandbox.py), not by Settings.
+# Read by the SMTP sink (sandboxes/smtp_sink.py) and the payment and SMS sandboxes
+# (sandboxes/payment_sandbox.py, sandboxes/sms_sandbox.py), not by Settings.
 SINK_VARS = {
     "AGORA_SMTP_HOST",
     "AGORA_SMTP_PORT",
@@ -87,20 +87,20 @@ def test_each_process_has_its_own_broker_user_and_the_edge_no_worker_secrets() -
 
 
 def test_the_sink_reads_the_variables_compose_sets() -> None:
-    source = (ROOT / "agora" / "smtp_sink.py").read_text()
+    source = (ROOT / "sandboxes" / "smtp_sink.py").read_text()
     for var in _services()["smtp"]["environment"]:
         assert var in source
 
 
 def test_the_payment_sandbox_reads_the_variables_compose_sets() -> None:
-    source = (ROOT / "agora" / "payment_sandbox.py").read_text()
+    source = (ROOT / "sandboxes" / "payment_sandbox.py").read_text()
     for var in _services()["payment-sandbox"]["environment"]:
         assert var in source
     assert _services()["payments"]["environment"]["AGORA_PAYMENT_API_URL"].startswith("http://payment-sandbox:")
 
 
 def test_the_sms_sandbox_reads_the_variables_compose_sets() -> None:
-    source = (ROOT / "agora" / "sms_sandbox.py").read_text()
+    source = (ROOT / "sandboxes" / "sms_sandbox.py").read_text()
     for var in _services()["sms-sandbox"]["environment"]:
         assert var in source
     assert _services()["notifications"]["environment"]["AGORA_TWILIO_API_URL"].startswith("http://sms-sandbox:")

@@ -6,7 +6,7 @@ from cryptography.exceptions import InvalidTag
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agora.crypto import FieldCipher, KeyConfigError, Sealed
+from kernel.crypto import FieldCipher, KeyConfigError, Sealed
 
 
 def _key() -> str:

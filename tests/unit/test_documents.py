@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from agora.docs import asyncapi_document
+from contracts.asyncapi import asyncapi_document
 from contracts.registry import COMMANDS, EVENTS
 from edge.openapi import build_document
 from edge.routes import ENDPOINTS, REDIRECTS

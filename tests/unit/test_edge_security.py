@@ -8,10 +8,10 @@ from uuid import uuid4
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
-from agora.settings import Settings
 from edge.ratelimit import RateLimiter, client_ip
 from edge.routes.orders import order_id_for
 from edge.sessions import CsrfSigner
+from kernel.settings import Settings
 
 
 def _settings(**overrides: object) -> Settings:

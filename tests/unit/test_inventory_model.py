@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agora.tokens import Actor
 from contracts.inventory import ReservationLine, SetStock
+from kernel.tokens import Actor
 from workers.inventory.model import (
     Movement,
     Reservation,

@@ -1,4 +1,4 @@
-"""ID-token verification (agora/oidc.py) against tokens signed here with throwaway keys,
+"""ID-token verification (kernel/oidc.py) against tokens signed here with throwaway keys,
 and the pure rules of third-party sign-in: where the browser may return, who signs in."""
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 from pydantic import SecretStr, ValidationError
 
-from agora.oidc import OidcError, Provider, ProviderUnavailable
-from agora.settings import OidcProvider, Settings
 from edge.oidc import safe_return_to
 from edge.problems import HttpProblem
+from kernel.oidc import OidcError, Provider, ProviderUnavailable
+from kernel.settings import OidcProvider, Settings
 from workers.users.model import User, federated_verdict, username_from, username_with_suffix
 
 ISSUER = "https://id.example.com"
@@ -151,7 +151,7 @@ async def test_a_token_without_kid_verifies_on_a_machine_booted_minutes_ago(
     # Authlib 1.9 signs ID tokens without `kid` (the key set has one key, so none is
     # needed). The monotonic clock counts from boot: on a fresh machine (CI) it is small,
     # and a key set stamped 0.0 "fetched at boot" looked fresh and was never fetched.
-    monkeypatch.setattr("agora.tokens.time.monotonic", lambda: 120.0)
+    monkeypatch.setattr("kernel.tokens.time.monotonic", lambda: 120.0)
     claims = await _provider(fake).verify_id_token(_sign(_claims(), kid=None), nonce="the-nonce")
     assert claims.subject == "subject-1"
     assert fake.key_fetches == 1

@@ -9,7 +9,6 @@ from urllib.parse import quote_plus
 
 import pytest
 
-from agora.partners import amqp_url_for, broker_permissions, vhost_of
 from contracts.errors import ErrorReply, FieldError
 from contracts.partners import (
     SCOPES,
@@ -21,6 +20,7 @@ from contracts.partners import (
     topic_write_pattern,
 )
 from edge.routes.partners import OAuthProblem, oauth_error_of, token_command
+from ops.partners import amqp_url_for, broker_permissions, vhost_of
 from workers.runtime.identity import (
     IdentityUnavailable,
     IssuedToken,

@@ -1,11 +1,11 @@
-"""The payment sandbox's ledger (agora/payment_sandbox.py) survives a restart: its journal
+"""The payment sandbox's ledger (sandboxes/payment_sandbox.py) survives a restart: its journal
 replays to the same authorizations, stored answers and failure counts."""
 
 import json
 from dataclasses import asdict
 from pathlib import Path
 
-from agora.payment_sandbox import Authorization, Ledger
+from sandboxes.payment_sandbox import Authorization, Ledger
 
 
 def test_the_journal_replays_to_the_same_ledger(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The revocation list every token verifier keeps (agora/revocations.py): what it voids,
+"""The revocation list every token verifier keeps (kernel/revocations.py): what it voids,
 and how it loads. The feed that fills it is tested end to end in tests/security/test_revocation.py."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from uuid import uuid4
 
 import pytest
 
-from agora.revocations import RevocationList, RevocationsUnavailable
-from agora.tokens import Actor
 from contracts.users import TokensRevoked
+from kernel.revocations import RevocationList, RevocationsUnavailable
+from kernel.tokens import Actor
 
 WINDOW = 930.0
 

@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
 
-from agora.tokens import LEEWAY_SECONDS, InvalidToken, TokenVerifier
+from kernel.tokens import LEEWAY_SECONDS, InvalidToken, TokenVerifier
 
 ISS, AUD = "agora", "agora-api"
 

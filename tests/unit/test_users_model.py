@@ -74,8 +74,8 @@ def test_unknown_email_costs_the_same_hash_as_a_real_account() -> None:
 
     from passlib.hash import bcrypt_sha256
 
-    from agora.crypto import FieldCipher
-    from agora.settings import Settings
+    from kernel.crypto import FieldCipher
+    from kernel.settings import Settings
     from workers.users.handlers import UserHandlers
     from workers.users.keys import KeyRing
 

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 
 from sqlalchemy.exc import IntegrityError
 
-from agora.tokens import Actor
 from contracts.catalog import (
     CATEGORY_CHANGED,
     PRODUCT_CREATED,
@@ -34,6 +33,7 @@ from contracts.catalog import (
 )
 from contracts.errors import FieldError
 from contracts.inventory import StockChanged
+from kernel.tokens import Actor
 from workers.catalog.model import Category, Product, category_tree, creates_cycle, may_sell, price_minor
 from workers.catalog.repository import CatalogRepository
 from workers.catalog.search import search_products

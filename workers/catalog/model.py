@@ -8,9 +8,9 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from agora.tokens import Actor
 from contracts.catalog import CategoryNode, CategoryView, ProductView
 from contracts.money import MoneyError, currency, to_amount, to_minor
+from kernel.tokens import Actor
 from workers.runtime.errors import invalid
 
 # Roles that may list products; anyone else (members, partners, services) may only read.

@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 from typing import Literal
 from uuid import UUID
 
-from agora.tokens import Actor
 from contracts.inventory import (
     DEFAULT_RESERVATION_TTL_SECONDS,
     FailedLine,
@@ -22,6 +21,7 @@ from contracts.inventory import (
     StockView,
 )
 from contracts.inventory import Reservation as ReservationView
+from kernel.tokens import Actor
 
 MovementKind = Literal["created", "set", "adjust", "reserve", "release", "expire", "commit", "return"]
 

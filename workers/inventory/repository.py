@@ -17,11 +17,11 @@ from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from agora.tokens import Actor
 from contracts.inventory import FailedLine, ReservationLine
 from db.prepared import Prepared, bind_columns
 from db.tables import reservations, stock, stock_movements
 from db.writes import insert_if_new
+from kernel.tokens import Actor
 from workers.inventory.model import Movement, Reservation, Stock, StockError
 
 if TYPE_CHECKING:

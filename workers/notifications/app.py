@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from agora.settings import get_settings
 from contracts import catalog, inventory, orders, payments, users
+from kernel.settings import get_settings
 from workers.notifications import settings_handlers, templates
 from workers.notifications.channels import EmailSender, SmsSender
 from workers.notifications.delivery import Notifier

@@ -1,8 +1,8 @@
 """The ways a notification leaves Agora: email over SMTP, text messages through Twilio.
 
-`EmailSender` sends through the SMTP relay in AGORA_SMTP_* (the sink, agora/smtp_sink.py,
+`EmailSender` sends through the SMTP relay in AGORA_SMTP_* (the sink, sandboxes/smtp_sink.py,
 in development and tests); `SmsSender` through Twilio's Messages API at
-AGORA_TWILIO_API_URL with the official client (the sandbox, agora/sms_sandbox.py, in
+AGORA_TWILIO_API_URL with the official client (the sandbox, sandboxes/sms_sandbox.py, in
 development and tests).
 
 Both raise one of two errors, because the worker treats them differently:
@@ -29,7 +29,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
-from agora.settings import Settings
+from kernel.settings import Settings
 
 
 class DeliveryError(Exception):

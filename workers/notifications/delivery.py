@@ -26,9 +26,9 @@ from datetime import UTC, datetime
 
 from prometheus_client import Counter
 
-from agora.settings import Settings
 from contracts.notifications import Channel, RenderedMessage
 from contracts.users import GET_CONTACT, Contact, GetContact
+from kernel.settings import Settings
 from workers.notifications import templates
 from workers.notifications.channels import (
     EmailSender,

@@ -11,12 +11,12 @@ import logging
 from datetime import UTC, datetime
 from uuid import UUID
 
-from agora.settings import Settings
 from contracts.catalog import ProductCreated, ProductDeleted, ProductUpdated
 from contracts.inventory import LowStock
 from contracts.orders import OrderPlaced, OrderStatusChanged
 from contracts.payments import PaymentResult
 from contracts.users import PasswordChanged, SignedIn, UserErased, UserRegistered
+from kernel.settings import Settings
 from workers.notifications.delivery import Notifier
 from workers.notifications.model import Notice, is_new_sign_in, money, order_variables, order_wait_over, when
 from workers.notifications.repository import KnownOrder, ReadModels

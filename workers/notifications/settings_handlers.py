@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from agora.tokens import Actor
 from contracts.notifications import (
     EXPORT_NOTIFICATION_DATA,
     GET_NOTIFICATION_PREFERENCES,
@@ -36,6 +35,7 @@ from contracts.notifications import (
     TemplateView,
 )
 from contracts.privacy import ExportUserData, PersonalData
+from kernel.tokens import Actor
 from workers.notifications import templates
 from workers.notifications.settings_repository import SettingsRepository
 from workers.runtime.errors import DomainError, invalid, not_found

@@ -13,8 +13,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
-from agora.tokens import Actor
 from contracts.carts import AddCartItem, CartView, GetCart, MergeCart, RemoveCartItem, SetCartItem
+from kernel.tokens import Actor
 from workers.orders.cart_model import CART_ROLES, Cart, CartError, view
 from workers.orders.cart_repository import CartRepository
 from workers.orders.products import product_snapshot

@@ -15,8 +15,6 @@ from datetime import UTC, datetime, time, timedelta
 from functools import cache
 from uuid import UUID
 
-from agora.crypto import FieldCipher
-from agora.settings import get_settings
 from contracts.errors import FieldError
 from contracts.inventory import Reservation
 from contracts.orders import (
@@ -34,6 +32,8 @@ from contracts.orders import (
 from contracts.payments import PaymentResult
 from contracts.privacy import ExportUserData, PersonalData
 from contracts.users import UserErased, UserUpdated
+from kernel.crypto import FieldCipher
+from kernel.settings import get_settings
 from workers.orders import model, saga, sales
 from workers.orders.cart import delete_member_cart, member_cart
 from workers.orders.cart_repository import CartRepository

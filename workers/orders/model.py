@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from agora.tokens import Actor
 from contracts.errors import FieldError
 from contracts.inventory import ReservationLine
 from contracts.money import to_amount
@@ -29,6 +28,7 @@ from contracts.orders import (
     PlaceOrder,
 )
 from contracts.users import Address
+from kernel.tokens import Actor
 from workers.orders.cart_model import CART_ROLES, Cart
 from workers.orders.products import ProductSnapshot
 from workers.orders.saga import Cancel, Deliver, Message, Saga, Ship

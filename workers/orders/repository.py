@@ -18,13 +18,13 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from agora.crypto import FieldCipher, Sealed
 from contracts.inventory import ReservationLine
 from contracts.orders import HistoryEntry
 from contracts.users import Address
 from db.prepared import Prepared, bind_columns
 from db.sealed import ORDER_ADDRESS
 from db.tables import closed_accounts, order_history, order_lines, orders
+from kernel.crypto import FieldCipher, Sealed
 from workers.orders.model import Line, Order, OrderHead, reservation_lines
 from workers.orders.saga import Saga
 

@@ -1,7 +1,7 @@
 """The payments worker: authorize, capture, void and refund through the payment gateway.
 
 Run: `agora worker payments [--workers N]` (or `faststream run workers.payments.app:app`).
-The provider is the one at AGORA_PAYMENT_API_URL (the sandbox, agora/payment_sandbox.py,
+The provider is the one at AGORA_PAYMENT_API_URL (the sandbox, sandboxes/payment_sandbox.py,
 in development and tests).
 """
 

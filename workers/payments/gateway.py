@@ -1,7 +1,7 @@
 """The payment gateway: what the payments worker needs of a payment service provider.
 
 `PaymentGateway` is the interface the handlers use; `HttpGateway` speaks the sandbox's
-Stripe-like REST API (agora/payment_sandbox.py) at AGORA_PAYMENT_API_URL, over one pooled
+Stripe-like REST API (sandboxes/payment_sandbox.py) at AGORA_PAYMENT_API_URL, over one pooled
 aiohttp client session (keep-alive connections; about a third of the CPU httpx took per
 call, measured in issue 14). Every write carries an idempotency key, so a retried call
 never charges twice.

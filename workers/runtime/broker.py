@@ -16,8 +16,6 @@ from faststream.rabbit import Channel, ExchangeType, QueueType, RabbitBroker, Ra
 from faststream.rabbit.schemas.queue import QuorumQueueArgs
 from prometheus_client import CollectorRegistry
 
-from agora.logging import correlation_id_var
-from agora.settings import Settings
 from contracts.base import Contract
 from contracts.envelope import Envelope
 from contracts.errors import Reply
@@ -36,6 +34,8 @@ from contracts.topology import (
     dead_letter_queue,
     delay_queue,
 )
+from kernel.logging import correlation_id_var
+from kernel.settings import Settings
 
 commands_exchange = RabbitExchange(COMMANDS_EXCHANGE, type=ExchangeType.TOPIC, durable=True)
 events_exchange = RabbitExchange(

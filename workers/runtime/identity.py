@@ -31,8 +31,8 @@ from dataclasses import dataclass
 
 from faststream.rabbit import RabbitBroker
 
-from agora.settings import Settings
 from contracts.partners import ISSUE_CLIENT_TOKEN, SERVICE_SCOPE_PREFIX, ClientToken, IssueClientToken
+from kernel.settings import Settings
 from workers.runtime.broker import request
 
 log = logging.getLogger("agora.identity")

@@ -45,12 +45,6 @@ from prometheus_client import REGISTRY, Counter, Gauge
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from agora.cards import contains_card_number
-from agora.logging import configure_logging, correlation_id_var, message_id_var
-from agora.redaction import redact_body, redact_headers
-from agora.revocations import RevocationFeed, RevocationList, RevocationsFetcher
-from agora.settings import Settings, get_settings
-from agora.tokens import LEEWAY_SECONDS, Actor, InvalidToken, JwksFetcher, TokenVerifier
 from contracts.base import Contract, secret_fields
 from contracts.envelope import AUTHORIZATION, Envelope, EnvelopeError
 from contracts.errors import ErrorReply, Reply, field_errors
@@ -76,6 +70,12 @@ from contracts.topology import (
 from contracts.users import GET_JWKS, GET_REVOCATIONS, GetJwks, GetRevocations, Revocations, TokensRevoked
 from db.engine import make_engine, make_sessionmaker
 from db.tables import MESSAGING
+from kernel.cards import contains_card_number
+from kernel.logging import configure_logging, correlation_id_var, message_id_var
+from kernel.redaction import redact_body, redact_headers
+from kernel.revocations import RevocationFeed, RevocationList, RevocationsFetcher
+from kernel.settings import Settings, get_settings
+from kernel.tokens import LEEWAY_SECONDS, Actor, InvalidToken, JwksFetcher, TokenVerifier
 from workers.runtime import outbox
 from workers.runtime.broker import (
     DEFAULT_EXCHANGE,

@@ -8,12 +8,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from agora import oidc
-from agora.crypto import FieldCipher
-from agora.settings import SERVICES, get_settings
 from contracts import partners
 from contracts import users as c
 from contracts.oidc import OIDC_SIGN_IN
+from kernel import oidc
+from kernel.crypto import FieldCipher
+from kernel.settings import SERVICES, get_settings
 from workers.runtime.identity import IssuedToken, service_client_id, service_scope
 from workers.runtime.service import WorkerService
 from workers.users.clients import ClientHandlers, provision_service_clients

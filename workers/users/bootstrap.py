@@ -13,8 +13,6 @@ from datetime import UTC, datetime
 
 from passlib.hash import bcrypt_sha256
 
-from agora.crypto import FieldCipher
-from agora.settings import Settings
 from contracts.users import (
     TOKENS_REVOKED,
     USER_REGISTERED,
@@ -24,6 +22,8 @@ from contracts.users import (
     UserUpdated,
 )
 from db.engine import make_engine, make_sessionmaker
+from kernel.crypto import FieldCipher
+from kernel.settings import Settings
 from workers.users.model import User, normalize_email, password_problem, revocation_window, username_with_suffix
 from workers.users.repository import UserRepository, emit_outside_a_delivery
 

@@ -26,9 +26,9 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from agora.settings import Settings
 from contracts.partners import ClientToken, IssueClientToken, ScopeError, parse_scope
 from db.tables import clients
+from kernel.settings import Settings
 from workers.runtime.errors import DomainError, invalid
 from workers.runtime.identity import (
     service_client_id,

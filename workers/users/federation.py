@@ -2,7 +2,7 @@
 
 The edge ran the browser flow (edge/oidc.py) and checked the ID token with its nonce.
 The token is checked again here, because it crossed the broker, which is not trusted:
-only the provider's signature proves who signed in (agora/oidc.py).
+only the provider's signature proves who signed in (kernel/oidc.py).
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 
-from agora.crypto import FieldCipher
-from agora.oidc import IdentityClaims, OidcError, Provider, ProviderUnavailable
-from agora.settings import Settings
 from contracts.oidc import IDENTITY_LINKED, IdentityLinked, OidcSignIn
 from contracts.users import USER_REGISTERED, LoginResult, UserRegistered
+from kernel.crypto import FieldCipher
+from kernel.oidc import IdentityClaims, OidcError, Provider, ProviderUnavailable
+from kernel.settings import Settings
 from workers.runtime import inbox
 from workers.runtime.errors import DomainError, not_found
 from workers.runtime.service import HandlerContext

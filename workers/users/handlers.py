@@ -12,9 +12,6 @@ from typing import Literal
 from passlib.hash import bcrypt_sha256
 from sqlalchemy.exc import IntegrityError
 
-from agora.crypto import FieldCipher
-from agora.settings import Settings
-from agora.tokens import Actor
 from contracts.errors import FieldError
 from contracts.privacy import ExportUserData, PersonalData
 from contracts.users import (
@@ -51,6 +48,9 @@ from contracts.users import (
     UserUpdated,
     UserView,
 )
+from kernel.crypto import FieldCipher
+from kernel.settings import Settings
+from kernel.tokens import Actor
 from workers.runtime.errors import DomainError, invalid, not_found
 from workers.runtime.pagination import decode_cursor, encode_cursor
 from workers.runtime.service import HandlerContext
@@ -369,7 +369,7 @@ async def _current_actor(repo: UserRepository, actor: Actor) -> Actor:
     A token keeps the role it was issued with for its lifetime; this service owns the
     accounts, so it need not trust that: a demoted admin is a member here at once, and a
     disabled or erased account can do nothing, even with an unexpired token. (Other
-    services drop such tokens within a second or so: agora/revocations.py.)
+    services drop such tokens within a second or so: kernel/revocations.py.)
     """
     if actor.role not in ACCOUNT_ROLES:  # a partner or a service: no account row
         return actor

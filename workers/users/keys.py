@@ -22,11 +22,11 @@ from jwt.algorithms import OKPAlgorithm
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from agora.crypto import FieldCipher, Sealed
-from agora.settings import Settings
-from agora.tokens import LEEWAY_SECONDS
 from db.sealed import SIGNING_KEY
 from db.tables import signing_keys
+from kernel.crypto import FieldCipher, Sealed
+from kernel.settings import Settings
+from kernel.tokens import LEEWAY_SECONDS
 
 
 class KeyRing:

@@ -10,8 +10,8 @@ from uuid import UUID
 
 from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
-from agora.tokens import LEEWAY_SECONDS
 from contracts.users import Address, UserView
+from kernel.tokens import LEEWAY_SECONDS
 
 
 @lru_cache(maxsize=1)

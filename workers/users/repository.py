@@ -9,14 +9,14 @@ from uuid import UUID, uuid4
 from sqlalchemy import func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from agora.crypto import FieldCipher, Sealed
-from agora.tokens import Actor
 from contracts.base import Contract
 from contracts.envelope import Envelope
 from contracts.topology import EVENTS_EXCHANGE, EventSpec
 from contracts.users import Address, TokensRevoked
 from db.sealed import USER_ADDRESS, USER_PHONE
 from db.tables import audit_log, identities, refresh_tokens, token_revocations, users, users_outbox
+from kernel.crypto import FieldCipher, Sealed
+from kernel.tokens import Actor
 from workers.runtime import outbox
 from workers.users.model import RefreshToken, User
 

@@ -7,8 +7,6 @@ the single source for this document.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 from contracts.base import Contract
@@ -121,16 +119,3 @@ def asyncapi_document() -> dict[str, Any]:
         "operations": operations,
         "components": {"messages": messages, "schemas": schemas},
     }
-
-
-def write_documents(folder: Path) -> list[Path]:
-    from edge.openapi import build_document
-    from edge.routes import ENDPOINTS, REDIRECTS
-
-    written = []
-    openapi = build_document(ENDPOINTS, REDIRECTS)
-    for name, document in (("asyncapi.json", asyncapi_document()), ("openapi.json", openapi)):
-        path = folder / name
-        path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
-        written.append(path)
-    return written

@@ -1,6 +1,6 @@
 """Development SMTP sink: accepts every message and exposes it over HTTP.
 
-Run with ``python -m agora.smtp_sink``. Messages are stored as ``<id>.eml``
+Run with ``python -m sandboxes.smtp_sink``. Messages are stored as ``<id>.eml``
 files plus one JSON line each in ``index.jsonl`` so they survive restarts
 and can be inspected by hand.
 
@@ -262,7 +262,7 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point for ``python -m agora.smtp_sink``."""
+    """Entry point for ``python -m sandboxes.smtp_sink``."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # aiosmtpd logs every connection at INFO; our own line per message is enough.
     logging.getLogger("mail.log").setLevel(logging.WARNING)

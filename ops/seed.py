@@ -2,7 +2,7 @@
 
 Idempotent: an account that already exists (409) is left as it is. Roles are given
 by signing in as the admin that `agora users create-admin --from-env` made. The demo
-catalog (agora/demo_catalog.py) follows: categories, two sellers' products with stock.
+catalog (ops/demo_catalog.py) follows: categories, two sellers' products with stock.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import os
 
 import aiohttp
 
-from agora.demo_catalog import bulk_products, seed_catalog
-from agora.settings import Settings
+from kernel.settings import Settings
+from ops.demo_catalog import bulk_products, seed_catalog
 
 # The local admin of `scripts/up` (`agora users create-admin --from-env`).
 LOCAL_ADMIN_EMAIL = "admin@example.com"

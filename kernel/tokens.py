@@ -110,7 +110,7 @@ class KeySet:
 
 
 class Revocations(Protocol):
-    """What a verifier asks of agora/revocations.py's list (kept apart: no broker here)."""
+    """What a verifier asks of kernel/revocations.py's list (kept apart: no broker here)."""
 
     async def ready(self) -> None: ...
 

@@ -22,10 +22,10 @@ from uuid import UUID
 
 from aio_pika.abc import AbstractIncomingMessage
 
-from agora.events import Following, follow
-from agora.tokens import Actor
 from contracts.topology import broker_user
 from contracts.users import TOKENS_REVOKED, TokensRevoked
+from kernel.events import Following, follow
+from kernel.tokens import Actor
 
 log = logging.getLogger("agora.revocations")
 

@@ -26,8 +26,8 @@ from typing import Any
 import httpx
 import jwt
 
-from agora.settings import OidcProvider, Settings, secure_url
-from agora.tokens import LEEWAY_SECONDS, KeySet
+from kernel.settings import OidcProvider, Settings, secure_url
+from kernel.tokens import LEEWAY_SECONDS, KeySet
 
 log = logging.getLogger("agora.oidc")
 

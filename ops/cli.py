@@ -28,7 +28,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from agora.settings import SERVICES, get_settings, worker_port
+from kernel.settings import SERVICES, get_settings, worker_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -86,9 +86,9 @@ def _edge(args: argparse.Namespace) -> int:
 
 
 def _launch(args: argparse.Namespace) -> int:
-    """Exec `agora edge` or `agora worker NAME ARGS` with the environment agora/broker_users.py
+    """Exec `agora edge` or `agora worker NAME ARGS` with the environment ops/broker_users.py
     gives that process: its own broker identity, none of the other processes' secrets."""
-    from agora.broker_users import BrokerSetupError, process_env
+    from ops.broker_users import BrokerSetupError, process_env
 
     try:
         env = process_env(args.process, os.environ)
@@ -103,7 +103,7 @@ def _launch(args: argparse.Namespace) -> int:
 def _broker_setup(args: argparse.Namespace) -> int:
     import asyncio
 
-    from agora.broker_users import PROCESSES, BrokerSetupError, password_variable, set_up, vhost_of
+    from ops.broker_users import PROCESSES, BrokerSetupError, password_variable, set_up, vhost_of
 
     settings = get_settings()
     missing = [password_variable(p) for p in PROCESSES if not os.environ.get(password_variable(p))]
@@ -157,7 +157,7 @@ def _create_admin(args: argparse.Namespace) -> int:
     import asyncio
     import getpass
 
-    from agora.seed import LOCAL_ADMIN_EMAIL, LOCAL_ADMIN_PASSWORD
+    from ops.seed import LOCAL_ADMIN_EMAIL, LOCAL_ADMIN_PASSWORD
     from workers.users.bootstrap import BootstrapError, create_admin
 
     settings = get_settings()
@@ -190,7 +190,7 @@ def _partners(args: argparse.Namespace) -> int:
     import asyncio
     import json
 
-    from agora import partners
+    from ops import partners
 
     settings = get_settings()
     try:
@@ -221,9 +221,9 @@ def _partners(args: argparse.Namespace) -> int:
 def _keys_rotate_data(args: argparse.Namespace) -> int:
     import asyncio
 
-    from agora.crypto import FieldCipher
     from db.engine import make_engine
     from db.sealed import reseal_all, still_sealed_under_old_keys
+    from kernel.crypto import FieldCipher
 
     settings = get_settings()
     cipher = FieldCipher.from_config(settings.data_keys, settings.data_key_id)
@@ -248,7 +248,7 @@ def _keys_rotate_data(args: argparse.Namespace) -> int:
 def _seed(args: argparse.Namespace) -> int:
     import asyncio
 
-    from agora.seed import seed
+    from ops.seed import seed
 
     settings = get_settings()
     if settings.env == "production":
@@ -261,7 +261,7 @@ def _dlq(args: argparse.Namespace) -> int:
     import asyncio
     import json
 
-    from agora.dead_letters import DeadLetterError, DeadLetters, NoSuchDeadLetterQueue
+    from edge.dead_letters import DeadLetterError, DeadLetters, NoSuchDeadLetterQueue
 
     tools = DeadLetters.from_settings(get_settings())
     try:
@@ -289,7 +289,7 @@ def _dlq(args: argparse.Namespace) -> int:
 
 
 def _docs(args: argparse.Namespace) -> int:
-    from agora.docs import write_documents
+    from ops.docs import write_documents
 
     for path in write_documents(ROOT / "docs"):
         print(f"wrote {path.relative_to(ROOT)}")

@@ -2,7 +2,7 @@
 
 A dead letter is kept for people to read and replay, so it must not hold what nobody
 may read: the runtime redacts a message before it dead-letters it, and the dead-letter
-tools (agora/dead_letters.py: `agora dlq`, the admin API) redact whatever an older or
+tools (edge/dead_letters.py: `agora dlq`, the admin API) redact whatever an older or
 broker-made dead letter still holds before they show it.
 
 - Fields a contract marks secret (`contracts.base.SECRET`: passwords, refresh tokens,
@@ -18,9 +18,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from agora.cards import contains_card_number, text_has_card_number
 from contracts.base import secret_fields
 from contracts.registry import COMMANDS
+from kernel.cards import contains_card_number, text_has_card_number
 
 REDACTED = "[redacted]"
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})

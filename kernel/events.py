@@ -1,5 +1,5 @@
 """Following events on a queue of one's own: the edge's cache invalidation and every token
-verifier's revocations (agora/revocations.py) read `agora.events` this way.
+verifier's revocations (kernel/revocations.py) read `agora.events` this way.
 
 The queue is exclusive and unnamed: it lives as long as the connection, every process
 gets each event once, and none of them keeps a queue behind when it goes. aio-pika's

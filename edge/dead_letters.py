@@ -30,8 +30,6 @@ import aiohttp
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, HeadersType
 from aio_pika.exceptions import ChannelClosed
 
-from agora.redaction import REDACTED, SECRET_HEADERS, redact_body, secrets_of
-from agora.settings import Settings
 from contracts.topology import (
     DEAD_LETTER_REASON_HEADER,
     DEAD_LETTERED_AT_HEADER,
@@ -39,6 +37,8 @@ from contracts.topology import (
     ORIGINAL_ROUTING_KEY_HEADER,
     RETRY_EXCHANGE,
 )
+from kernel.redaction import REDACTED, SECRET_HEADERS, redact_body, secrets_of
+from kernel.settings import Settings
 
 log = logging.getLogger("agora.dead_letters")
 
@@ -217,7 +217,7 @@ class DeadLetters:
 
 def describe(message: AbstractIncomingMessage, queue: str) -> DeadLetter:
     """A dead letter as people may see it: secrets, tokens and card numbers redacted
-    (agora/redaction.py), whatever the message itself still holds."""
+    (kernel/redaction.py), whatever the message itself still holds."""
     headers = dict(message.headers or {})
     deaths = headers.get("x-death")
     first: dict[str, Any] = deaths[-1] if isinstance(deaths, list) and deaths and isinstance(deaths[-1], dict) else {}

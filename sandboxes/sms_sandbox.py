@@ -1,6 +1,6 @@
 """Sandbox SMS provider: Twilio's Messages API, local, for development and tests.
 
-Run with ``python -m agora.sms_sandbox``. It plays Twilio for the notifications worker
+Run with ``python -m sandboxes.sms_sandbox``. It plays Twilio for the notifications worker
 (workers/notifications/channels.py), which talks to it with the real ``twilio`` client
 pointed at AGORA_TWILIO_API_URL. Nothing is ever sent to a phone: messages are kept and
 can be read back.

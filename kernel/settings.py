@@ -48,7 +48,7 @@ OidcProviderName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-
 
 
 class OidcProvider(BaseModel):
-    """One OpenID Connect identity provider (AGORA_OIDC_PROVIDERS, agora/oidc.py)."""
+    """One OpenID Connect identity provider (AGORA_OIDC_PROVIDERS, kernel/oidc.py)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -131,7 +131,7 @@ class Settings(BaseSettings):
     cors_origins: str = ""
     # Third-party sign-in (OpenID Connect): '{"name": {"issuer": ..., "client_id": ...,
     # "client_secret": ..., "scopes": "openid email profile"}}'. Read by the edge and by
-    # the users worker, which verifies the ID token again (agora/oidc.py).
+    # the users worker, which verifies the ID token again (kernel/oidc.py).
     oidc_providers: OidcProviders = Field(default_factory=dict)
     # The edge's public origin, as browsers and providers reach it; callbacks are
     # `{public_url}/api/auth/oauth/{name}/callback`. Empty: http://127.0.0.1:<http_port>.
@@ -173,12 +173,12 @@ class Settings(BaseSettings):
     saga_retry_seconds: float = Field(default=5.0, gt=0)
     saga_sweep_seconds: float = Field(default=1.0, gt=0)
     # The payment service provider the payments worker calls (the sandbox,
-    # agora/payment_sandbox.py, in development and tests), and how long it waits for
+    # sandboxes/payment_sandbox.py, in development and tests), and how long it waits for
     # one answer before it reports the authorization as failed (outcome unknown).
     payment_api_url: str = "http://127.0.0.1:1090"
     payment_api_timeout_seconds: float = Field(default=10.0, gt=0)
     # Outgoing email (workers/notifications/channels.py). AGORA_SMTP_HOST/PORT are also
-    # where the development sink (agora/smtp_sink.py) listens. In production point them at
+    # where the development sink (sandboxes/smtp_sink.py) listens. In production point them at
     # the relay and turn on STARTTLS (and authentication if the relay wants it).
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
@@ -188,7 +188,7 @@ class Settings(BaseSettings):
     smtp_from: str = "Agora <no-reply@example.com>"
     smtp_timeout_seconds: float = Field(default=10.0, gt=0)
     # Text messages go through Twilio's Messages API: in development and tests the SMS
-    # sandbox (agora/sms_sandbox.py) plays Twilio at twilio_api_url and accepts the
+    # sandbox (sandboxes/sms_sandbox.py) plays Twilio at twilio_api_url and accepts the
     # credentials scripts/up generates; in production https://api.twilio.com and the
     # account's own. Sent from twilio_from_number, or by the Messaging Service if set.
     twilio_api_url: str = "http://127.0.0.1:1091"
@@ -237,6 +237,6 @@ def worker_port(settings: Settings, service: str) -> int:
 def get_settings() -> Settings:
     # AGORA_ENV_FILE names the settings file (default .run/agora.env, which scripts/up
     # writes); empty, none is read: processes started by `agora launch` get exactly the
-    # environment agora/broker_users.py gives them, and no other process's secrets.
+    # environment ops/broker_users.py gives them, and no other process's secrets.
     env_file = os.environ.get("AGORA_ENV_FILE", ".run/agora.env") or None
     return Settings(_env_file=env_file)

@@ -26,7 +26,6 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import aiohttp
 
-from agora.settings import SERVICES
 from contracts.topology import (
     COMMANDS_EXCHANGE,
     DEAD_LETTER_EXCHANGE,
@@ -36,6 +35,7 @@ from contracts.topology import (
     UNROUTED_EXCHANGE,
     broker_user,
 )
+from kernel.settings import SERVICES
 
 EDGE = "edge"
 PROCESSES = (EDGE, *SERVICES)

@@ -1,6 +1,6 @@
 """Sandbox payment provider: a small Stripe-like HTTP API with a ledger, for development and tests.
 
-Run with ``python -m agora.payment_sandbox``. It plays the payment service provider the
+Run with ``python -m sandboxes.payment_sandbox``. It plays the payment service provider the
 payments worker talks to (workers/payments/gateway.py); it never sees a card number,
 only test tokens:
 

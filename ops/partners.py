@@ -28,12 +28,12 @@ import aiohttp
 from sqlalchemy import Insert, func, select
 from sqlalchemy.exc import IntegrityError
 
-from agora.settings import Settings
 from contracts.partners import partner_scopes, topic_write_pattern
 from contracts.topology import COMMANDS_EXCHANGE
 from contracts.users import TOKENS_REVOKED, TokensRevoked
 from db.engine import make_engine, make_sessionmaker
 from db.tables import audit_log, clients
+from kernel.settings import Settings
 from workers.users.clients import hash_client_secret, new_client_secret
 from workers.users.model import revocation_window
 from workers.users.repository import emit_outside_a_delivery, remember_revocation

@@ -23,13 +23,13 @@ import aiohttp
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlalchemy import func, select
 
-from agora.settings import Settings
 from contracts.catalog import PRODUCT_CREATED, ProductCreated
 from contracts.envelope import Envelope
 from contracts.money import currency, to_minor
 from contracts.topology import EVENTS_EXCHANGE
 from db.engine import make_engine
 from db.tables import catalog_outbox, products
+from kernel.settings import Settings
 
 DEMO_SELLERS = ("carol@example.com", "erin@example.com")
 DEMO_PRODUCTS = 1000
