@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db.tables import orders, signing_keys, users
+from db.tables.orders import orders
+from db.tables.users import signing_keys, users
 from kernel.crypto import FieldCipher, Sealed
 
 log = logging.getLogger("agora.datakeys")

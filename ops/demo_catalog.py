@@ -28,7 +28,7 @@ from contracts.envelope import Envelope
 from contracts.money import currency, to_minor
 from contracts.topology import EVENTS_EXCHANGE
 from db.engine import make_engine
-from db.tables import catalog_outbox, products
+from db.tables.catalog import catalog_outbox, products
 from kernel.settings import Settings
 
 DEMO_SELLERS = ("carol@example.com", "erin@example.com")

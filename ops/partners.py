@@ -32,7 +32,7 @@ from contracts.partners import partner_scopes, topic_write_pattern
 from contracts.topology import COMMANDS_EXCHANGE
 from contracts.users import TOKENS_REVOKED, TokensRevoked
 from db.engine import make_engine, make_sessionmaker
-from db.tables import audit_log, clients
+from db.tables.users import audit_log, clients
 from kernel.settings import Settings
 from workers.users.clients import hash_client_secret, new_client_secret
 from workers.users.model import revocation_window

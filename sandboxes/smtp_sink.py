@@ -36,7 +36,7 @@ from aiohttp import web
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-log = logging.getLogger("agora.smtp_sink")
+log = logging.getLogger("sandboxes.smtp_sink")
 
 INDEX_NAME = "index.jsonl"
 
@@ -248,7 +248,7 @@ async def serve(settings: Settings) -> None:
 def parse_settings(argv: list[str] | None = None) -> Settings:
     """Settings from the environment, overridable on the command line."""
     run_dir = Path(os.environ.get("AGORA_RUN_DIR", ".run"))
-    parser = argparse.ArgumentParser(prog="python -m agora.smtp_sink", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m sandboxes.smtp_sink", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default=os.environ.get("AGORA_SMTP_HOST", "127.0.0.1"))
     parser.add_argument("--smtp-port", type=int, default=int(os.environ.get("AGORA_SMTP_PORT", "1025")))
     parser.add_argument(

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from db.tables import SCHEMAS
+from db.tables.base import SCHEMAS
 from kernel.settings import SERVICES
 from tests import support
 

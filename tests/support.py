@@ -239,12 +239,12 @@ def worker(name: str, env: dict[str, str], index: int | None = None, label: str 
 
 
 def payment_sandbox(env: dict[str, str]) -> Process:
-    args = [str(ROOT / ".venv/bin/python"), "-m", "agora.payment_sandbox", "--memory"]
+    args = [str(ROOT / ".venv/bin/python"), "-m", "sandboxes.payment_sandbox", "--memory"]
     return Process("payment-sandbox", [*args, "--port", str(PAYMENT_SANDBOX_PORT)], PAYMENT_SANDBOX_PORT, env)
 
 
 def sms_sandbox(env: dict[str, str]) -> Process:
-    args = [str(ROOT / ".venv/bin/python"), "-m", "agora.sms_sandbox", "--memory"]
+    args = [str(ROOT / ".venv/bin/python"), "-m", "sandboxes.sms_sandbox", "--memory"]
     return Process("sms-sandbox", [*args, "--port", str(SMS_SANDBOX_PORT)], SMS_SANDBOX_PORT, env)
 
 

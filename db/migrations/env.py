@@ -8,7 +8,8 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from db.engine import make_engine
-from db.tables import ALL_METADATA, SCHEMAS
+from db.tables.base import SCHEMAS
+from db.tables.every_schema import ALL_METADATA
 from kernel.settings import get_settings
 
 target_metadata = list(ALL_METADATA)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import op
 from sqlalchemy import MetaData
 
-from db.tables import messaging_tables, outbox_channel
+from db.tables.base import messaging_tables, outbox_channel
 
 # The schemas with an outbox and an inbox: one per service.
 SERVICE_SCHEMAS = ("users", "catalog", "inventory", "orders", "payments", "notifications")

@@ -20,7 +20,7 @@ from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from db.engine import make_sessionmaker
-from db.tables import signing_keys
+from db.tables.users import signing_keys
 from kernel.crypto import FieldCipher
 from kernel.settings import Settings
 from kernel.tokens import InvalidToken, TokenVerifier

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from workers.orders.cart_model import Cart, CartError, Line, view
-from workers.orders.products import ProductSnapshot
+from workers.orders.carts.model import Cart, CartError, Line, view
+from workers.orders.products.model import ProductSnapshot
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 SELLER = uuid.uuid4()

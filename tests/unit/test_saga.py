@@ -21,7 +21,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from contracts.inventory import COMMIT_STOCK, RELEASE_STOCK, RESERVE_STOCK, RETURN_STOCK, ReservationLine
 from contracts.payments import AUTHORIZE_PAYMENT, CAPTURE_PAYMENT, REFUND_PAYMENT, VOID_PAYMENT
-from workers.orders.saga import (
+from workers.orders.orders.saga import (
     Cancel,
     Deliver,
     IllegalTransition,

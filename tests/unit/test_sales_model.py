@@ -5,7 +5,7 @@ from datetime import date
 from hypothesis import given
 from hypothesis import strategies as st
 
-from workers.orders.sales_model import SaleLine, by_period, period_start, periods
+from workers.orders.sales.model import SaleLine, by_period, period_start, periods
 
 
 def test_weeks_start_on_monday_and_months_on_the_first() -> None:

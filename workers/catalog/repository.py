@@ -9,7 +9,7 @@ from uuid import UUID
 from sqlalchemy import exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.tables import categories, products
+from db.tables.catalog import categories, products
 from workers.catalog.model import Category, Product
 
 _PRODUCT_COLUMNS = (

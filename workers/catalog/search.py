@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.catalog import ProductPage, SearchProducts
 from contracts.money import MoneyError, to_decimal
-from db.tables import categories, products
+from db.tables.catalog import categories, products
 from workers.catalog.repository import product_columns, to_product
 from workers.runtime.errors import invalid
 from workers.runtime.pagination import decode_keys, encode_keys

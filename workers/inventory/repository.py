@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.inventory import FailedLine, ReservationLine
 from db.prepared import Prepared, bind_columns
-from db.tables import reservations, stock, stock_movements
+from db.tables.inventory import reservations, stock, stock_movements
 from db.writes import insert_if_new
 from kernel.tokens import Actor
 from workers.inventory.model import Movement, Reservation, Stock, StockError

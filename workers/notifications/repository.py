@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts.notifications import Channel
 from contracts.orders import OrderPlaced
-from db.tables import (
+from db.tables.notifications import (
     deliveries,
     notification_orders,
     notification_preferences,

@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.notifications import NotificationPreferences
-from db.tables import deliveries, notification_orders, notification_preferences, sign_in_fingerprints
+from db.tables.notifications import deliveries, notification_orders, notification_preferences, sign_in_fingerprints
 
 _CHOICES = tuple(NotificationPreferences.model_fields)
 # The delivery log as the user sees it: no error texts (they may quote an address).

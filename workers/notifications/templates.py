@@ -25,7 +25,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.notifications import Category, Channel, RenderedMessage, TemplateBody
-from db.tables import notification_templates
+from db.tables.notifications import notification_templates
 
 Part = Literal["subject", "text", "html"]
 

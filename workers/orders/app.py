@@ -6,7 +6,10 @@ Run: `agora worker orders [--workers N]` (or `faststream run workers.orders.app:
 from __future__ import annotations
 
 from contracts import carts, catalog, inventory, orders, payments, users
-from workers.orders import cart, handlers, products, sales
+from workers.orders.carts import handlers as cart
+from workers.orders.orders import handlers
+from workers.orders.products import handlers as products
+from workers.orders.sales import handlers as sales
 from workers.runtime.service import WorkerService
 
 service = WorkerService("orders")

@@ -20,7 +20,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from db.prepared import Prepared, bind_columns
-from db.tables import payment_attempts, payments
+from db.tables.payments import payment_attempts, payments
 from workers.payments.model import Outcome, Payment, Step
 
 # Statements compiled once and run on the transaction's asyncpg connection (db/prepared.py).

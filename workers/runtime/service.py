@@ -69,7 +69,7 @@ from contracts.topology import (
 )
 from contracts.users import GET_JWKS, GET_REVOCATIONS, GetJwks, GetRevocations, Revocations, TokensRevoked
 from db.engine import make_engine, make_sessionmaker
-from db.tables import MESSAGING
+from db.tables.every_schema import MESSAGING
 from kernel.cards import contains_card_number
 from kernel.logging import configure_logging, correlation_id_var, message_id_var
 from kernel.redaction import redact_body, redact_headers

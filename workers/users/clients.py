@@ -27,7 +27,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.partners import ClientToken, IssueClientToken, ScopeError, parse_scope
-from db.tables import clients
+from db.tables.users import clients
 from kernel.settings import Settings
 from workers.runtime.errors import DomainError, invalid
 from workers.runtime.identity import (

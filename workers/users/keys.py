@@ -23,7 +23,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.sealed import SIGNING_KEY
-from db.tables import signing_keys
+from db.tables.users import signing_keys
 from kernel.crypto import FieldCipher, Sealed
 from kernel.settings import Settings
 from kernel.tokens import LEEWAY_SECONDS

@@ -14,7 +14,7 @@ from contracts.envelope import Envelope
 from contracts.topology import EVENTS_EXCHANGE, EventSpec
 from contracts.users import Address, TokensRevoked
 from db.sealed import USER_ADDRESS, USER_PHONE
-from db.tables import audit_log, identities, refresh_tokens, token_revocations, users, users_outbox
+from db.tables.users import audit_log, identities, refresh_tokens, token_revocations, users, users_outbox
 from kernel.crypto import FieldCipher, Sealed
 from kernel.tokens import Actor
 from workers.runtime import outbox

@@ -13,7 +13,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 from db.migrations.helpers import create_messaging_tables, drop_messaging_tables
-from db.tables import SCHEMAS
+from db.tables.base import SCHEMAS
 
 revision = "0001"
 down_revision = None

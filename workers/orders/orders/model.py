@@ -29,9 +29,9 @@ from contracts.orders import (
 )
 from contracts.users import Address
 from kernel.tokens import Actor
-from workers.orders.cart_model import CART_ROLES, Cart
-from workers.orders.products import ProductSnapshot
-from workers.orders.saga import Cancel, Deliver, Message, Saga, Ship
+from workers.orders.carts.model import CART_ROLES, Cart
+from workers.orders.orders.saga import Cancel, Deliver, Message, Saga, Ship
+from workers.orders.products.model import ProductSnapshot
 
 # A partner scope that lets a partner place an order for a member (`on_behalf_of`).
 ON_BEHALF_SCOPE = "orders:members"

@@ -15,9 +15,9 @@ from uuid import UUID
 
 from contracts.carts import AddCartItem, CartView, GetCart, MergeCart, RemoveCartItem, SetCartItem
 from kernel.tokens import Actor
-from workers.orders.cart_model import CART_ROLES, Cart, CartError, view
-from workers.orders.cart_repository import CartRepository
-from workers.orders.products import product_snapshot
+from workers.orders.carts.model import CART_ROLES, Cart, CartError, view
+from workers.orders.carts.repository import CartRepository
+from workers.orders.products.repository import product_snapshot
 from workers.runtime.errors import DomainError, invalid, not_found
 from workers.runtime.service import HandlerContext, WorkerService
 

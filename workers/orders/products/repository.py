@@ -10,7 +10,6 @@ product's creation leaves a tombstone that the creation then finds).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from uuid import UUID
 
 import asyncpg
@@ -19,26 +18,9 @@ from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.catalog import ProductCreated, ProductDeleted, ProductUpdated
 from db.prepared import Prepared
-from db.tables import order_products
-from workers.runtime.service import HandlerContext
-
-
-@dataclass(frozen=True)
-class ProductSnapshot:
-    product_id: UUID
-    seller_id: UUID
-    name: str
-    price_minor: int
-    currency: str
-    deleted: bool
-
-    @property
-    def on_sale(self) -> bool:
-        # No currency: a placeholder row whose creation event has not arrived yet.
-        return not self.deleted and bool(self.currency)
-
+from db.tables.orders import order_products
+from workers.orders.products.model import ProductSnapshot
 
 _SNAPSHOT = Prepared(
     select(order_products).where(
@@ -60,38 +42,7 @@ async def product_snapshot(db: asyncpg.Connection, ids: Iterable[UUID]) -> dict[
     }
 
 
-# --- the catalog's events ------------------------------------------------------------------
-
-
-async def on_product_created(event: ProductCreated, ctx: HandlerContext) -> None:
-    await _upsert(
-        ctx.session,
-        event.product_id,
-        {
-            "seller_id": event.seller_id,
-            "name": event.name,
-            "price_minor": event.price_minor,
-            "currency": event.currency,
-            "updated_at": event.created_at,
-        },
-    )
-
-
-async def on_product_updated(event: ProductUpdated, ctx: HandlerContext) -> None:
-    changes: dict[str, object] = {"seller_id": event.seller_id, "updated_at": event.updated_at}
-    if event.name is not None:
-        changes["name"] = event.name
-    if event.price_minor is not None and event.currency is not None:
-        changes["price_minor"] = event.price_minor
-        changes["currency"] = event.currency
-    await _upsert(ctx.session, event.product_id, changes)
-
-
-async def on_product_deleted(event: ProductDeleted, ctx: HandlerContext) -> None:
-    await _upsert(ctx.session, event.product_id, {"seller_id": event.seller_id, "deleted": True}, final=True)
-
-
-async def _upsert(session: AsyncSession, product_id: UUID, changes: dict[str, object], *, final: bool = False) -> None:
+async def upsert(session: AsyncSession, product_id: UUID, changes: dict[str, object], *, final: bool = False) -> None:
     """Apply what an event says, unless a newer event was applied already.
 
     A row first made by an update or a delete (its creation still on the way) gets

@@ -23,10 +23,10 @@ from contracts.orders import HistoryEntry
 from contracts.users import Address
 from db.prepared import Prepared, bind_columns
 from db.sealed import ORDER_ADDRESS
-from db.tables import closed_accounts, order_history, order_lines, orders
+from db.tables.orders import closed_accounts, order_history, order_lines, orders
 from kernel.crypto import FieldCipher, Sealed
-from workers.orders.model import Line, Order, OrderHead, reservation_lines
-from workers.orders.saga import Saga
+from workers.orders.orders.model import Line, Order, OrderHead, reservation_lines
+from workers.orders.orders.saga import Saga
 
 if TYPE_CHECKING:
     from workers.runtime.service import HandlerContext

@@ -31,8 +31,8 @@ from contracts.orders import (
     TopProduct,
 )
 from db.prepared import Prepared
-from db.tables import order_lines, orders, sales
-from workers.orders.sales_model import SaleLine, by_period
+from db.tables.orders import order_lines, orders, sales
+from workers.orders.sales.model import SaleLine, by_period
 from workers.runtime.errors import DomainError, not_found
 from workers.runtime.service import HandlerContext
 

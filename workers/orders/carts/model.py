@@ -16,7 +16,7 @@ from uuid import UUID
 
 from contracts.carts import MAX_QUANTITY, CartItem, CartView
 from contracts.money import to_amount
-from workers.orders.products import ProductSnapshot
+from workers.orders.products.model import ProductSnapshot
 
 # Carts belong to people: partner systems and services order with explicit lines.
 CART_ROLES = frozenset({"member", "seller", "admin"})

@@ -34,12 +34,13 @@ from contracts.privacy import ExportUserData, PersonalData
 from contracts.users import UserErased, UserUpdated
 from kernel.crypto import FieldCipher
 from kernel.settings import get_settings
-from workers.orders import model, saga, sales
-from workers.orders.cart import delete_member_cart, member_cart
-from workers.orders.cart_repository import CartRepository
-from workers.orders.model import Order, OrderHead, OrderRefused
-from workers.orders.products import product_snapshot
-from workers.orders.repository import OrdersRepository
+from workers.orders.carts.handlers import delete_member_cart, member_cart
+from workers.orders.carts.repository import CartRepository
+from workers.orders.orders import model, saga
+from workers.orders.orders.model import Order, OrderHead, OrderRefused
+from workers.orders.orders.repository import OrdersRepository
+from workers.orders.products.repository import product_snapshot
+from workers.orders.sales import handlers as sales
 from workers.runtime.errors import DomainError, not_found
 from workers.runtime.pagination import decode_cursor, encode_cursor
 from workers.runtime.service import HandlerContext, WorkerService

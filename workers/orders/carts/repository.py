@@ -16,8 +16,8 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.tables import cart_items, carts
-from workers.orders.cart_model import Cart, Line
+from db.tables.orders import cart_items, carts
+from workers.orders.carts.model import Cart, Line
 
 
 class CartRepository:

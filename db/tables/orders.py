@@ -1,0 +1,162 @@
+"""The orders service's schema: orders with their saga state, lines and history; the sales
+projection; carts and the product read model they price from; closed accounts."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import UUID
+
+from db.tables.base import messaging_tables
+
+orders_metadata = MetaData(schema="orders")
+orders_outbox, orders_inbox = messaging_tables(orders_metadata)
+
+# One row per order: the order, and the state of its saga (architecture §7), changed
+# only with `UPDATE ... WHERE version = :v` (optimistic locking across replicas).
+orders = Table(
+    "orders",
+    orders_metadata,
+    Column("order_id", UUID(as_uuid=True), primary_key=True),
+    Column("user_id", UUID(as_uuid=True), nullable=False),
+    # Who placed it: the member, or the partner client acting for one.
+    Column("placed_by", UUID(as_uuid=True), nullable=False),
+    # SHA-256 of the request, so a repeat with another body is refused.
+    Column("request_hash", String(64), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("total_minor", BigInteger, nullable=False),
+    # Null once the customer's account was erased (the order stays, for accounting).
+    Column("shipping_address_enc", Text),
+    Column("shipping_address_key_id", String(32)),
+    Column("payment_token", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("cancel_reason", String(32)),
+    Column("step", String(16), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("deadline", DateTime(timezone=True)),
+    Column("reservation", String(16), nullable=False),
+    Column("payment", String(16), nullable=False),
+    Column("authorized_at", DateTime(timezone=True)),
+    Column("voided_at", DateTime(timezone=True)),
+    # Cancelled before shipping after its stock was committed: that stock goes back on sale.
+    Column("restock", Boolean, nullable=False, server_default=text("false")),
+    Column("version", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("status IN ('pending', 'confirmed', 'shipped', 'delivered', 'cancelled')", name="ck_orders_status"),
+    CheckConstraint("total_minor > 0", name="ck_orders_total_positive"),
+    Index("ix_orders_user", "user_id", "created_at", "order_id"),
+)
+# The sweeper looks only at sagas still running, oldest deadline first.
+Index("ix_orders_deadline", orders.c.deadline, postgresql_where=orders.c.step != "done")
+
+# The lines of an order, one per product, with the price it was sold at.
+order_lines = Table(
+    "order_lines",
+    orders_metadata,
+    Column("order_id", UUID(as_uuid=True), ForeignKey("orders.orders.order_id"), primary_key=True),
+    Column("product_id", UUID(as_uuid=True), primary_key=True),
+    Column("seller_id", UUID(as_uuid=True), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("unit_price_minor", BigInteger, nullable=False),
+    CheckConstraint("quantity > 0", name="ck_order_lines_quantity_positive"),
+    Index("ix_order_lines_seller", "seller_id"),
+)
+
+# Every status an order took, in order: `history` in the API and the SSE stream.
+order_history = Table(
+    "order_history",
+    orders_metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("order_id", UUID(as_uuid=True), ForeignKey("orders.orders.order_id"), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_order_history_order", "order_id", "id"),
+)
+
+# The sales report's projection (migration 0012), kept from the orders service's own
+# `order_confirmed` and `order_cancelled` events: one row per line of a confirmed order,
+# with the seller, the name and price it was sold at. A cancellation after confirmation
+# sets `cancelled_at`, and the row drops out of revenue.
+sales = Table(
+    "sales",
+    orders_metadata,
+    Column("order_id", UUID(as_uuid=True), primary_key=True),
+    Column("product_id", UUID(as_uuid=True), primary_key=True),
+    Column("seller_id", UUID(as_uuid=True), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("unit_price_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("confirmed_at", DateTime(timezone=True), nullable=False),
+    Column("cancelled_at", DateTime(timezone=True)),
+    Index("ix_sales_seller", "seller_id", "confirmed_at"),
+    Index("ix_sales_confirmed", "confirmed_at"),
+)
+
+# carts (migration 0009) ----------------------------------------------------------------
+
+# The catalog's products as the orders service knows them, from catalog events: names
+# and current prices for carts, and for pricing orders. `updated_at` is the event's
+# time; an older event never overwrites a newer one.
+order_products = Table(
+    "products",
+    orders_metadata,
+    Column("product_id", UUID(as_uuid=True), primary_key=True),
+    Column("seller_id", UUID(as_uuid=True), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("price_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("deleted", Boolean, nullable=False, server_default=text("false")),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# A guest cart has no user; a member's has one (at most one per member). Member carts
+# are only ever found by user id, never by cart id.
+carts = Table(
+    "carts",
+    orders_metadata,
+    Column("cart_id", UUID(as_uuid=True), primary_key=True),
+    Column("user_id", UUID(as_uuid=True), unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+# The sweeper looks for guest carts untouched for long.
+Index("ix_carts_guest_updated", carts.c.updated_at, postgresql_where=carts.c.user_id.is_(None))
+
+cart_items = Table(
+    "cart_items",
+    orders_metadata,
+    Column("cart_id", UUID(as_uuid=True), ForeignKey("orders.carts.cart_id", ondelete="CASCADE"), primary_key=True),
+    Column("product_id", UUID(as_uuid=True), primary_key=True),
+    Column("quantity", Integer, nullable=False),
+    Column("added_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("quantity BETWEEN 1 AND 99", name="ck_cart_items_quantity"),
+)
+
+# end of carts ---------------------------------------------------------------------------
+
+# Accounts that can place no order, kept from the users service's events (an erased
+# account for good, a disabled one until it is enabled again): a partner ordering "on
+# behalf of" such a member is refused, whatever its token.
+closed_accounts = Table(
+    "closed_accounts",
+    orders_metadata,
+    Column("user_id", UUID(as_uuid=True), primary_key=True),
+    Column("reason", String(16), nullable=False),
+    Column("closed_at", DateTime(timezone=True), nullable=False),
+)
