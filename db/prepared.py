@@ -4,7 +4,7 @@ On the hot path (a saga step, a reservation, a payment) a statement run through 
 `AsyncSession` costs about 100-250 µs of CPU in SQLAlchemy's plumbing (coercion, cache
 key, greenlet hops, result processing); the same SQL on asyncpg, which prepares and
 caches it per connection, costs about 40 µs. So the statement is still written with
-SQLAlchemy against the tables in db/tables.py, compiled here once at import, and run on
+SQLAlchemy against the tables in db/tables/, compiled here once at import, and run on
 the transaction's asyncpg connection (`ctx.db`).
 
 Rows come back as asyncpg records: `row["column"]`. JSON and JSONB go in and come out as

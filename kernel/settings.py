@@ -164,7 +164,7 @@ class Settings(BaseSettings):
     # to stop a worker between its commit and its publish.
     outbox_relay: bool = True
     log_level: str = "INFO"
-    # The order saga (workers/orders/saga.py): how long it waits for a reservation
+    # The order saga (workers/orders/orders/saga.py): how long it waits for a reservation
     # (resent up to 5 times), for an authorization (then it voids and cancels), and
     # between resends of commit, capture, release, void and refund; how often each
     # orders replica's sweeper looks for sagas past their deadline.

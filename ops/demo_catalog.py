@@ -21,15 +21,13 @@ from typing import Any
 
 import aiohttp
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from sqlalchemy import func, select
 
-from contracts.catalog import PRODUCT_CREATED, ProductCreated
-from contracts.envelope import Envelope
-from contracts.money import currency, to_minor
-from contracts.topology import EVENTS_EXCHANGE
-from db.engine import make_engine
-from db.tables.catalog import catalog_outbox, products
+from contracts.money import to_minor
 from kernel.settings import Settings
+from workers.catalog.handlers import add_products
+from workers.catalog.model import Product
+from workers.catalog.repository import CatalogRepository
+from workers.runtime.context import operator_unit_of_work
 
 DEMO_SELLERS = ("carol@example.com", "erin@example.com")
 DEMO_PRODUCTS = 1000
@@ -204,68 +202,41 @@ def _progress() -> Progress:
 
 
 async def bulk_products(settings: Settings, total: int, seller_ids: list[uuid.UUID]) -> int:
-    """Add products (and their `product_created` outbox rows) until the catalog holds `total`."""
-    engine = make_engine(settings.database_url, pool_size=1, application_name="agora-seed")
-    try:
-        async with engine.connect() as conn:
-            have = int(await conn.scalar(select(func.count()).select_from(products)) or 0)
-        if have >= total:
-            print(f"seed: the catalog holds {have} products already (wanted {total})")
-            return 0
-        start = datetime.now(UTC) - timedelta(days=365)
-        with _progress() as progress:
-            task = progress.add_task("bulk products", total=total - have)
-            for first in range(have, total, _BATCH):
-                rows, events = [], []
-                for index in range(first, min(first + _BATCH, total)):
-                    row, event = _bulk_row(index, seller_ids[index % len(seller_ids)], start)
-                    rows.append(row)
-                    events.append(event)
-                async with engine.begin() as conn:
-                    await conn.execute(products.insert(), rows)
-                    await conn.execute(catalog_outbox.insert(), events)
-                progress.advance(task, len(rows))
-        print(f"seed: {total - have} products added; their stock records follow as inventory consumes the events")
+    """Add products (with their `product_created` events) until the catalog holds `total`,
+    in units of work of the catalog's schema, as the catalog worker adds one."""
+    async with operator_unit_of_work(settings, "catalog") as ctx:
+        have = await CatalogRepository(ctx.session).count_products()
+    if have >= total:
+        print(f"seed: the catalog holds {have} products already (wanted {total})")
         return 0
-    finally:
-        await engine.dispose()
+    start = datetime.now(UTC) - timedelta(days=365)
+    with _progress() as progress:
+        task = progress.add_task("bulk products", total=total - have)
+        for first in range(have, total, _BATCH):
+            batch = [
+                _bulk_product(index, seller_ids[index % len(seller_ids)], start)
+                for index in range(first, min(first + _BATCH, total))
+            ]
+            async with operator_unit_of_work(settings, "catalog") as ctx:
+                await add_products(ctx, batch)
+            progress.advance(task, len(batch))
+    print(f"seed: {total - have} products added; their stock records follow as inventory consumes the events")
+    return 0
 
 
-def _bulk_row(index: int, seller_id: uuid.UUID, start: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
+def _bulk_product(index: int, seller_id: uuid.UUID, start: datetime) -> Product:
     body = demo_product(index)
-    product_id = uuid.uuid4()
     created = start + timedelta(seconds=index * 30)
-    price_minor = to_minor(body["price"], body["currency"])
-    row = {
-        "product_id": product_id,
-        "seller_id": seller_id,
-        "name": body["name"],
-        "description": body["description"],
-        "price_minor": price_minor,
-        "currency": body["currency"],
-        "price_exponent": currency(body["currency"]).exponent,
-        "category": body["category"],
-        "image_url": body["image_url"],
-        "available": body["stock"],
-        "created_at": created,
-        "updated_at": created,
-    }
-    event = ProductCreated(
-        product_id=product_id,
+    return Product(
+        product_id=uuid.uuid4(),
         seller_id=seller_id,
         name=body["name"],
-        category=body["category"],
-        price_minor=price_minor,
+        description=body["description"],
+        price_minor=to_minor(body["price"], body["currency"]),
         currency=body["currency"],
-        initial_stock=body["stock"],
+        category=body["category"],
+        image_url=body["image_url"],
         created_at=created,
+        updated_at=created,
+        available=body["stock"],
     )
-    envelope = Envelope.new()
-    outbox_row = {
-        "message_id": envelope.message_id,
-        "exchange": EVENTS_EXCHANGE,
-        "routing_key": PRODUCT_CREATED.routing_key,
-        "headers": envelope.to_headers(),
-        "body": event.model_dump(mode="json"),
-    }
-    return row, outbox_row

@@ -20,23 +20,19 @@ import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import aiohttp
-from sqlalchemy import Insert, func, select
 from sqlalchemy.exc import IntegrityError
 
 from contracts.partners import partner_scopes, topic_write_pattern
 from contracts.topology import COMMANDS_EXCHANGE
-from contracts.users import TOKENS_REVOKED, TokensRevoked
-from db.engine import make_engine, make_sessionmaker
-from db.tables.users import audit_log, clients
 from kernel.settings import Settings
-from workers.users.clients import hash_client_secret, new_client_secret
+from workers.runtime.context import operator_unit_of_work
+from workers.users.clients import ClientRepository, hash_client_secret, new_client_secret, register_partner
+from workers.users.clients import disable_partner as disable_partner_client
 from workers.users.model import revocation_window
-from workers.users.repository import emit_outside_a_delivery, remember_revocation
 
 # Lower-case letters, digits and dashes: it becomes part of a RabbitMQ user name.
 _NAME = re.compile(r"[a-z0-9][a-z0-9-]{1,39}")
@@ -145,99 +141,39 @@ async def create_partner(settings: Settings, name: str, scope_names: Sequence[st
         amqp_password=password,
         amqp_url=amqp_url_for(settings.amqp_url, amqp_username(name), password),
     )
-    engine = make_engine(settings.database_url, pool_size=1, application_name="agora-partners")
     broker_user_created = False
-    try:
-        async with RabbitAdmin(settings.rabbitmq_management_url, vhost_of(settings.amqp_url)) as rabbit:
-            try:
-                # The row and the broker user are made in one database transaction: if
-                # the broker refuses, the row is rolled back; if the commit fails, the
-                # broker user is deleted again.
-                async with make_sessionmaker(engine).begin() as session:
-                    if await session.scalar(select(clients.c.client_id).where(clients.c.name == name)):
-                        raise PartnerError(f"a client named {name!r} already exists")
-                    await session.execute(
-                        clients.insert().values(
-                            client_id=uuid.UUID(credentials.client_id),
-                            name=name,
-                            kind="partner",
-                            secret_hash=hash_client_secret(secret),
-                            scopes=list(scopes),
-                            created_at=datetime.now(UTC),
-                        )
-                    )
-                    await session.execute(
-                        _operator_audit("partner.create", credentials.client_id, {"name": name, "scopes": list(scopes)})
-                    )
-                    if await rabbit.user_exists(credentials.amqp_username):
-                        raise PartnerError(f"RabbitMQ user {credentials.amqp_username!r} already exists")
-                    broker_user_created = True
-                    await rabbit.create_user(credentials.amqp_username, password, scopes=scopes)
-            except IntegrityError:  # a concurrent create with the same name won
-                raise PartnerError(f"a client named {name!r} already exists") from None
-            except BaseException:
-                if broker_user_created:
-                    await rabbit.delete_user(credentials.amqp_username)
-                raise
-    finally:
-        await engine.dispose()
+    async with RabbitAdmin(settings.rabbitmq_management_url, vhost_of(settings.amqp_url)) as rabbit:
+        try:
+            # The row and the broker user are made in one database transaction: if the
+            # broker refuses, the row is rolled back; if the commit fails, the broker
+            # user is deleted again.
+            async with operator_unit_of_work(settings, "users") as ctx:
+                client_id = uuid.UUID(credentials.client_id)
+                if not await register_partner(ctx, client_id, name, hash_client_secret(secret), scopes):
+                    raise PartnerError(f"a client named {name!r} already exists")
+                if await rabbit.user_exists(credentials.amqp_username):
+                    raise PartnerError(f"RabbitMQ user {credentials.amqp_username!r} already exists")
+                broker_user_created = True
+                await rabbit.create_user(credentials.amqp_username, password, scopes=scopes)
+        except IntegrityError:  # a concurrent create with the same name won
+            raise PartnerError(f"a client named {name!r} already exists") from None
+        except BaseException:
+            if broker_user_created:
+                await rabbit.delete_user(credentials.amqp_username)
+            raise
     return credentials
 
 
 async def list_clients(settings: Settings) -> list[dict[str, Any]]:
-    engine = make_engine(settings.database_url, pool_size=1, application_name="agora-partners")
-    try:
-        async with engine.connect() as conn:
-            rows = await conn.execute(
-                select(
-                    clients.c.name,
-                    clients.c.kind,
-                    clients.c.client_id,
-                    clients.c.scopes,
-                    clients.c.created_at,
-                    clients.c.disabled_at,
-                ).order_by(clients.c.kind, clients.c.name)
-            )
-            return [
-                {
-                    "name": r.name,
-                    "kind": r.kind,
-                    "client_id": str(r.client_id),
-                    "scopes": list(r.scopes),
-                    "created_at": r.created_at.isoformat(),
-                    "disabled_at": r.disabled_at.isoformat() if r.disabled_at else None,
-                }
-                for r in rows
-            ]
-    finally:
-        await engine.dispose()
+    async with operator_unit_of_work(settings, "users") as ctx:
+        return await ClientRepository(ctx.session).all()
 
 
 async def disable_partner(settings: Settings, name: str) -> None:
     """No new tokens and no broker access from now on; the tokens it holds are void at once."""
-    engine = make_engine(settings.database_url, pool_size=1, application_name="agora-partners")
-    try:
-        async with make_sessionmaker(engine).begin() as session:
-            found = await session.scalar(
-                clients.update()
-                .where(clients.c.name == name, clients.c.kind == "partner")
-                .values(disabled_at=func.coalesce(clients.c.disabled_at, func.now()))
-                .returning(clients.c.client_id)
-            )
-            if found is None:
-                raise PartnerError(f"no partner named {name!r}")
-            await session.execute(_operator_audit("partner.disable", str(found), {"name": name}))
-            revoked = TokensRevoked(user_id=found, not_before=datetime.now(UTC), reason="disabled")
-            await remember_revocation(session, revoked, keep_for=revocation_window(settings.access_token_ttl_seconds))
-            await emit_outside_a_delivery(session, TOKENS_REVOKED, revoked)
-            async with RabbitAdmin(settings.rabbitmq_management_url, vhost_of(settings.amqp_url)) as rabbit:
-                await rabbit.delete_user(amqp_username(name))
-    finally:
-        await engine.dispose()
-
-
-def _operator_audit(action: str, client_id: str, details: dict[str, Any]) -> Insert:
-    """An operator's act at the command line, in the audit log beside the admins' acts."""
-    return audit_log.insert().values(
-        actor_role="operator", action=action, target_id=uuid.UUID(client_id), details=details
-    )
+    async with operator_unit_of_work(settings, "users") as ctx:
+        window = revocation_window(settings.access_token_ttl_seconds)
+        if await disable_partner_client(ctx, name, keep_revocations_for=window) is None:
+            raise PartnerError(f"no partner named {name!r}")
+        async with RabbitAdmin(settings.rabbitmq_management_url, vhost_of(settings.amqp_url)) as rabbit:
+            await rabbit.delete_user(amqp_username(name))

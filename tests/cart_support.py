@@ -7,8 +7,8 @@ from typing import Any
 
 import aiohttp
 
+from harness.accounts import bearer, login, make_seller, register
 from tests.catalog_support import create_category, create_product, new_tag
-from tests.conftest import bearer, login, make_seller, register
 
 
 async def cart_target(http: aiohttp.ClientSession, admin: dict[str, Any]) -> dict[str, Any]:

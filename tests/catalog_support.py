@@ -8,7 +8,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.conftest import bearer, login, make_seller, register
+from harness.accounts import bearer, login, make_seller, register
 
 
 def new_tag() -> str:

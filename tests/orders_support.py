@@ -9,9 +9,9 @@ from typing import Any
 import aio_pika
 import aiohttp
 
-from tests import support
-from tests.bus import list_product
-from tests.conftest import bearer, login, make_seller, register
+from harness import environment
+from harness.accounts import bearer, login, make_seller, register
+from harness.bus import list_product
 
 ADDRESS = {"line1": "1 Main St", "city": "Springfield", "postal_code": "12345", "country": "US"}
 
@@ -19,7 +19,7 @@ ADDRESS = {"line1": "1 Main St", "city": "Springfield", "postal_code": "12345", 
 async def matrix_product(http: aiohttp.ClientSession, admin: dict[str, Any]) -> str:
     """A product of a new seller with stock, listed the way the catalog's events list it."""
     seller = await make_seller(http, admin)
-    connection = await aio_pika.connect_robust(support.test_env()["AGORA_AMQP_URL"])
+    connection = await aio_pika.connect_robust(environment.test_env()["AGORA_AMQP_URL"])
     try:
         return await list_product(connection, http, seller["user"]["user_id"], stock=100)
     finally:

@@ -45,7 +45,7 @@ log = logging.getLogger("agora.edge.cart")
 
 CART_COOKIE = "agora_cart"
 CART_HEADER = "X-Cart-Id"
-# As long as the worker keeps an untouched guest cart (workers/orders/cart.py).
+# As long as the worker keeps an untouched guest cart (workers/orders/carts/handlers.py).
 CART_COOKIE_MAX_AGE = 30 * 24 * 3600
 
 

@@ -1,6 +1,6 @@
 """Reports: a seller's sales (JSON or CSV), and the admin dashboard's orders and overview.
 
-The numbers come from the orders service's sales projection (workers/orders/sales.py),
+The numbers come from the orders service's sales projection (workers/orders/sales/),
 which checks who may see them; the overview adds the broker's queue depths, which the
 edge reads itself (edge/dead_letters.py).
 """

@@ -14,11 +14,12 @@ queues are named `bare.*` (quorum queues with the arguments of workers/runtime/b
 
 The shape, for one order that succeeds (issue 14's, as Agora's now). Each numbered step is
 one delivery handled in one transaction, which also inserts the inbox row
-(workers/runtime/inbox.py) and, in one statement just before the commit, the outbox
+(workers/runtime/transaction.py) and, in one statement just before the commit, the outbox
 rows; right after the commit the process publishes those rows from memory (their
 confirms awaited together), and its relay marks them sent in bulk once a second and
 publishes leftovers (workers/runtime/outbox.py). Agora's handlers are in
-workers/{orders,inventory,payments}/handlers.py and saga.py.
+workers/orders/orders/handlers.py (and saga.py), workers/inventory/handlers.py and
+workers/payments/handlers.py.
 
     0. edge: verify the bearer token, validate the body, RPC orders.place_order.v1
        (persistent, confirmed), wait for the reply, answer 202
@@ -628,7 +629,12 @@ class Payments:
 
 
 class Rpc:
-    """Commands with a reply queue, one future per command, matched on its message id."""
+    """Commands with a reply queue, one future per command, matched on its message id.
+
+    Not a copy of edge/bus.py's client: the bare pipeline's own minimal RPC (its `bare.*`
+    exchange, replies matched on `correlation_id`, no envelope, no reconnecting), kept
+    framework-free like the rest of the pipeline it measures against.
+    """
 
     def __init__(self, channel: AbstractChannel) -> None:
         self._channel = channel

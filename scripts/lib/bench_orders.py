@@ -43,13 +43,26 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from contracts.orders import ORDER_CANCELLED, ORDER_CONFIRMED
 from contracts.topology import EVENTS_EXCHANGE
 from db.engine import asyncpg_dsn
+from harness.accounts import create_admin, login, make_seller, register
+from harness.broker import reset_vhost
+from harness.bus import list_product
+from harness.database import reset_database
+from harness.environment import (
+    DATABASE,
+    HTTP_PORT,
+    MANAGEMENT_URL,
+    ROOT,
+    SERVICES_ENV,
+    SLOT,
+    VHOST,
+    WORKER_PORT_BASE,
+    test_env,
+)
+from harness.processes import Process, edge, payment_sandbox, start_together, worker
 from kernel.settings import Settings
 from scripts.lib import bare_pipeline
 from scripts.lib.accounting import STATISTICS_INTERVAL_SECONDS, Accounting, Cost, cost, pid_from_file
 from scripts.lib.benchlib import LATENCY_HEADER, for_duration, latency_columns, latency_figures, machine
-from tests import support
-from tests.bus import list_product
-from tests.conftest import _reset_database, create_admin, login, make_seller, register
 
 ADDRESS = {"line1": "1 Main St", "city": "Springfield", "postal_code": "12345", "country": "US"}
 STOCK = 10_000_000
@@ -72,7 +85,7 @@ REALISTIC = (
 BARE_ROLES = ("orders", "inventory", "payments", "edge")
 # Processes whose CPU is shown but not added to a pipeline's cost.
 LEFT_OUT = ("payment sandbox", "load generator")
-BARE_PORT_BASE = support.WORKER_PORT_BASE + 20
+BARE_PORT_BASE = WORKER_PORT_BASE + 20
 
 
 @dataclass
@@ -204,14 +217,14 @@ async def completed(dsn: str, table: str) -> tuple[int, int]:
 
 
 def bench_env() -> dict[str, str]:
-    env = support.test_env()
+    env = test_env()
     env.update({f"AGORA_{name.upper()}": str(Settings.model_fields[name].default) for name in REALISTIC})
     return env
 
 
 async def agora_shop(env: dict[str, str], args: argparse.Namespace) -> Shop:
     """Members registered and signed in, products listed and priced, all over the public paths."""
-    base_url = f"http://127.0.0.1:{support.HTTP_PORT}"
+    base_url = f"http://127.0.0.1:{HTTP_PORT}"
     connection = await aio_pika.connect_robust(env["AGORA_AMQP_URL"])
     async with aiohttp.ClientSession(base_url) as http:
         admin_body = create_admin(env)
@@ -243,20 +256,18 @@ async def _priced(dsn: str, products: list[str]) -> None:
         await conn.close()
 
 
-def accounting(env: dict[str, str], processes: dict[str, support.Process], metrics: dict[str, str]) -> Accounting:
+def accounting(env: dict[str, str], processes: dict[str, Process], metrics: dict[str, str]) -> Accounting:
     """The books of one pipeline: its processes, the broker, the database, the sandbox
     provider and this load generator."""
-    run_dir = Path(support.SERVICES_ENV["AGORA_RUN_DIR"])
+    run_dir = Path(SERVICES_ENV["AGORA_RUN_DIR"])
     pids = {name: p.proc.pid for name, p in processes.items() if p.proc is not None}
     pids["rabbitmq"] = pid_from_file(run_dir / "rabbitmq" / "rabbitmq.pid")
     pids["postgres"] = pid_from_file(run_dir / "postgres" / "data" / "postmaster.pid")
     pids["load generator"] = os.getpid()
-    return Accounting(pids, support.MANAGEMENT_URL, support.VHOST, asyncpg_dsn(env["AGORA_DATABASE_URL"]), metrics)
+    return Accounting(pids, MANAGEMENT_URL, VHOST, asyncpg_dsn(env["AGORA_DATABASE_URL"]), metrics)
 
 
-async def bench_agora(
-    env: dict[str, str], args: argparse.Namespace, processes: dict[str, support.Process]
-) -> list[Figures]:
+async def bench_agora(env: dict[str, str], args: argparse.Namespace, processes: dict[str, Process]) -> list[Figures]:
     metrics = {name: f"http://127.0.0.1:{p.port}/metrics" for name, p in processes.items() if name in AGORA_WORKERS}
     books = accounting(env, processes, metrics)
     shop = await agora_shop(env, args)
@@ -281,7 +292,7 @@ def token(key: Ed25519PrivateKey, subject: uuid.UUID, role: str) -> str:
     return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": "bare"})
 
 
-def bare_processes(env: dict[str, str], key: Ed25519PrivateKey) -> list[support.Process]:
+def bare_processes(env: dict[str, str], key: Ed25519PrivateKey) -> list[Process]:
     public_key = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -293,9 +304,9 @@ def bare_processes(env: dict[str, str], key: Ed25519PrivateKey) -> list[support.
         "BARE_PUBLIC_KEY": public_key.decode(),
         "BARE_SERVICE_TOKEN": token(key, uuid.uuid4(), "service"),
     }
-    python = str(support.ROOT / ".venv/bin/python")
+    python = str(ROOT / ".venv/bin/python")
     return [
-        support.Process(
+        Process(
             f"bare-{role}",
             [python, "-m", "scripts.lib.bare_pipeline", role, "--port", str(BARE_PORT_BASE + i)],
             BARE_PORT_BASE + i,
@@ -306,7 +317,7 @@ def bare_processes(env: dict[str, str], key: Ed25519PrivateKey) -> list[support.
 
 
 async def bench_bare(
-    env: dict[str, str], key: Ed25519PrivateKey, args: argparse.Namespace, processes: dict[str, support.Process]
+    env: dict[str, str], key: Ed25519PrivateKey, args: argparse.Namespace, processes: dict[str, Process]
 ) -> list[Figures]:
     products = [uuid.uuid4() for _ in range(args.products)]
     conn = await asyncpg.connect(asyncpg_dsn(env["AGORA_DATABASE_URL"]))
@@ -328,15 +339,6 @@ async def bench_bare(
 
 
 # --- the run ------------------------------------------------------------------------------
-
-
-def start(processes: list[support.Process]) -> None:
-    """Start them together; the last (an edge) once the others are ready."""
-    for process in processes[:-1]:
-        process.start(wait=False)
-    for process in processes[:-1]:
-        process.wait_ready()
-    processes[-1].start()
 
 
 def report(agora: list[Figures], bare: list[Figures]) -> None:
@@ -377,27 +379,27 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _interrupted)
 
     env = bench_env()
-    print(f"slot {support.SLOT}: database {support.DATABASE}, vhost {support.VHOST}; {machine()}")
+    print(f"slot {SLOT}: database {DATABASE}, vhost {VHOST}; {machine()}")
     print(
         f"{', '.join(map(str, args.concurrency))} orders in flight, each for {args.seconds:g} s "
         f"(after {args.warmup:g} s of warm-up), "
         f"{args.members} members, {args.products} products"
     )
-    _reset_database(env)
-    support.reset_vhost()
+    reset_database(env)
+    reset_vhost()
     dsn = asyncpg_dsn(env["AGORA_DATABASE_URL"])
     key = Ed25519PrivateKey.generate()
-    sandbox = support.payment_sandbox(env)
-    agora = {**{name: support.worker(name, env) for name in AGORA_WORKERS}, "edge": support.edge(env)}
+    sandbox = payment_sandbox(env)
+    agora = {**{name: worker(name, env) for name in AGORA_WORKERS}, "edge": edge(env)}
     bare = dict(zip(BARE_ROLES, bare_processes(env, key), strict=True))
     try:
         sandbox.start()
-        start(list(agora.values()))
+        start_together(list(agora.values()))
         agora_figures = asyncio.run(bench_agora(env, args, {**agora, "payment sandbox": sandbox}))
         for process in agora.values():
             process.stop()
         asyncio.run(bare_pipeline.create_schema(dsn))
-        start(list(bare.values()))
+        start_together(list(bare.values()))
         bare_figures = asyncio.run(bench_bare(env, key, args, {**bare, "payment sandbox": sandbox}))
     finally:
         for process in [*agora.values(), *bare.values(), sandbox]:

@@ -24,11 +24,14 @@ import aio_pika
 import aiohttp
 
 from contracts.inventory import COMMIT_STOCK, RESERVE_STOCK
+from harness.accounts import create_admin, login, make_seller
+from harness.broker import reset_vhost
+from harness.bus import Bus, list_product, service_token
+from harness.database import reset_database
+from harness.environment import DATABASE, HTTP_PORT, SLOT, VHOST, test_env
+from harness.processes import edge, running, worker
 from kernel.settings import SERVICES
 from scripts.lib.benchlib import latency_columns, machine, timed
-from tests import support
-from tests.bus import Bus, list_product, service_token
-from tests.conftest import _reset_database, create_admin, login, make_seller
 
 
 async def _run(
@@ -41,7 +44,7 @@ async def _run(
 
 async def bench(args: argparse.Namespace, env: dict[str, str]) -> None:
     connection = await aio_pika.connect_robust(env["AGORA_AMQP_URL"])
-    async with aiohttp.ClientSession(f"http://127.0.0.1:{support.HTTP_PORT}") as http, Bus(connection) as bus:
+    async with aiohttp.ClientSession(f"http://127.0.0.1:{HTTP_PORT}") as http, Bus(connection) as bus:
         admin_body = create_admin(env)
         admin = await login(http, admin_body["email"], admin_body["password"])
         seller = await make_seller(http, admin)
@@ -98,24 +101,16 @@ def main() -> None:
     parser.add_argument("--inventory-workers", type=int, default=1, help="inventory worker processes (default 1)")
     args = parser.parse_args()
 
-    env = support.test_env()
-    print(f"slot {support.SLOT}: database {support.DATABASE}, vhost {support.VHOST}; {machine()}")
-    _reset_database(env)
-    support.reset_vhost()
-    workers = [support.worker(name, env) for name in SERVICES if name != "catalog"]
+    env = test_env()
+    print(f"slot {SLOT}: database {DATABASE}, vhost {VHOST}; {machine()}")
+    reset_database(env)
+    reset_vhost()
+    workers = [worker(name, env) for name in SERVICES if name != "catalog"]
     inventory = next(w for w in workers if w.name == "worker-inventory")
     inventory.args += ["--workers", str(args.inventory_workers)]
-    edge = support.edge(env)
-    try:
-        for worker in workers:
-            worker.start()
-        edge.start()
+    with running([*workers, edge(env)]):
         print(f"inventory: {args.inventory_workers} process(es), prefetch {env.get('AGORA_PREFETCH', '16')} each")
         asyncio.run(bench(args, env))
-    finally:
-        edge.stop()
-        for worker in workers:
-            worker.stop()
 
 
 if __name__ == "__main__":

@@ -21,10 +21,13 @@ from sqlalchemy import text
 
 from contracts.catalog import SearchProducts
 from db.engine import make_engine, make_sessionmaker
+from harness.accounts import create_admin
+from harness.broker import queue_info, reset_vhost
+from harness.database import reset_database
+from harness.environment import DATABASE, HTTP_PORT, ROOT, SLOT, VHOST, test_env
+from harness.processes import edge, running, worker
 from kernel.settings import SERVICES
 from scripts.lib.benchlib import LATENCY_HEADER, latency_columns, machine, timed
-from tests import support
-from tests.conftest import _reset_database, create_admin
 from workers.catalog.search import search_products
 
 QUERIES: dict[str, dict[str, str]] = {
@@ -62,7 +65,7 @@ async def _wait_until_idle(env: dict[str, str], within: float) -> None:
                     )
                 )
             queued = sum(
-                int(str(support.queue_info(q).get("messages", 0)))
+                int(str(queue_info(q).get("messages", 0)))
                 for q in ("inventory.on_catalog_product_created_v1", "catalog.on_inventory_stock_changed_v1")
             )
             if not unsent and not queued:
@@ -76,7 +79,7 @@ async def _wait_until_idle(env: dict[str, str], within: float) -> None:
 
 async def bench(args: argparse.Namespace, env: dict[str, str]) -> None:
     print(f"\n{'through the edge':<16} {'calls':>6} {'per sec':>9} {_HEADER}")
-    async with aiohttp.ClientSession(f"http://127.0.0.1:{support.HTTP_PORT}") as http:
+    async with aiohttp.ClientSession(f"http://127.0.0.1:{HTTP_PORT}") as http:
 
         def call(params: dict[str, str]) -> Callable[[], Awaitable[None]]:
             async def one() -> None:
@@ -132,26 +135,22 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="keep the slot's database (already seeded)")
     args = parser.parse_args()
 
-    env = support.test_env()
-    print(f"slot {support.SLOT}: database {support.DATABASE}, vhost {support.VHOST}; {machine()}")
+    env = test_env()
+    print(f"slot {SLOT}: database {DATABASE}, vhost {VHOST}; {machine()}")
     if not args.reuse:
-        _reset_database(env)
-        support.reset_vhost()
-    workers = [support.worker(name, env) for name in SERVICES]
+        reset_database(env)
+        reset_vhost()
+    workers = [worker(name, env) for name in SERVICES]
     catalog = next(w for w in workers if w.name == "worker-catalog")
     catalog.args += ["--workers", str(args.catalog_workers)]
-    edge = support.edge(env)
-    try:
-        for worker in workers:
-            worker.start()
-        edge.start()
+    with running([*workers, edge(env)]):
         operator = create_admin(env)
         as_admin = {"AGORA_ADMIN_EMAIL": operator["email"], "AGORA_ADMIN_PASSWORD": operator["password"]}
         started = time.perf_counter()
         seeded = subprocess.run(
-            [str(support.ROOT / ".venv/bin/agora"), "seed", "--products", str(args.products)],
+            [str(ROOT / ".venv/bin/agora"), "seed", "--products", str(args.products)],
             env={**env, **as_admin},
-            cwd=support.ROOT,
+            cwd=ROOT,
             timeout=3600,
         )
         if seeded.returncode:
@@ -159,10 +158,6 @@ def main() -> None:
         print(f"seeded {args.products} products in {time.perf_counter() - started:.0f} s")
         asyncio.run(_wait_until_idle(env, args.wait))
         asyncio.run(bench(args, env))
-    finally:
-        edge.stop()
-        for worker in workers:
-            worker.stop()
 
 
 if __name__ == "__main__":

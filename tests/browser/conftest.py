@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
 
-from tests import support
-from tests.conftest import Stack
+from harness import environment
+from harness.stack import Stack
 
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = support.ROOT / "test-artifacts" / "screenshots"
+SCREENSHOTS = environment.ROOT / "test-artifacts" / "screenshots"
 
 # No skip when it is missing: scripts/test installs it, and a browser suite that
 # quietly skips would hide a broken provisioning.

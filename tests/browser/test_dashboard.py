@@ -14,9 +14,10 @@ from aio_pika.abc import AbstractRobustConnection
 from playwright.async_api import Page, expect
 
 from contracts.users import REGISTER_USER
+from harness.accounts import bearer, create_admin, login, register
+from harness.stack import Stack
 from tests.browser.conftest import screenshot, sign_in
 from tests.catalog_support import create_category, new_tag
-from tests.conftest import Stack, bearer, create_admin, login, register
 from tests.orders_support import matrix_product, place_when_priced
 from tests.reliability.conftest import park_a_registration
 

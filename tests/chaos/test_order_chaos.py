@@ -36,10 +36,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.topology import COMMANDS_EXCHANGE, EVENTS_EXCHANGE
+from harness import backing_services, environment, processes
+from harness.accounts import bearer, login, make_seller, register
+from harness.bus import list_product
+from harness.stack import Stack
 from kernel.settings import SERVICES
-from tests import support
-from tests.bus import list_product
-from tests.conftest import Stack, bearer, login, make_seller, register
 
 pytestmark = pytest.mark.slow
 
@@ -121,7 +122,7 @@ async def duplicate_some(amqp: AbstractRobustConnection, chaos: Chaos, stop: asy
         await channel.close()
 
 
-async def faults(stack: Stack, replica: support.Process, chaos: Chaos, placed: asyncio.Event) -> None:
+async def faults(stack: Stack, replica: processes.Process, chaos: Chaos, placed: asyncio.Event) -> None:
     """Kill and restart the saga's workers in turn and restart the broker once, while
     orders are placed; the last fault hits the orders and payments workers just after
     the last order went in, with sagas still in flight."""
@@ -133,13 +134,13 @@ async def faults(stack: Stack, replica: support.Process, chaos: Chaos, placed: a
     await fault(stack, replica, "orders", chaos)
 
 
-async def fault(stack: Stack, replica: support.Process, target: str, chaos: Chaos) -> None:
+async def fault(stack: Stack, replica: processes.Process, target: str, chaos: Chaos) -> None:
     chaos.last_fault_at = time.monotonic()  # the moment it strikes
     if target == "broker":
-        await asyncio.to_thread(support.rabbitmqctl, "stop_app")
+        await asyncio.to_thread(backing_services.rabbitmqctl, "stop_app")
         await asyncio.sleep(3)
-        await asyncio.to_thread(support.rabbitmqctl, "start_app")
-        await asyncio.to_thread(support.rabbitmqctl, "await_startup")
+        await asyncio.to_thread(backing_services.rabbitmqctl, "start_app")
+        await asyncio.to_thread(backing_services.rabbitmqctl, "await_startup")
         chaos.broker_restarts += 1
     else:
         process = stack.workers[target]
@@ -287,7 +288,7 @@ async def ledger(order_ids: list[str]) -> dict[str, dict[str, Any]]:
     """The provider's ledger entry of each order (empty when it never reached the provider)."""
     async with (
         aiohttp.ClientSession() as session,
-        session.get(f"http://127.0.0.1:{support.PAYMENT_SANDBOX_PORT}/v1/ledger") as resp,
+        session.get(f"http://127.0.0.1:{environment.PAYMENT_SANDBOX_PORT}/v1/ledger") as resp,
     ):
         book = (await resp.json())["orders"]
     return {
@@ -299,9 +300,9 @@ async def ledger(order_ids: list[str]) -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture
-async def orders_replica(stack: Stack) -> AsyncIterator[support.Process]:
+async def orders_replica(stack: Stack) -> AsyncIterator[processes.Process]:
     """A second orders worker: the saga must hold with replicas racing for the same orders."""
-    replica = support.worker("orders", stack.env, index=len(SERVICES) + 10, label="orders-2").start()
+    replica = processes.worker("orders", stack.env, index=len(SERVICES) + 10, label="orders-2").start()
     yield replica
     replica.stop()
 
@@ -334,7 +335,7 @@ async def test_orders_keep_their_promises_through_crashes_restarts_and_duplicate
     amqp: AbstractRobustConnection,
     db: AsyncEngine,
     admin: dict[str, Any],
-    orders_replica: support.Process,
+    orders_replica: processes.Process,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     products, members = await shop(http, amqp, db, admin)
@@ -413,6 +414,6 @@ given up after the reserve deadline
 {live_on_cancelled}
   outbox       unpublished rows {sum(unsent.values())}
 """
-    (support.ARTIFACTS / "chaos.txt").write_text(figures)
+    (environment.ARTIFACTS / "chaos.txt").write_text(figures)
     with capsys.disabled():
         print(figures)

@@ -18,10 +18,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests import support
-from tests.conftest import Stack, new_user
+from harness import broker, environment, processes
+from harness.accounts import new_user
+from harness.stack import Stack
 
-PORT = support.HTTP_PORT + 12
+PORT = environment.HTTP_PORT + 12
 LIMITS = {
     "token:ip": "2/minute",
     "refresh:account": "2/minute",
@@ -34,8 +35,8 @@ LIMITS = {
 
 @pytest.fixture(scope="module")
 def hardened(stack: Stack) -> Iterator[str]:
-    vhost = f"{support.VHOST}_abuse"
-    support.reset_vhost(vhost)
+    vhost = f"{environment.VHOST}_abuse"
+    broker.reset_vhost(vhost)
     env = {
         **stack.env,
         "AGORA_AMQP_URL": stack.env["AGORA_AMQP_URL"].rsplit("/", 1)[0] + f"/{vhost}",
@@ -44,9 +45,9 @@ def hardened(stack: Stack) -> Iterator[str]:
         "AGORA_TRUSTED_PROXY_HOPS": "1",
         "AGORA_RATE_LIMITS": json.dumps(LIMITS),
     }
-    worker = support.worker("users", env, index=8)
+    worker = processes.worker("users", env, index=8)
     worker.name = "worker-users-abuse"
-    edge = support.edge(env, "edge-abuse", PORT)
+    edge = processes.edge(env, "edge-abuse", PORT)
     try:
         worker.start()
         edge.start()
@@ -54,7 +55,7 @@ def hardened(stack: Stack) -> Iterator[str]:
     finally:
         edge.stop()
         worker.stop()
-        support.management_api("DELETE", f"/vhosts/{vhost}")
+        broker.management_api("DELETE", f"/vhosts/{vhost}")
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from typing import Any
 import aiohttp
 
 from edge.sessions import ACCESS_COOKIE, CSRF_COOKIE, CSRF_HEADER, REFRESH_COOKIE
-from tests import support
-from tests.conftest import register
+from harness import environment
+from harness.accounts import register
 
 
 async def _browser_login(http: aiohttp.ClientSession) -> tuple[dict[str, Any], SimpleCookie]:
@@ -93,15 +93,15 @@ async def test_refresh_and_logout_with_the_refresh_cookie(http: aiohttp.ClientSe
 
 async def test_cors_allows_only_configured_origins(http: aiohttp.ClientSession) -> None:
     preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type,x-csrf-token"}
-    async with http.options("/api/users/login", headers={"Origin": support.CORS_ORIGIN, **preflight}) as resp:
+    async with http.options("/api/users/login", headers={"Origin": environment.CORS_ORIGIN, **preflight}) as resp:
         assert resp.status == 200
-        assert resp.headers["Access-Control-Allow-Origin"] == support.CORS_ORIGIN
+        assert resp.headers["Access-Control-Allow-Origin"] == environment.CORS_ORIGIN
         assert resp.headers["Access-Control-Allow-Credentials"] == "true"
         assert "X-CSRF-TOKEN" in resp.headers["Access-Control-Allow-Headers"].upper()
     async with http.options("/api/users/login", headers={"Origin": "https://evil.example", **preflight}) as resp:
         assert "Access-Control-Allow-Origin" not in resp.headers
     async with http.get("/api/auth/jwks.json", headers={"Origin": "https://evil.example"}) as resp:
         assert resp.status == 200 and "Access-Control-Allow-Origin" not in resp.headers
-    async with http.get("/api/auth/jwks.json", headers={"Origin": support.CORS_ORIGIN}) as resp:
-        assert resp.headers["Access-Control-Allow-Origin"] == support.CORS_ORIGIN
+    async with http.get("/api/auth/jwks.json", headers={"Origin": environment.CORS_ORIGIN}) as resp:
+        assert resp.headers["Access-Control-Allow-Origin"] == environment.CORS_ORIGIN
         assert "X-REQUEST-ID" in resp.headers["Access-Control-Expose-Headers"].upper()

@@ -13,14 +13,14 @@ import pytest
 from redis.asyncio import Redis
 
 from edge.cache import ReadCache
-from tests import support
+from harness import environment, processes
+from harness.accounts import bearer, make_seller
 from tests.catalog_support import create_category, create_product, new_tag
-from tests.conftest import bearer, make_seller
 
 
 @pytest.fixture
 async def cache() -> AsyncIterator[ReadCache]:
-    read_cache = ReadCache(Redis.from_url(support.test_env()["AGORA_REDIS_URL"], decode_responses=True))
+    read_cache = ReadCache(Redis.from_url(environment.test_env()["AGORA_REDIS_URL"], decode_responses=True))
     yield read_cache
     await read_cache.close()
 
@@ -48,7 +48,7 @@ async def test_concurrent_misses_cause_one_load(cache: ReadCache) -> None:
 
 async def test_replicas_share_one_load(cache: ReadCache) -> None:
     # Two caches are two edge processes: the Redis lock makes the second wait for the first.
-    other = ReadCache(Redis.from_url(support.test_env()["AGORA_REDIS_URL"], decode_responses=True))
+    other = ReadCache(Redis.from_url(environment.test_env()["AGORA_REDIS_URL"], decode_responses=True))
     try:
         product_id = uuid.uuid4()
         first, second = Loader({"v": 1}, delay=0.3), Loader({"v": 2}, delay=0.3)
@@ -98,7 +98,7 @@ async def test_a_failed_load_is_not_cached_and_reaches_every_waiter(cache: ReadC
 
 
 async def _cache_counts(http: aiohttp.ClientSession, cache: str) -> dict[str, float]:
-    async with http.get(f"http://127.0.0.1:{support.edge_metrics_port()}/metrics") as resp:
+    async with http.get(f"http://127.0.0.1:{processes.edge_metrics_port()}/metrics") as resp:
         text = await resp.text()
     counts = {"hit": 0.0, "miss": 0.0, "coalesced": 0.0}
     for line in text.splitlines():
@@ -132,7 +132,7 @@ async def seller_product(http: aiohttp.ClientSession, admin: dict[str, Any]) -> 
 
     await _wait_for(stocked, within=5.0)
     # Then wait until its cache generation has stopped moving (no event still on its way).
-    redis = Redis.from_url(support.test_env()["AGORA_REDIS_URL"], decode_responses=True)
+    redis = Redis.from_url(environment.test_env()["AGORA_REDIS_URL"], decode_responses=True)
     try:
         key, last, stable_since = f"agora:cache:gen:product:{product['product_id']}", None, time.monotonic()
         while time.monotonic() - stable_since < 0.5:

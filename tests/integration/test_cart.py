@@ -16,8 +16,8 @@ import pytest
 
 from edge.routes.cart import CART_COOKIE, CART_HEADER
 from edge.sessions import ACCESS_COOKIE, CSRF_COOKIE, CSRF_HEADER
+from harness.accounts import bearer, login, make_seller, register
 from tests.catalog_support import create_category, create_product, new_tag
-from tests.conftest import bearer, login, make_seller, register
 from tests.orders_support import ADDRESS
 
 # --- fixtures and helpers -----------------------------------------------------------------

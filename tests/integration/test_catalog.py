@@ -19,9 +19,11 @@ from yarl import URL
 
 from contracts.envelope import Envelope
 from contracts.topology import EVENTS_EXCHANGE
+from harness.accounts import bearer, create_admin, login, make_seller, register
+from harness.processes import agora_cli
+from harness.stack import Stack
 from ops.seed import DEMO_PASSWORD
 from tests.catalog_support import create_category, create_product, new_tag
-from tests.conftest import Stack, agora_cli, bearer, create_admin, login, make_seller, register
 
 _tag = new_tag
 _category = create_category

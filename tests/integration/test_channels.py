@@ -19,8 +19,8 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
+from harness import environment, processes
 from kernel.settings import Settings
-from tests import support
 from workers.notifications.channels import (
     EmailSender,
     InvalidPhoneNumber,
@@ -32,13 +32,13 @@ from workers.notifications.channels import (
 
 def make_settings(**overrides: Any) -> Settings:
     values: dict[str, Any] = {
-        "smtp_host": support.SMTP_HOST,
-        "smtp_port": support.SMTP_PORT,
+        "smtp_host": environment.SMTP_HOST,
+        "smtp_port": environment.SMTP_PORT,
         "smtp_from": "Agora <no-reply@shop.example>",
         "smtp_timeout_seconds": 5,
-        "twilio_api_url": support.SMS_SANDBOX_URL,
-        "twilio_account_sid": support.TWILIO_ACCOUNT_SID,
-        "twilio_auth_token": support.TWILIO_AUTH_TOKEN,
+        "twilio_api_url": environment.SMS_SANDBOX_URL,
+        "twilio_account_sid": environment.TWILIO_ACCOUNT_SID,
+        "twilio_auth_token": environment.TWILIO_AUTH_TOKEN,
         "twilio_from_number": "+15005550006",
         "twilio_timeout_seconds": 5,
         **overrides,
@@ -76,7 +76,7 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 @pytest.fixture
-async def sms(sms_sandbox: support.Process) -> AsyncIterator[SmsSender]:
+async def sms(sms_sandbox: processes.Process) -> AsyncIterator[SmsSender]:
     async with SmsSender(make_settings()) as sender:
         yield sender
 
@@ -84,11 +84,11 @@ async def sms(sms_sandbox: support.Process) -> AsyncIterator[SmsSender]:
 async def sink_message(http: aiohttp.ClientSession, to: str) -> dict[str, Any]:
     """The one message the SMTP sink received for `to`, in full."""
     for _ in range(50):
-        async with http.get(f"{support.SMTP_SINK_URL}/messages", params={"to": to}) as resp:
+        async with http.get(f"{environment.SMTP_SINK_URL}/messages", params={"to": to}) as resp:
             found = await resp.json()
         if found:
             assert len(found) == 1, found
-            async with http.get(f"{support.SMTP_SINK_URL}/messages/{found[0]['id']}") as resp:
+            async with http.get(f"{environment.SMTP_SINK_URL}/messages/{found[0]['id']}") as resp:
                 message: dict[str, Any] = await resp.json()
                 return message
         await asyncio.sleep(0.1)
@@ -96,7 +96,7 @@ async def sink_message(http: aiohttp.ClientSession, to: str) -> dict[str, Any]:
 
 
 async def sandbox_messages(http: aiohttp.ClientSession, to: str) -> list[dict[str, Any]]:
-    async with http.get(f"{support.SMS_SANDBOX_URL}/sandbox/messages", params={"to": to}) as resp:
+    async with http.get(f"{environment.SMS_SANDBOX_URL}/sandbox/messages", params={"to": to}) as resp:
         assert resp.status == 200
         messages: list[dict[str, Any]] = await resp.json()
         return messages
@@ -104,7 +104,7 @@ async def sandbox_messages(http: aiohttp.ClientSession, to: str) -> list[dict[st
 
 async def outage(http: aiohttp.ClientSession, failures: int, status: int = 503) -> None:
     async with http.post(
-        f"{support.SMS_SANDBOX_URL}/sandbox/outage", json={"failures": failures, "status": status}
+        f"{environment.SMS_SANDBOX_URL}/sandbox/outage", json={"failures": failures, "status": status}
     ) as resp:
         assert resp.status == 200, await resp.text()
 
@@ -208,7 +208,7 @@ async def test_an_sms_reaches_the_sandbox_and_its_sid_comes_back(sms: SmsSender,
     assert message["from"] == "+15005550006"
     assert message["body"] == "Your order 1234 has shipped."
     assert message["status"] == "queued" and message["direction"] == "outbound-api"
-    assert message["account_sid"] == support.TWILIO_ACCOUNT_SID
+    assert message["account_sid"] == environment.TWILIO_ACCOUNT_SID
 
 
 async def test_the_sandbox_answers_the_twilio_client_as_twilio_does(
@@ -218,8 +218,8 @@ async def test_the_sandbox_answers_the_twilio_client_as_twilio_does(
     to = await unused_number(http)
     sid = await sms.send(to, "Fetch me")
     async with AsyncTwilioHttpClient() as transport:
-        client = Client(support.TWILIO_ACCOUNT_SID, support.TWILIO_AUTH_TOKEN, http_client=transport)
-        client.api.base_url = support.SMS_SANDBOX_URL
+        client = Client(environment.TWILIO_ACCOUNT_SID, environment.TWILIO_AUTH_TOKEN, http_client=transport)
+        client.api.base_url = environment.SMS_SANDBOX_URL
 
         fetched = await client.messages(sid).fetch_async()
         assert (fetched.sid, fetched.to, fetched.body, fetched.num_segments) == (sid, to, "Fetch me", "1")
@@ -254,12 +254,12 @@ async def test_an_outage_is_transient_and_the_next_call_goes_through(
 
 
 async def test_an_invalid_number_is_permanent_and_never_sent(sms: SmsSender, http: aiohttp.ClientSession) -> None:
-    async with http.get(f"{support.SMS_SANDBOX_URL}/sandbox/messages") as resp:
+    async with http.get(f"{environment.SMS_SANDBOX_URL}/sandbox/messages") as resp:
         before = len(await resp.json())
     for number in ("+1555", "4155550123", "+1 415 555 01"):
         with pytest.raises(InvalidPhoneNumber):
             await sms.send(number, "Hello")
-    async with http.get(f"{support.SMS_SANDBOX_URL}/sandbox/messages") as resp:
+    async with http.get(f"{environment.SMS_SANDBOX_URL}/sandbox/messages") as resp:
         assert len(await resp.json()) == before
 
 
@@ -270,7 +270,7 @@ async def test_a_message_the_provider_refuses_is_permanent(sms: SmsSender) -> No
         await sms.send(new_number(), "x" * 1601)
 
 
-async def test_refused_credentials_are_transient(sms_sandbox: support.Process) -> None:
+async def test_refused_credentials_are_transient(sms_sandbox: processes.Process) -> None:
     """The fault is Agora's configuration: the messages wait for an operator's fix."""
     async with SmsSender(make_settings(twilio_auth_token="wrong")) as sender:
         with pytest.raises(TransientDeliveryError, match="401"):

@@ -14,7 +14,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.users import GET_USER, REGISTER_USER
-from tests.conftest import Stack, agora_cli, bearer, register
+from harness.accounts import bearer, register
+from harness.processes import agora_cli
+from harness.stack import Stack
 from tests.reliability.conftest import park_a_registration, publish_command
 
 DLQ = f"{GET_USER.queue}.dlq"

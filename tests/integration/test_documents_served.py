@@ -6,7 +6,7 @@ import json
 
 import aiohttp
 
-from tests import support
+from harness import environment
 
 
 async def test_the_message_and_http_documents_are_served(http: aiohttp.ClientSession) -> None:
@@ -14,5 +14,5 @@ async def test_the_message_and_http_documents_are_served(http: aiohttp.ClientSes
         async with http.get(url) as resp:
             assert resp.status == 200
             served = await resp.json()
-        assert served == json.loads((support.ROOT / "docs" / name).read_text()), name
+        assert served == json.loads((environment.ROOT / "docs" / name).read_text()), name
     assert served["info"]["title"]

@@ -25,20 +25,15 @@ from contracts.catalog import PRODUCT_DELETED, ProductDeleted
 from contracts.inventory import COMMIT_STOCK, RELEASE_STOCK, RESERVE_STOCK
 from contracts.topology import EVENTS_EXCHANGE
 from edge.routes import ENDPOINTS
-from tests.bus import Bus, list_product, publish_event, service_token
-from tests.conftest import Stack, bearer, login, make_seller, register
+from harness.accounts import bearer, login, make_seller, register
+from harness.bus import Bus, list_product, publish_event, service_token
+from harness.stack import Stack
 
 PUBLIC_FIELDS = {"product_id", "stock", "updated_at"}
 OWNER_FIELDS = PUBLIC_FIELDS | {"reserved", "low_stock_threshold"}
 
 
 # --- fixtures and helpers -----------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-async def bus(amqp: AbstractRobustConnection) -> AsyncIterator[Bus]:
-    async with Bus(amqp) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")

@@ -21,11 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from db.engine import make_sessionmaker
 from db.tables.users import signing_keys
+from harness import environment
+from harness.stack import Stack
 from kernel.crypto import FieldCipher
 from kernel.settings import Settings
 from kernel.tokens import InvalidToken, TokenVerifier
-from tests import support
-from tests.conftest import Stack
 from workers.users.keys import KeyRing, RetireRefused
 
 TTL = 900
@@ -34,14 +34,14 @@ TTL = 900
 @pytest.fixture(scope="module")
 async def keys_db(stack: Stack) -> AsyncIterator[tuple[AsyncEngine, Settings]]:
     base, _ = stack.env["AGORA_DATABASE_URL"].rsplit("/", 1)
-    name = f"{support.DATABASE}_keys"
+    name = f"{environment.DATABASE}_keys"
     admin = create_async_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
     async with admin.connect() as conn:
         await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         await conn.execute(text(f'CREATE DATABASE "{name}"'))
     env = {**stack.env, "AGORA_DATABASE_URL": f"{base}/{name}"}
-    upgrade = [str(support.ROOT / ".venv/bin/agora"), "db", "upgrade"]
-    await asyncio.to_thread(subprocess.run, upgrade, env=env, check=True, cwd=support.ROOT)
+    upgrade = [str(environment.ROOT / ".venv/bin/agora"), "db", "upgrade"]
+    await asyncio.to_thread(subprocess.run, upgrade, env=env, check=True, cwd=environment.ROOT)
     data_key = base64.b64encode(os.urandom(32)).decode()
     settings = Settings(
         database_url=env["AGORA_DATABASE_URL"],

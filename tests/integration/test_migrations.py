@@ -1,18 +1,18 @@
-"""The migrations build exactly the schema that `db/tables.py` describes."""
+"""The migrations build exactly the schema that `db/tables/` describes."""
 
 from __future__ import annotations
 
 import subprocess
 
-from tests import support
-from tests.conftest import Stack
+from harness import environment
+from harness.stack import Stack
 
 
 def test_migrated_database_matches_the_table_definitions(stack: Stack) -> None:
     result = subprocess.run(
-        [str(support.ROOT / ".venv/bin/alembic"), "-c", "db/alembic.ini", "check"],
+        [str(environment.ROOT / ".venv/bin/alembic"), "-c", "db/alembic.ini", "check"],
         env=stack.env,
-        cwd=support.ROOT,
+        cwd=environment.ROOT,
         capture_output=True,
         text=True,
         timeout=120,

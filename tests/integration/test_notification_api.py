@@ -8,7 +8,8 @@ import aiohttp
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.conftest import Stack, bearer, login, register
+from harness.accounts import bearer, login, register
+from harness.stack import Stack
 from workers.notifications.templates import DEFAULTS, VARIABLES
 
 NO_CHOICES = {"sms_orders": False, "sms_security": False, "marketing_email": False, "marketing_sms": False}

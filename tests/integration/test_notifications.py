@@ -25,9 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.inventory import LOW_STOCK, LowStock
 from contracts.users import GET_CONTACT, PASSWORD_CHANGED, PasswordChanged
-from tests import support
-from tests.bus import Bus, list_product, publish_event, service_token
-from tests.conftest import Stack, bearer, login, make_seller, register
+from harness import environment, processes
+from harness.accounts import bearer, login, make_seller, register
+from harness.bus import Bus, list_product, publish_event, service_token
+from harness.stack import Stack
 from tests.orders_support import place_when_priced
 from tests.reliability.conftest import dead_letters
 from workers.notifications.templates import CANCEL_REASONS, DEFAULTS
@@ -43,7 +44,7 @@ async def mails(to: str, *, subject: str = "", expect: int = 1, within: float = 
     """The sink's messages to `to` whose subject contains `subject` (with their text and
     headers), once `expect` arrived or the time is up."""
     deadline = asyncio.get_running_loop().time() + within
-    async with aiohttp.ClientSession(support.SMTP_SINK_URL) as sink:
+    async with aiohttp.ClientSession(environment.SMTP_SINK_URL) as sink:
         while True:
             async with sink.get("/messages", params={"to": to}) as resp:
                 found = [m for m in await resp.json() if subject in m["subject"]]
@@ -58,7 +59,7 @@ async def mails(to: str, *, subject: str = "", expect: int = 1, within: float = 
 
 async def texts(to: str) -> list[dict[str, Any]]:
     async with (
-        aiohttp.ClientSession(support.SMS_SANDBOX_URL) as sandbox,
+        aiohttp.ClientSession(environment.SMS_SANDBOX_URL) as sandbox,
         sandbox.get("/sandbox/messages", params={"to": to}) as resp,
     ):
         found: list[dict[str, Any]] = await resp.json()
@@ -352,10 +353,10 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def lone_notifications_worker(stack: Stack, smtp_port: int, max_attempts: int = 30) -> Iterator[support.Process]:
+def lone_notifications_worker(stack: Stack, smtp_port: int, max_attempts: int = 30) -> Iterator[processes.Process]:
     """The only notifications worker meanwhile: it sends through `smtp_port` and retries fast."""
     stack.workers["notifications"].stop()
-    worker = support.worker("notifications", stack.env, label="notifications-smtp-outage")
+    worker = processes.worker("notifications", stack.env, label="notifications-smtp-outage")
     extra = {
         "AGORA_SMTP_PORT": str(smtp_port),
         "AGORA_NOTIFICATION_RETRY_CAP_SECONDS": "2",

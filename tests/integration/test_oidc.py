@@ -40,8 +40,9 @@ from contracts.oidc import OIDC_SIGN_IN, OidcSignIn
 from edge.bus import RpcClient
 from edge.oidc import FLOW_COOKIE
 from edge.sessions import ACCESS_COOKIE, CSRF_COOKIE, REFRESH_COOKIE
-from tests import support
-from tests.conftest import Stack, login, new_user
+from harness import broker, environment, processes
+from harness.accounts import login, new_user
+from harness.stack import Stack
 
 with warnings.catch_warnings():
     # The mock runs on Authlib APIs Authlib now deprecates (authlib.jose, its httpx
@@ -49,7 +50,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import oidc_provider_mock
 
-PORT = support.HTTP_PORT + 14
+PORT = environment.HTTP_PORT + 14
 BASE = f"http://127.0.0.1:{PORT}"
 CLIENT_ID = "agora-test"
 CLIENT_SECRET = "not-so-secret"
@@ -144,8 +145,8 @@ class Oidc:
 def oidc(stack: Stack) -> Iterator[Oidc]:
     provider = _run_provider()
     other = _run_provider(keys_from=provider.issuer)
-    vhost = f"{support.VHOST}_oidc"
-    support.reset_vhost(vhost)
+    vhost = f"{environment.VHOST}_oidc"
+    broker.reset_vhost(vhost)
     providers = {
         name: {"issuer": p.issuer, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
         for name, p in (("mock", provider), ("other", other))
@@ -158,10 +159,10 @@ def oidc(stack: Stack) -> Iterator[Oidc]:
         "AGORA_PUBLIC_URL": BASE,
         "AGORA_OIDC_PROVIDERS": json.dumps(providers),
     }
-    worker = support.worker("users", env, index=7)
+    worker = processes.worker("users", env, index=7)
     worker.name = "worker-users-oidc"
     worker.log_path = worker.log_path.with_name("worker-users-oidc.log")
-    edge = support.edge(env, "edge-oidc", PORT)
+    edge = processes.edge(env, "edge-oidc", PORT)
     try:
         worker.start()
         edge.start()
@@ -169,7 +170,7 @@ def oidc(stack: Stack) -> Iterator[Oidc]:
     finally:
         edge.stop()
         worker.stop()
-        support.management_api("DELETE", f"/vhosts/{vhost}")
+        broker.management_api("DELETE", f"/vhosts/{vhost}")
         provider.stop()
         other.stop()
 

@@ -3,7 +3,7 @@
 Products come from `catalog.product_created.v1` published straight to `agora.events`
 (as the catalog's relay would), which gives them a stock record in inventory and a
 price in the orders service's product read model. The saga's deadlines are short in
-tests (tests/support.py).
+tests (harness/environment.py).
 """
 
 from __future__ import annotations
@@ -23,9 +23,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.inventory import RETURN_STOCK
 from contracts.orders import PLACE_ORDER
-from tests import support
-from tests.bus import Bus, list_product, service_token
-from tests.conftest import Stack, agora_cli, bearer, login, make_seller, register
+from harness import broker, environment
+from harness.accounts import bearer, login, make_seller, register
+from harness.bus import Bus, list_product, service_token
+from harness.processes import agora_cli
+from harness.stack import Stack
 
 ADDRESS = {"line1": "1 Main St", "city": "Springfield", "postal_code": "12345", "country": "US"}
 FINAL = ("confirmed", "cancelled")
@@ -43,12 +45,6 @@ async def seller(http: aiohttp.ClientSession, admin: dict[str, Any]) -> dict[str
 async def member(http: aiohttp.ClientSession) -> dict[str, Any]:
     user = await register(http)
     return await login(http, user["email"], user["password"])
-
-
-@pytest.fixture(scope="module")
-async def bus(amqp: AbstractRobustConnection) -> AsyncIterator[Bus]:
-    async with Bus(amqp) as client:
-        yield client
 
 
 async def product(
@@ -130,7 +126,7 @@ async def stock_settles(
 async def ledger(order_id: str) -> dict[str, Any]:
     async with (
         aiohttp.ClientSession() as session,
-        session.get(f"http://127.0.0.1:{support.PAYMENT_SANDBOX_PORT}/v1/ledger/orders/{order_id}") as resp,
+        session.get(f"http://127.0.0.1:{environment.PAYMENT_SANDBOX_PORT}/v1/ledger/orders/{order_id}") as resp,
     ):
         result: dict[str, Any] = await resp.json()
         return result
@@ -404,7 +400,7 @@ async def partner_token(stack: Stack, http: aiohttp.ClientSession) -> AsyncItera
         assert resp.status == 200, await resp.text()
         token = (await resp.json())["access_token"]
     yield str(token)
-    support.management_api("DELETE", f"/users/partner-{name}")
+    broker.management_api("DELETE", f"/users/partner-{name}")
 
 
 def dead_lettered(stack: Stack, queue: str, reason: str) -> float:

@@ -9,13 +9,14 @@ import aio_pika
 import aiohttp
 
 from contracts.users import REGISTER_USER
-from tests import support
-from tests.conftest import Stack, new_user
+from harness import broker, environment, processes
+from harness.accounts import new_user
+from harness.stack import Stack
 
 
 async def test_a_stalled_worker_gives_504_and_the_command_still_completes(stack: Stack) -> None:
     # A second edge with a one-second budget, so the test does not wait out the default.
-    impatient = support.edge(stack.env, "edge-impatient", support.HTTP_PORT + 10)
+    impatient = processes.edge(stack.env, "edge-impatient", environment.HTTP_PORT + 10)
     impatient.start(extra_env={"AGORA_RPC_TIMEOUT_SECONDS": "1"})
     assert stack.users.proc is not None
     body = new_user()
@@ -45,8 +46,8 @@ async def test_a_stalled_worker_gives_504_and_the_command_still_completes(stack:
 async def test_the_edge_is_alive_but_not_ready_without_a_broker_connection(stack: Stack) -> None:
     # An edge pointed at a broker port nobody listens on: /healthz yes, /readyz no,
     # and API calls fail fast with a 503 problem instead of hanging.
-    port = support.HTTP_PORT + 11
-    lonely = support.edge(stack.env, "edge-no-broker", port)
+    port = environment.HTTP_PORT + 11
+    lonely = processes.edge(stack.env, "edge-no-broker", port)
     lonely.start(extra_env={"AGORA_AMQP_URL": "amqp://agora:agora@127.0.0.1:1/"}, wait=False)
     try:
         async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
@@ -70,9 +71,9 @@ async def test_a_worker_that_cannot_declare_its_queues_exits_instead_of_idling(s
     # A queue left from an earlier deployment with other arguments makes the declare
     # fail. The process must exit (a supervisor restarts it, an operator sees it), not
     # keep answering /healthz while consuming nothing.
-    vhost = f"{support.VHOST}_conflict"
+    vhost = f"{environment.VHOST}_conflict"
     # With the worker's own broker user, as `agora broker setup` makes it.
-    await asyncio.to_thread(support.reset_vhost, vhost)
+    await asyncio.to_thread(broker.reset_vhost, vhost)
     url = stack.env["AGORA_AMQP_URL"].rsplit("/", 1)[0] + f"/{vhost}"
     try:
         connection = await aio_pika.connect(url)
@@ -81,11 +82,11 @@ async def test_a_worker_that_cannot_declare_its_queues_exits_instead_of_idling(s
             REGISTER_USER.queue, durable=True, arguments={"x-queue-type": "quorum", "x-delivery-limit": 1}
         )
         await connection.close()
-        worker = support.worker("users", stack.env, index=9)
+        worker = processes.worker("users", stack.env, index=9)
         worker.start(extra_env={"AGORA_AMQP_URL": url}, wait=False)
         assert worker.proc is not None
         code = await asyncio.to_thread(worker.proc.wait, 60)
         assert code != 0
         assert "PRECONDITION_FAILED" in worker.log_path.read_text()
     finally:
-        support.management_api("DELETE", f"/vhosts/{vhost}")
+        broker.management_api("DELETE", f"/vhosts/{vhost}")

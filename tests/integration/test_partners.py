@@ -28,10 +28,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts.partners import ISSUE_CLIENT_TOKEN
 from contracts.topology import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, CommandSpec
 from contracts.users import GET_USER, GetJwks
+from harness import broker, environment
+from harness.stack import Stack
 from kernel.settings import Settings
 from kernel.tokens import TokenVerifier
-from tests import support
-from tests.conftest import Stack
 from workers.runtime.identity import service_client_id, service_client_secret
 from workers.runtime.service import WorkerService
 
@@ -47,9 +47,9 @@ def _basic(client_id: str, secret: str) -> dict[str, str]:
 
 def _agora(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(support.ROOT / ".venv/bin/agora"), *args],
+        [str(environment.ROOT / ".venv/bin/agora"), *args],
         env=stack.env,
-        cwd=support.ROOT,
+        cwd=environment.ROOT,
         capture_output=True,
         text=True,
         timeout=60,
@@ -63,7 +63,7 @@ def partner(stack: Stack) -> Iterator[dict[str, Any]]:
     assert done.returncode == 0, done.stderr
     yield json.loads(done.stdout)
     # Broker users are global, not per vhost: leave none behind.
-    support.management_api("DELETE", f"/users/partner-{name}")
+    broker.management_api("DELETE", f"/users/partner-{name}")
 
 
 async def _token(http: aiohttp.ClientSession, form: dict[str, str], **kwargs: Any) -> tuple[int, dict[str, Any]]:
@@ -96,7 +96,7 @@ async def test_create_prints_credentials_once_and_refuses_a_second_partner_of_th
 ) -> None:
     assert partner["amqp_username"] == f"partner-{partner['name']}"
     assert partner["scopes"] == ["catalog:read", "orders:read"]
-    assert partner["amqp_url"].endswith(f"/{support.VHOST}")
+    assert partner["amqp_url"].endswith(f"/{environment.VHOST}")
     async with db.connect() as conn:
         row = (
             await conn.execute(
@@ -320,7 +320,7 @@ async def test_a_disabled_partner_gets_no_token_and_loses_its_broker_user(
     assert disabled.returncode == 0, disabled.stderr
     status, body = await _token(http, {"grant_type": "client_credentials"}, headers=basic)
     assert status == 401 and body["error"] == "invalid_client"
-    assert support.management_api("GET", f"/users/partner-{name}") == 404
+    assert broker.management_api("GET", f"/users/partner-{name}") == 404
 
 
 # --- service identity ---------------------------------------------------------------------

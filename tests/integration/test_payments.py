@@ -17,17 +17,12 @@ from aio_pika.abc import AbstractQueue, AbstractRobustConnection
 
 from contracts.payments import AUTHORIZE_PAYMENT, CAPTURE_PAYMENT, REFUND_PAYMENT, VOID_PAYMENT
 from contracts.topology import EVENTS_EXCHANGE, dead_letter_queue
-from tests import support
-from tests.bus import Bus, service_token
-from tests.conftest import Stack, bearer, login, register
+from harness import broker
+from harness.accounts import bearer, login, register
+from harness.bus import Bus, service_token
+from harness.stack import Stack
 
 AMOUNT = 2599
-
-
-@pytest.fixture(scope="module")
-async def bus(amqp: AbstractRobustConnection) -> AsyncIterator[Bus]:
-    async with Bus(amqp) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")
@@ -236,7 +231,7 @@ async def test_a_card_number_on_the_broker_is_dead_lettered(
     bus: Bus, saga: str, provider: aiohttp.ClientSession
 ) -> None:
     dlq = dead_letter_queue(AUTHORIZE_PAYMENT.queue)
-    before = int(str(support.queue_info(dlq)["messages"]))
+    before = int(str(broker.queue_info(dlq)["messages"]))
     order_id = uuid.uuid4()
     body = {
         "order_id": str(order_id),
@@ -250,10 +245,10 @@ async def test_a_card_number_on_the_broker_is_dead_lettered(
     assert not reply["ok"] and reply["error"]["code"] == "validation_failed"
     assert "4111" not in json.dumps(reply)
     for _ in range(50):
-        if int(str(support.queue_info(dlq)["messages"])) > before:
+        if int(str(broker.queue_info(dlq)["messages"])) > before:
             break
         await asyncio.sleep(0.2)
-    assert int(str(support.queue_info(dlq)["messages"])) == before + 1
+    assert int(str(broker.queue_info(dlq)["messages"])) == before + 1
     assert (await ledger(provider, order_id))["authorizations"] == []
 
 

@@ -17,8 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.topology import EVENTS_EXCHANGE
 from db.sealed import USER_ADDRESS, USER_PHONE
+from harness.accounts import bearer, login, register
+from harness.processes import agora_cli
+from harness.stack import Stack
 from kernel.crypto import FieldCipher, Sealed
-from tests.conftest import Stack, agora_cli, bearer, login, register
 from tests.orders_support import ADDRESS as ORDER_ADDRESS
 from tests.orders_support import matrix_product, place_when_priced
 

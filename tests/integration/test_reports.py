@@ -13,9 +13,9 @@ from typing import Any
 import aio_pika
 import aiohttp
 
-from tests import support
-from tests.bus import list_product
-from tests.conftest import bearer, login, make_seller, register
+from harness import environment
+from harness.accounts import bearer, login, make_seller, register
+from harness.bus import list_product
 from tests.orders_support import ADDRESS
 
 
@@ -54,7 +54,7 @@ async def _report(
 async def test_sales_report_orders_list_and_overview(http: aiohttp.ClientSession, admin: dict[str, Any]) -> None:
     seller = await make_seller(http, admin)
     seller_id = seller["user"]["user_id"]
-    connection = await aio_pika.connect_robust(support.test_env()["AGORA_AMQP_URL"])
+    connection = await aio_pika.connect_robust(environment.test_env()["AGORA_AMQP_URL"])
     try:
         first = await list_product(connection, http, seller_id, stock=50)
         second = await list_product(connection, http, seller_id, stock=50)
@@ -148,7 +148,7 @@ async def test_sales_report_orders_list_and_overview(http: aiohttp.ClientSession
 async def test_low_stock_lists(http: aiohttp.ClientSession, admin: dict[str, Any]) -> None:
     seller = await make_seller(http, admin)
     seller_id = seller["user"]["user_id"]
-    connection = await aio_pika.connect_robust(support.test_env()["AGORA_AMQP_URL"])
+    connection = await aio_pika.connect_robust(environment.test_env()["AGORA_AMQP_URL"])
     try:
         low = await list_product(connection, http, seller_id, stock=3)
         plenty = await list_product(connection, http, seller_id, stock=100)

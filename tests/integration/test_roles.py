@@ -9,7 +9,9 @@ import aiohttp
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.conftest import Stack, agora_cli, bearer, create_admin, login, make_seller, new_user, register
+from harness.accounts import bearer, create_admin, login, make_seller, new_user, register
+from harness.processes import agora_cli
+from harness.stack import Stack
 
 
 async def _put(http: aiohttp.ClientSession, user_id: str, body: dict[str, Any], token: str) -> aiohttp.ClientResponse:

@@ -7,7 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests import support
+from harness import environment
 
 
 def test_a_taken_port_is_a_clear_error_not_a_hang(tmp_path: Path) -> None:
@@ -15,7 +15,7 @@ def test_a_taken_port_is_a_clear_error_not_a_hang(tmp_path: Path) -> None:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
         port = squatter.getsockname()[1]
-        script = f'source "{support.ROOT}/scripts/lib/services.sh"; agora_start_redis'
+        script = f'source "{environment.ROOT}/scripts/lib/services.sh"; agora_start_redis'
         env = {"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "AGORA_REDIS_PORT": str(port), "AGORA_RUN_DIR": str(tmp_path)}
         started = time.monotonic()
         result = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=30)

@@ -11,8 +11,9 @@ import jwt
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests import support
-from tests.conftest import Stack, login, register
+from harness import environment
+from harness.accounts import login, register
+from harness.stack import Stack
 
 
 async def _refresh(http: aiohttp.ClientSession, token: str) -> tuple[int, dict[str, Any]]:
@@ -127,10 +128,10 @@ async def test_key_rotation_keeps_old_tokens_valid(stack: Stack, http: aiohttp.C
     old_kid = jwt.get_unverified_header(before["access_token"])["kid"]
     await asyncio.to_thread(
         subprocess.run,
-        [str(support.ROOT / ".venv/bin/agora"), "keys", "rotate"],
+        [str(environment.ROOT / ".venv/bin/agora"), "keys", "rotate"],
         env=stack.env,
         check=True,
-        cwd=support.ROOT,
+        cwd=environment.ROOT,
         capture_output=True,
     )
     async with http.get("/api/auth/jwks.json") as resp:

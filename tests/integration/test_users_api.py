@@ -10,8 +10,9 @@ import jwt
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests import support
-from tests.conftest import Stack, login, new_user, register
+from harness import processes
+from harness.accounts import login, new_user, register
+from harness.stack import Stack
 
 PROBLEM = "application/problem+json"
 
@@ -249,7 +250,7 @@ async def test_health_metrics_and_documents(http: aiohttp.ClientSession) -> None
     # /metrics is on a port of its own, not published with the API (issue 13).
     async with http.get("/metrics") as resp:
         assert resp.status == 404
-    async with http.get(f"http://127.0.0.1:{support.edge_metrics_port()}/metrics") as resp:
+    async with http.get(f"http://127.0.0.1:{processes.edge_metrics_port()}/metrics") as resp:
         assert resp.status == 200
         assert "agora_edge_http_requests_total" in await resp.text()
     async with http.get("/api/openapi.json") as resp:

@@ -13,7 +13,7 @@ from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
 from contracts.topology import COMMANDS_EXCHANGE, DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE
 from contracts.users import REGISTER_USER
-from tests.conftest import new_user
+from harness.accounts import new_user
 
 
 async def publish_command(

@@ -14,8 +14,9 @@ from aio_pika.abc import AbstractQueue
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests import support
-from tests.conftest import Stack, new_user, register
+from harness import backing_services, processes
+from harness.accounts import new_user, register
+from harness.stack import Stack
 from tests.reliability.conftest import drain
 
 pytestmark = pytest.mark.slow
@@ -31,7 +32,7 @@ async def test_worker_killed_between_commit_and_publish_still_publishes(
     # A worker without its relay commits and replies but never publishes: killing it
     # then is exactly "crashed after the commit, before the publish".
     stack.users.stop()
-    no_relay = support.worker("users", stack.env).start(extra_env={"AGORA_OUTBOX_RELAY": "false"})
+    no_relay = processes.worker("users", stack.env).start(extra_env={"AGORA_OUTBOX_RELAY": "false"})
     try:
         user = await register(http)
         async with db.connect() as conn:
@@ -53,7 +54,7 @@ async def test_the_relay_is_woken_by_notify_not_only_by_polling(
     stack: Stack, http: aiohttp.ClientSession, registered_events: AbstractQueue
 ) -> None:
     stack.users.stop()
-    slow_poll = support.worker("users", stack.env).start(extra_env={"AGORA_OUTBOX_POLL_SECONDS": "60"})
+    slow_poll = processes.worker("users", stack.env).start(extra_env={"AGORA_OUTBOX_POLL_SECONDS": "60"})
     try:
         await asyncio.sleep(1)  # past the relay's first (start-up) batch
         started = time.monotonic()
@@ -122,10 +123,10 @@ async def test_broker_restart_during_a_burst_loses_no_outbox_message(
 
     async def restart_broker() -> None:
         await asyncio.sleep(0.5)
-        await asyncio.to_thread(support.rabbitmqctl, "stop_app")
+        await asyncio.to_thread(backing_services.rabbitmqctl, "stop_app")
         await asyncio.sleep(2)
-        await asyncio.to_thread(support.rabbitmqctl, "start_app")
-        await asyncio.to_thread(support.rabbitmqctl, "await_startup")
+        await asyncio.to_thread(backing_services.rabbitmqctl, "start_app")
+        await asyncio.to_thread(backing_services.rabbitmqctl, "await_startup")
 
     statuses, _ = await asyncio.gather(burst(), restart_broker())
     assert statuses.count(201) > 0  # some got through before or after the outage
@@ -183,7 +184,7 @@ async def test_sigterm_shuts_a_worker_down_cleanly(stack: Stack, http: aiohttp.C
 async def test_a_database_outage_delays_commands_but_loses_none(
     stack: Stack, http: aiohttp.ClientSession, registered_events: AbstractQueue
 ) -> None:
-    await asyncio.to_thread(support.services, "_agora_stop_postgres")
+    await asyncio.to_thread(backing_services.run, "_agora_stop_postgres")
     bodies = [new_user() for _ in range(5)]
     try:
         sent = [
@@ -192,7 +193,7 @@ async def test_a_database_outage_delays_commands_but_loses_none(
         ]
         await asyncio.sleep(3)  # the worker takes them, fails, and requeues them with backoff
     finally:
-        await asyncio.to_thread(support.services, "agora_start_postgres")
+        await asyncio.to_thread(backing_services.run, "agora_start_postgres")
     for task in sent:
         (await task).release()  # 201 if it finished in time, 504 if not: the outcome was unknown
     # Every command completes once the database is back, and its event goes out.

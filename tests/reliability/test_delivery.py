@@ -12,8 +12,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.users import GET_USER, REGISTER_USER
-from tests import support
-from tests.conftest import new_user, register
+from harness import broker, environment
+from harness.accounts import new_user, register
 from tests.reliability.conftest import dead_letters, publish_command
 
 DLQ = f"{REGISTER_USER.queue}.dlq"
@@ -25,7 +25,7 @@ async def _settled(queue: str) -> None:
     The management API's counters lag by a few seconds, so wait for them.
     """
     for _ in range(40):
-        info = support.queue_info(queue)
+        info = broker.queue_info(queue)
         if info.get("messages_ready") == 0 and info.get("messages_unacknowledged") == 0:
             return
         await asyncio.sleep(0.5)
@@ -75,8 +75,8 @@ async def test_a_message_without_id_is_dead_lettered(amqp: AbstractRobustConnect
         "payload": json.dumps(new_user()),
         "payload_encoding": "string",
     }
-    status = support.management_api(
-        "POST", f"/exchanges/{support.VHOST}/agora.commands/publish", json.dumps(body).encode()
+    status = broker.management_api(
+        "POST", f"/exchanges/{environment.VHOST}/agora.commands/publish", json.dumps(body).encode()
     )
     assert status == 200
     dead = await dead_letters(amqp, DLQ, expect=1)

@@ -23,11 +23,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from contracts.topology import DEAD_LETTER_REASON_HEADER, CommandSpec, dead_letter_queue
 from contracts.users import GetJwks
+from harness.stack import Stack
 from kernel.settings import Settings
-from tests.conftest import Stack
 from tests.reliability.conftest import drain, publish_command
+from workers.runtime.context import HandlerContext
 from workers.runtime.failures import classify
-from workers.runtime.service import HandlerContext, WorkerService
+from workers.runtime.service import WorkerService
 
 
 async def _raised(db: AsyncEngine, *statements: str) -> BaseException:

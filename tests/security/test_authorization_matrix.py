@@ -28,11 +28,12 @@ import aiohttp
 import pytest
 
 from edge.routes import ENDPOINTS, REDIRECTS
-from tests.bus import stock_target
+from harness.accounts import bearer, create_admin, login, make_seller, new_user, register
+from harness.stack import Stack
 from tests.cart_support import cart_target
 from tests.catalog_support import category_target, new_tag, product_target
-from tests.conftest import Stack, bearer, create_admin, login, make_seller, new_user, register
 from tests.orders_support import finished_order_target, order_body, order_target
+from tests.support import stock_target
 from workers.notifications.templates import DEFAULTS
 
 CALLERS = ("guest", "owner", "other", "seller", "admin")

@@ -29,10 +29,11 @@ from contracts.orders import GET_ORDER
 from contracts.payments import PAYMENT_CAPTURED
 from contracts.topology import EVENTS_EXCHANGE, dead_letter_queue
 from contracts.users import GET_JWKS, LOGIN_USER, REGISTER_USER
+from harness import broker, environment, processes
+from harness.accounts import bearer, login, register
+from harness.bus import Bus
+from harness.stack import Stack
 from ops.broker_users import password_variable, with_credentials
-from tests import support
-from tests.bus import Bus
-from tests.conftest import Stack, bearer, login, register
 from tests.orders_support import order_target
 from tests.reliability.conftest import dead_letters, publish_command
 
@@ -42,7 +43,9 @@ REFUSED = (AMQPChannelError, ChannelClosed, ChannelInvalidStateError)
 
 async def _connect_as(process: str) -> AbstractRobustConnection:
     url = with_credentials(
-        support.test_env()["AGORA_AMQP_URL"], f"agora-{process}", support.BROKER_PASSWORDS[password_variable(process)]
+        environment.test_env()["AGORA_AMQP_URL"],
+        f"agora-{process}",
+        environment.BROKER_PASSWORDS[password_variable(process)],
     )
     return await aio_pika.connect_robust(url)
 
@@ -55,7 +58,7 @@ async def _publish_event(connection: AbstractRobustConnection, routing_key: str,
     await channel.close()
 
 
-def _metrics(worker: support.Process) -> str:
+def _metrics(worker: processes.Process) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/metrics", timeout=5) as resp:
         return str(resp.read().decode())
 
@@ -65,7 +68,7 @@ def _environ(pid: int) -> dict[str, str]:
     return dict(item.split("=", 1) for item in raw.split("\0") if "=" in item)
 
 
-def _metric(worker: support.Process, name: str, **labels: str) -> float:
+def _metric(worker: processes.Process, name: str, **labels: str) -> float:
     total = 0.0
     for line in _metrics(worker).splitlines():
         if line.startswith((name + "{", name + " ")) and all(f'{k}="{v}"' in line for k, v in labels.items()):
@@ -118,7 +121,7 @@ async def test_the_edge_runs_as_its_own_user_without_the_workers_secrets(stack: 
 
 async def test_a_reply_to_that_names_another_queue_is_refused(stack: Stack, amqp: AbstractRobustConnection) -> None:
     target = dead_letter_queue(REGISTER_USER.queue)
-    depth = int(str(support.queue_info(target).get("messages", 0)))
+    depth = int(str(broker.queue_info(target).get("messages", 0)))
     channel = await amqp.channel(publisher_confirms=True)
     exchange = await channel.get_exchange("agora.commands", ensure=False)
     message_id = str(uuid.uuid4())
@@ -130,7 +133,7 @@ async def test_a_reply_to_that_names_another_queue_is_refused(stack: Stack, amqp
     refused = await dead_letters(amqp, dead_letter_queue(GET_JWKS.queue), expect=1)
     assert list(refused) == [message_id]
     await asyncio.sleep(1)
-    assert int(str(support.queue_info(target).get("messages", 0))) == depth  # nothing was sent there
+    assert int(str(broker.queue_info(target).get("messages", 0))) == depth  # nothing was sent there
 
 
 async def test_dead_letters_keep_no_password_token_or_card_number(
@@ -191,15 +194,15 @@ async def test_card_numbers_in_query_strings_are_refused_at_the_edge(
 
 async def test_dead_letter_queues_are_bounded_and_their_depth_is_a_metric(stack: Stack) -> None:
     for _ in range(50):  # the management API's view of a queue lags by a few seconds
-        info = support.queue_info(dead_letter_queue(REGISTER_USER.queue))
+        info = broker.queue_info(dead_letter_queue(REGISTER_USER.queue))
         if info.get("policy"):
             break
         await asyncio.sleep(0.2)
     assert info.get("policy") == "agora-dead-letters"
-    bound = {"max-length": support.DEAD_LETTER_MAX_LENGTH, "overflow": "drop-head"}
+    bound = {"max-length": environment.DEAD_LETTER_MAX_LENGTH, "overflow": "drop-head"}
     assert info["effective_policy_definition"] == bound
     users = stack.workers["users"]
-    assert _metric(users, "agora_dead_letter_queue_limit") == support.DEAD_LETTER_MAX_LENGTH
+    assert _metric(users, "agora_dead_letter_queue_limit") == environment.DEAD_LETTER_MAX_LENGTH
     pattern = re.escape(dead_letter_queue(REGISTER_USER.queue))
     for _ in range(50):
         if re.search(rf'agora_dead_letter_queue_depth\{{queue="{pattern}"\}}', _metrics(users)):

@@ -27,10 +27,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts.users import GET_USER
 from db.sealed import SIGNING_KEY
 from edge.sessions import ACCESS_COOKIE
+from harness import environment
+from harness.accounts import bearer, login, register
+from harness.stack import Stack
 from kernel.crypto import FieldCipher, Sealed
 from kernel.settings import Settings
-from tests import support
-from tests.conftest import Stack, bearer, login, register
 from tests.reliability.conftest import dead_letters, publish_command
 
 
@@ -45,7 +46,7 @@ def _claims(token: str) -> dict[str, Any]:
 
 async def _real_key(stack: Stack, db: AsyncEngine, kid: str) -> Ed25519PrivateKey:
     settings = Settings(
-        _env_file=support.ROOT / ".run" / "agora.env", **{"database_url": stack.env["AGORA_DATABASE_URL"]}
+        _env_file=environment.ROOT / ".run" / "agora.env", **{"database_url": stack.env["AGORA_DATABASE_URL"]}
     )  # type: ignore[call-arg]
     cipher = FieldCipher.from_config(settings.data_keys, settings.data_key_id)
     async with db.connect() as conn:

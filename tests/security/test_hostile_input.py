@@ -19,8 +19,9 @@ import aiohttp
 
 from contracts.catalog import SEARCH_PRODUCTS
 from contracts.orders import PLACE_ORDER
-from tests import support
-from tests.conftest import Stack, bearer, login, register
+from harness import broker, processes
+from harness.accounts import bearer, login, register
+from harness.stack import Stack
 from tests.orders_support import ADDRESS, matrix_product
 
 _OPERATORS = ["-", '"', "or", "!", "&", "|", "(", ")", "<->", ":", "*", "'", "\\", "\u00a0", "-!", "--"]
@@ -36,7 +37,7 @@ def hostile_searches(n: int) -> list[str]:
     return found
 
 
-def handled(worker: support.Process, queue: str, outcome: str) -> float:
+def handled(worker: processes.Process, queue: str, outcome: str) -> float:
     """`agora_handled_total{queue, outcome}` from the worker's own /metrics."""
     with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/metrics", timeout=5) as resp:
         text = resp.read().decode()
@@ -45,7 +46,7 @@ def handled(worker: support.Process, queue: str, outcome: str) -> float:
 
 
 def dead_lettered(queue: str) -> int:
-    return int(str(support.queue_info(f"{queue}.dlq").get("messages", 0)))
+    return int(str(broker.queue_info(f"{queue}.dlq").get("messages", 0)))
 
 
 async def test_200_hostile_searches_answer_at_once_and_are_never_retried(

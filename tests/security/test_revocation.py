@@ -13,19 +13,19 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
-import pytest
-from aio_pika.abc import AbstractRobustConnection
 
 from contracts.carts import ADD_CART_ITEM
 from contracts.catalog import CREATE_PRODUCT
 from contracts.orders import PLACE_ORDER
-from tests.bus import Bus
+from harness.accounts import bearer, login, make_seller, register
+from harness.bus import Bus
+from harness.processes import agora_cli
+from harness.stack import Stack
 from tests.catalog_support import create_category, new_tag
-from tests.conftest import Stack, agora_cli, bearer, login, make_seller, register
 from tests.orders_support import ADDRESS, matrix_product
 
 WITHIN_SECONDS = 5.0
@@ -53,12 +53,6 @@ async def refused_within(check: Probe, seconds: float = WITHIN_SECONDS) -> float
 
 async def session_of(http: aiohttp.ClientSession, user: dict[str, Any]) -> dict[str, Any]:
     return await login(http, user["email"], user["password"])
-
-
-@pytest.fixture
-async def bus(amqp: AbstractRobustConnection) -> AsyncIterator[Bus]:
-    async with Bus(amqp) as client:
-        yield client
 
 
 async def refused_on_the_broker(bus: Bus, routing_key: str, body: dict[str, Any], token: str) -> dict[str, Any]:

@@ -20,8 +20,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests import support
-from tests.conftest import Stack, create_admin, login, register
+from harness import environment
+from harness.accounts import create_admin, login, register
+from harness.stack import Stack
 
 EXAMPLES = 25
 # The operations that may answer 422 to a request that fits the document, and why.
@@ -37,7 +38,7 @@ async def _session(http: aiohttp.ClientSession, stack: Stack, role: str) -> dict
 async def test_the_api_matches_its_openapi_document(stack: Stack, http: aiohttp.ClientSession, role: str) -> None:
     session = await _session(http, stack, role)
     command = [
-        str(support.ROOT / ".venv/bin/schemathesis"),
+        str(environment.ROOT / ".venv/bin/schemathesis"),
         "--config-file",
         str(CONFIG),
         "run",
@@ -63,7 +64,7 @@ async def test_the_api_matches_its_openapi_document(stack: Stack, http: aiohttp.
         f"Authorization: Bearer {session['access_token']}",
     ]
     result = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, timeout=900)
-    (support.ARTIFACTS / f"schemathesis-{role}.txt").write_text(result.stdout + result.stderr)
+    (environment.ARTIFACTS / f"schemathesis-{role}.txt").write_text(result.stdout + result.stderr)
     summary = result.stdout[result.stdout.find("=== SUMMARY ===") - 40 :]
     print(summary)
     assert result.returncode == 0, f"see test-artifacts/schemathesis-{role}.txt\n{summary}"

@@ -22,7 +22,7 @@ from workers.inventory.model import (
     shortfalls,
     stock_change,
 )
-from workers.runtime.service import may_take_saga_steps
+from workers.runtime.context import may_take_saga_steps
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 SELLER = uuid.uuid4()

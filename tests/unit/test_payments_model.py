@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from workers.payments.model import Outcome, Payment, ProviderAnswer
-from workers.runtime.service import may_take_saga_steps
+from workers.runtime.context import may_take_saga_steps
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
 

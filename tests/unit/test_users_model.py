@@ -5,7 +5,16 @@ from uuid import uuid4
 import pytest
 
 from contracts.users import Address
-from workers.users.model import RefreshToken, User, normalize_email, password_problem, refresh_verdict
+from workers.users.model import (
+    RefreshToken,
+    UpdateRefused,
+    User,
+    decide_update,
+    normalize_email,
+    password_problem,
+    refresh_verdict,
+    refuse_admin_fields,
+)
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -107,3 +116,51 @@ def test_revoked_expired_or_unknown_tokens_are_invalid() -> None:
     assert refresh_verdict(_token(revoked_at=NOW), NOW) == "invalid"
     assert refresh_verdict(_token(used_at=NOW, revoked_at=NOW), NOW) == "invalid"  # family already ended
     assert refresh_verdict(_token(expires_at=NOW), NOW) == "invalid"
+
+
+# Deciding an update (workers/users/model.py `decide_update`)
+
+
+def test_an_update_says_what_changed_and_announces_it() -> None:
+    user = _user()
+    later = NOW + timedelta(minutes=1)
+
+    decided = decide_update(user, {"username": "Alicia"}, user.user_id, "member", later)
+
+    assert decided.changed == ("username",) and decided.user.username == "Alicia"
+    assert decided.new_username == "Alicia"  # to be checked free before saving
+    assert decided.event is not None and decided.event.changed == ("username",)
+    assert (decided.revoke, decided.audit) == (None, None)  # a member's own edit: no audit line
+
+
+def test_an_update_that_changes_nothing_announces_nothing() -> None:
+    user = _user()
+    decided = decide_update(user, {"username": "ALICE"}, user.user_id, "member", NOW)
+    assert decided.new_username is None  # only the case differs: the same username
+    unchanged = decide_update(user, {"username": "alice"}, user.user_id, "member", NOW)
+    assert (unchanged.changed, unchanged.event) == ((), None)
+
+
+def test_an_admin_disabling_an_account_ends_its_sessions_and_is_audited() -> None:
+    user, admin_id = _user(), uuid4()
+
+    decided = decide_update(user, {"disabled": True}, admin_id, "admin", NOW)
+
+    assert decided.user.disabled and decided.revoke == "disabled"
+    assert decided.audit == {"changed": ["disabled"], "disabled": True}
+    promoted = decide_update(user, {"role": "seller"}, admin_id, "admin", NOW)
+    assert promoted.revoke == "role_changed"
+    assert promoted.audit == {"changed": ["role"], "role": {"from": "member", "to": "seller"}}
+
+
+def test_refused_updates_say_why() -> None:
+    admin = _user(role="admin")
+    with pytest.raises(UpdateRefused) as lockout:
+        decide_update(admin, {"role": "member"}, admin.user_id, "admin", NOW)
+    assert lockout.value.code == "conflict"
+    with pytest.raises(UpdateRefused) as removed:
+        decide_update(admin, {"username": None}, admin.user_id, "admin", NOW)
+    assert (removed.value.code, removed.value.field) == ("validation_failed", "username")
+    with pytest.raises(UpdateRefused) as not_admin:
+        refuse_admin_fields({"role": "admin"}, "member")
+    assert not_admin.value.code == "forbidden"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -22,10 +23,7 @@ from contracts.catalog import (
     DeleteProduct,
     GetProduct,
     ListCategories,
-    ProductCreated,
-    ProductDeleted,
     ProductPage,
-    ProductUpdated,
     ProductView,
     SearchProducts,
     UpdateCategory,
@@ -37,8 +35,8 @@ from kernel.tokens import Actor
 from workers.catalog.model import Category, Product, category_tree, creates_cycle, may_sell, price_minor
 from workers.catalog.repository import CatalogRepository
 from workers.catalog.search import search_products
+from workers.runtime.context import HandlerContext
 from workers.runtime.errors import DomainError, invalid, not_found
-from workers.runtime.service import HandlerContext
 
 
 def _seller(ctx: HandlerContext) -> Actor:
@@ -91,19 +89,7 @@ class CatalogHandlers:
             available=cmd.stock,
         )
         await repo.add_product(product)
-        await ctx.emit(
-            PRODUCT_CREATED,
-            ProductCreated(
-                product_id=product.product_id,
-                seller_id=product.seller_id,
-                name=product.name,
-                category=product.category,
-                price_minor=product.price_minor,
-                currency=product.currency,
-                initial_stock=cmd.stock,
-                created_at=now,
-            ),
-        )
+        await ctx.emit(PRODUCT_CREATED, product.created_event())
         return product.view()
 
     async def get_product(self, cmd: GetProduct, ctx: HandlerContext) -> ProductView:
@@ -122,18 +108,7 @@ class CatalogHandlers:
         updated, changed = product.updated(changes, datetime.now(UTC))
         if changed:
             await repo.save_product(updated)
-            await ctx.emit(
-                PRODUCT_UPDATED,
-                ProductUpdated(
-                    product_id=updated.product_id,
-                    seller_id=updated.seller_id,
-                    changed=changed,
-                    updated_at=updated.updated_at,
-                    price_minor=updated.price_minor,
-                    currency=updated.currency,
-                    name=updated.name,
-                ),
-            )
+            await ctx.emit(PRODUCT_UPDATED, updated.updated_event(changed))
         return updated.view()
 
     async def delete_product(self, cmd: DeleteProduct, ctx: HandlerContext) -> None:
@@ -142,9 +117,7 @@ class CatalogHandlers:
         now = datetime.now(UTC)
         product = (await _managed_product(repo, cmd.product_id, actor)).withdrawn(now)
         await repo.save_product(product)
-        await ctx.emit(
-            PRODUCT_DELETED, ProductDeleted(product_id=product.product_id, seller_id=product.seller_id, deleted_at=now)
-        )
+        await ctx.emit(PRODUCT_DELETED, product.deleted_event())
 
     async def search_products(self, cmd: SearchProducts, ctx: HandlerContext) -> ProductPage:
         return await search_products(ctx.session, cmd)
@@ -201,3 +174,14 @@ class CatalogHandlers:
             raise DomainError("conflict", f"the category still has {holder}")
         await repo.delete_category(cmd.slug)
         await ctx.emit(CATEGORY_CHANGED, CategoryChanged(slug=cmd.slug, change="deleted", at=datetime.now(UTC)))
+
+
+# --- an operator's step (the benchmark's bulk catalog, `agora seed --products N`) ---------
+
+
+async def add_products(ctx: HandlerContext, new: Sequence[Product]) -> None:
+    """Products made by an operator's command, stored and announced as `create_product`
+    stores and announces one (many rows in one statement)."""
+    await CatalogRepository(ctx.session).add_products(new)
+    for product in new:
+        await ctx.emit(PRODUCT_CREATED, product.created_event())

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from contracts.catalog import CategoryNode, CategoryView, ProductView
+from contracts.catalog import CategoryNode, CategoryView, ProductCreated, ProductDeleted, ProductUpdated, ProductView
 from contracts.money import MoneyError, currency, to_amount, to_minor
 from kernel.tokens import Actor
 from workers.runtime.errors import invalid
@@ -83,6 +83,37 @@ class Product:
 
     def withdrawn(self, now: datetime) -> Product:
         return replace(self, deleted_at=now, updated_at=now)
+
+    # The events that announce a product's life (the handlers emit what these return).
+
+    def created_event(self) -> ProductCreated:
+        """Its `available` is the stock inventory starts it with."""
+        return ProductCreated(
+            product_id=self.product_id,
+            seller_id=self.seller_id,
+            name=self.name,
+            category=self.category,
+            price_minor=self.price_minor,
+            currency=self.currency,
+            initial_stock=self.available,
+            created_at=self.created_at,
+        )
+
+    def updated_event(self, changed: tuple[str, ...]) -> ProductUpdated:
+        """The update that made this product, changing the fields named."""
+        return ProductUpdated(
+            product_id=self.product_id,
+            seller_id=self.seller_id,
+            changed=changed,
+            updated_at=self.updated_at,
+            price_minor=self.price_minor,
+            currency=self.currency,
+            name=self.name,
+        )
+
+    def deleted_event(self) -> ProductDeleted:
+        assert self.deleted_at is not None
+        return ProductDeleted(product_id=self.product_id, seller_id=self.seller_id, deleted_at=self.deleted_at)
 
 
 @dataclass(frozen=True)

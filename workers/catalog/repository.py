@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import exists, or_, select
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.tables.catalog import categories, products
@@ -52,6 +53,13 @@ class CatalogRepository:
 
     async def add_product(self, product: Product) -> None:
         await self._session.execute(products.insert().values(**self._product_row(product)))
+
+    async def add_products(self, many: Sequence[Product]) -> None:
+        await self._session.execute(products.insert(), [self._product_row(p) for p in many])
+
+    async def count_products(self) -> int:
+        """Every product row, withdrawn ones included."""
+        return int(await self._session.scalar(select(func.count()).select_from(products)) or 0)
 
     async def save_product(self, product: Product) -> None:
         row = self._product_row(product)

@@ -18,7 +18,6 @@ from uuid import UUID
 from contracts.catalog import ProductCreated, ProductDeleted
 from contracts.inventory import (
     LOW_STOCK,
-    MAX_STOCK,
     RESERVATION_EVENTS,
     STOCK_CHANGED,
     CommitStock,
@@ -41,208 +40,190 @@ from workers.inventory.model import (
     Stock,
     StockError,
     crossed_low,
+    discontinued,
     may_change_stock,
     merge_lines,
+    opened,
     shortfalls,
     stock_change,
 )
 from workers.inventory.repository import InventoryRepository
+from workers.runtime.context import HandlerContext
 from workers.runtime.errors import DomainError, not_found
-from workers.runtime.service import HandlerContext, WorkerService
 
 log = logging.getLogger("agora.inventory")
 
-# Reservations released per sweeper transaction.
-SWEEP_BATCH = 100
-# Products announced per transaction of `announce_stock_changes`.
-ANNOUNCE_BATCH = 200
 
+class InventoryHandlers:
+    """The inventory worker's handlers and background batches (wired in app.py)."""
 
-# --- the catalog's events ----------------------------------------------------------------
+    # --- the catalog's events ----------------------------------------------------------------
 
-
-async def on_product_created(event: ProductCreated, ctx: HandlerContext) -> None:
-    repo = InventoryRepository(ctx)
-    now = datetime.now(UTC)
-    record = Stock(event.product_id, event.seller_id, 0, 0, 0, now, now)
-    if not await repo.add_stock(record):
-        return  # a repeat, or the product was deleted before this event arrived
-    initial = min(max(event.initial_stock, 0), MAX_STOCK)
-    await _move(ctx, repo, {record.product_id: record}, [Movement(record.product_id, "created", initial, 0)], now)
-
-
-async def on_product_deleted(event: ProductDeleted, ctx: HandlerContext) -> None:
-    """Stop selling: no more reservations or stock changes, and reads answer 404.
-
-    Reservations already made can still be committed or released, so orders in flight
-    end normally. The numbers stay, for the ledger. A delete that overtakes its
-    product's creation leaves a discontinued row, which the creation then finds.
-    """
-    repo = InventoryRepository(ctx)
-    now = datetime.now(UTC)
-    if not await repo.discontinue(event.product_id, now):
-        await repo.add_stock(Stock(event.product_id, event.seller_id, 0, 0, 0, now, now, discontinued_at=now))
-
-
-# --- stock -------------------------------------------------------------------------------
-
-
-async def get_stock(query: GetStock, ctx: HandlerContext) -> StockView:
-    record = await InventoryRepository(ctx).get(query.product_id)
-    if record is None or record.discontinued_at is not None:
-        raise not_found("product")
-    return record.view(ctx.actor)
-
-
-async def list_low_stock(query: ListLowStock, ctx: HandlerContext) -> LowStockList:
-    actor = ctx.require_actor()
-    own = query.seller_id is not None and query.seller_id == actor.user_id and actor.role == "seller"
-    if actor.role != "admin" and not own:
-        raise DomainError("forbidden", "a seller sees only their own products' stock; admins every seller's")
-    rows = await InventoryRepository(ctx).low_stock(query.seller_id, query.limit)
-    return LowStockList(
-        items=tuple(
-            LowStockItem(
-                product_id=r.product_id,
-                seller_id=r.seller_id,
-                stock=r.available,
-                low_stock_threshold=r.low_stock_threshold,
-            )
-            for r in rows
-        )
-    )
-
-
-async def set_stock(cmd: SetStock, ctx: HandlerContext) -> StockView:
-    actor = ctx.require_actor()
-    repo = InventoryRepository(ctx)
-    record = (await repo.for_update([cmd.product_id])).get(cmd.product_id)
-    if record is None or record.discontinued_at is not None:
-        raise not_found("product")
-    if not may_change_stock(record, actor):
-        raise DomainError("forbidden", "only the product's seller or an admin may change its stock")
-    try:
-        movement, threshold = stock_change(record, cmd)
-    except StockError as exc:
-        raise DomainError("conflict", str(exc)) from None
-    now = datetime.now(UTC)
-    after = record
-    if movement is not None:
-        moved = await _move(ctx, repo, {record.product_id: record}, [movement], now, report_low=False)
-        after = moved[record.product_id]
-    if threshold != record.low_stock_threshold:
-        await repo.set_threshold(record.product_id, threshold, now)
-        after = replace(after, low_stock_threshold=threshold, updated_at=now)
-    # Crossed by the change of stock or by the new threshold: reported once either way.
-    if crossed_low(record, after):
-        await _low_stock(ctx, after, now)
-    return after.view(actor)
-
-
-# --- reservations (the order saga) --------------------------------------------------------
-
-
-async def reserve_stock(cmd: ReserveStock, ctx: HandlerContext) -> ReservationView:
-    ctx.require_saga_actor("reservations")
-    repo = InventoryRepository(ctx)
-    now = datetime.now(UTC)
-    lines = merge_lines(cmd.lines)
-    # The order's row first (lock order: reservation, then stock): a concurrent
-    # command for the same order waits here and then answers what this one decided.
-    placeholder = Reservation(cmd.order_id, "failed", lines, (), None, now, now)
-    if not await repo.claim_reservation(placeholder):
-        existing = await repo.reservation_for_update(cmd.order_id)
-        assert existing is not None  # rows are never deleted
-        return await _answer(ctx, existing)
-    # Sold out already: refuse without queueing for the row locks (a flash sale's many
-    # late buyers would otherwise serialize behind each other). Only a lock can say yes.
-    stocks = await repo.many(line.product_id for line in lines)
-    if not shortfalls(lines, stocks):
-        stocks = await repo.for_update(line.product_id for line in lines)
-    reservation = Reservation.decide(cmd.order_id, lines, stocks, ttl_seconds=cmd.ttl_seconds, now=now)
-    await repo.save_reservation(reservation)
-    if reservation.status == "reserved":
-        await _move(ctx, repo, stocks, reservation.movements("reserve"), now)
-    else:
-        log.info("reservation failed", extra={"order_id": str(cmd.order_id), "failed": len(reservation.failed)})
-    return await _answer(ctx, reservation)
-
-
-async def release_stock(cmd: ReleaseStock, ctx: HandlerContext) -> ReservationView:
-    ctx.require_saga_actor("reservations")
-    repo = InventoryRepository(ctx)
-    now = datetime.now(UTC)
-    existing = await repo.reservation_for_update(cmd.order_id)
-    if existing is None:
-        barred = Reservation.barred(cmd.order_id, now)
-        if await repo.claim_reservation(barred):
-            return await _answer(ctx, barred)
-        existing = await repo.reservation_for_update(cmd.order_id)  # a reserve committed meanwhile
-        assert existing is not None
-    released = existing.release(now)
-    if released is None:  # already released or expired (a no-op), or failed or committed (refused)
-        return await _answer(ctx, existing)
-    stocks = await repo.for_update(line.product_id for line in existing.lines)
-    await _move(ctx, repo, stocks, existing.movements("release", cmd.reason), now)
-    await repo.save_reservation(released)
-    return await _answer(ctx, released)
-
-
-async def commit_stock(cmd: CommitStock, ctx: HandlerContext) -> ReservationView:
-    ctx.require_saga_actor("reservations")
-    repo = InventoryRepository(ctx)
-    now = datetime.now(UTC)
-    existing = await repo.reservation_for_update(cmd.order_id)
-    if existing is None:
-        raise not_found("reservation")
-    try:
-        committed = existing.commit(now)
-    except StockError as exc:
-        raise DomainError("conflict", str(exc)) from None
-    if committed is None:
-        return await _answer(ctx, existing)
-    stocks = await repo.for_update(line.product_id for line in existing.lines)
-    if existing.status == "expired" and shortfalls(existing.lines, stocks):
-        log.error("expired reservation not committed: its stock is gone", extra={"order_id": str(cmd.order_id)})
-        raise DomainError("conflict", "the reservation expired and its stock has been sold since")
-    await _move(ctx, repo, stocks, existing.movements("commit"), now)
-    await repo.save_reservation(committed)
-    return await _answer(ctx, committed)
-
-
-async def return_stock(cmd: ReturnStock, ctx: HandlerContext) -> ReservationView:
-    """A cancelled order's committed stock goes back on sale, once: `committed` → `returned`.
-
-    A repeat (already returned) or a reservation that was never committed answers the
-    reservation as it stands and moves nothing.
-    """
-    ctx.require_saga_actor("reservations")
-    repo = InventoryRepository(ctx)
-    now = datetime.now(UTC)
-    existing = await repo.reservation_for_update(cmd.order_id)
-    if existing is None:
-        raise not_found("reservation")
-    returned = existing.give_back(now)
-    if returned is None:
-        return await _answer(ctx, existing)
-    stocks = await repo.for_update(line.product_id for line in existing.lines)
-    await _move(ctx, repo, stocks, existing.movements("return", cmd.reason), now)
-    await repo.save_reservation(returned)
-    return await _answer(ctx, returned)
-
-
-async def sweep_expired(service: WorkerService) -> None:
-    """Release reservations past their TTL. Safe in every replica at once: each batch is
-    claimed with SKIP LOCKED, so replicas share the work and never wait on each other."""
-    while await _sweep_batch(service) == SWEEP_BATCH:
-        pass
-
-
-async def _sweep_batch(service: WorkerService) -> int:
-    async with service.unit_of_work() as ctx:
+    async def on_product_created(self, event: ProductCreated, ctx: HandlerContext) -> None:
         repo = InventoryRepository(ctx)
         now = datetime.now(UTC)
-        expired = await repo.expired_for_update(now, SWEEP_BATCH)
+        record, movement = opened(event.product_id, event.seller_id, event.initial_stock, now)
+        if not await repo.add_stock(record):
+            return  # a repeat, or the product was deleted before this event arrived
+        await _move(ctx, repo, {record.product_id: record}, [movement], now)
+
+    async def on_product_deleted(self, event: ProductDeleted, ctx: HandlerContext) -> None:
+        """Stop selling: no more reservations or stock changes, and reads answer 404.
+
+        Reservations already made can still be committed or released, so orders in flight
+        end normally. The numbers stay, for the ledger. A delete that overtakes its
+        product's creation leaves a discontinued row, which the creation then finds.
+        """
+        repo = InventoryRepository(ctx)
+        now = datetime.now(UTC)
+        if not await repo.discontinue(event.product_id, now):
+            await repo.add_stock(discontinued(event.product_id, event.seller_id, now))
+
+    # --- stock -------------------------------------------------------------------------------
+
+    async def get_stock(self, query: GetStock, ctx: HandlerContext) -> StockView:
+        record = await InventoryRepository(ctx).get(query.product_id)
+        if record is None or record.discontinued_at is not None:
+            raise not_found("product")
+        return record.view(ctx.actor)
+
+    async def list_low_stock(self, query: ListLowStock, ctx: HandlerContext) -> LowStockList:
+        actor = ctx.require_actor()
+        own = query.seller_id is not None and query.seller_id == actor.user_id and actor.role == "seller"
+        if actor.role != "admin" and not own:
+            raise DomainError("forbidden", "a seller sees only their own products' stock; admins every seller's")
+        rows = await InventoryRepository(ctx).low_stock(query.seller_id, query.limit)
+        return LowStockList(
+            items=tuple(
+                LowStockItem(
+                    product_id=r.product_id,
+                    seller_id=r.seller_id,
+                    stock=r.available,
+                    low_stock_threshold=r.low_stock_threshold,
+                )
+                for r in rows
+            )
+        )
+
+    async def set_stock(self, cmd: SetStock, ctx: HandlerContext) -> StockView:
+        actor = ctx.require_actor()
+        repo = InventoryRepository(ctx)
+        record = (await repo.for_update([cmd.product_id])).get(cmd.product_id)
+        if record is None or record.discontinued_at is not None:
+            raise not_found("product")
+        if not may_change_stock(record, actor):
+            raise DomainError("forbidden", "only the product's seller or an admin may change its stock")
+        try:
+            movement, threshold = stock_change(record, cmd)
+        except StockError as exc:
+            raise DomainError("conflict", str(exc)) from None
+        now = datetime.now(UTC)
+        after = record
+        if movement is not None:
+            moved = await _move(ctx, repo, {record.product_id: record}, [movement], now, report_low=False)
+            after = moved[record.product_id]
+        if threshold != record.low_stock_threshold:
+            await repo.set_threshold(record.product_id, threshold, now)
+            after = replace(after, low_stock_threshold=threshold, updated_at=now)
+        # Crossed by the change of stock or by the new threshold: reported once either way.
+        if crossed_low(record, after):
+            await _low_stock(ctx, after, now)
+        return after.view(actor)
+
+    # --- reservations (the order saga) --------------------------------------------------------
+
+    async def reserve_stock(self, cmd: ReserveStock, ctx: HandlerContext) -> ReservationView:
+        ctx.require_saga_actor("reservations")
+        repo = InventoryRepository(ctx)
+        now = datetime.now(UTC)
+        lines = merge_lines(cmd.lines)
+        # The order's row first (lock order: reservation, then stock): a concurrent
+        # command for the same order waits here and then answers what this one decided.
+        placeholder = Reservation(cmd.order_id, "failed", lines, (), None, now, now)
+        if not await repo.claim_reservation(placeholder):
+            existing = await repo.reservation_for_update(cmd.order_id)
+            assert existing is not None  # rows are never deleted
+            return await _answer(ctx, existing)
+        # Sold out already: refuse without queueing for the row locks (a flash sale's many
+        # late buyers would otherwise serialize behind each other). Only a lock can say yes.
+        stocks = await repo.many(line.product_id for line in lines)
+        if not shortfalls(lines, stocks):
+            stocks = await repo.for_update(line.product_id for line in lines)
+        reservation = Reservation.decide(cmd.order_id, lines, stocks, ttl_seconds=cmd.ttl_seconds, now=now)
+        await repo.save_reservation(reservation)
+        if reservation.status == "reserved":
+            await _move(ctx, repo, stocks, reservation.movements("reserve"), now)
+        else:
+            log.info("reservation failed", extra={"order_id": str(cmd.order_id), "failed": len(reservation.failed)})
+        return await _answer(ctx, reservation)
+
+    async def release_stock(self, cmd: ReleaseStock, ctx: HandlerContext) -> ReservationView:
+        ctx.require_saga_actor("reservations")
+        repo = InventoryRepository(ctx)
+        now = datetime.now(UTC)
+        existing = await repo.reservation_for_update(cmd.order_id)
+        if existing is None:
+            barred = Reservation.barred(cmd.order_id, now)
+            if await repo.claim_reservation(barred):
+                return await _answer(ctx, barred)
+            existing = await repo.reservation_for_update(cmd.order_id)  # a reserve committed meanwhile
+            assert existing is not None
+        released = existing.release(now)
+        if released is None:  # already released or expired (a no-op), or failed or committed (refused)
+            return await _answer(ctx, existing)
+        stocks = await repo.for_update(line.product_id for line in existing.lines)
+        await _move(ctx, repo, stocks, existing.movements("release", cmd.reason), now)
+        await repo.save_reservation(released)
+        return await _answer(ctx, released)
+
+    async def commit_stock(self, cmd: CommitStock, ctx: HandlerContext) -> ReservationView:
+        ctx.require_saga_actor("reservations")
+        repo = InventoryRepository(ctx)
+        now = datetime.now(UTC)
+        existing = await repo.reservation_for_update(cmd.order_id)
+        if existing is None:
+            raise not_found("reservation")
+        try:
+            committed = existing.commit(now)
+        except StockError as exc:
+            raise DomainError("conflict", str(exc)) from None
+        if committed is None:
+            return await _answer(ctx, existing)
+        stocks = await repo.for_update(line.product_id for line in existing.lines)
+        if existing.status == "expired" and shortfalls(existing.lines, stocks):
+            log.error("expired reservation not committed: its stock is gone", extra={"order_id": str(cmd.order_id)})
+            raise DomainError("conflict", "the reservation expired and its stock has been sold since")
+        await _move(ctx, repo, stocks, existing.movements("commit"), now)
+        await repo.save_reservation(committed)
+        return await _answer(ctx, committed)
+
+    async def return_stock(self, cmd: ReturnStock, ctx: HandlerContext) -> ReservationView:
+        """A cancelled order's committed stock goes back on sale, once: `committed` → `returned`.
+
+        A repeat (already returned) or a reservation that was never committed answers the
+        reservation as it stands and moves nothing.
+        """
+        ctx.require_saga_actor("reservations")
+        repo = InventoryRepository(ctx)
+        now = datetime.now(UTC)
+        existing = await repo.reservation_for_update(cmd.order_id)
+        if existing is None:
+            raise not_found("reservation")
+        returned = existing.give_back(now)
+        if returned is None:
+            return await _answer(ctx, existing)
+        stocks = await repo.for_update(line.product_id for line in existing.lines)
+        await _move(ctx, repo, stocks, existing.movements("return", cmd.reason), now)
+        await repo.save_reservation(returned)
+        return await _answer(ctx, returned)
+
+    async def sweep_expired(self, ctx: HandlerContext, limit: int) -> int:
+        """Release up to `limit` reservations past their TTL (a background batch). Safe in
+        every replica at once: the batch is claimed with SKIP LOCKED, so replicas share the
+        work and never wait on each other."""
+        repo = InventoryRepository(ctx)
+        now = datetime.now(UTC)
+        expired = await repo.expired_for_update(now, limit)
         if not expired:
             return 0
         # Every batch's stock rows in one sorted lock, like any other transaction.
@@ -256,6 +237,25 @@ async def _sweep_batch(service: WorkerService) -> int:
             await _answer(ctx, released)
         log.info("expired reservations released", extra={"count": len(expired)})
         return len(expired)
+
+    # --- announcing stock changes -------------------------------------------------------------
+
+    async def announce_stock_changes(self, ctx: HandlerContext, limit: int) -> int:
+        """One `inventory.stock_changed.v1` per product whose stock moved since the last
+        announcement, with its levels now, for up to `limit` products (a background batch;
+        issue 14: the catalog's read model and the edge's cache follow a product's stock,
+        not every reservation). Safe in every replica at once."""
+        rows = await InventoryRepository(ctx).take_unannounced(limit)
+        for row in rows:
+            changed = StockChanged(
+                product_id=row.product_id,
+                available=row.available,
+                reserved=row.reserved,
+                reason=row.change,
+                updated_at=row.updated_at,
+            )
+            await ctx.emit(STOCK_CHANGED, changed)
+        return len(rows)
 
 
 # --- saving and emitting -----------------------------------------------------------------
@@ -298,29 +298,3 @@ async def _low_stock(ctx: HandlerContext, record: Stock, now: datetime) -> None:
             at=now,
         ),
     )
-
-
-# --- announcing stock changes -------------------------------------------------------------
-
-
-async def announce_stock_changes(service: WorkerService) -> None:
-    """One `inventory.stock_changed.v1` per product whose stock moved since the last
-    announcement, with its levels now (issue 14: the catalog's read model and the edge's
-    cache follow a product's stock, not every reservation). Safe in every replica at once."""
-    while await _announce_batch(service) == ANNOUNCE_BATCH:
-        pass
-
-
-async def _announce_batch(service: WorkerService) -> int:
-    async with service.unit_of_work() as ctx:
-        rows = await InventoryRepository(ctx).take_unannounced(ANNOUNCE_BATCH)
-        for row in rows:
-            changed = StockChanged(
-                product_id=row.product_id,
-                available=row.available,
-                reserved=row.reserved,
-                reason=row.change,
-                updated_at=row.updated_at,
-            )
-            await ctx.emit(STOCK_CHANGED, changed)
-        return len(rows)

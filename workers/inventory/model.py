@@ -14,6 +14,7 @@ from uuid import UUID
 
 from contracts.inventory import (
     DEFAULT_RESERVATION_TTL_SECONDS,
+    MAX_STOCK,
     FailedLine,
     ReservationLine,
     ReservationStatus,
@@ -88,6 +89,18 @@ class Stock:
             # The caller decided wrongly; the database's CHECK would refuse it anyway.
             raise StockError(f"stock of {self.product_id} would go negative")
         return replace(self, available=available, reserved=reserved, updated_at=now)
+
+
+def opened(product_id: UUID, seller_id: UUID, initial_stock: int, now: datetime) -> tuple[Stock, Movement]:
+    """A new product's stock row (empty) and the movement that brings it to its initial
+    stock (bounded to 0..MAX_STOCK), from the catalog's `product_created`."""
+    record = Stock(product_id, seller_id, 0, 0, 0, now, now)
+    return record, Movement(product_id, "created", min(max(initial_stock, 0), MAX_STOCK), 0)
+
+
+def discontinued(product_id: UUID, seller_id: UUID, now: datetime) -> Stock:
+    """The row of a product deleted before its creation arrived: the creation finds it."""
+    return Stock(product_id, seller_id, 0, 0, 0, now, now, discontinued_at=now)
 
 
 def may_change_stock(stock: Stock, actor: Actor) -> bool:

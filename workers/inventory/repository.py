@@ -25,7 +25,7 @@ from kernel.tokens import Actor
 from workers.inventory.model import Movement, Reservation, Stock, StockError
 
 if TYPE_CHECKING:
-    from workers.runtime.service import HandlerContext
+    from workers.runtime.context import HandlerContext
 
 
 _IDS = bindparam("ids", type_=ARRAY(PG_UUID(as_uuid=True)))

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from contracts import catalog, inventory, orders, payments, users
+from contracts import catalog, inventory, notifications, orders, payments, users
 from kernel.settings import get_settings
-from workers.notifications import settings_handlers, templates
+from workers.notifications import templates
 from workers.notifications.channels import EmailSender, SmsSender
 from workers.notifications.delivery import Notifier
 from workers.notifications.handlers import NotificationHandlers
+from workers.notifications.repository import Deliveries
+from workers.notifications.settings_handlers import SettingsHandlers
 from workers.runtime.service import WorkerService
 
 settings = get_settings()
@@ -24,12 +26,14 @@ async def _close_sms(svc: WorkerService) -> None:
 
 
 async def _seed_templates(svc: WorkerService) -> None:
-    async with svc.sessions.begin() as session:
-        await templates.seed_defaults(session, datetime.now(UTC))
+    async with svc.unit_of_work() as ctx:
+        await templates.seed_defaults(ctx.session, datetime.now(UTC))
 
 
 service = WorkerService("notifications", settings=settings, on_startup=[_seed_templates], on_shutdown=[_close_sms])
-handlers = NotificationHandlers(Notifier(settings, EmailSender(settings), sms), settings)
+notifier = Notifier(settings, EmailSender(settings), sms, Deliveries(service.sessions), service.ask)
+handlers = NotificationHandlers(notifier, settings)
+preferences = SettingsHandlers()
 
 service.event(users.USER_REGISTERED, handlers.on_user_registered)
 service.event(users.PASSWORD_CHANGED, handlers.on_password_changed)
@@ -43,6 +47,12 @@ service.event(orders.ORDER_PLACED, handlers.on_order_placed)
 for status_event in (orders.ORDER_CONFIRMED, orders.ORDER_CANCELLED, orders.ORDER_SHIPPED, orders.ORDER_DELIVERED):
     service.event(status_event, handlers.on_order_status)
 service.event(payments.PAYMENT_REFUNDED, handlers.on_payment_refunded)
-settings_handlers.register(service)
+service.command(notifications.GET_NOTIFICATION_PREFERENCES, preferences.get_preferences)
+service.command(notifications.SET_NOTIFICATION_PREFERENCES, preferences.set_preferences)
+service.command(notifications.LIST_TEMPLATES, preferences.list_templates)
+service.command(notifications.GET_TEMPLATE, preferences.get_template)
+service.command(notifications.SET_TEMPLATE, preferences.set_template)
+service.command(notifications.PREVIEW_TEMPLATE, preferences.preview_template)
+service.command(notifications.EXPORT_NOTIFICATION_DATA, preferences.export_user_data)
 
 app = service.app

@@ -22,11 +22,15 @@ Addresses and phone numbers are read from the users service when sending
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from prometheus_client import Counter
 
+from contracts.base import Contract
+from contracts.errors import Reply
 from contracts.notifications import Channel, RenderedMessage
+from contracts.topology import CommandSpec
 from contracts.users import GET_CONTACT, Contact, GetContact
 from kernel.settings import Settings
 from workers.notifications import templates
@@ -41,10 +45,8 @@ from workers.notifications.channels import (
 from workers.notifications.model import Notice, Retry, after_transient_failure, channels, skip_reason
 from workers.notifications.repository import Deliveries, Delivery, DeliveryKey
 from workers.notifications.settings_repository import SettingsRepository
-from workers.runtime.broker import request
+from workers.runtime.context import HandlerContext
 from workers.runtime.errors import GiveUp, RetryLater
-from workers.runtime.identity import IdentityUnavailable
-from workers.runtime.service import HandlerContext
 
 log = logging.getLogger("agora.notifications")
 
@@ -55,16 +57,24 @@ class ContactUnavailable(Exception):
     """The users service did not answer who the recipient is (retried like any failure)."""
 
 
+# Asks another service and waits for the answer (`WorkerService.ask`).
+Ask = Callable[[CommandSpec, Contract], Awaitable[Reply]]
+
+
 class Notifier:
-    def __init__(self, settings: Settings, email: EmailSender, sms: SmsSender) -> None:
+    def __init__(
+        self, settings: Settings, email: EmailSender, sms: SmsSender, deliveries: Deliveries, ask: Ask
+    ) -> None:
         self._settings = settings
         self._email = email
         self._sms = sms
+        self._deliveries = deliveries
+        self._ask = ask
 
     async def notify(self, ctx: HandlerContext, notice: Notice) -> None:
         """Send `notice` on every channel it is due on; raises `RetryLater` or `GiveUp`
         when a channel failed for now (see the module's docstring)."""
-        deliveries = Deliveries(ctx.service.sessions)
+        deliveries = self._deliveries
         now = datetime.now(UTC)
         contact = await self._contact(ctx, notice)
         reason = skip_reason(contact)
@@ -149,16 +159,7 @@ class Notifier:
 
     async def _contact(self, ctx: HandlerContext, notice: Notice) -> Contact | None:
         """The recipient's addresses, from the users service; None if there is no such user."""
-        identity = ctx.service.identity
-        if identity is None:
-            raise IdentityUnavailable("the notifications service has no service identity (set AGORA_SERVICE_SECRET)")
-        reply = await request(
-            ctx.service.broker,
-            GET_CONTACT,
-            GetContact(user_id=notice.recipient_id),
-            within=self._settings.rpc_timeout_seconds,
-            authorization=await identity.authorization(),
-        )
+        reply = await self._ask(GET_CONTACT, GetContact(user_id=notice.recipient_id))
         if reply.ok and reply.data is not None:
             return Contact.model_validate(reply.data)
         if reply.error is not None and reply.error.code == "not_found":

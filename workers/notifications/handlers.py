@@ -21,8 +21,8 @@ from workers.notifications.delivery import Notifier
 from workers.notifications.model import Notice, is_new_sign_in, money, order_variables, order_wait_over, when
 from workers.notifications.repository import KnownOrder, ReadModels
 from workers.notifications.templates import CANCEL_REASONS
+from workers.runtime.context import HandlerContext
 from workers.runtime.errors import RetryLater
-from workers.runtime.service import HandlerContext
 
 log = logging.getLogger("agora.notifications")
 

@@ -13,13 +13,6 @@ from typing import Any
 from uuid import UUID
 
 from contracts.notifications import (
-    EXPORT_NOTIFICATION_DATA,
-    GET_NOTIFICATION_PREFERENCES,
-    GET_TEMPLATE,
-    LIST_TEMPLATES,
-    PREVIEW_TEMPLATE,
-    SET_NOTIFICATION_PREFERENCES,
-    SET_TEMPLATE,
     TRANSACTIONAL,
     Channel,
     GetNotificationPreferences,
@@ -38,84 +31,73 @@ from contracts.privacy import ExportUserData, PersonalData
 from kernel.tokens import Actor
 from workers.notifications import templates
 from workers.notifications.settings_repository import SettingsRepository
+from workers.runtime.context import HandlerContext
 from workers.runtime.errors import DomainError, invalid, not_found
-from workers.runtime.service import HandlerContext, WorkerService
 
 
-def register(service: WorkerService) -> None:
-    """Subscribe the settings commands (called from workers/notifications/app.py)."""
-    service.command(GET_NOTIFICATION_PREFERENCES, get_preferences)
-    service.command(SET_NOTIFICATION_PREFERENCES, set_preferences)
-    service.command(LIST_TEMPLATES, list_templates)
-    service.command(GET_TEMPLATE, get_template)
-    service.command(SET_TEMPLATE, set_template)
-    service.command(PREVIEW_TEMPLATE, preview_template)
-    service.command(EXPORT_NOTIFICATION_DATA, export_user_data)
+class SettingsHandlers:
+    """The notification settings' handlers: preferences, templates, the export (wired in app.py)."""
 
+    # --- preferences -------------------------------------------------------------------------------
 
-# --- preferences -------------------------------------------------------------------------------
+    async def get_preferences(
+        self, query: GetNotificationPreferences, ctx: HandlerContext
+    ) -> NotificationPreferencesView:
+        _self_or_admin(ctx, query.user_id)
+        choices, updated_at = await SettingsRepository(ctx.session).preferences(query.user_id)
+        return NotificationPreferencesView(
+            user_id=query.user_id, preferences=choices, email_always=TRANSACTIONAL, updated_at=updated_at
+        )
 
+    async def set_preferences(
+        self, cmd: SetNotificationPreferences, ctx: HandlerContext
+    ) -> NotificationPreferencesView:
+        _self_or_admin(ctx, cmd.user_id)
+        now = datetime.now(UTC)
+        await SettingsRepository(ctx.session).save_preferences(cmd.user_id, cmd.preferences, now)
+        return NotificationPreferencesView(
+            user_id=cmd.user_id, preferences=cmd.preferences, email_always=TRANSACTIONAL, updated_at=now
+        )
 
-async def get_preferences(query: GetNotificationPreferences, ctx: HandlerContext) -> NotificationPreferencesView:
-    _self_or_admin(ctx, query.user_id)
-    choices, updated_at = await SettingsRepository(ctx.session).preferences(query.user_id)
-    return NotificationPreferencesView(
-        user_id=query.user_id, preferences=choices, email_always=TRANSACTIONAL, updated_at=updated_at
-    )
+    # --- templates (admins) ------------------------------------------------------------------------
 
+    async def list_templates(self, query: ListTemplates, ctx: HandlerContext) -> TemplateList:
+        _admin(ctx)
+        found = await templates.stored_all(ctx.session)
+        return TemplateList(items=tuple(_view(templates.DEFAULTS[ident], current) for ident, current in found.items()))
 
-async def set_preferences(cmd: SetNotificationPreferences, ctx: HandlerContext) -> NotificationPreferencesView:
-    _self_or_admin(ctx, cmd.user_id)
-    now = datetime.now(UTC)
-    await SettingsRepository(ctx.session).save_preferences(cmd.user_id, cmd.preferences, now)
-    return NotificationPreferencesView(
-        user_id=cmd.user_id, preferences=cmd.preferences, email_always=TRANSACTIONAL, updated_at=now
-    )
+    async def get_template(self, query: GetTemplate, ctx: HandlerContext) -> TemplateView:
+        _admin(ctx)
+        spec = _spec(query.key, query.channel)
+        return _view(spec, await templates.stored(ctx.session, spec.key, spec.channel))
 
+    async def set_template(self, cmd: SetTemplate, ctx: HandlerContext) -> TemplateView:
+        actor = _admin(ctx)
+        spec = _spec(cmd.key, cmd.channel)
+        _validated(spec, cmd.body)
+        saved = await templates.save(
+            ctx.session, spec.key, spec.channel, cmd.body, by=actor.user_id, now=datetime.now(UTC)
+        )
+        return _view(spec, saved)
 
-# --- templates (admins) ------------------------------------------------------------------------
+    async def preview_template(self, query: PreviewTemplate, ctx: HandlerContext) -> RenderedMessage:
+        _admin(ctx)
+        spec = _spec(query.key, query.channel)
+        body = query.body or await templates.load(ctx.session, spec.key, spec.channel)
+        return _validated(spec, body)
 
+    # --- personal data -----------------------------------------------------------------------------
 
-async def list_templates(query: ListTemplates, ctx: HandlerContext) -> TemplateList:
-    _admin(ctx)
-    found = await templates.stored_all(ctx.session)
-    return TemplateList(items=tuple(_view(templates.DEFAULTS[ident], current) for ident, current in found.items()))
-
-
-async def get_template(query: GetTemplate, ctx: HandlerContext) -> TemplateView:
-    _admin(ctx)
-    spec = _spec(query.key, query.channel)
-    return _view(spec, await templates.stored(ctx.session, spec.key, spec.channel))
-
-
-async def set_template(cmd: SetTemplate, ctx: HandlerContext) -> TemplateView:
-    actor = _admin(ctx)
-    spec = _spec(cmd.key, cmd.channel)
-    _validated(spec, cmd.body)
-    saved = await templates.save(ctx.session, spec.key, spec.channel, cmd.body, by=actor.user_id, now=datetime.now(UTC))
-    return _view(spec, saved)
-
-
-async def preview_template(query: PreviewTemplate, ctx: HandlerContext) -> RenderedMessage:
-    _admin(ctx)
-    spec = _spec(query.key, query.channel)
-    body = query.body or await templates.load(ctx.session, spec.key, spec.channel)
-    return _validated(spec, body)
-
-
-# --- personal data -----------------------------------------------------------------------------
-
-
-async def export_user_data(query: ExportUserData, ctx: HandlerContext) -> PersonalData:
-    """The user's preferences and what was sent to them: for the user or an admin."""
-    _self_or_admin(ctx, query.user_id)
-    repo = SettingsRepository(ctx.session)
-    choices, updated_at = await repo.preferences(query.user_id)
-    data: dict[str, Any] = {
-        "preferences": {**choices.model_dump(), "updated_at": updated_at},
-        **await repo.personal_records(query.user_id),
-    }
-    return PersonalData(service="notifications", data=data)
+    async def export_user_data(self, query: ExportUserData, ctx: HandlerContext) -> PersonalData:
+        """The user's preferences and what was sent to them: for the user or an admin."""
+        _self_or_admin(ctx, query.user_id)
+        repo = SettingsRepository(ctx.session)
+        choices, updated_at = await repo.preferences(query.user_id)
+        data: dict[str, Any] = {
+            "preferences": {**choices.model_dump(), "updated_at": updated_at},
+            **await repo.personal_records(query.user_id),
+        }
+        return PersonalData(service="notifications", data=data)
 
 
 # --- checks and views --------------------------------------------------------------------------

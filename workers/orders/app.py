@@ -5,14 +5,30 @@ Run: `agora worker orders [--workers N]` (or `faststream run workers.orders.app:
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from contracts import carts, catalog, inventory, orders, payments, users
-from workers.orders.carts import handlers as cart
-from workers.orders.orders import handlers
-from workers.orders.products import handlers as products
-from workers.orders.sales import handlers as sales
+from kernel.crypto import FieldCipher
+from workers.orders.carts.handlers import CartHandlers
+from workers.orders.orders.handlers import OrderHandlers
+from workers.orders.orders.saga import SagaConfig
+from workers.orders.products.handlers import ProductHandlers
+from workers.orders.sales.handlers import SalesHandlers
 from workers.runtime.service import WorkerService
 
 service = WorkerService("orders")
+settings = service.settings
+cart = CartHandlers()
+products = ProductHandlers()
+sales = SalesHandlers()
+handlers = OrderHandlers(
+    FieldCipher.from_config(settings.data_keys, settings.data_key_id),
+    SagaConfig(
+        reserve_deadline=timedelta(seconds=settings.saga_reserve_deadline_seconds),
+        payment_deadline=timedelta(seconds=settings.saga_payment_deadline_seconds),
+        retry_after=timedelta(seconds=settings.saga_retry_seconds),
+    ),
+)
 
 # carts (and the product read model they and orders are priced from)
 service.event(catalog.PRODUCT_CREATED, products.on_product_created)
@@ -23,7 +39,7 @@ service.command(carts.ADD_CART_ITEM, cart.add_cart_item)
 service.command(carts.SET_CART_ITEM, cart.set_cart_item)
 service.command(carts.REMOVE_CART_ITEM, cart.remove_cart_item)
 service.command(carts.MERGE_CART, cart.merge_cart)
-service.background("guest-cart-sweeper", cart.sweep_guest_carts, every=3600)
+service.background("guest-cart-sweeper", cart.sweep_guest_carts, every=3600, batch_size=500)
 
 # orders and their saga: inventory's and payments' outcome events drive it, the
 # sweeper fires its deadlines
@@ -42,7 +58,7 @@ for reservation_event in (
     service.event(reservation_event, handlers.on_reservation)
 for payment_event in payments.EVENTS:
     service.event(payment_event, handlers.on_payment)
-service.background("saga-sweeper", handlers.sweep_deadlines, every=service.settings.saga_sweep_seconds)
+service.background("saga-sweeper", handlers.sweep_deadlines, every=service.settings.saga_sweep_seconds, batch_size=100)
 
 # the sales projection (the saga writes it) and what reads it
 service.command(orders.SALES_REPORT, sales.sales_report)

@@ -36,7 +36,7 @@ from contracts.topology import EventSpec
 from workers.payments.gateway import PaymentGateway, ProviderRefused, ProviderUnavailable
 from workers.payments.model import NO_CURRENCY, Outcome, Payment, ProviderAnswer, Step, no_payment
 from workers.payments.repository import PaymentsRepository
-from workers.runtime.service import HandlerContext
+from workers.runtime.context import HandlerContext
 
 log = logging.getLogger("agora.payments")
 

@@ -27,15 +27,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import asyncpg
 from faststream import AckPolicy
 from faststream.asgi import AsgiFastStream
 from faststream.message import StreamMessage
@@ -43,7 +42,6 @@ from faststream.rabbit import RabbitBroker, RabbitExchange, RabbitQueue
 from faststream.rabbit.annotations import RabbitMessage
 from prometheus_client import REGISTRY, Counter, Gauge
 from pydantic import BaseModel, ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.base import Contract, secret_fields
 from contracts.envelope import AUTHORIZATION, Envelope, EnvelopeError
@@ -90,6 +88,7 @@ from workers.runtime.broker import (
     request,
     work_queue,
 )
+from workers.runtime.context import HandlerContext, unit
 from workers.runtime.errors import DomainError, GiveUp, RetryLater
 from workers.runtime.failures import classify
 from workers.runtime.health import health_routes
@@ -98,7 +97,6 @@ from workers.runtime.identity import (
     ServiceIdentity,
     TokenSource,
     bus_token_source,
-    service_scope,
 )
 from workers.runtime.transaction import Transaction, transaction
 
@@ -115,9 +113,11 @@ DEAD_LETTER_LIMIT = Gauge(
     "agora_dead_letter_queue_limit", "The most a dead-letter queue keeps", multiprocess_mode="max"
 )
 
-Handler = Callable[[Any, "HandlerContext"], Awaitable[BaseModel | None]]
-# A periodic job (a sweeper): runs in every replica, so it claims its rows with SKIP LOCKED.
-Job = Callable[["WorkerService"], Awaitable[None]]
+Handler = Callable[[Any, HandlerContext], Awaitable[BaseModel | None]]
+# One batch of a background job (a sweeper): does at most `limit` items in the unit of
+# work it is given and says how many it did. It runs in every replica, so it claims its
+# rows with SKIP LOCKED.
+Batch = Callable[[HandlerContext, int], Awaitable[int]]
 
 _EXCHANGES = {e.name: e for e in (commands_exchange, events_exchange)}
 # Dead-letter reasons that mean someone may be probing: logged as security events.
@@ -157,67 +157,6 @@ class BadMessage(Exception):
         self.reply = reply
 
 
-@dataclass
-class HandlerContext:
-    """What a handler gets besides its command: its transaction, envelope and actor."""
-
-    transaction: Transaction
-    envelope: Envelope
-    actor: Actor | None
-    service: WorkerService
-    # The outbox rows of this transaction, written with its COMMIT and published from
-    # memory once it has committed.
-    written: list[outbox.Written] = field(default_factory=list)
-
-    @property
-    def session(self) -> AsyncSession:
-        """A SQLAlchemy session in this transaction."""
-        return self.transaction.session
-
-    @property
-    def db(self) -> asyncpg.Connection:
-        """This transaction's asyncpg connection, for statements compiled once (db/prepared.py)."""
-        return self.transaction.db
-
-    async def emit(self, spec: EventSpec, payload: Contract) -> None:
-        """Record an event in the outbox, in this handler's transaction (written at its end)."""
-        await self._enqueue(EVENTS_EXCHANGE, spec.routing_key, payload.model_dump(mode="json"))
-
-    async def send(self, spec: CommandSpec, payload: Contract) -> None:
-        """Record a command to another service in the outbox, in this handler's transaction.
-
-        It carries this worker's service identity: the relay adds the token when it
-        publishes the row, so the token is fresh however long the row waited.
-        """
-        if self.service.identity is None:
-            raise IdentityUnavailable(f"{self.service.name} has no service identity (set AGORA_SERVICE_SECRET)")
-        await self._enqueue(COMMANDS_EXCHANGE, spec.routing_key, payload.model_dump(mode="json", exclude_unset=True))
-
-    async def _enqueue(self, exchange: str, routing_key: str, body: dict[str, Any]) -> None:
-        # Caused by the message being handled, and correlated with what caused that.
-        envelope = Envelope.new(correlation_id=self.envelope.correlation_id, causation_id=str(self.envelope.message_id))
-        self.written.append(outbox.prepare(exchange=exchange, routing_key=routing_key, body=body, envelope=envelope))
-
-    def require_actor(self) -> Actor:
-        if self.actor is None:
-            raise DomainError("unauthorized", "this command needs an authenticated actor")
-        return self.actor
-
-    def require_saga_actor(self, what: str) -> Actor:
-        """For saga steps (reserve stock, move money): another Agora service, or an admin by hand."""
-        actor = self.require_actor()
-        if not may_take_saga_steps(actor.role):
-            raise DomainError("forbidden", f"{what} are taken by Agora's services (or an admin)")
-        return actor
-
-    def require_service(self, *names: str) -> Actor:
-        """For service-only queries: one of the named Agora services (its service token's scope)."""
-        actor = self.require_actor()
-        if actor.role != "service" or not any(service_scope(name) in actor.scopes for name in names):
-            raise DomainError("forbidden", f"only Agora's {' or '.join(names)} service may ask this")
-        return actor
-
-
 def _gave_up(detail: str) -> BadMessage:
     return BadMessage("gave_up", ErrorReply(code="unavailable", detail=detail))
 
@@ -227,10 +166,6 @@ def reply_queue_allowed(reply_to: str) -> bool:
     or an edge's own reply queue: a `reply_to` naming any other queue (a dead-letter
     queue, another worker's work queue) would make this worker publish into it."""
     return reply_to.startswith((DIRECT_REPLY_TO, EDGE_REPLY_QUEUE_PREFIX))
-
-
-def may_take_saga_steps(role: str) -> bool:
-    return role in ("service", "admin")
 
 
 class WorkerService:
@@ -295,9 +230,7 @@ class WorkerService:
         # Run after the last handler finished: release what handlers used (HTTP clients).
         self._shutdown_hooks = list(on_shutdown)
         self._relay_task: asyncio.Task[None] | None = None
-        self._jobs: list[tuple[str, Job, float]] = [
-            ("dead-letter-depth", WorkerService._measure_dead_letters, self.settings.dead_letter_scan_seconds)
-        ]
+        self._jobs: list[tuple[str, Batch, float, int]] = []
         self._job_tasks: list[asyncio.Task[None]] = []
         self._jobs_stopping = asyncio.Event()
         self.app = AsgiFastStream(
@@ -335,26 +268,39 @@ class WorkerService:
         self._publishers[subscription.queue] = broker_user(spec.service)
         self._subscribe(subscription, handler, events_exchange, spec.routing_key)
 
-    def background(self, name: str, job: Job, *, every: float) -> None:
-        """Run `job` every `every` seconds while this process consumes.
+    def background(self, name: str, batch: Batch, *, every: float, batch_size: int) -> None:
+        """Every `every` seconds while this process consumes, run `batch` in a unit of work
+        of its own, again and again while it does a full `batch_size` (a backlog), so
+        one transaction never holds many rows.
 
-        Every replica runs it, so the job must be safe to run concurrently (claim rows
+        Every replica runs it, so a batch must be safe to run concurrently (claim rows
         with `FOR UPDATE SKIP LOCKED`). A failure is logged and the job runs again at
-        its next turn; shutdown waits for a run in progress, before the relay's last batch.
+        its next turn; shutdown waits for a batch in progress, before the relay's last one.
         """
-        self._jobs.append((name, job, every))
+        self._jobs.append((name, batch, every, batch_size))
 
     @contextlib.asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[HandlerContext]:
-        """Work outside a delivery (a sweeper's batch): one transaction, and the outbox rows
-        it wrote published right after its commit, exactly as a delivery's are."""
-        async with self._transaction() as tx:
-            await tx.begin(None)
-            ctx = HandlerContext(transaction=tx, envelope=Envelope.new(), actor=None, service=self)
+        """Work outside a delivery (a start-up step, a background batch): one transaction,
+        and the outbox rows it wrote published right after its commit, exactly as a
+        delivery's are."""
+        async with unit(self.engine, self.sessions, self.name, self.identity) as ctx:
             yield ctx
-            await tx.commit(ctx.written)
         if ctx.written and self.settings.outbox_relay:
             await self.relay.publish_written(ctx.written)
+
+    async def ask(self, spec: CommandSpec, payload: Contract) -> Reply:
+        """Ask another service a question as this service (its service token) and wait
+        for the answer (for handlers that need one now, such as a recipient's address)."""
+        if self.identity is None:
+            raise IdentityUnavailable(f"{self.name} has no service identity (set AGORA_SERVICE_SECRET)")
+        return await request(
+            self.broker,
+            spec,
+            payload,
+            within=self.settings.rpc_timeout_seconds,
+            authorization=await self.identity.authorization(),
+        )
 
     def _transaction(self) -> contextlib.AbstractAsyncContextManager[Transaction]:
         return transaction(self.engine, self.sessions, self.inbox_table, self.outbox_table)
@@ -371,14 +317,22 @@ class WorkerService:
             queue_object = await self.broker.declare_queue(RabbitQueue(name, declare=False))
             DEAD_LETTER_DEPTH.labels(name).set((await queue_object.declare()).message_count or 0)
 
-    async def _run_job(self, name: str, job: Job, every: float) -> None:
+    async def _every(self, name: str, every: float, turn: Callable[[], Awaitable[None]]) -> None:
         while not self._jobs_stopping.is_set():
             try:
-                await job(self)
+                await turn()
             except Exception:
                 log.exception("background job failed; it runs again at its next turn", extra={"job": name})
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._jobs_stopping.wait(), timeout=every)
+
+    async def _batches(self, batch: Batch, batch_size: int) -> None:
+        """One turn of a background job: batches until one is not full (or we stop)."""
+        while not self._jobs_stopping.is_set():
+            async with self.unit_of_work() as ctx:
+                done = await batch(ctx, batch_size)
+            if done < batch_size:
+                return
 
     def _subscribe(self, spec: CommandSpec, handler: Handler, exchange: RabbitExchange, routing_key: str) -> None:
         queue = work_queue(spec.queue, self.settings, routing_key=routing_key)
@@ -417,9 +371,17 @@ class WorkerService:
     async def _after_startup(self) -> None:
         self.consuming = True
         self._job_tasks = [
-            asyncio.create_task(self._run_job(name, job, every), name=f"{self.name}-{name}")
-            for name, job, every in self._jobs
+            asyncio.create_task(
+                self._every(name, every, functools.partial(self._batches, batch, size)), name=f"{self.name}-{name}"
+            )
+            for name, batch, every, size in self._jobs
         ]
+        self._job_tasks.append(
+            asyncio.create_task(
+                self._every("dead-letter-depth", self.settings.dead_letter_scan_seconds, self._measure_dead_letters),
+                name=f"{self.name}-dead-letter-depth",
+            )
+        )
         if not self.settings.outbox_relay:
             log.warning("outbox relay disabled (AGORA_OUTBOX_RELAY=false): events stay unsent here")
             return
@@ -718,7 +680,7 @@ class WorkerService:
                 # duplicate is acknowledged without one.
                 log.info("duplicate delivery ignored", extra={"queue": spec.queue})
                 return None, []
-            ctx = HandlerContext(transaction=tx, envelope=envelope, actor=actor, service=self)
+            ctx = HandlerContext(transaction=tx, envelope=envelope, actor=actor, identity=self.identity)
             try:
                 result = await self._run_handler(spec, handler, payload, ctx)
             except _Refusal as refusal:  # roll everything back, then keep the inbox claim alone

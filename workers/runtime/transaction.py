@@ -119,6 +119,12 @@ class Transaction:
         END.inc()
         await self.db.execute("ROLLBACK")
 
+    async def claim(self, consumer: str, message_id: UUID) -> bool:
+        """The inbox claim inside this transaction: False if it was made before."""
+        STATEMENT.inc()
+        status: str = await self.db.execute(claim_sql(self._inbox, consumer, message_id))
+        return status.endswith(" 1")
+
     async def claim_alone(self, consumer: str, message_id: UUID) -> None:
         """The inbox claim by itself (after a rollback): a statement is its own transaction."""
         STATEMENT.inc()

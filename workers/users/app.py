@@ -30,32 +30,32 @@ keys = KeyRing(cipher, settings)
 
 async def _own_jwks() -> dict[str, Any]:
     # This service verifies tokens with its own public keys, read from its schema.
-    async with service.sessions() as session:
-        return await keys.jwks(session)
+    async with service.unit_of_work() as ctx:
+        return await keys.jwks(ctx.session)
 
 
 async def _own_revocations() -> list[c.TokensRevoked]:
     # This service keeps the revocations: it reads them from its schema.
     since = datetime.now(UTC) - revocation_window(settings.access_token_ttl_seconds)
-    async with service.sessions() as session:
-        return await UserRepository(session, cipher).revocations_since(since)
+    async with service.unit_of_work() as ctx:
+        return await UserRepository(ctx.session, cipher).revocations_since(since)
 
 
 async def _ensure_signing_key(svc: WorkerService) -> None:
-    async with svc.sessions.begin() as session:
-        await keys.ensure_key(session)
+    async with svc.unit_of_work() as ctx:
+        await keys.ensure_key(ctx.session)
 
 
 async def _provision_service_clients(svc: WorkerService) -> None:
-    async with svc.sessions.begin() as session:
-        await provision_service_clients(session, settings, SERVICES)
+    async with svc.unit_of_work() as ctx:
+        await provision_service_clients(ctx.session, settings, SERVICES)
 
 
 async def _own_service_token() -> IssuedToken:
     # This service holds the signing key: it mints its service token instead of asking itself.
-    async with service.sessions() as session:
+    async with service.unit_of_work() as ctx:
         token = await keys.access_token(
-            session, user_id=service_client_id("users"), role="service", scopes=(service_scope("users"),)
+            ctx.session, user_id=service_client_id("users"), role="service", scopes=(service_scope("users"),)
         )
     return IssuedToken(token, settings.access_token_ttl_seconds)
 

@@ -21,11 +21,11 @@ from contracts.users import (
     UserRegistered,
     UserUpdated,
 )
-from db.engine import make_engine, make_sessionmaker
 from kernel.crypto import FieldCipher
 from kernel.settings import Settings
+from workers.runtime.context import operator_unit_of_work
 from workers.users.model import User, normalize_email, password_problem, revocation_window, username_with_suffix
-from workers.users.repository import UserRepository, emit_outside_a_delivery
+from workers.users.repository import UserRepository
 
 
 class BootstrapError(Exception):
@@ -44,65 +44,55 @@ async def create_admin(
     chosen = username
     username = username or re.sub(r"[^A-Za-z0-9_.-]", "_", email.split("@")[0])[:32]
     cipher = FieldCipher.from_config(settings.data_keys, settings.data_key_id)
-    engine = make_engine(settings.database_url, pool_size=1, application_name="agora-cli")
-    try:
-        async with make_sessionmaker(engine).begin() as session:
-            repo = UserRepository(session, cipher)
-            now = datetime.now(UTC)
-            existing = await repo.by_email(email)
-            if existing is not None:
-                if existing.role == "admin" and not existing.disabled:
-                    return f"{email} is already an admin"
-                if not promote:
-                    raise BootstrapError(
-                        f"an account with {email} exists; pass --promote if it is the intended admin's"
-                    )
-                await repo.save(replace(existing, role="admin", disabled_at=None, updated_at=now))
-                # Its tokens carry the old role: void them everywhere.
-                revoked = TokensRevoked(user_id=existing.user_id, not_before=now, reason="role_changed")
-                await repo.revoke(revoked, keep_for=revocation_window(settings.access_token_ttl_seconds))
-                await emit_outside_a_delivery(session, TOKENS_REVOKED, revoked)
-                await repo.audit(
-                    None, "user.promote_admin", target_id=existing.user_id, details={"from": existing.role}
-                )
-                changed = ("disabled", "role") if existing.disabled else ("role",)
-                updated = UserUpdated(
-                    user_id=existing.user_id, changed=changed, updated_at=now, role="admin", disabled=False
-                )
-                await emit_outside_a_delivery(session, USER_UPDATED, updated)
-                return f"{email} promoted to admin (its password is unchanged)"
-            if not password:
-                raise BootstrapError("a new account needs a password: set AGORA_ADMIN_PASSWORD or run in a terminal")
-            if problem := password_problem(password, email=email, username=username):
-                raise BootstrapError(f"password {problem}")
-            if len(password) < 8:
-                raise BootstrapError("password must have at least 8 characters")
-            if await repo.taken(username=username):
-                if chosen:
-                    raise BootstrapError(f"username {username} is taken; pass another --username")
-                # Derived from the email (a second admin on a data directory that has
-                # `admin` already): the first free `admin_2`, `admin_3`, ...
-                username = await _free_username(repo, username)
-            user = User(
-                user_id=uuid.uuid4(),
-                email=email,
-                username=username,
-                role="admin",
-                password_hash=bcrypt_sha256.using(rounds=settings.bcrypt_rounds).hash(password),
-                phone=None,
-                address=None,
-                created_at=now,
-                updated_at=now,
+    async with operator_unit_of_work(settings, "users") as ctx:
+        repo = UserRepository(ctx.session, cipher)
+        now = datetime.now(UTC)
+        existing = await repo.by_email(email)
+        if existing is not None:
+            if existing.role == "admin" and not existing.disabled:
+                return f"{email} is already an admin"
+            if not promote:
+                raise BootstrapError(f"an account with {email} exists; pass --promote if it is the intended admin's")
+            await repo.save(replace(existing, role="admin", disabled_at=None, updated_at=now))
+            # Its tokens carry the old role: void them everywhere.
+            revoked = TokensRevoked(user_id=existing.user_id, not_before=now, reason="role_changed")
+            await repo.revoke(revoked, keep_for=revocation_window(settings.access_token_ttl_seconds))
+            await ctx.emit(TOKENS_REVOKED, revoked)
+            await repo.audit(None, "user.promote_admin", target_id=existing.user_id, details={"from": existing.role})
+            changed = ("disabled", "role") if existing.disabled else ("role",)
+            updated = UserUpdated(
+                user_id=existing.user_id, changed=changed, updated_at=now, role="admin", disabled=False
             )
-            await repo.add(user)
-            await repo.audit(None, "user.create_admin", target_id=user.user_id, details={})
-            event = UserRegistered(
-                user_id=user.user_id, email=email, username=username, role="admin", registered_at=now
-            )
-            await emit_outside_a_delivery(session, USER_REGISTERED, event)
-            return f"admin {email} created (username {username})"
-    finally:
-        await engine.dispose()
+            await ctx.emit(USER_UPDATED, updated)
+            return f"{email} promoted to admin (its password is unchanged)"
+        if not password:
+            raise BootstrapError("a new account needs a password: set AGORA_ADMIN_PASSWORD or run in a terminal")
+        if problem := password_problem(password, email=email, username=username):
+            raise BootstrapError(f"password {problem}")
+        if len(password) < 8:
+            raise BootstrapError("password must have at least 8 characters")
+        if await repo.taken(username=username):
+            if chosen:
+                raise BootstrapError(f"username {username} is taken; pass another --username")
+            # Derived from the email (a second admin on a data directory that has
+            # `admin` already): the first free `admin_2`, `admin_3`, ...
+            username = await _free_username(repo, username)
+        user = User(
+            user_id=uuid.uuid4(),
+            email=email,
+            username=username,
+            role="admin",
+            password_hash=bcrypt_sha256.using(rounds=settings.bcrypt_rounds).hash(password),
+            phone=None,
+            address=None,
+            created_at=now,
+            updated_at=now,
+        )
+        await repo.add(user)
+        await repo.audit(None, "user.create_admin", target_id=user.user_id, details={})
+        event = UserRegistered(user_id=user.user_id, email=email, username=username, role="admin", registered_at=now)
+        await ctx.emit(USER_REGISTERED, event)
+        return f"admin {email} created (username {username})"
 
 
 async def _free_username(repo: UserRepository, base: str) -> str:

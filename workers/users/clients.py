@@ -19,16 +19,18 @@ import secrets
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.partners import ClientToken, IssueClientToken, ScopeError, parse_scope
-from db.tables.users import clients
+from contracts.users import TOKENS_REVOKED, TokensRevoked
+from db.tables.users import audit_log, clients
 from kernel.settings import Settings
+from workers.runtime.context import HandlerContext
 from workers.runtime.errors import DomainError, invalid
 from workers.runtime.identity import (
     service_client_id,
@@ -36,8 +38,8 @@ from workers.runtime.identity import (
     service_client_secret,
     service_scope,
 )
-from workers.runtime.service import HandlerContext
 from workers.users.keys import KeyRing
+from workers.users.repository import remember_revocation
 
 log = logging.getLogger("agora.users.clients")
 
@@ -120,6 +122,64 @@ class ClientRepository:
         )
 
 
+    async def add_partner(
+        self, client_id: uuid.UUID, name: str, secret_hash: str, scopes: Iterable[str], now: datetime
+    ) -> bool:
+        """A partner's client; False if a client of that name exists."""
+        if await self._session.scalar(select(clients.c.client_id).where(clients.c.name == name)):
+            return False
+        await self._session.execute(
+            clients.insert().values(
+                client_id=client_id,
+                name=name,
+                kind="partner",
+                secret_hash=secret_hash,
+                scopes=list(scopes),
+                created_at=now,
+            )
+        )
+        return True
+
+    async def disable_partner(self, name: str) -> uuid.UUID | None:
+        """Disable the partner client `name` (a repeat keeps the first time); its id, or None."""
+        found: uuid.UUID | None = await self._session.scalar(
+            clients.update()
+            .where(clients.c.name == name, clients.c.kind == "partner")
+            .values(disabled_at=func.coalesce(clients.c.disabled_at, func.now()))
+            .returning(clients.c.client_id)
+        )
+        return found
+
+    async def all(self) -> list[dict[str, Any]]:
+        rows = await self._session.execute(
+            select(
+                clients.c.name,
+                clients.c.kind,
+                clients.c.client_id,
+                clients.c.scopes,
+                clients.c.created_at,
+                clients.c.disabled_at,
+            ).order_by(clients.c.kind, clients.c.name)
+        )
+        return [
+            {
+                "name": r.name,
+                "kind": r.kind,
+                "client_id": str(r.client_id),
+                "scopes": list(r.scopes),
+                "created_at": r.created_at.isoformat(),
+                "disabled_at": r.disabled_at.isoformat() if r.disabled_at else None,
+            }
+            for r in rows
+        ]
+
+    async def operator_act(self, action: str, client_id: uuid.UUID, details: dict[str, Any]) -> None:
+        """An operator's act at the command line, in the audit log beside the admins' acts."""
+        await self._session.execute(
+            audit_log.insert().values(actor_role="operator", action=action, target_id=client_id, details=details)
+        )
+
+
 def _to_client(row: Any) -> Client:
     return Client(
         client_id=row.client_id,
@@ -170,3 +230,31 @@ def _uuid(value: str) -> uuid.UUID | None:
         return uuid.UUID(value)
     except ValueError:
         return None
+
+
+# --- an operator's steps (`agora partners`, in a unit of work of the users schema) --------
+
+
+async def register_partner(
+    ctx: HandlerContext, client_id: uuid.UUID, name: str, secret_hash: str, scopes: tuple[str, ...]
+) -> bool:
+    """A partner's client, recorded in the audit log; False if the name is taken."""
+    repo = ClientRepository(ctx.session)
+    if not await repo.add_partner(client_id, name, secret_hash, scopes, datetime.now(UTC)):
+        return False
+    await repo.operator_act("partner.create", client_id, {"name": name, "scopes": list(scopes)})
+    return True
+
+
+async def disable_partner(ctx: HandlerContext, name: str, *, keep_revocations_for: timedelta) -> uuid.UUID | None:
+    """No new tokens for the partner `name`, and the tokens it holds void at once (the
+    revocation is kept and announced); its client id, or None if there is no such partner."""
+    repo = ClientRepository(ctx.session)
+    found = await repo.disable_partner(name)
+    if found is None:
+        return None
+    await repo.operator_act("partner.disable", found, {"name": name})
+    revoked = TokensRevoked(user_id=found, not_before=datetime.now(UTC), reason="disabled")
+    await remember_revocation(ctx.session, revoked, keep_for=keep_revocations_for)
+    await ctx.emit(TOKENS_REVOKED, revoked)
+    return found

@@ -21,9 +21,8 @@ from contracts.users import USER_REGISTERED, LoginResult, UserRegistered
 from kernel.crypto import FieldCipher
 from kernel.oidc import IdentityClaims, OidcError, Provider, ProviderUnavailable
 from kernel.settings import Settings
-from workers.runtime import inbox
+from workers.runtime.context import HandlerContext
 from workers.runtime.errors import DomainError, not_found
-from workers.runtime.service import HandlerContext
 from workers.users.handlers import UserHandlers
 from workers.users.model import User, federated_verdict, normalize_email, username_from, username_with_suffix
 from workers.users.repository import UserRepository
@@ -68,7 +67,7 @@ class FederationHandlers:
         # table already records "seen once" per (consumer, id); the id here is derived
         # from the token.
         token_id = uuid.uuid5(_ID_TOKEN_NAMESPACE, hashlib.sha256(cmd.id_token.encode()).hexdigest())
-        if not await inbox.claim(ctx.session, ctx.service.inbox_table, "users.oidc_id_token", token_id):
+        if not await ctx.first_time("users.oidc_id_token", token_id):
             log.warning("security: ID token replayed", extra={"provider": cmd.provider})
             raise DomainError("unauthorized", "the identity provider's ID token was already used")
         repo = UserRepository(ctx.session, self._cipher)

@@ -45,25 +45,25 @@ from contracts.users import (
     UserErased,
     UserPage,
     UserRegistered,
-    UserUpdated,
     UserView,
 )
 from kernel.crypto import FieldCipher
 from kernel.settings import Settings
 from kernel.tokens import Actor
+from workers.runtime.context import HandlerContext
 from workers.runtime.errors import DomainError, invalid, not_found
 from workers.runtime.pagination import decode_cursor, encode_cursor
-from workers.runtime.service import HandlerContext
 from workers.users.keys import KeyRing, hash_refresh_token, new_refresh_token
 from workers.users.model import (
     ACCOUNT_ROLES,
-    ADMIN_FIELDS,
+    UpdateRefused,
     User,
+    decide_update,
     normalize_email,
     password_problem,
     refresh_verdict,
+    refuse_admin_fields,
     revocation_window,
-    update_refusal,
 )
 from workers.users.repository import UserRepository
 
@@ -254,55 +254,28 @@ class UserHandlers:
         repo = UserRepository(ctx.session, self._cipher)
         actor = await _current_actor(repo, ctx.require_actor())
         changes = cmd.model_dump(include=cmd.model_fields_set - {"user_id"})
-        if ADMIN_FIELDS & changes.keys() and actor.role != "admin":
-            # Refused before the account is looked up: 403 whoever's account it is.
-            raise DomainError("forbidden", "only an admin may change role or disabled")
-        user = await _visible_user(repo, cmd.user_id, actor)
-        if "address" in changes:
-            changes["address"] = cmd.address
-        for field in ("username", "role", "disabled"):
-            if field in changes and changes[field] is None:
-                raise invalid(field, "cannot be removed")
-        refusal = update_refusal(user, changes, actor.user_id, actor.role)
-        if refusal == "forbidden":
-            raise DomainError("forbidden", "only an admin may change role or disabled")
-        if refusal == "self_lockout":
-            raise DomainError("conflict", "an admin cannot demote or disable their own account")
-        if (
-            "username" in changes
-            and changes["username"].lower() != user.username.lower()
-            and await repo.taken(username=changes["username"])
-        ):
-            raise _conflict({"username"})
         now = datetime.now(UTC)
-        updated, changed = user.updated(changes, now)
-        if changed:
+        try:
+            refuse_admin_fields(changes, actor.role)
+            user = await _visible_user(repo, cmd.user_id, actor)
+            if "address" in changes:
+                changes["address"] = cmd.address
+            decided = decide_update(user, changes, actor.user_id, actor.role, now)
+        except UpdateRefused as exc:
+            raise invalid(exc.field, exc.detail) if exc.field else DomainError(exc.code, exc.detail) from None
+        if decided.new_username is not None and await repo.taken(username=decided.new_username):
+            raise _conflict({"username"})
+        if decided.event is not None:
             try:
-                await repo.save(updated)
+                await repo.save(decided.user)
             except IntegrityError:
                 raise _conflict({"username"}) from None
-            if ADMIN_FIELDS & set(changed):
-                # Sessions carry the old role (or a disabled account's access): end them.
-                reason: RevocationReason = "disabled" if updated.disabled else "role_changed"
-                await self._revoke(ctx, repo, user.user_id, reason, now)
-            await ctx.emit(
-                USER_UPDATED,
-                UserUpdated(
-                    user_id=user.user_id,
-                    changed=changed,
-                    updated_at=updated.updated_at,
-                    role=updated.role,
-                    disabled=updated.disabled,
-                ),
-            )
-        if actor.role == "admin":
-            details: dict[str, object] = {"changed": list(changed)}
-            if "role" in changed:
-                details["role"] = {"from": user.role, "to": updated.role}
-            if "disabled" in changed:
-                details["disabled"] = updated.disabled
-            await repo.audit(actor, "user.update", target_id=user.user_id, details=details, envelope=ctx.envelope)
-        return updated.view()
+            if decided.revoke is not None:
+                await self._revoke(ctx, repo, user.user_id, decided.revoke, now)
+            await ctx.emit(USER_UPDATED, decided.event)
+        if decided.audit is not None:
+            await repo.audit(actor, "user.update", target_id=user.user_id, details=decided.audit, envelope=ctx.envelope)
+        return decided.user.view()
 
     async def list_users(self, cmd: ListUsers, ctx: HandlerContext) -> UserPage:
         repo = UserRepository(ctx.session, self._cipher)

@@ -27,6 +27,7 @@ from db.tables.users import signing_keys
 from kernel.crypto import FieldCipher, Sealed
 from kernel.settings import Settings
 from kernel.tokens import LEEWAY_SECONDS
+from workers.runtime.context import operator_unit_of_work
 
 
 class KeyRing:
@@ -175,25 +176,13 @@ class RetireRefused(Exception):
 
 async def retire_signing_key(settings: Settings, kid: str) -> None:
     """Retire a signing key from the operator's command line (`agora keys retire KID`)."""
-    from db.engine import make_engine, make_sessionmaker
-
     cipher = FieldCipher.from_config(settings.data_keys, settings.data_key_id)
-    engine = make_engine(settings.database_url, pool_size=1, application_name="agora-keys")
-    try:
-        async with make_sessionmaker(engine).begin() as session:
-            await KeyRing(cipher, settings).retire(session, kid, now=datetime.now(UTC))
-    finally:
-        await engine.dispose()
+    async with operator_unit_of_work(settings, "users") as ctx:
+        await KeyRing(cipher, settings).retire(ctx.session, kid, now=datetime.now(UTC))
 
 
 async def rotate_signing_key(settings: Settings) -> str:
     """Add a signing key from the operator's command line (`agora keys rotate`)."""
-    from db.engine import make_engine, make_sessionmaker
-
     cipher = FieldCipher.from_config(settings.data_keys, settings.data_key_id)
-    engine = make_engine(settings.database_url, pool_size=1, application_name="agora-keys")
-    try:
-        async with make_sessionmaker(engine).begin() as session:
-            return await KeyRing(cipher, settings).add_key(session)
-    finally:
-        await engine.dispose()
+    async with operator_unit_of_work(settings, "users") as ctx:
+        return await KeyRing(cipher, settings).add_key(ctx.session)

@@ -10,7 +10,7 @@ from uuid import UUID
 
 from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
-from contracts.users import Address, UserView
+from contracts.users import Address, RevocationReason, UserUpdated, UserView
 from kernel.tokens import LEEWAY_SECONDS
 
 
@@ -115,6 +115,73 @@ def update_refusal(user: User, changes: dict[str, object], actor_id: UUID, actor
     if user.user_id == actor_id and (changes.get("disabled") is True or changes.get("role", "admin") != "admin"):
         return "self_lockout"
     return None
+
+
+class UpdateRefused(Exception):
+    """An update the rules refuse: `code` is the error code; `field` names the field at fault."""
+
+    def __init__(self, code: str, detail: str, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Update:
+    """What an update decided: the user after it, the fields it changed, the event that
+    announces it (None if nothing changed), why the user's sessions end (a role or
+    access change), whether a new username must be checked free, and what the audit
+    log keeps of an admin's update (None for anyone else's)."""
+
+    user: User
+    changed: tuple[str, ...]
+    event: UserUpdated | None
+    revoke: RevocationReason | None
+    new_username: str | None
+    audit: dict[str, object] | None
+
+
+def refuse_admin_fields(changes: dict[str, object], actor_role: str) -> None:
+    """Refused before the account is looked up: 403 whoever's account it is."""
+    if ADMIN_FIELDS & changes.keys() and actor_role != "admin":
+        raise UpdateRefused("forbidden", "only an admin may change role or disabled")
+
+
+def decide_update(user: User, changes: dict[str, object], actor_id: UUID, actor_role: str, now: datetime) -> Update:
+    """Decide a partial update of `user` by an actor who may see it; `UpdateRefused` if not allowed."""
+    for field in ("username", "role", "disabled"):
+        if field in changes and changes[field] is None:
+            raise UpdateRefused("validation_failed", "cannot be removed", field)
+    refusal = update_refusal(user, changes, actor_id, actor_role)
+    if refusal == "forbidden":
+        raise UpdateRefused("forbidden", "only an admin may change role or disabled")
+    if refusal == "self_lockout":
+        raise UpdateRefused("conflict", "an admin cannot demote or disable their own account")
+    username = changes.get("username")
+    new_username = username if isinstance(username, str) and username.lower() != user.username.lower() else None
+    updated, changed = user.updated(changes, now)
+    event = None
+    revoke: RevocationReason | None = None
+    if changed:
+        event = UserUpdated(
+            user_id=user.user_id,
+            changed=changed,
+            updated_at=updated.updated_at,
+            role=updated.role,
+            disabled=updated.disabled,
+        )
+        if ADMIN_FIELDS & set(changed):
+            # Sessions carry the old role (or a disabled account's access): end them.
+            revoke = "disabled" if updated.disabled else "role_changed"
+    audit: dict[str, object] | None = None
+    if actor_role == "admin":
+        audit = {"changed": list(changed)}
+        if "role" in changed:
+            audit["role"] = {"from": user.role, "to": updated.role}
+        if "disabled" in changed:
+            audit["disabled"] = updated.disabled
+    return Update(updated, changed, event, revoke, new_username, audit)
 
 
 @dataclass(frozen=True)

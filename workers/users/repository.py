@@ -9,15 +9,12 @@ from uuid import UUID, uuid4
 from sqlalchemy import func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.base import Contract
 from contracts.envelope import Envelope
-from contracts.topology import EVENTS_EXCHANGE, EventSpec
 from contracts.users import Address, TokensRevoked
 from db.sealed import USER_ADDRESS, USER_PHONE
 from db.tables.users import audit_log, identities, refresh_tokens, token_revocations, users, users_outbox
 from kernel.crypto import FieldCipher, Sealed
 from kernel.tokens import Actor
-from workers.runtime import outbox
 from workers.users.model import RefreshToken, User
 
 
@@ -273,16 +270,3 @@ async def remember_revocation(session: AsyncSession, revoked: TokensRevoked, *, 
     t = token_revocations
     await session.execute(t.delete().where(t.c.not_before < revoked.not_before - keep_for))
     await session.execute(t.insert().values(**revoked.model_dump()))
-
-
-async def emit_outside_a_delivery(session: AsyncSession, spec: EventSpec, payload: Contract) -> None:
-    """A users event from an operator's command (the first admin, a partner disabled), in
-    that command's transaction, as a handler's `ctx.emit` would write it."""
-    await outbox.enqueue(
-        session,
-        users_outbox,
-        exchange=EVENTS_EXCHANGE,
-        routing_key=spec.routing_key,
-        body=payload.model_dump(mode="json"),
-        envelope=Envelope.new(),
-    )

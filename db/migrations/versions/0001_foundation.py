@@ -4,7 +4,7 @@ Revision ID: 0001
 Revises:
 Create Date: 2026-11-24
 
-Tables are spelled out here, not taken from `db/tables.py`: a migration is a
+Tables are spelled out here, not taken from `db/tables/`: a migration is a
 snapshot, and the live definitions move on with later migrations.
 """
 

@@ -18,14 +18,13 @@ from kernel.tokens import Actor
 from workers.orders.carts.model import CART_ROLES, Cart, CartError, view
 from workers.orders.carts.repository import CartRepository
 from workers.orders.products.repository import product_snapshot
+from workers.runtime.context import HandlerContext
 from workers.runtime.errors import DomainError, invalid, not_found
-from workers.runtime.service import HandlerContext, WorkerService
 
 log = logging.getLogger("agora.orders.cart")
 
 # A guest cart untouched this long is deleted (the cookie that names it expires too).
 GUEST_CART_DAYS = 30
-SWEEP_BATCH = 500
 
 
 def _member(actor: Actor | None) -> Actor | None:
@@ -34,64 +33,72 @@ def _member(actor: Actor | None) -> Actor | None:
     return actor
 
 
-async def get_cart(query: GetCart, ctx: HandlerContext) -> CartView:
-    repo = CartRepository(ctx.session)
-    actor = _member(ctx.actor)
-    if actor is not None:
-        cart = await repo.member(actor.user_id)
-    elif query.cart_id is not None:
-        cart = await repo.guest(query.cart_id)
-    else:
-        cart = None
-    return await _view(ctx, cart, cart_id=None if actor else query.cart_id)
+class CartHandlers:
+    """The orders worker's cart handlers and the guest-cart sweeper batch (wired in app.py)."""
 
+    async def get_cart(self, query: GetCart, ctx: HandlerContext) -> CartView:
+        repo = CartRepository(ctx.session)
+        actor = _member(ctx.actor)
+        if actor is not None:
+            cart = await repo.member(actor.user_id)
+        elif query.cart_id is not None:
+            cart = await repo.guest(query.cart_id)
+        else:
+            cart = None
+        return await _view(ctx, cart, cart_id=None if actor else query.cart_id)
 
-async def add_cart_item(cmd: AddCartItem, ctx: HandlerContext) -> CartView:
-    async def decide(cart: Cart, now: datetime) -> Cart:
-        products = await product_snapshot(ctx.db, [cmd.product_id, *(line.product_id for line in cart.lines)])
-        return cart.add(products.get(cmd.product_id), cmd.quantity, products, now)
+    async def add_cart_item(self, cmd: AddCartItem, ctx: HandlerContext) -> CartView:
+        async def decide(cart: Cart, now: datetime) -> Cart:
+            products = await product_snapshot(ctx.db, [cmd.product_id, *(line.product_id for line in cart.lines)])
+            return cart.add(products.get(cmd.product_id), cmd.quantity, products, now)
 
-    return await _change(ctx, cmd.cart_id, decide)
+        return await _change(ctx, cmd.cart_id, decide)
 
+    async def set_cart_item(self, cmd: SetCartItem, ctx: HandlerContext) -> CartView:
+        async def decide(cart: Cart, now: datetime) -> Cart:
+            return cart.set(cmd.product_id, cmd.quantity, await product_snapshot(ctx.db, [cmd.product_id]))
 
-async def set_cart_item(cmd: SetCartItem, ctx: HandlerContext) -> CartView:
-    async def decide(cart: Cart, now: datetime) -> Cart:
-        return cart.set(cmd.product_id, cmd.quantity, await product_snapshot(ctx.db, [cmd.product_id]))
+        return await _change(ctx, cmd.cart_id, decide, create=False)
 
-    return await _change(ctx, cmd.cart_id, decide, create=False)
+    async def remove_cart_item(self, cmd: RemoveCartItem, ctx: HandlerContext) -> CartView:
+        async def decide(cart: Cart, now: datetime) -> Cart:
+            return cart.remove(cmd.product_id)
 
+        return await _change(ctx, cmd.cart_id, decide, create=False)
 
-async def remove_cart_item(cmd: RemoveCartItem, ctx: HandlerContext) -> CartView:
-    async def decide(cart: Cart, now: datetime) -> Cart:
-        return cart.remove(cmd.product_id)
+    async def merge_cart(self, cmd: MergeCart, ctx: HandlerContext) -> CartView:
+        """Fold the guest cart into the actor's; the guest cart is gone afterwards.
 
-    return await _change(ctx, cmd.cart_id, decide, create=False)
+        A repeat (or a guest cart that never existed, or a member cart's id) changes
+        nothing and answers with the member's cart as it is.
+        """
+        actor = _member(ctx.require_actor())
+        assert actor is not None
+        repo = CartRepository(ctx.session)
+        now = datetime.now(UTC)
+        member = await repo.member(actor.user_id, lock=True)
+        guest = await repo.guest(cmd.guest_cart_id, lock=True)
+        if guest is None:  # merged already (perhaps just now, by a concurrent merge)
+            return await _view(ctx, member or await repo.member(actor.user_id))
+        if member is None:
+            member = await repo.open_member(actor.user_id, now)
+        products = await product_snapshot(ctx.db, [line.product_id for line in (*member.lines, *guest.lines)])
+        merged = member.merged(guest, products, now)
+        await repo.save(member, merged, now)
+        await repo.delete(guest.cart_id)
+        dropped = {line.product_id for line in guest.lines} - {line.product_id for line in merged.lines}
+        if dropped:
+            log.info("guest cart lines not merged", extra={"count": len(dropped)})
+        return await _view(ctx, merged)
 
-
-async def merge_cart(cmd: MergeCart, ctx: HandlerContext) -> CartView:
-    """Fold the guest cart into the actor's; the guest cart is gone afterwards.
-
-    A repeat (or a guest cart that never existed, or a member cart's id) changes
-    nothing and answers with the member's cart as it is.
-    """
-    actor = _member(ctx.require_actor())
-    assert actor is not None
-    repo = CartRepository(ctx.session)
-    now = datetime.now(UTC)
-    member = await repo.member(actor.user_id, lock=True)
-    guest = await repo.guest(cmd.guest_cart_id, lock=True)
-    if guest is None:  # merged already (perhaps just now, by a concurrent merge)
-        return await _view(ctx, member or await repo.member(actor.user_id))
-    if member is None:
-        member = await repo.open_member(actor.user_id, now)
-    products = await product_snapshot(ctx.db, [line.product_id for line in (*member.lines, *guest.lines)])
-    merged = member.merged(guest, products, now)
-    await repo.save(member, merged, now)
-    await repo.delete(guest.cart_id)
-    dropped = {line.product_id for line in guest.lines} - {line.product_id for line in merged.lines}
-    if dropped:
-        log.info("guest cart lines not merged", extra={"count": len(dropped)})
-    return await _view(ctx, merged)
+    async def sweep_guest_carts(self, ctx: HandlerContext, limit: int) -> int:
+        """Delete up to `limit` guest carts nobody touched for `GUEST_CART_DAYS` (a background
+        batch). Safe in every replica (SKIP LOCKED)."""
+        cutoff = datetime.now(UTC) - timedelta(days=GUEST_CART_DAYS)
+        gone = await CartRepository(ctx.session).sweep_guests(cutoff, limit)
+        if gone:
+            log.info("stale guest carts deleted", extra={"count": gone})
+        return gone
 
 
 async def member_cart(ctx: HandlerContext, user_id: UUID) -> CartView:
@@ -102,18 +109,6 @@ async def member_cart(ctx: HandlerContext, user_id: UUID) -> CartView:
 async def delete_member_cart(ctx: HandlerContext, user_id: UUID) -> None:
     """The member's account was erased: their cart goes."""
     await CartRepository(ctx.session).delete_member(user_id)
-
-
-async def sweep_guest_carts(service: WorkerService) -> None:
-    """Delete guest carts nobody touched for `GUEST_CART_DAYS`. Safe in every replica (SKIP LOCKED)."""
-    cutoff = datetime.now(UTC) - timedelta(days=GUEST_CART_DAYS)
-    while True:
-        async with service.sessions.begin() as session:
-            gone = await CartRepository(session).sweep_guests(cutoff, SWEEP_BATCH)
-        if gone:
-            log.info("stale guest carts deleted", extra={"count": gone})
-        if gone < SWEEP_BATCH:
-            return
 
 
 # --- shared steps -------------------------------------------------------------------------

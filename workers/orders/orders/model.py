@@ -30,7 +30,8 @@ from contracts.orders import (
 from contracts.users import Address
 from kernel.tokens import Actor
 from workers.orders.carts.model import CART_ROLES, Cart
-from workers.orders.orders.saga import Cancel, Deliver, Message, Saga, Ship
+from workers.orders.orders import saga
+from workers.orders.orders.saga import Cancel, Deliver, Message, Saga, Send, Ship
 from workers.orders.products.model import ProductSnapshot
 
 # A partner scope that lets a partner place an order for a member (`on_behalf_of`).
@@ -140,6 +141,74 @@ def reservation_lines(lines: tuple[Line, ...]) -> tuple[ReservationLine, ...]:
 
 
 # --- placing -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Placed:
+    """What placing an order decided: the order (its saga started), the cart it empties,
+    the event that announces it, and the saga's first commands."""
+
+    order: Order
+    empties_cart: UUID | None
+    event: OrderPlaced
+    sends: tuple[Send, ...]
+
+
+def place(
+    cmd: PlaceOrder,
+    actor: Actor,
+    user_id: UUID,
+    cart: Cart | None,
+    products: Mapping[UUID, ProductSnapshot],
+    now: datetime,
+    config: saga.SagaConfig,
+) -> Placed:
+    """A new order for `user_id` from the command's items or (without them) `cart`, priced
+    from `products` (the read model of what `ordered_products` names); `OrderRefused`
+    if it cannot be placed."""
+    items = cmd.items if cmd.items is not None else cart_items(cart, products)
+    lines, currency, total = price(items, products)
+    started, sends = saga.start(cmd.order_id, reservation_lines(lines), total, currency, cmd.payment_token, now, config)
+    order = Order(
+        order_id=cmd.order_id,
+        user_id=user_id,
+        placed_by=actor.user_id,
+        request_hash=request_hash(cmd),
+        currency=currency,
+        total_minor=total,
+        shipping_address=cmd.shipping_address,
+        lines=lines,
+        saga=started,
+        history=(HistoryEntry(status=started.status, at=now),),
+        created_at=now,
+        updated_at=now,
+    )
+    return Placed(order, cart.cart_id if cart is not None else None, order.placed_event(), sends)
+
+
+def ordered_products(cmd: PlaceOrder, cart: Cart | None) -> set[UUID]:
+    """The products an order from this command (or this cart) would be made of."""
+    ordered = cmd.items if cmd.items is not None else cart.lines if cart is not None else ()
+    return {x.product_id for x in ordered}
+
+
+def refuse_closed(account_closed: bool) -> None:
+    if account_closed:
+        # Erased or disabled: a member's own tokens were revoked; this stops a partner.
+        raise OrderRefused("forbidden", "this account is closed: no order can be placed for it")
+
+
+def same_request(order: Order, cmd: PlaceOrder, actor: Actor) -> None:
+    """A repeat of the request that placed `order` (its idempotency key) answers that
+    order; the key with another caller or another body is refused."""
+    if order.placed_by != actor.user_id:
+        raise OrderRefused("conflict", "this order_id belongs to another order")
+    if order.request_hash != request_hash(cmd):
+        raise OrderRefused(
+            "validation_failed",
+            "this Idempotency-Key (order_id) was used for another request",
+            (FieldError(field="Idempotency-Key", message="was used with another body"),),
+        )
 
 
 def customer(cmd: PlaceOrder, actor: Actor) -> UUID:

@@ -29,7 +29,7 @@ from workers.orders.orders.model import Line, Order, OrderHead, reservation_line
 from workers.orders.orders.saga import Saga
 
 if TYPE_CHECKING:
-    from workers.runtime.service import HandlerContext
+    from workers.runtime.context import HandlerContext
 
 _SAGA_COLUMNS = (
     "status",

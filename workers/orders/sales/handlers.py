@@ -33,8 +33,8 @@ from contracts.orders import (
 from db.prepared import Prepared
 from db.tables.orders import order_lines, orders, sales
 from workers.orders.sales.model import SaleLine, by_period
+from workers.runtime.context import HandlerContext
 from workers.runtime.errors import DomainError, not_found
-from workers.runtime.service import HandlerContext
 
 DEFAULT_CURRENCY = "USD"
 TOP_PRODUCTS = 10
@@ -93,56 +93,91 @@ def _counted(seller_id: Any, first: date, last: date) -> Any:
     return and_(*conditions)
 
 
-async def sales_report(query: SalesReport, ctx: HandlerContext) -> SalesReportView:
-    actor = ctx.require_actor()
-    if actor.role != "admin" and actor.user_id != query.seller_id:
-        raise not_found("seller")
-    if query.end < query.start:
-        raise DomainError("validation_failed", "`to` must not be before `from`")
-    counted = _counted(query.seller_id, query.start, query.end)
-    currency = query.currency or await _main_currency(ctx, counted)
-    counted = and_(counted, sales.c.currency == currency)
-    day = func.date(func.timezone("UTC", sales.c.confirmed_at))
-    revenue = func.sum(sales.c.quantity * sales.c.unit_price_minor)
-    rows = await ctx.session.execute(
-        select(sales.c.order_id, day.label("day"), sales.c.quantity, sales.c.unit_price_minor).where(counted)
-    )
-    lines = [SaleLine(r.order_id, r.day, r.quantity, r.quantity * r.unit_price_minor) for r in rows]
-    totals = by_period(lines, query.start, query.end, query.granularity)
-    top: Select[Any] = (
-        select(
-            sales.c.product_id,
-            func.max(sales.c.name).label("name"),
-            func.sum(sales.c.quantity).label("units"),
-            revenue.label("revenue"),
+class SalesHandlers:
+    """The sales reports (wired in app.py); the saga writes the projection they read."""
+
+    async def sales_report(self, query: SalesReport, ctx: HandlerContext) -> SalesReportView:
+        actor = ctx.require_actor()
+        if actor.role != "admin" and actor.user_id != query.seller_id:
+            raise not_found("seller")
+        if query.end < query.start:
+            raise DomainError("validation_failed", "`to` must not be before `from`")
+        counted = _counted(query.seller_id, query.start, query.end)
+        currency = query.currency or await _main_currency(ctx, counted)
+        counted = and_(counted, sales.c.currency == currency)
+        day = func.date(func.timezone("UTC", sales.c.confirmed_at))
+        revenue = func.sum(sales.c.quantity * sales.c.unit_price_minor)
+        rows = await ctx.session.execute(
+            select(sales.c.order_id, day.label("day"), sales.c.quantity, sales.c.unit_price_minor).where(counted)
         )
-        .where(counted)
-        .group_by(sales.c.product_id)
-        .order_by(revenue.desc(), sales.c.product_id)
-        .limit(TOP_PRODUCTS)
-    )
-    return SalesReportView(
-        seller_id=query.seller_id,
-        start=query.start,
-        end=query.end,
-        granularity=query.granularity,
-        currency=currency,
-        periods=tuple(
-            SalesPeriod(start=t.start, orders=t.orders, units=t.units, revenue=to_amount(t.revenue_minor, currency))
-            for t in totals
-        ),
-        top_products=tuple(
-            TopProduct(
-                product_id=r.product_id, name=r.name, units=int(r.units), revenue=to_amount(int(r.revenue), currency)
+        lines = [SaleLine(r.order_id, r.day, r.quantity, r.quantity * r.unit_price_minor) for r in rows]
+        totals = by_period(lines, query.start, query.end, query.granularity)
+        top: Select[Any] = (
+            select(
+                sales.c.product_id,
+                func.max(sales.c.name).label("name"),
+                func.sum(sales.c.quantity).label("units"),
+                revenue.label("revenue"),
             )
-            for r in await ctx.session.execute(top)
-        ),
-        totals=SalesTotals(
-            orders=len({line.order_id for line in lines}),
-            units=sum(line.quantity for line in lines),
-            revenue=to_amount(sum(line.revenue_minor for line in lines), currency),
-        ),
-    )
+            .where(counted)
+            .group_by(sales.c.product_id)
+            .order_by(revenue.desc(), sales.c.product_id)
+            .limit(TOP_PRODUCTS)
+        )
+        return SalesReportView(
+            seller_id=query.seller_id,
+            start=query.start,
+            end=query.end,
+            granularity=query.granularity,
+            currency=currency,
+            periods=tuple(
+                SalesPeriod(start=t.start, orders=t.orders, units=t.units, revenue=to_amount(t.revenue_minor, currency))
+                for t in totals
+            ),
+            top_products=tuple(
+                TopProduct(
+                    product_id=r.product_id,
+                    name=r.name,
+                    units=int(r.units),
+                    revenue=to_amount(int(r.revenue), currency),
+                )
+                for r in await ctx.session.execute(top)
+            ),
+            totals=SalesTotals(
+                orders=len({line.order_id for line in lines}),
+                units=sum(line.quantity for line in lines),
+                revenue=to_amount(sum(line.revenue_minor for line in lines), currency),
+            ),
+        )
+
+    async def sales_overview(self, query: SalesOverview, ctx: HandlerContext) -> SalesOverviewView:
+        """Confirmed orders and revenue per day, the last `days` days up to today (UTC): admins."""
+        if ctx.require_actor().role != "admin":
+            raise DomainError("forbidden", "only admins may see the overview")
+        last = datetime.now(UTC).date()
+        first = last - timedelta(days=query.days - 1)
+        day = func.date(func.timezone("UTC", sales.c.confirmed_at)).label("day")
+        rows = await ctx.session.execute(
+            select(
+                day,
+                func.count(sales.c.order_id.distinct()).label("orders"),
+                func.sum(sales.c.quantity * sales.c.unit_price_minor).label("revenue"),
+            )
+            .where(_counted(None, first, last), sales.c.currency == query.currency)
+            .group_by(day)
+        )
+        found = {r.day: (int(r.orders), int(r.revenue)) for r in rows}
+        return SalesOverviewView(
+            currency=query.currency,
+            days=tuple(
+                DaySales(
+                    date=first + timedelta(days=n),
+                    orders=found.get(first + timedelta(days=n), (0, 0))[0],
+                    revenue=to_amount(found.get(first + timedelta(days=n), (0, 0))[1], query.currency),
+                )
+                for n in range(query.days)
+            ),
+        )
 
 
 async def _main_currency(ctx: HandlerContext, counted: Any) -> str:
@@ -150,33 +185,3 @@ async def _main_currency(ctx: HandlerContext, counted: Any) -> str:
     rows = await ctx.session.execute(select(sales.c.currency, func.count()).where(counted).group_by(sales.c.currency))
     tally = Counter({r[0]: int(r[1]) for r in rows})
     return tally.most_common(1)[0][0] if tally else DEFAULT_CURRENCY
-
-
-async def sales_overview(query: SalesOverview, ctx: HandlerContext) -> SalesOverviewView:
-    """Confirmed orders and revenue per day, the last `days` days up to today (UTC): admins."""
-    if ctx.require_actor().role != "admin":
-        raise DomainError("forbidden", "only admins may see the overview")
-    last = datetime.now(UTC).date()
-    first = last - timedelta(days=query.days - 1)
-    day = func.date(func.timezone("UTC", sales.c.confirmed_at)).label("day")
-    rows = await ctx.session.execute(
-        select(
-            day,
-            func.count(sales.c.order_id.distinct()).label("orders"),
-            func.sum(sales.c.quantity * sales.c.unit_price_minor).label("revenue"),
-        )
-        .where(_counted(None, first, last), sales.c.currency == query.currency)
-        .group_by(day)
-    )
-    found = {r.day: (int(r.orders), int(r.revenue)) for r in rows}
-    return SalesOverviewView(
-        currency=query.currency,
-        days=tuple(
-            DaySales(
-                date=first + timedelta(days=n),
-                orders=found.get(first + timedelta(days=n), (0, 0))[0],
-                revenue=to_amount(found.get(first + timedelta(days=n), (0, 0))[1], query.currency),
-            )
-            for n in range(query.days)
-        ),
-    )

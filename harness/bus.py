@@ -1,8 +1,14 @@
-"""Talking to workers straight over RabbitMQ, as another service or a partner would.
+"""Talking to workers straight over RabbitMQ, as another service or a partner would: an
+RPC client (`Bus`), a service token got the way a worker gets one, publishing events, and
+listing a product the way the catalog announces one.
 
-Used by the inventory tests and scripts/bench_reservations: a small RPC client with
-its own reply queue (replies are matched on `causation_id`, the request's message
-id), a service token got the way a worker gets one, and publishing catalog events.
+`Bus` is not the edge's `edge.bus.RpcClient`, on purpose: the tests send what the edge
+never would (bodies as raw dicts, a message id of their choosing to act out a redelivery,
+a command without a reply queue) and read the reply as the JSON a worker sent, on a
+connection of their own with RabbitMQ's direct reply-to, as a partner does. The edge's
+client takes only a contract under its spec, always makes its own message id, owns its
+connection and declares the edge's kind of reply queue; bending it to the tests would
+change the product's code.
 """
 
 from __future__ import annotations
@@ -19,17 +25,16 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobus
 
 from contracts.base import Contract
 from contracts.catalog import PRODUCT_CREATED, ProductCreated
-from contracts.envelope import Envelope
+from contracts.envelope import CAUSATION_ID, Envelope
 from contracts.partners import ISSUE_CLIENT_TOKEN, IssueClientToken
 from contracts.topology import COMMANDS_EXCHANGE, DIRECT_REPLY_TO, EVENTS_EXCHANGE, EventSpec, broker_user
 from kernel.settings import Settings
-from tests import support
-from tests.conftest import make_seller
 from workers.runtime.identity import service_client_id, service_client_secret, service_scope
 
 
 class Bus:
-    """Publish commands with a reply queue and await each reply."""
+    """Publish commands with a reply queue and await each reply (matched on `causation_id`,
+    which workers set to the command's message id)."""
 
     def __init__(self, connection: AbstractRobustConnection) -> None:
         self._connection = connection
@@ -52,7 +57,7 @@ class Bus:
             await self._channel.close()
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
-        cause = str((message.headers or {}).get("causation_id", ""))
+        cause = str((message.headers or {}).get(CAUSATION_ID, ""))
         future = self._waiting.pop(cause, None)
         if future is not None and not future.done():
             future.set_result(json.loads(message.body))
@@ -182,14 +187,3 @@ async def list_product(
                 return str(product_id)
         await asyncio.sleep(0.05)
     raise AssertionError(f"no stock record for {product_id} after {within} s")
-
-
-async def stock_target(http: aiohttp.ClientSession, admin: dict[str, Any]) -> dict[str, Any]:
-    """Authorization-matrix target: a product with stock, owned by a new seller (the "owner")."""
-    seller = await make_seller(http, admin)
-    connection = await aio_pika.connect_robust(support.test_env()["AGORA_AMQP_URL"])
-    try:
-        product_id = await list_product(connection, http, seller["user"]["user_id"], stock=10)
-    finally:
-        await connection.close()
-    return {**seller, "params": {"productId": product_id}}
