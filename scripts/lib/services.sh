@@ -950,7 +950,7 @@ agora_start_smtp_sink() {
     sig="host=$AGORA_SMTP_HOST smtp=$AGORA_SMTP_PORT http=$AGORA_SMTP_HTTP_PORT"
     local log=$dir/smtp_sink.log pidfile=$dir/smtp_sink.pid
 
-    if pid=$(_agora_live_pid "$pidfile" sandboxes.smtp_sink); then
+    if pid=$(_agora_live_pid "$pidfile" smtp_sink); then
         _agora_check_signature smtp-sink "$dir" "$(_agora_read_signature "$dir")" "$sig" || return 1
         if _agora_smtp_healthy; then
             agora_log "smtp sink already running (pid $pid)"
@@ -997,7 +997,8 @@ _agora_spawn_module() {
 # Stops the process in PIDFILE if it is still MODULE (a recycled pid is left alone).
 _agora_stop_module() {
     local label=$1 pidfile=$2 module=$3 pid
-    pid=$(_agora_live_pid "$pidfile" "$module") || {
+    # The module's own name: a process started before issue 15 ran it as agora.<name>.
+    pid=$(_agora_live_pid "$pidfile" "${module##*.}") || {
         rm -f -- "$pidfile"
         return 0
     }
@@ -1021,7 +1022,7 @@ _agora_start_sandbox() {
     local sandbox_port=${!port_variable} dir=$AGORA_RUN_DIR/$3 pid stop=:
     local log=$dir/$name.log sandbox_pidfile=$dir/$name.pid
 
-    if pid=$(_agora_live_pid "$sandbox_pidfile" "$sandbox_module"); then
+    if pid=$(_agora_live_pid "$sandbox_pidfile" "${sandbox_module##*.}"); then
         _agora_check_signature "$sandbox_label" "$dir" "$(_agora_read_signature "$dir")" "$sig" || return 1
         if _agora_sandbox_healthy; then
             agora_log "$sandbox_label already running (pid $pid)"

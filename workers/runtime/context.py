@@ -45,6 +45,9 @@ class HandlerContext:
     envelope: Envelope
     actor: Actor | None
     identity: ServiceIdentity | None
+    # False for a unit of work outside a delivery, whose envelope is its own and never
+    # sent: what it emits then carries an envelope of its own, caused by nothing.
+    delivered: bool = True
     # The outbox rows of this transaction, written with its COMMIT and published from
     # memory once it has committed.
     written: list[outbox.Written] = field(default_factory=list)
@@ -81,7 +84,11 @@ class HandlerContext:
 
     def _enqueue(self, exchange: str, routing_key: str, body: dict[str, Any]) -> None:
         # Caused by the message being handled, and correlated with what caused that.
-        envelope = Envelope.new(correlation_id=self.envelope.correlation_id, causation_id=str(self.envelope.message_id))
+        envelope = (
+            Envelope.new(correlation_id=self.envelope.correlation_id, causation_id=str(self.envelope.message_id))
+            if self.delivered
+            else Envelope.new()
+        )
         self.written.append(outbox.prepare(exchange=exchange, routing_key=routing_key, body=body, envelope=envelope))
 
     def require_actor(self) -> Actor:
@@ -118,7 +125,7 @@ async def unit(
     outbox_table, inbox_table = MESSAGING[service]
     async with transaction(engine, sessions, inbox_table, outbox_table) as tx:
         await tx.begin(None)
-        ctx = HandlerContext(transaction=tx, envelope=Envelope.new(), actor=None, identity=identity)
+        ctx = HandlerContext(transaction=tx, envelope=Envelope.new(), actor=None, identity=identity, delivered=False)
         yield ctx
         await tx.commit(ctx.written)
 
