@@ -1,12 +1,16 @@
 """The edge application: `create_app()` wires it, `main()` runs it.
 
 Run: `python -m edge` (or `python -m edge.app`, or the `edge.app:main` entry point).
+With `AGORA_EDGE_PROCESSES` (or `agora edge --processes N`) above 1, `main()` runs a
+pool of N such processes on the one port instead (edge/pool.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+from collections.abc import Awaitable, Callable, Sequence
 
 import aiohttp_cors
 import uvloop
@@ -36,6 +40,8 @@ log = logging.getLogger("agora.edge")
 READINESS_TIMEOUT_SECONDS = 2.0
 FEED_TASK_KEY = web.AppKey("revocation_feed_task", asyncio.Task[None])
 METRICS_RUNNER_KEY = web.AppKey("metrics_runner", web.AppRunner)
+# A pool process serves /metrics on the socket its parent bound (edge/pool.py).
+METRICS_SOCKET_KEY = web.AppKey("metrics_socket", socket.socket)
 
 
 def create_app(settings: Settings | None = None) -> web.Application:
@@ -156,7 +162,13 @@ async def _serve_metrics(app: web.Application) -> None:
     internal.router.add_get("/readyz", ready)
     runner = web.AppRunner(internal, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, settings.host, edge_metrics_port(settings)).start()
+    inherited = app.get(METRICS_SOCKET_KEY)
+    site = (
+        web.SockSite(runner, inherited)
+        if inherited is not None
+        else web.TCPSite(runner, settings.host, edge_metrics_port(settings))
+    )
+    await site.start()
     app[METRICS_RUNNER_KEY] = runner
 
 
@@ -164,18 +176,42 @@ async def _stop_metrics(app: web.Application) -> None:
     await app[METRICS_RUNNER_KEY].cleanup()
 
 
-def main() -> None:
+def main(processes: int | None = None) -> None:
     settings = get_settings()
     configure_logging("edge", settings.log_level)
-    app = create_app(settings)
+    processes = processes or settings.edge_processes
+    if processes > 1:
+        from edge.pool import run_pool
+
+        raise SystemExit(run_pool(settings, processes))
+    serve(create_app(settings), settings)
+
+
+def serve(
+    app: web.Application,
+    settings: Settings,
+    *,
+    sock: socket.socket | None = None,
+    loop: asyncio.AbstractEventLoop | None = None,
+    handle_signals: bool = True,
+    before_accepting: Sequence[Callable[[web.Application], Awaitable[None]]] = (),
+) -> None:
+    """Run the app until SIGTERM: on its own port, or on `sock` (a pool's shared socket).
+
+    `before_accepting` runs at start-up once /metrics, /healthz and /readyz answer on
+    the metrics port, before the API's socket is served.
+    """
     app.on_startup.append(_serve_metrics)
+    app.on_startup.extend(before_accepting)
     app.on_cleanup.append(_stop_metrics)
     web.run_app(
         app,
-        loop=uvloop.new_event_loop(),
-        host=settings.host,
-        port=settings.http_port,
+        loop=loop or uvloop.new_event_loop(),
+        host=settings.host if sock is None else None,
+        port=settings.http_port if sock is None else None,
+        sock=sock,
         shutdown_timeout=settings.graceful_timeout_seconds,
+        handle_signals=handle_signals,
         access_log=None,  # our middleware writes one JSON line per request instead
         # aiohttp refuses request lines over 8 KiB with a bare 400; a long search string
         # should reach validation and get a 422 that says which field is too long.

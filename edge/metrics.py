@@ -1,9 +1,18 @@
-"""Prometheus metrics of the edge, in the process-wide default registry."""
+"""Prometheus metrics of the edge, in the process-wide default registry.
+
+In a pool (edge/pool.py) every process writes its values to files in
+`PROMETHEUS_MULTIPROC_DIR`, which its parent set before the process started, and
+`/metrics` on the shared metrics port reads them all: whichever process answers, it
+reports the whole pool (counters summed), as a worker pool does (workers/runtime/health.py).
+"""
 
 from __future__ import annotations
 
+import os
+
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 REQUESTS = Counter(
     "agora_edge_http_requests_total",
@@ -27,5 +36,16 @@ def observe_request(method: str, route: str, status: int, seconds: float) -> Non
     LATENCY.labels(method, route).observe(seconds)
 
 
+def _registry() -> CollectorRegistry:
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return REGISTRY
+    pool = CollectorRegistry()
+    MultiProcessCollector(pool)  # type: ignore[no-untyped-call]
+    return pool
+
+
+_EXPORTED = _registry()
+
+
 async def metrics_handler(request: web.Request) -> web.Response:
-    return web.Response(body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return web.Response(body=generate_latest(_EXPORTED), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -102,10 +102,12 @@ def edge_metrics_port(port: int = HTTP_PORT) -> int:
     return port + 40
 
 
-def edge(env: dict[str, str], name: str = "edge", port: int = HTTP_PORT) -> Process:
-    """An edge started as scripts/up starts it: its own broker user, none of the workers' secrets."""
+def edge(env: dict[str, str], name: str = "edge", port: int = HTTP_PORT, processes: int = 1) -> Process:
+    """An edge started as scripts/up starts it: its own broker user, none of the workers' secrets.
+    With `processes` above 1, a pool of that many on the one port (edge/pool.py)."""
     own = {"AGORA_HTTP_PORT": str(port), "AGORA_EDGE_METRICS_PORT": str(edge_metrics_port(port))}
-    return Process(name, EDGE_COMMAND, port, {**env, **own})
+    pool = ["--processes", str(processes)] if processes > 1 else []
+    return Process(name, [*EDGE_COMMAND, *pool], port, {**env, **own})
 
 
 def start_together(processes: Sequence[Process]) -> None:

@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     # that is not published with the API. 0: AGORA_WORKER_HTTP_PORT_BASE (the workers
     # take base + 1 onwards).
     edge_metrics_port: int = 0
+    # Processes of the edge serving the one port (edge/pool.py); `agora edge --processes N`
+    # overrides it. More than 1 needs AGORA_CSRF_SECRET (every process signs with it).
+    edge_processes: int = Field(default=1, ge=1)
     worker_http_port_base: int = 8100
 
     amqp_url: str = "amqp://agora:agora@127.0.0.1:5672/"
@@ -209,15 +212,22 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _production_secrets(self) -> Settings:
-        """Production refuses missing, short or published development secrets."""
+        """Production refuses short or published development secrets.
+
+        A secret that is not set is not refused here: each process holds only the
+        secrets it uses (ops/broker_users.py keeps the data keys and the service secret
+        from the edge, deploy/ the CSRF secret from the workers), and what uses one
+        refuses to start without it in production (the edge's CSRF signer, the field
+        cipher, a worker's service identity).
+        """
         if self.env != "production":
             return self
         weak = [
             name
             for name, value in (("AGORA_CSRF_SECRET", self.csrf_secret), ("AGORA_SERVICE_SECRET", self.service_secret))
-            if len(value) < 32 or any(marker in value for marker in _DEVELOPMENT_SECRETS)
+            if value and (len(value) < 32 or any(marker in value for marker in _DEVELOPMENT_SECRETS))
         ]
-        if not self.data_keys or any(marker in self.data_keys for marker in _DEVELOPMENT_SECRETS):
+        if any(marker in self.data_keys for marker in _DEVELOPMENT_SECRETS):
             weak.append("AGORA_DATA_KEYS")
         if weak:
             raise ValueError(f"AGORA_ENV=production needs real secrets: {', '.join(weak)}")

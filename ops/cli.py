@@ -3,7 +3,7 @@
 agora db upgrade                      apply migrations
 agora worker NAME [--workers N]       run a worker pool (competing consumers)
 agora workers                         list the workers and their health ports
-agora edge                            run the HTTP edge
+agora edge [--processes N]            run the HTTP edge (N processes on one port: a pool)
 agora launch PROCESS [ARGS]           run the edge or a worker as its own broker user, with only its secrets
 agora broker setup                    create every process's broker user and permissions, bound the DLQs
 agora keys rotate                     add a token-signing key; older keys keep verifying
@@ -78,10 +78,18 @@ def _list_workers(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return number
+
+
 def _edge(args: argparse.Namespace) -> int:
     from edge.app import main
 
-    main()
+    # Without --processes, AGORA_EDGE_PROCESSES (default 1) decides.
+    main(processes=args.processes)
     return 0
 
 
@@ -95,7 +103,7 @@ def _launch(args: argparse.Namespace) -> int:
     except BrokerSetupError as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 2
-    command = ["edge"] if args.process == "edge" else ["worker", args.process, *args.args]
+    command = ["edge", *args.args] if args.process == "edge" else ["worker", args.process, *args.args]
     agora = str(Path(sys.executable).with_name("agora"))
     os.execve(agora, [agora, *command], env)
 
@@ -315,10 +323,17 @@ def main(argv: list[str] | None = None) -> int:
     workers = sub.add_parser("workers", help="list the workers and their health ports")
     workers.set_defaults(func=_list_workers)
 
-    sub.add_parser("edge", help="run the HTTP edge").set_defaults(func=_edge)
+    edge = sub.add_parser("edge", help="run the HTTP edge")
+    edge.add_argument(
+        "--processes",
+        type=_positive,
+        default=None,
+        help="edge processes sharing the port (default: AGORA_EDGE_PROCESSES, 1); see docs/operations.md",
+    )
+    edge.set_defaults(func=_edge)
     launch = sub.add_parser("launch", help="run the edge or a worker as its own broker user, with only its secrets")
     launch.add_argument("process", choices=("edge", *SERVICES))
-    launch.add_argument("args", nargs=argparse.REMAINDER, help="for a worker: agora worker's options")
+    launch.add_argument("args", nargs=argparse.REMAINDER, help="agora edge's or agora worker's options")
     launch.set_defaults(func=_launch)
     broker = sub.add_parser("broker", help="broker identities").add_subparsers(dest="broker_command", required=True)
     broker.add_parser(

@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import json
 import uuid
+from typing import Any
 
 from aiohttp import web
 
@@ -38,6 +39,7 @@ from edge.commands import call_service, parse, parse_query, path_uuid, send
 from edge.middleware import json_body
 from edge.openapi import Endpoint
 from edge.problems import HttpProblem
+from kernel.tokens import Actor
 
 IDEMPOTENCY_KEY = "Idempotency-Key"
 # Order ids derived from idempotency keys live in their own UUIDv5 namespace.
@@ -132,6 +134,17 @@ async def order_events(request: web.Request) -> web.StreamResponse:
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     )
     await response.prepare(request)
+    try:
+        await _stream(request, response, order, query, actor, sent)
+    except ConnectionResetError:
+        return response  # the client went away (it reconnects with Last-Event-ID): nothing failed
+    await response.write_eof()
+    return response
+
+
+async def _stream(
+    request: web.Request, response: web.StreamResponse, order: dict[str, Any], query: GetOrder, actor: Actor, sent: int
+) -> None:
     loop = asyncio.get_running_loop()
     started = last_write = loop.time()
     while True:
@@ -151,8 +164,6 @@ async def order_events(request: web.Request) -> web.StreamResponse:
             order = await send(request, GET_ORDER, query, actor=actor)
         except HttpProblem:
             break  # the token expired or the service is away: the client reconnects
-    await response.write_eof()
-    return response
 
 
 ENDPOINTS = (

@@ -170,7 +170,9 @@ agora_start_app() {
   while read -r name port; do
     agora_start_process "worker-$name" "$port" agora launch "$name"
   done <<<"$workers"
-  agora_start_process edge "$AGORA_HTTP_PORT" agora launch edge
+  # AGORA_EDGE_PROCESSES > 1: the edge as a pool of processes on the one port
+  # (edge/pool.py, docs/operations.md); it needs AGORA_CSRF_SECRET, which agora.env holds.
+  agora_start_process edge "$AGORA_HTTP_PORT" agora launch edge --processes "${AGORA_EDGE_PROCESSES:-1}"
 }
 
 agora_stop_app() {

@@ -32,8 +32,10 @@ def test_a_csrf_token_names_its_user_and_survives_nothing_else() -> None:
 def test_production_refuses_missing_or_development_secrets() -> None:
     strong = {"csrf_secret": "c" * 43, "service_secret": "s" * 43, "data_keys": "k1:" + "A" * 43 + "="}
     _settings(env="production", **strong)  # accepted
+    # A process holds only the secrets it uses (the edge has no data keys or service
+    # secret): a missing one is refused by what uses it, below and in the worker runtime.
+    _settings(env="production", **{**strong, "service_secret": "", "data_keys": ""})
     for name, weak in (
-        ("csrf_secret", ""),
         ("csrf_secret", "compose-csrf-secret-change-me"),
         ("service_secret", "short"),
         ("data_keys", "compose1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="),
@@ -68,3 +70,10 @@ def test_order_ids_from_an_idempotency_key_cannot_be_guessed_without_the_edges_s
     assert mine != order_id_for("another secret", user, key)
     assert mine != order_id_for("the edge's secret", uuid.uuid4(), key)
     assert mine != uuid.uuid5(uuid.NAMESPACE_URL, f"{user}:{key}") and mine.version == 4
+
+
+def test_a_production_worker_needs_the_service_secret() -> None:
+    from workers.runtime.service import WorkerService
+
+    with pytest.raises(RuntimeError, match="AGORA_SERVICE_SECRET"):
+        WorkerService("inventory", settings=_settings(env="production", service_secret="", data_keys=""))

@@ -211,6 +211,9 @@ class WorkerService:
             max_age=self.settings.jwks_refresh_seconds,
             revocations=self.revocations,
         )
+        if self.settings.env == "production" and not self.settings.service_secret:
+            # Without it no worker gets a service token, and no saga step can be sent.
+            raise RuntimeError("AGORA_SERVICE_SECRET must be set in production")
         if service_token is None and self.settings.service_secret:
             service_token = bus_token_source(self.broker, self.settings, name)
         self.identity = ServiceIdentity(name, service_token) if service_token is not None else None
