@@ -11,23 +11,11 @@ import yaml
 
 from kernel.settings import SERVICES, Settings
 from ops.broker_users import PROCESSES, password_variable
+from sandboxes import VARIABLES as SANDBOX_VARIABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "compose.yaml").read_text())
 BACKING = {"rabbitmq", "postgres", "redis", "smtp", "payment-sandbox", "sms-sandbox", "broker-setup"}
-# Read by the SMTP sink (sandboxes/smtp_sink.py) and the payment and SMS sandboxes
-# (sandboxes/payment_sandbox.py, sandboxes/sms_sandbox.py), not by Settings.
-SINK_VARS = {
-    "AGORA_SMTP_HOST",
-    "AGORA_SMTP_PORT",
-    "AGORA_SMTP_HTTP_PORT",
-    "AGORA_RUN_DIR",
-    "AGORA_PAYMENT_SANDBOX_HOST",
-    "AGORA_PAYMENT_SANDBOX_PORT",
-    "AGORA_SANDBOX_TIMEOUT_DELAY_SECONDS",
-    "AGORA_SMS_SANDBOX_HOST",
-    "AGORA_SMS_SANDBOX_PORT",
-}
 
 
 def _services() -> dict[str, Any]:
@@ -58,7 +46,7 @@ def test_environment_matches_what_the_code_reads() -> None:
     for name, service in _services().items():
         for var in service.get("environment") or {}:
             if var.startswith("AGORA_"):
-                assert var in known | SINK_VARS | passwords, f"{name}: {var} is not read by the code"
+                assert var in known | SANDBOX_VARIABLES | passwords, f"{name}: {var} is not read by the code"
     for name in ("migrate", *SERVICES):
         for required in ("AGORA_DATABASE_URL", "AGORA_REDIS_URL", "AGORA_DATA_KEYS"):
             assert required in _services()[name]["environment"], f"{name} lacks {required}"

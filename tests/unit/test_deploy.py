@@ -32,6 +32,7 @@ import yaml
 
 from kernel.settings import SERVICES, Settings, worker_port
 from ops.broker_users import PROCESSES, password_variable
+from sandboxes import VARIABLES as SANDBOX_VARIABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -43,19 +44,6 @@ CUSTOM_GROUPS = ("keda.sh", "rabbitmq.com", "postgresql.cnpg.io")
 # Read by the processes themselves, not through Settings (ops/cli.py, kernel/settings.py),
 # and by the development stand-ins (sandboxes/).
 DIRECT_VARIABLES = {"AGORA_ENV_FILE", "AGORA_RUN_DIR", *(password_variable(p) for p in PROCESSES)}
-SANDBOX_VARIABLES = {
-    "AGORA_SMTP_HOST",
-    "AGORA_SMTP_PORT",
-    "AGORA_SMTP_HTTP_PORT",
-    "AGORA_RUN_DIR",
-    "AGORA_PAYMENT_SANDBOX_HOST",
-    "AGORA_PAYMENT_SANDBOX_PORT",
-    "AGORA_SANDBOX_TIMEOUT_DELAY_SECONDS",
-    "AGORA_SMS_SANDBOX_HOST",
-    "AGORA_SMS_SANDBOX_PORT",
-    "AGORA_TWILIO_ACCOUNT_SID",
-    "AGORA_TWILIO_AUTH_TOKEN",
-}
 # What a process cannot run without in a deployment, beyond the settings whose
 # default points at this machine (found in the code below): secrets and identities.
 REQUIRED = {
