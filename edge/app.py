@@ -195,6 +195,7 @@ def serve(
     loop: asyncio.AbstractEventLoop | None = None,
     handle_signals: bool = True,
     before_accepting: Sequence[Callable[[web.Application], Awaitable[None]]] = (),
+    backlog: int = 128,
 ) -> None:
     """Run the app until SIGTERM: on its own port, or on `sock` (a pool's shared socket).
 
@@ -212,6 +213,7 @@ def serve(
         sock=sock,
         shutdown_timeout=settings.graceful_timeout_seconds,
         handle_signals=handle_signals,
+        backlog=backlog,
         access_log=None,  # our middleware writes one JSON line per request instead
         # aiohttp refuses request lines over 8 KiB with a bare 400; a long search string
         # should reach validation and get a 422 that says which field is too long.

@@ -134,9 +134,12 @@ class Pool:
                 self._tend()
                 time.sleep(0.2)
         finally:
-            self._stop_children()
+            # The parent's copies first: once each child has closed its own (the first
+            # thing its graceful stop does), the kernel refuses new connections at once,
+            # as a single edge's would, instead of queueing them for nobody.
             self._api.close()
             self._metrics.close()
+            self._stop_children()
         log.info("edge pool stopped")
         return 0
 
@@ -258,7 +261,9 @@ def _child(argv: list[str] | None = None) -> None:
     watch = _ParentWatch(args.parent)
     app.on_startup.append(watch.start)
     app.on_cleanup.append(watch.stop)
-    serve(app, settings, sock=api, loop=loop, handle_signals=False, before_accepting=[join_when_ready])
+    serve(
+        app, settings, sock=api, loop=loop, handle_signals=False, before_accepting=[join_when_ready], backlog=BACKLOG
+    )
 
 
 async def _ready_or_late(app: web.Application, within: float) -> None:

@@ -140,22 +140,31 @@ async def test_requests_are_spread_over_both_processes_and_metrics_count_them_al
 ) -> None:
     labels = {"route": "/api/openapi.json", "status": "200"}
     before = await _metric(client, "agora_edge_http_requests_total", **labels)
-    ids = {_rid() for _ in range(40)}
 
     async def fetch(rid: str) -> None:
         async with client.get("/api/openapi.json", headers={"X-Request-ID": rid}) as resp:
             assert resp.status == 200
             await resp.read()
 
-    await asyncio.gather(*(fetch(rid) for rid in ids))
-    await asyncio.sleep(0.2)
-    served = pool.served_by(ids)
-    assert set(served) == ids
-    per_process = {pid: list(served.values()).count(pid) for pid in set(served.values())}
-    assert len(per_process) == 2, f"one process answered all 40 requests: {per_process}"
+    # The kernel does not balance one accept queue: on a busy machine a whole burst can
+    # go to one process. Bursts of 40 until both have answered (a few at most).
+    sent: set[str] = set()
+    per_process: dict[int, int] = {}
+    for _ in range(10):
+        ids = {_rid() for _ in range(40)}
+        sent |= ids
+        await asyncio.gather(*(fetch(rid) for rid in ids))
+        await asyncio.sleep(0.2)
+        served = pool.served_by(ids)
+        assert set(served) == ids
+        for pid in served.values():
+            per_process[pid] = per_process.get(pid, 0) + 1
+        if len(per_process) == 2:
+            break
+    assert len(per_process) == 2, f"one process answered every request: {per_process}"
     # /metrics (a shared port too) reports the whole pool, whichever process answers it.
     for _ in range(6):
-        assert await _metric(client, "agora_edge_http_requests_total", **labels) == before + 40
+        assert await _metric(client, "agora_edge_http_requests_total", **labels) == before + len(sent)
 
 
 async def test_an_order_placed_through_the_pool_is_confirmed_and_streamed(
@@ -220,36 +229,54 @@ async def test_a_product_updated_through_the_pool_is_never_served_stale(
 
         return attempt
 
-    # Wait for the product's own events (creation, first stock) to pass, then cache it
-    # in both processes' view.
-    await asyncio.sleep(INVALIDATION_WINDOW_SECONDS)
-    await _on_both(pool, shows(product["name"]))
+    async def fresh_on_both(name: str) -> None:
+        # Until both processes answer `name` (the invalidation is an event each process
+        # hears on its own queue: how long it takes depends on the machine's load).
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                await _on_both(pool, shows(name), tries=20)
+                return
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(INVALIDATION_WINDOW_SECONDS)
+
+    # The product's own events (creation, first stock) pass, and both processes cache it.
+    await fresh_on_both(product["name"])
     async with client.put(url, json={"name": "Renamed in the pool"}, headers=bearer(seller["access_token"])) as resp:
         assert resp.status == 200
-    await asyncio.sleep(INVALIDATION_WINDOW_SECONDS)
-    counts = await _on_both(pool, shows("Renamed in the pool"))
-    # And a few more on each: never the old name again, whichever process answers.
-    for _ in range(10 - sum(counts.values())):
+    await fresh_on_both("Renamed in the pool")
+    # Once both show the new name, never the old one again, whichever process answers.
+    for _ in range(10):
         await shows("Renamed in the pool")(_rid())
 
 
 async def test_a_rate_limit_counts_the_requests_of_both_processes(pool: Pool, client: aiohttp.ClientSession) -> None:
-    address = f"203.0.113.{uuid.uuid4().int % 250 + 1}"
-    answers: dict[str, int] = {}
-    for _ in range(LOGIN_LIMIT * 2):
-        rid = _rid()
-        body = {"email": f"nobody-{uuid.uuid4().hex[:8]}@example.com", "password": "not the password"}
-        async with client.post(
-            "/api/users/login", json=body, headers={"X-Forwarded-For": address, "X-Request-ID": rid}
-        ) as resp:
-            await resp.read()
-            answers[rid] = resp.status
-    served = {rid: await pool.pid_of(rid) for rid in answers}
-    assert len(set(served.values())) == 2, "one process answered every attempt"
-    statuses = list(answers.values())
-    # Counted per process, each would allow LOGIN_LIMIT: more than LOGIN_LIMIT would pass.
-    assert statuses[:LOGIN_LIMIT] == [401] * LOGIN_LIMIT
-    assert statuses[LOGIN_LIMIT:] == [429] * LOGIN_LIMIT
+    # Each round from an address of its own: LOGIN_LIMIT attempts pass, the rest are
+    # refused, whichever process answers each. Rounds until one was answered by both
+    # processes (the kernel may hand a whole round to one of them).
+    both = False
+    for _ in range(8):
+        address = f"203.0.113.{uuid.uuid4().int % 250 + 1}"
+        answers: dict[str, int] = {}
+        for _ in range(LOGIN_LIMIT * 2):
+            rid = _rid()
+            body = {"email": f"nobody-{uuid.uuid4().hex[:8]}@example.com", "password": "not the password"}
+            async with client.post(
+                "/api/users/login", json=body, headers={"X-Forwarded-For": address, "X-Request-ID": rid}
+            ) as resp:
+                await resp.read()
+                answers[rid] = resp.status
+        statuses = list(answers.values())
+        # Counted per process, each would allow LOGIN_LIMIT: more than LOGIN_LIMIT would pass.
+        assert statuses[:LOGIN_LIMIT] == [401] * LOGIN_LIMIT
+        assert statuses[LOGIN_LIMIT:] == [429] * LOGIN_LIMIT
+        served = {rid: await pool.pid_of(rid) for rid in answers}
+        if len(set(served.values())) == 2:
+            both = True
+            break
+    assert both, "one process answered every attempt of every round"
 
 
 async def test_a_sign_in_on_one_process_works_on_the_other(pool: Pool, client: aiohttp.ClientSession) -> None:

@@ -60,7 +60,7 @@ REQUIRED = {
         "AGORA_SERVICE_SECRET",
     },
     "notifications": {"AGORA_TWILIO_ACCOUNT_SID", "AGORA_TWILIO_AUTH_TOKEN"},
-    "migration": {"AGORA_ENV_FILE", "AGORA_DATABASE_URL", "AGORA_DATA_KEYS"},
+    "migration": {"AGORA_ENV_FILE", "AGORA_DATABASE_URL"},
     "broker-setup": {"AGORA_ENV_FILE", "AGORA_AMQP_URL", "AGORA_RABBITMQ_MANAGEMENT_URL"}
     | {password_variable(p) for p in PROCESSES},
 }
@@ -448,9 +448,19 @@ def test_images_and_commands_are_the_dockerfiles(overlay: str) -> None:
     assert {p["name"]: p["containerPort"] for p in edge["ports"]}["http"] == exposed
 
 
+def default_settings() -> Settings:
+    """The code's defaults, whatever AGORA_* variables the calling shell exports
+    (scripts/test exports the test services' ports)."""
+    saved = {name: os.environ.pop(name) for name in list(os.environ) if name.startswith("AGORA_")}
+    try:
+        return Settings(_env_file=None)  # type: ignore[call-arg]
+    finally:
+        os.environ.update(saved)
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_probes_shutdown_and_disruption_budgets(overlay: str) -> None:
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = default_settings()
     graceful = float(config(overlay)["AGORA_GRACEFUL_TIMEOUT_SECONDS"])
     deployments = objects(overlay, "Deployment")
     budgets = list(objects(overlay, "PodDisruptionBudget").values())
@@ -511,7 +521,21 @@ def _allowed(policies: list[dict[str, Any]], target: dict[str, str], port: int, 
                 same_namespace = "podSelector" in peer and "namespaceSelector" not in peer
                 if same_namespace and source is not None and _selects(peer["podSelector"], source):
                     return True
+                if source is None and _anyone_outside(peer):
+                    return True
     return False
+
+
+def _anyone_outside(peer: dict[str, Any]) -> bool:
+    """Whether a policy peer lets in a pod of a namespace with no special labels, or an
+    address outside the cluster: an IP block, or every namespace's (matching) pods."""
+    if "ipBlock" in peer:
+        return True
+    namespaces = peer.get("namespaceSelector")
+    if namespaces is None or namespaces.get("matchLabels") or namespaces.get("matchExpressions"):
+        return False
+    pods = peer.get("podSelector") or {}
+    return not pods.get("matchLabels") and not pods.get("matchExpressions")
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
