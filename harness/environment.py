@@ -40,6 +40,11 @@ def _backing_services_env() -> dict[str, str]:
 
 
 SERVICES_ENV = _backing_services_env()
+# scripts/test-cluster: the broker is the three-node cluster of scripts/cluster, reached
+# through its balancer ("AMQP port,management port").
+if _cluster := os.environ.get("AGORA_TEST_BROKER_PORTS"):
+    _amqp, _management = _cluster.split(",")
+    SERVICES_ENV.update(AGORA_RABBITMQ_PORT=_amqp, AGORA_RABBITMQ_MANAGEMENT_PORT=_management)
 # Each process's broker password (ops/broker_users.py): fixed, since users are
 # global to the node and a second run in another slot must not change the first's.
 BROKER_PASSWORDS = {password_variable(p): f"test-{p}-broker-password" for p in PROCESSES}
