@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from prometheus_client import Counter
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, event, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 # What scripts/bench divides by the orders: every statement is a round trip (an
@@ -61,5 +62,17 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 def asyncpg_dsn(url: str) -> str:
-    """The plain libpq form of a SQLAlchemy URL, for a raw asyncpg connection (LISTEN)."""
-    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    """The libpq form of a SQLAlchemy URL, for a raw asyncpg connection. SQLAlchemy's
+    several hosts (`/db?host=a:1&host=b:2`, scripts/pg-pair) become libpq's (`a:1,b:2/db`),
+    the only form asyncpg reads."""
+    parsed = make_url(url)
+    query = dict(parsed.query)
+    hosts = query.pop("host", None)
+    if not hosts:
+        return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+    netloc = ",".join([hosts] if isinstance(hosts, str) else hosts)
+    credentials = quote(parsed.username or "", safe="") + (
+        ":" + quote(parsed.password, safe="") if parsed.password is not None else ""
+    )
+    tail = f"?{urlencode(query, doseq=True)}" if query else ""
+    return f"postgresql://{credentials}@{netloc}/{parsed.database or ''}{tail}"

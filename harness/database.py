@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from db.tables.base import SCHEMAS
@@ -32,8 +32,8 @@ def reset_database(env: dict[str, str]) -> None:
 
 async def create_database(url: str) -> None:
     """A slot's own database (scripts/test creates only agora_test)."""
-    base, name = url.rsplit("/", 1)
-    engine = create_async_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
+    name = make_url(url).database
+    engine = create_async_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
     async with engine.connect() as conn:
         if not await conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}):
             await conn.execute(text(f'CREATE DATABASE "{name}"'))

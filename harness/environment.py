@@ -45,6 +45,10 @@ SERVICES_ENV = _backing_services_env()
 if _cluster := os.environ.get("AGORA_TEST_BROKER_PORTS"):
     _amqp, _management = _cluster.split(",")
     SERVICES_ENV.update(AGORA_RABBITMQ_PORT=_amqp, AGORA_RABBITMQ_MANAGEMENT_PORT=_management)
+# scripts/test-cluster: the database is the primary and standby of scripts/pg-pair
+# ("host:port,host:port"), and every process is given both: the driver connects to the
+# one that takes writes (target_session_attrs), whichever that is after a failover.
+DATABASE_HOSTS = [h for h in os.environ.get("AGORA_TEST_DATABASE_HOSTS", "").split(",") if h]
 # Each process's broker password (ops/broker_users.py): fixed, since users are
 # global to the node and a second run in another slot must not change the first's.
 BROKER_PASSWORDS = {password_variable(p): f"test-{p}-broker-password" for p in PROCESSES}
@@ -84,7 +88,7 @@ def test_env() -> dict[str, str]:
         AGORA_WORKER_HTTP_PORT_BASE=str(WORKER_PORT_BASE),
         AGORA_AMQP_URL=f"amqp://agora:agora@{host}:{rabbit_port}/{VHOST}",
         AGORA_RABBITMQ_MANAGEMENT_URL=MANAGEMENT_URL,
-        AGORA_DATABASE_URL=f"postgresql+asyncpg://agora:agora@{host}:{pg_port}/{DATABASE}",
+        AGORA_DATABASE_URL=database_url(f"{host}:{pg_port}"),
         AGORA_REDIS_URL=f"redis://{host}:{redis_port}/{SLOT + 1}",
         AGORA_RUN_DIR=str(ROOT / ".run" / f"test{SLOT or ''}"),
         # Fast hashing keeps the suite quick; production uses the default cost.
@@ -118,3 +122,10 @@ def test_env() -> dict[str, str]:
         AGORA_DEAD_LETTER_SCAN_SECONDS="1",
     )
     return env
+
+
+def database_url(address: str) -> str:
+    if not DATABASE_HOSTS:
+        return f"postgresql+asyncpg://agora:agora@{address}/{DATABASE}"
+    hosts = "&".join(f"host={h}" for h in DATABASE_HOSTS)
+    return f"postgresql+asyncpg://agora:agora@/{DATABASE}?{hosts}&target_session_attrs=read-write"

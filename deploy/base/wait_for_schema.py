@@ -17,6 +17,7 @@ import asyncpg
 from alembic.script import ScriptDirectory
 
 import db
+from db.engine import asyncpg_dsn
 from kernel.settings import get_settings
 
 POLL_SECONDS = 3.0
@@ -36,7 +37,7 @@ def main() -> int:
     scripts = ScriptDirectory(str(Path(db.__file__).parent / "migrations"))
     heads = set(scripts.get_heads())
     known = {revision.revision for revision in scripts.walk_revisions()}
-    dsn = get_settings().database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    dsn = asyncpg_dsn(get_settings().database_url)
     started = time.monotonic()
     while True:
         try:

@@ -72,6 +72,13 @@ async def test_waiting_on_a_lock_or_a_lost_connection_is_transient(db: AsyncEngi
         assert classify(await _raised(nowhere, "SELECT 1")).kind == "transient"
     finally:
         await nowhere.dispose()
+    # No address takes the session asked for (during a failover: only a standby answers,
+    # and it is not promoted yet). Here the one server is a primary and a standby is asked for.
+    wrong_kind = create_async_engine(db.url.update_query_dict({"target_session_attrs": "standby"}))
+    try:
+        assert classify(await _raised(wrong_kind, "SELECT 1")).kind == "transient"
+    finally:
+        await wrong_kind.dispose()
 
 
 def test_a_validation_error_is_permanent_and_a_bug_is_unexpected_with_a_stable_cause() -> None:

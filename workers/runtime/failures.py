@@ -66,6 +66,9 @@ def classify(exc: BaseException) -> Failure:
             | TimeoutError
             | asyncpg.InterfaceError
             | asyncpg.PostgresConnectionError
+            # Every database address reached answers read-only: a standby not yet
+            # promoted after its primary was lost (scripts/pg-pair).
+            | asyncpg.TargetServerAttributeNotMatched
             | InterfaceError
             | PoolTimeout
             | AMQPConnectionError
