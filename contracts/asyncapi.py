@@ -19,9 +19,16 @@ _REF = "#/components/schemas/{model}"
 
 
 def _schema(model: type[Contract], schemas: dict[str, Any]) -> dict[str, str]:
+    """A reference to `model`'s schema, added (with the models it uses) to `schemas`.
+
+    Schemas are named by class name alone. Two different models of one name (a new
+    version's `PlaceOrder` in another module beside the old one) would share one entry,
+    and the document would describe one of the versions with the other's schema: refused.
+    """
     doc = model.model_json_schema(ref_template=_REF)
-    schemas.update(doc.pop("$defs", {}))
-    schemas[model.__name__] = doc
+    for name, schema in (*doc.pop("$defs", {}).items(), (model.__name__, doc)):
+        if schemas.setdefault(name, schema) != schema:
+            raise ValueError(f"two different contract models are named {name!r}: give one of them another name")
     return {"$ref": _REF.format(model=model.__name__)}
 
 

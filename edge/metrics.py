@@ -1,9 +1,9 @@
 """Prometheus metrics of the edge, in the process-wide default registry.
 
 In a pool (edge/pool.py) every process writes its values to files in
-`PROMETHEUS_MULTIPROC_DIR`, which its parent set before the process started, and
-`/metrics` on the shared metrics port reads them all: whichever process answers, it
-reports the whole pool (counters summed), as a worker pool does (workers/runtime/health.py).
+`PROMETHEUS_MULTIPROC_DIR`, which its parent set before the process started; the
+parent answers `/metrics` on the pool's metrics port and reads them all, so it reports
+the whole pool (counters summed), as a worker pool does (workers/runtime/health.py).
 """
 
 from __future__ import annotations

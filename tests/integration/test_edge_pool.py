@@ -6,11 +6,16 @@ request is read from the pool's log: every line a pool process writes carries it
 and the access line carries the request id the test chose. Each check makes sure both
 processes took part (retrying on fresh connections until the other one answers), so a
 state kept in one process would show.
+
+The parent answers the metrics port for the pool: its /readyz stays 200 while a killed
+process restarts, and a pool whose processes die at every start gives up (exits non-zero)
+instead of restarting them for ever.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -22,6 +27,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from edge.pool import GAVE_UP_EXIT_CODE, MAX_CRASHES, MAX_RESTART_DELAY_SECONDS, RESTART_DELAY_SECONDS
 from edge.ratelimit import DEFAULT_LIMITS
 from edge.sessions import ACCESS_COOKIE, CSRF_COOKIE, CSRF_HEADER
 from harness import environment, processes
@@ -32,6 +38,15 @@ from tests.orders_support import matrix_product, place_when_priced
 
 PORT = environment.HTTP_PORT + 16
 METRICS_URL = f"http://127.0.0.1:{processes.edge_metrics_port(PORT)}/metrics"
+READYZ_URL = f"http://127.0.0.1:{processes.edge_metrics_port(PORT)}/readyz"
+# The pool whose processes cannot start (its own port: it runs beside the other).
+BROKEN_PORT = environment.HTTP_PORT + 17
+# Until that pool gives up: the parent's waits between a process's deaths, and up to
+# 10 s for each start (an interpreter importing the edge, then failing) on a busy machine.
+GIVE_UP_WITHIN_SECONDS = (
+    sum(min(RESTART_DELAY_SECONDS * 2**n, MAX_RESTART_DELAY_SECONDS) for n in range(MAX_CRASHES - 1))
+    + MAX_CRASHES * 10.0
+)
 LOGIN_LIMIT = 6
 # Long enough for any invalidation event to have reached both processes (test_cache.py
 # sees an update within one second through one edge).
@@ -41,17 +56,20 @@ INVALIDATION_WINDOW_SECONDS = 1.0
 class Pool:
     """The running pool, and who served what according to its log."""
 
-    def __init__(self, process: processes.Process, log_from: int) -> None:
+    def __init__(self, process: processes.Process, log_from: int, port: int = PORT) -> None:
         self.process = process
-        self.url = f"http://127.0.0.1:{PORT}"
+        self.url = f"http://127.0.0.1:{port}"
         self._log_from = log_from
 
-    def lines(self) -> list[dict[str, Any]]:
+    def text(self) -> str:
+        """The pool's output since it started (JSON lines, and whatever else a process wrote)."""
         with open(self.process.log_path, "rb") as log:
             log.seek(self._log_from)
-            raw = log.read().decode(errors="replace")
+            return log.read().decode(errors="replace")
+
+    def lines(self) -> list[dict[str, Any]]:
         lines = []
-        for text in raw.splitlines():
+        for text in self.text().splitlines():
             try:
                 line = json.loads(text)
             except ValueError:
@@ -123,6 +141,22 @@ async def _on_both(pool: Pool, attempt: Callable[[str], Awaitable[None]], tries:
         if len(counts) == 2:
             return counts
     raise AssertionError(f"only one process answered {tries} requests: {counts}")
+
+
+async def _readyz(session: aiohttp.ClientSession, url: str = READYZ_URL) -> tuple[int, dict[str, Any]]:
+    async with session.get(url) as resp:
+        return resp.status, await resp.json()
+
+
+async def _until_ready(session: aiohttp.ClientSession, count: int, within: float = 15.0) -> dict[str, Any]:
+    """The pool's /readyz once it says `count` processes are ready (the parent asks each every second)."""
+    deadline = time.monotonic() + within
+    while True:
+        status, body = await _readyz(session)
+        if status == 200 and body["ready"] == count:
+            return body
+        assert time.monotonic() < deadline, f"the pool never said {count} ready: {status} {body}"
+        await asyncio.sleep(0.2)
 
 
 async def _metric(session: aiohttp.ClientSession, name: str, **labels: str) -> float:
@@ -306,21 +340,69 @@ async def test_a_sign_in_on_one_process_works_on_the_other(pool: Pool, client: a
         assert set(counts) - {signed_in_on}, "never reached the other process"
 
 
-async def test_a_process_that_dies_is_replaced_and_the_pool_keeps_answering(
+async def test_a_process_that_dies_is_replaced_while_the_pool_stays_ready(
     pool: Pool, client: aiohttp.ClientSession
 ) -> None:
+    body = await _until_ready(client, 2)
+    assert body["processes"] == 2
+    assert [child["checks"] for child in body["children"]] == [{"broker": True, "users": True}] * 2
     victim = next(iter(pool.serving()))
     os.kill(victim, signal.SIGKILL)
+    said_ready: list[int] = []
     deadline = time.monotonic() + 30
     while len(pool.serving() - {victim}) < 2:
-        # Meanwhile the other process answers every request (none waits on the dead one).
+        # Meanwhile the other process answers every request (none waits on the dead one),
+        # and the pool's /readyz says ready: the replacement takes no connection until it is.
+        status, body = await _readyz(client)
+        assert status == 200, body
+        said_ready.append(body["ready"])
         async with client.get("/api/openapi.json") as resp:
             assert resp.status == 200
         assert time.monotonic() < deadline, "the dead edge process was not replaced"
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.1)
+    # The probes above ran while the pool was one process short, and it said so.
+    assert 1 in said_ready, said_ready
+    body = await _until_ready(client, 2)
+    assert victim not in {child["pid"] for child in body["children"]}
 
     async def fetch(rid: str) -> None:
         async with client.get("/api/openapi.json", headers={"X-Request-ID": rid}) as resp:
             assert resp.status == 200
 
     assert victim not in await _on_both(pool, fetch)
+
+
+async def test_a_pool_whose_processes_die_at_every_start_gives_up(stack: Stack) -> None:
+    # A rate limit for a rule that does not exist: the parent starts (it builds no app),
+    # and each process refuses the setting as it builds its app (edge/ratelimit.py) and exits.
+    env = {**stack.env, "AGORA_RATE_LIMITS": json.dumps({"no-such-rule": "1/minute"})}
+    edge = processes.edge(env, "edge-pool-broken", BROKEN_PORT, processes=2)
+    broken = Pool(edge, edge.log_path.stat().st_size if edge.log_path.exists() else 0, BROKEN_PORT)
+    readyz = f"http://127.0.0.1:{processes.edge_metrics_port(BROKEN_PORT)}/readyz"
+    answers: set[tuple[int, int]] = set()
+    edge.start(wait=False)
+    assert edge.proc is not None
+    try:
+        started = time.monotonic()
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+            while edge.proc.poll() is None:
+                assert time.monotonic() - started < GIVE_UP_WITHIN_SECONDS, "the pool restarts them for ever"
+                with contextlib.suppress(aiohttp.ClientConnectionError):
+                    status, body = await _readyz(session, readyz)
+                    answers.add((status, body["ready"]))
+                await asyncio.sleep(0.5)
+    finally:
+        edge.stop()
+    # The supervisor sees the pool fail, and its log says why.
+    assert edge.proc.returncode == GAVE_UP_EXIT_CODE
+    gave_up = [line for line in broken.lines() if line.get("message", "").startswith("edge pool giving up")]
+    assert len(gave_up) == 1, broken.text()
+    assert gave_up[0]["level"] == "ERROR" and f"died {MAX_CRASHES} times" in gave_up[0]["message"]
+    assert "AGORA_RATE_LIMITS names unknown rules" in broken.text()
+    # Meanwhile the metrics port said the pool was not ready: not one process was.
+    assert answers == {(503, 0)}
+    # And no process outlived the pool.
+    for line in broken.lines():
+        if line.get("message") == "edge process started":
+            with pytest.raises(ProcessLookupError):
+                os.kill(line["child_pid"], 0)

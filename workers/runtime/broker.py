@@ -37,6 +37,8 @@ from contracts.topology import (
 from kernel.logging import correlation_id_var
 from kernel.settings import Settings
 
+log = logging.getLogger("agora.broker")
+
 commands_exchange = RabbitExchange(COMMANDS_EXCHANGE, type=ExchangeType.TOPIC, durable=True)
 events_exchange = RabbitExchange(
     EVENTS_EXCHANGE,
@@ -92,12 +94,20 @@ async def delete_retired_queues(broker: RabbitBroker, service: str, settings: Se
     """Delete this service's RETIRED_QUEUES and their dead-letter queues, messages and all.
 
     Each is declared first as it was (a no-op if it exists, a new empty queue if not),
-    because RabbitMQ deletes a queue only through a declared handle here."""
+    because RabbitMQ deletes a queue only through a declared handle here. Retire a queue
+    only once it and its `.dlq` are empty (docs/operations.md): what one still held is
+    gone, and logged with its count."""
     for name in RETIRED_QUEUES:
         if name.startswith(f"{service}."):
             dead = RabbitQueue(dead_letter_queue(name), queue_type=QueueType.QUORUM, durable=True)
             for queue in (work_queue(name, settings), dead):
-                await (await broker.declare_queue(queue)).delete(if_unused=False, if_empty=False)
+                declared = await broker.declare_queue(queue)
+                held = declared.declaration_result.message_count or 0
+                await declared.delete(if_unused=False, if_empty=False)
+                if held:
+                    log.warning(
+                        "retired queue deleted with messages in it", extra={"queue": queue.name, "messages": held}
+                    )
 
 
 async def declare_topology(broker: RabbitBroker, queues: list[RabbitQueue]) -> None:
