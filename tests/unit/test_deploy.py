@@ -297,6 +297,16 @@ def test_the_database_connection_budget_holds_every_pool_at_its_largest(overlay:
     assert processes * per_process + jobs + reserved <= max_connections, (processes, per_process, max_connections)
 
 
+def test_production_replicates_synchronously_and_survives_one_standby_down() -> None:
+    (cluster,) = objects("production", "Cluster").values()
+    synchronous = cluster["spec"]["postgresql"]["synchronous"]
+    assert synchronous["dataDurability"] == "required" and synchronous["number"] >= 1
+    # The primary, the standbys it waits for, and one more that may be down.
+    assert cluster["spec"]["instances"] >= synchronous["number"] + 2
+    (dev,) = objects("dev", "Cluster").values()
+    assert "synchronous" not in dev["spec"]["postgresql"]
+
+
 # --- 3. the environment each process reads ---------------------------------------------
 
 
