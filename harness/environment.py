@@ -91,6 +91,9 @@ def test_env() -> dict[str, str]:
         AGORA_DATABASE_URL=database_url(f"{host}:{pg_port}"),
         AGORA_REDIS_URL=f"redis://{host}:{redis_port}/{SLOT + 1}",
         AGORA_RUN_DIR=str(ROOT / ".run" / f"test{SLOT or ''}"),
+        # The session's fixtures (the admin, members, sellers) sign in once: on a loaded
+        # machine a run outlives a 15-minute token (production keeps 900 s).
+        AGORA_ACCESS_TOKEN_TTL_SECONDS="3600",
         # Fast hashing keeps the suite quick; production uses the default cost.
         AGORA_BCRYPT_ROUNDS="4",
         AGORA_RPC_TIMEOUT_SECONDS="10",
