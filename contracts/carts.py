@@ -25,6 +25,13 @@ from contracts.topology import CommandSpec
 MAX_QUANTITY = 99
 
 Quantity = Annotated[int, Field(ge=1, le=MAX_QUANTITY, description=f"1 to {MAX_QUANTITY}"), WHOLE]
+VariantId = Annotated[
+    UUID | None,
+    Field(
+        description="The variant; absent: the product's default variant (a product with options needs one: "
+        "without it the command is refused)"
+    ),
+]
 GuestCartId = Annotated[
     UUID | None,
     Field(description="A guest's cart (from the edge); not consulted when the command has an actor"),
@@ -36,24 +43,33 @@ class GetCart(Contract):
 
 
 class AddCartItem(Contract):
-    """Add `quantity` of a product (to the line already there, if any)."""
+    """Add `quantity` of a product's variant (to the line already there, if any)."""
 
     cart_id: GuestCartId = None
     product_id: UUID
+    variant_id: VariantId = None
     quantity: Quantity = 1
 
 
 class SetCartItem(Contract):
-    """Set the quantity of a product already in the cart."""
+    """Set the quantity of a product's variant already in the cart."""
 
     cart_id: GuestCartId = None
     product_id: UUID
+    variant_id: VariantId = None
     quantity: Quantity
 
 
 class RemoveCartItem(Contract):
     cart_id: GuestCartId = None
     product_id: UUID
+    variant_id: VariantId = None
+
+
+class CartItemQuery(Contract):
+    """The query string of `PUT` and `DELETE /api/cart/items/{productId}`."""
+
+    variant_id: VariantId = None
 
 
 class MergeCart(Contract):
@@ -67,9 +83,12 @@ class MergeCart(Contract):
 
 class CartItem(Contract):
     product_id: UUID
+    variant_id: UUID
     name: str
+    sku: str | None = None
+    variant: str = Field(default="", description='The variant\'s option values, e.g. `"M / Red"`; `""` for none')
     quantity: int
-    unit_price: str = Field(description="The product's current price, a decimal string", examples=["19.99"])
+    unit_price: str = Field(description="The variant's current price, a decimal string", examples=["19.99"])
 
 
 class CartView(Contract):
@@ -82,7 +101,9 @@ class CartView(Contract):
     )
     currency: str | None = Field(description="The currency of every line; null for an empty cart")
     unavailable: tuple[UUID, ...] = Field(
-        default=(), description="Products in the cart that were withdrawn from sale: not shown, not counted"
+        default=(),
+        description="Variants in the cart that were withdrawn from sale (or whose product was): not shown, not "
+        "counted. The default variant's id is its product's",
     )
 
 

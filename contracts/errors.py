@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from contracts.base import Contract
 
@@ -67,3 +69,21 @@ def field_errors(exc: ValidationError) -> tuple[FieldError, ...]:
 
 # The names pydantic gives a union's branches in an error's location.
 _BRANCHES = frozenset({"none", "int", "str", "float", "bool", "list", "dict", "tuple", "is-instance", "lax-or-strict"})
+
+
+def invalid_input(title: str, problems: Sequence[tuple[tuple[str | int, ...], str]]) -> ValidationError:
+    """A validation error at the given places (`("items", 0, "variant_id")`, "choose a variant").
+
+    Raised inside a contract's validator, it reports the places a field validator would;
+    raised inside a handler, it is a validation error no retry can fix (the runtime answers
+    it and dead-letters the message at once, workers/runtime/failures.py): for input that
+    is malformed for the object it names, such as an order line without a variant for a
+    product that has options.
+    """
+    return ValidationError.from_exception_data(
+        title,
+        [
+            InitErrorDetails(type=PydanticCustomError("invalid", message), loc=loc, input=None)
+            for loc, message in problems
+        ],
+    )

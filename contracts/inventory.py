@@ -35,8 +35,21 @@ ReservationStatus = Literal["reserved", "failed", "released", "expired", "commit
 # --- stock ------------------------------------------------------------------------------
 
 
+VariantId = Annotated[
+    UUID | None,
+    Field(description="The variant; absent: the product's default variant (whose id is the product's)"),
+]
+
+
 class GetStock(Contract):
     product_id: UUID
+    variant_id: VariantId = None
+
+
+class StockQuery(Contract):
+    """The query string of `GET /api/inventory/{productId}`."""
+
+    variant_id: VariantId = None
 
 
 class SetStock(Contract):
@@ -53,6 +66,7 @@ class SetStock(Contract):
     )
 
     product_id: UUID
+    variant_id: VariantId = None
     stock: Annotated[int, Field(ge=0, le=MAX_STOCK), WHOLE] | SkipJsonSchema[None] = Field(
         default=None, description="Set the stock available to sell"
     )
@@ -88,6 +102,7 @@ class StockView(Contract):
     """What anyone may see; `reserved` and `low_stock_threshold` only the product's seller and admins."""
 
     product_id: UUID
+    variant_id: UUID
     stock: int = Field(description="Available to sell now")
     updated_at: datetime
     reserved: int | None = Field(
@@ -103,7 +118,13 @@ class StockView(Contract):
 
 class ReservationLine(Contract):
     product_id: UUID
+    variant_id: VariantId = None
     quantity: int = Field(ge=1, le=MAX_QUANTITY)
+
+    @property
+    def stock_key(self) -> UUID:
+        """The stock row the line takes from: its variant's (the default variant's id is the product's)."""
+        return self.variant_id or self.product_id
 
 
 class ReserveStock(Contract):
@@ -142,6 +163,7 @@ class ReturnStock(Contract):
 
 class FailedLine(Contract):
     product_id: UUID
+    variant_id: UUID | None = None
     requested: int
     available: int
     reason: Literal["out_of_stock", "unavailable"] = Field(
@@ -164,9 +186,10 @@ class Reservation(Contract):
 
 
 class StockChanged(Contract):
-    """Available stock of a product changed (a set, an adjustment, a reservation, a release)."""
+    """Available stock of a variant changed (a set, an adjustment, a reservation, a release)."""
 
     product_id: UUID
+    variant_id: UUID | None = Field(default=None, description="Absent (an older publisher): the default variant")
     available: int
     reserved: int
     reason: str
@@ -174,9 +197,10 @@ class StockChanged(Contract):
 
 
 class LowStock(Contract):
-    """Available stock fell to or below the product's low-stock threshold."""
+    """Available stock of a variant fell to or below its low-stock threshold."""
 
     product_id: UUID
+    variant_id: UUID | None = None
     seller_id: UUID
     available: int
     threshold: int
@@ -198,6 +222,7 @@ class LowStockQuery(Contract):
 
 class LowStockItem(Contract):
     product_id: UUID
+    variant_id: UUID
     seller_id: UUID
     stock: int = Field(description="Available to sell")
     low_stock_threshold: int
@@ -214,7 +239,7 @@ GET_STOCK = CommandSpec(
     GetStock,
     StockView,
     kind="query",
-    summary="Read a product's stock (more for its seller and admins).",
+    summary="Read a variant's stock (more for its seller and admins).",
 )
 SET_STOCK = CommandSpec(
     "inventory",
@@ -223,7 +248,7 @@ SET_STOCK = CommandSpec(
     SetStock,
     StockView,
     requires_actor=True,
-    summary="Set or adjust a product's stock, or its low-stock threshold (its seller or an admin).",
+    summary="Set or adjust a variant's stock, or its low-stock threshold (its seller or an admin).",
 )
 RESERVE_STOCK = CommandSpec(
     "inventory",
@@ -274,7 +299,7 @@ LIST_LOW_STOCK = CommandSpec(
     "seller's (admins).",
 )
 
-STOCK_CHANGED = EventSpec("inventory", "stock_changed", 1, StockChanged, summary="A product's stock changed.")
+STOCK_CHANGED = EventSpec("inventory", "stock_changed", 1, StockChanged, summary="A variant's stock changed.")
 LOW_STOCK = EventSpec("inventory", "low_stock", 1, LowStock, summary="Stock crossed the low-stock threshold.")
 STOCK_RESERVED = EventSpec("inventory", "stock_reserved", 1, Reservation, summary="Every line of an order is reserved.")
 RESERVATION_FAILED = EventSpec(

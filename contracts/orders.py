@@ -35,18 +35,26 @@ RequestHash = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 class OrderItem(Contract):
     product_id: UUID
+    variant_id: UUID | None = Field(
+        default=None,
+        description="The variant; absent: the product's default variant (a product with options needs one: "
+        "without it the order is refused)",
+    )
     quantity: Annotated[int, Field(ge=1, le=MAX_QUANTITY), WHOLE]
 
 
 def _bounded_lines(items: tuple[OrderItem, ...] | None) -> tuple[OrderItem, ...] | None:
-    """A product on several lines is reserved as one: its lines summed must be within
+    """A variant on several lines is reserved as one: its lines summed must be within
     MAX_QUANTITY too, or the reservation the saga sends would be invalid (checked here,
     before anything is reserved, rather than fail inside the handler)."""
     totals: dict[UUID, int] = {}
     for item in items or ():
-        totals[item.product_id] = totals.get(item.product_id, 0) + item.quantity
-        if totals[item.product_id] > MAX_QUANTITY:
-            raise ValueError(f"product {item.product_id}: at most {MAX_QUANTITY} in all of an order's lines")
+        key = item.variant_id or item.product_id
+        totals[key] = totals.get(key, 0) + item.quantity
+        if totals[key] > MAX_QUANTITY:
+            raise ValueError(
+                f"product {item.product_id}: at most {MAX_QUANTITY} of a variant in all of an order's lines"
+            )
     return items
 
 
@@ -112,6 +120,10 @@ class ListUserOrdersQuery(Contract):
 
 class OrderLine(Contract):
     product_id: UUID
+    # Optional for events published before variants (the default variant's id is the product's).
+    variant_id: UUID | None = None
+    sku: str | None = None
+    variant: str = Field(default="", description='The variant\'s option values when ordered, e.g. `"M / Red"`')
     quantity: int
     price: str = Field(description="The unit price charged, a decimal string in the order's currency")
 
@@ -226,7 +238,9 @@ class SalesPeriod(Contract):
 
 class TopProduct(Contract):
     product_id: UUID
+    variant_id: UUID | None = None
     name: str = Field(description="The product's name when it was sold")
+    variant: str = Field(default="", description='The variant\'s option values when sold, e.g. `"M / Red"`')
     units: int
     revenue: str
 

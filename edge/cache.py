@@ -37,7 +37,15 @@ from prometheus_client import Counter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from contracts.catalog import CATEGORY_CHANGED, PRODUCT_CREATED, PRODUCT_DELETED, PRODUCT_UPDATED
+from contracts.catalog import (
+    CATEGORY_CHANGED,
+    PRODUCT_CREATED,
+    PRODUCT_DELETED,
+    PRODUCT_UPDATED,
+    VARIANT_ADDED,
+    VARIANT_UPDATED,
+    VARIANT_WITHDRAWN,
+)
 from contracts.inventory import STOCK_CHANGED
 from kernel.events import Following, follow, until_done
 
@@ -54,7 +62,16 @@ _LISTINGS_GENERATION = _PREFIX + "gen:listings"
 _LOCK_SECONDS = 5
 _WAIT_FOR_OTHER_SECONDS = 2.0
 # The events that change what a product page or a listing shows.
-INVALIDATING_EVENTS = (PRODUCT_CREATED, PRODUCT_UPDATED, PRODUCT_DELETED, STOCK_CHANGED, CATEGORY_CHANGED)
+INVALIDATING_EVENTS = (
+    PRODUCT_CREATED,
+    PRODUCT_UPDATED,
+    PRODUCT_DELETED,
+    VARIANT_ADDED,
+    VARIANT_UPDATED,
+    VARIANT_WITHDRAWN,
+    STOCK_CHANGED,
+    CATEGORY_CHANGED,
+)
 
 Load = Callable[[], Awaitable[Any]]
 

@@ -295,12 +295,13 @@ def _query_parameters(model: type[Contract] | None) -> list[dict[str, Any]]:
 
 
 def _parameters(model: type[Contract], where: str) -> dict[str, dict[str, Any]]:
-    properties = model.model_json_schema()["properties"]
+    schema = model.model_json_schema()
+    properties, required = schema["properties"], set(schema.get("required", ()))
     return {
         name: {
             "name": name,
             "in": where,
-            "required": where == "path",
+            "required": where == "path" or name in required,
             "description": info.pop("description", ""),
             "schema": {k: v for k, v in info.items() if k != "title"},
         }

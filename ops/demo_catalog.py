@@ -1,4 +1,5 @@
-"""The demo catalog: a category tree and about 1,000 products of two sellers, with stock.
+"""The demo catalog: a category tree and about 1,000 products of two sellers, with stock;
+some with size and colour variants (their own SKUs, prices and stock), each with images.
 
 `seed_catalog` goes through the public API like any client (admin for categories,
 each seller for their own products) and creates only what is missing, so it is
@@ -22,10 +23,10 @@ from typing import Any
 import aiohttp
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from contracts.money import to_minor
+from contracts.catalog import CreateProduct
 from kernel.settings import Settings
 from workers.catalog.handlers import add_products
-from workers.catalog.model import Product
+from workers.catalog.model import Product, new_product
 from workers.catalog.repository import CatalogRepository
 from workers.runtime.context import operator_unit_of_work
 
@@ -95,6 +96,17 @@ _FEATURES = (
 )  # fmt: skip
 
 
+# Products sold in sizes and colours: noun → options (name, values). Shoes by EU size.
+_VARIANTS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
+    "Hiking Boots": (("Size", ("39", "40", "41", "42", "43", "44", "45")), ("Colour", ("Brown", "Black"))),
+    "Backpack": (("Capacity", ("20 L", "30 L", "45 L")), ("Colour", ("Forest Green", "Slate Grey"))),
+    "Sleeping Bag": (("Length", ("Regular", "Long")),),
+    "Yoga Mat": (("Colour", ("Plum", "Teal", "Charcoal")), ("Thickness", ("4 mm", "6 mm"))),
+    "Chair": (("Colour", ("Natural", "Black", "White")),),
+    "Headphones": (("Colour", ("Black", "Silver", "Midnight Blue")),),
+}
+
+
 def categories() -> Iterator[tuple[str, str, str | None]]:
     """(slug, name, parent) of the whole tree, parents first."""
     for (root, root_name), children in TREE.items():
@@ -119,7 +131,7 @@ def demo_product(index: int) -> dict[str, Any]:
     name = f"{rng.choice(_BRANDS)} {rng.choice(_ADJECTIVES)} {rng.choice(_MATERIALS)} {noun} {100 + index}"
     code = "EUR" if index % 10 == 0 else "USD"
     cents = rng.choice((99, 49, 0, 95))
-    return {
+    body: dict[str, Any] = {
         "name": name,
         "description": f"A {noun.lower()} {rng.choice(_FEATURES)}, {rng.choice(_FEATURES)}.",
         "price": f"{rng.randint(3, 900)}.{cents:02d}",
@@ -128,6 +140,52 @@ def demo_product(index: int) -> dict[str, Any]:
         "image_url": f"https://images.example.com/products/{index}.jpg",
         "stock": rng.choice((0, 3, 10, 25, 50, 100)),
     }
+    if noun in _VARIANTS:
+        return _with_variants(body, index, noun)
+    return body
+
+
+def _with_variants(body: dict[str, Any], index: int, noun: str) -> dict[str, Any]:
+    """The product in sizes and colours: every combination, each with its SKU, stock (some
+    sold out, some low) and, for the larger sizes, a little more; three images."""
+    rng = random.Random(f"variants-{index}")  # apart from the body's draws: names and prices stay
+    options = _VARIANTS[noun]
+    combinations: list[tuple[str, ...]] = [()]
+    for _, values in options:
+        combinations = [(*c, v) for c in combinations for v in values]
+    base = to_minor_units(body["price"])
+    variants = []
+    for position, combination in enumerate(combinations):
+        step = position // len(options[-1][1])  # later values of the first option cost a little more
+        minor = base + step * 500
+        variants.append(
+            {
+                "sku": "-".join(["D", str(index), *(v.replace(" ", "").upper()[:6] for v in combination)]),
+                "options": dict(zip((name for name, _ in options), combination, strict=True)),
+                "price": _amount(minor),
+                # Every third such product is on sale: its former price shown struck out.
+                "compare_at_price": _amount(minor * 5 // 4) if index % 3 == 0 else None,
+                "weight_grams": rng.choice((250, 400, 800, 1200)),
+                "stock": rng.choice((0, 2, 4, 12, 30, 60)),
+            }
+        )
+    images = [
+        {"url": f"https://images.example.com/products/{index}-{view}.jpg", "alt": f"{body['name']}, {view}"}
+        for view in ("front", "side", "detail")
+    ]
+    body = {k: v for k, v in body.items() if k not in ("stock", "image_url")}
+    listed = [{"name": name, "values": list(values)} for name, values in options]
+    return {**body, "options": listed, "variants": variants, "images": images}
+
+
+def to_minor_units(price: str) -> int:
+    """A demo price ("12.95", two decimals in both demo currencies) in cents."""
+    whole, _, cents = price.partition(".")
+    return int(whole) * 100 + int(cents or 0)
+
+
+def _amount(minor: int) -> str:
+    return f"{minor // 100}.{minor % 100:02d}"
 
 
 async def seed_catalog(
@@ -226,17 +284,8 @@ async def bulk_products(settings: Settings, total: int, seller_ids: list[uuid.UU
 
 def _bulk_product(index: int, seller_id: uuid.UUID, start: datetime) -> Product:
     body = demo_product(index)
+    # The bulk products are the benchmark's: their SKUs would clash with the demo products'.
+    for variant in body.get("variants", ()):
+        variant["sku"] = None
     created = start + timedelta(seconds=index * 30)
-    return Product(
-        product_id=uuid.uuid4(),
-        seller_id=seller_id,
-        name=body["name"],
-        description=body["description"],
-        price_minor=to_minor(body["price"], body["currency"]),
-        currency=body["currency"],
-        category=body["category"],
-        image_url=body["image_url"],
-        created_at=created,
-        updated_at=created,
-        available=body["stock"],
-    )
+    return new_product(CreateProduct.model_validate(body), uuid.uuid4(), seller_id, created, uuid.uuid4)

@@ -57,3 +57,21 @@ async def category_target(http: aiohttp.ClientSession, admin: dict[str, Any]) ->
     user = await register(http)
     session = await login(http, user["email"], user["password"])
     return {**user, **session, "category": slug, "params": {"slug": slug}}
+
+
+async def variant_target(http: aiohttp.ClientSession, admin: dict[str, Any]) -> dict[str, Any]:
+    """Authorization-matrix target: a product in sizes S and M (and L, not yet sold) of a new
+    seller (the "owner"); {variantId} is its S variant."""
+    seller = await make_seller(http, admin)
+    slug = f"matrix-{new_tag()}"
+    await create_category(http, admin, slug)
+    product = await create_product(
+        http,
+        seller,
+        slug,
+        options=[{"name": "Size", "values": ["S", "M", "L"]}],
+        variants=[{"options": {"Size": "S"}}, {"options": {"Size": "M"}}],
+    )
+    small = next(v for v in product["variants"] if v["options"] == {"Size": "S"})
+    params = {"productId": product["product_id"], "variantId": small["variant_id"]}
+    return {**seller, "category": slug, "params": params}

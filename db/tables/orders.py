@@ -63,14 +63,19 @@ orders = Table(
 # The sweeper looks only at sagas still running, oldest deadline first.
 Index("ix_orders_deadline", orders.c.deadline, postgresql_where=orders.c.step != "done")
 
-# The lines of an order, one per product, with the price it was sold at.
+# The lines of an order, one per variant (a product without options: its default variant,
+# whose id is the product's), with the price it was sold at.
 order_lines = Table(
     "order_lines",
     orders_metadata,
     Column("order_id", UUID(as_uuid=True), ForeignKey("orders.orders.order_id"), primary_key=True),
-    Column("product_id", UUID(as_uuid=True), primary_key=True),
+    Column("variant_id", UUID(as_uuid=True), primary_key=True),
+    Column("product_id", UUID(as_uuid=True), nullable=False),
     Column("seller_id", UUID(as_uuid=True), nullable=False),
     Column("name", Text, nullable=False),
+    Column("sku", String(64)),
+    # The variant's option values for display ("M / Red"); "" for a default variant.
+    Column("variant_label", Text, nullable=False, server_default=text("''")),
     Column("quantity", Integer, nullable=False),
     Column("unit_price_minor", BigInteger, nullable=False),
     CheckConstraint("quantity > 0", name="ck_order_lines_quantity_positive"),
@@ -89,16 +94,18 @@ order_history = Table(
 )
 
 # The sales report's projection (migration 0012), kept from the orders service's own
-# `order_confirmed` and `order_cancelled` events: one row per line of a confirmed order,
-# with the seller, the name and price it was sold at. A cancellation after confirmation
-# sets `cancelled_at`, and the row drops out of revenue.
+# `order_confirmed` and `order_cancelled` events: one row per line (variant) of a confirmed
+# order, with the seller, the name and price it was sold at. A cancellation after
+# confirmation sets `cancelled_at`, and the row drops out of revenue.
 sales = Table(
     "sales",
     orders_metadata,
     Column("order_id", UUID(as_uuid=True), primary_key=True),
-    Column("product_id", UUID(as_uuid=True), primary_key=True),
+    Column("variant_id", UUID(as_uuid=True), primary_key=True),
+    Column("product_id", UUID(as_uuid=True), nullable=False),
     Column("seller_id", UUID(as_uuid=True), nullable=False),
     Column("name", Text, nullable=False),
+    Column("variant_label", Text, nullable=False, server_default=text("''")),
     Column("quantity", Integer, nullable=False),
     Column("unit_price_minor", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),
@@ -123,6 +130,24 @@ order_products = Table(
     Column("currency", String(3), nullable=False),
     Column("deleted", Boolean, nullable=False, server_default=text("false")),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # The product has options: a line must name one of its variants (migration 0020).
+    Column("has_options", Boolean, nullable=False, server_default=text("false")),
+)
+
+# The products' variants as the orders service knows them (migration 0020): what a cart
+# line or an order line is priced from, in its product's currency. `updated_at` is the
+# event's time, as for products.
+order_variants = Table(
+    "product_variants",
+    orders_metadata,
+    Column("variant_id", UUID(as_uuid=True), primary_key=True),
+    Column("product_id", UUID(as_uuid=True), nullable=False),
+    Column("sku", String(64)),
+    Column("label", Text, nullable=False, server_default=text("''")),
+    Column("price_minor", BigInteger, nullable=False),
+    Column("deleted", Boolean, nullable=False, server_default=text("false")),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_product_variants_product", "product_id"),
 )
 
 # A guest cart has no user; a member's has one (at most one per member). Member carts
@@ -142,7 +167,8 @@ cart_items = Table(
     "cart_items",
     orders_metadata,
     Column("cart_id", UUID(as_uuid=True), ForeignKey("orders.carts.cart_id", ondelete="CASCADE"), primary_key=True),
-    Column("product_id", UUID(as_uuid=True), primary_key=True),
+    Column("variant_id", UUID(as_uuid=True), primary_key=True),
+    Column("product_id", UUID(as_uuid=True), nullable=False),
     Column("quantity", Integer, nullable=False),
     Column("added_at", DateTime(timezone=True), nullable=False),
     CheckConstraint("quantity BETWEEN 1 AND 99", name="ck_cart_items_quantity"),

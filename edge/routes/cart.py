@@ -28,6 +28,7 @@ from contracts.carts import (
     REMOVE_CART_ITEM,
     SET_CART_ITEM,
     AddCartItem,
+    CartItemQuery,
     GetCart,
     MergeCart,
     RemoveCartItem,
@@ -36,7 +37,7 @@ from contracts.carts import (
 from edge import SETTINGS_KEY
 from edge.auth import optional_actor
 from edge.bus import BUS_KEY, RpcError
-from edge.commands import parse, path_uuid, send
+from edge.commands import parse, parse_query, path_uuid, send
 from edge.middleware import json_body, request_id
 from edge.openapi import Endpoint
 from kernel.tokens import Actor
@@ -144,17 +145,18 @@ async def add_cart_item(request: web.Request) -> web.Response:
 
 async def set_cart_item(request: web.Request) -> web.Response:
     product_id = path_uuid(request, "productId")
+    variant_id = parse_query(CartItemQuery, request).variant_id
     caller = await _caller(request, issue=False)
-    command = parse(
-        SetCartItem, json_body(request), server_fields={"cart_id": caller.cart_id, "product_id": product_id}
-    )
+    fields = {"cart_id": caller.cart_id, "product_id": product_id, "variant_id": variant_id}
+    command = parse(SetCartItem, json_body(request), server_fields=fields)
     return caller.respond(await send(request, SET_CART_ITEM, command, actor=caller.actor))
 
 
 async def remove_cart_item(request: web.Request) -> web.Response:
     product_id = path_uuid(request, "productId")
+    variant_id = parse_query(CartItemQuery, request).variant_id
     caller = await _caller(request, issue=False)
-    command = RemoveCartItem(cart_id=caller.cart_id, product_id=product_id)
+    command = RemoveCartItem(cart_id=caller.cart_id, product_id=product_id, variant_id=variant_id)
     return caller.respond(await send(request, REMOVE_CART_ITEM, command, actor=caller.actor))
 
 
@@ -179,7 +181,8 @@ ENDPOINTS = (
         body=AddCartItem,
         body_omits=("cart_id",),
         errors=(401, 403, 404, 409),
-        summary="Add a product (its quantity adds to a line already there; 1 to 99 per product). "
+        summary="Add a product's variant (its quantity adds to a line already there; 1 to 99 per variant). "
+        "Without `variant_id`, the product's default variant: a product with options needs one (else 422). "
         "A guest without a cart gets one: its id is in `cart_id` and in the `agora_cart` cookie. "
         "A product in another currency than the cart's is 409; a withdrawn or unknown one 404." + _WHICH_CART,
     ),
@@ -189,16 +192,20 @@ ENDPOINTS = (
         set_cart_item,
         SET_CART_ITEM,
         body=SetCartItem,
-        body_omits=("cart_id", "product_id"),
+        body_omits=("cart_id", "product_id", "variant_id"),
+        query=CartItemQuery,
         errors=(401, 403, 404),
-        summary="Set the quantity (1 to 99) of a product in the cart; not in the cart is 404." + _WHICH_CART,
+        summary="Set the quantity (1 to 99) of a product's variant in the cart (`variant_id` in the query; "
+        "without it, the default variant); not in the cart is 404." + _WHICH_CART,
     ),
     Endpoint(
         "DELETE",
         "/api/cart/items/{productId}",
         remove_cart_item,
         REMOVE_CART_ITEM,
+        query=CartItemQuery,
         errors=(401, 403, 404),
-        summary="Take a product out of the cart; not in the cart is 404. Answers with the cart." + _WHICH_CART,
+        summary="Take a product's variant out of the cart (`variant_id` in the query; without it, the default "
+        "variant); not in the cart is 404. Answers with the cart." + _WHICH_CART,
     ),
 )

@@ -1,4 +1,4 @@
-"""The inventory endpoints: a product's stock. Reservations are broker-only (the order saga)."""
+"""The inventory endpoints: a variant's stock. Reservations are broker-only (the order saga)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from contracts.inventory import (
     ListLowStock,
     LowStockQuery,
     SetStock,
+    StockQuery,
 )
 from edge.auth import optional_actor, require_actor
 from edge.commands import call_service, parse, parse_query, path_uuid
@@ -22,7 +23,8 @@ from edge.openapi import Endpoint
 async def get_stock(request: web.Request) -> web.Response:
     # Public, but a token is forwarded: the product's seller and admins see more.
     actor = await optional_actor(request)
-    return await call_service(request, GET_STOCK, GetStock(product_id=path_uuid(request, "productId")), actor=actor)
+    query = GetStock(product_id=path_uuid(request, "productId"), variant_id=parse_query(StockQuery, request).variant_id)
+    return await call_service(request, GET_STOCK, query, actor=actor)
 
 
 async def set_stock(request: web.Request) -> web.Response:
@@ -74,9 +76,11 @@ ENDPOINTS = (
         "/api/inventory/{productId}",
         get_stock,
         GET_STOCK,
+        query=StockQuery,
         errors=(401, 404),
-        summary="A product's stock available to sell, for everyone. With the product's seller's or an admin's "
-        "token, also `reserved` and `low_stock_threshold`; a token that is sent must be valid (else 401).",
+        summary="A variant's stock available to sell (`variant_id` in the query; without it, the product's default "
+        "variant: a product with options needs one, else 422), for everyone. With the product's seller's or an "
+        "admin's token, also `reserved` and `low_stock_threshold`; a token that is sent must be valid (else 401).",
     ),
     Endpoint(
         "PUT",
@@ -87,7 +91,8 @@ ENDPOINTS = (
         body_omits=("product_id",),
         auth=True,
         errors=(403, 404, 409),
-        summary="Set (`stock`) or adjust (`delta`, with a `reason`) a product's stock, and/or its "
+        summary="Set (`stock`) or adjust (`delta`, with a `reason`) a variant's stock (`variant_id`; without it, "
+        "the product's default variant), and/or its "
         "`low_stock_threshold` (the product's seller or an admin; anyone else 403). Taking more than is "
         "available is 409. Every change is recorded in the stock-movement ledger.",
     ),

@@ -110,7 +110,15 @@ async def test_a_guest_gets_a_cart_cookie_on_the_first_add_and_the_cart_follows_
     cart = await get_cart(http, cookie(issued.value))
     assert cart["cart_id"] == issued.value
     assert cart["items"] == [
-        {"product_id": product["product_id"], "name": product["name"], "quantity": 2, "unit_price": "19.99"}
+        {
+            "product_id": product["product_id"],
+            "variant_id": product["product_id"],  # its default variant
+            "name": product["name"],
+            "sku": None,
+            "variant": "",
+            "quantity": 2,
+            "unit_price": "19.99",
+        }
     ]
     assert (cart["total"], cart["currency"]) == ("39.98", "USD")
     # The cookie is the cart: a guest cart write needs no CSRF token (docs/decisions.md).
@@ -118,7 +126,10 @@ async def test_a_guest_gets_a_cart_cookie_on_the_first_add_and_the_cart_follows_
     assert status == 200
     assert line(await get_cart(http, cookie(issued.value)), product["product_id"]) == {
         "product_id": product["product_id"],
+        "variant_id": product["product_id"],
         "name": product["name"],
+        "sku": None,
+        "variant": "",
         "quantity": 3,
         "unit_price": "19.99",
     }
@@ -236,7 +247,10 @@ async def test_the_cart_always_shows_the_current_price(
         await asyncio.sleep(0.1)
     assert cart["items"][0] == {
         "product_id": product["product_id"],
+        "variant_id": product["product_id"],
         "name": "Renamed lamp",
+        "sku": None,
+        "variant": "",
         "quantity": 2,
         "unit_price": "25.00",
     }

@@ -93,6 +93,10 @@ async def test_product_lifecycle(
         "image_url",
         "created_at",
         "updated_at",
+        "images",
+        "options",
+        "variants",
+        "availability",
     }
     assert created["seller_id"] == seller["user"]["user_id"]
     assert (created["price"], created["currency"], created["category"]) == ("19.99", "USD", category)
@@ -397,8 +401,12 @@ async def test_filters(http: aiohttp.ClientSession, admin: dict[str, Any], selle
     async def ids(**params: Any) -> set[str]:
         return {p["product_id"] for p in (await _search(http, category=slug, **params))["items"]}
 
-    assert await ids(min_price="10", max_price="100") == {mid["product_id"], yen["product_id"]}
+    # Prices compare within one currency only (issue 17): 50 yen is not between 10 and 100
+    # dollars, so a price filter names its currency.
+    async with http.get("/api/products", params={"category": slug, "min_price": "10"}) as resp:
+        assert resp.status == 422 and (await resp.json())["errors"][0]["field"] == "currency"
     assert await ids(min_price="10", max_price="100", currency="USD") == {mid["product_id"]}
+    assert await ids(min_price="10", max_price="100", currency="JPY") == {yen["product_id"]}
     assert await ids(seller_id=other_seller["user"]["user_id"]) == {dear["product_id"]}
     assert await ids(in_stock=True) == {mid["product_id"], dear["product_id"], yen["product_id"]}
     assert await ids(in_stock=False) == {cheap["product_id"]}
@@ -461,6 +469,8 @@ async def test_pages_are_complete_and_stable(
         await _product(http, seller, slug, name=f"Pagewidget {tag} {i}", price=f"{(i % 4) + 1}.00") for i in range(23)
     ]
     params: dict[str, Any] = {"category": slug, "sort": sort, "limit": 5}
+    if sort.startswith("price"):
+        params["currency"] = "USD"  # a price order is within one currency (issue 17)
     if sort == "relevance":
         params["q"] = f"pagewidget {tag}"
     items = await _all_pages(http, **params)
@@ -593,6 +603,10 @@ async def test_seed_makes_a_browsable_demo_catalog(stack: Stack, http: aiohttp.C
     assert len(carols) == 500
     in_stock = (await _search(http, seller_id=carol["user"]["user_id"], in_stock=True, limit=100))["items"]
     assert in_stock
+    # Some come in sizes and colours (issue 17): each variant with its SKU, three images each.
+    dressed = [p for p in carols if p["options"]]
+    assert dressed and all(len(p["variants"]) > 1 and len(p["images"]) == 3 for p in dressed)
+    assert all(v["sku"] and v["label"] for p in dressed for v in p["variants"])
 
     again = await asyncio.to_thread(agora_cli, stack.env, "seed", extra_env=as_admin)
     assert again.returncode == 0 and "demo products already" in again.stdout, again.stdout + again.stderr

@@ -29,7 +29,7 @@ from harness.accounts import bearer, login, make_seller, register
 from harness.bus import Bus, list_product, publish_event, service_token
 from harness.stack import Stack
 
-PUBLIC_FIELDS = {"product_id", "stock", "updated_at"}
+PUBLIC_FIELDS = {"product_id", "variant_id", "stock", "updated_at"}
 OWNER_FIELDS = PUBLIC_FIELDS | {"reserved", "low_stock_threshold"}
 
 
@@ -301,7 +301,7 @@ async def test_200_concurrent_reservations_for_50_units_exactly_50_succeed(
     for reply in replies:
         if reply["data"]["status"] == "failed":
             assert reply["data"]["failed"] == [
-                {"product_id": product, "requested": 1, "available": 0, "reason": "out_of_stock"}
+                {"product_id": product, "variant_id": product, "requested": 1, "available": 0, "reason": "out_of_stock"}
             ]
     stock = await stock_of(http, product, seller["access_token"])
     assert (stock["stock"], stock["reserved"]) == (0, 50)
@@ -332,7 +332,13 @@ async def test_a_reservation_takes_every_line_or_none_and_says_which_failed(
     assert reply["ok"] and reply["data"]["status"] == "failed"
     failed = {line["product_id"]: line for line in reply["data"]["failed"]}
     assert failed.keys() == {scarce, unknown}
-    assert failed[scarce] == {"product_id": scarce, "requested": 2, "available": 1, "reason": "out_of_stock"}
+    assert failed[scarce] == {
+        "product_id": scarce,
+        "variant_id": scarce,  # its default variant
+        "requested": 2,
+        "available": 1,
+        "reason": "out_of_stock",
+    }
     assert failed[unknown]["reason"] == "unavailable"
     assert (await stock_of(http, plenty))["stock"] == 5 and (await stock_of(http, scarce))["stock"] == 1
 

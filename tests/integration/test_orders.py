@@ -142,7 +142,8 @@ async def test_happy_path_confirms_commits_and_captures(
     status, body, headers = await place(http, member, product_id, quantity=2)
     assert status == 202, body
     assert body["status"] == "pending" and headers["Location"] == f"/api/orders/{body['order_id']}"
-    assert body["items"] == [{"product_id": product_id, "quantity": 2, "price": "19.99"}]
+    line = {"product_id": product_id, "variant_id": product_id, "sku": None, "variant": "", "quantity": 2}
+    assert body["items"] == [{**line, "price": "19.99"}]  # its default variant, whose id is the product's
     assert (body["total_amount"], body["currency"], body["shipping_address"]["city"]) == ("39.98", "USD", "Springfield")
     order = await settled(http, member, body["order_id"])
     assert order["status"] == "confirmed" and order["payment_status"] == "captured"

@@ -159,7 +159,7 @@ async def test_low_stock_lists(http: aiohttp.ClientSession, admin: dict[str, Any
             f"/api/inventory/{product_id}", json={"low_stock_threshold": 5}, headers=bearer(seller["access_token"])
         ) as resp:
             assert resp.status == 200, await resp.text()
-    expected = {"product_id": low, "seller_id": seller_id, "stock": 3, "low_stock_threshold": 5}
+    expected = {"product_id": low, "variant_id": low, "seller_id": seller_id, "stock": 3, "low_stock_threshold": 5}
     async with http.get("/api/inventory/low-stock", headers=bearer(seller["access_token"])) as resp:
         assert resp.status == 200, await resp.text()
         assert (await resp.json())["items"] == [expected]

@@ -31,7 +31,7 @@ from edge.routes import ENDPOINTS, REDIRECTS
 from harness.accounts import bearer, create_admin, login, make_seller, new_user, register
 from harness.stack import Stack
 from tests.cart_support import cart_target
-from tests.catalog_support import category_target, new_tag, product_target
+from tests.catalog_support import category_target, new_tag, product_target, variant_target
 from tests.orders_support import finished_order_target, order_body, order_target
 from tests.support import stock_target
 from workers.notifications.templates import DEFAULTS
@@ -81,6 +81,8 @@ class Row:
     # The row ends every session of the caller's account (logout-all): it gets an account
     # of its own with the same role, so the shared callers' tokens stay valid.
     ends_sessions: bool = False
+    # The query string (a GET's parameters).
+    query: dict[str, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -174,6 +176,7 @@ MATRIX = (
         target=product_target,
     ),
     Row("GET", "/api/products", ALL),
+    Row("GET", "/api/products/suggest", ALL, query={"q": "matrix la"}),
     Row("GET", "/api/products/{productId}", ALL, target=product_target),
     Row(
         "PUT",
@@ -183,6 +186,27 @@ MATRIX = (
         target=product_target,
     ),
     Row("DELETE", "/api/products/{productId}", _statuses(401, 204, 403, 404, 204), target=product_target),
+    # A product's variants: as the product itself (its seller and admins; another seller 404).
+    Row(
+        "POST",
+        "/api/products/{productId}/variants",
+        _statuses(401, 201, 403, 404, 201),
+        body=lambda owner: {"options": {"Size": "L"}, "price": "3.00"},
+        target=variant_target,
+    ),
+    Row(
+        "PUT",
+        "/api/products/{productId}/variants/{variantId}",
+        _statuses(401, 200, 403, 404, 200),
+        body=lambda owner: {"price": "2.50"},
+        target=variant_target,
+    ),
+    Row(
+        "DELETE",
+        "/api/products/{productId}/variants/{variantId}",
+        _statuses(401, 200, 403, 404, 200),
+        target=variant_target,
+    ),
     Row("GET", "/api/categories", ALL),
     Row(
         "POST",
@@ -311,6 +335,7 @@ async def test_matrix(
         row.method,
         row.path.format(**owner["params"]),
         headers=headers,
+        params=row.query,
         allow_redirects=False,
         **payload,
     ) as resp:

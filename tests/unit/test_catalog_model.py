@@ -54,7 +54,6 @@ def _product(**overrides: object) -> Product:
         "price_minor": 1000,
         "currency": "USD",
         "category": "lamps",
-        "image_url": None,
         "created_at": NOW,
         "updated_at": NOW,
         **overrides,

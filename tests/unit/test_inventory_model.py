@@ -29,7 +29,8 @@ SELLER = uuid.uuid4()
 
 
 def _stock(available: int = 10, reserved: int = 0, threshold: int = 0) -> Stock:
-    return Stock(uuid.uuid4(), SELLER, available, reserved, threshold, NOW, NOW)
+    product = uuid.uuid4()  # a product without options: its one variant has the product's id
+    return Stock(product, product, SELLER, available, reserved, threshold, NOW, NOW)
 
 
 def test_who_may_change_and_reserve() -> None:
@@ -44,7 +45,7 @@ def test_who_may_change_and_reserve() -> None:
 
 def test_owners_and_admins_see_more() -> None:
     stock = _stock(available=4, reserved=2, threshold=1)
-    assert stock.view(None).model_dump(mode="json").keys() == {"product_id", "stock", "updated_at"}
+    assert stock.view(None).model_dump(mode="json").keys() == {"product_id", "variant_id", "stock", "updated_at"}
     assert stock.view(Actor(uuid.uuid4(), "member")).reserved is None
     assert stock.view(Actor(SELLER, "seller")).model_dump()["reserved"] == 2
     assert stock.view(Actor(uuid.uuid4(), "admin")).model_dump()["low_stock_threshold"] == 1
@@ -80,7 +81,10 @@ def test_lines_merge_per_product_in_lock_order(pairs: list[tuple[int, int]]) -> 
 
 @given(st.lists(st.tuples(st.integers(0, 5), st.integers(1, 5)), min_size=1, max_size=6, unique_by=lambda p: p[0]))
 def test_a_reservation_is_all_or_nothing(wanted: list[tuple[int, int]]) -> None:
-    stocks = {uuid.UUID(int=i + 1): Stock(uuid.UUID(int=i + 1), SELLER, i, 0, 0, NOW, NOW) for i in range(4)}
+    stocks = {
+        uuid.UUID(int=i + 1): Stock(uuid.UUID(int=i + 1), uuid.UUID(int=i + 1), SELLER, i, 0, 0, NOW, NOW)
+        for i in range(4)
+    }
     lines = merge_lines(ReservationLine(product_id=uuid.UUID(int=i + 1), quantity=q) for i, q in wanted)
     reservation = Reservation.decide(uuid.uuid4(), lines, stocks, ttl_seconds=60, now=NOW)
     short = [
@@ -91,14 +95,14 @@ def test_a_reservation_is_all_or_nothing(wanted: list[tuple[int, int]]) -> None:
         assert reservation.status == "failed" and reservation.expires_at is None
     else:
         assert reservation.status == "reserved" and reservation.expires_at == NOW + timedelta(seconds=60)
-        moved = {m.product_id: m for m in reservation.movements("reserve")}
+        moved = {m.variant_id: m for m in reservation.movements("reserve")}
         assert all(stocks[p].apply(m, NOW).available >= 0 for p, m in moved.items())
     assert shortfalls(lines, stocks) == reservation.failed
 
 
 def test_reservation_transitions() -> None:
     product = uuid.uuid4()
-    stocks = {product: Stock(product, SELLER, 3, 0, 0, NOW, NOW)}
+    stocks = {product: Stock(product, product, SELLER, 3, 0, 0, NOW, NOW)}
     lines = (ReservationLine(product_id=product, quantity=2),)
     held = Reservation.decide(uuid.uuid4(), lines, stocks, ttl_seconds=None, now=NOW)
     assert held.expires_at == NOW + timedelta(seconds=900)

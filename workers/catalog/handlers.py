@@ -14,6 +14,10 @@ from contracts.catalog import (
     PRODUCT_CREATED,
     PRODUCT_DELETED,
     PRODUCT_UPDATED,
+    VARIANT_ADDED,
+    VARIANT_UPDATED,
+    VARIANT_WITHDRAWN,
+    AddVariant,
     CategoryChanged,
     CategoryTree,
     CategoryView,
@@ -26,15 +30,27 @@ from contracts.catalog import (
     ProductPage,
     ProductView,
     SearchProducts,
+    Suggestions,
+    SuggestProducts,
     UpdateCategory,
     UpdateProduct,
+    UpdateVariant,
+    WithdrawVariant,
 )
 from contracts.errors import FieldError
 from contracts.inventory import StockChanged
 from kernel.tokens import Actor
-from workers.catalog.model import Category, Product, category_tree, creates_cycle, may_sell, price_minor
-from workers.catalog.repository import CatalogRepository
-from workers.catalog.search import search_products
+from workers.catalog.model import (
+    Category,
+    Product,
+    category_tree,
+    creates_cycle,
+    may_sell,
+    new_product,
+    with_variants,
+)
+from workers.catalog.repository import CatalogRepository, page_variants
+from workers.catalog.search import search_products, suggest_products
 from workers.runtime.context import HandlerContext
 from workers.runtime.errors import DomainError, invalid, not_found
 
@@ -66,6 +82,34 @@ async def _known_category(repo: CatalogRepository, slug: str, field: str) -> Non
         raise invalid(field, f"no category {slug!r}")
 
 
+async def _skus_free(
+    repo: CatalogRepository, seller_id: uuid.UUID, chosen: dict[str, str], *, besides: uuid.UUID | None = None
+) -> None:
+    """Refuse SKUs (field → SKU) another live variant of the seller has (the unique index
+    backs this up against a concurrent listing)."""
+    taken = await repo.skus_taken(seller_id, chosen.values(), besides=besides)
+    message = "another of your variants has this SKU"
+    errors = tuple(FieldError(field=f, message=message) for f, v in chosen.items() if v in taken)
+    if errors:
+        raise DomainError("conflict", "SKU already in use", errors)
+
+
+async def _variants_changed(ctx: HandlerContext, repo: CatalogRepository, before: Product, after: Product) -> None:
+    """Save the product after a change of its variants: its stock summed again and, if its
+    "from" price moved, that announced as a price change too, for whoever follows
+    products' prices (the variant's own event says the rest)."""
+    await repo.save_product(after)
+    await repo.sum_stock(after.product_id)
+    if after.price_minor != before.price_minor:
+        await ctx.emit(PRODUCT_UPDATED, after.updated_event(("price_minor",)))
+
+
+def _full_view(product: Product, ctx: HandlerContext) -> ProductView:
+    """A product page with each variant's stock count if the reader manages the product
+    (its seller, admins). Writes answer with the product as anyone sees it."""
+    return product.view(full=ctx.actor is not None and product.managed_by(ctx.actor))
+
+
 class CatalogHandlers:
     # --- products -----------------------------------------------------------------------
 
@@ -73,20 +117,9 @@ class CatalogHandlers:
         actor = _seller(ctx)
         repo = CatalogRepository(ctx.session)
         await _known_category(repo, cmd.category, "category")
-        now = datetime.now(UTC)
-        product = Product(
-            product_id=uuid.uuid4(),
-            seller_id=actor.user_id,
-            name=cmd.name,
-            description=cmd.description,
-            price_minor=price_minor(cmd.price, cmd.currency),
-            currency=cmd.currency,
-            category=cmd.category,
-            image_url=cmd.image_url,
-            created_at=now,
-            updated_at=now,
-            # What the inventory service will start with; its stock events take over.
-            available=cmd.stock,
+        product = new_product(cmd, uuid.uuid4(), actor.user_id, datetime.now(UTC), uuid.uuid4)
+        await _skus_free(
+            repo, actor.user_id, {f"variants.{v.position}.sku": v.sku for v in product.variants if v.sku is not None}
         )
         await repo.add_product(product)
         await ctx.emit(PRODUCT_CREATED, product.created_event())
@@ -96,7 +129,7 @@ class CatalogHandlers:
         product = await CatalogRepository(ctx.session).live_product(cmd.product_id)
         if product is None:
             raise not_found("product")
-        return product.view()
+        return _full_view(product, ctx)
 
     async def update_product(self, cmd: UpdateProduct, ctx: HandlerContext) -> ProductView:
         actor = _seller(ctx)
@@ -108,6 +141,9 @@ class CatalogHandlers:
         updated, changed = product.updated(changes, datetime.now(UTC))
         if changed:
             await repo.save_product(updated)
+            for before, after in zip(product.variants, updated.variants, strict=True):
+                if after != before:  # the default variant's price came with the product's
+                    await repo.save_variant(after)
             await ctx.emit(PRODUCT_UPDATED, updated.updated_event(changed))
         return updated.view()
 
@@ -117,13 +153,62 @@ class CatalogHandlers:
         now = datetime.now(UTC)
         product = (await _managed_product(repo, cmd.product_id, actor)).withdrawn(now)
         await repo.save_product(product)
+        await repo.withdraw_variants(product.product_id, now)
         await ctx.emit(PRODUCT_DELETED, product.deleted_event())
 
     async def search_products(self, cmd: SearchProducts, ctx: HandlerContext) -> ProductPage:
-        return await search_products(ctx.session, cmd)
+        page = await search_products(ctx.db, cmd)
+        # Each product with its variants (prices, availability): one more query per page.
+        found = await page_variants(ctx.db, (item.product_id for item in page.items))
+        items = tuple(with_variants(item, found.get(item.product_id, [])) for item in page.items)
+        return page.model_copy(update={"items": items})
+
+    async def suggest_products(self, cmd: SuggestProducts, ctx: HandlerContext) -> Suggestions:
+        return await suggest_products(ctx.db, cmd)
 
     async def on_stock_changed(self, event: StockChanged, ctx: HandlerContext) -> None:
-        await CatalogRepository(ctx.session).apply_stock(event.product_id, event.available, event.updated_at)
+        variant_id = event.variant_id or event.product_id
+        repo = CatalogRepository(ctx.session)
+        await repo.apply_stock(event.product_id, variant_id, event.available, event.updated_at)
+
+    # --- variants -----------------------------------------------------------------------
+
+    async def add_variant(self, cmd: AddVariant, ctx: HandlerContext) -> ProductView:
+        actor = _seller(ctx)
+        repo = CatalogRepository(ctx.session)
+        product = await _managed_product(repo, cmd.product_id, actor)
+        updated, variant = product.add_variant(cmd, uuid.uuid4(), datetime.now(UTC))
+        if variant.sku is not None:
+            await _skus_free(repo, product.seller_id, {"sku": variant.sku})
+        await repo.add_variant(variant)
+        await _variants_changed(ctx, repo, product, updated)
+        await ctx.emit(VARIANT_ADDED, updated.variant_added_event(variant))
+        return updated.view()
+
+    async def update_variant(self, cmd: UpdateVariant, ctx: HandlerContext) -> ProductView:
+        actor = _seller(ctx)
+        repo = CatalogRepository(ctx.session)
+        product = await _managed_product(repo, cmd.product_id, actor)
+        changes = cmd.model_dump(exclude_unset=True, exclude={"product_id", "variant_id"})
+        updated, variant, changed = product.update_variant(cmd.variant_id, changes, datetime.now(UTC))
+        if not changed:
+            return product.view()
+        if "sku" in changed and variant.sku is not None:
+            await _skus_free(repo, product.seller_id, {"sku": variant.sku}, besides=variant.variant_id)
+        await repo.save_variant(variant)
+        await _variants_changed(ctx, repo, product, updated)
+        await ctx.emit(VARIANT_UPDATED, updated.variant_updated_event(variant, changed))
+        return updated.view()
+
+    async def withdraw_variant(self, cmd: WithdrawVariant, ctx: HandlerContext) -> ProductView:
+        actor = _seller(ctx)
+        repo = CatalogRepository(ctx.session)
+        product = await _managed_product(repo, cmd.product_id, actor)
+        updated, gone = product.withdraw_variant(cmd.variant_id, datetime.now(UTC))
+        await repo.save_variant(gone)
+        await _variants_changed(ctx, repo, product, updated)
+        await ctx.emit(VARIANT_WITHDRAWN, updated.variant_withdrawn_event(gone))
+        return updated.view()
 
     # --- categories ---------------------------------------------------------------------
 

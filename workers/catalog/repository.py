@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import exists, func, or_, select
+import asyncpg
+from sqlalchemy import ARRAY, any_, bindparam, exists, func, or_, select, update
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.tables.catalog import categories, products
-from workers.catalog.model import Category, Product
+from contracts.catalog import ProductOption
+from db.prepared import Prepared
+from db.tables.catalog import categories, products, variants
+from workers.catalog.model import Category, Image, Product, Variant
 
 _PRODUCT_COLUMNS = (
     products.c.product_id,
@@ -21,16 +26,52 @@ _PRODUCT_COLUMNS = (
     products.c.price_minor,
     products.c.currency,
     products.c.category,
-    products.c.image_url,
     products.c.created_at,
     products.c.updated_at,
     products.c.deleted_at,
     products.c.available,
+    products.c.images,
+    products.c.options,
+)
+_VARIANT_COLUMNS = tuple(c for c in variants.c if c.name != "stock_updated_at")
+
+
+def to_product(row: Any, live_variants: Sequence[Variant] = ()) -> Product:
+    """A product from its row (a listing's rows have no variants: see `live_variants`)."""
+    fields = {c.name: row._mapping[c.name] for c in _PRODUCT_COLUMNS}
+    fields["images"] = tuple(Image(i["url"], i.get("alt", "")) for i in _json(fields["images"]))
+    fields["options"] = tuple(ProductOption.model_validate(o) for o in _json(fields["options"]))
+    return Product(**fields, variants=tuple(live_variants))
+
+
+def _json(value: Any) -> Any:
+    # JSONB as SQLAlchemy decodes it, or as text from a statement run on asyncpg itself.
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def to_variant(row: Any) -> Variant:
+    mapping = row._mapping if hasattr(row, "_mapping") else row
+    return Variant(**{c.name: mapping[c.name] for c in _VARIANT_COLUMNS})
+
+
+_PAGE_VARIANTS = Prepared(
+    select(*_VARIANT_COLUMNS)
+    .where(
+        variants.c.product_id == any_(bindparam("ids", type_=ARRAY(PG_UUID(as_uuid=True)))),
+        variants.c.deleted_at.is_(None),
+    )
+    .order_by(variants.c.product_id, variants.c.position)
 )
 
 
-def to_product(row: Any) -> Product:
-    return Product(**{c.name: row._mapping[c.name] for c in _PRODUCT_COLUMNS})
+async def page_variants(db: asyncpg.Connection, product_ids: Iterable[UUID]) -> dict[UUID, list[Variant]]:
+    """The live variants of a page of products, in order: one prepared statement on the
+    transaction's asyncpg connection, as the search itself runs."""
+    ids = list(set(product_ids))
+    found: dict[UUID, list[Variant]] = {}
+    for row in await _PAGE_VARIANTS.fetch(db, ids=ids) if ids else ():
+        found.setdefault(row["product_id"], []).append(to_variant(row))
+    return found
 
 
 def product_columns() -> tuple[Any, ...]:
@@ -44,18 +85,67 @@ class CatalogRepository:
     # --- products -----------------------------------------------------------------------
 
     async def live_product(self, product_id: UUID, *, for_update: bool = False) -> Product | None:
-        """A product that has not been withdrawn; locked for a change if asked."""
+        """A product that has not been withdrawn, with its live variants; locked for a change
+        if asked (the product's row: every change of its variants takes it first)."""
         stmt = select(*_PRODUCT_COLUMNS).where(products.c.product_id == product_id, products.c.deleted_at.is_(None))
         if for_update:
             stmt = stmt.with_for_update()
         row = (await self._session.execute(stmt)).first()
-        return to_product(row) if row else None
+        if row is None:
+            return None
+        return to_product(row, (await self.live_variants([product_id])).get(product_id, ()))
+
+    async def live_variants(self, product_ids: Iterable[UUID]) -> dict[UUID, list[Variant]]:
+        """The live variants of these products, in order."""
+        ids = list(set(product_ids))
+        found: dict[UUID, list[Variant]] = {}
+        if not ids:
+            return found
+        rows = await self._session.execute(
+            select(*_VARIANT_COLUMNS)
+            .where(variants.c.product_id.in_(ids), variants.c.deleted_at.is_(None))
+            .order_by(variants.c.product_id, variants.c.position)
+        )
+        for row in rows:
+            found.setdefault(row.product_id, []).append(to_variant(row))
+        return found
+
+    async def skus_taken(self, seller_id: UUID, skus: Iterable[str], *, besides: UUID | None = None) -> set[str]:
+        """Which of these SKUs a live variant of the seller has (other than `besides`)."""
+        wanted = list(set(skus))
+        if not wanted:
+            return set()
+        stmt = select(variants.c.sku).where(
+            variants.c.seller_id == seller_id, variants.c.sku.in_(wanted), variants.c.deleted_at.is_(None)
+        )
+        if besides is not None:
+            stmt = stmt.where(variants.c.variant_id != besides)
+        return {row.sku for row in await self._session.execute(stmt)}
 
     async def add_product(self, product: Product) -> None:
         await self._session.execute(products.insert().values(**self._product_row(product)))
+        await self._session.execute(variants.insert(), [self._variant_row(v) for v in product.variants])
 
     async def add_products(self, many: Sequence[Product]) -> None:
         await self._session.execute(products.insert(), [self._product_row(p) for p in many])
+        await self._session.execute(variants.insert(), [self._variant_row(v) for p in many for v in p.variants])
+
+    async def add_variant(self, variant: Variant) -> None:
+        await self._session.execute(variants.insert().values(**self._variant_row(variant)))
+
+    async def withdraw_variants(self, product_id: UUID, now: datetime) -> None:
+        """A withdrawn product's variants go with it (their SKUs are free again)."""
+        await self._session.execute(
+            variants.update()
+            .where(variants.c.product_id == product_id, variants.c.deleted_at.is_(None))
+            .values(deleted_at=now, updated_at=now)
+        )
+
+    async def save_variant(self, variant: Variant) -> None:
+        row = self._variant_row(variant)
+        for column in ("variant_id", "product_id", "seller_id", "available", "created_at"):
+            del row[column]  # fixed at listing; the stock read model is the inventory events' to change
+        await self._session.execute(variants.update().where(variants.c.variant_id == variant.variant_id).values(**row))
 
     async def count_products(self) -> int:
         """Every product row, withdrawn ones included."""
@@ -66,20 +156,42 @@ class CatalogRepository:
         del row["available"]  # the stock read model is the inventory events' to change
         await self._session.execute(products.update().where(products.c.product_id == product.product_id).values(**row))
 
-    async def apply_stock(self, product_id: UUID, available: int, at: datetime) -> None:
-        """Record the inventory service's figure unless a newer one is already recorded.
+    async def apply_stock(self, product_id: UUID, variant_id: UUID, available: int, at: datetime) -> None:
+        """Record the inventory service's figure for a variant unless a newer one is already
+        recorded, and the product's sum over its live variants.
 
         Stock events can arrive out of order (competing consumers, redeliveries): the
-        one with the latest `updated_at` wins.
+        one with the latest `updated_at` wins. The product's row is locked first, so two
+        variants' figures arriving at once are summed one after the other (each statement
+        then sees what the other committed).
         """
+        locked = await self._session.execute(
+            select(products.c.product_id).where(products.c.product_id == product_id).with_for_update()
+        )
+        if locked.first() is None:
+            return
         await self._session.execute(
-            products.update()
+            variants.update()
             .where(
-                products.c.product_id == product_id,
-                or_(products.c.stock_updated_at.is_(None), products.c.stock_updated_at <= at),
+                variants.c.variant_id == variant_id,
+                variants.c.product_id == product_id,
+                or_(variants.c.stock_updated_at.is_(None), variants.c.stock_updated_at <= at),
             )
             .values(available=available, stock_updated_at=at)
         )
+        await self.sum_stock(product_id, at)
+
+    async def sum_stock(self, product_id: UUID, at: datetime | None = None) -> None:
+        """The product's `available`: the sum over its live variants (its row locked by the caller)."""
+        total = (
+            select(func.coalesce(func.sum(variants.c.available), 0))
+            .where(variants.c.product_id == product_id, variants.c.deleted_at.is_(None))
+            .scalar_subquery()
+        )
+        values: dict[str, Any] = {"available": total}
+        if at is not None:
+            values["stock_updated_at"] = func.greatest(products.c.stock_updated_at, at)
+        await self._session.execute(update(products).where(products.c.product_id == product_id).values(**values))
 
     @staticmethod
     def _product_row(product: Product) -> dict[str, Any]:
@@ -93,10 +205,30 @@ class CatalogRepository:
             "price_exponent": product.price_exponent,
             "category": product.category,
             "image_url": product.image_url,
+            "images": [{"url": i.url, "alt": i.alt} for i in product.images],
+            "options": [o.model_dump(mode="json") for o in product.options],
             "available": product.available,
             "created_at": product.created_at,
             "updated_at": product.updated_at,
             "deleted_at": product.deleted_at,
+        }
+
+    @staticmethod
+    def _variant_row(variant: Variant) -> dict[str, Any]:
+        return {
+            "variant_id": variant.variant_id,
+            "product_id": variant.product_id,
+            "seller_id": variant.seller_id,
+            "sku": variant.sku,
+            "options": dict(variant.options),
+            "price_minor": variant.price_minor,
+            "compare_at_minor": variant.compare_at_minor,
+            "weight_grams": variant.weight_grams,
+            "available": variant.available,
+            "position": variant.position,
+            "created_at": variant.created_at,
+            "updated_at": variant.updated_at,
+            "deleted_at": variant.deleted_at,
         }
 
     # --- categories ---------------------------------------------------------------------

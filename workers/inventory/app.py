@@ -23,6 +23,8 @@ handlers = InventoryHandlers()
 
 service.event(catalog.PRODUCT_CREATED, handlers.on_product_created)
 service.event(catalog.PRODUCT_DELETED, handlers.on_product_deleted)
+service.event(catalog.VARIANT_ADDED, handlers.on_variant_added)
+service.event(catalog.VARIANT_WITHDRAWN, handlers.on_variant_withdrawn)
 service.command(c.GET_STOCK, handlers.get_stock)
 service.command(c.SET_STOCK, handlers.set_stock)
 service.command(c.LIST_LOW_STOCK, handlers.list_low_stock)

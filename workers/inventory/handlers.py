@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from uuid import UUID
 
-from contracts.catalog import ProductCreated, ProductDeleted
+from contracts.catalog import ProductCreated, ProductDeleted, VariantAdded, VariantWithdrawn
 from contracts.inventory import (
     LOW_STOCK,
     RESERVATION_EVENTS,
@@ -41,6 +41,7 @@ from workers.inventory.model import (
     StockError,
     crossed_low,
     discontinued,
+    listed,
     may_change_stock,
     merge_lines,
     opened,
@@ -49,7 +50,7 @@ from workers.inventory.model import (
 )
 from workers.inventory.repository import InventoryRepository
 from workers.runtime.context import HandlerContext
-from workers.runtime.errors import DomainError, not_found
+from workers.runtime.errors import DomainError, invalid, not_found
 
 log = logging.getLogger("agora.inventory")
 
@@ -60,31 +61,64 @@ class InventoryHandlers:
     # --- the catalog's events ----------------------------------------------------------------
 
     async def on_product_created(self, event: ProductCreated, ctx: HandlerContext) -> None:
+        """A stock row per variant, at its initial stock (all of them in this transaction)."""
+        repo = InventoryRepository(ctx)
+        if await repo.product_known(event.product_id):
+            return  # a repeat, or the product was deleted before this event arrived
+        now = datetime.now(UTC)
+        for new in listed(event):
+            await self._open(ctx, repo, new.variant_id, event.product_id, event.seller_id, new.initial_stock, now)
+
+    async def on_variant_added(self, event: VariantAdded, ctx: HandlerContext) -> None:
         repo = InventoryRepository(ctx)
         now = datetime.now(UTC)
-        record, movement = opened(event.product_id, event.seller_id, event.initial_stock, now)
-        if not await repo.add_stock(record):
-            return  # a repeat, or the product was deleted before this event arrived
-        await _move(ctx, repo, {record.product_id: record}, [movement], now)
+        gone = await repo.get(event.product_id)  # a withdrawn product leaves a row under its own id
+        if gone is not None and gone.discontinued_at is not None:
+            await repo.add_stock(discontinued(event.variant.variant_id, event.product_id, event.seller_id, now))
+            return
+        variant = event.variant
+        await self._open(ctx, repo, variant.variant_id, event.product_id, event.seller_id, variant.initial_stock, now)
+
+    @staticmethod
+    async def _open(
+        ctx: HandlerContext,
+        repo: InventoryRepository,
+        variant_id: UUID,
+        product_id: UUID,
+        seller_id: UUID,
+        initial_stock: int,
+        now: datetime,
+    ) -> None:
+        record, movement = opened(variant_id, product_id, seller_id, initial_stock, now)
+        if await repo.add_stock(record):  # not a repeat, nor withdrawn before it arrived
+            await _move(ctx, repo, {record.variant_id: record}, [movement], now)
 
     async def on_product_deleted(self, event: ProductDeleted, ctx: HandlerContext) -> None:
-        """Stop selling: no more reservations or stock changes, and reads answer 404.
+        """Stop selling every variant: no more reservations or stock changes, and reads answer 404.
 
         Reservations already made can still be committed or released, so orders in flight
-        end normally. The numbers stay, for the ledger. A delete that overtakes its
-        product's creation leaves a discontinued row, which the creation then finds.
+        end normally. The numbers stay, for the ledger. The product's own id keeps a
+        discontinued row (its default variant's, or for a product with options one of its
+        own), so a creation or a variant this overtook finds the product gone.
         """
         repo = InventoryRepository(ctx)
         now = datetime.now(UTC)
-        if not await repo.discontinue(event.product_id, now):
-            await repo.add_stock(discontinued(event.product_id, event.seller_id, now))
+        await repo.discontinue(event.product_id, now)
+        if await repo.get(event.product_id) is None:
+            await repo.add_stock(discontinued(event.product_id, event.product_id, event.seller_id, now))
+
+    async def on_variant_withdrawn(self, event: VariantWithdrawn, ctx: HandlerContext) -> None:
+        """Stop selling one variant (its reservations end as they would); a withdrawal that
+        overtakes the variant's addition leaves a discontinued row the addition finds."""
+        repo = InventoryRepository(ctx)
+        now = datetime.now(UTC)
+        if not await repo.discontinue(event.product_id, now, variant_id=event.variant_id):
+            await repo.add_stock(discontinued(event.variant_id, event.product_id, event.seller_id, now))
 
     # --- stock -------------------------------------------------------------------------------
 
     async def get_stock(self, query: GetStock, ctx: HandlerContext) -> StockView:
-        record = await InventoryRepository(ctx).get(query.product_id)
-        if record is None or record.discontinued_at is not None:
-            raise not_found("product")
+        record = await _variant_stock(InventoryRepository(ctx), query.product_id, query.variant_id)
         return record.view(ctx.actor)
 
     async def list_low_stock(self, query: ListLowStock, ctx: HandlerContext) -> LowStockList:
@@ -97,6 +131,7 @@ class InventoryHandlers:
             items=tuple(
                 LowStockItem(
                     product_id=r.product_id,
+                    variant_id=r.variant_id,
                     seller_id=r.seller_id,
                     stock=r.available,
                     low_stock_threshold=r.low_stock_threshold,
@@ -108,9 +143,11 @@ class InventoryHandlers:
     async def set_stock(self, cmd: SetStock, ctx: HandlerContext) -> StockView:
         actor = ctx.require_actor()
         repo = InventoryRepository(ctx)
-        record = (await repo.for_update([cmd.product_id])).get(cmd.product_id)
-        if record is None or record.discontinued_at is not None:
-            raise not_found("product")
+        key = cmd.variant_id or cmd.product_id
+        record = (await repo.for_update([key])).get(key)
+        if record is None or record.discontinued_at is not None or record.product_id != cmd.product_id:
+            await _variant_stock(repo, cmd.product_id, cmd.variant_id)  # says why: no such variant, or choose one
+        assert record is not None
         if not may_change_stock(record, actor):
             raise DomainError("forbidden", "only the product's seller or an admin may change its stock")
         try:
@@ -120,10 +157,10 @@ class InventoryHandlers:
         now = datetime.now(UTC)
         after = record
         if movement is not None:
-            moved = await _move(ctx, repo, {record.product_id: record}, [movement], now, report_low=False)
-            after = moved[record.product_id]
+            moved = await _move(ctx, repo, {record.variant_id: record}, [movement], now, report_low=False)
+            after = moved[record.variant_id]
         if threshold != record.low_stock_threshold:
-            await repo.set_threshold(record.product_id, threshold, now)
+            await repo.set_threshold(record.variant_id, threshold, now)
             after = replace(after, low_stock_threshold=threshold, updated_at=now)
         # Crossed by the change of stock or by the new threshold: reported once either way.
         if crossed_low(record, after):
@@ -146,9 +183,9 @@ class InventoryHandlers:
             return await _answer(ctx, existing)
         # Sold out already: refuse without queueing for the row locks (a flash sale's many
         # late buyers would otherwise serialize behind each other). Only a lock can say yes.
-        stocks = await repo.many(line.product_id for line in lines)
+        stocks = await repo.many(line.stock_key for line in lines)
         if not shortfalls(lines, stocks):
-            stocks = await repo.for_update(line.product_id for line in lines)
+            stocks = await repo.for_update(line.stock_key for line in lines)
         reservation = Reservation.decide(cmd.order_id, lines, stocks, ttl_seconds=cmd.ttl_seconds, now=now)
         await repo.save_reservation(reservation)
         if reservation.status == "reserved":
@@ -171,7 +208,7 @@ class InventoryHandlers:
         released = existing.release(now)
         if released is None:  # already released or expired (a no-op), or failed or committed (refused)
             return await _answer(ctx, existing)
-        stocks = await repo.for_update(line.product_id for line in existing.lines)
+        stocks = await repo.for_update(line.stock_key for line in existing.lines)
         await _move(ctx, repo, stocks, existing.movements("release", cmd.reason), now)
         await repo.save_reservation(released)
         return await _answer(ctx, released)
@@ -189,7 +226,7 @@ class InventoryHandlers:
             raise DomainError("conflict", str(exc)) from None
         if committed is None:
             return await _answer(ctx, existing)
-        stocks = await repo.for_update(line.product_id for line in existing.lines)
+        stocks = await repo.for_update(line.stock_key for line in existing.lines)
         if existing.status == "expired" and shortfalls(existing.lines, stocks):
             log.error("expired reservation not committed: its stock is gone", extra={"order_id": str(cmd.order_id)})
             raise DomainError("conflict", "the reservation expired and its stock has been sold since")
@@ -212,7 +249,7 @@ class InventoryHandlers:
         returned = existing.give_back(now)
         if returned is None:
             return await _answer(ctx, existing)
-        stocks = await repo.for_update(line.product_id for line in existing.lines)
+        stocks = await repo.for_update(line.stock_key for line in existing.lines)
         await _move(ctx, repo, stocks, existing.movements("return", cmd.reason), now)
         await repo.save_reservation(returned)
         return await _answer(ctx, returned)
@@ -227,7 +264,7 @@ class InventoryHandlers:
         if not expired:
             return 0
         # Every batch's stock rows in one sorted lock, like any other transaction.
-        stocks = await repo.for_update(line.product_id for r in expired for line in r.lines)
+        stocks = await repo.for_update(line.stock_key for r in expired for line in r.lines)
         movements = [m for r in expired for m in r.movements("expire", "reservation expired")]
         await _move(ctx, repo, stocks, movements, now)
         for reservation in expired:
@@ -241,14 +278,15 @@ class InventoryHandlers:
     # --- announcing stock changes -------------------------------------------------------------
 
     async def announce_stock_changes(self, ctx: HandlerContext, limit: int) -> int:
-        """One `inventory.stock_changed.v1` per product whose stock moved since the last
-        announcement, with its levels now, for up to `limit` products (a background batch;
-        issue 14: the catalog's read model and the edge's cache follow a product's stock,
+        """One `inventory.stock_changed.v1` per variant whose stock moved since the last
+        announcement, with its levels now, for up to `limit` variants (a background batch;
+        issue 14: the catalog's read model and the edge's cache follow a variant's stock,
         not every reservation). Safe in every replica at once."""
         rows = await InventoryRepository(ctx).take_unannounced(limit)
         for row in rows:
             changed = StockChanged(
                 product_id=row.product_id,
+                variant_id=row.variant_id,
                 available=row.available,
                 reserved=row.reserved,
                 reason=row.change,
@@ -279,12 +317,23 @@ async def _move(
     """Apply movements to locked stock rows, record them, and say what changed."""
     after = dict(stocks)
     for movement in movements:
-        after[movement.product_id] = after[movement.product_id].apply(movement, now)
+        after[movement.variant_id] = after[movement.variant_id].apply(movement, now)
         await repo.apply(movement, now, actor=ctx.actor, correlation_id=ctx.envelope.correlation_id)
-    for product_id in sorted({m.product_id for m in movements}):
-        if report_low and crossed_low(stocks[product_id], after[product_id]):
-            await _low_stock(ctx, after[product_id], now)
+    for variant_id in sorted({m.variant_id for m in movements}):
+        if report_low and crossed_low(stocks[variant_id], after[variant_id]):
+            await _low_stock(ctx, after[variant_id], now)
     return after
+
+
+async def _variant_stock(repo: InventoryRepository, product_id: UUID, variant_id: UUID | None) -> Stock:
+    """The stock row of the product's variant (without one: its default variant); for a
+    product with options and no variant named, a refusal that says to choose one."""
+    record = await repo.get(variant_id or product_id)
+    if record is not None and record.discontinued_at is None and record.product_id == product_id:
+        return record
+    if variant_id is None and record is None and await repo.has_live_variants(product_id):
+        raise invalid("variant_id", "the product has variants: choose one")
+    raise not_found("variant" if variant_id is not None else "product")
 
 
 async def _low_stock(ctx: HandlerContext, record: Stock, now: datetime) -> None:
@@ -292,6 +341,7 @@ async def _low_stock(ctx: HandlerContext, record: Stock, now: datetime) -> None:
         LOW_STOCK,
         LowStock(
             product_id=record.product_id,
+            variant_id=record.variant_id,
             seller_id=record.seller_id,
             available=record.available,
             threshold=record.low_stock_threshold,

@@ -1,5 +1,6 @@
 """The inventory domain: pure rules, no I/O.
 
+Stock is kept per variant: a product without options has one, whose id is the product's.
 A `Stock` changes only through a `Movement`, which is also the ledger row that records
 it; a `Reservation` is one order's claim on stock and what each command does to it.
 """
@@ -12,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 from uuid import UUID
 
+from contracts.catalog import ProductCreated
 from contracts.inventory import (
     DEFAULT_RESERVATION_TTL_SECONDS,
     MAX_STOCK,
@@ -44,9 +46,9 @@ class StockError(Exception):
 
 @dataclass(frozen=True)
 class Movement:
-    """One change of one stock row: applied as a conditional update, kept in the ledger."""
+    """One change of one stock row (a variant's): applied as a conditional update, kept in the ledger."""
 
-    product_id: UUID
+    variant_id: UUID
     kind: MovementKind
     delta_available: int
     delta_reserved: int
@@ -56,6 +58,7 @@ class Movement:
 
 @dataclass(frozen=True)
 class Stock:
+    variant_id: UUID
     product_id: UUID
     seller_id: UUID
     available: int
@@ -76,6 +79,7 @@ class Stock:
         full = self.visible_in_full_to(actor)
         return StockView(
             product_id=self.product_id,
+            variant_id=self.variant_id,
             stock=self.available,
             updated_at=self.updated_at,
             reserved=self.reserved if full else None,
@@ -87,20 +91,39 @@ class Stock:
         reserved = self.reserved + movement.delta_reserved
         if available < 0 or reserved < 0:
             # The caller decided wrongly; the database's CHECK would refuse it anyway.
-            raise StockError(f"stock of {self.product_id} would go negative")
+            raise StockError(f"stock of {self.variant_id} would go negative")
         return replace(self, available=available, reserved=reserved, updated_at=now)
 
 
-def opened(product_id: UUID, seller_id: UUID, initial_stock: int, now: datetime) -> tuple[Stock, Movement]:
-    """A new product's stock row (empty) and the movement that brings it to its initial
-    stock (bounded to 0..MAX_STOCK), from the catalog's `product_created`."""
-    record = Stock(product_id, seller_id, 0, 0, 0, now, now)
-    return record, Movement(product_id, "created", min(max(initial_stock, 0), MAX_STOCK), 0)
+@dataclass(frozen=True)
+class NewStock:
+    """A variant the catalog listed, and the stock it starts with."""
+
+    variant_id: UUID
+    initial_stock: int
 
 
-def discontinued(product_id: UUID, seller_id: UUID, now: datetime) -> Stock:
-    """The row of a product deleted before its creation arrived: the creation finds it."""
-    return Stock(product_id, seller_id, 0, 0, 0, now, now, discontinued_at=now)
+def listed(event: ProductCreated) -> tuple[NewStock, ...]:
+    """The variants a `product_created` lists: as it says, or (from a publisher older than
+    variants) the default one, whose id is the product's."""
+    if event.variants:
+        return tuple(NewStock(v.variant_id, v.initial_stock) for v in event.variants)
+    return (NewStock(event.product_id, event.initial_stock),)
+
+
+def opened(
+    variant_id: UUID, product_id: UUID, seller_id: UUID, initial_stock: int, now: datetime
+) -> tuple[Stock, Movement]:
+    """A new variant's stock row (empty) and the movement that brings it to its initial
+    stock (bounded to 0..MAX_STOCK), from the catalog's `product_created` or `variant_added`."""
+    record = Stock(variant_id, product_id, seller_id, 0, 0, 0, now, now)
+    return record, Movement(variant_id, "created", min(max(initial_stock, 0), MAX_STOCK), 0)
+
+
+def discontinued(variant_id: UUID, product_id: UUID, seller_id: UUID, now: datetime) -> Stock:
+    """The row of a variant (or, keyed by the product's id, a product) withdrawn before its
+    listing arrived: the listing finds it and adds nothing."""
+    return Stock(variant_id, product_id, seller_id, 0, 0, 0, now, now, discontinued_at=now)
 
 
 def may_change_stock(stock: Stock, actor: Actor) -> bool:
@@ -113,12 +136,12 @@ def stock_change(stock: Stock, cmd: SetStock) -> tuple[Movement | None, int]:
     threshold = cmd.low_stock_threshold if cmd.low_stock_threshold is not None else stock.low_stock_threshold
     if cmd.stock is not None:
         delta = cmd.stock - stock.available
-        movement = Movement(stock.product_id, "set", delta, 0, cmd.reason) if delta else None
+        movement = Movement(stock.variant_id, "set", delta, 0, cmd.reason) if delta else None
         return movement, threshold
     if cmd.delta is not None:
         if stock.available + cmd.delta < 0:
             raise StockError(f"only {stock.available} in stock: cannot take {-cmd.delta}")
-        return Movement(stock.product_id, "adjust", cmd.delta, 0, cmd.reason), threshold
+        return Movement(stock.variant_id, "adjust", cmd.delta, 0, cmd.reason), threshold
     return None, threshold
 
 
@@ -131,26 +154,39 @@ def crossed_low(before: Stock, after: Stock) -> bool:
 
 
 def merge_lines(lines: Iterable[ReservationLine]) -> tuple[ReservationLine, ...]:
-    """One line per product, in product-id order: the order stock rows are locked in."""
-    quantities: dict[UUID, int] = {}
+    """One line per variant (its id always set: a line without one is the product's default
+    variant), in variant-id order: the order stock rows are locked in."""
+    quantities: dict[tuple[UUID, UUID], int] = {}
     for line in lines:
-        quantities[line.product_id] = quantities.get(line.product_id, 0) + line.quantity
-    return tuple(ReservationLine(product_id=p, quantity=q) for p, q in sorted(quantities.items()))
+        key = (line.stock_key, line.product_id)
+        quantities[key] = quantities.get(key, 0) + line.quantity
+    return tuple(
+        ReservationLine(product_id=product_id, variant_id=variant_id, quantity=q)
+        for (variant_id, product_id), q in sorted(quantities.items())
+    )
 
 
 def shortfalls(lines: Iterable[ReservationLine], stocks: Mapping[UUID, Stock]) -> tuple[FailedLine, ...]:
-    """Every line that cannot be reserved now; none means all of them can."""
+    """Every line that cannot be reserved now; none means all of them can. `stocks` by variant id;
+    a variant of another product than the line names is as unavailable as an unknown one."""
     failed: list[FailedLine] = []
     for line in lines:
-        stock = stocks.get(line.product_id)
-        if stock is None or stock.discontinued_at is not None:
+        stock = stocks.get(line.stock_key)
+        if stock is None or stock.discontinued_at is not None or stock.product_id != line.product_id:
             failed.append(
-                FailedLine(product_id=line.product_id, requested=line.quantity, available=0, reason="unavailable")
+                FailedLine(
+                    product_id=line.product_id,
+                    variant_id=line.stock_key,
+                    requested=line.quantity,
+                    available=0,
+                    reason="unavailable",
+                )
             )
         elif stock.available < line.quantity:
             failed.append(
                 FailedLine(
                     product_id=line.product_id,
+                    variant_id=line.stock_key,
                     requested=line.quantity,
                     available=stock.available,
                     reason="out_of_stock",
@@ -200,7 +236,7 @@ class Reservation:
             to_available, to_reserved = -1, 0
         return tuple(
             Movement(
-                line.product_id,
+                line.stock_key,
                 kind,
                 to_available * line.quantity,
                 to_reserved * line.quantity,

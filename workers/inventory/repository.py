@@ -2,7 +2,7 @@
 
 Locks are always taken in one order, so two transactions never wait on each other in
 a circle: a reservation row first (at most one, or the sweeper's batch, claimed with
-SKIP LOCKED), then stock rows in product-id order, in one statement.
+SKIP LOCKED), then stock rows in variant-id order, in one statement.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from sqlalchemy import ARRAY, Integer, any_, bindparam, select, true, update
+from sqlalchemy import ARRAY, Integer, any_, bindparam, exists, select, true, update
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,9 +29,9 @@ if TYPE_CHECKING:
 
 
 _IDS = bindparam("ids", type_=ARRAY(PG_UUID(as_uuid=True)))
-_MANY = Prepared(select(stock).where(stock.c.product_id == any_(_IDS)))
+_MANY = Prepared(select(stock).where(stock.c.variant_id == any_(_IDS)))
 _FOR_UPDATE = Prepared(
-    select(stock).where(stock.c.product_id == any_(_IDS)).order_by(stock.c.product_id).with_for_update()
+    select(stock).where(stock.c.variant_id == any_(_IDS)).order_by(stock.c.variant_id).with_for_update()
 )
 _LEDGER_GIVEN = ("kind", "reason", "reference", "actor_id", "actor_role", "correlation_id", "at")
 
@@ -45,7 +45,7 @@ def _move() -> Prepared:
     moved = (
         update(stock)
         .where(
-            stock.c.product_id == bindparam("s_product_id"),
+            stock.c.variant_id == bindparam("s_variant_id"),
             stock.c.available + delta_available >= 0,
             stock.c.reserved + delta_reserved >= 0,
         )
@@ -55,15 +55,24 @@ def _move() -> Prepared:
             updated_at=bindparam("m_at"),
             change_unannounced=bindparam("m_kind"),
         )
-        .returning(stock.c.product_id, stock.c.available, stock.c.reserved)
+        .returning(stock.c.variant_id, stock.c.product_id, stock.c.available, stock.c.reserved)
         .cte("moved")
     )
     given = bind_columns(stock_movements, _LEDGER_GIVEN, "m_")
     ledger = (
         stock_movements.insert()
         .from_select(
-            ["product_id", "delta_available", "delta_reserved", "available_after", "reserved_after", *given],
+            [
+                "variant_id",
+                "product_id",
+                "delta_available",
+                "delta_reserved",
+                "available_after",
+                "reserved_after",
+                *given,
+            ],
             select(
+                moved.c.variant_id,
                 moved.c.product_id,
                 delta_available,
                 delta_reserved,
@@ -118,6 +127,7 @@ class InventoryRepository:
             self._session,
             stock,
             {
+                "variant_id": record.variant_id,
                 "product_id": record.product_id,
                 "seller_id": record.seller_id,
                 "available": record.available,
@@ -129,52 +139,75 @@ class InventoryRepository:
         )
 
     async def low_stock(self, seller_id: UUID | None, limit: int) -> list[Any]:
-        """Live products at or below their threshold (one seller's, or all), lowest first."""
+        """Live variants at or below their threshold (one seller's, or all), lowest first."""
         rows = await self._session.execute(
-            select(stock.c.product_id, stock.c.seller_id, stock.c.available, stock.c.low_stock_threshold)
+            select(
+                stock.c.variant_id,
+                stock.c.product_id,
+                stock.c.seller_id,
+                stock.c.available,
+                stock.c.low_stock_threshold,
+            )
             .where(stock.c.available <= stock.c.low_stock_threshold, stock.c.discontinued_at.is_(None))
             .where(stock.c.seller_id == seller_id if seller_id is not None else true())
-            .order_by(stock.c.available, stock.c.product_id)
+            .order_by(stock.c.available, stock.c.variant_id)
             .limit(limit)
         )
         return list(rows)
 
-    async def get(self, product_id: UUID) -> Stock | None:
-        row = (await self._session.execute(select(stock).where(stock.c.product_id == product_id))).first()
+    async def get(self, variant_id: UUID) -> Stock | None:
+        row = (await self._session.execute(select(stock).where(stock.c.variant_id == variant_id))).first()
         return _stock(row._mapping) if row else None
 
-    async def many(self, product_ids: Iterable[UUID]) -> dict[UUID, Stock]:
-        """The stock rows as last committed, without locking them."""
-        rows = await _MANY.fetch(self._ctx.db, ids=list(set(product_ids)))
-        return {row["product_id"]: _stock(row) for row in rows}
+    async def has_live_variants(self, product_id: UUID) -> bool:
+        """Whether the product has stock rows still on sale (of variants other than a default one)."""
+        live = exists().where(stock.c.product_id == product_id, stock.c.discontinued_at.is_(None))
+        return bool(await self._session.scalar(select(live)))
+
+    async def product_known(self, product_id: UUID) -> bool:
+        """Whether the product's listing (or its withdrawal, which leaves a row keyed by the
+        product's id) arrived already."""
+        return bool(await self._session.scalar(select(exists().where(stock.c.product_id == product_id))))
+
+    async def many(self, variant_ids: Iterable[UUID]) -> dict[UUID, Stock]:
+        """The stock rows as last committed, without locking them, by variant id."""
+        rows = await _MANY.fetch(self._ctx.db, ids=list(set(variant_ids)))
+        return {row["variant_id"]: _stock(row) for row in rows}
 
     async def take_unannounced(self, limit: int) -> list[Any]:
         """Rows with a change not yet announced, their marks cleared: product, levels,
         the latest movement's kind (`change`) and when. Rows another transaction holds
         (a reservation) are skipped: their mark stays for the next turn."""
         due = (
-            select(stock.c.product_id, stock.c.change_unannounced.label("change"))
+            select(stock.c.variant_id, stock.c.change_unannounced.label("change"))
             .where(stock.c.change_unannounced.is_not(None))
-            .order_by(stock.c.product_id)
+            .order_by(stock.c.variant_id)
             .limit(limit)
             .with_for_update(skip_locked=True)
             .cte("due")
         )
         rows = await self._session.execute(
             update(stock)
-            .where(stock.c.product_id == due.c.product_id)
+            .where(stock.c.variant_id == due.c.variant_id)
             .values(change_unannounced=None)
-            .returning(stock.c.product_id, stock.c.available, stock.c.reserved, due.c.change, stock.c.updated_at)
+            .returning(
+                stock.c.variant_id,
+                stock.c.product_id,
+                stock.c.available,
+                stock.c.reserved,
+                due.c.change,
+                stock.c.updated_at,
+            )
         )
         return list(rows)
 
-    async def for_update(self, product_ids: Iterable[UUID]) -> dict[UUID, Stock]:
-        """Lock the stock rows, in product-id order (the lock order of every transaction)."""
-        ids = sorted(set(product_ids))
+    async def for_update(self, variant_ids: Iterable[UUID]) -> dict[UUID, Stock]:
+        """Lock the stock rows, in variant-id order (the lock order of every transaction)."""
+        ids = sorted(set(variant_ids))
         if not ids:
             return {}
         rows = await _FOR_UPDATE.fetch(self._ctx.db, ids=ids)
-        return {row["product_id"]: _stock(row) for row in rows}
+        return {row["variant_id"]: _stock(row) for row in rows}
 
     async def apply(
         self,
@@ -192,7 +225,7 @@ class InventoryRepository:
         """
         row = await _MOVE.fetchrow(
             self._ctx.db,
-            s_product_id=movement.product_id,
+            s_variant_id=movement.variant_id,
             delta_available=movement.delta_available,
             delta_reserved=movement.delta_reserved,
             m_kind=movement.kind,
@@ -204,22 +237,26 @@ class InventoryRepository:
             m_at=now,
         )
         if row is None:
-            raise StockError(f"stock of {movement.product_id} would go negative")
+            raise StockError(f"stock of {movement.variant_id} would go negative")
         return int(row["available"]), int(row["reserved"])
 
-    async def set_threshold(self, product_id: UUID, threshold: int, now: datetime) -> None:
+    async def set_threshold(self, variant_id: UUID, threshold: int, now: datetime) -> None:
         await self._session.execute(
-            update(stock).where(stock.c.product_id == product_id).values(low_stock_threshold=threshold, updated_at=now)
+            update(stock).where(stock.c.variant_id == variant_id).values(low_stock_threshold=threshold, updated_at=now)
         )
 
-    async def discontinue(self, product_id: UUID, now: datetime) -> bool:
+    async def discontinue(self, product_id: UUID, now: datetime, *, variant_id: UUID | None = None) -> int:
+        """Stop selling the product's variants (or the one named); how many rows that stopped."""
+        condition = stock.c.product_id == product_id
+        if variant_id is not None:
+            condition = condition & (stock.c.variant_id == variant_id)
         result = await self._session.execute(
             update(stock)
-            .where(stock.c.product_id == product_id, stock.c.discontinued_at.is_(None))
+            .where(condition, stock.c.discontinued_at.is_(None))
             .values(discontinued_at=now, updated_at=now)
-            .returning(stock.c.product_id)
+            .returning(stock.c.variant_id)
         )
-        return result.first() is not None
+        return len(result.all())
 
     # --- reservations -----------------------------------------------------------------
 
@@ -255,6 +292,7 @@ class InventoryRepository:
 
 def _stock(row: Mapping[Any, Any]) -> Stock:
     return Stock(
+        variant_id=row["variant_id"],
         product_id=row["product_id"],
         seller_id=row["seller_id"],
         available=row["available"],

@@ -314,6 +314,7 @@ function inventory(container) {
   const low = h("div");
   const current = h("p");
   const productId = input("product_id", { required: true, placeholder: "product id", size: 36 });
+  const variantId = input("variant_id", { placeholder: "variant id (if it has variants)", size: 36 });
   const stock = input("stock", { type: "number", min: 0 });
   const delta = input("delta", { type: "number" });
   const threshold = input("low_stock_threshold", { type: "number", min: 0 });
@@ -325,10 +326,16 @@ function inventory(container) {
     low.replaceChildren(table(
       [
         { label: "Product", value: (s) => s.product_id },
+        { label: "Variant", value: (s) => (s.variant_id === s.product_id ? "—" : s.variant_id) },
         { label: "Seller", value: (s) => s.seller_id },
         { label: "Stock", value: (s) => String(s.stock) },
         { label: "Threshold", value: (s) => String(s.low_stock_threshold) },
-        { label: "", value: (s) => button("Adjust", () => { productId.value = s.product_id; lookUp(); productId.focus(); }, "secondary") },
+        { label: "", value: (s) => button("Adjust", () => {
+          productId.value = s.product_id;
+          variantId.value = s.variant_id === s.product_id ? "" : s.variant_id;
+          lookUp();
+          productId.focus();
+        }, "secondary") },
       ],
       page.items,
       "Nothing is low on stock.",
@@ -336,7 +343,9 @@ function inventory(container) {
   }
 
   async function lookUp() {
-    const view = await attempt(() => get(`/api/inventory/${enc(productId.value.trim())}`));
+    const variant = variantId.value.trim();
+    const view = await attempt(() => get(`/api/inventory/${enc(productId.value.trim())}`
+      + (variant ? `?variant_id=${enc(variant)}` : "")));
     if (view) {
       current.textContent = `In stock: ${view.stock}` + (view.reserved != null ? `, reserved ${view.reserved}` : "")
         + (view.low_stock_threshold != null ? `, low at ${view.low_stock_threshold}` : "");
@@ -348,6 +357,7 @@ function inventory(container) {
       h("h3", {}, "Adjust stock"),
       form([
         field("Product id", productId),
+        field("Variant id", variantId),
         button("Look up", lookUp, "secondary"),
         field("Set stock to", stock), field("or change by", delta),
         field("Low-stock threshold", threshold), field("Reason", reason),
@@ -358,6 +368,7 @@ function inventory(container) {
         if (delta.value !== "") body.delta = Number(delta.value);
         if (threshold.value !== "") body.low_stock_threshold = Number(threshold.value);
         if (reason.value) body.reason = reason.value;
+        if (variantId.value.trim()) body.variant_id = variantId.value.trim();
         if (await attempt(() => put(`/api/inventory/${enc(productId.value.trim())}`, body), "Stock saved.")) {
           await lookUp();
           await loadLow();

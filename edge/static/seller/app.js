@@ -13,6 +13,10 @@ function productsSection(seller) {
     if (!page) return;
     const stock = new Map(await Promise.all(page.items.map(async (p) => {
       try {
+        if (p.options && p.options.length) {
+          // Variants: their counts are on the product page, for its seller.
+          return [p.product_id, { variants: (await get(`/api/products/${enc(p.product_id)}`)).variants }];
+        }
         return [p.product_id, await get(`/api/inventory/${enc(p.product_id)}`)];
       } catch {
         return [p.product_id, null];
@@ -21,6 +25,11 @@ function productsSection(seller) {
     const level = (p) => {
       const s = stock.get(p.product_id);
       if (!s) return "—";
+      if (s.variants) {
+        const total = s.variants.reduce((sum, v) => sum + (v.stock || 0), 0);
+        const out = s.variants.filter((v) => v.availability === "out_of_stock").length;
+        return `${total} in ${s.variants.length} variants` + (out ? ` (${out} sold out)` : "");
+      }
       const low = s.low_stock_threshold != null && s.stock <= s.low_stock_threshold;
       return low ? `${s.stock} (low)` : String(s.stock);
     };
@@ -73,7 +82,7 @@ function salesSection(seller) {
           h("h3", {}, "Top products"),
           table(
             [
-              { label: "Product", value: (p) => p.name },
+              { label: "Product", value: (p) => (p.variant ? `${p.name} (${p.variant})` : p.name) },
               { label: "Units", value: (p) => String(p.units) },
               { label: `Revenue (${data.currency})`, value: (p) => p.revenue },
             ],

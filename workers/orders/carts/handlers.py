@@ -50,19 +50,20 @@ class CartHandlers:
     async def add_cart_item(self, cmd: AddCartItem, ctx: HandlerContext) -> CartView:
         async def decide(cart: Cart, now: datetime) -> Cart:
             products = await product_snapshot(ctx.db, [cmd.product_id, *(line.product_id for line in cart.lines)])
-            return cart.add(products.get(cmd.product_id), cmd.quantity, products, now)
+            return cart.add(products.get(cmd.product_id), cmd.quantity, products, now, cmd.variant_id)
 
         return await _change(ctx, cmd.cart_id, decide)
 
     async def set_cart_item(self, cmd: SetCartItem, ctx: HandlerContext) -> CartView:
         async def decide(cart: Cart, now: datetime) -> Cart:
-            return cart.set(cmd.product_id, cmd.quantity, await product_snapshot(ctx.db, [cmd.product_id]))
+            products = await product_snapshot(ctx.db, [cmd.product_id])
+            return cart.set(cmd.product_id, cmd.quantity, products, cmd.variant_id)
 
         return await _change(ctx, cmd.cart_id, decide, create=False)
 
     async def remove_cart_item(self, cmd: RemoveCartItem, ctx: HandlerContext) -> CartView:
         async def decide(cart: Cart, now: datetime) -> Cart:
-            return cart.remove(cmd.product_id)
+            return cart.remove(cmd.product_id, await product_snapshot(ctx.db, [cmd.product_id]), cmd.variant_id)
 
         return await _change(ctx, cmd.cart_id, decide, create=False)
 
@@ -86,7 +87,7 @@ class CartHandlers:
         merged = member.merged(guest, products, now)
         await repo.save(member, merged, now)
         await repo.delete(guest.cart_id)
-        dropped = {line.product_id for line in guest.lines} - {line.product_id for line in merged.lines}
+        dropped = {line.variant_id for line in guest.lines} - {line.variant_id for line in merged.lines}
         if dropped:
             log.info("guest cart lines not merged", extra={"count": len(dropped)})
         return await _view(ctx, merged)

@@ -1,10 +1,12 @@
 """The cart rules: pure, no I/O.
 
-A cart holds product ids and quantities, never prices: what it costs is worked out
-on every read from the products' current prices (`ProductSnapshot`). One cart, one
-currency: a product in another currency is refused (conflict). Only products on sale
-may be added; a product withdrawn later stays in the cart's rows but is neither
-shown nor counted (the view lists it as `unavailable`).
+A cart holds variants (of products) and quantities, never prices: what it costs is
+worked out on every read from the variants' current prices (`ProductSnapshot`). A line
+that names no variant is the product's default variant (whose id is the product's); a
+product with options has none, and such a line is refused. One cart, one currency: a
+product in another currency is refused (conflict). Only variants on sale may be added;
+one withdrawn later (or whose product was) stays in the cart's rows but is neither shown
+nor counted (the view lists it as `unavailable`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from uuid import UUID
 
 from contracts.carts import MAX_QUANTITY, CartItem, CartView
 from contracts.money import to_amount
-from workers.orders.products.model import ProductSnapshot
+from workers.orders.products.model import ProductSnapshot, VariantSnapshot, needs_variant, refuse_without_variant
 
 # Carts belong to people: partner systems and services order with explicit lines.
 CART_ROLES = frozenset({"member", "seller", "admin"})
@@ -35,6 +37,27 @@ class Line:
     product_id: UUID
     quantity: int
     added_at: datetime
+    # The variant; left out, the product's default variant (whose id is the product's).
+    variant_id: UUID = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.variant_id is None:
+            object.__setattr__(self, "variant_id", self.product_id)
+
+
+def _offered(products: Mapping[UUID, ProductSnapshot], line: Line) -> tuple[ProductSnapshot, VariantSnapshot] | None:
+    """The line's product and variant, if both are on sale."""
+    product = products.get(line.product_id)
+    variant = product.variant(line.variant_id) if product is not None else None
+    return (product, variant) if product is not None and variant is not None else None
+
+
+def chosen(product: ProductSnapshot | None, variant_id: UUID | None, title: str) -> UUID | None:
+    """The variant a command names (None: the product's default one). A product with
+    options has no default: a command about it that names none is refused as malformed."""
+    if needs_variant(product, variant_id):
+        refuse_without_variant(title, [("variant_id",)])
+    return variant_id
 
 
 @dataclass(frozen=True)
@@ -43,8 +66,8 @@ class Cart:
     user_id: UUID | None
     lines: tuple[Line, ...]
 
-    def line(self, product_id: UUID) -> Line | None:
-        return next((line for line in self.lines if line.product_id == product_id), None)
+    def line(self, variant_id: UUID) -> Line | None:
+        return next((line for line in self.lines if line.variant_id == variant_id), None)
 
     def currency(self, products: Mapping[UUID, ProductSnapshot]) -> str | None:
         """The currency of the lines on sale (None if empty; the first one if mixed)."""
@@ -52,64 +75,84 @@ class Cart:
         return currencies[0] if currencies else None
 
     def add(
-        self, product: ProductSnapshot | None, quantity: int, products: Mapping[UUID, ProductSnapshot], now: datetime
+        self,
+        product: ProductSnapshot | None,
+        quantity: int,
+        products: Mapping[UUID, ProductSnapshot],
+        now: datetime,
+        variant_id: UUID | None = None,
     ) -> Cart:
+        """Add `quantity` of the product's variant (`variant_id`; left out: its default variant)."""
         if product is None or not product.on_sale:
             raise CartError("not_found", "product not found")
+        variant = product.variant(chosen(product, variant_id, "AddCartItem"))
+        if variant is None:
+            raise CartError("not_found", "variant not found")
         currency = self.currency(products)
         if currency is not None and product.currency != currency:
             raise CartError(
                 "conflict", f"the cart is in {currency}: a product priced in {product.currency} cannot join it"
             )
-        existing = self.line(product.product_id)
+        existing = self.line(variant.variant_id)
         total = quantity + (existing.quantity if existing else 0)
         if total > MAX_QUANTITY:
-            raise CartError("conflict", f"at most {MAX_QUANTITY} of a product per cart")
-        return self._with(Line(product.product_id, total, existing.added_at if existing else now))
+            raise CartError("conflict", f"at most {MAX_QUANTITY} of a variant per cart")
+        added_at = existing.added_at if existing else now
+        return self._with(Line(product.product_id, total, added_at, variant.variant_id))
 
-    def set(self, product_id: UUID, quantity: int, products: Mapping[UUID, ProductSnapshot]) -> Cart:
-        existing = self.line(product_id)
-        product = products.get(product_id)
-        if existing is None or product is None or not product.on_sale:
+    def set(
+        self,
+        product_id: UUID,
+        quantity: int,
+        products: Mapping[UUID, ProductSnapshot],
+        variant_id: UUID | None = None,
+    ) -> Cart:
+        existing = self.line(chosen(products.get(product_id), variant_id, "SetCartItem") or product_id)
+        if existing is None or existing.product_id != product_id or _offered(products, existing) is None:
             raise CartError("not_found", "product not in the cart")
         return self._with(replace(existing, quantity=quantity))
 
-    def remove(self, product_id: UUID) -> Cart:
-        if self.line(product_id) is None:
+    def remove(
+        self, product_id: UUID, products: Mapping[UUID, ProductSnapshot] | None = None, variant_id: UUID | None = None
+    ) -> Cart:
+        key = chosen((products or {}).get(product_id), variant_id, "RemoveCartItem") or product_id
+        existing = self.line(key)
+        if existing is None or existing.product_id != product_id:
             raise CartError("not_found", "product not in the cart")
-        return replace(self, lines=tuple(line for line in self.lines if line.product_id != product_id))
+        return replace(self, lines=tuple(line for line in self.lines if line.variant_id != key))
 
     def merged(self, guest: Cart, products: Mapping[UUID, ProductSnapshot], now: datetime) -> Cart:
         """This (member's) cart with a guest cart's lines added.
 
-        Quantities of a product in both add up, capped at the maximum. Lines of
-        products no longer on sale are dropped, and so are lines in another currency
+        Quantities of a variant in both add up, capped at the maximum. Lines of
+        variants no longer on sale are dropped, and so are lines in another currency
         than this cart's (a cart has one currency, and the member's cart was there first).
         """
         merged = self
         for line in sorted(guest.lines, key=lambda line: line.added_at):
-            product = products.get(line.product_id)
-            if product is None or not product.on_sale:
+            offered = _offered(products, line)
+            if offered is None:
                 continue
             currency = merged.currency(products)
-            if currency is not None and product.currency != currency:
+            if currency is not None and offered[0].currency != currency:
                 continue
-            existing = merged.line(line.product_id)
+            existing = merged.line(line.variant_id)
             quantity = min(line.quantity + (existing.quantity if existing else 0), MAX_QUANTITY)
-            merged = merged._with(Line(line.product_id, quantity, existing.added_at if existing else now))
+            added_at = existing.added_at if existing else now
+            merged = merged._with(Line(line.product_id, quantity, added_at, line.variant_id))
         return merged
 
     def _with(self, line: Line) -> Cart:
-        others = tuple(other for other in self.lines if other.product_id != line.product_id)
-        return replace(self, lines=tuple(sorted((*others, line), key=lambda x: (x.added_at, x.product_id))))
+        others = tuple(other for other in self.lines if other.variant_id != line.variant_id)
+        return replace(self, lines=tuple(sorted((*others, line), key=lambda x: (x.added_at, x.variant_id))))
 
 
 def _currencies(lines: tuple[Line, ...], products: Mapping[UUID, ProductSnapshot]) -> list[str]:
     found: list[str] = []
     for line in lines:
-        product = products.get(line.product_id)
-        if product is not None and product.on_sale and product.currency not in found:
-            found.append(product.currency)
+        offered = _offered(products, line)
+        if offered is not None and offered[0].currency not in found:
+            found.append(offered[0].currency)
     return found
 
 
@@ -119,17 +162,23 @@ def view(cart: Cart | None, products: Mapping[UUID, ProductSnapshot], *, cart_id
         return CartView(cart_id=cart_id, items=(), total="0", currency=None)
     items: list[CartItem] = []
     unavailable: list[UUID] = []
+    minor = 0
     for line in cart.lines:
-        product = products.get(line.product_id)
-        if product is None or not product.on_sale:
-            unavailable.append(line.product_id)
+        offered = _offered(products, line)
+        if offered is None:
+            unavailable.append(line.variant_id)
             continue
+        product, variant = offered
+        minor += line.quantity * variant.price_minor
         items.append(
             CartItem(
                 product_id=line.product_id,
+                variant_id=line.variant_id,
                 name=product.name,
+                sku=variant.sku,
+                variant=variant.label,
                 quantity=line.quantity,
-                unit_price=to_amount(product.price_minor, product.currency),
+                unit_price=to_amount(variant.price_minor, product.currency),
             )
         )
     currencies = _currencies(cart.lines, products)
@@ -137,11 +186,6 @@ def view(cart: Cart | None, products: Mapping[UUID, ProductSnapshot], *, cart_id
     currency: str | None = None
     if len(currencies) == 1:
         currency = currencies[0]
-        minor = sum(
-            line.quantity * products[line.product_id].price_minor
-            for line in cart.lines
-            if line.product_id not in unavailable
-        )
         total = to_amount(minor, currency)
     elif len(currencies) > 1:
         total = None  # a seller changed a product's currency: checkout refuses such a cart

@@ -50,11 +50,11 @@ class CartRepository:
         return cart
 
     async def save(self, before: Cart, after: Cart, now: datetime) -> None:
-        kept = {line.product_id for line in after.lines}
-        gone = [line.product_id for line in before.lines if line.product_id not in kept]
+        kept = {line.variant_id for line in after.lines}
+        gone = [line.variant_id for line in before.lines if line.variant_id not in kept]
         if gone:
             await self._session.execute(
-                delete(cart_items).where(cart_items.c.cart_id == after.cart_id, cart_items.c.product_id.in_(gone))
+                delete(cart_items).where(cart_items.c.cart_id == after.cart_id, cart_items.c.variant_id.in_(gone))
             )
         changed = [line for line in after.lines if line not in before.lines]
         if changed:
@@ -62,6 +62,7 @@ class CartRepository:
                 [
                     {
                         "cart_id": after.cart_id,
+                        "variant_id": x.variant_id,
                         "product_id": x.product_id,
                         "quantity": x.quantity,
                         "added_at": x.added_at,
@@ -71,7 +72,7 @@ class CartRepository:
             )
             await self._session.execute(
                 statement.on_conflict_do_update(
-                    index_elements=[cart_items.c.cart_id, cart_items.c.product_id],
+                    index_elements=[cart_items.c.cart_id, cart_items.c.variant_id],
                     set_={"quantity": statement.excluded.quantity},
                 )
             )
@@ -107,10 +108,10 @@ class CartRepository:
         lines = await self._session.execute(
             select(cart_items)
             .where(cart_items.c.cart_id == row.cart_id)
-            .order_by(cart_items.c.added_at, cart_items.c.product_id)
+            .order_by(cart_items.c.added_at, cart_items.c.variant_id)
         )
         return Cart(row.cart_id, row.user_id, _lines(lines.all()))
 
 
 def _lines(rows: Sequence[Any]) -> tuple[Line, ...]:
-    return tuple(Line(row.product_id, row.quantity, row.added_at) for row in rows)
+    return tuple(Line(row.product_id, row.quantity, row.added_at, row.variant_id) for row in rows)

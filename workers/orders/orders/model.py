@@ -32,7 +32,7 @@ from kernel.tokens import Actor
 from workers.orders.carts.model import CART_ROLES, Cart
 from workers.orders.orders import saga
 from workers.orders.orders.saga import Cancel, Deliver, Message, Saga, Send, Ship
-from workers.orders.products.model import ProductSnapshot
+from workers.orders.products.model import ProductSnapshot, needs_variant, refuse_without_variant
 
 # A partner scope that lets a partner place an order for a member (`on_behalf_of`).
 ON_BEHALF_SCOPE = "orders:members"
@@ -57,6 +57,14 @@ class Line:
     name: str
     quantity: int
     unit_price_minor: int
+    # The variant sold; left out, the product's default variant (whose id is the product's).
+    variant_id: UUID = None  # type: ignore[assignment]
+    sku: str | None = None
+    variant_label: str = ""
+
+    def __post_init__(self) -> None:
+        if self.variant_id is None:
+            object.__setattr__(self, "variant_id", self.product_id)
 
 
 @dataclass(frozen=True)
@@ -103,7 +111,12 @@ class Order:
             status=self.saga.status,
             items=tuple(
                 OrderLine(
-                    product_id=x.product_id, quantity=x.quantity, price=to_amount(x.unit_price_minor, self.currency)
+                    product_id=x.product_id,
+                    variant_id=x.variant_id,
+                    sku=x.sku,
+                    variant=x.variant_label,
+                    quantity=x.quantity,
+                    price=to_amount(x.unit_price_minor, self.currency),
                 )
                 for x in self.lines
             ),
@@ -137,7 +150,7 @@ class Order:
 
 
 def reservation_lines(lines: tuple[Line, ...]) -> tuple[ReservationLine, ...]:
-    return tuple(ReservationLine(product_id=x.product_id, quantity=x.quantity) for x in lines)
+    return tuple(ReservationLine(product_id=x.product_id, variant_id=x.variant_id, quantity=x.quantity) for x in lines)
 
 
 # --- placing -----------------------------------------------------------------------------
@@ -239,9 +252,9 @@ def cart_items(cart: Cart | None, products: Mapping[UUID, ProductSnapshot]) -> t
     """The items of an order placed from a cart: its lines still on sale, as the cart shows them
     (a withdrawn product is neither shown nor counted there, so it is not ordered either)."""
     items = tuple(
-        OrderItem(product_id=line.product_id, quantity=line.quantity)
+        OrderItem(product_id=line.product_id, variant_id=line.variant_id, quantity=line.quantity)
         for line in (cart.lines if cart is not None else ())
-        if (product := products.get(line.product_id)) is not None and product.on_sale
+        if (product := products.get(line.product_id)) is not None and product.variant(line.variant_id) is not None
     )
     if not items:
         # The request is valid; the cart's state is what refuses it (a 409, not a 422).
@@ -258,28 +271,50 @@ def request_hash(cmd: PlaceOrder) -> str:
     if cmd.request_hash is not None:
         return cmd.request_hash
     fields = cmd.model_dump(mode="json", exclude={"order_id", "request_hash"})
+    for item in fields["items"] or ():
+        if item["variant_id"] is None:  # as the hash was before variants: a repeat still matches
+            del item["variant_id"]
     return hashlib.sha256(json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def price(items: tuple[OrderItem, ...], products: Mapping[UUID, ProductSnapshot]) -> tuple[tuple[Line, ...], str, int]:
-    """The lines (one per product, in product order) at today's prices, the currency and the total.
+    """The lines (one per variant, in product then variant order) at today's prices, the
+    currency and the total.
 
-    Every product must be on sale, and all in one currency (an order is one payment).
+    Every variant must be on sale, and all in one currency (an order is one payment). An
+    item that names no variant is the product's default variant; of a product with
+    options, it is malformed (a validation error: on the broker, dead-lettered).
     """
-    quantities: dict[UUID, int] = {}
-    for item in items:
-        quantities[item.product_id] = quantities.get(item.product_id, 0) + item.quantity
+    refuse_without_variant(
+        "PlaceOrder",
+        [
+            ("items", index, "variant_id")
+            for index, item in enumerate(items)
+            if needs_variant(products.get(item.product_id), item.variant_id)
+        ],
+    )
+    quantities: dict[tuple[UUID, UUID], int] = {}
     errors: list[FieldError] = []
     for index, item in enumerate(items):
         product = products.get(item.product_id)
+        variant = product.variant(item.variant_id) if product is not None else None
         if product is None or not product.on_sale:
             errors.append(FieldError(field=f"items.{index}.product_id", message="no such product on sale"))
+        elif variant is None:
+            errors.append(FieldError(field=f"items.{index}.variant_id", message="no such variant on sale"))
+        else:
+            key = (item.product_id, variant.variant_id)
+            quantities[key] = quantities.get(key, 0) + item.quantity
     if errors:
         raise OrderRefused("validation_failed", "some items cannot be ordered", tuple(errors))
-    lines = tuple(
-        Line(pid, products[pid].seller_id, products[pid].name, qty, products[pid].price_minor)
-        for pid, qty in sorted(quantities.items())
-    )
+    lines = []
+    for (pid, vid), qty in sorted(quantities.items()):
+        product = products[pid]
+        variant = product.variant(vid)
+        assert variant is not None
+        lines.append(
+            Line(pid, product.seller_id, product.name, qty, variant.price_minor, vid, variant.sku, variant.label)
+        )
     currencies = {products[x.product_id].currency for x in lines}
     if len(currencies) > 1:
         raise OrderRefused(
@@ -287,7 +322,7 @@ def price(items: tuple[OrderItem, ...], products: Mapping[UUID, ProductSnapshot]
             "all items of an order must be priced in one currency",
             (FieldError(field="items", message=f"mixes currencies {', '.join(sorted(currencies))}"),),
         )
-    return lines, currencies.pop(), sum(x.quantity * x.unit_price_minor for x in lines)
+    return tuple(lines), currencies.pop(), sum(x.quantity * x.unit_price_minor for x in lines)
 
 
 # --- reading and moving ------------------------------------------------------------------

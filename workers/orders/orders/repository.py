@@ -48,7 +48,9 @@ _HEAD_LINES = (
     select(
         func.json_agg(
             aggregate_order_by(
-                func.json_build_array(order_lines.c.product_id, order_lines.c.quantity), order_lines.c.product_id
+                func.json_build_array(order_lines.c.product_id, order_lines.c.quantity, order_lines.c.variant_id),
+                order_lines.c.product_id,
+                order_lines.c.variant_id,
             ),
             type_=JSON,
         )
@@ -117,7 +119,16 @@ _ORDER_COLUMNS = (
     "updated_at",
     *_SAGA_COLUMNS,
 )
-_LINE_COLUMNS = ("product_id", "seller_id", "name", "quantity", "unit_price_minor")
+_LINE_COLUMNS = (
+    "product_id",
+    "variant_id",
+    "seller_id",
+    "name",
+    "sku",
+    "variant_label",
+    "quantity",
+    "unit_price_minor",
+)
 
 
 def _place() -> Prepared:
@@ -201,7 +212,10 @@ class OrdersRepository:
         row = await _HEAD.fetchrow(self._ctx.db, order_id=order_id)
         if row is None:
             return None
-        lines = tuple(ReservationLine(product_id=UUID(p), quantity=q) for p, q in row["reservation_lines"] or ())
+        lines = tuple(
+            ReservationLine(product_id=UUID(p), variant_id=UUID(v), quantity=q)
+            for p, q, v in row["reservation_lines"] or ()
+        )
         return OrderHead(row["user_id"], _saga(row, lines))
 
     async def save_saga(self, before: Saga, after: Saga, now: datetime) -> bool:
@@ -302,9 +316,22 @@ class OrdersRepository:
         ids = [row["order_id"] for row in rows]
         lines: dict[UUID, list[Line]] = {i: [] for i in ids}
         for x in await self._session.execute(
-            select(order_lines).where(order_lines.c.order_id.in_(ids)).order_by(order_lines.c.product_id)
+            select(order_lines)
+            .where(order_lines.c.order_id.in_(ids))
+            .order_by(order_lines.c.product_id, order_lines.c.variant_id)
         ):
-            lines[x.order_id].append(Line(x.product_id, x.seller_id, x.name, x.quantity, x.unit_price_minor))
+            lines[x.order_id].append(
+                Line(
+                    x.product_id,
+                    x.seller_id,
+                    x.name,
+                    x.quantity,
+                    x.unit_price_minor,
+                    x.variant_id,
+                    x.sku,
+                    x.variant_label,
+                )
+            )
         history: dict[UUID, list[HistoryEntry]] = {i: [] for i in ids}
         for h in await self._session.execute(
             select(order_history).where(order_history.c.order_id.in_(ids)).order_by(order_history.c.id)

@@ -46,9 +46,11 @@ TOP_PRODUCTS = 10
 _CONFIRMED_LINES = (
     select(
         order_lines.c.order_id,
+        order_lines.c.variant_id,
         order_lines.c.product_id,
         order_lines.c.seller_id,
         order_lines.c.name,
+        order_lines.c.variant_label,
         order_lines.c.quantity,
         order_lines.c.unit_price_minor,
         orders.c.currency,
@@ -112,16 +114,19 @@ class SalesHandlers:
         )
         lines = [SaleLine(r.order_id, r.day, r.quantity, r.quantity * r.unit_price_minor) for r in rows]
         totals = by_period(lines, query.start, query.end, query.granularity)
+        # Per variant: "the tee, M / Red" sells, not the tee in general.
         top: Select[Any] = (
             select(
+                sales.c.variant_id,
                 sales.c.product_id,
                 func.max(sales.c.name).label("name"),
+                func.max(sales.c.variant_label).label("variant"),
                 func.sum(sales.c.quantity).label("units"),
                 revenue.label("revenue"),
             )
             .where(counted)
-            .group_by(sales.c.product_id)
-            .order_by(revenue.desc(), sales.c.product_id)
+            .group_by(sales.c.variant_id, sales.c.product_id)
+            .order_by(revenue.desc(), sales.c.variant_id)
             .limit(TOP_PRODUCTS)
         )
         return SalesReportView(
@@ -137,7 +142,9 @@ class SalesHandlers:
             top_products=tuple(
                 TopProduct(
                     product_id=r.product_id,
+                    variant_id=r.variant_id,
                     name=r.name,
+                    variant=r.variant,
                     units=int(r.units),
                     revenue=to_amount(int(r.revenue), currency),
                 )
