@@ -51,3 +51,11 @@ def _whole_number(value: object) -> object:
 # (pydantic would read it as 1) nor "5". Last in an `Annotated`, after the bounds
 # (`Annotated[int, Field(ge=1), WHOLE]`), so the documents keep `minimum` and `maximum`.
 WHOLE = BeforeValidator(_whole_number)
+
+
+def not_null(value: object) -> object:
+    """A field validator for a field that may be left out but not sent as null: only an
+    explicit null reaches a validator (defaults are not validated)."""
+    if value is None:
+        raise ValueError("must not be null (leave it out)")
+    return value

@@ -17,7 +17,7 @@ from uuid import UUID
 from pydantic import AfterValidator, Field, StringConstraints, ValidationInfo, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from contracts.base import WHOLE, Contract
+from contracts.base import WHOLE, Contract, not_null
 from contracts.errors import invalid_input
 from contracts.money import CurrencyCode, MoneyError, to_decimal, to_minor
 from contracts.topology import CommandSpec, EventSpec
@@ -177,12 +177,7 @@ class NewVariant(Contract):
     weight_grams: WeightGrams | None = None
     stock: InitialStock = Field(default=0, description="Initial stock, handed to the inventory service")
 
-    @field_validator("price")
-    @classmethod
-    def _not_null(cls, value: str | None) -> str | None:
-        if value is None:  # only an explicit null reaches here: defaults are not validated
-            raise ValueError("must not be null (leave it out)")
-        return value
+    _not_null = field_validator("price")(not_null)
 
 
 NewVariants = Annotated[tuple[NewVariant, ...], Field(min_length=1, max_length=MAX_VARIANTS)]
@@ -266,12 +261,7 @@ class CreateProduct(Contract):
 
     _price = field_validator("price")(_price_in)
 
-    @field_validator("price", "images", "variants")
-    @classmethod
-    def _not_null(cls, value: object) -> object:
-        if value is None:  # only an explicit null reaches here: defaults are not validated
-            raise ValueError("must not be null (leave it out)")
-        return value
+    _not_null = field_validator("price", "images", "variants")(not_null)
 
     @model_validator(mode="after")
     def _consistent(self) -> CreateProduct:
@@ -336,12 +326,7 @@ class UpdateProduct(Contract):
         "variant has stays)",
     )
 
-    @field_validator("name", "description", "currency", "price", "category", "images", "options")
-    @classmethod
-    def _not_null(cls, value: object) -> object:
-        if value is None:  # only an explicit null reaches here: defaults are not validated
-            raise ValueError("must not be null")
-        return value
+    _not_null = field_validator("name", "description", "currency", "price", "category", "images", "options")(not_null)
 
     _price = field_validator("price")(_price_in)
 
@@ -462,12 +447,7 @@ class UpdateVariant(Contract):
     compare_at_price: Price | None = None
     weight_grams: WeightGrams | None = None
 
-    @field_validator("price")
-    @classmethod
-    def _not_null(cls, value: str | None) -> str | None:
-        if value is None:
-            raise ValueError("must not be null")
-        return value
+    _not_null = field_validator("price")(not_null)
 
 
 class WithdrawVariant(Contract):
@@ -551,12 +531,7 @@ class UpdateCategory(Contract):
     name: CategoryName | SkipJsonSchema[None] = None
     parent: Slug | None = None
 
-    @field_validator("name")
-    @classmethod
-    def _not_null(cls, value: str | None) -> str | None:
-        if value is None:
-            raise ValueError("must not be null")
-        return value
+    _not_null = field_validator("name")(not_null)
 
 
 class DeleteCategory(Contract):

@@ -17,7 +17,7 @@ from uuid import UUID
 from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from contracts.base import WHOLE, Contract
+from contracts.base import WHOLE, Contract, not_null
 from contracts.topology import CommandSpec, EventSpec
 
 # Large enough for any warehouse, small enough that sums stay far from int32 overflow.
@@ -80,12 +80,7 @@ class SetStock(Contract):
         default=None, description="`inventory.low_stock.v1` fires when stock falls to this or below"
     )
 
-    @field_validator("stock", "delta", "reason", "low_stock_threshold", mode="before")
-    @classmethod
-    def _not_null(cls, value: object) -> object:
-        if value is None:  # only an explicit null reaches here: defaults are not validated
-            raise ValueError("must not be null (leave it out)")
-        return value
+    _not_null = field_validator("stock", "delta", "reason", "low_stock_threshold", mode="before")(not_null)
 
     @model_validator(mode="after")
     def _one_change(self) -> SetStock:
