@@ -485,12 +485,14 @@ class WorkerService:
             # Every path must settle the delivery, or it would hold a prefetch slot forever.
             await self._failed(message, spec, exc, envelope)
             return
-        if reply is not None:
-            await self._reply(message, envelope, reply)
         if written and self.settings.outbox_relay:
             # Committed: publish what it wrote now, from memory (the relay sweeps up
-            # whatever fails here, or what a crash right now would leave).
+            # whatever fails here, or what a crash right now would leave). Before the
+            # reply: whoever is told "done" may count on the events being out (a demoted
+            # admin's revocation reaches the edge before the demotion's 200 does).
             await self.relay.publish_written(written)
+        if reply is not None:
+            await self._reply(message, envelope, reply)
         HANDLED.labels(spec.queue, "ok" if reply is None or reply.ok else "domain_error").inc()
         await message.ack()
 
