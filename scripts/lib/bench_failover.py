@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import re
 import signal
@@ -40,9 +39,9 @@ import asyncpg
 from db.engine import asyncpg_dsn
 from harness.broker import reset_vhost
 from harness.database import reset_database
-from harness.environment import DATABASE, MANAGEMENT_URL, ROOT, SERVICES_ENV, SLOT, VHOST
+from harness.environment import DATABASE, ROOT, SERVICES_ENV, SLOT, VHOST
 from harness.processes import Process, edge, payment_sandbox, start_together, worker
-from scripts.lib.accounting import Accounting, pid_from_file
+from scripts.lib.accounting import Accounting
 from scripts.lib.bench_orders import (
     ADDRESS,
     AGORA_WORKERS,
@@ -51,6 +50,7 @@ from scripts.lib.bench_orders import (
     Figures,
     Shop,
     _interrupted,
+    accounting,
     agora_shop,
     bench_env,
     measure,
@@ -176,14 +176,11 @@ async def failover(shop: Shop, env: dict[str, str], mode: str, args: argparse.Na
 
 
 def books(processes: dict[str, Process], env: dict[str, str]) -> Accounting:
+    """bench_orders' books, with both servers of the pair."""
     metrics = {name: f"http://127.0.0.1:{p.port}/metrics" for name, p in processes.items() if name in AGORA_WORKERS}
-    pids = {name: p.proc.pid for name, p in processes.items() if p.proc is not None}
-    pids["rabbitmq"] = pid_from_file(Path(SERVICES_ENV["AGORA_RUN_DIR"]) / "rabbitmq" / "rabbitmq.pid")
     primary = int(pair("primary"))
-    pids["postgres"] = pid_from_file(data_dir(primary) / "postmaster.pid")
-    pids["postgres standby"] = pid_from_file(data_dir(3 - primary) / "postmaster.pid")
-    pids["load generator"] = os.getpid()
-    return Accounting(pids, MANAGEMENT_URL, VHOST, asyncpg_dsn(env["AGORA_DATABASE_URL"]), metrics)
+    servers = {"postgres": data_dir(primary), "postgres standby": data_dir(3 - primary)}
+    return accounting(env, processes, metrics, {name: d / "postmaster.pid" for name, d in servers.items()})
 
 
 async def bench(env: dict[str, str], args: argparse.Namespace, processes: dict[str, Process]) -> None:

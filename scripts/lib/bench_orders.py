@@ -256,13 +256,20 @@ async def _priced(dsn: str, products: list[str]) -> None:
         await conn.close()
 
 
-def accounting(env: dict[str, str], processes: dict[str, Process], metrics: dict[str, str]) -> Accounting:
-    """The books of one pipeline: its processes, the broker, the database, the sandbox
-    provider and this load generator."""
+def accounting(
+    env: dict[str, str],
+    processes: dict[str, Process],
+    metrics: dict[str, str],
+    databases: dict[str, Path] | None = None,
+) -> Accounting:
+    """The books of one pipeline: its processes, the broker, the database (`databases`:
+    each server's name and postmaster.pid, the suite's one server by default), the
+    sandbox provider and this load generator."""
     run_dir = Path(SERVICES_ENV["AGORA_RUN_DIR"])
     pids = {name: p.proc.pid for name, p in processes.items() if p.proc is not None}
     pids["rabbitmq"] = pid_from_file(run_dir / "rabbitmq" / "rabbitmq.pid")
-    pids["postgres"] = pid_from_file(run_dir / "postgres" / "data" / "postmaster.pid")
+    for name, pid_file in (databases or {"postgres": run_dir / "postgres" / "data" / "postmaster.pid"}).items():
+        pids[name] = pid_from_file(pid_file)
     pids["load generator"] = os.getpid()
     return Accounting(pids, MANAGEMENT_URL, VHOST, asyncpg_dsn(env["AGORA_DATABASE_URL"]), metrics)
 
