@@ -3,7 +3,8 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Collection, Iterable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aio_pika
@@ -11,9 +12,37 @@ import pytest
 from aio_pika.abc import AbstractQueue, AbstractRobustConnection
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
-from contracts.topology import COMMANDS_EXCHANGE, DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE
+from contracts.topology import COMMANDS_EXCHANGE, DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE, CommandSpec
 from contracts.users import REGISTER_USER
 from harness.accounts import new_user
+from harness.stack import Stack
+from kernel.settings import Settings
+from workers.runtime.service import Handler, WorkerService
+
+
+@asynccontextmanager
+async def worker_runtime(
+    stack: Stack, service_name: str, commands: Iterable[tuple[CommandSpec, Handler]]
+) -> AsyncIterator[WorkerService]:
+    """A worker runtime in the test process, with the stack's settings, consuming only
+    the given commands (of the test's own): its queues declared, its consumers started,
+    no outbox relay (it would publish the stack's outbox)."""
+    with pytest.MonkeyPatch.context() as env:
+        for key, value in stack.env.items():
+            env.setenv(key, value)
+        settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    service = WorkerService(service_name, settings=settings)
+    for spec, handler in commands:
+        service.command(spec, handler)
+    await service._on_startup()
+    await service.broker.start()
+    try:
+        yield service
+    finally:
+        await asyncio.gather(*(subscriber.stop() for subscriber in service.broker.subscribers))
+        await service._revocation_feed.stop()
+        await service.broker.stop()
+        await service.engine.dispose()
 
 
 async def publish_command(

@@ -24,8 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from contracts.topology import DEAD_LETTER_REASON_HEADER, CommandSpec, dead_letter_queue
 from contracts.users import GetJwks
 from harness.stack import Stack
-from kernel.settings import Settings
-from tests.reliability.conftest import drain, publish_command
+from tests.reliability.conftest import drain, publish_command, worker_runtime
 from workers.runtime.context import HandlerContext
 from workers.runtime.failures import classify
 from workers.runtime.service import WorkerService
@@ -95,11 +94,6 @@ def test_a_validation_error_is_permanent_and_a_bug_is_unexpected_with_a_stable_c
 async def runtime(stack: Stack) -> AsyncIterator[tuple[WorkerService, dict[str, list[str]]]]:
     """A worker runtime with two commands of its own: one whose handler always hits a bug,
     one whose handler always makes PostgreSQL fail on its input."""
-    with pytest.MonkeyPatch.context() as env:
-        for key, value in stack.env.items():
-            env.setenv(key, value)
-        settings = Settings(_env_file=None)  # type: ignore[call-arg]
-    service = WorkerService("users", settings=settings)
     calls: dict[str, list[str]] = {"bug": [], "data": []}
 
     async def bug(command: Any, ctx: HandlerContext) -> None:
@@ -110,15 +104,8 @@ async def runtime(stack: Stack) -> AsyncIterator[tuple[WorkerService, dict[str, 
         calls["data"].append(str(ctx.envelope.message_id))
         await ctx.session.execute(text("SELECT 1 / 0"))
 
-    service.command(BUG, bug)
-    service.command(DATA, data)
-    await service._on_startup()  # declares the queues; no relay: it would publish the stack's outbox
-    await service.broker.start()
-    yield service, calls
-    await asyncio.gather(*(subscriber.stop() for subscriber in service.broker.subscribers))
-    await service._revocation_feed.stop()
-    await service.broker.stop()
-    await service.engine.dispose()
+    async with worker_runtime(stack, "users", [(BUG, bug), (DATA, data)]) as service:
+        yield service, calls
 
 
 BUG = CommandSpec("users", f"failure_test_bug_{uuid.uuid4().hex[:6]}", 1, GetJwks, None)
