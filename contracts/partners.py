@@ -37,8 +37,8 @@ SCOPES: dict[str, Scope] = {
     for s in (
         Scope(
             "catalog:read",
-            "Read products and search the catalog.",
-            ("catalog.get_product.v1", "catalog.search_products.v1"),
+            "Read products, search the catalog and its autocomplete.",
+            ("catalog.get_product.v1", "catalog.search_products.v1", "catalog.suggest_products.v1"),
         ),
         Scope("orders:read", "Read orders the partner placed.", ("orders.get_order.v1",)),
         Scope("orders:write", "Place orders on behalf of the partner.", ("orders.place_order.v1",)),

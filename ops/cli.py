@@ -12,6 +12,7 @@ agora keys rotate-data                re-encrypt personal data under the current
 agora users create-admin --email E    create the first admin (or promote an account)
 agora partners create NAME --scopes a,b   a partner's OAuth client and RabbitMQ user (secrets shown once)
 agora partners list | disable NAME    the OAuth clients; cut a partner off
+agora partners sync                   rewrite partners' broker permissions from the scopes a release defines
 agora seed [--products N]             create demo data through the public commands (N: bulk, for benchmarks)
 agora dlq list                        the dead-letter queues and their message counts
 agora dlq show QUEUE [--limit N]      the first N dead letters of QUEUE (left in place)
@@ -217,6 +218,10 @@ def _partners(args: argparse.Namespace) -> int:
                 print(f"{row['name']}\t{row['kind']}\t{row['client_id']}\t{' '.join(row['scopes'])}\t{state}")
             if args.json:
                 print(json.dumps(rows))
+        elif args.partners_command == "sync":
+            synced = asyncio.run(partners.sync_partners(settings))
+            names = ", ".join(synced) or "none"
+            print(f"broker permissions rewritten from the current scopes for {len(synced)} partner(s): {names}")
         else:
             asyncio.run(partners.disable_partner(settings, args.name))
             print(f"partner {args.name} disabled: no new tokens, broker user deleted")
@@ -374,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     list_partners = partners_sub.add_parser("list", help="list OAuth clients (partners and services)")
     list_partners.add_argument("--json", action="store_true")
     partners_sub.add_parser("disable", help="refuse new tokens and delete the broker user").add_argument("name")
+    partners_sub.add_parser("sync", help="rewrite active partners' broker permissions from their scopes")
     partners.set_defaults(func=_partners)
 
     seed_parser = sub.add_parser("seed", help="create demo data")

@@ -101,12 +101,16 @@ class RabbitAdmin:
         return await self._call("GET", f"/api/users/{quote(user, safe='')}", ok=(200, 404)) == 200
 
     async def create_user(self, user: str, password: str, *, scopes: Sequence[str]) -> None:
-        vhost, topic = broker_permissions(scopes)
+        vhost, _ = broker_permissions(scopes)
         name = quote(user, safe="")
         # No tags: the user cannot log in to the management UI or API.
         await self._call("PUT", f"/api/users/{name}", {"password": password, "tags": ""})
         await self._call("PUT", f"/api/permissions/{self._vhost}/{name}", vhost)
-        await self._call("PUT", f"/api/topic-permissions/{self._vhost}/{name}", topic)
+        await self.set_topic_permission(user, scopes=scopes)
+
+    async def set_topic_permission(self, user: str, *, scopes: Sequence[str]) -> None:
+        _, topic = broker_permissions(scopes)
+        await self._call("PUT", f"/api/topic-permissions/{self._vhost}/{quote(user, safe='')}", topic)
 
     async def delete_user(self, user: str) -> None:
         """Delete the user (RabbitMQ closes its open connections); an absent user is fine."""
@@ -177,3 +181,18 @@ async def disable_partner(settings: Settings, name: str) -> None:
             raise PartnerError(f"no partner named {name!r}")
         async with RabbitAdmin(settings.rabbitmq_management_url, vhost_of(settings.amqp_url)) as rabbit:
             await rabbit.delete_user(amqp_username(name))
+
+
+async def sync_partners(settings: Settings) -> list[str]:
+    """Rewrite each active partner's topic permission from its scopes as they are defined
+    now (after a release added a routing key to a scope, or a new contract version): the
+    names of the partners whose broker user was updated."""
+    synced = []
+    async with RabbitAdmin(settings.rabbitmq_management_url, vhost_of(settings.amqp_url)) as rabbit:
+        for row in await list_clients(settings):
+            if row["kind"] == "partner" and row["disabled_at"] is None:
+                user = amqp_username(row["name"])
+                if await rabbit.user_exists(user):
+                    await rabbit.set_topic_permission(user, scopes=row["scopes"])
+                    synced.append(row["name"])
+    return synced

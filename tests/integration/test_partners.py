@@ -25,6 +25,7 @@ from aiormq.exceptions import ChannelAccessRefused
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from contracts.catalog import SUGGEST_PRODUCTS
 from contracts.partners import ISSUE_CLIENT_TOKEN
 from contracts.topology import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, CommandSpec
 from contracts.users import GET_USER, GetJwks
@@ -264,6 +265,57 @@ async def test_the_partner_publishes_only_its_scopes_routing_keys(
     finally:
         await connection.close()
         await admin.close()
+
+
+async def _ask_over_the_broker(partner: dict[str, Any], token: str, routing_key: str, body: bytes) -> dict[str, Any]:
+    """A request from the partner's own RabbitMQ user, its reply read on direct reply-to."""
+    connection = await aio_pika.connect(partner["amqp_url"])
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        replies: asyncio.Queue[bytes] = asyncio.Queue()
+
+        async def on_reply(message: AbstractIncomingMessage) -> None:
+            await replies.put(message.body)
+
+        await (await channel.get_queue("amq.rabbitmq.reply-to", ensure=False)).consume(on_reply, no_ack=True)
+        exchange = await channel.get_exchange(COMMANDS_EXCHANGE, ensure=False)
+        message = aio_pika.Message(
+            body,
+            message_id=str(uuid.uuid4()),
+            reply_to="amq.rabbitmq.reply-to",
+            headers={"authorization": f"Bearer {token}"},
+            content_type="application/json",
+        )
+        await exchange.publish(message, routing_key=routing_key, mandatory=True, timeout=10)
+        reply: dict[str, Any] = json.loads(await asyncio.wait_for(replies.get(), 10))
+        return reply
+    finally:
+        await connection.close()
+
+
+async def test_sync_gives_existing_partners_the_routing_keys_a_release_added_to_their_scopes(
+    http: aiohttp.ClientSession, stack: Stack, partner: dict[str, Any]
+) -> None:
+    # A partner created before catalog:read covered autocomplete: its broker user's topic
+    # permission names the two keys the scope had then.
+    user = quote_plus(partner["amqp_username"])
+    older = {
+        "exchange": COMMANDS_EXCHANGE,
+        "write": r"^(catalog\.get_product\.v1|catalog\.search_products\.v1)$",
+        "read": "^$",
+    }
+    path = f"/topic-permissions/{environment.VHOST}/{user}"
+    assert broker.management_api("PUT", path, json.dumps(older).encode()) in (201, 204)
+    token = (await _partner_token(http, partner))["access_token"]
+    with pytest.raises(ChannelAccessRefused):
+        await _ask_over_the_broker(partner, token, SUGGEST_PRODUCTS.routing_key, b'{"q": "la"}')
+
+    synced = await asyncio.to_thread(_agora, stack, "partners", "sync")
+    assert synced.returncode == 0, synced.stderr
+    assert partner["name"] in synced.stdout
+    # The catalog worker answers it: the token's scope allows the key, and now the broker does.
+    reply = await _ask_over_the_broker(partner, token, SUGGEST_PRODUCTS.routing_key, b'{"q": "la"}')
+    assert reply["ok"] is True and isinstance(reply["data"]["items"], list), reply
 
 
 async def test_a_partner_token_outside_its_scopes_is_dead_lettered(
