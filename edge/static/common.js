@@ -1,6 +1,7 @@
 // Shared by the admin dashboard and the seller portal: API calls with the session
-// cookies and the CSRF header, problem display, a tiny DOM builder and the SVG chart.
-// Text goes into the page only through textContent, never as HTML.
+// cookies and the CSRF header, problem display, a tiny DOM builder with the form
+// controls both pages use, and the SVG chart. Text goes into the page only through
+// textContent, never as HTML.
 
 const CSRF_COOKIE = "__Host-agora_csrf";
 const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);
@@ -90,6 +91,30 @@ export function field(label, control) {
   return h("label", { class: "field" }, h("span", {}, label), control);
 }
 
+export function button(label, onclick, kind = "", attrs = {}) {
+  return h("button", { type: "button", class: kind, onclick, ...attrs }, label);
+}
+
+export function input(name, attrs = {}) {
+  return h("input", { name, ...attrs });
+}
+
+// options: [[value, label]]; the one equal to `value` is selected.
+export function select(name, options, value = "") {
+  return h("select", { name }, options.map(([v, label]) => h("option", { value: v, selected: v === value }, label)));
+}
+
+// A form whose submit (Enter or its submit button, after the browser's own checks of
+// the controls) calls `onsubmit(form)` instead of leaving the page.
+export function form(children, onsubmit, attrs = {}) {
+  const el = h("form", attrs, children);
+  el.addEventListener("submit", (event) => {
+    event.preventDefault();
+    onsubmit(el);
+  });
+  return el;
+}
+
 export function table(columns, rows, empty = "Nothing to show.") {
   if (!rows.length) return h("p", { class: "empty" }, empty);
   return h(
@@ -104,29 +129,34 @@ export function table(columns, rows, empty = "Nothing to show.") {
   );
 }
 
-// Shows what went wrong in the page's status area (role="alert" is announced).
-export function status(message, kind = "info") {
-  const box = document.getElementById("status");
+// Shows what happened in a status area (role="alert" is announced): the page's own,
+// at its top, unless a `box` next to the form concerned (see statusBox) is given.
+export function status(message, kind = "info", box = document.getElementById("status")) {
   box.textContent = message;
   box.className = message ? `status ${kind}` : "status";
 }
 
-export function showError(error) {
+// A status area of its own for a form, placed next to it.
+export function statusBox() {
+  return h("div", { class: "status", role: "alert", "aria-live": "assertive" });
+}
+
+export function showError(error, box) {
   const p = error.problem || {};
   const fields = (p.errors || []).map((e) => `${e.field}: ${e.message}`);
-  status([error.message, ...fields].join(" — "), "error");
+  status([error.message, ...fields].join(" — "), "error", box);
 }
 
 // Runs an async UI action, reporting its failure instead of losing it. A write
 // (one with a `done` message) replaces whatever the status area said before.
-export async function attempt(action, done) {
+export async function attempt(action, done, box) {
   try {
-    if (done) status("");
+    if (done) status("", "info", box);
     const result = await action();
-    if (done) status(done, "ok");
+    if (done) status(done, "ok", box);
     return result;
   } catch (error) {
-    showError(error);
+    showError(error, box);
     return undefined;
   }
 }
@@ -233,7 +263,8 @@ export function startSession({ title, onReady }) {
 }
 
 // Navigation between the sections of a page, kept in the URL's fragment so that
-// back/forward and bookmarks work; `sections` maps ids to {label, render(container)}.
+// back/forward and bookmarks work; `sections` maps ids to {label, render(container, item)}.
+// `#products/<id>` is the section `products` opened at one item (`item` is "<id>").
 export function sectionNav(sections) {
   const nav = document.getElementById("nav");
   const main = document.getElementById("main");
@@ -242,7 +273,9 @@ export function sectionNav(sections) {
   nav.replaceChildren(h("ul", {}, links.map((a) => h("li", {}, a))));
 
   function show(event) {
-    const id = ids.includes(location.hash.slice(1)) ? location.hash.slice(1) : ids[0];
+    const [wanted, ...rest] = location.hash.slice(1).split("/");
+    const id = ids.includes(wanted) ? wanted : ids[0];
+    const item = id === wanted && rest.length ? decodeURIComponent(rest.join("/")) : undefined;
     for (const a of links) {
       if (a.dataset.section === id) a.setAttribute("aria-current", "page");
       else a.removeAttribute("aria-current");
@@ -253,7 +286,7 @@ export function sectionNav(sections) {
     status("");
     // Moving between sections moves the keyboard focus (and a screen reader) there too.
     if (event) heading.focus();
-    sections[id].render(container);
+    sections[id].render(container, item);
   }
   window.onhashchange = show;
   show();

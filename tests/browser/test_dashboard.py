@@ -82,7 +82,7 @@ async def test_an_admin_creates_a_product_and_ships_an_order(
     await page.get_by_label("Description").fill("A lamp made in a browser test.")
     await page.get_by_role("button", name="Create product").click()
     await expect(page.locator("#status")).to_have_text("Product created.")
-    await expect(page.get_by_role("cell", name=name)).to_be_visible()
+    await expect(page.get_by_role("cell", name=name, exact=True)).to_be_visible()
     await screenshot(page, "admin-products")
 
     # An order placed through the API, by a member, for another seller's product.
@@ -140,7 +140,7 @@ async def test_a_seller_sees_the_sales_chart_and_downloads_the_csv(
 
     await sign_in(page, "/seller", seller["email"], seller["password"])
     await expect(page.locator("svg.chart")).to_be_visible()
-    await expect(page.get_by_role("cell", name=name)).to_be_visible()
+    await expect(page.get_by_role("cell", name=name, exact=True)).to_be_visible()
     await screenshot(page, "seller-sales")
     async with page.expect_download() as info:
         await page.get_by_role("link", name="Download CSV").click()
@@ -150,7 +150,7 @@ async def test_a_seller_sees_the_sales_chart_and_downloads_the_csv(
     assert len(rows) >= 2, text
 
     await page.get_by_role("link", name="My products").click()
-    await expect(page.get_by_role("cell", name=name)).to_be_visible()
+    await expect(page.get_by_role("cell", name=name, exact=True)).to_be_visible()
     await expect(page.get_by_role("row").filter(has_text=name)).to_contain_text("8")  # 9 less 1 sold
 
 

@@ -1,31 +1,12 @@
 // The admin dashboard: one render function per section. The API decides what an
 // admin may do; this page only refuses to show itself to anyone else.
 import {
-  attempt, barLineChart, del, field, get, h, post, put, query, sectionNav, startSession, status, table, when,
+  attempt, barLineChart, button, del, field, form, get, h, input, post, put, query, sectionNav, select, startSession,
+  status, table, when,
 } from "../common.js";
+import { productEditor } from "../products.js";
 
 const enc = encodeURIComponent;
-
-function button(label, onclick, kind = "") {
-  return h("button", { type: "button", class: kind, onclick }, label);
-}
-
-function input(name, attrs = {}) {
-  return h("input", { name, ...attrs });
-}
-
-function select(name, options, value = "") {
-  return h("select", { name }, options.map(([v, label]) => h("option", { value: v, selected: v === value }, label)));
-}
-
-function form(children, onsubmit, attrs = {}) {
-  const el = h("form", attrs, children);
-  el.addEventListener("submit", (event) => {
-    event.preventDefault();
-    onsubmit(el);
-  });
-  return el;
-}
 
 // A table over a cursor-paged list: `load(cursor)` fetches one page; "Load more"
 // appends the next one.
@@ -151,7 +132,12 @@ function users(container) {
 
 // --- Products -------------------------------------------------------------------
 
-function products(container) {
+// `productId`: open that product's images and variants (#products/<id>) instead of the list.
+function products(container, productId, user) {
+  if (productId) {
+    productEditor(container, productId, { user, back: "#products" });
+    return;
+  }
   const results = h("div");
   const q = input("q", { type: "search", placeholder: "name or description" });
   const editor = h("div");
@@ -169,6 +155,9 @@ function products(container) {
           label: "",
           value: (p) => h("span", { class: "actions" },
             button("Edit", () => edit(p), "secondary"),
+            h("a", {
+              class: "button secondary", href: `#products/${enc(p.product_id)}`, "aria-label": `Images and variants of ${p.name}`,
+            }, "Images and variants"),
             button("Delete", () => remove(p), "danger")),
         },
       ],
@@ -524,15 +513,15 @@ function deadLetters(container) {
 
 // --- Page -----------------------------------------------------------------------
 
-const SECTIONS = {
+const sections = (user) => ({
   overview: { label: "Overview", render: overview },
   users: { label: "Users", render: users },
-  products: { label: "Products", render: products },
+  products: { label: "Products", render: (container, productId) => products(container, productId, user) },
   orders: { label: "Orders", render: orders },
   inventory: { label: "Inventory", render: inventory },
   templates: { label: "Notification templates", render: templates },
   "dead-letters": { label: "Dead letters", render: deadLetters },
-};
+});
 
 startSession({
   title: "admin dashboard",
@@ -543,6 +532,6 @@ startSession({
         h("p", { class: "refusal" }, "This dashboard is for admins only. Sign out and sign in with an admin account.")));
       return;
     }
-    sectionNav(SECTIONS);
+    sectionNav(sections(user));
   },
 });

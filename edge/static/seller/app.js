@@ -1,5 +1,7 @@
-// The seller portal: the seller's own products with their stock, and the sales report.
+// The seller portal: the seller's own products with their stock, each one's images and
+// variants to edit, and the sales report.
 import { attempt, barLineChart, field, get, h, query, sectionNav, startSession, table } from "../common.js";
+import { productEditor } from "../products.js";
 
 const enc = encodeURIComponent;
 
@@ -8,7 +10,12 @@ function isoDay(date) {
 }
 
 function productsSection(seller) {
-  return async (container) => {
+  // `productId`: that product's images and variants (#products/<id>) instead of the list.
+  return async (container, productId) => {
+    if (productId) {
+      await productEditor(container, productId, { user: seller, back: "#products" });
+      return;
+    }
     const page = await attempt(() => get(`/api/products${query({ seller_id: seller.user_id, limit: 100 })}`));
     if (!page) return;
     const stock = new Map(await Promise.all(page.items.map(async (p) => {
@@ -40,6 +47,11 @@ function productsSection(seller) {
         { label: "Price", value: (p) => `${p.price} ${p.currency}` },
         { label: "In stock", value: level },
         { label: "Updated", value: (p) => new Date(p.updated_at).toLocaleDateString() },
+        {
+          label: "",
+          value: (p) => h("a", { class: "button secondary", href: `#products/${enc(p.product_id)}`, "aria-label": `Edit ${p.name}` },
+            "Edit"),
+        },
       ],
       page.items,
       "You have no products yet.",
