@@ -47,9 +47,8 @@ from workers.catalog.model import (
     creates_cycle,
     may_sell,
     new_product,
-    with_variants,
 )
-from workers.catalog.repository import CatalogRepository, page_variants
+from workers.catalog.repository import CatalogRepository
 from workers.catalog.search import search_products, suggest_products
 from workers.runtime.context import HandlerContext
 from workers.runtime.errors import DomainError, invalid, not_found
@@ -157,11 +156,7 @@ class CatalogHandlers:
         await ctx.emit(PRODUCT_DELETED, product.deleted_event())
 
     async def search_products(self, cmd: SearchProducts, ctx: HandlerContext) -> ProductPage:
-        page = await search_products(ctx.db, cmd)
-        # Each product with its variants (prices, availability): one more query per page.
-        found = await page_variants(ctx.db, (item.product_id for item in page.items))
-        items = tuple(with_variants(item, found.get(item.product_id, [])) for item in page.items)
-        return page.model_copy(update={"items": items})
+        return await search_products(ctx.db, cmd)
 
     async def suggest_products(self, cmd: SuggestProducts, ctx: HandlerContext) -> Suggestions:
         return await suggest_products(ctx.db, cmd)

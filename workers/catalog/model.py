@@ -59,6 +59,11 @@ def availability(available: int) -> Availability:
     return "low" if available <= LOW_STOCK_SHOWN else "in_stock"
 
 
+def variant_label(values: Mapping[str, str], options: Sequence[ProductOption]) -> str:
+    """The option values for display, in the product's order of options: `"M / Red"`."""
+    return " / ".join(values[o.name] for o in options if o.name in values)
+
+
 @dataclass(frozen=True)
 class Image:
     url: str
@@ -88,7 +93,7 @@ class Variant:
     available: int = 0
 
     def label(self, options: Sequence[ProductOption]) -> str:
-        return " / ".join(self.options[o.name] for o in options if o.name in self.options)
+        return variant_label(self.options, options)
 
     def details(self, options: Sequence[ProductOption]) -> VariantDetails:
         return VariantDetails(
@@ -105,23 +110,54 @@ class Variant:
         return CreatedVariant(**self.details(options).model_dump(), initial_stock=self.available)
 
     def view(self, code: str, options: Sequence[ProductOption], *, full: bool) -> VariantView:
-        return VariantView(
+        return variant_view(
             variant_id=self.variant_id,
             sku=self.sku,
-            options=dict(self.options),
-            label=self.label(options),
-            price=to_amount(self.price_minor, code),
-            compare_at_price=to_amount(self.compare_at_minor, code) if self.compare_at_minor else None,
+            options=self.options,
+            price_minor=self.price_minor,
+            compare_at_minor=self.compare_at_minor,
             weight_grams=self.weight_grams,
-            availability=availability(self.available),
-            stock=self.available if full else None,
+            available=self.available,
+            code=code,
+            product_options=options,
+            full=full,
         )
+
+
+def variant_view(
+    *,
+    variant_id: UUID | str,
+    sku: str | None,
+    options: Mapping[str, str],
+    price_minor: int,
+    compare_at_minor: int | None,
+    weight_grams: int | None,
+    available: int,
+    code: str,
+    product_options: Sequence[ProductOption],
+    full: bool,
+) -> VariantView:
+    """A variant as shown (a search page builds it from the variant's columns alone)."""
+    return VariantView(
+        variant_id=variant_id,  # a page's JSON has it as text: pydantic reads it as a UUID
+        sku=sku,
+        options=dict(options),
+        label=variant_label(options, product_options),
+        price=to_amount(price_minor, code),
+        compare_at_price=to_amount(compare_at_minor, code) if compare_at_minor else None,
+        weight_grams=weight_grams,
+        availability=availability(available),
+        stock=available if full else None,
+    )
 
 
 def with_variants(view: ProductView, variants: Sequence[Variant], *, full: bool = False) -> ProductView:
     """A product's view (as a listing builds it, without variants) with its live variants:
     each one's price and availability, and the product's availability from theirs."""
-    shown = tuple(v.view(view.currency, view.options, full=full) for v in variants)
+    return with_variant_views(view, tuple(v.view(view.currency, view.options, full=full) for v in variants))
+
+
+def with_variant_views(view: ProductView, shown: tuple[VariantView, ...]) -> ProductView:
     levels = {v.availability for v in shown}
     overall: Availability = next((a for a in ("in_stock", "low") if a in levels), "out_of_stock")
     return view.model_copy(update={"variants": shown, "availability": overall})

@@ -8,13 +8,10 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-import asyncpg
-from sqlalchemy import ARRAY, any_, bindparam, exists, func, or_, select, update
-from sqlalchemy.dialects.postgresql import UUID as PG_UUID
+from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.catalog import ProductOption
-from db.prepared import Prepared
 from db.tables.catalog import categories, products, variants
 from workers.catalog.model import Category, Image, Product, Variant
 
@@ -39,12 +36,12 @@ _VARIANT_COLUMNS = tuple(c for c in variants.c if c.name != "stock_updated_at")
 def to_product(row: Any, live_variants: Sequence[Variant] = ()) -> Product:
     """A product from its row (a listing's rows have no variants: see `live_variants`)."""
     fields = {c.name: row._mapping[c.name] for c in _PRODUCT_COLUMNS}
-    fields["images"] = tuple(Image(i["url"], i.get("alt", "")) for i in _json(fields["images"]))
-    fields["options"] = tuple(ProductOption.model_validate(o) for o in _json(fields["options"]))
+    fields["images"] = tuple(Image(i["url"], i.get("alt", "")) for i in json_value(fields["images"]))
+    fields["options"] = tuple(ProductOption.model_validate(o) for o in json_value(fields["options"]))
     return Product(**fields, variants=tuple(live_variants))
 
 
-def _json(value: Any) -> Any:
+def json_value(value: Any) -> Any:
     # JSONB as SQLAlchemy decodes it, or as text from a statement run on asyncpg itself.
     return json.loads(value) if isinstance(value, str) else value
 
@@ -52,26 +49,6 @@ def _json(value: Any) -> Any:
 def to_variant(row: Any) -> Variant:
     mapping = row._mapping if hasattr(row, "_mapping") else row
     return Variant(**{c.name: mapping[c.name] for c in _VARIANT_COLUMNS})
-
-
-_PAGE_VARIANTS = Prepared(
-    select(*_VARIANT_COLUMNS)
-    .where(
-        variants.c.product_id == any_(bindparam("ids", type_=ARRAY(PG_UUID(as_uuid=True)))),
-        variants.c.deleted_at.is_(None),
-    )
-    .order_by(variants.c.product_id, variants.c.position)
-)
-
-
-async def page_variants(db: asyncpg.Connection, product_ids: Iterable[UUID]) -> dict[UUID, list[Variant]]:
-    """The live variants of a page of products, in order: one prepared statement on the
-    transaction's asyncpg connection, as the search itself runs."""
-    ids = list(set(product_ids))
-    found: dict[UUID, list[Variant]] = {}
-    for row in await _PAGE_VARIANTS.fetch(db, ids=ids) if ids else ():
-        found.setdefault(row["product_id"], []).append(to_variant(row))
-    return found
 
 
 def product_columns() -> tuple[Any, ...]:

@@ -44,6 +44,7 @@ import asyncpg
 from contracts.catalog import (
     FACETS_EXACT_UP_TO,
     ProductPage,
+    ProductView,
     SearchFacets,
     SearchProducts,
     Suggestion,
@@ -52,6 +53,8 @@ from contracts.catalog import (
 )
 from contracts.money import MoneyError, to_decimal
 from workers.catalog import facets as facet_rules
+from workers.catalog.model import variant_view, with_variant_views
+from workers.catalog.repository import json_value as _json
 from workers.catalog.repository import product_columns, to_product
 from workers.catalog.typos import PREFIX_FROM, Word, corrections, read_query, tsquery_text
 from workers.runtime.errors import invalid
@@ -226,6 +229,15 @@ def _score(cmd: SearchProducts, text: _Text, p: _Params) -> str:
 
 
 _COLUMNS = ", ".join(f"p.{column.name}" for column in product_columns())
+# A page's products' live variants, in order, as one JSON column of each product's row:
+# what a view shows of them, read in the page's own statement (no second round trip).
+_VARIANTS = """(
+    SELECT json_agg(json_build_object(
+        'variant_id', v.variant_id, 'sku', v.sku, 'options', v.options, 'price_minor', v.price_minor,
+        'compare_at_minor', v.compare_at_minor, 'weight_grams', v.weight_grams, 'available', v.available
+    ) ORDER BY v.position)
+    FROM catalog.variants v WHERE v.product_id = {row}.product_id AND v.deleted_at IS NULL
+) AS variants"""
 
 
 def _page_sql(
@@ -250,9 +262,11 @@ def _page_sql(
         keyed = [*keyed, f"{position} {'<' if order.descending else '>'} {bound}"]
     if keyed:
         sql += " WHERE " + " AND ".join(keyed)
-    column = "p.score" if order.name == "relevance" else f"p.{order.column}"
-    sql += f" ORDER BY {column} {direction}, p.product_id {direction} LIMIT {p(cmd.limit + 1)}::int"
-    return sql, p.values
+    column = "score" if order.name == "relevance" else order.column
+    ordered = f"ORDER BY page.{column} {direction}, page.product_id {direction}"
+    sql += f" {ordered.replace('page.', 'p.')} LIMIT {p(cmd.limit + 1)}::int"
+    # The variants for the page's rows only, not for every row the order had to sort.
+    return f"SELECT page.*, {_VARIANTS.format(row='page')} FROM ({sql}) page {ordered}", p.values
 
 
 # Each currency's band edges in minor units: integers compared, nothing divided per row.
@@ -286,9 +300,10 @@ def _ranked_first_page_sql(cmd: SearchProducts, text: _Text) -> tuple[str, list[
     ranking reads every match anyway, so the facets count all of them from the same rows."""
     p = _Params()
     where = " AND ".join(_where(cmd, text, p))
-    # The facet rows, the page's columns empty in them (a UNION's rows all have one shape).
-    nulls = ", ".join("NULL" for _ in product_columns())
-    counts = _COUNTS.format(source="m", edges=_EDGES).replace("SELECT '", "SELECT 1, NULL, " + nulls + ", NULL, '")
+    # The facet rows, the page's columns empty in them (a UNION's rows all have one shape):
+    # (part, score, the product's columns, price_amount, variants, then the facet's own).
+    nulls = ", ".join("NULL" for _ in (*product_columns(), "price_amount", "variants"))
+    counts = _COUNTS.format(source="m", edges=_EDGES).replace("SELECT '", f"SELECT 1, NULL, {nulls}, '")
     sql = f"""
         WITH RECURSIVE m AS MATERIALIZED (
             SELECT p.product_id, p.category, p.currency, p.price_minor, {_score(cmd, text, p)} AS score
@@ -296,7 +311,7 @@ def _ranked_first_page_sql(cmd: SearchProducts, text: _Text) -> tuple[str, list[
         ), top AS (
             SELECT product_id, score FROM m ORDER BY score DESC, product_id DESC LIMIT {p(cmd.limit + 1)}::int
         ), {_ANCESTRY.format(source="m")}
-        SELECT 0 AS part, t.score, {_COLUMNS}, p.price_amount,
+        SELECT 0 AS part, t.score, {_COLUMNS}, p.price_amount, {_VARIANTS.format(row="p")},
             NULL AS facet, NULL AS facet_key, NULL AS facet_currency, NULL::int AS facet_n
         FROM top t JOIN catalog.products p ON p.product_id = t.product_id
         UNION ALL {counts}
@@ -360,10 +375,21 @@ async def search_products(db: asyncpg.Connection, cmd: SearchProducts) -> Produc
         last = page[-1]
         next_cursor = encode_keys(order.name, _cursor_key(last[order.column]), str(last["product_id"]))
     return ProductPage(
-        items=tuple(to_product(_Row(row)).view() for row in page),
+        items=tuple(_view(row) for row in page),
         next_cursor=next_cursor,
         facets=facets or (None if cmd.cursor else await _facets(db, cmd, text)),
     )
+
+
+def _view(row: asyncpg.Record) -> ProductView:
+    """A page's product with its variants (their prices and availability, never a count)."""
+    view = to_product(_Row(row)).view()
+    options = view.options
+    shown = tuple(
+        variant_view(**variant, code=view.currency, product_options=options, full=False)
+        for variant in _json(row["variants"]) or ()
+    )
+    return with_variant_views(view, shown)
 
 
 # --- autocomplete -------------------------------------------------------------------------
