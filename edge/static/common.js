@@ -1,4 +1,4 @@
-// Shared by the admin dashboard and the seller portal: API calls with the session
+// Shared by the admin dashboard, the seller portal and the storefront: API calls with the session
 // cookies and the CSRF header, problem display, a tiny DOM builder with the form
 // controls both pages use, and the SVG chart. Text goes into the page only through
 // textContent, never as HTML.
@@ -23,8 +23,9 @@ export function csrfToken() {
   return "";
 }
 
-async function send(method, path, body) {
-  const headers = { Accept: "application/json, application/problem+json" };
+// `extra`: more request headers (an `Idempotency-Key`).
+async function send(method, path, body, extra = {}) {
+  const headers = { Accept: "application/json, application/problem+json", ...extra };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (UNSAFE.has(method)) headers["X-CSRF-Token"] = csrfToken();
   return fetch(path, {
@@ -37,11 +38,11 @@ async function send(method, path, body) {
 
 // One call to the API. An expired access cookie is renewed once with the refresh
 // cookie, then the call is repeated. Resolves to the JSON body (null for 204).
-export async function api(method, path, body) {
-  let response = await send(method, path, body);
+export async function api(method, path, body, headers = {}) {
+  let response = await send(method, path, body, headers);
   if (response.status === 401 && !path.startsWith("/api/auth/") && !path.startsWith("/api/users/login")) {
     const refreshed = await send("POST", "/api/auth/refresh");
-    if (refreshed.ok) response = await send(method, path, body);
+    if (refreshed.ok) response = await send(method, path, body, headers);
   }
   if (response.status === 204) return null;
   const text = await response.text();
@@ -294,4 +295,15 @@ export function sectionNav(sections) {
 
 export function when(iso) {
   return iso ? new Date(iso).toLocaleString() : "";
+}
+
+// "19.99", "USD" -> "$19.99" in the reader's locale. The API's decimal string is
+// formatted as it is (Intl reads a string exactly, without a float in between).
+export function money(amount, currency) {
+  if (amount === null || amount === undefined || amount === "") return "";
+  try {
+    return new Intl.NumberFormat(undefined, { style: "currency", currency }).format(amount);
+  } catch {
+    return `${amount} ${currency}`;
+  }
 }
