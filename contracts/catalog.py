@@ -20,6 +20,7 @@ from pydantic.json_schema import SkipJsonSchema
 from contracts.base import WHOLE, Contract, not_null
 from contracts.errors import invalid_input
 from contracts.money import CurrencyCode, MoneyError, to_decimal, to_minor
+from contracts.taxes import DEFAULT_TAX_CLASS, TaxClass
 from contracts.topology import CommandSpec, EventSpec
 
 
@@ -254,6 +255,7 @@ class CreateProduct(Contract):
         default=0, description="Initial stock of the default variant (a product without variants)"
     )
     options: Options = ()
+    tax_class: TaxClass = DEFAULT_TAX_CLASS
     variants: NewVariants | SkipJsonSchema[None] = Field(
         default=None,
         description="Required with `options`: one per combination sold. Without options, at most one (the default)",
@@ -325,8 +327,11 @@ class UpdateProduct(Contract):
         description="The same option names in the same order, with values added or taken away (a value a live "
         "variant has stays)",
     )
+    tax_class: TaxClass | SkipJsonSchema[None] = None
 
-    _not_null = field_validator("name", "description", "currency", "price", "category", "images", "options")(not_null)
+    _not_null = field_validator(
+        "name", "description", "currency", "price", "category", "images", "options", "tax_class"
+    )(not_null)
 
     _price = field_validator("price")(_price_in)
 
@@ -423,6 +428,7 @@ class ProductView(Contract):
     availability: Availability = Field(
         default="out_of_stock", description="`in_stock` if any variant is, else `low` if any is, else `out_of_stock`"
     )
+    tax_class: str = Field(default=DEFAULT_TAX_CLASS, description="Which tax rates apply to it")
 
 
 class AddVariant(Contract):
@@ -588,6 +594,10 @@ class ProductCreated(Contract):
         description="Absent (from an older publisher): one default variant whose id is the product's, at "
         "`price_minor` with `initial_stock`",
     )
+    image_url: str | None = Field(
+        default=None, description="The main image's URL (the first of its images); null: none"
+    )
+    tax_class: str = Field(default=DEFAULT_TAX_CLASS, description="Absent (an older publisher): `standard`")
 
 
 class VariantAdded(Contract):
@@ -624,6 +634,11 @@ class ProductUpdated(Contract):
     currency: str | None = None
     # The name after the change (present whatever changed), for services that show it.
     name: str | None = None
+    # The main image's URL after the change (present whatever changed; null: it has none,
+    # or, without "images" in `changed`, an older publisher that did not say).
+    image_url: str | None = None
+    # The tax class after the change (None: an older publisher that did not say).
+    tax_class: str | None = None
 
 
 class ProductDeleted(Contract):

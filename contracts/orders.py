@@ -4,26 +4,30 @@ An order is placed once per `order_id`: the edge derives it from the caller and 
 `Idempotency-Key` header, a partner on the broker chooses it. The order saga
 (architecture §7) then drives inventory and payments; the order's `status` tells
 where it stands: pending → confirmed → shipped → delivered, or cancelled (with a
-`cancel_reason`). Prices come from the orders service's own copy of the catalog's
-prices, and each line keeps the price it was sold at.
+`cancel_reason`). A pending order whose payment failed (`payment_status` `failed`) may
+be paid again with another token until `payment_due_by`, its stock held meanwhile.
+Prices come from the orders service's own copy of the catalog's prices, and each line
+keeps the price it was sold at.
 """
 
 from __future__ import annotations
 
 import contextlib
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Annotated, Any, Literal, Self
 from uuid import UUID
 
 from pydantic import AfterValidator, ConfigDict, Field, StringConstraints, model_validator
 
 from contracts.base import WHOLE, Contract, IsoDate
+from contracts.errors import invalid_input
 from contracts.inventory import MAX_QUANTITY
 from contracts.money import CurrencyCode
 from contracts.payments import PaymentToken
 from contracts.privacy import export_spec
 from contracts.topology import CommandSpec, EventSpec
-from contracts.users import Address
+from contracts.users import Address, Phone
 
 OrderStatus = Literal["pending", "confirmed", "shipped", "delivered", "cancelled"]
 CancelReason = Literal["out_of_stock", "payment_declined", "payment_timeout", "customer_request", "admin"]
@@ -31,6 +35,22 @@ PaymentStatus = Literal["none", "authorized", "captured", "voided", "refunded", 
 MAX_LINES = 100
 # A request hash: hex SHA-256.
 RequestHash = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+RecipientName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"\S")]
+
+
+class ShippingAddress(Address):
+    """Where an order goes and to whom. `recipient` and `phone` are optional, and left out
+    of the order's view when not given, so a body written before they existed means (and
+    hashes, for its Idempotency-Key) what it did."""
+
+    recipient: RecipientName | None = Field(
+        default=None, exclude_if=lambda v: v is None, description="Who receives the parcel, as the carrier needs it"
+    )
+    phone: Phone | None = Field(
+        default=None,
+        exclude_if=lambda v: v is None,
+        description="The recipient's phone for the carrier, E.164 (`+31612345678`)",
+    )
 
 
 class OrderItem(Contract):
@@ -61,6 +81,19 @@ def _bounded_lines(items: tuple[OrderItem, ...] | None) -> tuple[OrderItem, ...]
 OrderItems = Annotated[tuple[OrderItem, ...], AfterValidator(_bounded_lines)]
 
 
+# Left out of the body when absent (not null), so a body written before it existed means,
+# and hashes for its idempotency key, what it did.
+ShippingMethodChoice = Annotated[
+    UUID | None,
+    Field(
+        exclude_if=lambda v: v is None,
+        description="A shipping method serving the address's country with a price in the order's currency "
+        "(`GET /api/shipping-methods`): its price, free from its threshold, is added to the total. Absent: "
+        "no shipping is charged",
+    ),
+]
+
+
 class PlaceOrderBody(Contract):
     """`POST /api/orders`: without `items`, the caller's cart is ordered."""
 
@@ -68,10 +101,12 @@ class PlaceOrderBody(Contract):
         default=None,
         min_length=1,
         max_length=MAX_LINES,
-        description="Absent: the caller's cart, at today's prices; placing the order empties it",
+        description="Absent: the caller's cart, at today's prices; the ordered lines leave it once the order "
+        "is confirmed",
     )
-    shipping_address: Address
+    shipping_address: ShippingAddress
     payment_token: PaymentToken = Field(description="A payment provider's token (`tok_visa`), never card data")
+    shipping_method_id: ShippingMethodChoice = None
 
 
 class PlaceOrder(Contract):
@@ -83,11 +118,12 @@ class PlaceOrder(Contract):
         default=None,
         min_length=1,
         max_length=MAX_LINES,
-        description="Absent or null: the actor's own cart, which the order then empties (people only; partners "
-        "send items)",
+        description="Absent or null: the actor's own cart, whose ordered lines leave it once the order is "
+        "confirmed (people only; partners send items)",
     )
-    shipping_address: Address
+    shipping_address: ShippingAddress
     payment_token: PaymentToken
+    shipping_method_id: ShippingMethodChoice = None
     on_behalf_of: UUID | None = Field(
         default=None, description="Partners with the `orders:members` scope: the member the order is for"
     )
@@ -100,9 +136,43 @@ class GetOrder(Contract):
     order_id: UUID
 
 
+class PayOrderBody(Contract):
+    """`POST /api/orders/{orderId}/payment`."""
+
+    payment_token: PaymentToken = Field(description="Another payment provider's token (`tok_visa`), never card data")
+
+
+class PayOrder(Contract):
+    """Pay again an order whose payment failed, with another token, before its
+    `payment_due_by`: its saga authorizes again (the order's owner, an admin, or the
+    partner that placed it). A repeat while that authorization is under way answers the
+    order as it is; an order not awaiting payment is refused (`conflict`)."""
+
+    order_id: UUID
+    payment_token: PaymentToken
+
+
+# No surrounding spaces (refused, not trimmed: the document's pattern says so).
+TrackingText = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^\S(?:.*\S)?$")]
+
+
 class UpdateOrderStatus(Contract):
+    """Cancel, ship or deliver. Shipping (or delivering) an order that already is answers
+    it as it is: a repeated request is not an error. With `shipped`, the parcel's tracking
+    number and carrier may be given (again later, to correct them)."""
+
     order_id: UUID
     status: Literal["cancelled", "shipped", "delivered"]
+    tracking_number: TrackingText | None = Field(default=None, description="With `shipped`: the carrier's number")
+    carrier: TrackingText | None = Field(default=None, description="With `shipped`: who carries it (`DHL`, `UPS`…)")
+
+    @model_validator(mode="after")
+    def _tracking_when_shipped(self) -> Self:
+        if self.status != "shipped" and (self.tracking_number is not None or self.carrier is not None):
+            raise invalid_input(
+                "UpdateOrderStatus", [(("tracking_number",), "is given only when the order is shipped")]
+            )
+        return self
 
 
 class ListUserOrders(Contract):
@@ -118,7 +188,24 @@ class ListUserOrdersQuery(Contract):
     cursor: Annotated[str, StringConstraints(max_length=512)] | None = None
 
 
+class ListSellerOrdersQuery(Contract):
+    """The query string of `GET /api/sellers/{sellerId}/orders`."""
+
+    status: OrderStatus = Field(default="confirmed", description="`confirmed` (the default): the orders to ship")
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: Annotated[str, StringConstraints(max_length=512)] | None = None
+
+
+class ListSellerOrders(ListSellerOrdersQuery):
+    """The orders with a line of this seller's, newest first (the seller or an admin)."""
+
+    seller_id: UUID
+
+
 class OrderLine(Contract):
+    """What was bought, as it was when the order was placed: a withdrawn or renamed product
+    still shows here as it was sold."""
+
     product_id: UUID
     # Optional for events published before variants (the default variant's id is the product's).
     variant_id: UUID | None = None
@@ -126,11 +213,74 @@ class OrderLine(Contract):
     variant: str = Field(default="", description='The variant\'s option values when ordered, e.g. `"M / Red"`')
     quantity: int
     price: str = Field(description="The unit price charged, a decimal string in the order's currency")
+    # Defaults and the validator below: for events published before issue 18.
+    name: str = Field(default="", description="The product's name when ordered")
+    image_url: str | None = Field(default=None, description="The product's main image when ordered; null: none")
+    line_total: str = Field(description="`price` times `quantity`, a decimal string in the order's currency")
+    tax: str = Field(
+        description='The tax on the line, a decimal string in the order\'s currency; "0.00" (zero) until Agora '
+        "computes taxes"
+    )
+    discount: str = Field(
+        description='The discount on the line, a decimal string in the order\'s currency; "0.00" (zero) until '
+        "Agora has vouchers"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _amounts_of_older_events(cls, data: Any) -> Any:
+        """An event published before lines had totals: the total is price times quantity, and
+        there was neither tax nor discount (zero, written with the price's decimals)."""
+        if isinstance(data, dict) and "line_total" not in data and "price" in data and "quantity" in data:
+            with contextlib.suppress(ArithmeticError, TypeError, ValueError):
+                price = Decimal(str(data["price"]))
+                zero = str(price * 0)
+                data = {"line_total": str(price * int(data["quantity"])), "tax": zero, "discount": zero, **data}
+        return data
+
+
+class OrderCustomer(Contract):
+    """Who ordered, as their account was when the order was placed."""
+
+    email: str
+    name: str = Field(description="The account's username")
+
+
+class OrderShipping(Contract):
+    """The shipping method chosen at checkout, as it was then."""
+
+    method_id: UUID
+    name: str
+    price: str = Field(description="What shipping cost (`0.00` when the goods reached its free threshold)")
+    min_days: int = Field(description="Delivery estimate, in days after shipping: at the soonest")
+    max_days: int
+    tax: str = Field(default="0", description="The tax on shipping (the destination's standard rate)")
+
+
+class OrderTaxLine(Contract):
+    """One rate's share of the order's tax, as a receipt lists it."""
+
+    name: str = Field(examples=["VAT"])
+    rate: str = Field(description="The percentage", examples=["19"])
+    amount: str
+
+
+class Tracking(Contract):
+    carrier: str | None
+    number: str | None
 
 
 class HistoryEntry(Contract):
+    """A status the order took, or (status still `pending`) a payment that failed or a
+    payment made again; null payment fields: an entry older than them."""
+
     status: OrderStatus
     at: datetime
+    payment_status: PaymentStatus | None = None
+    cancel_reason: CancelReason | None = None
+    payment_due_by: datetime | None = Field(
+        default=None, description="With a failed payment: until when the order may be paid again"
+    )
 
 
 class OrderView(Contract):
@@ -138,11 +288,31 @@ class OrderView(Contract):
     user_id: UUID
     status: OrderStatus
     items: tuple[OrderLine, ...]
-    total_amount: str
+    subtotal: str = Field(description="The lines' total (their prices as listed), before shipping")
+    shipping: OrderShipping | None = Field(description="Null: no shipping charged (none chosen)")
+    prices_include_tax: bool = Field(
+        default=False, description="The prices include tax (it is part of them), or it was added on top"
+    )
+    tax_total: str = Field(default="0", description="The tax of the lines and shipping, included or added")
+    taxes: tuple[OrderTaxLine, ...] = Field(default=(), description="The tax per rate")
+    tracking: Tracking | None = Field(default=None, description="Given by the seller when shipping")
+    total_amount: str = Field(
+        description="What the customer pays: the subtotal and shipping, and the tax when prices exclude it"
+    )
     currency: str
-    shipping_address: Address | None = Field(description="Null once the customer's account was erased")
+    shipping_address: ShippingAddress | None = Field(description="Null once the customer's account was erased")
+    customer: OrderCustomer | None = Field(
+        default=None,
+        description="The customer's email and name when the order was placed; null when unknown (an account "
+        "older than this field, a partner ordering for itself) and once the account was erased",
+    )
     payment_status: PaymentStatus
     cancel_reason: CancelReason | None
+    payment_due_by: datetime | None = Field(
+        default=None,
+        description="While the payment has failed and the order is pending: until when it may be paid again "
+        "(`POST /api/orders/{orderId}/payment`); then it is cancelled. Null otherwise",
+    )
     history: tuple[HistoryEntry, ...]
     created_at: datetime
     updated_at: datetime
@@ -173,6 +343,9 @@ class OrderStatusChanged(Contract):
     status: OrderStatus
     payment_status: PaymentStatus
     cancel_reason: CancelReason | None = None
+    payment_due_by: datetime | None = Field(
+        default=None, description="`orders.payment_failed`: until when the order may be paid again"
+    )
     total_minor: int
     currency: str
     at: datetime
@@ -234,6 +407,7 @@ class SalesPeriod(Contract):
     orders: int
     units: int
     revenue: str
+    tax: str = Field(default="0", description="The tax of those sales (in the revenue or added to it)")
 
 
 class TopProduct(Contract):
@@ -249,6 +423,7 @@ class SalesTotals(Contract):
     orders: int
     units: int
     revenue: str
+    tax: str = "0"
 
 
 class SalesReportView(Contract):
@@ -319,6 +494,17 @@ GET_ORDER = CommandSpec(
     requires_actor=True,
     summary="Read an order: its owner, an admin, a seller of one of its lines, the partner that placed it.",
 )
+PAY_ORDER = CommandSpec(
+    "orders",
+    "pay_order",
+    1,
+    PayOrder,
+    OrderView,
+    requires_actor=True,
+    summary="Pay again, with another token, an order whose payment failed, before its `payment_due_by` (its "
+    "owner, an admin, the partner that placed it). Answered at once with the pending order; the outcome follows "
+    "as `order_confirmed`, or `payment_failed` again.",
+)
 UPDATE_ORDER_STATUS = CommandSpec(
     "orders",
     "update_order_status",
@@ -350,6 +536,17 @@ SALES_REPORT = CommandSpec(
     summary="A seller's sales by day, week or month, from confirmed orders not cancelled since (the seller or an "
     "admin).",
 )
+LIST_SELLER_ORDERS = CommandSpec(
+    "orders",
+    "list_seller_orders",
+    1,
+    ListSellerOrders,
+    OrderPage,
+    kind="query",
+    requires_actor=True,
+    summary="The orders with a line of a seller's, by status (by default those to ship), newest first, in keyset "
+    "pages (the seller or an admin).",
+)
 LIST_ORDERS = CommandSpec(
     "orders",
     "list_orders",
@@ -378,6 +575,14 @@ ORDER_CONFIRMED = EventSpec(
 ORDER_CANCELLED = EventSpec(
     "orders", "order_cancelled", 1, OrderStatusChanged, summary="An order was cancelled; `cancel_reason` says why."
 )
+ORDER_PAYMENT_FAILED = EventSpec(
+    "orders",
+    "payment_failed",
+    1,
+    OrderStatusChanged,
+    summary="An order's payment failed (declined, or unanswered): it stays pending, its stock held, and may be paid "
+    "again until `payment_due_by`; then it is cancelled.",
+)
 ORDER_SHIPPED = EventSpec("orders", "order_shipped", 1, OrderStatusChanged, summary="An order was shipped.")
 ORDER_DELIVERED = EventSpec("orders", "order_delivered", 1, OrderStatusChanged, summary="An order was delivered.")
 
@@ -393,11 +598,13 @@ EXPORT_USER_DATA = export_spec("orders")
 COMMANDS: tuple[CommandSpec, ...] = (
     PLACE_ORDER,
     GET_ORDER,
+    PAY_ORDER,
     UPDATE_ORDER_STATUS,
     LIST_USER_ORDERS,
+    LIST_SELLER_ORDERS,
     SALES_REPORT,
     LIST_ORDERS,
     SALES_OVERVIEW,
     EXPORT_USER_DATA,
 )
-EVENTS = (ORDER_PLACED, ORDER_CONFIRMED, ORDER_CANCELLED, ORDER_SHIPPED, ORDER_DELIVERED)
+EVENTS = (ORDER_PLACED, ORDER_CONFIRMED, ORDER_CANCELLED, ORDER_PAYMENT_FAILED, ORDER_SHIPPED, ORDER_DELIVERED)

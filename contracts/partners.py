@@ -41,7 +41,11 @@ SCOPES: dict[str, Scope] = {
             ("catalog.get_product.v1", "catalog.search_products.v1", "catalog.suggest_products.v1"),
         ),
         Scope("orders:read", "Read orders the partner placed.", ("orders.get_order.v1",)),
-        Scope("orders:write", "Place orders on behalf of the partner.", ("orders.place_order.v1",)),
+        Scope(
+            "orders:write",
+            "Place orders on behalf of the partner, and pay again one whose payment failed.",
+            ("orders.place_order.v1", "orders.pay_order.v1"),
+        ),
         Scope(
             "orders:members",
             "Place orders for a member named in `on_behalf_of` (with orders:write).",

@@ -5,6 +5,9 @@ Every command carries an idempotency key the orders saga derives from the order
 provider, so a retried or duplicated step never charges twice, and a timed-out
 authorization can still be voided by the order it belongs to. Commands are sent by the
 saga through its outbox (service identity) and answered by events, never by replies.
+Paying an order again is another authorization, keyed by its attempt
+(`<order_id>:authorize:<attempt>`). One query is answered over RPC: whether the provider
+knows a payment token, which the edge asks before an order is placed or paid again.
 """
 
 from __future__ import annotations
@@ -50,6 +53,18 @@ class RefundPayment(Contract):
     idempotency_key: IdempotencyKey
 
 
+class CheckPaymentToken(Contract):
+    payment_token: PaymentToken
+
+
+class PaymentTokenCheck(Contract):
+    payment_token: str
+    known: bool | None = Field(
+        description="Whether the payment provider knows the token; null: it could not be asked (no answer), and "
+        "the authorization will tell"
+    )
+
+
 PaymentOutcome = Literal["authorized", "declined", "failed", "captured", "voided", "refunded"]
 
 
@@ -76,6 +91,17 @@ CAPTURE_PAYMENT = _command("capture_payment", CapturePayment, "Capture an author
 VOID_PAYMENT = _command("void_payment", VoidPayment, "Void an authorization (saga compensation).")
 REFUND_PAYMENT = _command("refund_payment", RefundPayment, "Refund a captured payment (cancel after capture).")
 
+CHECK_PAYMENT_TOKEN = CommandSpec(
+    "payments",
+    "check_payment_token",
+    1,
+    CheckPaymentToken,
+    PaymentTokenCheck,
+    kind="query",
+    summary="Whether the payment provider knows a token: the edge asks before it places an order or pays one "
+    "again, so an unknown token is refused before anything is reserved.",
+)
+
 PAYMENT_AUTHORIZED = EventSpec("payments", "payment_authorized", 1, PaymentResult, summary="The provider authorized.")
 PAYMENT_FAILED = EventSpec(
     "payments", "payment_failed", 1, PaymentResult, summary="A payment step failed (declined, provider error, timeout)."
@@ -84,5 +110,5 @@ PAYMENT_CAPTURED = EventSpec("payments", "payment_captured", 1, PaymentResult, s
 PAYMENT_VOIDED = EventSpec("payments", "payment_voided", 1, PaymentResult, summary="An authorization was voided.")
 PAYMENT_REFUNDED = EventSpec("payments", "payment_refunded", 1, PaymentResult, summary="A capture was refunded.")
 
-COMMANDS = (AUTHORIZE_PAYMENT, CAPTURE_PAYMENT, VOID_PAYMENT, REFUND_PAYMENT)
+COMMANDS = (AUTHORIZE_PAYMENT, CAPTURE_PAYMENT, VOID_PAYMENT, REFUND_PAYMENT, CHECK_PAYMENT_TOKEN)
 EVENTS = (PAYMENT_AUTHORIZED, PAYMENT_FAILED, PAYMENT_CAPTURED, PAYMENT_VOIDED, PAYMENT_REFUNDED)

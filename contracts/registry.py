@@ -1,6 +1,6 @@
 """Every command and event of every service, for documents and checks."""
 
-from contracts import carts, catalog, inventory, notifications, oidc, orders, partners, payments, users
+from contracts import carts, catalog, inventory, notifications, oidc, orders, partners, payments, shipping, taxes, users
 from contracts.topology import CommandSpec, EventSpec
 
 COMMANDS: tuple[CommandSpec, ...] = (
@@ -11,6 +11,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
     *inventory.COMMANDS,
     *payments.COMMANDS,
     *orders.COMMANDS,
+    *shipping.COMMANDS,
+    *taxes.COMMANDS,
     *carts.COMMANDS,
     *notifications.COMMANDS,
 )

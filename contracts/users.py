@@ -6,7 +6,8 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import EmailStr, Field, StrictBool, StringConstraints
+import phonenumbers
+from pydantic import AfterValidator, EmailStr, Field, StrictBool, StringConstraints
 from pydantic.json_schema import SkipJsonSchema
 
 from contracts.base import SECRET, Contract
@@ -21,7 +22,28 @@ Username = Annotated[
 ]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=256), SECRET]
 # E.164: a plus, a non-zero country code digit, up to 15 digits in all.
-Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+[1-9][0-9]{6,14}$")]
+def _e164(number: str) -> str:
+    """An international number as people write it (`+1 415 555 2671`, `+1 (415) 555-2671`),
+    stored and shown in E.164 (`+14155552671`); a number its country code cannot have is refused."""
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        raise ValueError("must be an international number: + and the country code, e.g. +14155552671") from None
+    if not phonenumbers.is_valid_number(parsed):
+        raise ValueError("is not a valid phone number for its country code")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+Phone = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=32, pattern=r"^\+[1-9][0-9 ().-]{5,30}$"),
+    AfterValidator(_e164),
+    Field(
+        description="International form: + and the country code; spaces, dashes and brackets are fine, and it is "
+        "kept in E.164 (`+14155552671`)",
+        examples=["+14155552671"],
+    ),
+]
 Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"\S")]
 # A keyed SHA-256 (hex) of the client's network and user agent, made by the edge: equal
 # for the same browser on the same network, and says nothing about either.
@@ -190,6 +212,9 @@ class UserUpdated(Contract):
     # The account's standing after the change, for services that act on it.
     role: Role | None = None
     disabled: bool | None = None
+    username: str | None = Field(
+        default=None, description="The new username, when it changed (null otherwise, and from older publishers)"
+    )
 
 
 class UserErased(Contract):

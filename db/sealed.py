@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db.tables.orders import orders
+from db.tables.orders import customers, orders
 from db.tables.users import signing_keys, users
 from kernel.crypto import FieldCipher, Sealed
 
@@ -42,7 +42,10 @@ ORDER_ADDRESS = SealedColumn(
     orders, "order_id", "shipping_address_enc", "shipping_address_key_id", "orders.shipping_address"
 )
 
-SEALED_COLUMNS = (USER_PHONE, USER_ADDRESS, SIGNING_KEY, ORDER_ADDRESS)
+ORDER_CUSTOMER = SealedColumn(orders, "order_id", "customer_enc", "customer_key_id", "orders.customer")
+CUSTOMER_EMAIL = SealedColumn(customers, "user_id", "email_enc", "email_key_id", "orders.customer_email")
+
+SEALED_COLUMNS = (USER_PHONE, USER_ADDRESS, SIGNING_KEY, ORDER_ADDRESS, ORDER_CUSTOMER, CUSTOMER_EMAIL)
 
 
 async def reseal_all(engine: AsyncEngine, cipher: FieldCipher) -> dict[str, int]:

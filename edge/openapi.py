@@ -37,6 +37,28 @@ API_VERSION = "1.0.0"
 
 _REF = "#/components/schemas/{model}"
 _PATH_PARAM = re.compile(r"{([A-Za-z_][A-Za-z0-9_]*)}")
+# Request headers some routes read, documented once (`Endpoint.header_params` names them).
+HEADER_PARAMETERS: dict[str, dict[str, Any]] = {
+    "IdempotencyKey": {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": False,
+        "description": "A key the client chooses per order (1 to 200 printable characters, a UUID is good): the "
+        "same key with the same body answers the same order instead of placing another; with another body it is "
+        "422. Without it every request places a new order.",
+        "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+    },
+    "CartId": {
+        "name": "X-Cart-Id",
+        "in": "header",
+        "required": False,
+        "description": "A guest's cart, for clients without cookies: the `cart_id` of the first answer that "
+        "made it (a browser gets the `agora_cart` cookie instead); a value that is not a cart id Agora issued is "
+        "ignored, as if none were sent. A signed-in caller's cart is their own; a guest cart they still carry is "
+        "merged into it first.",
+        "schema": {"type": "string"},
+    },
+}
 _ID_PARAM = re.compile(r"{([A-Za-z_][A-Za-z0-9_]*Id)}")
 # Every call may fail these ways, whatever the route.
 # 422: a malformed header (X-Request-ID) or query string, on any operation.
@@ -124,6 +146,8 @@ class Endpoint:
     # Another representation of the reply (a CSV download): its media type and what it holds.
     also_as: tuple[str, str] | None = None
     tag: str = ""
+    # Request headers the route reads, by their name in `HEADER_PARAMETERS`.
+    header_params: tuple[str, ...] = ()
 
     def add_to(self, router: web.UrlDispatcher) -> None:
         # Ids are UUIDs: `PUT /api/users/login` must not reach `PUT /api/users/{userId}` (a
@@ -227,7 +251,8 @@ def build_document(endpoints: Sequence[Endpoint], redirects: Sequence[Redirect] 
                     "required": False,
                     "description": "Optional client-chosen request id (up to 128 of `A-Z a-z 0-9 . _ : -`).",
                     "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
-                }
+                },
+                **HEADER_PARAMETERS,
             },
             "headers": _HEADERS,
             "responses": {_response_name(status): _error_response(status) for status in used_errors},
@@ -261,6 +286,7 @@ def _operation(endpoint: Endpoint, body_ref: dict[str, Any] | None, reply_ref: d
         "parameters": [
             *_path_parameters(endpoint),
             *_query_parameters(endpoint.query),
+            *({"$ref": f"#/components/parameters/{name}"} for name in endpoint.header_params),
             {"$ref": "#/components/parameters/RequestId"},
         ],
         "responses": {
@@ -285,13 +311,37 @@ def _path_parameters(endpoint: Endpoint) -> list[dict[str, Any]]:
     described = _parameters(endpoint.path_params, "path") if endpoint.path_params is not None else {}
     uuid = {"type": "string", "format": "uuid"}
     return [
-        described.get(name) or {"name": name, "in": "path", "required": True, "schema": uuid}
+        described.get(name)
+        or {"name": name, "in": "path", "required": True, "description": _id_of(name), "schema": uuid}
         for name in _PATH_PARAM.findall(endpoint.path)
     ]
 
 
+def _id_of(name: str) -> str:
+    """`shippingMethodId` → "The shipping method's id"."""
+    words = re.sub(r"(?<!^)([A-Z])", r" \1", name.removesuffix("Id")).lower()
+    return f"The {words}'s id"
+
+
 def _query_parameters(model: type[Contract] | None) -> list[dict[str, Any]]:
     return list(_parameters(model, "query").values()) if model is not None else []
+
+
+# What a parameter means when its field says nothing: the same everywhere it appears.
+_COMMON_PARAMETERS = {
+    "limit": "At most this many items in the page",
+    "cursor": "The previous page's `next_cursor`, for the page after it (the other parameters unchanged)",
+    "status": "Only orders with this status",
+    "sort": "The order of the items: `relevance` (with `q`, else as `newest`), `newest`, `price_asc`, `price_desc`",
+    "seller_id": "Only this seller's",
+    "country": "An ISO 3166-1 alpha-2 country code: only what applies there",
+    "currency": "An ISO 4217 currency code: only what applies to orders in it",
+    "role": "Only accounts with this role",
+    "disabled": "Only disabled (`true`) or enabled (`false`) accounts",
+    "granularity": "One row per `day`, `week` (from Monday) or `month`",
+    "days": "How many days, up to today",
+    "channel": "`email` or `sms`",
+}
 
 
 def _parameters(model: type[Contract], where: str) -> dict[str, dict[str, Any]]:
@@ -302,7 +352,7 @@ def _parameters(model: type[Contract], where: str) -> dict[str, dict[str, Any]]:
             "name": name,
             "in": where,
             "required": where == "path" or name in required,
-            "description": info.pop("description", ""),
+            "description": info.pop("description", "") or _COMMON_PARAMETERS.get(name, ""),
             "schema": {k: v for k, v in info.items() if k != "title"},
         }
         for name, info in properties.items()

@@ -108,6 +108,9 @@ def test_env() -> dict[str, str]:
         # The order saga on a test's time scale: tok_timeout's authorization outlives it.
         AGORA_SAGA_RESERVE_DEADLINE_SECONDS="5",
         AGORA_SAGA_PAYMENT_DEADLINE_SECONDS="6",
+        # A failed payment may be paid again this long (900 s in production): long enough
+        # for a test to pay again, short enough that a declined order is soon cancelled.
+        AGORA_SAGA_PAY_AGAIN_SECONDS="10",
         AGORA_SAGA_RETRY_SECONDS="1",
         AGORA_SAGA_SWEEP_SECONDS="0.5",
         AGORA_PAYMENT_API_URL=f"http://127.0.0.1:{PAYMENT_SANDBOX_PORT}",

@@ -168,11 +168,15 @@ class Settings(BaseSettings):
     outbox_relay: bool = True
     log_level: str = "INFO"
     # The order saga (workers/orders/orders/saga.py): how long it waits for a reservation
-    # (resent up to 5 times), for an authorization (then it voids and cancels), and
-    # between resends of commit, capture, release, void and refund; how often each
-    # orders replica's sweeper looks for sagas past their deadline.
+    # (resent up to 5 times), for an authorization (then it voids it and waits to be paid
+    # again), how long after a failed payment the order may be paid again (its stock held:
+    # the reservation's TTL grows with it; then it is cancelled), and between resends of
+    # commit, capture, release, void and refund; how often each orders replica's sweeper
+    # looks for sagas past their deadline.
     saga_reserve_deadline_seconds: float = Field(default=30.0, gt=0)
     saga_payment_deadline_seconds: float = Field(default=60.0, gt=0)
+    # At most a day: the reservation's TTL (inventory caps it at 7 days) grows with it.
+    saga_pay_again_seconds: float = Field(default=900.0, gt=0, le=24 * 3600)
     saga_retry_seconds: float = Field(default=5.0, gt=0)
     saga_sweep_seconds: float = Field(default=1.0, gt=0)
     # The payment service provider the payments worker calls (the sandbox,

@@ -404,7 +404,15 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("docs", help="regenerate API and message documents").set_defaults(func=_docs)
 
     args = parser.parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()  # here, where a closed pipe can be caught, not at the interpreter's exit
+        return status
+    except BrokenPipeError:
+        # The reader went away (`agora dlq list | head`): stop quietly, as `ls | head` does.
+        # Later writes (the interpreter's own flush at exit) go nowhere instead of failing.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a command killed by it
 
 
 if __name__ == "__main__":

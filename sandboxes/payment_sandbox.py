@@ -14,6 +14,7 @@ HTTP API (JSON; every POST takes an ``Idempotency-Key`` header):
     POST /v1/authorizations                  {"amount", "currency", "token", "metadata": {"order_id"}}
     GET  /v1/authorizations?order_id=...     the authorizations made for an order
     GET  /v1/authorizations/{id}
+    GET  /v1/tokens/{token}                  a token the sandbox knows (any other: 404)
     POST /v1/authorizations/{id}/capture     the whole amount (once)
     POST /v1/authorizations/{id}/void        only while uncaptured
     POST /v1/authorizations/{id}/refund      the whole captured amount (once)
@@ -357,6 +358,14 @@ async def _step(request: web.Request, verb: str, required: str, apply: Callable[
     return await _idempotent(request, body, work)
 
 
+async def get_token(request: web.Request) -> web.Response:
+    """A test token, as a provider describes a token it issued (no card data here either)."""
+    token = request.match_info["token"]
+    if token not in APPROVE | DECLINE:
+        raise ApiError(404, "no_such_token", "no such payment token")
+    return web.json_response({"id": token, "object": "token"})
+
+
 async def get_authorization(request: web.Request) -> web.Response:
     return web.json_response(asdict(_authorization(request)))
 
@@ -400,6 +409,7 @@ def make_app(store: Path | None, timeout_delay: float) -> web.Application:
     app.router.add_post("/v1/authorizations", create_authorization)
     app.router.add_get("/v1/authorizations", list_authorizations)
     app.router.add_get("/v1/authorizations/{id}", get_authorization)
+    app.router.add_get("/v1/tokens/{token}", get_token)
     app.router.add_post("/v1/authorizations/{id}/capture", capture)
     app.router.add_post("/v1/authorizations/{id}/void", void)
     app.router.add_post("/v1/authorizations/{id}/refund", refund)

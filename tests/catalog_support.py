@@ -75,3 +75,41 @@ async def variant_target(http: aiohttp.ClientSession, admin: dict[str, Any]) -> 
     small = next(v for v in product["variants"] if v["options"] == {"Size": "S"})
     params = {"productId": product["product_id"], "variantId": small["variant_id"]}
     return {**seller, "category": slug, "params": params}
+
+
+def shipping_method_body() -> dict[str, Any]:
+    return {
+        "name": f"Matrix parcel {new_tag()}",
+        "countries": ["DE"],
+        "prices": {"EUR": "4.90"},
+        "min_days": 1,
+        "max_days": 3,
+    }
+
+
+async def shipping_method_target(http: aiohttp.ClientSession, admin: dict[str, Any]) -> dict[str, Any]:
+    """Authorization-matrix target: a shipping method (admins' alone) and a member."""
+    async with http.post(
+        "/api/shipping-methods", json=shipping_method_body(), headers=bearer(admin["access_token"])
+    ) as resp:
+        assert resp.status == 201, await resp.text()
+        method = await resp.json()
+    user = await register(http)
+    session = await login(http, user["email"], user["password"])
+    return {**user, **session, "params": {"methodId": method["method_id"]}}
+
+
+def tax_rate_body() -> dict[str, Any]:
+    """A rate of a tax class of its own (in a country no test orders in), so no order is taxed by it."""
+    return {"country": "IS", "tax_class": f"matrix-{new_tag()}", "rate": "24", "name": "VSK"}
+
+
+async def tax_rate_target(http: aiohttp.ClientSession, admin: dict[str, Any]) -> dict[str, Any]:
+    """Authorization-matrix target: a tax rate (admins' alone) and a member."""
+    async with http.post("/api/tax-rates", json=tax_rate_body(), headers=bearer(admin["access_token"])) as resp:
+        assert resp.status == 201, await resp.text()
+        rate = await resp.json()
+    user = await register(http)
+    session = await login(http, user["email"], user["password"])
+    return {**user, **session, "params": {"rateId": rate["rate_id"], "currency": "NOK"}}
+

@@ -78,3 +78,41 @@ async def finished_order_target(http: aiohttp.ClientSession, admin: dict[str, An
                 return target
         await asyncio.sleep(0.1)
     raise AssertionError("the declined order was never cancelled")
+
+
+async def ledger(order_id: str) -> dict[str, Any]:
+    """An order as the payment sandbox's ledger sees it: what was captured, refunded, still live."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{environment.PAYMENT_SANDBOX_PORT}/v1/ledger/orders/{order_id}") as resp,
+    ):
+        result: dict[str, Any] = await resp.json()
+        return result
+
+
+async def place_body(
+    http: aiohttp.ClientSession, who: dict[str, Any], body: dict[str, Any]
+) -> tuple[int, dict[str, Any]]:
+    """Place an order with this body (status, answer), retrying while the orders service has
+    not yet heard of its products."""
+    for _ in range(100):
+        headers = {**bearer(who["access_token"]), "Idempotency-Key": str(uuid.uuid4())}
+        async with http.post("/api/orders", json=body, headers=headers) as resp:
+            answer: dict[str, Any] = await resp.json()
+        fields = {e["field"] for e in answer.get("errors", ())}
+        if resp.status != 422 or not any(f.startswith("items") for f in fields):
+            return resp.status, answer
+        await asyncio.sleep(0.1)
+    raise AssertionError("the orders service never priced the product")
+
+
+async def confirmed_and_captured(http: aiohttp.ClientSession, who: dict[str, Any], order_id: str) -> dict[str, Any]:
+    """The order once confirmed with its payment captured (read as `who`); fails if it is cancelled."""
+    for _ in range(300):
+        async with http.get(f"/api/orders/{order_id}", headers=bearer(who["access_token"])) as resp:
+            order: dict[str, Any] = await resp.json()
+        if order["status"] == "confirmed" and order["payment_status"] == "captured":
+            return order
+        assert order["status"] != "cancelled", order
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"order {order_id} was never confirmed and captured")

@@ -69,6 +69,8 @@ products = Table(
     Column("images", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     # [{"name", "values": [...]}, ...]: how its variants differ; [] for one default variant.
     Column("options", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    # Which tax rates apply (migration 0025): `standard` unless its seller says otherwise.
+    Column("tax_class", String(32), nullable=False, server_default=text("'standard'")),
     # Read model of the inventory service's stock (from inventory.stock_changed.v1): the
     # sum over its live variants (catalog.variants.available).
     Column("available", Integer, nullable=False, server_default=text("0")),

@@ -98,6 +98,19 @@ notification_products = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
+# Read model of catalog events: each variant's label ("M / Red", "" for a product's
+# default variant) and SKU, for low-stock notices. A withdrawn variant keeps its row:
+# a notice about it may still come. Newer-wins by `updated_at`, as for products.
+notification_variants = Table(
+    "variants",
+    notifications_metadata,
+    Column("variant_id", UUID(as_uuid=True), primary_key=True),
+    Column("product_id", UUID(as_uuid=True), nullable=False),
+    Column("label", Text, nullable=False),
+    Column("sku", String(64)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
 # The client fingerprints (SHA-256, not reversible) each user signed in from: a
 # sign-in from one not seen before gets a security notice.
 sign_in_fingerprints = Table(

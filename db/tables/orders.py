@@ -1,5 +1,6 @@
 """The orders service's schema: orders with their saga state, lines and history; the sales
-projection; carts and the product read model they price from; closed accounts."""
+projection; carts and the product read model they price from; closed accounts and the
+customers read model."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Numeric,
     String,
     Table,
     Text,
+    UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 from db.tables.base import messaging_tables
 
@@ -38,7 +41,8 @@ orders = Table(
     Column("request_hash", String(64), nullable=False),
     Column("currency", String(3), nullable=False),
     Column("total_minor", BigInteger, nullable=False),
-    # Null once the customer's account was erased (the order stays, for accounting).
+    # Null once the customer's account was erased (the order stays, for accounting). With
+    # the recipient's name and phone when given (migration 0022).
     Column("shipping_address_enc", Text),
     Column("shipping_address_key_id", String(32)),
     Column("payment_token", String(64), nullable=False),
@@ -53,9 +57,32 @@ orders = Table(
     Column("voided_at", DateTime(timezone=True)),
     # Cancelled before shipping after its stock was committed: that stock goes back on sale.
     Column("restock", Boolean, nullable=False, server_default=text("false")),
+    # The end of the pay-again window once a payment failed (migration 0024): the API's
+    # `payment_due_by` while the order awaits payment.
+    Column("pay_by", DateTime(timezone=True)),
+    # Placed from the member's cart: confirmed, its lines leave that cart (migration 0024).
+    Column("from_cart", Boolean, nullable=False, server_default=text("false")),
+    # The shipping method chosen at checkout, as it was then (migration 0023); null: none.
+    Column("shipping_method_id", UUID(as_uuid=True)),
+    Column("shipping_name", Text),
+    Column("shipping_minor", BigInteger),
+    Column("shipping_min_days", Integer),
+    Column("shipping_max_days", Integer),
+    # Taxes as computed at placement (migration 0025): whether the prices included them, the
+    # tax on shipping, and the breakdown by rate (`[{"name", "rate", "amount_minor"}]`).
+    Column("prices_include_tax", Boolean, nullable=False, server_default=text("false")),
+    Column("shipping_tax_minor", BigInteger, nullable=False, server_default=text("0")),
+    Column("tax_lines", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    # The parcel's, given by the seller when shipping (migration 0023).
+    Column("tracking_number", String(64)),
+    Column("carrier", String(64)),
     Column("version", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # The customer's email and name when the order was placed, sealed as one JSON value
+    # (migration 0022); null when unknown, and once the customer's account was erased.
+    Column("customer_enc", Text),
+    Column("customer_key_id", String(32)),
     CheckConstraint("status IN ('pending', 'confirmed', 'shipped', 'delivered', 'cancelled')", name="ck_orders_status"),
     CheckConstraint("total_minor > 0", name="ck_orders_total_positive"),
     Index("ix_orders_user", "user_id", "created_at", "order_id"),
@@ -64,7 +91,8 @@ orders = Table(
 Index("ix_orders_deadline", orders.c.deadline, postgresql_where=orders.c.step != "done")
 
 # The lines of an order, one per variant (a product without options: its default variant,
-# whose id is the product's), with the price it was sold at.
+# whose id is the product's), as it was sold: name, SKU, label, image and price, and the
+# line's tax and discount (zero until taxes and vouchers exist; migration 0022).
 order_lines = Table(
     "order_lines",
     orders_metadata,
@@ -78,11 +106,17 @@ order_lines = Table(
     Column("variant_label", Text, nullable=False, server_default=text("''")),
     Column("quantity", Integer, nullable=False),
     Column("unit_price_minor", BigInteger, nullable=False),
+    Column("image_url", Text),
+    Column("tax_minor", BigInteger, nullable=False, server_default=text("0")),
+    Column("discount_minor", BigInteger, nullable=False, server_default=text("0")),
     CheckConstraint("quantity > 0", name="ck_order_lines_quantity_positive"),
     Index("ix_order_lines_seller", "seller_id"),
 )
 
-# Every status an order took, in order: `history` in the API and the SSE stream.
+# Every status an order took, in order, and (still pending) each payment that failed or
+# was made again: `history` in the API and the SSE stream. The payment's status, the
+# cancel reason and the pay-again window's end as they were then (migration 0024; null in
+# the entries written before).
 order_history = Table(
     "order_history",
     orders_metadata,
@@ -90,6 +124,9 @@ order_history = Table(
     Column("order_id", UUID(as_uuid=True), ForeignKey("orders.orders.order_id"), nullable=False),
     Column("status", String(16), nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),
+    Column("payment_status", String(16)),
+    Column("cancel_reason", String(32)),
+    Column("payment_due_by", DateTime(timezone=True)),
     Index("ix_order_history_order", "order_id", "id"),
 )
 
@@ -108,6 +145,8 @@ sales = Table(
     Column("variant_label", Text, nullable=False, server_default=text("''")),
     Column("quantity", Integer, nullable=False),
     Column("unit_price_minor", BigInteger, nullable=False),
+    # The line's tax (in its price or added to it, as the order's prices said; migration 0025).
+    Column("tax_minor", BigInteger, nullable=False, server_default=text("0")),
     Column("currency", String(3), nullable=False),
     Column("confirmed_at", DateTime(timezone=True), nullable=False),
     Column("cancelled_at", DateTime(timezone=True)),
@@ -132,6 +171,10 @@ order_products = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     # The product has options: a line must name one of its variants (migration 0020).
     Column("has_options", Boolean, nullable=False, server_default=text("false")),
+    # Its main image, for an order line's snapshot (migration 0022).
+    Column("image_url", Text),
+    # Which tax rates apply to it (migration 0025).
+    Column("tax_class", String(32), nullable=False, server_default=text("'standard'")),
 )
 
 # The products' variants as the orders service knows them (migration 0020): what a cart
@@ -185,4 +228,63 @@ closed_accounts = Table(
     Column("user_id", UUID(as_uuid=True), primary_key=True),
     Column("reason", String(16), nullable=False),
     Column("closed_at", DateTime(timezone=True), nullable=False),
+)
+
+# The accounts as the orders service knows them (migration 0022), kept from the users
+# service's events: what an order keeps of its customer when placed. The email is sealed
+# (AES-256-GCM, bound to its row); it is null in a row an update made before the
+# registration arrived. `updated_at` is the newest event's time. Deleted at erasure.
+customers = Table(
+    "customers",
+    orders_metadata,
+    Column("user_id", UUID(as_uuid=True), primary_key=True),
+    Column("email_enc", Text),
+    Column("email_key_id", String(32)),
+    Column("username", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Shipping methods (migration 0023), managed by admins: prices and free-shipping
+# thresholds per currency in minor units (`{"USD": 490}`), the countries served. A
+# deleted one keeps its row (`deleted_at`): orders placed with it name it.
+shipping_methods = Table(
+    "shipping_methods",
+    orders_metadata,
+    Column("method_id", UUID(as_uuid=True), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("countries", ARRAY(String(2)), nullable=False),
+    Column("prices", JSONB, nullable=False),
+    Column("free_from", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("min_days", Integer, nullable=False),
+    Column("max_days", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("deleted_at", DateTime(timezone=True)),
+    CheckConstraint("min_days <= max_days", name="shipping_days_ordered"),
+)
+
+# Tax rates (migration 0025), managed by admins: a percentage for one product tax class in
+# one country, or one region of it (`region` '' for the whole country). The most specific
+# rate applies.
+tax_rates = Table(
+    "tax_rates",
+    orders_metadata,
+    Column("rate_id", UUID(as_uuid=True), primary_key=True),
+    Column("country", String(2), nullable=False),
+    Column("region", Text, nullable=False, server_default=text("''")),
+    Column("tax_class", String(32), nullable=False),
+    Column("rate", Numeric(7, 4), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("country", "region", "tax_class", name="uq_tax_rates_place_class"),
+)
+
+# Whether a currency's prices include tax (migration 0025); a currency not here: they do not.
+currency_tax = Table(
+    "currency_tax",
+    orders_metadata,
+    Column("currency", String(3), primary_key=True),
+    Column("prices_include_tax", Boolean, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )

@@ -22,6 +22,8 @@ from edge.routes import (
     orders,
     partners,
     reports,
+    shipping,
+    taxes,
     users,
 )
 
@@ -34,6 +36,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     *inventory.ENDPOINTS,
     *cart.ENDPOINTS,
     *orders.ENDPOINTS,
+    *shipping.ENDPOINTS,
+    *taxes.ENDPOINTS,
     *reports.ENDPOINTS,
     *notifications.ENDPOINTS,
 )

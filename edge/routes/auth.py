@@ -13,6 +13,7 @@ from edge.auth import require_actor
 from edge.commands import call_service, parse, send
 from edge.middleware import json_body
 from edge.openapi import Endpoint
+from edge.problems import HttpProblem
 from edge.ratelimit import RATE_LIMITER_KEY
 from edge.routes.users import NO_STORE
 from edge.sessions import CSRF_KEY, REFRESH_COOKIE, check_csrf, clear_session_cookies, set_session_cookies
@@ -37,6 +38,10 @@ def _session_body(request: web.Request) -> tuple[Any, bool]:
 
 async def refresh_session(request: web.Request) -> web.Response:
     body, via_cookie = _session_body(request)
+    if body is None or body == {}:
+        # No refresh token in the body and no session cookie: nobody to refresh (not a
+        # malformed request, which a body with a bad token is).
+        raise HttpProblem("unauthorized", "no session: send a refresh token, or the session cookie")
     command = parse(RefreshSession, body)
     # A session is the "account" here: the edge cannot tell whose token it is.
     session_key = hashlib.sha256(command.refresh_token.encode()).hexdigest()

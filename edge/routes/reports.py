@@ -30,7 +30,7 @@ from edge.dead_letters import DeadLetterError, DeadLetters
 from edge.openapi import Endpoint
 
 log = logging.getLogger("agora.edge.reports")
-CSV_COLUMNS = ("period_start", "orders", "units", "revenue", "currency")
+CSV_COLUMNS = ("period_start", "orders", "units", "revenue", "tax", "currency")
 
 
 def _wants_csv(request: web.Request, query: SalesReportQuery) -> bool:
@@ -55,7 +55,9 @@ async def sales_report(request: web.Request) -> web.Response:
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for period in report["periods"]:
-        writer.writerow((period["start"], period["orders"], period["units"], period["revenue"], report["currency"]))
+        writer.writerow(
+            (period["start"], period["orders"], period["units"], period["revenue"], period["tax"], report["currency"])
+        )
     filename = f"sales-{query.start.isoformat()}-{query.end.isoformat()}.csv"
     return web.Response(
         text=out.getvalue(),
@@ -91,12 +93,12 @@ ENDPOINTS = (
         query=SalesReportQuery,
         auth=True,
         errors=(404, 422),
-        also_as=("text/csv", "One row per period: `period_start,orders,units,revenue,currency`"),
+        also_as=("text/csv", "One row per period: `period_start,orders,units,revenue,tax,currency`"),
         summary="A seller's sales from `from` to `to` (days, UTC, both included) by `granularity` (day, week "
         "from Monday, month): orders confirmed and not cancelled since, every period listed (zeros too), the top "
         "10 products by revenue, and totals, in one currency (`currency`, by default the one most sales use). The "
         "seller or an admin; anyone else 404. With `format=csv` or `Accept: text/csv`, a CSV download "
-        "(`period_start,orders,units,revenue,currency`).",
+        "(`period_start,orders,units,revenue,tax,currency`).",
     ),
     Endpoint(
         "GET",

@@ -18,19 +18,8 @@ from harness.accounts import bearer, create_admin, login, register
 from harness.stack import Stack
 from tests.browser.conftest import screenshot, sign_in
 from tests.catalog_support import create_category, new_tag
-from tests.orders_support import matrix_product, place_when_priced
+from tests.orders_support import confirmed_and_captured, matrix_product, place_when_priced
 from tests.reliability.conftest import park_a_registration
-
-
-async def _confirmed(http: aiohttp.ClientSession, admin: dict[str, Any], order_id: str) -> dict[str, Any]:
-    for _ in range(300):
-        async with http.get(f"/api/orders/{order_id}", headers=bearer(admin["access_token"])) as resp:
-            order: dict[str, Any] = await resp.json()
-        if order["status"] == "confirmed" and order["payment_status"] == "captured":
-            return order
-        assert order["status"] != "cancelled", order
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"order {order_id} was never confirmed and captured")
 
 
 async def test_pages_are_public_html_under_a_strict_policy(http: aiohttp.ClientSession) -> None:
@@ -90,7 +79,7 @@ async def test_an_admin_creates_a_product_and_ships_an_order(
     member = await register(http)
     session = await login(http, member["email"], member["password"])
     order_id = (await place_when_priced(http, session, product_id))["order_id"]
-    await _confirmed(http, admin, order_id)
+    await confirmed_and_captured(http, admin, order_id)
 
     await page.get_by_role("link", name="Orders").click()
     await page.get_by_label("Status").select_option("confirmed")
@@ -131,7 +120,7 @@ async def test_a_seller_sees_the_sales_chart_and_downloads_the_csv(
     member = await register(http)
     buyer = await login(http, member["email"], member["password"])
     order_id = (await place_when_priced(http, buyer, product_id))["order_id"]
-    await _confirmed(http, admin, order_id)
+    await confirmed_and_captured(http, admin, order_id)
 
     today = datetime.now(UTC).date().isoformat()
     report = f"/api/sellers/{seller['user_id']}/reports/sales?from={today}&to={today}&granularity=day"

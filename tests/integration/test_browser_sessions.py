@@ -89,6 +89,12 @@ async def test_refresh_and_logout_with_the_refresh_cookie(http: aiohttp.ClientSe
         assert resp.cookies[ACCESS_COOKIE].value == ""  # cleared
     async with http.post("/api/auth/refresh", json={"refresh_token": renewed[REFRESH_COOKIE].value}) as resp:
         assert resp.status == 401
+    # No cookie and no token: nobody to refresh (401 saying how to sign in), not a malformed body.
+    for body in (None, {}):
+        async with http.post("/api/auth/refresh", json=body) as resp:
+            assert resp.status == 401 and "WWW-Authenticate" in resp.headers, await resp.text()
+    async with http.post("/api/auth/refresh", json={"refresh_token": 5}) as resp:
+        assert resp.status == 422  # a token of the wrong kind is still a bad request
 
 
 async def test_cors_allows_only_configured_origins(http: aiohttp.ClientSession) -> None:

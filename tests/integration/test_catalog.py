@@ -97,6 +97,7 @@ async def test_product_lifecycle(
         "options",
         "variants",
         "availability",
+        "tax_class",
     }
     assert created["seller_id"] == seller["user"]["user_id"]
     assert (created["price"], created["currency"], created["category"]) == ("19.99", "USD", category)

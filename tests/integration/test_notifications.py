@@ -29,6 +29,7 @@ from harness import environment, processes
 from harness.accounts import bearer, login, make_seller, register
 from harness.bus import Bus, list_product, publish_event, service_token
 from harness.stack import Stack
+from tests.catalog_support import create_category, create_product, new_tag
 from tests.orders_support import place_when_priced
 from tests.reliability.conftest import dead_letters
 from workers.notifications.templates import CANCEL_REASONS, DEFAULTS
@@ -204,6 +205,11 @@ async def test_a_declined_order_is_cancelled_by_email_with_the_reason_in_words(
 ) -> None:
     product_id = await product(amqp, http, seller)
     order = await place_when_priced(http, member, product_id, "tok_chargeDeclined")
+    # First the failed payment, with the link to pay again and until when; then, the
+    # window passed (10 s in tests), the cancellation.
+    [failed] = await mails(member["email"], subject="did not go through")
+    assert order["order_id"] in failed["text"] and f"/orders/{order['order_id']}" in failed["text"]
+    assert "Pay again" in failed["html"] and " UTC" in failed["text"]
     [mail] = await mails(member["email"], subject="cancelled")
     assert order["order_id"] in mail["text"]
     assert CANCEL_REASONS["payment_declined"] in mail["text"]
@@ -288,6 +294,137 @@ async def test_low_stock_is_emailed_to_the_seller(
     [mail] = await mails(seller["user"]["email"], subject="Low stock")
     assert f"product {product_id[:8]}" in mail["subject"]  # its name, from the catalog's event
     assert "2" in mail["text"]
+
+
+async def stock_record(http: aiohttp.ClientSession, product_id: str, variant_id: str) -> None:
+    """Wait until the inventory service has the variant's stock record (from the catalog's event)."""
+
+    async def found() -> bool:
+        async with http.get(f"/api/inventory/{product_id}", params={"variant_id": variant_id}) as resp:
+            return resp.status == 200
+
+    assert await until(found), f"no stock record for variant {variant_id}"
+
+
+async def report_low(http: aiohttp.ClientSession, seller: dict[str, Any], product_id: str, variant_id: str) -> None:
+    """Set the variant's stock below its threshold: the inventory service reports it low."""
+    await stock_record(http, product_id, variant_id)
+    async with http.put(
+        f"/api/inventory/{product_id}",
+        json={"variant_id": variant_id, "stock": 2, "low_stock_threshold": 3},
+        headers=bearer(seller["access_token"]),
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+
+
+async def low_stock_mail(seller: dict[str, Any], subject: str) -> Mail:
+    """The one low-stock email whose subject is exactly `subject`."""
+    found = [m for m in await mails(seller["user"]["email"], subject=subject) if m["subject"] == subject]
+    subjects = [m["subject"] for m in await mails(seller["user"]["email"], subject="Low stock", within=0)]
+    assert len(found) == 1, f"wanted {subject!r}, the seller got {subjects}"
+    return found[0]
+
+
+@pytest.fixture(scope="module")
+async def category(http: aiohttp.ClientSession, admin: dict[str, Any]) -> str:
+    slug = f"notices-{new_tag()}"
+    await create_category(http, admin, slug)
+    return slug
+
+
+def tee(tag: str) -> dict[str, Any]:
+    """A T-shirt in three sizes and two colours: six variants, each with its SKU."""
+    return {
+        "name": f"Tee {tag}",
+        "options": [{"name": "Size", "values": ["S", "M", "L", "XL"]}, {"name": "Colour", "values": ["Red", "Blue"]}],
+        "variants": [
+            {"sku": f"TEE-{tag}-{size}-{colour}".upper(), "options": {"Size": size, "Colour": colour}, "stock": 10}
+            for size in ("S", "M", "L")
+            for colour in ("Red", "Blue")
+        ],
+    }
+
+
+def variant_of(product: dict[str, Any], label: str) -> dict[str, Any]:
+    return next(v for v in product["variants"] if v["label"] == label)
+
+
+async def test_a_low_stock_email_names_the_variant_and_its_sku(
+    http: aiohttp.ClientSession, admin: dict[str, Any], category: str
+) -> None:
+    seller = await make_seller(http, admin)
+    tag = new_tag()
+    product = await create_product(http, seller, category, **tee(tag))
+    m_red = variant_of(product, "M / Red")
+    await report_low(http, seller, product["product_id"], m_red["variant_id"])
+
+    mail = await low_stock_mail(seller, f"Low stock: Tee {tag} (M / Red)")
+    assert f"Tee {tag} (M / Red), SKU {m_red['sku']}, is running low: 2 left" in mail["text"]
+    assert f"<strong>Tee {tag} (M / Red)</strong>, SKU {m_red['sku']}, is running low" in mail["html"]
+    others = [v for v in product["variants"] if v["variant_id"] != m_red["variant_id"]]
+    assert not [v["sku"] for v in others if v["sku"] in mail["text"]]  # only the low one
+
+
+async def test_a_variant_added_or_changed_later_is_named_as_it_is_now(
+    http: aiohttp.ClientSession, db: AsyncEngine, admin: dict[str, Any], category: str
+) -> None:
+    seller = await make_seller(http, admin)
+    tag = new_tag()
+    product = await create_product(http, seller, category, **tee(tag))
+    pid, auth = product["product_id"], bearer(seller["access_token"])
+
+    # Added after the listing (catalog.variant_added): its stock set low at once.
+    xl = {"sku": f"XL-{tag}".upper(), "options": {"Size": "XL", "Colour": "Red"}, "price": "22.00", "stock": 10}
+    async with http.post(f"/api/products/{pid}/variants", json=xl, headers=auth) as resp:
+        assert resp.status == 201, await resp.text()
+        xl_red = variant_of(await resp.json(), "XL / Red")
+    await report_low(http, seller, pid, xl_red["variant_id"])
+    mail = await low_stock_mail(seller, f"Low stock: Tee {tag} (XL / Red)")
+    assert f"(XL / Red), SKU {xl['sku']}, is running low" in mail["text"]
+
+    # A new SKU (catalog.variant_updated): the notice names it, not the one at listing.
+    l_blue = variant_of(product, "L / Blue")
+    new_sku = f"LB-{tag}".upper()
+    async with http.put(
+        f"/api/products/{pid}/variants/{l_blue['variant_id']}", json={"sku": new_sku}, headers=auth
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+
+    async def renamed() -> bool:  # the notifications worker has the catalog's event too
+        async with db.connect() as conn:
+            sku = await conn.scalar(
+                text("SELECT sku FROM notifications.variants WHERE variant_id = :v"), {"v": l_blue["variant_id"]}
+            )
+        return bool(sku == new_sku)
+
+    assert await until(renamed)
+    await report_low(http, seller, pid, l_blue["variant_id"])
+    mail = await low_stock_mail(seller, f"Low stock: Tee {tag} (L / Blue)")
+    assert f"(L / Blue), SKU {new_sku}, is running low" in mail["text"]
+    assert l_blue["sku"] not in mail["text"]
+
+
+async def test_a_low_stock_email_for_a_product_without_options_has_no_empty_label(
+    http: aiohttp.ClientSession, admin: dict[str, Any], category: str
+) -> None:
+    seller = await make_seller(http, admin)
+    plain = await create_product(http, seller, category, name=f"Mug {new_tag()}", stock=10)
+    sku = f"MUG-{new_tag()}".upper()
+    with_sku = await create_product(
+        http, seller, category, name=f"Jug {new_tag()}", variants=[{"sku": sku, "stock": 10}]
+    )
+    for product in (plain, with_sku):
+        (default,) = product["variants"]
+        assert (default["variant_id"], default["label"]) == (product["product_id"], "")
+        await report_low(http, seller, product["product_id"], default["variant_id"])
+
+    mail = await low_stock_mail(seller, f"Low stock: {plain['name']}")
+    assert f"Hi {seller['user']['username']},\n\n{plain['name']} is running low: 2 left" in mail["text"]
+    assert "()" not in mail["text"] + mail["html"] and "SKU" not in mail["text"]
+    assert f"<strong>{plain['name']}</strong> is running low" in mail["html"]
+    mail = await low_stock_mail(seller, f"Low stock: {with_sku['name']}")
+    assert f"\n\n{with_sku['name']}, SKU {sku}, is running low: 2 left" in mail["text"]
+    assert "()" not in mail["text"] + mail["html"]
 
 
 # --- delivery guarantees -----------------------------------------------------------------------

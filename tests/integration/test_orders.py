@@ -23,11 +23,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.inventory import RETURN_STOCK
 from contracts.orders import PLACE_ORDER
-from harness import broker, environment
+from harness import broker
 from harness.accounts import bearer, login, make_seller, register
 from harness.bus import Bus, list_product, service_token
 from harness.processes import agora_cli
 from harness.stack import Stack
+from tests.orders_support import ledger
 
 ADDRESS = {"line1": "1 Main St", "city": "Springfield", "postal_code": "12345", "country": "US"}
 FINAL = ("confirmed", "cancelled")
@@ -123,15 +124,6 @@ async def stock_settles(
     return current
 
 
-async def ledger(order_id: str) -> dict[str, Any]:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.get(f"http://127.0.0.1:{environment.PAYMENT_SANDBOX_PORT}/v1/ledger/orders/{order_id}") as resp,
-    ):
-        result: dict[str, Any] = await resp.json()
-        return result
-
-
 # --- the saga ---------------------------------------------------------------------------
 
 
@@ -143,7 +135,10 @@ async def test_happy_path_confirms_commits_and_captures(
     assert status == 202, body
     assert body["status"] == "pending" and headers["Location"] == f"/api/orders/{body['order_id']}"
     line = {"product_id": product_id, "variant_id": product_id, "sku": None, "variant": "", "quantity": 2}
-    assert body["items"] == [{**line, "price": "19.99"}]  # its default variant, whose id is the product's
+    amounts = {"price": "19.99", "line_total": "39.98", "tax": "0.00", "discount": "0.00"}
+    name = f"product {product_id.replace('-', '')[:8]}"  # as harness/bus.py lists it, without an image
+    # Its default variant, whose id is the product's.
+    assert body["items"] == [{**line, **amounts, "name": name, "image_url": None}]
     assert (body["total_amount"], body["currency"], body["shipping_address"]["city"]) == ("39.98", "USD", "Springfield")
     order = await settled(http, member, body["order_id"])
     assert order["status"] == "confirmed" and order["payment_status"] == "captured"
@@ -380,7 +375,9 @@ async def test_the_owner_follows_status_changes_as_server_sent_events(
     async with http.get(f"/api/orders/{body['order_id']}/events", headers=bearer(member["access_token"])) as resp:
         assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/event-stream")
         stream = await asyncio.wait_for(resp.text(), 40)  # the stream ends once the order is cancelled
-    assert stream.count("event: status") == 2 and '"status": "cancelled"' in stream, stream
+    # Placed, its payment failed (to pay again until the window's end), then cancelled once it passed.
+    assert stream.count("event: status") == 3 and '"payment_status": "failed"' in stream, stream
+    assert '"status": "cancelled"' in stream and '"cancel_reason": "payment_declined"' in stream, stream
 
 
 # --- partners on the broker ---------------------------------------------------------------

@@ -134,12 +134,33 @@ async def test_void_after_authorize(bus: Bus, saga: str, provider: aiohttp.Clien
     assert (await authorize(bus, saga, order_id))["outcome"] == "authorized"
     assert (await step(bus, saga, VOID_PAYMENT, order_id))["outcome"] == "voided"
     assert (await step(bus, saga, VOID_PAYMENT, order_id, 2))["outcome"] == "voided"  # a repeat: same answer
-    # Voided is final: no capture, and a late authorization is not made again.
+    # Voided is final: no capture, and a late authorization (the first one, again) is not made again.
     assert (await step(bus, saga, CAPTURE_PAYMENT, order_id))["outcome"] == "failed"
-    assert (await authorize(bus, saga, order_id, attempt=3))["outcome"] == "failed"
+    assert (await authorize(bus, saga, order_id))["outcome"] == "failed"
     book = await ledger(provider, order_id)
     assert [a["status"] for a in book["authorizations"]] == ["voided"]
     assert book["live_authorizations"] == 0 and book["captured"] == 0
+
+
+async def test_a_declined_order_is_paid_again_under_a_key_of_its_own(
+    bus: Bus, saga: str, provider: aiohttp.ClientSession
+) -> None:
+    """The saga pays again with a later attempt and `<order_id>:authorize:<attempt>`: a new
+    authorization, which a late copy of an older void leaves alone."""
+    order_id = uuid.uuid4()
+    assert (await authorize(bus, saga, order_id, "tok_chargeDeclined"))["outcome"] == "declined"
+    assert (await authorize(bus, saga, order_id, "tok_chargeDeclined"))["outcome"] == "declined"  # a late copy
+    card = {"amount_minor": AMOUNT, "currency": "EUR", "payment_token": "tok_visa"}
+    again = await step(bus, saga, AUTHORIZE_PAYMENT, order_id, 2, idempotency_key=f"{order_id}:authorize:2", **card)
+    assert again["outcome"] == "authorized" and again["provider_reference"], again
+    assert (await step(bus, saga, VOID_PAYMENT, order_id, 1))["outcome"] == "failed"  # older than it: not its to void
+    assert (await step(bus, saga, CAPTURE_PAYMENT, order_id, 3))["outcome"] == "captured"
+    book = await ledger(provider, order_id)
+    assert [(a["token"], a["status"]) for a in book["authorizations"]] == [
+        ("tok_chargeDeclined", "declined"),
+        ("tok_visa", "captured"),
+    ]
+    assert (book["captured"], book["captures"], book["live_authorizations"]) == (AMOUNT, 1, 0)
 
 
 async def test_void_of_an_order_never_authorized_bars_a_later_authorization(

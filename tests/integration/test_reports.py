@@ -81,16 +81,16 @@ async def test_sales_report_orders_list_and_overview(http: aiohttp.ClientSession
         resp = await _report(http, seller, seller_id, query)
         assert resp.status == 200, await resp.text()
         report = await resp.json()
-        if report["totals"] == {"orders": 2, "units": 4, "revenue": "79.96"}:
+        if report["totals"] == {"orders": 2, "units": 4, "revenue": "79.96", "tax": "0.00"}:
             break
         await asyncio.sleep(0.1)
-    assert report["totals"] == {"orders": 2, "units": 4, "revenue": "79.96"}, report
+    assert report["totals"] == {"orders": 2, "units": 4, "revenue": "79.96", "tax": "0.00"}, report
     assert report["seller_id"] == seller_id and report["currency"] == "USD" and report["granularity"] == "day"
     assert (report["from"], report["to"]) == (str(today - timedelta(days=2)), str(today))
     assert report["periods"] == [
-        {"start": str(today - timedelta(days=2)), "orders": 0, "units": 0, "revenue": "0.00"},
-        {"start": str(today - timedelta(days=1)), "orders": 0, "units": 0, "revenue": "0.00"},
-        {"start": str(today), "orders": 2, "units": 4, "revenue": "79.96"},
+        {"start": str(today - timedelta(days=2)), "orders": 0, "units": 0, "revenue": "0.00", "tax": "0.00"},
+        {"start": str(today - timedelta(days=1)), "orders": 0, "units": 0, "revenue": "0.00", "tax": "0.00"},
+        {"start": str(today), "orders": 2, "units": 4, "revenue": "79.96", "tax": "0.00"},
     ]
     assert [(p["product_id"], p["units"], p["revenue"]) for p in report["top_products"]] == [
         (first, 3, "59.97"),
@@ -99,7 +99,9 @@ async def test_sales_report_orders_list_and_overview(http: aiohttp.ClientSession
     assert report["top_products"][0]["name"].startswith("product ")
 
     monthly = await (await _report(http, admin, seller_id, f"from={today}&to={today}&granularity=month")).json()
-    assert monthly["periods"] == [{"start": str(today.replace(day=1)), "orders": 2, "units": 4, "revenue": "79.96"}]
+    assert monthly["periods"] == [
+        {"start": str(today.replace(day=1)), "orders": 2, "units": 4, "revenue": "79.96", "tax": "0.00"}
+    ]
 
     resp = await _report(http, seller, seller_id, f"{query}&format=csv")
     assert resp.status == 200
@@ -107,8 +109,8 @@ async def test_sales_report_orders_list_and_overview(http: aiohttp.ClientSession
     filename = f"sales-{today - timedelta(days=2)}-{today}.csv"
     assert resp.headers["Content-Disposition"] == f'attachment; filename="{filename}"'
     rows = list(csv.reader(io.StringIO(await resp.text())))
-    assert rows[0] == ["period_start", "orders", "units", "revenue", "currency"]
-    assert rows[-1] == [str(today), "2", "4", "79.96", "USD"]
+    assert rows[0] == ["period_start", "orders", "units", "revenue", "tax", "currency"]
+    assert rows[-1] == [str(today), "2", "4", "79.96", "0.00", "USD"]
     async with http.get(
         f"/api/sellers/{seller_id}/reports/sales?{query}",
         headers={**bearer(seller["access_token"]), "Accept": "text/csv"},

@@ -217,6 +217,11 @@ async def test_a_tee_in_sizes_and_colours_is_ordered_as_one_variant_and_only_its
             "variant": "M / Red",
             "quantity": 2,
             "price": "20.00",
+            "name": product["name"],
+            "image_url": f"https://img.example/{tag}/front.jpg",
+            "line_total": "40.00",
+            "tax": "0.00",
+            "discount": "0.00",
         }
     ]
     order = await settled(http, member, placed["order_id"])

@@ -31,7 +31,16 @@ from edge.routes import ENDPOINTS, REDIRECTS
 from harness.accounts import bearer, create_admin, login, make_seller, new_user, register
 from harness.stack import Stack
 from tests.cart_support import cart_target
-from tests.catalog_support import category_target, new_tag, product_target, variant_target
+from tests.catalog_support import (
+    category_target,
+    new_tag,
+    product_target,
+    shipping_method_body,
+    shipping_method_target,
+    tax_rate_body,
+    tax_rate_target,
+    variant_target,
+)
 from tests.orders_support import finished_order_target, order_body, order_target
 from tests.support import stock_target
 from workers.notifications.templates import DEFAULTS
@@ -131,6 +140,32 @@ MATRIX = (
     Row("POST", "/api/admin/dead-letters/{queue}/discard", ADMIN_ONLY, target=dead_letter_target),
     # Reports: a seller's sales are the seller's (others 404); the dashboard's views are admins'.
     Row("GET", "/api/sellers/{sellerId}/reports/sales", OWNER_OR_ADMIN, target=seller_target),
+    Row("GET", "/api/sellers/{sellerId}/orders", OWNER_OR_ADMIN, target=seller_target),
+    Row("GET", "/api/shipping-methods", ALL),
+    Row("POST", "/api/shipping-methods", _statuses(401, 403, 403, 403, 201), body=lambda o: shipping_method_body()),
+    Row(
+        "PUT",
+        "/api/shipping-methods/{methodId}",
+        ADMIN_ONLY,
+        body=lambda owner: {"max_days": 5},
+        target=shipping_method_target,
+    ),
+    Row(
+        "DELETE", "/api/shipping-methods/{methodId}", _statuses(401, 403, 403, 403, 204), target=shipping_method_target
+    ),
+    Row("GET", "/api/tax-rates", ALL),
+    Row("POST", "/api/tax-rates", _statuses(401, 403, 403, 403, 201), body=lambda o: tax_rate_body()),
+    Row("PUT", "/api/tax-rates/{rateId}", ADMIN_ONLY, body=lambda o: {"rate": "23"}, target=tax_rate_target),
+    Row("DELETE", "/api/tax-rates/{rateId}", _statuses(401, 403, 403, 403, 204), target=tax_rate_target),
+    Row("GET", "/api/tax-settings", ALL),
+    # NOK is no order's currency in the suite: the setting changes nothing another test sees.
+    Row(
+        "PUT",
+        "/api/tax-settings/{currency}",
+        ADMIN_ONLY,
+        body=lambda o: {"prices_include_tax": False},
+        target=tax_rate_target,
+    ),
     Row("GET", "/api/admin/orders", ADMIN_ONLY),
     Row("GET", "/api/admin/overview", ADMIN_ONLY),
     # Low stock: a seller's own list (members own no products: 403), everyone's for admins.
@@ -267,6 +302,13 @@ MATRIX = (
         body=lambda owner: {"status": "shipped"},
         case="ship",
         target=finished_order_target,
+    ),
+    Row(
+        "POST",
+        "/api/orders/{orderId}/payment",
+        _statuses(401, 409, 404, 404, 409),  # its payment has not failed (in progress, or paid): nothing to pay
+        body=lambda owner: {"payment_token": "tok_mastercard"},
+        target=order_target,
     ),
     Row("GET", "/api/orders/user/{userId}", OWNER_OR_ADMIN, target=order_target),
     Row("GET", "/api/orders/{orderId}/events", _statuses(401, 200, 404, 404, 404), target=finished_order_target),

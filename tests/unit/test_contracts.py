@@ -37,6 +37,14 @@ def test_phone_must_be_e164(phone: str) -> None:
     assert _fields({**GOOD, "phone": phone}) == {"phone"}
 
 
+@pytest.mark.parametrize(
+    ("written", "kept"),
+    [("+1 415 555 2671", "+14155552671"), ("+1 (415) 555-2671", "+14155552671"), ("+33 6 12 34 56 78", "+33612345678")],
+)
+def test_a_phone_written_as_people_write_it_is_kept_in_e164(written: str, kept: str) -> None:
+    assert RegisterUser.model_validate({**GOOD, "phone": written}).phone == kept
+
+
 def test_address_country_is_iso_alpha2() -> None:
     bad = {"line1": "x", "city": "y", "postal_code": "1", "country": "USA"}
     assert _fields({**GOOD, "address": bad}) == {"address.country"}

@@ -37,3 +37,25 @@ def test_the_order_event_stream_is_documented_as_server_sent_events() -> None:
     assert list(content) == ["text/event-stream"]
     assert content["text/event-stream"]["schema"]["type"] == "string"
     assert "event: status" in content["text/event-stream"]["example"]
+
+
+def test_every_parameter_says_what_it_is_and_the_headers_clients_send_are_documented() -> None:
+    doc = build_document(ENDPOINTS, REDIRECTS)
+    parameters = doc["components"]["parameters"]
+    undescribed = [
+        f"{method.upper()} {path} {parameter['name']}"
+        for path, operations in doc["paths"].items()
+        for method, operation in operations.items()
+        for parameter in operation.get("parameters", [])
+        if "$ref" not in parameter and not parameter.get("description")
+    ]
+    assert undescribed == []
+    assert all(p["description"] for p in parameters.values())
+
+    def headers(path: str, method: str) -> set[str]:
+        refs = [p["$ref"] for p in doc["paths"][path][method]["parameters"] if "$ref" in p]
+        return {parameters[ref.rsplit("/", 1)[1]]["name"] for ref in refs}
+
+    assert "Idempotency-Key" in headers("/api/orders", "post")
+    for path, method in (("/api/cart", "get"), ("/api/cart/items", "post"), ("/api/cart/items/{productId}", "put")):
+        assert "X-Cart-Id" in headers(path, method)

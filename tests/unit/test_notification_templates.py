@@ -112,3 +112,31 @@ def test_order_variables_render_lists() -> None:
         text="{% for item in items %}{{ item.name }}={{ item.quantity }}@{{ item.price }};{% endfor %}{{ total }}",
     )
     assert validate("order_confirmed", "email", body).text == ("Desk lamp=2@19.99 USD;Notebook=1@4.99 USD;44.97 USD")
+
+
+def test_the_low_stock_email_names_the_variant_and_its_sku() -> None:
+    rendered = validate("low_stock", "email", DEFAULTS[("low_stock", "email")].body)
+    assert rendered.subject == "Low stock: Organic tee (M / Red)"
+    assert "Organic tee (M / Red), SKU TEE-M-RED, is running low: 3 left (your alert threshold is 5)." in rendered.text
+    assert rendered.html is not None and "<strong>Organic tee (M / Red)</strong>, SKU TEE-M-RED, is" in rendered.html
+
+
+@pytest.mark.parametrize(
+    ("sku", "sentence"),
+    [("", "Desk lamp is running low: 3 left"), ("LAMP-1", "Desk lamp, SKU LAMP-1, is running low: 3 left")],
+)
+def test_the_low_stock_email_of_a_default_variant_reads_without_a_label(sku: str, sentence: str) -> None:
+    body = DEFAULTS[("low_stock", "email")].body
+    rendered = render(body, {**SAMPLE, "product_name": "Desk lamp", "variant_label": "", "sku": sku})
+    assert rendered.subject == "Low stock: Desk lamp"
+    assert f"Hi ada,\n\n{sentence} (your alert threshold is 5)." in rendered.text
+    assert rendered.html is not None and "()" not in rendered.text + rendered.html
+    assert (sku == "") == ("SKU" not in rendered.text + rendered.html)
+
+
+def test_a_low_stock_email_edited_before_variants_still_renders() -> None:
+    """An admin's edit made when the template had no variant variables: they are extra, not required."""
+    edited = TemplateBody(
+        subject="Restock {{ product_name }}", text="{{ product_name }}: {{ available }} of {{ threshold }}"
+    )
+    assert validate("low_stock", "email", edited).text == "Organic tee: 3 of 5"

@@ -9,19 +9,25 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from contracts.catalog import VariantDetails
 from contracts.notifications import Category, NotificationPreferences
 from contracts.topology import DELAY_TIERS, delay_tier
 from contracts.users import Contact
 from workers.notifications.model import (
     ORDER_WAIT,
+    VARIANT_WAIT,
+    KnownVariant,
     OrderLine,
     after_transient_failure,
     channels,
     is_new_sign_in,
+    listed_variants,
+    low_stock_variables,
     money,
     order_variables,
     order_wait_over,
     skip_reason,
+    variant_wait_over,
     when,
 )
 
@@ -110,6 +116,49 @@ def test_a_delay_waits_at_least_as_asked_up_to_the_longest_tier(seconds: float) 
 def test_order_events_wait_a_little_for_the_placement() -> None:
     assert not order_wait_over(NOW, NOW + timedelta(seconds=5))
     assert order_wait_over(NOW, NOW + ORDER_WAIT)
+
+
+def test_a_listing_names_its_variants_or_its_default_one() -> None:
+    product_id, m_red = uuid.uuid4(), uuid.uuid4()
+    listed = [VariantDetails(variant_id=m_red, sku="TEE-M-RED", label="M / Red", price_minor=2000)]
+    assert listed_variants(product_id, listed) == {m_red: KnownVariant("M / Red", "TEE-M-RED")}
+    # From an older publisher, without variants: the default one, the product's id.
+    assert listed_variants(product_id, []) == {product_id: KnownVariant("", None)}
+
+
+def test_a_low_stock_notice_waits_a_little_for_its_variant() -> None:
+    variant_id, known = uuid.uuid4(), KnownVariant("M / Red", None)
+    assert variant_wait_over(variant_id, known, NOW, NOW)
+    assert not variant_wait_over(variant_id, None, NOW, NOW + timedelta(seconds=5))
+    assert variant_wait_over(variant_id, None, NOW, NOW + VARIANT_WAIT)
+    assert variant_wait_over(None, None, NOW, NOW)  # an older publisher's: the default variant
+
+
+def test_low_stock_variables_name_the_variant() -> None:
+    product_id, variant_id = uuid.uuid4(), uuid.uuid4()
+
+    def variables(variant_id: uuid.UUID | None, name: str | None, known: KnownVariant | None) -> dict[str, object]:
+        return low_stock_variables(product_id, variant_id, name, known, available=2, threshold=3)
+
+    assert variables(variant_id, "Tee", KnownVariant("M / Red", "TEE-M-RED")) == {
+        "product_name": "Tee",
+        "variant_label": "M / Red",
+        "sku": "TEE-M-RED",
+        "available": 2,
+        "threshold": 3,
+    }
+    assert variables(product_id, "Mug", KnownVariant("", None)) == {
+        "product_name": "Mug",
+        "variant_label": "",
+        "sku": "",
+        "available": 2,
+        "threshold": 3,
+    }
+    # Never heard of here: a default variant needs no label; another is named by its id.
+    assert variables(product_id, None, None)["product_name"] == f"product {product_id}"
+    assert variables(product_id, "Mug", None)["variant_label"] == ""
+    assert variables(None, "Mug", None)["variant_label"] == ""
+    assert variables(variant_id, "Tee", None)["variant_label"] == f"variant {variant_id}"
 
 
 def test_order_variables() -> None:

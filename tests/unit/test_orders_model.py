@@ -8,8 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from contracts.inventory import RESERVE_STOCK, ReserveStock
-from contracts.orders import OrderItem, PlaceOrder
-from contracts.users import Address
+from contracts.orders import OrderCustomer, OrderItem, OrderLine, OrderPlaced, PlaceOrder, ShippingAddress
 from kernel.tokens import Actor
 from workers.orders.carts.model import Cart, Line
 from workers.orders.orders import model
@@ -22,7 +21,7 @@ CONFIG = SagaConfig(
 )
 SELLER = uuid.uuid4()
 MEMBER = Actor(uuid.uuid4(), "member")
-ADDRESS = Address(line1="1 Main St", city="Springfield", postal_code="12345", country="US")
+ADDRESS = ShippingAddress(line1="1 Main St", city="Springfield", postal_code="12345", country="US")
 
 
 def product(price: int, currency: str = "USD", *, deleted: bool = False) -> ProductSnapshot:
@@ -49,14 +48,14 @@ def test_an_order_is_priced_announced_and_its_saga_asks_for_the_stock() -> None:
     wanted = sorted([(lamp.product_id, 3), (rug.product_id, 1)])
     assert sorted((x.product_id, x.quantity) for x in order.lines) == wanted
     assert (order.saga.status, order.saga.step, order.history[0].status) == ("pending", "reserving", "pending")
-    assert placed.empties_cart is None
+    assert not placed.order.from_cart and not placed.order.head.from_cart
     assert (placed.event.order_id, placed.event.total_minor, placed.event.at) == (cmd.order_id, 10997, NOW)
     [send] = placed.sends
     assert send.spec == RESERVE_STOCK and isinstance(send.payload, ReserveStock)
     assert sorted((x.product_id, x.quantity) for x in send.payload.lines) == wanted
 
 
-def test_an_order_from_the_cart_takes_what_is_on_sale_and_empties_the_cart() -> None:
+def test_an_order_from_the_cart_takes_what_is_on_sale_and_leaves_the_cart_until_confirmed() -> None:
     lamp, gone = product(1999), product(700, deleted=True)
     cart = Cart(uuid.uuid4(), MEMBER.user_id, (Line(lamp.product_id, 2, NOW), Line(gone.product_id, 1, NOW)))
     cmd = order_of()
@@ -65,7 +64,7 @@ def test_an_order_from_the_cart_takes_what_is_on_sale_and_empties_the_cart() -> 
     placed = model.place(cmd, MEMBER, MEMBER.user_id, cart, {p.product_id: p for p in (lamp, gone)}, NOW, CONFIG)
 
     assert [(x.product_id, x.quantity) for x in placed.order.lines] == [(lamp.product_id, 2)]
-    assert placed.empties_cart == cart.cart_id
+    assert placed.order.from_cart and placed.order.head.from_cart  # its lines leave the cart once confirmed
 
 
 def test_an_order_in_two_currencies_or_of_a_withdrawn_product_is_refused() -> None:
@@ -98,3 +97,58 @@ def test_a_closed_account_places_nothing() -> None:
     with pytest.raises(model.OrderRefused) as refused:
         model.refuse_closed(True)
     assert refused.value.code == "forbidden"
+
+
+# Snapshots (issue 18): what the lines and the customer were at placement.
+
+
+def test_lines_and_customer_are_kept_as_they_were_at_placement() -> None:
+    lamp = ProductSnapshot(uuid.uuid4(), SELLER, "Desk lamp", 1999, "USD", False, image_url="https://img.example/l.jpg")
+    who = OrderCustomer(email="ann@example.com", name="ann")
+    address = ShippingAddress(**ADDRESS.model_dump(), recipient="Ann Lee", phone="+31612345678")
+    cmd = order_of((lamp, 3)).model_copy(update={"shipping_address": address})
+
+    placed = model.place(cmd, MEMBER, MEMBER.user_id, None, {lamp.product_id: lamp}, NOW, CONFIG, who)
+
+    view = placed.order.view()
+    [line] = view.items
+    assert (line.name, line.image_url, line.price, line.quantity) == (
+        "Desk lamp",
+        "https://img.example/l.jpg",
+        "19.99",
+        3,
+    )
+    assert (line.line_total, line.tax, line.discount) == ("59.97", "0.00", "0.00")
+    assert view.customer == who
+    assert view.shipping_address is not None and (view.shipping_address.recipient, view.shipping_address.phone) == (
+        "Ann Lee",
+        "+31612345678",
+    )
+    # The event carries the lines, never the customer's personal data.
+    assert placed.event.items == view.items and "ann@example.com" not in placed.event.model_dump_json()
+    # Unknown customer (a partner ordering for itself, an account older than the read model).
+    assert (
+        model.place(cmd, MEMBER, MEMBER.user_id, None, {lamp.product_id: lamp}, NOW, CONFIG).order.view().customer
+        is None
+    )
+
+
+def test_a_line_of_an_older_event_gets_its_total_and_zero_tax_and_discount() -> None:
+    event = {"product_id": str(uuid.uuid4()), "quantity": 2, "price": "19.99"}
+    line = OrderLine.model_validate(event)
+    assert (line.name, line.image_url, line.line_total, line.tax, line.discount) == ("", None, "39.98", "0.00", "0.00")
+    assert OrderLine.model_validate({**event, "price": "1500", "quantity": 3}).line_total == "4500"  # yen: no decimals
+    older = {"order_id": str(uuid.uuid4()), "user_id": str(uuid.uuid4()), "items": [event]}
+    placed = OrderPlaced.model_validate({**older, "total_minor": 3998, "currency": "USD", "at": NOW.isoformat()})
+    assert placed.items[0].line_total == "39.98"
+
+
+def test_an_address_without_recipient_or_phone_means_and_hashes_what_it_did() -> None:
+    lamp = product(1999)
+    cmd = order_of((lamp, 1))
+    as_before = cmd.model_dump(mode="json", exclude={"order_id", "request_hash"})
+    assert set(as_before["shipping_address"]) == {"line1", "line2", "city", "region", "postal_code", "country"}
+    with_recipient = cmd.model_copy(
+        update={"shipping_address": ShippingAddress(**ADDRESS.model_dump(), recipient="Ann Lee")}
+    )
+    assert model.request_hash(with_recipient) != model.request_hash(cmd)

@@ -66,7 +66,11 @@ def test_scopes_allow_exactly_their_routing_keys() -> None:
     assert scope_allows({"catalog:read"}, "catalog.get_product.v1")
     assert not scope_allows({"catalog:read"}, "orders.place_order.v1")
     assert not scope_allows({"service:orders", "nonsense"}, "orders.place_order.v1")
-    assert allowed_routing_keys(["orders:write", "orders:read"]) == ("orders.get_order.v1", "orders.place_order.v1")
+    assert allowed_routing_keys(["orders:write", "orders:read"]) == (
+        "orders.get_order.v1",
+        "orders.pay_order.v1",
+        "orders.place_order.v1",
+    )
 
 
 def test_the_topic_permission_matches_nothing_but_the_scopes_keys() -> None:

@@ -130,6 +130,7 @@ def test_an_update_says_what_changed_and_announces_it() -> None:
     assert decided.changed == ("username",) and decided.user.username == "Alicia"
     assert decided.new_username == "Alicia"  # to be checked free before saving
     assert decided.event is not None and decided.event.changed == ("username",)
+    assert decided.event.username == "Alicia"  # what the orders service's customers read model keeps
     assert (decided.revoke, decided.audit) == (None, None)  # a member's own edit: no audit line
 
 
@@ -147,6 +148,7 @@ def test_an_admin_disabling_an_account_ends_its_sessions_and_is_audited() -> Non
     decided = decide_update(user, {"disabled": True}, admin_id, "admin", NOW)
 
     assert decided.user.disabled and decided.revoke == "disabled"
+    assert decided.event is not None and decided.event.username is None  # the username did not change
     assert decided.audit == {"changed": ["disabled"], "disabled": True}
     promoted = decide_update(user, {"role": "seller"}, admin_id, "admin", NOW)
     assert promoted.revoke == "role_changed"

@@ -344,3 +344,14 @@ def test_stock_is_reserved_per_variant_and_only_the_products_own_variants() -> N
     assert [(f.variant_id, f.reason) for f in failed] == [(small, "unavailable")]  # another product's variant
     short = shortfalls((ReservationLine(product_id=product, variant_id=large, quantity=2),), stocks)
     assert [(f.variant_id, f.reason, f.available) for f in short] == [(large, "out_of_stock", 1)]
+
+
+def test_the_main_image_is_announced_with_the_product_and_its_changes() -> None:
+    images = [{"url": "https://img.example/front.jpg"}, {"url": "https://img.example/back.jpg"}]
+    product = new_product(CreateProduct.model_validate(_tee(images=images)), uuid.uuid4(), SELLER, NOW, _ids())
+    assert product.created_event().image_url == "https://img.example/front.jpg"
+    later = datetime(2026, 1, 2, tzinfo=UTC)
+    reordered, changed = product.updated({"images": images[::-1]}, later)
+    assert "images" in changed and reordered.updated_event(changed).image_url == "https://img.example/back.jpg"
+    bare, changed = product.updated({"image_url": None}, later)
+    assert "images" in changed and bare.updated_event(changed).image_url is None

@@ -34,6 +34,7 @@ from contracts.catalog import (
 )
 from contracts.errors import invalid_input
 from contracts.money import MoneyError, currency, to_amount, to_minor
+from contracts.taxes import DEFAULT_TAX_CLASS
 from kernel.tokens import Actor
 from workers.runtime.errors import DomainError, invalid
 
@@ -183,6 +184,7 @@ class Product:
     options: tuple[ProductOption, ...] = ()
     # Its live variants in order (loaded with the product; empty in a listing's rows).
     variants: tuple[Variant, ...] = ()
+    tax_class: str = DEFAULT_TAX_CLASS
 
     @property
     def price_exponent(self) -> int:
@@ -208,6 +210,7 @@ class Product:
             images=tuple(ImageView(url=i.url, alt=i.alt) for i in self.images),
             options=self.options,
             availability=availability(self.available),
+            tax_class=self.tax_class,
         )
         return with_variants(view, self.variants, full=full) if self.variants else view
 
@@ -351,6 +354,8 @@ class Product:
             created_at=self.created_at,
             options=tuple(o.name for o in self.options),
             variants=tuple(v.created(self.options) for v in self.variants),
+            image_url=self.image_url,
+            tax_class=self.tax_class,
         )
 
     def updated_event(self, changed: tuple[str, ...]) -> ProductUpdated:
@@ -363,6 +368,8 @@ class Product:
             price_minor=self.price_minor,
             currency=self.currency,
             name=self.name,
+            image_url=self.image_url,
+            tax_class=self.tax_class,
         )
 
     def deleted_event(self) -> ProductDeleted:
@@ -447,6 +454,7 @@ def new_product(
         images=tuple(Image(i.url, i.alt) for i in images),
         options=cmd.options,
         variants=variants,
+        tax_class=cmd.tax_class,
     )
 
 

@@ -29,6 +29,7 @@ _PRODUCT_COLUMNS = (
     products.c.available,
     products.c.images,
     products.c.options,
+    products.c.tax_class,
 )
 _VARIANT_COLUMNS = tuple(c for c in variants.c if c.name != "stock_updated_at")
 
@@ -184,6 +185,7 @@ class CatalogRepository:
             "image_url": product.image_url,
             "images": [{"url": i.url, "alt": i.alt} for i in product.images],
             "options": [o.model_dump(mode="json") for o in product.options],
+            "tax_class": product.tax_class,
             "available": product.available,
             "created_at": product.created_at,
             "updated_at": product.updated_at,

@@ -1,8 +1,9 @@
 """Notifications on other services' events: keep the read models, then notify (delivery.py).
 
 Each handler turns its event into a `Notice` (which template, for whom, with what) and
-hands it to the `Notifier`. The read models (orders, products, sign-ins) are written in
-the handler's transaction; the delivery records in transactions of their own.
+hands it to the `Notifier`. The read models (orders, products and their variants,
+sign-ins) are written in the handler's transaction; the delivery records in transactions
+of their own.
 """
 
 from __future__ import annotations
@@ -11,14 +12,24 @@ import logging
 from datetime import UTC, datetime
 from uuid import UUID
 
-from contracts.catalog import ProductCreated, ProductDeleted, ProductUpdated
+from contracts.catalog import ProductCreated, ProductDeleted, ProductUpdated, VariantAdded, VariantUpdated
 from contracts.inventory import LowStock
 from contracts.orders import OrderPlaced, OrderStatusChanged
 from contracts.payments import PaymentResult
 from contracts.users import PasswordChanged, SignedIn, UserErased, UserRegistered
 from kernel.settings import Settings
 from workers.notifications.delivery import Notifier
-from workers.notifications.model import Notice, is_new_sign_in, money, order_variables, order_wait_over, when
+from workers.notifications.model import (
+    Notice,
+    is_new_sign_in,
+    listed_variants,
+    low_stock_variables,
+    money,
+    order_variables,
+    order_wait_over,
+    variant_wait_over,
+    when,
+)
 from workers.notifications.repository import KnownOrder, ReadModels
 from workers.notifications.templates import CANCEL_REASONS
 from workers.runtime.context import HandlerContext
@@ -26,8 +37,9 @@ from workers.runtime.errors import RetryLater
 
 log = logging.getLogger("agora.notifications")
 
-# Seconds between looks for an order's placement that has not arrived yet.
-_ORDER_RETRY_SECONDS = 4.0
+# Seconds between looks for what an event names that has not arrived yet (an order's
+# placement, a variant's listing).
+_RETRY_SECONDS = 4.0
 _UNKNOWN_REASON = "it could not be completed"
 
 
@@ -59,7 +71,11 @@ class NotificationHandlers:
     # --- catalog and inventory ---
 
     async def on_product_created(self, event: ProductCreated, ctx: HandlerContext) -> None:
-        await ReadModels(ctx.session).save_product(event.product_id, event.seller_id, event.name, event.created_at)
+        read_models = ReadModels(ctx.session)
+        await read_models.save_product(event.product_id, event.seller_id, event.name, event.created_at)
+        await read_models.save_variants(
+            event.product_id, listed_variants(event.product_id, event.variants), event.created_at
+        )
 
     async def on_product_updated(self, event: ProductUpdated, ctx: HandlerContext) -> None:
         await ReadModels(ctx.session).save_product(event.product_id, event.seller_id, event.name, event.updated_at)
@@ -68,13 +84,27 @@ class NotificationHandlers:
         # The name stays: orders and low-stock notices may still mention the product.
         await ReadModels(ctx.session).save_product(event.product_id, event.seller_id, None, event.deleted_at)
 
+    async def on_variant_changed(self, event: VariantAdded | VariantUpdated, ctx: HandlerContext) -> None:
+        """Added or updated: the variant's label and SKU as they are now."""
+        variants = listed_variants(event.product_id, [event.variant])
+        await ReadModels(ctx.session).save_variants(event.product_id, variants, event.at)
+
     async def on_low_stock(self, event: LowStock, ctx: HandlerContext) -> None:
-        names = await ReadModels(ctx.session).product_names([event.product_id])
-        variables = {
-            "product_name": names.get(event.product_id, f"product {event.product_id}"),
-            "available": event.available,
-            "threshold": event.threshold,
-        }
+        """To the seller, naming the variant. Its listing comes on another queue and may not
+        be here yet: wait for it a little (VARIANT_WAIT), then go on without it."""
+        read_models = ReadModels(ctx.session)
+        variant = await read_models.variant(event.variant_id) if event.variant_id is not None else None
+        if not variant_wait_over(event.variant_id, variant, event.at, datetime.now(UTC)):
+            raise RetryLater("the variant's listing is not known yet", after=_RETRY_SECONDS)
+        names = await read_models.product_names([event.product_id])
+        variables = low_stock_variables(
+            event.product_id,
+            event.variant_id,
+            names.get(event.product_id),
+            variant,
+            available=event.available,
+            threshold=event.threshold,
+        )
         await self._notifier.notify(ctx, Notice("low_stock", event.seller_id, "seller", variables))
 
     # --- orders and payments ---
@@ -90,6 +120,13 @@ class NotificationHandlers:
             variables["reason"] = CANCEL_REASONS.get(event.cancel_reason or "", _UNKNOWN_REASON)
         await self._notifier.notify(ctx, Notice(f"order_{event.status}", event.user_id, "orders", variables))
 
+    async def on_payment_failed(self, event: OrderStatusChanged, ctx: HandlerContext) -> None:
+        """The order's payment failed: it can be paid again (the order's page) until its due time."""
+        order = await self._order(ctx, event.order_id, event.at)
+        variables = await self._order_variables(ctx, event.order_id, event.total_minor, event.currency, order)
+        variables["due_by"] = when(event.payment_due_by or event.at)
+        await self._notifier.notify(ctx, Notice("payment_failed", event.user_id, "orders", variables))
+
     async def on_payment_refunded(self, event: PaymentResult, ctx: HandlerContext) -> None:
         order = await self._order(ctx, event.order_id, event.at)
         if order is None:
@@ -104,7 +141,7 @@ class NotificationHandlers:
         yet: wait for it a little (ORDER_WAIT), then go on without it."""
         order = await ReadModels(ctx.session).order(order_id)
         if order is None and not order_wait_over(event_at, datetime.now(UTC)):
-            raise RetryLater("the order's placement is not known yet", after=_ORDER_RETRY_SECONDS)
+            raise RetryLater("the order's placement is not known yet", after=_RETRY_SECONDS)
         return order
 
     async def _order_variables(

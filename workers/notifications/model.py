@@ -7,6 +7,9 @@
   seller notices have no SMS), to a valid phone number, and where the template has an
   SMS version.
 - Erased and disabled accounts get nothing (the delivery is recorded as skipped).
+- A low-stock notice names the variant (its label and SKU). One whose variant is not
+  known here yet waits for the catalog's news of it a little (VARIANT_WAIT), then names
+  it by its id; a product's default variant has no label to name.
 - A sign-in is news only from a client fingerprint not seen before on an account that
   has signed in before: the first sign-in after registering is not an alarm.
 """
@@ -19,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 from uuid import UUID
 
+from contracts.catalog import VariantDetails
 from contracts.money import to_amount
 from contracts.notifications import TRANSACTIONAL, Category, Channel, NotificationPreferences
 from contracts.users import Contact
@@ -33,6 +37,9 @@ _SMS_CONSENT: dict[Category, Callable[[NotificationPreferences], bool]] = {
 # How long an order event waits for the order's placement to be known here (events
 # arrive on separate queues, so a confirmation can overtake its placement).
 ORDER_WAIT = timedelta(minutes=1)
+# The same for a low-stock event and its variant's listing (a product or a variant just
+# listed, then its stock set at once); shorter: the notice is worth less late.
+VARIANT_WAIT = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)
@@ -127,6 +134,48 @@ def order_variables(
             for line in lines
         ],
         "order_url": f"{shop_url.rstrip('/')}/orders/{order_id}",
+    }
+
+
+@dataclass(frozen=True)
+class KnownVariant:
+    """A variant as notices name it: `label` is "" for a product's default variant."""
+
+    label: str
+    sku: str | None
+
+
+def listed_variants(product_id: UUID, variants: Iterable[VariantDetails]) -> dict[UUID, KnownVariant]:
+    """The variants a listing names, by id; none (an older publisher): the default one."""
+    return {v.variant_id: KnownVariant(v.label, v.sku) for v in variants} or {product_id: KnownVariant("", None)}
+
+
+def variant_wait_over(variant_id: UUID | None, known: KnownVariant | None, event_at: datetime, now: datetime) -> bool:
+    """Whether a low-stock notice may go now: its variant is known here, or none is named
+    (an older publisher's event: the default variant), or it has waited VARIANT_WAIT."""
+    return known is not None or variant_id is None or now - event_at >= VARIANT_WAIT
+
+
+def low_stock_variables(
+    product_id: UUID,
+    variant_id: UUID | None,
+    product_name: str | None,
+    variant: KnownVariant | None,
+    *,
+    available: int,
+    threshold: int,
+) -> dict[str, object]:
+    """The variables of the `low_stock` template. A variant never heard of is named by its
+    id, unless it is the product's default one (its id is the product's)."""
+    if variant is None:
+        default = variant_id is None or variant_id == product_id
+        variant = KnownVariant("" if default else f"variant {variant_id}", None)
+    return {
+        "product_name": product_name or f"product {product_id}",
+        "variant_label": variant.label,
+        "sku": variant.sku or "",
+        "available": available,
+        "threshold": threshold,
     }
 
 

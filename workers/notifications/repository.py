@@ -7,7 +7,7 @@ handler that fails after the provider accepted the message (see delivery.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,9 +24,10 @@ from db.tables.notifications import (
     notification_orders,
     notification_preferences,
     notification_products,
+    notification_variants,
     sign_in_fingerprints,
 )
-from workers.notifications.model import OrderLine
+from workers.notifications.model import KnownVariant, OrderLine
 
 # last_error is kept short: a reason for an operator, not a transcript.
 _MAX_ERROR = 500
@@ -94,6 +95,32 @@ class ReadModels:
             )
         )
         return {row.product_id: row.name for row in rows}
+
+    async def save_variants(self, product_id: UUID, variants: Mapping[UUID, KnownVariant], at: datetime) -> None:
+        """Insert or update each variant's label and SKU, unless a newer event got here first."""
+        if not variants:
+            return
+        statement = insert(notification_variants).values(
+            [
+                {"variant_id": variant_id, "product_id": product_id, "label": v.label, "sku": v.sku, "updated_at": at}
+                for variant_id, v in variants.items()
+            ]
+        )
+        changed = {name: statement.excluded[name] for name in ("label", "sku", "updated_at")}
+        newer = notification_variants.c.updated_at < statement.excluded.updated_at
+        await self._session.execute(
+            statement.on_conflict_do_update(index_elements=["variant_id"], set_=changed, where=newer)
+        )
+
+    async def variant(self, variant_id: UUID) -> KnownVariant | None:
+        row = (
+            await self._session.execute(
+                select(notification_variants.c.label, notification_variants.c.sku).where(
+                    notification_variants.c.variant_id == variant_id
+                )
+            )
+        ).first()
+        return KnownVariant(row.label, row.sku) if row is not None else None
 
     # --- sign-ins (from users.signed_in.v1) ---
 

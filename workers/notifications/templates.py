@@ -37,6 +37,8 @@ MAX_SMS = 1600
 # Every template gets `name` (the recipient's username) and `shop_name`. Order
 # templates also get `order_id`, `total` ("39.98 USD"), `items` (a list of
 # {"name", "quantity", "price"}, price per unit as "19.99 USD") and `order_url`.
+# `low_stock` names the variant: `variant_label` ("M / Red"; "" for a product without
+# options, whose one variant has no label) and `sku` ("" when the variant has none).
 # Values are strings, numbers, or lists of dicts of those.
 
 _COMMON = ("name", "shop_name")
@@ -46,10 +48,11 @@ VARIABLES: dict[str, tuple[str, ...]] = {
     "welcome": _COMMON,
     "order_confirmed": _ORDER,
     "order_cancelled": (*_ORDER, "reason"),
+    "payment_failed": (*_ORDER, "due_by"),
     "order_shipped": _ORDER,
     "order_delivered": _ORDER,
     "payment_refunded": (*_ORDER, "amount"),
-    "low_stock": (*_COMMON, "product_name", "available", "threshold"),
+    "low_stock": (*_COMMON, "product_name", "variant_label", "sku", "available", "threshold"),
     "password_changed": _COMMON,
     "new_sign_in": (*_COMMON, "at"),
 }
@@ -76,10 +79,13 @@ SAMPLE: dict[str, object] = {
     "order_url": f"https://agora.example/orders/{_SAMPLE_ORDER_ID}",
     "reason": CANCEL_REASONS["payment_declined"],
     "amount": "44.97 USD",
-    "product_name": "Desk lamp",
+    "product_name": "Organic tee",
+    "variant_label": "M / Red",
+    "sku": "TEE-M-RED",
     "available": 3,
     "threshold": 5,
     "at": "2025-03-14 09:26 UTC",
+    "due_by": "2025-03-14 09:41 UTC",
 }
 
 
@@ -119,6 +125,10 @@ _ITEMS_HTML = (
     "{{ total }}</td></tr>\n"
     "</table>\n"
 )
+# A product's variant as low-stock notices name it: "Organic tee (M / Red), SKU TEE-M-RED,";
+# a product without options is named alone ("Desk lamp"), or with its SKU if it has one.
+_VARIANT = "{{ product_name }}{% if variant_label %} ({{ variant_label }}){% endif %}"
+_SKU = "{% if sku %}, SKU {{ sku }},{% endif %}"
 _ORDER_BUTTON = (
     '<p><a href="{{ order_url }}" style="display: inline-block; padding: 10px 18px; background: #1a73e8; '
     'color: #ffffff; text-decoration: none; border-radius: 4px;">View your order</a></p>\n'
@@ -202,6 +212,33 @@ _CATALOGUE = (
         "{{ shop_name }}: your order of {{ total }} was cancelled because {{ reason }}. Details: {{ order_url }}",
     ),
     _email(
+        "payment_failed",
+        "orders",
+        "An order's payment was declined or could not be confirmed: it can be paid again until a deadline.",
+        "Your {{ shop_name }} payment did not go through",
+        "Hi {{ name }},\n\nThe payment for your order {{ order_id }} did not go through. We are holding your "
+        "items until {{ due_by }}: pay again with another card before then, or the order will be cancelled.\n\n"
+        + _ITEMS_TEXT
+        + "\n\nPay again: {{ order_url }}"
+        + _SIGN_OFF,
+        _html(
+            "Your payment did not go through",
+            "<p>The payment for your order {{ order_id }} did not go through. We are holding your items until "
+            "<strong>{{ due_by }}</strong>: pay again with another card before then, or the order will be "
+            "cancelled.</p>\n"
+            + _ITEMS_HTML
+            + '<p><a href="{{ order_url }}" style="display: inline-block; padding: 10px 18px; background: #1a73e8; '
+            'color: #ffffff; text-decoration: none; border-radius: 4px;">Pay again</a></p>\n',
+        ),
+    ),
+    _sms(
+        "payment_failed",
+        "orders",
+        "An order's payment was declined or could not be confirmed: it can be paid again until a deadline.",
+        "{{ shop_name }}: the payment for your order of {{ total }} did not go through. Pay again by {{ due_by }}: "
+        "{{ order_url }}",
+    ),
+    _email(
         "order_shipped",
         "orders",
         "An order was handed to the carrier.",
@@ -257,14 +294,14 @@ _CATALOGUE = (
     _email(
         "low_stock",
         "seller",
-        "A seller's product fell to its low-stock threshold or below.",
-        "Low stock: {{ product_name }}",
-        "Hi {{ name }},\n\n{{ product_name }} is running low: {{ available }} left (your alert threshold is "
+        "A variant of a seller's product fell to its low-stock threshold or below.",
+        "Low stock: " + _VARIANT,
+        "Hi {{ name }},\n\n" + _VARIANT + _SKU + " is running low: {{ available }} left (your alert threshold is "
         "{{ threshold }}). Restock soon so you do not miss any sales." + _SIGN_OFF,
         _html(
-            "{{ product_name }} is running low",
-            "<p><strong>{{ product_name }}</strong> is running low: {{ available }} left (your alert threshold "
-            "is {{ threshold }}).</p>\n<p>Restock soon so you do not miss any sales.</p>\n",
+            _VARIANT + " is running low",
+            "<p><strong>" + _VARIANT + "</strong>" + _SKU + " is running low: {{ available }} left (your alert "
+            "threshold is {{ threshold }}).</p>\n<p>Restock soon so you do not miss any sales.</p>\n",
         ),
     ),
     _email(

@@ -22,6 +22,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import quote
 from uuid import UUID
 
 import aiohttp
@@ -84,6 +85,10 @@ class PaymentGateway(Protocol):
         including one whose answer never reached us."""
         ...
 
+    async def token_known(self, token: str) -> bool:
+        """Whether the provider knows a payment token (`ProviderUnavailable`: it did not say)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -128,6 +133,14 @@ class HttpGateway:
         if status != 200:
             raise ProviderRefused(_code(answer), _message(answer))
         return [ProviderAuthorization.from_json(item) for item in answer.get("data", [])]
+
+    async def token_known(self, token: str) -> bool:
+        status, answer = await self._call("GET", f"/v1/tokens/{quote(token, safe='')}", None, None)
+        if status == 404:
+            return False
+        if status != 200:
+            raise ProviderRefused(_code(answer), _message(answer))
+        return True
 
     @staticmethod
     def _authorization(status: int, answer: dict[str, Any]) -> ProviderAuthorization:

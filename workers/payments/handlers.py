@@ -12,6 +12,10 @@ payment is `unknown`; the saga cancels and voids, and the void finds the authori
 at the provider if one was made), while a capture, void or refund raises, so the
 runtime redelivers it with backoff: those must happen eventually, and their keys make
 the retries safe.
+
+An order paid again sends another authorization, of a later attempt and with a key of
+its own: after a decline or a void it is asked for anew (model.py, `paid_again`).
+`check_payment_token` answers the edge's question whether the provider knows a token.
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ from contracts.payments import (
     PAYMENT_VOIDED,
     AuthorizePayment,
     CapturePayment,
+    CheckPaymentToken,
     PaymentResult,
+    PaymentTokenCheck,
     RefundPayment,
     VoidPayment,
 )
@@ -53,16 +59,29 @@ Command = AuthorizePayment | CapturePayment | VoidPayment | RefundPayment
 
 
 class PaymentHandlers:
-    """The four saga steps, over one payment gateway."""
+    """The four saga steps, and the token check, over one payment gateway."""
 
     def __init__(self, gateway: PaymentGateway) -> None:
         self.gateway = gateway
+
+    async def check_payment_token(self, query: CheckPaymentToken, ctx: HandlerContext) -> PaymentTokenCheck:
+        """Whether the provider knows the token; `known` null when it did not say (the
+        order goes ahead, and its authorization tells)."""
+        try:
+            known: bool | None = await self.gateway.token_known(query.payment_token)
+        except (ProviderUnavailable, ProviderRefused) as exc:
+            log.warning("payment token unchecked", extra={"detail": str(exc)})
+            known = None
+        return PaymentTokenCheck(payment_token=query.payment_token, known=known)
 
     async def authorize_payment(self, cmd: AuthorizePayment, ctx: HandlerContext) -> PaymentResult:
         ctx.require_saga_actor("payment steps")
         repo = PaymentsRepository(ctx.db)
         now = datetime.now(UTC)
         payment = await _claim_or_lock(repo, Payment.requested(cmd.order_id, cmd.amount_minor, cmd.currency, now))
+        if payment.may_be_paid_again:  # declined or voided: a later attempt is paying it again
+            latest = max(await repo.latest_attempts(cmd.order_id))
+            payment = payment.paid_again(cmd.attempt, latest, cmd.amount_minor, cmd.currency, now)
         outcome = payment.authorize_plan()
         called = outcome is None
         if outcome is None:
@@ -111,7 +130,8 @@ class PaymentHandlers:
         # No payment yet (the authorization never came, or its transaction died with a
         # crash mid-call): one is made, voided, so an authorization that comes later is refused.
         payment = await _claim_or_lock(repo, Payment.unseen(cmd.order_id, now))
-        outcome = payment.void_plan()
+        latest_authorization, _ = await repo.latest_attempts(cmd.order_id)
+        outcome = payment.void_plan(cmd.attempt, latest_authorization)
         called = outcome is None
         if outcome is None:
             # Whatever the provider holds for the order, found by its metadata: also an

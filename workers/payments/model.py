@@ -9,6 +9,12 @@ Statuses: `unknown` (an authorization was asked for and no answer came: it may e
 the provider), `authorized`, `declined`, `captured`, `voided`, `refunded`. A void that
 finds no payment leaves a `voided` one behind (amount 0, currency XXX), so an
 authorization that arrives later is never made.
+
+Paying an order again is the exception, told apart by the saga's attempt: after a
+decline or a void, an authorization of a later attempt than any authorization or void
+this payment has seen is a new one (`paid_again`). The saga pays again only once the
+failed attempt's void was answered, so nothing it left can still be live. A void older
+than the latest authorization (a late copy) leaves that authorization alone (`void_plan`).
 """
 
 from __future__ import annotations
@@ -66,6 +72,21 @@ class Payment:
 
     # --- authorize ------------------------------------------------------------------
 
+    @property
+    def may_be_paid_again(self) -> bool:
+        """Declined or voided: a later attempt may authorize anew (`paid_again`)."""
+        return self.status in ("declined", "voided")
+
+    def paid_again(self, attempt: int, latest: int, amount_minor: int, currency: str, now: datetime) -> Payment:
+        """The payment for an authorization of `attempt`, `latest` being the latest attempt
+        of an authorization or void it has seen: a new authorization to ask for if the
+        attempt is later, else the payment as it stands (a late copy of an older one)."""
+        if not self.may_be_paid_again or attempt <= latest:
+            return self
+        return replace(
+            self, status="unknown", amount_minor=amount_minor, currency=currency, authorization_id=None, updated_at=now
+        )
+
     def authorize_plan(self) -> Outcome | None:
         if self.status == "unknown":
             return None  # first try, or the last one had no answer: ask again, same key
@@ -101,7 +122,11 @@ class Payment:
 
     # --- void -----------------------------------------------------------------------
 
-    def void_plan(self) -> Outcome | None:
+    def void_plan(self, attempt: int, latest_authorization: int) -> Outcome | None:
+        if attempt < latest_authorization:
+            # A late copy of a void older than the order's latest authorization (it was paid
+            # again since): that authorization is not this void's to cancel.
+            return Outcome("failed", "a later authorization of the order superseded this void")
         if self.status == "voided":
             return Outcome("voided")
         if self.status in ("captured", "refunded"):

@@ -16,7 +16,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from db.prepared import Prepared, bind_columns
@@ -54,11 +54,19 @@ _RECORD = Prepared(_RECORDING)
 _SAVED = (
     update(payments)
     .where(payments.c.order_id == bindparam("p_order_id"))
-    .values(**bind_columns(payments, ("status", "authorization_id", "updated_at"), "p_"))
+    .values(**bind_columns(payments, ("status", "amount_minor", "currency", "authorization_id", "updated_at"), "p_"))
     .returning(payments.c.order_id)
     .cte("saved")
 )
 _SAVE_AND_RECORD = Prepared(select(_SAVED.c.order_id).add_cte(_RECORDING.cte("recorded")))
+_STEP_ATTEMPTS = payment_attempts.c.attempt
+# The latest attempts of the order's authorizations and voids (0: none): which of two is newer.
+_LATEST = Prepared(
+    select(
+        func.coalesce(func.max(_STEP_ATTEMPTS).filter(payment_attempts.c.step == "authorize"), 0).label("authorize"),
+        func.coalesce(func.max(_STEP_ATTEMPTS).filter(payment_attempts.c.step == "void"), 0).label("void"),
+    ).where(payment_attempts.c.order_id == bindparam("order_id"))
+)
 
 
 class PaymentsRepository:
@@ -84,6 +92,12 @@ class PaymentsRepository:
             p_updated_at=payment.updated_at,
         )
         return row is not None
+
+    async def latest_attempts(self, order_id: UUID) -> tuple[int, int]:
+        """The latest saga attempts of the order's authorizations and of its voids (0: none)."""
+        row = await _LATEST.fetchrow(self._db, order_id=order_id)
+        assert row is not None  # an aggregate: one row
+        return int(row["authorize"]), int(row["void"])
 
     def save(self, payment: Payment) -> None:
         """Write what the step changed in the payment, with the step's record."""
@@ -123,6 +137,8 @@ class PaymentsRepository:
             self._db,
             p_order_id=payment.order_id,
             p_status=payment.status,
+            p_amount_minor=payment.amount_minor,
+            p_currency=payment.currency,
             p_authorization_id=payment.authorization_id,
             p_updated_at=payment.updated_at,
             **values,

@@ -170,6 +170,7 @@ def decide_update(user: User, changes: dict[str, object], actor_id: UUID, actor_
             updated_at=updated.updated_at,
             role=updated.role,
             disabled=updated.disabled,
+            username=updated.username if "username" in changed else None,
         )
         if ADMIN_FIELDS & set(changed):
             # Sessions carry the old role (or a disabled account's access): end them.

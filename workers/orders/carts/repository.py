@@ -3,6 +3,8 @@
 Every change locks its cart row first (`FOR UPDATE`), so two changes of one cart
 serialize. A merge locks the member's cart, then the guest's; nothing locks a guest
 cart before a member's, so two transactions never wait on each other in a circle.
+Taking a confirmed order's lines out of a member's cart (`take_ordered`) is one
+statement, whose row locks are the cart lines it changes.
 """
 
 from __future__ import annotations
@@ -12,12 +14,48 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy import delete, select, update
+import asyncpg
+from sqlalchemy import ARRAY, Integer, and_, bindparam, delete, func, select, update
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.prepared import Prepared
 from db.tables.orders import cart_items, carts
 from workers.orders.carts.model import Cart, Line
+
+
+def _take_ordered() -> Prepared:
+    """Subtract the ordered quantities (`:variant_ids`, `:quantities`) from the member's
+    (`:user_id`) cart lines of those variants, deleting the lines that reach 0."""
+    ordered = (
+        func.unnest(
+            bindparam("variant_ids", type_=ARRAY(PG_UUID(as_uuid=True))),
+            bindparam("quantities", type_=ARRAY(Integer())),
+        )
+        .table_valued("variant_id", "quantity")
+        .render_derived(name="ordered")
+    )
+    cart = select(carts.c.cart_id).where(carts.c.user_id == bindparam("user_id")).scalar_subquery()
+    line = and_(cart_items.c.cart_id == cart, cart_items.c.variant_id == ordered.c.variant_id)
+    gone = delete(cart_items).where(line, cart_items.c.quantity <= ordered.c.quantity).cte("gone")
+    fewer = (
+        update(cart_items)
+        .where(line, cart_items.c.quantity > ordered.c.quantity)
+        .values(quantity=cart_items.c.quantity - ordered.c.quantity)
+    )
+    return Prepared(fewer.add_cte(gone))
+
+
+_TAKE_ORDERED = _take_ordered()
+
+
+async def take_ordered(db: asyncpg.Connection, user_id: UUID, ordered: Sequence[tuple[UUID, int]]) -> None:
+    """Take what a member's confirmed order holds, (variant id, quantity) each, out of
+    their cart: a line the order took whole goes, one the member added to since keeps the
+    difference, and lines the order did not hold stay."""
+    variant_ids, quantities = [v for v, _ in ordered], [q for _, q in ordered]
+    await _TAKE_ORDERED.execute(db, user_id=user_id, variant_ids=variant_ids, quantities=quantities)
 
 
 class CartRepository:
@@ -77,11 +115,6 @@ class CartRepository:
                 )
             )
         await self._session.execute(update(carts).where(carts.c.cart_id == after.cart_id).values(updated_at=now))
-
-    async def empty(self, cart_id: UUID, now: datetime) -> None:
-        """Take every line out of the cart (it was ordered); the cart itself stays."""
-        await self._session.execute(delete(cart_items).where(cart_items.c.cart_id == cart_id))
-        await self._session.execute(update(carts).where(carts.c.cart_id == cart_id).values(updated_at=now))
 
     async def delete_member(self, user_id: UUID) -> None:
         """Delete the member's cart and its lines (the account was erased)."""

@@ -10,33 +10,43 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from uuid import UUID
 
 from contracts.inventory import Reservation
 from contracts.orders import (
+    ORDER_PAYMENT_FAILED,
     ORDER_PLACED,
     STATUS_EVENTS,
     GetOrder,
     ListOrders,
+    ListSellerOrders,
     ListUserOrders,
     OrderPage,
     OrderView,
+    PayOrder,
     PlaceOrder,
     UpdateOrderStatus,
 )
 from contracts.payments import PaymentResult
 from contracts.privacy import ExportUserData, PersonalData
-from contracts.users import UserErased, UserUpdated
+from contracts.users import UserErased, UserRegistered, UserUpdated
 from kernel.crypto import FieldCipher
 from workers.orders.carts.handlers import delete_member_cart, member_cart
-from workers.orders.carts.repository import CartRepository
+from workers.orders.carts.repository import CartRepository, take_ordered
+from workers.orders.customers.repository import CustomerRepository
 from workers.orders.orders import model, saga
 from workers.orders.orders.model import Order, OrderHead, OrderRefused
 from workers.orders.orders.repository import OrdersRepository
+from workers.orders.products.model import ProductSnapshot
 from workers.orders.products.repository import product_snapshot
 from workers.orders.sales import handlers as sales
+from workers.orders.shipping.model import ShippingMethod
+from workers.orders.shipping.repository import ShippingRepository
+from workers.orders.taxes.model import NO_TAXES, Taxes
+from workers.orders.taxes.repository import TaxRepository
 from workers.runtime.context import HandlerContext
 from workers.runtime.errors import DomainError, not_found
 from workers.runtime.pagination import decode_cursor, encode_cursor
@@ -45,6 +55,22 @@ log = logging.getLogger("agora.orders")
 
 # Optimistic-locking retries within one message before it is redelivered.
 SAVE_ATTEMPTS = 5
+
+
+async def _shipping_method(ctx: HandlerContext, cmd: PlaceOrder) -> ShippingMethod | None:
+    """The shipping method the order names, if it still exists (one read, only when one is named)."""
+    if cmd.shipping_method_id is None:
+        return None
+    return await ShippingRepository(ctx.session).get(cmd.shipping_method_id)
+
+
+async def _taxes(ctx: HandlerContext, cmd: PlaceOrder, products: Mapping[UUID, ProductSnapshot]) -> Taxes:
+    """The rates of the address's country and whether the order's currency includes tax
+    (one read). No product on sale: nothing to tax (the order is refused anyway)."""
+    currency = next((p.currency for p in products.values() if p.on_sale), None)
+    if currency is None:
+        return NO_TAXES
+    return await TaxRepository(ctx.session).for_destination(cmd.shipping_address.country, currency)
 
 
 class OrderHandlers:
@@ -57,42 +83,50 @@ class OrderHandlers:
     def _repo(self, ctx: HandlerContext) -> OrdersRepository:
         return OrdersRepository(ctx, self._cipher)
 
+    def _customers(self, ctx: HandlerContext) -> CustomerRepository:
+        return CustomerRepository(ctx.session, self._cipher)
+
     # --- placing ----------------------------------------------------------------------------
 
     async def place_order(self, cmd: PlaceOrder, ctx: HandlerContext) -> OrderView:
         """Place the order once per `order_id`, from `items` or (without them) the actor's cart.
 
-        An order from the cart takes the lines it shows at today's prices and empties it in
-        the same transaction. The cart is locked before the order is looked up, so a
-        concurrent repeat of the request waits and then finds this order, not an empty cart.
+        An order from the cart takes the lines it shows at today's prices and leaves the cart
+        as it is: they leave it when the order is confirmed (`_advance`), so a payment that
+        fails leaves the cart full. The lines keep the product as the read model has it, and
+        the order the customer as the customers read model has it (read with the account's
+        standing, in one statement). The cart is locked before the order is looked up, so a
+        concurrent repeat of the request waits and then finds this order.
         """
         actor = ctx.require_actor()
         repo, carts = self._repo(ctx), CartRepository(ctx.session)
         try:
             user_id = model.customer(cmd, actor)
             cart = await carts.member(user_id, lock=True) if model.orders_cart(cmd, actor) else None
-            model.refuse_closed(await repo.account_closed(user_id))
+            closed, customer = await repo.account(user_id)
+            model.refuse_closed(closed)
             order = await repo.get(cmd.order_id)
             if order is None:
                 products = await product_snapshot(ctx.db, model.ordered_products(cmd, cart))
-                placed = model.place(cmd, actor, user_id, cart, products, datetime.now(UTC), self._config)
-                order = await self._save_placed(ctx, repo, carts, placed)
+                method = await _shipping_method(ctx, cmd)
+                taxes = await _taxes(ctx, cmd, products)
+                now = datetime.now(UTC)
+                placed = model.place(
+                    cmd, actor, user_id, cart, products, now, self._config, customer, method, taxes
+                )
+                order = await self._save_placed(ctx, repo, placed)
             model.same_request(order, cmd, actor)
         except OrderRefused as exc:
             raise _refused(exc) from None
         return order.view()
 
-    async def _save_placed(
-        self, ctx: HandlerContext, repo: OrdersRepository, carts: CartRepository, placed: model.Placed
-    ) -> Order:
-        """Save a new order, empty its cart, announce it and send the saga's first commands;
-        the order as saved (a concurrent twin's, if that committed first)."""
+    async def _save_placed(self, ctx: HandlerContext, repo: OrdersRepository, placed: model.Placed) -> Order:
+        """Save a new order, announce it and send the saga's first commands; the order as
+        saved (a concurrent twin's, if that committed first)."""
         if not await repo.add(placed.order):
             existing = await repo.get(placed.order.order_id)
             assert existing is not None
             return existing
-        if placed.empties_cart is not None:
-            await carts.empty(placed.empties_cart, placed.order.created_at)
         await ctx.emit(ORDER_PLACED, placed.event)
         for send in placed.sends:
             await ctx.send(send.spec, send.payload)
@@ -131,11 +165,16 @@ class OrderHandlers:
                 continue
             if after.status != order.saga.status:  # save_saga added the history entry
                 await sales.on_status_changed(ctx.db, order_id, after.status, now)
+                if after.status == "confirmed" and order.from_cart:  # paid: the cart lets go of it
+                    await take_ordered(ctx.db, order.user_id, [(x.stock_key, x.quantity) for x in after.lines])
                 await ctx.emit(STATUS_EVENTS[after.status], order.status_event(after, now))
                 log.info(
                     "order status changed",
                     extra={"order_id": str(order_id), "status": after.status, "reason": after.cancel_reason},
                 )
+            if saga.payment_failed(order.saga, after):  # still pending, with a history entry too
+                await ctx.emit(ORDER_PAYMENT_FAILED, order.status_event(after, now))
+                log.info("order payment failed", extra={"order_id": str(order_id), "due_by": str(after.pay_by)})
             for send in sends:
                 await ctx.send(send.spec, send.payload)
             return replace(order, saga=replace(after, version=order.saga.version + 1))
@@ -155,14 +194,25 @@ class OrderHandlers:
 
     async def update_order_status(self, cmd: UpdateOrderStatus, ctx: HandlerContext) -> OrderView:
         order = await self._visible(ctx, cmd.order_id)
-        try:
+        with _refusals():
             message = model.status_change(order, ctx.require_actor(), cmd.status)
             await self._advance(ctx, cmd.order_id, message, order.head)
-        except OrderRefused as exc:
-            raise _refused(exc) from None
-        except saga.IllegalTransition as exc:
-            raise DomainError("conflict", str(exc)) from None
-        after = await self._repo(ctx).get(cmd.order_id)
+            if cmd.status == "shipped":
+                await self._repo(ctx).set_tracking(cmd.order_id, cmd.tracking_number, cmd.carrier)
+        return await self._moved(ctx, cmd.order_id)
+
+    async def pay_order(self, cmd: PayOrder, ctx: HandlerContext) -> OrderView:
+        """Pay again, with another token, an order whose payment failed (its saga authorizes
+        again); an order not awaiting a payment is a conflict."""
+        order = await self._visible(ctx, cmd.order_id)
+        with _refusals():
+            message = model.pay_again(order, ctx.require_actor(), cmd.payment_token)
+            await self._advance(ctx, cmd.order_id, message, order.head)
+        return await self._moved(ctx, cmd.order_id)
+
+    async def _moved(self, ctx: HandlerContext, order_id: UUID) -> OrderView:
+        """The order as a caller's move left it (its history entry included)."""
+        after = await self._repo(ctx).get(order_id)
         assert after is not None
         return after.view()
 
@@ -171,6 +221,13 @@ class OrderHandlers:
         if actor.role != "admin" and actor.user_id != query.user_id:
             raise not_found("user")
         return await self._page(ctx, query.limit, query.cursor, user_id=query.user_id)
+
+    async def list_seller_orders(self, query: ListSellerOrders, ctx: HandlerContext) -> OrderPage:
+        """A seller's orders by status (by default those to ship): the seller or an admin."""
+        actor = ctx.require_actor()
+        if actor.role != "admin" and not (actor.role == "seller" and actor.user_id == query.seller_id):
+            raise not_found("seller")
+        return await self._page(ctx, query.limit, query.cursor, seller_id=query.seller_id, status=query.status)
 
     async def list_orders(self, query: ListOrders, ctx: HandlerContext) -> OrderPage:
         """Every order, newest first (admins: the dashboard's order list)."""
@@ -189,6 +246,7 @@ class OrderHandlers:
         cursor: str | None,
         *,
         user_id: UUID | None = None,
+        seller_id: UUID | None = None,
         status: str | None = None,
         placed_from: datetime | None = None,
         placed_before: datetime | None = None,
@@ -197,6 +255,7 @@ class OrderHandlers:
         after = decode_cursor(cursor) if cursor else None
         found = await self._repo(ctx).listing(
             user_id=user_id,
+            seller_id=seller_id,
             status=status,
             placed_from=placed_from,
             placed_before=placed_before,
@@ -212,7 +271,8 @@ class OrderHandlers:
     # --- personal data ----------------------------------------------------------------------
 
     async def export_user_data(self, query: ExportUserData, ctx: HandlerContext) -> PersonalData:
-        """A member's orders (shipping addresses opened) and cart: for the member or an admin.
+        """A member's orders (shipping addresses and customer snapshots opened), cart, and
+        what the customers read model holds of them: for the member or an admin.
 
         Anyone else gets "not found", like the users service's answer for the same request.
         """
@@ -220,28 +280,39 @@ class OrderHandlers:
         if actor.role != "admin" and actor.user_id != query.user_id:
             raise not_found("user")
         placed = await self._repo(ctx).listing(user_id=query.user_id)
+        customer = await self._customers(ctx).get(query.user_id)
         data = {
             "orders": [order.view().model_dump(mode="json") for order in placed],
             "cart": (await member_cart(ctx, query.user_id)).model_dump(mode="json"),
+            "customer": customer.model_dump(mode="json") if customer is not None else None,
         }
         return PersonalData(service="orders", data=data)
 
     async def on_user_erased(self, event: UserErased, ctx: HandlerContext) -> None:
         """Anonymise an erased member: open orders are cancelled (as by the customer: released
         or voided, or refunded with the stock returned), every order loses its shipping
-        address, the cart is deleted. The orders stay, under the pseudonymous id, for accounting.
+        address and its customer snapshot, the cart and the customers read model's row are
+        deleted. The orders stay, under the pseudonymous id, for accounting.
         """
         repo = self._repo(ctx)
         await repo.close_account(event.user_id, "erased", event.erased_at)
         for order_id in await repo.open_for_user(event.user_id):
             with contextlib.suppress(saga.IllegalTransition):  # shipped meanwhile: it is on its way
                 await self._advance(ctx, order_id, saga.Cancel("customer_request"))
-        erased = await repo.erase_addresses(event.user_id)
+        erased = await repo.erase_personal_data(event.user_id)
         await delete_member_cart(ctx, event.user_id)
+        await self._customers(ctx).forget(event.user_id)
         log.info("erased customer's orders anonymised", extra={"orders": erased})
 
+    async def on_user_registered(self, event: UserRegistered, ctx: HandlerContext) -> None:
+        """Keep the new account's email and username: what its orders will keep of their customer."""
+        await self._customers(ctx).registered(event.user_id, event.email, event.username, event.registered_at)
+
     async def on_user_updated(self, event: UserUpdated, ctx: HandlerContext) -> None:
-        """Keep which accounts are disabled: no order is placed for them until enabled again."""
+        """Keep a new username (for orders placed from now on), and which accounts are
+        disabled: no order is placed for them until enabled again."""
+        if event.username is not None:
+            await self._customers(ctx).renamed(event.user_id, event.username, event.updated_at)
         if event.disabled is None or "disabled" not in event.changed:
             return
         repo = self._repo(ctx)
@@ -265,3 +336,15 @@ class OrderHandlers:
 
 def _refused(exc: OrderRefused) -> DomainError:
     return DomainError(exc.code, exc.detail, exc.errors)
+
+
+@contextlib.contextmanager
+def _refusals() -> Iterator[None]:
+    """A caller's request the rules refuse answers their error; a move the order's state
+    refuses (the saga's `IllegalTransition`) is a conflict."""
+    try:
+        yield
+    except OrderRefused as exc:
+        raise _refused(exc) from None
+    except saga.IllegalTransition as exc:
+        raise DomainError("conflict", str(exc)) from None

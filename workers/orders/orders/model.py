@@ -1,8 +1,10 @@
 """The orders domain: pure rules, no I/O. The saga's own rules are in saga.py.
 
 An `Order` is what was bought, at which prices, for whom, and its saga (which holds
-the status). Here: pricing a request from the product read model, who may see an
-order, who may move it to which status, and the request hash behind idempotency.
+the status). Its lines and its customer are snapshots taken at placement: what the
+product and the account were then, whatever became of them since. Here: pricing a
+request from the product read model, who may see an order, who may move it to which
+status, and the request hash behind idempotency.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from uuid import UUID
 
@@ -19,20 +21,26 @@ from contracts.inventory import ReservationLine
 from contracts.money import to_amount
 from contracts.orders import (
     HistoryEntry,
+    OrderCustomer,
     OrderItem,
     OrderLine,
     OrderPlaced,
+    OrderShipping,
     OrderStatus,
     OrderStatusChanged,
+    OrderTaxLine,
     OrderView,
     PlaceOrder,
+    ShippingAddress,
+    Tracking,
 )
-from contracts.users import Address
 from kernel.tokens import Actor
 from workers.orders.carts.model import CART_ROLES, Cart
 from workers.orders.orders import saga
-from workers.orders.orders.saga import Cancel, Deliver, Message, Saga, Send, Ship
+from workers.orders.orders.saga import Cancel, Deliver, Message, Pay, Saga, Send, Ship
 from workers.orders.products.model import ProductSnapshot, needs_variant, refuse_without_variant
+from workers.orders.shipping.model import ShippingMethod
+from workers.orders.taxes.model import NO_TAXES, Taxes, TaxLine, TaxRate, percent_text, shipping_class, tax_lines
 
 # A partner scope that lets a partner place an order for a member (`on_behalf_of`).
 ON_BEHALF_SCOPE = "orders:members"
@@ -61,10 +69,99 @@ class Line:
     variant_id: UUID = None  # type: ignore[assignment]
     sku: str | None = None
     variant_label: str = ""
+    image_url: str | None = None
+    # In minor units of the order's currency: the line's tax (in its price, or added to it,
+    # as the order's `prices_include_tax` says); the discount is zero until vouchers exist.
+    tax_minor: int = 0
+    discount_minor: int = 0
 
     def __post_init__(self) -> None:
         if self.variant_id is None:
             object.__setattr__(self, "variant_id", self.product_id)
+
+
+@dataclass(frozen=True)
+class ShippingCharge:
+    """The shipping method an order was placed with, as it was then."""
+
+    method_id: UUID
+    name: str
+    price_minor: int
+    min_days: int
+    max_days: int
+    tax_minor: int = 0
+
+    def view(self, currency: str) -> OrderShipping:
+        return OrderShipping(
+            method_id=self.method_id,
+            name=self.name,
+            price=to_amount(self.price_minor, currency),
+            min_days=self.min_days,
+            max_days=self.max_days,
+            tax=to_amount(self.tax_minor, currency),
+        )
+
+
+@dataclass(frozen=True)
+class Taxed:
+    """An order's lines and shipping with their tax, the tax per rate, and whether prices include it."""
+
+    lines: tuple[Line, ...]
+    shipping: ShippingCharge | None
+    tax_lines: tuple[TaxLine, ...]
+    prices_include_tax: bool
+
+    @property
+    def tax_minor(self) -> int:
+        return sum(x.amount_minor for x in self.tax_lines)
+
+
+def taxed(
+    lines: tuple[Line, ...],
+    shipping: ShippingCharge | None,
+    products: Mapping[UUID, ProductSnapshot],
+    address: ShippingAddress,
+    taxes: Taxes,
+) -> Taxed:
+    """Each line's tax at the rate for its product's tax class at the address, and the
+    shipping's at the standard class's (taxes.py: carved out of included prices, else added)."""
+    charged: list[tuple[TaxRate | None, int]] = []
+    taxed_lines = []
+    for line in lines:
+        rate = taxes.rate_for(address.country, address.region, products[line.product_id].tax_class)
+        tax = taxes.tax_on(line.unit_price_minor * line.quantity, rate)
+        charged.append((rate, tax))
+        taxed_lines.append(replace(line, tax_minor=tax))
+    if shipping is not None:
+        rate = taxes.rate_for(address.country, address.region, shipping_class())
+        shipping = replace(shipping, tax_minor=taxes.tax_on(shipping.price_minor, rate))
+        charged.append((rate, shipping.tax_minor))
+    return Taxed(tuple(taxed_lines), shipping, tax_lines(charged), taxes.prices_include_tax)
+
+
+def shipping_charge(
+    cmd: PlaceOrder, method: ShippingMethod | None, currency: str, subtotal_minor: int
+) -> ShippingCharge | None:
+    """The shipping the command chose, priced for these goods; `OrderRefused` if the method
+    does not exist (any more), or serves neither the address's country nor the currency."""
+    if cmd.shipping_method_id is None:
+        return None
+    problem = None
+    if method is None:
+        problem = "no such shipping method"
+    elif cmd.shipping_address.country not in method.countries:
+        problem = f"does not ship to {cmd.shipping_address.country}"
+    elif currency not in method.prices:
+        problem = f"is not offered for orders in {currency}"
+    if problem is not None or method is None:
+        raise OrderRefused(
+            "validation_failed",
+            f"shipping method: {problem}",
+            (FieldError(field="shipping_method_id", message=problem or ""),),
+        )
+    return ShippingCharge(
+        method.method_id, method.name, method.price_for(currency, subtotal_minor), method.min_days, method.max_days
+    )
 
 
 @dataclass(frozen=True)
@@ -74,6 +171,8 @@ class OrderHead:
 
     user_id: UUID
     saga: Saga
+    # Placed from the member's cart: its ordered lines leave the cart once confirmed.
+    from_cart: bool = False
 
     def status_event(self, saga: Saga, at: datetime) -> OrderStatusChanged:
         """The event for the order's new status, `saga` being the saga after the step."""
@@ -83,6 +182,7 @@ class OrderHead:
             status=saga.status,
             payment_status=saga.payment_status,
             cancel_reason=saga.cancel_reason,
+            payment_due_by=saga.payment_due_by,
             total_minor=saga.amount_minor,
             currency=saga.currency,
             at=at,
@@ -97,12 +197,28 @@ class Order:
     request_hash: str
     currency: str
     total_minor: int
-    shipping_address: Address | None  # None once the customer's account was erased
+    shipping_address: ShippingAddress | None  # None once the customer's account was erased
     lines: tuple[Line, ...]
     saga: Saga
     history: tuple[HistoryEntry, ...]
     created_at: datetime
     updated_at: datetime
+    # As the account was at placement; None when unknown, and once it was erased.
+    customer: OrderCustomer | None = None
+    # The method chosen at checkout, priced then; None: no shipping charged.
+    shipping: ShippingCharge | None = None
+    # The parcel's, as the seller gave them when shipping.
+    tracking_number: str | None = None
+    carrier: str | None = None
+    # Placed from the member's cart: its ordered lines leave the cart once confirmed.
+    from_cart: bool = False
+    # Taxes as computed at placement: included in the prices or added, and per rate.
+    prices_include_tax: bool = False
+    tax_lines: tuple[TaxLine, ...] = ()
+
+    @property
+    def subtotal_minor(self) -> int:
+        return sum(x.unit_price_minor * x.quantity for x in self.lines)
 
     def view(self) -> OrderView:
         return OrderView(
@@ -117,14 +233,32 @@ class Order:
                     variant=x.variant_label,
                     quantity=x.quantity,
                     price=to_amount(x.unit_price_minor, self.currency),
+                    name=x.name,
+                    image_url=x.image_url,
+                    line_total=to_amount(x.unit_price_minor * x.quantity, self.currency),
+                    tax=to_amount(x.tax_minor, self.currency),
+                    discount=to_amount(x.discount_minor, self.currency),
                 )
                 for x in self.lines
             ),
+            subtotal=to_amount(self.subtotal_minor, self.currency),
+            shipping=self.shipping.view(self.currency) if self.shipping is not None else None,
+            prices_include_tax=self.prices_include_tax,
+            tax_total=to_amount(sum(t.amount_minor for t in self.tax_lines), self.currency),
+            taxes=tuple(
+                OrderTaxLine(name=t.name, rate=percent_text(t.rate), amount=to_amount(t.amount_minor, self.currency))
+                for t in self.tax_lines
+            ),
+            tracking=Tracking(carrier=self.carrier, number=self.tracking_number)
+            if self.tracking_number is not None or self.carrier is not None
+            else None,
             total_amount=to_amount(self.total_minor, self.currency),
             currency=self.currency,
             shipping_address=self.shipping_address,
+            customer=self.customer,
             payment_status=self.saga.payment_status,
             cancel_reason=self.saga.cancel_reason,
+            payment_due_by=self.saga.payment_due_by,
             history=self.history,
             created_at=self.created_at,
             updated_at=self.updated_at,
@@ -143,7 +277,7 @@ class Order:
 
     @property
     def head(self) -> OrderHead:
-        return OrderHead(self.user_id, self.saga)
+        return OrderHead(self.user_id, self.saga, self.from_cart)
 
     def sellers(self) -> frozenset[UUID]:
         return frozenset(x.seller_id for x in self.lines)
@@ -158,11 +292,11 @@ def reservation_lines(lines: tuple[Line, ...]) -> tuple[ReservationLine, ...]:
 
 @dataclass(frozen=True)
 class Placed:
-    """What placing an order decided: the order (its saga started), the cart it empties,
-    the event that announces it, and the saga's first commands."""
+    """What placing an order decided: the order (its saga started), the event that
+    announces it, and the saga's first commands. An order from the cart leaves the cart
+    as it is: its lines leave it when the order is confirmed (`Order.from_cart`)."""
 
     order: Order
-    empties_cart: UUID | None
     event: OrderPlaced
     sends: tuple[Send, ...]
 
@@ -175,12 +309,23 @@ def place(
     products: Mapping[UUID, ProductSnapshot],
     now: datetime,
     config: saga.SagaConfig,
+    customer: OrderCustomer | None = None,
+    shipping_method: ShippingMethod | None = None,
+    taxes: Taxes = NO_TAXES,
 ) -> Placed:
     """A new order for `user_id` from the command's items or (without them) `cart`, priced
-    from `products` (the read model of what `ordered_products` names); `OrderRefused`
-    if it cannot be placed."""
+    from `products` (the read model of what `ordered_products` names), keeping what
+    `customer` (the read model's account, if known) was, with the shipping of
+    `shipping_method` (the one the command names, if it exists); `OrderRefused` if it
+    cannot be placed."""
     items = cmd.items if cmd.items is not None else cart_items(cart, products)
-    lines, currency, total = price(items, products)
+    priced, currency, subtotal = price(items, products)
+    shipping_price = shipping_charge(cmd, shipping_method, currency, subtotal)
+    tax = taxed(priced, shipping_price, products, cmd.shipping_address, taxes)
+    lines, shipping = tax.lines, tax.shipping
+    total = subtotal + (shipping.price_minor if shipping is not None else 0)
+    if not tax.prices_include_tax:
+        total += tax.tax_minor
     started, sends = saga.start(cmd.order_id, reservation_lines(lines), total, currency, cmd.payment_token, now, config)
     order = Order(
         order_id=cmd.order_id,
@@ -195,8 +340,13 @@ def place(
         history=(HistoryEntry(status=started.status, at=now),),
         created_at=now,
         updated_at=now,
+        customer=customer,
+        shipping=shipping,
+        from_cart=cart is not None,
+        prices_include_tax=tax.prices_include_tax,
+        tax_lines=tax.tax_lines,
     )
-    return Placed(order, cart.cart_id if cart is not None else None, order.placed_event(), sends)
+    return Placed(order, order.placed_event(), sends)
 
 
 def ordered_products(cmd: PlaceOrder, cart: Cart | None) -> set[UUID]:
@@ -313,7 +463,17 @@ def price(items: tuple[OrderItem, ...], products: Mapping[UUID, ProductSnapshot]
         variant = product.variant(vid)
         assert variant is not None
         lines.append(
-            Line(pid, product.seller_id, product.name, qty, variant.price_minor, vid, variant.sku, variant.label)
+            Line(
+                pid,
+                product.seller_id,
+                product.name,
+                qty,
+                variant.price_minor,
+                vid,
+                variant.sku,
+                variant.label,
+                product.image_url,
+            )
         )
     currencies = {products[x.product_id].currency for x in lines}
     if len(currencies) > 1:
@@ -335,6 +495,15 @@ def may_see(order: Order, actor: Actor) -> bool:
         or actor.user_id in (order.user_id, order.placed_by)
         or (actor.role == "seller" and actor.user_id in order.sellers())
     )
+
+
+def pay_again(order: Order, actor: Actor, payment_token: str) -> Message:
+    """What paying the order again means for the saga, if this caller may: the customer,
+    an admin, or the partner that placed it (a seller who can see it may not). Whether the
+    order is waiting for a payment is the saga's to say (409 otherwise)."""
+    if not (actor.role == "admin" or actor.user_id in (order.user_id, order.placed_by)):
+        raise OrderRefused("forbidden", "only the customer, an admin or the partner that placed it may pay an order")
+    return Pay(payment_token)
 
 
 def status_change(order: Order, actor: Actor, status: OrderStatus) -> Message:

@@ -3,30 +3,34 @@
 The saga columns of an order row change only through `save_saga`, an
 `UPDATE ... WHERE version = :v`: two replicas that decided on the same version cannot
 both win, and the loser decides again from what the winner wrote. The shipping
-address is sealed (AES-256-GCM) bound to its order.
+address and the customer's snapshot are sealed (AES-256-GCM) bound to their order.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from sqlalchemy import ARRAY, JSON, Boolean, ColumnElement, bindparam, func, select, tuple_, update
+from sqlalchemy import ARRAY, JSON, Boolean, ColumnElement, bindparam, func, or_, select, tuple_, update
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.inventory import ReservationLine
-from contracts.orders import HistoryEntry
-from contracts.users import Address
+from contracts.orders import HistoryEntry, OrderCustomer, ShippingAddress
 from db.prepared import Prepared, bind_columns
-from db.sealed import ORDER_ADDRESS
-from db.tables.orders import closed_accounts, order_history, order_lines, orders
+from db.sealed import ORDER_ADDRESS, ORDER_CUSTOMER, SealedColumn
+from db.tables.orders import closed_accounts, customers, order_history, order_lines, orders
 from kernel.crypto import FieldCipher, Sealed
-from workers.orders.orders.model import Line, Order, OrderHead, reservation_lines
-from workers.orders.orders.saga import Saga
+from workers.orders.customers.repository import known_customer
+from workers.orders.orders.model import Line, Order, OrderHead, ShippingCharge, reservation_lines
+from workers.orders.orders.saga import Saga, noted
+from workers.orders.taxes.model import TaxLine
 
 if TYPE_CHECKING:
     from workers.runtime.context import HandlerContext
@@ -42,6 +46,7 @@ _SAGA_COLUMNS = (
     "authorized_at",
     "voided_at",
     "restock",
+    "pay_by",
 )
 
 _HEAD_LINES = (
@@ -66,23 +71,35 @@ _HEAD = Prepared(
         orders.c.currency,
         orders.c.payment_token,
         orders.c.version,
+        orders.c.from_cart,
         *(orders.c[name] for name in _SAGA_COLUMNS),
         _HEAD_LINES.label("reservation_lines"),
     ).where(orders.c.order_id == bindparam("order_id"))
 )
 
 
+# What a history entry keeps of the payment as it was then (migration 0024).
+_HISTORY_PAYMENT = ("payment_status", "cancel_reason", "payment_due_by")
+
+
+def _history_payment(saga: Saga) -> dict[str, Any]:
+    """The `:h_<column>` parameters of `_history_from` for the payment, `saga` as it is now."""
+    return {
+        "h_payment_status": saga.payment_status,
+        "h_cancel_reason": saga.cancel_reason,
+        "h_payment_due_by": saga.payment_due_by,
+    }
+
+
 def _history_from(source: Any, changed: ColumnElement[bool] | None = None) -> Any:
     """An INSERT of one history entry per row of `source` (a CTE returning order_id),
-    with status `:h_status` at `:h_at`, as a CTE of its own."""
-    rows = select(
-        source.c.order_id,
-        bindparam("h_status", type_=order_history.c.status.type),
-        bindparam("h_at", type_=order_history.c.at.type),
-    )
+    with status `:h_status` at `:h_at` (and the payment's status, the cancel reason and
+    the pay-again window's end then: `:h_<column>`), as a CTE of its own."""
+    names = ("status", "at", *_HISTORY_PAYMENT)
+    rows = select(source.c.order_id, *(bindparam(f"h_{name}", type_=order_history.c[name].type) for name in names))
     if changed is not None:
         rows = rows.where(changed)
-    return order_history.insert().from_select(["order_id", "status", "at"], rows).cte(f"{source.name}_history")
+    return order_history.insert().from_select(["order_id", *names], rows).cte(f"{source.name}_history")
 
 
 def _save_saga() -> Prepared:
@@ -104,6 +121,8 @@ def _save_saga() -> Prepared:
 
 _SAVE_SAGA = _save_saga()
 
+# The shipping method chosen at checkout, as it was then (all null: none chosen).
+_SHIPPING_COLUMNS = ("shipping_method_id", "shipping_name", "shipping_minor", "shipping_min_days", "shipping_max_days")
 _ORDER_COLUMNS = (
     "order_id",
     "user_id",
@@ -117,6 +136,15 @@ _ORDER_COLUMNS = (
     "version",
     "created_at",
     "updated_at",
+    "customer_enc",
+    "customer_key_id",
+    *_SHIPPING_COLUMNS,
+    "tracking_number",
+    "carrier",
+    "from_cart",
+    "prices_include_tax",
+    "shipping_tax_minor",
+    "tax_lines",
     *_SAGA_COLUMNS,
 )
 _LINE_COLUMNS = (
@@ -128,6 +156,9 @@ _LINE_COLUMNS = (
     "variant_label",
     "quantity",
     "unit_price_minor",
+    "image_url",
+    "tax_minor",
+    "discount_minor",
 )
 
 
@@ -156,7 +187,21 @@ def _place() -> Prepared:
 
 _PLACE = _place()
 _ORDER = Prepared(select(orders).where(orders.c.order_id == bindparam("order_id")))
-_ACCOUNT_CLOSED = Prepared(select(closed_accounts.c.user_id).where(closed_accounts.c.user_id == bindparam("user_id")))
+_ACCOUNT_OF = select(bindparam("user_id", type_=PG_UUID(as_uuid=True)).label("user_id")).subquery("account")
+# Whether the account is closed, and the customers read model's row, in one statement (the
+# one read placing an order had before customers were kept, so it costs no round trip more).
+_ACCOUNT = Prepared(
+    select(
+        closed_accounts.c.reason.label("closed"),
+        customers.c.email_enc,
+        customers.c.email_key_id,
+        customers.c.username,
+    ).select_from(
+        _ACCOUNT_OF.outerjoin(closed_accounts, closed_accounts.c.user_id == _ACCOUNT_OF.c.user_id).outerjoin(
+            customers, customers.c.user_id == _ACCOUNT_OF.c.user_id
+        )
+    )
+)
 
 
 class OrdersRepository:
@@ -175,7 +220,8 @@ class OrdersRepository:
     async def add(self, order: Order) -> bool:
         """Insert a new order with its lines and first history entry; False if the id is taken."""
         assert order.shipping_address is not None  # only an erased customer's orders have none
-        sealed = self._cipher.seal(order.shipping_address.model_dump_json(), ORDER_ADDRESS.context(order.order_id))
+        sealed = self._seal(order.shipping_address, ORDER_ADDRESS, order.order_id)
+        customer = self._seal(order.customer, ORDER_CUSTOMER, order.order_id) if order.customer else None
         values = {
             "order_id": order.order_id,
             "user_id": order.user_id,
@@ -189,6 +235,17 @@ class OrdersRepository:
             "version": order.saga.version,
             "created_at": order.created_at,
             "updated_at": order.updated_at,
+            "customer_enc": customer.ciphertext if customer else None,
+            "customer_key_id": customer.key_id if customer else None,
+            **_shipping_values(order.shipping),
+            "tracking_number": order.tracking_number,
+            "carrier": order.carrier,
+            "from_cart": order.from_cart,
+            "prices_include_tax": order.prices_include_tax,
+            "shipping_tax_minor": order.shipping.tax_minor if order.shipping is not None else 0,
+            "tax_lines": [
+                {"name": t.name, "rate": str(t.rate), "amount_minor": t.amount_minor} for t in order.tax_lines
+            ],
             **_saga_values(order.saga),
         }
         placed = await _PLACE.fetchrow(
@@ -197,8 +254,15 @@ class OrdersRepository:
             **{f"l_{name}": [getattr(x, name) for x in order.lines] for name in _LINE_COLUMNS},
             h_status=order.saga.status,
             h_at=order.created_at,
+            **_history_payment(order.saga),
         )
         return placed is not None
+
+    async def set_tracking(self, order_id: UUID, tracking_number: str | None, carrier: str | None) -> None:
+        """The parcel's tracking number and carrier: those given replace what was there."""
+        given = {k: v for k, v in (("tracking_number", tracking_number), ("carrier", carrier)) if v is not None}
+        if given:
+            await self._ctx.session.execute(update(orders).where(orders.c.order_id == order_id).values(**given))
 
     async def get(self, order_id: UUID) -> Order | None:
         row = await _ORDER.fetchrow(self._ctx.db, order_id=order_id)
@@ -216,11 +280,11 @@ class OrdersRepository:
             ReservationLine(product_id=UUID(p), variant_id=UUID(v), quantity=q)
             for p, q, v in row["reservation_lines"] or ()
         )
-        return OrderHead(row["user_id"], _saga(row, lines))
+        return OrderHead(row["user_id"], _saga(row, lines), row["from_cart"])
 
     async def save_saga(self, before: Saga, after: Saga, now: datetime) -> bool:
         """Write the saga if nobody changed it since `before` was read, with an entry in
-        the order's history if its status changed."""
+        the order's history if its status changed, or a payment failed or was made again."""
         changed = {f"new_{name}": value for name, value in _saga_values(after).items()}
         row = await _SAVE_SAGA.fetchrow(
             self._ctx.db,
@@ -229,9 +293,10 @@ class OrdersRepository:
             new_version=before.version + 1,
             now=now,
             **changed,
-            h_changed=after.status != before.status,
+            h_changed=noted(before, after),
             h_status=after.status,
             h_at=now,
+            **_history_payment(after),
         )
         return row is not None
 
@@ -250,6 +315,7 @@ class OrdersRepository:
         self,
         *,
         user_id: UUID | None = None,
+        seller_id: UUID | None = None,
         status: str | None = None,
         placed_from: datetime | None = None,
         placed_before: datetime | None = None,
@@ -261,6 +327,9 @@ class OrdersRepository:
         query = select(orders)
         if user_id is not None:
             query = query.where(orders.c.user_id == user_id)
+        if seller_id is not None:
+            sold = select(order_lines.c.order_id).where(order_lines.c.seller_id == seller_id)
+            query = query.where(orders.c.order_id.in_(sold))
         if status is not None:
             query = query.where(orders.c.status == status)
         if placed_from is not None:
@@ -296,16 +365,23 @@ class OrdersRepository:
         c = closed_accounts.c
         await self._session.execute(closed_accounts.delete().where(c.user_id == user_id, c.reason == "disabled"))
 
-    async def account_closed(self, user_id: UUID) -> bool:
-        return await _ACCOUNT_CLOSED.fetchrow(self._ctx.db, user_id=user_id) is not None
+    async def account(self, user_id: UUID) -> tuple[bool, OrderCustomer | None]:
+        """Whether the account is closed (no order may be placed for it), and the customer
+        as the read model knows it (None if it does not)."""
+        row = await _ACCOUNT.fetchrow(self._ctx.db, user_id=user_id)
+        assert row is not None  # one row, whatever is known
+        customer = known_customer(self._cipher, user_id, row["email_enc"], row["email_key_id"], row["username"])
+        return row["closed"] is not None, customer
 
-    async def erase_addresses(self, user_id: UUID) -> int:
-        """Drop the shipping address of every order of the member; how many had one."""
+    async def erase_personal_data(self, user_id: UUID) -> int:
+        """Drop the shipping address and the customer's snapshot of every order of the member;
+        how many had either."""
+        o = orders.c
         result = await self._session.execute(
             update(orders)
-            .where(orders.c.user_id == user_id, orders.c.shipping_address_enc.is_not(None))
-            .values(shipping_address_enc=None, shipping_address_key_id=None)
-            .returning(orders.c.order_id)
+            .where(o.user_id == user_id, or_(o.shipping_address_enc.is_not(None), o.customer_enc.is_not(None)))
+            .values(shipping_address_enc=None, shipping_address_key_id=None, customer_enc=None, customer_key_id=None)
+            .returning(o.order_id)
         )
         return len(result.all())
 
@@ -330,20 +406,31 @@ class OrdersRepository:
                     x.variant_id,
                     x.sku,
                     x.variant_label,
+                    x.image_url,
+                    x.tax_minor,
+                    x.discount_minor,
                 )
             )
         history: dict[UUID, list[HistoryEntry]] = {i: [] for i in ids}
         for h in await self._session.execute(
             select(order_history).where(order_history.c.order_id.in_(ids)).order_by(order_history.c.id)
         ):
-            history[h.order_id].append(HistoryEntry(status=h.status, at=h.at))
+            entry = {name: h._mapping[name] for name in ("status", "at", *_HISTORY_PAYMENT)}
+            history[h.order_id].append(HistoryEntry(**entry))
         return [self._order(row, tuple(lines[row["order_id"]]), tuple(history[row["order_id"]])) for row in rows]
 
+    def _seal(self, value: ShippingAddress | OrderCustomer, column: SealedColumn, order_id: UUID) -> Sealed:
+        return self._cipher.seal(value.model_dump_json(), column.context(order_id))
+
+    def _open(self, row: Mapping[Any, Any], column: SealedColumn) -> str | None:
+        """A sealed column of an order row, opened; None if it holds nothing (erased, unknown)."""
+        if row[column.value] is None:
+            return None
+        return self._cipher.open(Sealed(row[column.value], row[column.key_id]), column.context(row["order_id"]))
+
     def _order(self, row: Mapping[Any, Any], lines: tuple[Line, ...], history: tuple[HistoryEntry, ...]) -> Order:
-        address = None
-        if row["shipping_address_enc"] is not None:  # None: the customer's account was erased
-            sealed = Sealed(row["shipping_address_enc"], row["shipping_address_key_id"])
-            address = Address.model_validate_json(self._cipher.open(sealed, ORDER_ADDRESS.context(row["order_id"])))
+        address = self._open(row, ORDER_ADDRESS)
+        customer = self._open(row, ORDER_CUSTOMER)
         return Order(
             order_id=row["order_id"],
             user_id=row["user_id"],
@@ -351,12 +438,21 @@ class OrdersRepository:
             request_hash=row["request_hash"],
             currency=row["currency"],
             total_minor=row["total_minor"],
-            shipping_address=address,
+            shipping_address=ShippingAddress.model_validate_json(address) if address is not None else None,
             lines=lines,
             saga=_saga(row, reservation_lines(lines)),
             history=history,
             created_at=row["created_at"],
             updated_at=row["updated_at"],
+            customer=OrderCustomer.model_validate_json(customer) if customer is not None else None,
+            shipping=_shipping(row),
+            tracking_number=row["tracking_number"],
+            carrier=row["carrier"],
+            from_cart=row["from_cart"],
+            prices_include_tax=row["prices_include_tax"],
+            tax_lines=tuple(
+                TaxLine(t["name"], Decimal(t["rate"]), t["amount_minor"]) for t in _json(row["tax_lines"])
+            ),
         )
 
 
@@ -370,6 +466,36 @@ def _saga(row: Mapping[Any, Any], lines: tuple[ReservationLine, ...]) -> Saga:
         version=row["version"],
         **{name: row[name] for name in _SAGA_COLUMNS},
     )
+
+
+def _json(value: Any) -> Any:
+    # JSONB as the pooled connection's codec decodes it, or as text from one that has none.
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _shipping(row: Mapping[Any, Any]) -> ShippingCharge | None:
+    if row["shipping_method_id"] is None:
+        return None
+    return ShippingCharge(
+        row["shipping_method_id"],
+        row["shipping_name"],
+        row["shipping_minor"],
+        row["shipping_min_days"],
+        row["shipping_max_days"],
+        row["shipping_tax_minor"],
+    )
+
+
+def _shipping_values(shipping: ShippingCharge | None) -> dict[str, Any]:
+    if shipping is None:
+        return dict.fromkeys(_SHIPPING_COLUMNS)
+    return {
+        "shipping_method_id": shipping.method_id,
+        "shipping_name": shipping.name,
+        "shipping_minor": shipping.price_minor,
+        "shipping_min_days": shipping.min_days,
+        "shipping_max_days": shipping.max_days,
+    }
 
 
 def _saga_values(saga: Saga) -> dict[str, Any]:

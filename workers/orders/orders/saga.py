@@ -6,7 +6,12 @@ put the commands in the outbox; the sweeper feeds `Timeout`s through the same fu
 
 Steps: reserving → authorizing → (confirm: the point of no return) → completing
 (commit the reservation and capture the payment, retried until done) → done; or, on
-failure, timeout or cancel, compensating (release, void) → done. A cancel after the
+failure, timeout or cancel, compensating (release, void) → done. A declined or
+unanswered authorization does not cancel at once: the order waits in
+awaiting_payment, its stock still held (and a possible authorization voided), until
+the pay-again window's end (`pay_by`); paid again (`Pay`), it goes back to authorizing
+with a new attempt and token; at the window's end it compensates as a failed payment
+always did (payment_declined, or payment_timeout). A cancel after the
 point of no return lets commit and capture finish, then refunds and, unless the order
 has shipped, returns the committed stock (completing again → done). Replies that do not
 answer what the saga is waiting for now (another step, an older attempt, a
@@ -15,6 +20,7 @@ duplicate) change nothing.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
@@ -46,7 +52,7 @@ from contracts.payments import (
 )
 from contracts.topology import CommandSpec
 
-Step = Literal["reserving", "authorizing", "completing", "compensating", "done"]
+Step = Literal["reserving", "authorizing", "awaiting_payment", "completing", "compensating", "done"]
 ReservationState = Literal[
     "requested", "reserved", "failed", "releasing", "released", "committing", "committed", "returning", "returned"
 ]
@@ -77,7 +83,19 @@ class SagaConfig:
     # Commit, capture, release, void and refund are resent this long after the last try
     # (times the attempt, up to 10 times) until they are answered.
     retry_after: timedelta = timedelta(seconds=5)
+    # How long after a failed authorization the order may be paid again.
+    pay_again: timedelta = timedelta(seconds=900)
+    # The last resort if the orchestrator dies: a reservation outlives the longest a
+    # pending order can hold its stock by this much (`reservation_ttl`).
     reservation_ttl_seconds: int = 900
+
+    @property
+    def reservation_ttl(self) -> int:
+        """The TTL a reservation is made with, in seconds: the longest a pending order holds
+        its stock (its first authorization, the pay-again window, and one more
+        authorization begun at the window's very end), and the last-resort margin beyond."""
+        held = self.payment_deadline * 2 + self.pay_again
+        return self.reservation_ttl_seconds + math.ceil(held.total_seconds())
 
 
 @dataclass(frozen=True)
@@ -109,6 +127,9 @@ class Saga:
     # Cancelled after the point of no return but before shipping: once the reservation
     # is committed, its stock goes back on sale. (Shipped goods are not on the shelf.)
     restock: bool = False
+    # The end of the pay-again window, set when the first authorization failed and never
+    # moved after: paying again and failing again does not extend it.
+    pay_by: datetime | None = None
     version: int = 0
 
     @property
@@ -117,8 +138,15 @@ class Saga:
         return self.step == "done" and self.status in ("cancelled", "delivered")
 
     @property
+    def payment_due_by(self) -> datetime | None:
+        """While the order waits to be paid again: until when it may be."""
+        return self.pay_by if self.step == "awaiting_payment" else None
+
+    @property
     def payment_status(self) -> PaymentStatus:
         """The payment as the API tells it."""
+        if self.step == "awaiting_payment":
+            return "failed"
         match self.payment:
             case "none" | "authorizing":
                 return "none"
@@ -167,6 +195,13 @@ class Cancel:
 
 
 @dataclass(frozen=True)
+class Pay:
+    """Pay again, with another token: only an order awaiting payment."""
+
+    payment_token: str
+
+
+@dataclass(frozen=True)
 class Ship:
     pass
 
@@ -176,7 +211,7 @@ class Deliver:
     pass
 
 
-Message = ReservationReply | PaymentReply | Timeout | Cancel | Ship | Deliver
+Message = ReservationReply | PaymentReply | Timeout | Cancel | Pay | Ship | Deliver
 Decision = tuple[Saga, tuple[Send, ...]]
 
 
@@ -209,6 +244,18 @@ def start(
     return saga, (_reserve(saga, config),)
 
 
+def noted(before: Saga, after: Saga) -> bool:
+    """Whether a step is an entry of the order's history: a new status, or (still pending)
+    a payment that failed or was made again."""
+    awaiting = (before.step == "awaiting_payment", after.step == "awaiting_payment")
+    return after.status != before.status or awaiting[0] != awaiting[1]
+
+
+def payment_failed(before: Saga, after: Saga) -> bool:
+    """Whether a step is an order's payment failing: it starts waiting to be paid again."""
+    return after.step == "awaiting_payment" and before.step != "awaiting_payment"
+
+
 # --- the transition function ------------------------------------------------------------
 
 
@@ -227,11 +274,17 @@ def transition(saga: Saga, message: Message, now: datetime, config: SagaConfig) 
             return _on_timeout(saga, now, config)
         case Cancel():
             return _cancel(saga, message.reason, now, config)
+        case Pay():
+            return _pay_again(saga, message.payment_token, now, config)
         case Ship():
+            if saga.status == "shipped":
+                return saga, ()  # the same request again (a retry): done already
             if saga.status != "confirmed":
                 raise IllegalTransition(f"a {saga.status} order cannot be shipped")
             return replace(saga, status="shipped"), ()
         case Deliver():
+            if saga.status == "delivered":
+                return saga, ()
             if saga.status != "shipped":
                 raise IllegalTransition(f"a {saga.status} order cannot be delivered")
             return replace(saga, status="delivered"), ()
@@ -289,10 +342,10 @@ def _on_payment(saga: Saga, reply: PaymentReply, now: datetime, config: SagaConf
             if reply.outcome == "authorized":
                 return _confirm(saga, now, config)
             if reply.outcome == "declined":
-                return _compensate(replace(saga, payment="declined"), "payment_declined", now, config)
+                return _await_payment(replace(saga, payment="declined"), now, config)
             # `failed`: the payments worker retried the provider and got no answer; the
-            # authorization may exist. Like the saga's own deadline: void and cancel.
-            return _compensate(saga, "payment_timeout", now, config)
+            # authorization may exist. Like the saga's own deadline: void it and wait.
+            return _await_payment(saga, now, config)
         case "capture" if saga.payment == "capturing" and current:
             if reply.outcome == "captured":
                 return _settle(replace(saga, payment="captured"), now, config)
@@ -300,7 +353,7 @@ def _on_payment(saga: Saga, reply: PaymentReply, now: datetime, config: SagaConf
         case "void" if saga.payment == "voiding" and current:
             if reply.outcome == "voided":
                 return _settle(replace(saga, payment="voided", voided_at=reply.at), now, config)
-            return replace(saga, deadline=_retry_at(saga, now, config)), ()
+            return replace(saga, deadline=_next_look(saga, now, config)), ()
         case "refund" if saga.payment == "refunding" and current:
             if reply.outcome == "refunded":
                 return _settle(replace(saga, payment="refunded"), now, config)
@@ -321,7 +374,15 @@ def _on_timeout(saga: Saga, now: datetime, config: SagaConfig) -> Decision:
                 return retry, (_reserve(retry, config),)
             return _compensate(saga, "out_of_stock", now, config)
         case "authorizing":
-            return _compensate(saga, "payment_timeout", now, config)
+            return _await_payment(saga, now, config)
+        case "awaiting_payment":
+            if saga.pay_by is None or now >= saga.pay_by:
+                return _compensate(saga, _payment_failure(saga), now, config)
+            if saga.payment != "voiding":
+                return replace(saga, deadline=saga.pay_by), ()
+            # Before the window's end only a void is awaited (no answer yet): send it again.
+            again = replace(saga, attempt=saga.attempt + 1)
+            return replace(again, deadline=_next_look(again, now, config)), _pending(again)
         case "completing" | "compensating":
             again = replace(saga, attempt=saga.attempt + 1)
             return replace(again, deadline=_retry_at(again, now, config)), _pending(again)
@@ -340,7 +401,47 @@ def _cancel(saga: Saga, reason: CancelReason, now: datetime, config: SagaConfig)
     return _settle(cancelled, now, config)
 
 
+def _pay_again(saga: Saga, token: str, now: datetime, config: SagaConfig) -> Decision:
+    if saga.status == "pending" and saga.step == "authorizing" and saga.payment_token == token:
+        return saga, ()  # the same request again while its authorization is under way
+    if saga.step != "awaiting_payment":
+        if saga.status == "pending":
+            raise IllegalTransition("this order is not waiting for a payment: its payment is under way")
+        raise IllegalTransition(f"a {saga.status} order cannot be paid")
+    if saga.payment == "voiding":
+        # The failed attempt's authorization may still be live: a new one waits for its void.
+        raise IllegalTransition("the failed payment is still being voided: try again in a moment")
+    authorizing = replace(
+        saga,
+        step="authorizing",
+        payment="authorizing",
+        payment_token=token,
+        attempt=saga.attempt + 1,
+        deadline=now + config.payment_deadline,
+    )
+    return authorizing, (_authorize(authorizing),)
+
+
 # --- moves ------------------------------------------------------------------------------
+
+
+def _await_payment(saga: Saga, now: datetime, config: SagaConfig) -> Decision:
+    """An authorization failed (declined, unanswered, past its deadline): the order stays
+    pending with its stock held until the pay-again window's end, and an authorization
+    that may exist (no answer came) is voided."""
+    pay_by = saga.pay_by or now + config.pay_again
+    if now >= pay_by:  # paid again at the window's very end, and failed after it
+        return _compensate(saga, _payment_failure(saga), now, config)
+    waiting = replace(saga, step="awaiting_payment", pay_by=pay_by)
+    if saga.payment in ("authorizing", "authorized"):
+        voiding = replace(waiting, payment="voiding", attempt=saga.attempt + 1)
+        return replace(voiding, deadline=_next_look(voiding, now, config)), (_void(voiding),)
+    return replace(waiting, deadline=pay_by), ()
+
+
+def _payment_failure(saga: Saga) -> CancelReason:
+    """Why an order whose pay-again window passed is cancelled: its last authorization's failure."""
+    return "payment_declined" if saga.payment == "declined" else "payment_timeout"
 
 
 def _confirm(saga: Saga, now: datetime, config: SagaConfig) -> Decision:
@@ -388,7 +489,7 @@ def _settle(saga: Saga, now: datetime, config: SagaConfig) -> Decision:
     if saga.payment == "voided" and _live_authorization(saga):
         step: Step = "compensating" if saga.step == "done" else saga.step
         voiding = replace(saga, payment="voiding", step=step, attempt=saga.attempt + 1)
-        voiding = replace(voiding, deadline=_retry_at(voiding, now, config))
+        voiding = replace(voiding, deadline=_next_look(voiding, now, config))
         return voiding, (_void(voiding),)
     if saga.reservation in ("committing", "releasing", "returning") or saga.payment in (
         "capturing",
@@ -397,6 +498,8 @@ def _settle(saga: Saga, now: datetime, config: SagaConfig) -> Decision:
         "authorizing",
     ):
         return saga, ()
+    if saga.step == "awaiting_payment":  # the failed attempt is voided: wait for a payment
+        return replace(saga, deadline=saga.pay_by), ()
     return replace(saga, step="done", deadline=None), ()
 
 
@@ -426,19 +529,30 @@ def _retry_at(saga: Saga, now: datetime, config: SagaConfig) -> datetime:
     return now + config.retry_after * min(max(saga.attempt - 1, 1), 10)
 
 
+def _next_look(saga: Saga, now: datetime, config: SagaConfig) -> datetime:
+    """When to resend what is unanswered: at the retry time, but while the order awaits
+    payment no later than the window's end (which then cancels it)."""
+    retry = _retry_at(saga, now, config)
+    return min(retry, saga.pay_by) if saga.step == "awaiting_payment" and saga.pay_by is not None else retry
+
+
 def _why(saga: Saga) -> str:
     return f"order {saga.cancel_reason}" if saga.cancel_reason else "order cancelled"
 
 
 def _key(saga: Saga, step: PaymentStep) -> str:
-    # One key per order and step: every attempt is the same operation to the provider.
+    # One key per order and step: every attempt is the same operation to the provider;
+    # but paying again is another authorization, keyed by its attempt (the first keeps
+    # the key it always had).
+    if step == "authorize" and saga.attempt > 1:
+        return f"{saga.order_id}:authorize:{saga.attempt}"
     return f"{saga.order_id}:{step}"
 
 
 def _reserve(saga: Saga, config: SagaConfig) -> Send:
     return Send(
         RESERVE_STOCK,
-        ReserveStock(order_id=saga.order_id, lines=saga.lines, ttl_seconds=config.reservation_ttl_seconds),
+        ReserveStock(order_id=saga.order_id, lines=saga.lines, ttl_seconds=config.reservation_ttl),
     )
 
 

@@ -31,6 +31,8 @@ class ProductHandlers:
                 "name": event.name,
                 "price_minor": event.price_minor,
                 "currency": event.currency,
+                "image_url": event.image_url,
+                "tax_class": event.tax_class,
                 "updated_at": event.created_at,
             },
         )
@@ -46,6 +48,10 @@ class ProductHandlers:
         changes: dict[str, object] = {"seller_id": event.seller_id, "updated_at": event.updated_at}
         if event.name is not None:
             changes["name"] = event.name
+        if event.image_url is not None or "images" in event.changed:  # null from an older publisher says nothing
+            changes["image_url"] = event.image_url
+        if event.tax_class is not None:
+            changes["tax_class"] = event.tax_class
         if event.price_minor is not None and event.currency is not None:
             changes["price_minor"] = event.price_minor
             changes["currency"] = event.currency

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from contracts.errors import invalid_input
+from contracts.taxes import DEFAULT_TAX_CLASS
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,10 @@ class ProductSnapshot:
     # A product with options is sold only as one of its variants.
     has_options: bool = False
     variants: Mapping[UUID, VariantSnapshot] = field(default_factory=dict)
+    # Its main image's URL (an order line keeps it); None: none, or not heard of yet.
+    image_url: str | None = None
+    # Which tax rates apply to it.
+    tax_class: str = DEFAULT_TAX_CLASS
 
     @property
     def on_sale(self) -> bool:

@@ -62,6 +62,8 @@ async def product_snapshot(db: asyncpg.Connection, ids: Iterable[UUID]) -> dict[
             row["deleted"],
             row["has_options"],
             variants[row["product_id"]],
+            row["image_url"],
+            row["tax_class"],
         )
         for row in rows
     }

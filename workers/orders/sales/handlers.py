@@ -53,6 +53,7 @@ _CONFIRMED_LINES = (
         order_lines.c.variant_label,
         order_lines.c.quantity,
         order_lines.c.unit_price_minor,
+        order_lines.c.tax_minor,
         orders.c.currency,
         bindparam("at", type_=DateTime(timezone=True)).label("confirmed_at"),
     )
@@ -110,9 +111,11 @@ class SalesHandlers:
         day = func.date(func.timezone("UTC", sales.c.confirmed_at))
         revenue = func.sum(sales.c.quantity * sales.c.unit_price_minor)
         rows = await ctx.session.execute(
-            select(sales.c.order_id, day.label("day"), sales.c.quantity, sales.c.unit_price_minor).where(counted)
+            select(
+                sales.c.order_id, day.label("day"), sales.c.quantity, sales.c.unit_price_minor, sales.c.tax_minor
+            ).where(counted)
         )
-        lines = [SaleLine(r.order_id, r.day, r.quantity, r.quantity * r.unit_price_minor) for r in rows]
+        lines = [SaleLine(r.order_id, r.day, r.quantity, r.quantity * r.unit_price_minor, r.tax_minor) for r in rows]
         totals = by_period(lines, query.start, query.end, query.granularity)
         # Per variant: "the tee, M / Red" sells, not the tee in general.
         top: Select[Any] = (
@@ -136,7 +139,13 @@ class SalesHandlers:
             granularity=query.granularity,
             currency=currency,
             periods=tuple(
-                SalesPeriod(start=t.start, orders=t.orders, units=t.units, revenue=to_amount(t.revenue_minor, currency))
+                SalesPeriod(
+                    start=t.start,
+                    orders=t.orders,
+                    units=t.units,
+                    revenue=to_amount(t.revenue_minor, currency),
+                    tax=to_amount(t.tax_minor, currency),
+                )
                 for t in totals
             ),
             top_products=tuple(
@@ -154,6 +163,7 @@ class SalesHandlers:
                 orders=len({line.order_id for line in lines}),
                 units=sum(line.quantity for line in lines),
                 revenue=to_amount(sum(line.revenue_minor for line in lines), currency),
+                tax=to_amount(sum(line.tax_minor for line in lines), currency),
             ),
         )
 

@@ -48,6 +48,7 @@ class SaleLine:
     day: date
     quantity: int
     revenue_minor: int
+    tax_minor: int = 0
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class PeriodTotals:
     orders: int
     units: int
     revenue_minor: int
+    tax_minor: int = 0
 
 
 def by_period(lines: Iterable[SaleLine], first: date, last: date, granularity: Granularity) -> list[PeriodTotals]:
@@ -64,6 +66,7 @@ def by_period(lines: Iterable[SaleLine], first: date, last: date, granularity: G
     orders: dict[date, set[object]] = {s: set() for s in starts}
     units = dict.fromkeys(starts, 0)
     revenue = dict.fromkeys(starts, 0)
+    tax = dict.fromkeys(starts, 0)
     for line in lines:
         start = period_start(line.day, granularity)
         if start not in orders:
@@ -71,4 +74,5 @@ def by_period(lines: Iterable[SaleLine], first: date, last: date, granularity: G
         orders[start].add(line.order_id)
         units[start] += line.quantity
         revenue[start] += line.revenue_minor
-    return [PeriodTotals(s, len(orders[s]), units[s], revenue[s]) for s in starts]
+        tax[start] += line.tax_minor
+    return [PeriodTotals(s, len(orders[s]), units[s], revenue[s], tax[s]) for s in starts]

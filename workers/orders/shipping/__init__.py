@@ -1,0 +1,1 @@
+"""Shipping methods: admin-managed, priced per currency; a checkout picks one."""

@@ -1,0 +1,1 @@
+"""Taxes: admin-managed rates and currency settings; an order's tax lines at placement."""
