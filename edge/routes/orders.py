@@ -149,6 +149,13 @@ async def list_user_orders(request: web.Request) -> web.Response:
     return await call_service(request, LIST_USER_ORDERS, command, actor=actor)
 
 
+async def list_my_orders(request: web.Request) -> web.Response:
+    actor = await require_actor(request)
+    query = parse_query(ListUserOrdersQuery, request)
+    command = ListUserOrders(user_id=actor.user_id, limit=query.limit, cursor=query.cursor)
+    return await call_service(request, LIST_USER_ORDERS, command, actor=actor)
+
+
 async def list_seller_orders(request: web.Request) -> web.Response:
     actor = await require_actor(request)
     query = parse_query(ListSellerOrdersQuery, request)
@@ -246,6 +253,17 @@ ENDPOINTS = (
         "another token, confirmed, cancelled, or its failed payment still being voided) 409. Answered at once "
         "with the pending order; the authorization follows as for a new order, and a repeat while it runs "
         "answers the order as it is.",
+    ),
+    Endpoint(
+        "GET",
+        "/api/orders",
+        list_my_orders,
+        LIST_USER_ORDERS,
+        query=ListUserOrdersQuery,
+        auth=True,
+        errors=(422,),
+        summary="The caller's own orders (a partner's: those it placed for itself), newest first, in keyset pages "
+        "via `next_cursor`.",
     ),
     Endpoint(
         "GET",

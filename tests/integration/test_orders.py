@@ -365,6 +365,19 @@ async def test_list_user_orders_pages_newest_first(
     async with http.get(url, params=params, headers=bearer(member["access_token"])) as resp:
         second = await resp.json()
     assert [o["order_id"] for o in second["items"]] == ids[:1] and second["next_cursor"] is None
+    # "My orders": the same list without naming oneself; someone else's is their own (empty).
+    async with http.get("/api/orders", params={"limit": "2"}, headers=bearer(member["access_token"])) as resp:
+        mine = await resp.json()
+    assert [o["order_id"] for o in mine["items"]] == ids[::-1][:2] and mine["next_cursor"]
+    params = {"limit": "2", "cursor": mine["next_cursor"]}
+    async with http.get("/api/orders", params=params, headers=bearer(member["access_token"])) as resp:
+        assert [o["order_id"] for o in (await resp.json())["items"]] == ids[:1]
+    stranger = await register(http)
+    session = await login(http, stranger["email"], stranger["password"])
+    async with http.get("/api/orders", headers=bearer(session["access_token"])) as resp:
+        assert resp.status == 200 and (await resp.json())["items"] == []
+    async with http.get("/api/orders") as resp:
+        assert resp.status == 401
 
 
 async def test_the_owner_follows_status_changes_as_server_sent_events(

@@ -140,6 +140,7 @@ MATRIX = (
     Row("POST", "/api/admin/dead-letters/{queue}/discard", ADMIN_ONLY, target=dead_letter_target),
     # Reports: a seller's sales are the seller's (others 404); the dashboard's views are admins'.
     Row("GET", "/api/sellers/{sellerId}/reports/sales", OWNER_OR_ADMIN, target=seller_target),
+    Row("GET", "/api/orders", SIGNED_IN),
     Row("GET", "/api/sellers/{sellerId}/orders", OWNER_OR_ADMIN, target=seller_target),
     Row("GET", "/api/shipping-methods", ALL),
     Row("POST", "/api/shipping-methods", _statuses(401, 403, 403, 403, 201), body=lambda o: shipping_method_body()),
