@@ -67,6 +67,12 @@ class Prepared:
         return status
 
 
+def json_value(value: Any) -> Any:
+    """A JSON or JSONB column's value: as the pooled connection's codec decoded it, or
+    decoded here when it came as text (a connection without the codec)."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
 def bind_columns(table: Table, names: Iterable[str], prefix: str) -> dict[str, BindParameter[Any]]:
     """`{column: :prefix_column}` for a statement's values(): the parameters are named apart
     from the columns, which a compiled INSERT or UPDATE needs when it also binds a value

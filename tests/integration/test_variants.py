@@ -25,7 +25,7 @@ from harness.accounts import bearer, login, make_seller, register
 from harness.bus import Bus
 from harness.stack import Stack
 from tests.catalog_support import create_category, new_tag
-from tests.orders_support import ADDRESS
+from tests.orders_support import ADDRESS, confirmed_and_captured
 from tests.reliability.conftest import dead_letters
 
 SIZES = ("S", "M", "L")
@@ -111,17 +111,6 @@ async def add_to_cart(
         if status != 404 or asyncio.get_running_loop().time() > deadline:
             return status, answer
         await asyncio.sleep(0.1)
-
-
-async def settled(http: aiohttp.ClientSession, who: dict[str, Any], order_id: str) -> dict[str, Any]:
-    for _ in range(200):
-        async with http.get(f"/api/orders/{order_id}", headers=bearer(who["access_token"])) as resp:
-            order: dict[str, Any] = await resp.json()
-        if order["status"] == "confirmed" and order["payment_status"] == "captured":
-            return order
-        assert order["status"] != "cancelled", order
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"order never settled: {order}")
 
 
 async def movements(db: AsyncEngine, product_id: str) -> dict[str, list[tuple[str, int, int]]]:
@@ -224,7 +213,7 @@ async def test_a_tee_in_sizes_and_colours_is_ordered_as_one_variant_and_only_its
             "discount": "0.00",
         }
     ]
-    order = await settled(http, member, placed["order_id"])
+    order = await confirmed_and_captured(http, member, placed["order_id"])
     assert order["total_amount"] == "40.00"
     for _ in range(100):
         if await stock_of(http, seller, pid, m_red["variant_id"]) == (5, 0):

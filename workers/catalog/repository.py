@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -12,6 +11,7 @@ from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.catalog import ProductOption
+from db.prepared import json_value
 from db.tables.catalog import categories, products, variants
 from workers.catalog.model import Category, Image, Product, Variant
 
@@ -40,11 +40,6 @@ def to_product(row: Any, live_variants: Sequence[Variant] = ()) -> Product:
     fields["images"] = tuple(Image(i["url"], i.get("alt", "")) for i in json_value(fields["images"]))
     fields["options"] = tuple(ProductOption.model_validate(o) for o in json_value(fields["options"]))
     return Product(**fields, variants=tuple(live_variants))
-
-
-def json_value(value: Any) -> Any:
-    # JSONB as SQLAlchemy decodes it, or as text from a statement run on asyncpg itself.
-    return json.loads(value) if isinstance(value, str) else value
 
 
 def to_variant(row: Any) -> Variant:

@@ -52,9 +52,9 @@ from contracts.catalog import (
     SuggestProducts,
 )
 from contracts.money import MoneyError, to_decimal
+from db.prepared import json_value
 from workers.catalog import facets as facet_rules
 from workers.catalog.model import variant_view, with_variant_views
-from workers.catalog.repository import json_value as _json
 from workers.catalog.repository import product_columns, to_product
 from workers.catalog.typos import PREFIX_FROM, Word, corrections, read_query, tsquery_text
 from workers.runtime.errors import invalid
@@ -387,7 +387,7 @@ def _view(row: asyncpg.Record) -> ProductView:
     options = view.options
     shown = tuple(
         variant_view(**variant, code=view.currency, product_options=options, full=False)
-        for variant in _json(row["variants"]) or ()
+        for variant in json_value(row["variants"]) or ()
     )
     return with_variant_views(view, shown)
 

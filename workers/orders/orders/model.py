@@ -34,13 +34,14 @@ from contracts.orders import (
     ShippingAddress,
     Tracking,
 )
+from contracts.taxes import DEFAULT_TAX_CLASS
 from kernel.tokens import Actor
 from workers.orders.carts.model import CART_ROLES, Cart
 from workers.orders.orders import saga
 from workers.orders.orders.saga import Cancel, Deliver, Message, Pay, Saga, Send, Ship
 from workers.orders.products.model import ProductSnapshot, needs_variant, refuse_without_variant
 from workers.orders.shipping.model import ShippingMethod
-from workers.orders.taxes.model import NO_TAXES, Taxes, TaxLine, TaxRate, percent_text, shipping_class, tax_lines
+from workers.orders.taxes.model import NO_TAXES, Taxes, TaxLine, TaxRate, percent_text, tax_lines
 
 # A partner scope that lets a partner place an order for a member (`on_behalf_of`).
 ON_BEHALF_SCOPE = "orders:members"
@@ -133,7 +134,7 @@ def taxed(
         charged.append((rate, tax))
         taxed_lines.append(replace(line, tax_minor=tax))
     if shipping is not None:
-        rate = taxes.rate_for(address.country, address.region, shipping_class())
+        rate = taxes.rate_for(address.country, address.region, DEFAULT_TAX_CLASS)  # shipping: the standard class
         shipping = replace(shipping, tax_minor=taxes.tax_on(shipping.price_minor, rate))
         charged.append((rate, shipping.tax_minor))
     return Taxed(tuple(taxed_lines), shipping, tax_lines(charged), taxes.prices_include_tax)

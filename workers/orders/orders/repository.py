@@ -8,7 +8,6 @@ address and the customer's snapshot are sealed (AES-256-GCM) bound to their orde
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -23,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.inventory import ReservationLine
 from contracts.orders import HistoryEntry, OrderCustomer, ShippingAddress
-from db.prepared import Prepared, bind_columns
+from db.prepared import Prepared, bind_columns, json_value
 from db.sealed import ORDER_ADDRESS, ORDER_CUSTOMER, SealedColumn
 from db.tables.orders import closed_accounts, customers, order_history, order_lines, orders
 from kernel.crypto import FieldCipher, Sealed
@@ -451,7 +450,7 @@ class OrdersRepository:
             from_cart=row["from_cart"],
             prices_include_tax=row["prices_include_tax"],
             tax_lines=tuple(
-                TaxLine(t["name"], Decimal(t["rate"]), t["amount_minor"]) for t in _json(row["tax_lines"])
+                TaxLine(t["name"], Decimal(t["rate"]), t["amount_minor"]) for t in json_value(row["tax_lines"])
             ),
         )
 
@@ -466,11 +465,6 @@ def _saga(row: Mapping[Any, Any], lines: tuple[ReservationLine, ...]) -> Saga:
         version=row["version"],
         **{name: row[name] for name in _SAGA_COLUMNS},
     )
-
-
-def _json(value: Any) -> Any:
-    # JSONB as the pooled connection's codec decodes it, or as text from one that has none.
-    return json.loads(value) if isinstance(value, str) else value
 
 
 def _shipping(row: Mapping[Any, Any]) -> ShippingCharge | None:

@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from uuid import UUID
 
-from contracts.taxes import DEFAULT_TAX_CLASS, TaxRateView
+from contracts.taxes import TaxRateView
 from kernel.tokens import Actor
 from workers.runtime.errors import DomainError
 
@@ -92,8 +92,3 @@ def tax_lines(charged: Iterable[tuple[TaxRate | None, int]]) -> tuple[TaxLine, .
             key = (rate.name, rate.rate)
             totals[key] = totals.get(key, 0) + amount
     return tuple(TaxLine(name, rate, amount) for (name, rate), amount in sorted(totals.items()))
-
-
-def shipping_class() -> str:
-    """Shipping is taxed as the destination's standard class."""
-    return DEFAULT_TAX_CLASS
