@@ -639,6 +639,8 @@ class ProductUpdated(Contract):
     image_url: str | None = None
     # The tax class after the change (None: an older publisher that did not say).
     tax_class: str | None = None
+    # The category's slug after the change (None: an older publisher that did not say).
+    category: str | None = None
 
 
 class ProductDeleted(Contract):

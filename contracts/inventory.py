@@ -156,6 +156,14 @@ class ReturnStock(Contract):
     reason: Reason | None = None
 
 
+class RestockReturn(Contract):
+    """Goods a customer returned, resaleable: put them back on sale, once per return."""
+
+    return_id: UUID = Field(description="The orders service's return: a repeat moves nothing")
+    order_id: UUID
+    lines: tuple[ReservationLine, ...] = Field(min_length=1, max_length=100)
+
+
 class FailedLine(Contract):
     product_id: UUID
     variant_id: UUID | None = None
@@ -281,6 +289,15 @@ RETURN_STOCK = CommandSpec(
     requires_actor=True,
     summary="Return a cancelled order's committed stock to sale (services and admins).",
 )
+RESTOCK_RETURN = CommandSpec(
+    "inventory",
+    "restock_return",
+    1,
+    RestockReturn,
+    None,
+    requires_actor=True,
+    summary="Put a return's resaleable goods back on sale, once per return (services and admins).",
+)
 
 LIST_LOW_STOCK = CommandSpec(
     "inventory",
@@ -336,6 +353,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     RELEASE_STOCK,
     COMMIT_STOCK,
     RETURN_STOCK,
+    RESTOCK_RETURN,
 )
 EVENTS = (
     STOCK_CHANGED,

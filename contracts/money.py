@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated
 
+from babel.numbers import format_currency
 from pydantic import AfterValidator, Field
 
 
@@ -74,7 +75,7 @@ def to_minor(amount: str, code: str) -> int:
     if minor == 0:
         raise MoneyError("must be more than zero")
     if minor > cur.max_major * scale:
-        raise MoneyError(f"must be at most {cur.max_major} {cur.code}")
+        raise MoneyError(f"must be at most {for_people(cur.max_major * scale, cur.code)}")
     return minor
 
 
@@ -82,6 +83,23 @@ def to_amount(minor: int, code: str) -> str:
     """1999 in USD → `"19.99"`; 1500 in JPY → `"1500"`."""
     exponent = currency(code).exponent
     return str(Decimal(minor).scaleb(-exponent).quantize(Decimal(1).scaleb(-exponent)))
+
+
+# The locale amounts are written in for people until a customer's own locale is known.
+PEOPLE_LOCALE = "en_US"
+
+
+def for_people(amount: int | str, code: str, locale: str = PEOPLE_LOCALE) -> str:
+    """1999 (minor units) or `"19.99"` (the API's string) in USD → `"$19.99"`; in EUR `"€19.99"`
+    (`"19,99 €"` in de_DE): an amount for a message or a page, written by Babel (CLDR) with the
+    currency's own decimals. Never for the API, which speaks `to_amount`'s strings."""
+    major = Decimal(to_amount(amount, code)) if isinstance(amount, int) else Decimal(amount)
+    return format_currency(major, code, locale=locale)
+
+
+# Nothing, where no currency decides the decimals (an empty cart): still a money string with
+# cents, as every amount in the API is, never a bare "0".
+ZERO = "0.00"
 
 
 def to_decimal(amount: str) -> Decimal:

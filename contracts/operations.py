@@ -74,11 +74,14 @@ class QueueDepthView(Contract):
     queue: str
     messages: int = Field(description="Ready and unacknowledged (RabbitMQ's count; lags a few seconds)")
     consumers: int
+    publish_rate: float = Field(default=0.0, description="Messages per second published to it, lately")
+    deliver_rate: float = Field(default=0.0, description="Messages per second delivered from it, lately")
 
 
 class AdminOverview(Contract):
     currency: str
     days: tuple[DaySales, ...] = Field(description="Oldest first, up to today (UTC)")
     queues: tuple[QueueDepthView, ...] = Field(
-        description="Every queue of Agora's vhost; empty when the management API did not answer"
+        description="Agora's work queues (those with a `.dlq`) and their dead-letter queues, by name; empty when "
+        "the management API did not answer"
     )

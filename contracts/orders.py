@@ -26,6 +26,7 @@ from contracts.inventory import MAX_QUANTITY
 from contracts.money import CurrencyCode
 from contracts.payments import PaymentToken
 from contracts.privacy import export_spec
+from contracts.returns import RefundView, ReturnView
 from contracts.topology import CommandSpec, EventSpec
 from contracts.users import Address, Phone
 
@@ -94,8 +95,42 @@ ShippingMethodChoice = Annotated[
 ]
 
 
+# Left out of the body when absent, like the shipping method (the same idempotency hash).
+VoucherChoice = Annotated[
+    str | None,
+    StringConstraints(min_length=1, max_length=32),
+    Field(
+        exclude_if=lambda v: v is None,
+        description="A voucher's code, whatever its case: its discount is spread over the lines it applies to. "
+        "One that does not exist, is not active or valid now, applies to none of the items, whose minimum spend "
+        "is not met, or has no use left (for this customer) is a 422 on `voucher_code`",
+    ),
+]
+
+
 class PlaceOrderBody(Contract):
     """`POST /api/orders`: without `items`, the caller's cart is ordered."""
+
+    # The documented example works as it is sent (tests/integration/test_documented_examples.py):
+    # the caller's cart, a real address, the sandbox's card that is always approved.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "shipping_address": {
+                        "recipient": "Ada Lovelace",
+                        "phone": "+14155552671",
+                        "line1": "1 Market St",
+                        "city": "San Francisco",
+                        "region": "CA",
+                        "postal_code": "94105",
+                        "country": "US",
+                    },
+                    "payment_token": "tok_visa",
+                }
+            ]
+        }
+    )
 
     items: OrderItems | None = Field(
         default=None,
@@ -107,6 +142,7 @@ class PlaceOrderBody(Contract):
     shipping_address: ShippingAddress
     payment_token: PaymentToken = Field(description="A payment provider's token (`tok_visa`), never card data")
     shipping_method_id: ShippingMethodChoice = None
+    voucher_code: VoucherChoice = None
 
 
 class PlaceOrder(Contract):
@@ -124,6 +160,7 @@ class PlaceOrder(Contract):
     shipping_address: ShippingAddress
     payment_token: PaymentToken
     shipping_method_id: ShippingMethodChoice = None
+    voucher_code: VoucherChoice = None
     on_behalf_of: UUID | None = Field(
         default=None, description="Partners with the `orders:members` scope: the member the order is for"
     )
@@ -222,8 +259,8 @@ class OrderLine(Contract):
         "computes taxes"
     )
     discount: str = Field(
-        description='The discount on the line, a decimal string in the order\'s currency; "0.00" (zero) until '
-        "Agora has vouchers"
+        description="The discount on the line (its share of the voucher's), a decimal string in the order's "
+        "currency; the line's tax is on its total less this"
     )
 
     @model_validator(mode="before")
@@ -254,7 +291,7 @@ class OrderShipping(Contract):
     price: str = Field(description="What shipping cost (`0.00` when the goods reached its free threshold)")
     min_days: int = Field(description="Delivery estimate, in days after shipping: at the soonest")
     max_days: int
-    tax: str = Field(default="0", description="The tax on shipping (the destination's standard rate)")
+    tax: str = Field(default="0.00", description="The tax on shipping (the destination's standard rate)")
 
 
 class OrderTaxLine(Contract):
@@ -293,11 +330,14 @@ class OrderView(Contract):
     prices_include_tax: bool = Field(
         default=False, description="The prices include tax (it is part of them), or it was added on top"
     )
-    tax_total: str = Field(default="0", description="The tax of the lines and shipping, included or added")
+    tax_total: str = Field(default="0.00", description="The tax of the lines and shipping, included or added")
     taxes: tuple[OrderTaxLine, ...] = Field(default=(), description="The tax per rate")
     tracking: Tracking | None = Field(default=None, description="Given by the seller when shipping")
+    voucher_code: str | None = Field(default=None, description="The voucher applied at checkout; null: none")
+    discount_total: str = Field(default="0.00", description="The voucher's discount: the lines' `discount` summed")
     total_amount: str = Field(
-        description="What the customer pays: the subtotal and shipping, and the tax when prices exclude it"
+        description="What the customer pays: the subtotal less the discount, shipping, and the tax when prices "
+        "exclude it"
     )
     currency: str
     shipping_address: ShippingAddress | None = Field(description="Null once the customer's account was erased")
@@ -314,6 +354,15 @@ class OrderView(Contract):
         "(`POST /api/orders/{orderId}/payment`); then it is cancelled. Null otherwise",
     )
     history: tuple[HistoryEntry, ...]
+    returns: tuple[ReturnView, ...] = Field(default=(), description="Its returns, oldest first")
+    refunds: tuple[RefundView, ...] = Field(
+        default=(), description="Its refunds (of returns, and admins' direct ones), oldest first"
+    )
+    refunded_total: str | None = Field(
+        default=None,
+        description="What its `refunds` gave back so far (those `refunded`); null: none. A cancel's refund of "
+        "everything is `payment_status` `refunded`",
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -346,6 +395,8 @@ class OrderStatusChanged(Contract):
     payment_due_by: datetime | None = Field(
         default=None, description="`orders.payment_failed`: until when the order may be paid again"
     )
+    tracking_number: str | None = Field(default=None, description="`orders.order_shipped`: the carrier's number")
+    carrier: str | None = Field(default=None, description="`orders.order_shipped`: who carries the parcel")
     total_minor: int
     currency: str
     at: datetime
@@ -407,7 +458,7 @@ class SalesPeriod(Contract):
     orders: int
     units: int
     revenue: str
-    tax: str = Field(default="0", description="The tax of those sales (in the revenue or added to it)")
+    tax: str = Field(default="0.00", description="The tax of those sales (in the revenue or added to it)")
 
 
 class TopProduct(Contract):
@@ -423,7 +474,7 @@ class SalesTotals(Contract):
     orders: int
     units: int
     revenue: str
-    tax: str = "0"
+    tax: str = "0.00"
 
 
 class SalesReportView(Contract):
@@ -448,6 +499,11 @@ class ListOrders(Contract):
     """All orders (admins), newest first; also the query string of `GET /api/admin/orders`."""
 
     status: OrderStatus | None = None
+    q: Annotated[str, StringConstraints(max_length=320)] | None = Field(
+        default=None,
+        description="Search: an order id, whole or its first 8+ hex digits; a customer's email, whole (any "
+        "case); or part of a customer's name. Orders matching any of these; blank: every order",
+    )
     start: IsoDate | None = Field(default=None, alias="from", description="Placed on or after this day (UTC)")
     end: IsoDate | None = Field(default=None, alias="to", description="Placed on or before this day (UTC)")
     limit: int = Field(default=20, ge=1, le=100)

@@ -13,7 +13,7 @@ knows a payment token, which the edge asks before an order is placed or paid aga
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import Field, StringConstraints
@@ -48,9 +48,19 @@ class VoidPayment(Contract):
 
 
 class RefundPayment(Contract):
+    """Refund some or all of what was captured. Several refunds per payment, each with an
+    idempotency key of its own (`<order_id>:refund` for the saga's cancel after capture,
+    `<order_id>:refund:<refund_id>` for a return): the same key twice is one refund."""
+
     order_id: UUID
     attempt: int = Field(ge=1)
     idempotency_key: IdempotencyKey
+    amount_minor: int | None = Field(
+        default=None, gt=0, description="How much to refund; null: everything still captured (a cancel after capture)"
+    )
+    reference: str | None = Field(
+        default=None, min_length=1, max_length=200, description="What the refund is for (`return:<uuid>`); echoed back"
+    )
 
 
 class CheckPaymentToken(Contract):
@@ -69,7 +79,8 @@ PaymentOutcome = Literal["authorized", "declined", "failed", "captured", "voided
 
 
 class PaymentResult(Contract):
-    """What became of one payment step of one order (the body of every payments event)."""
+    """What became of one payment step of one order (the body of every payments event).
+    For a refund, `amount_minor` is the amount of this refund (0 if it failed)."""
 
     order_id: UUID
     attempt: int
@@ -80,6 +91,36 @@ class PaymentResult(Contract):
     provider_reference: str | None = None
     reason: str | None = Field(default=None, description="Why a step did not succeed, in words")
     at: datetime
+    amount_refunded_minor: int = Field(default=0, description="The payment's total refunded so far")
+    reference: str | None = Field(default=None, description="A refund's `reference`, echoed back")
+
+
+class ProviderWebhookEvent(Contract):
+    """What a payment provider POSTs to Agora's webhook endpoint: a Stripe event object (for
+    the document; the edge forwards the body as it came, unparsed, for its signature)."""
+
+    id: str = Field(description="The event's id (`evt_…`): each is applied once")
+    object: Literal["event"] = Field(description="Always `event`")
+    type: str = Field(description="What happened: `payment_intent.succeeded`, `charge.refunded`, …")
+    created: int = Field(description="When, in Unix seconds")
+    api_version: str | None = Field(default=None, description="The provider's API version the event is written in")
+    livemode: bool = Field(default=False, description="False for test keys and the sandbox")
+    data: dict[str, Any] = Field(description='`{"object": …}`: the payment intent, charge or refund as it is now')
+
+
+class ReceiveProviderEvent(Contract):
+    """A webhook event of the payment provider, as the edge received it: the raw body and
+    its signature header, verified by the payments worker (which alone holds the secret)."""
+
+    payload: str = Field(min_length=2, max_length=256 * 1024, description="The request body, byte for byte")
+    signature: str = Field(min_length=1, max_length=2000, description="The `Stripe-Signature` header")
+
+
+class ProviderEventReceipt(Contract):
+    received: bool = Field(description="True: the event is recorded (now, or already)")
+    event_id: str
+    type: str
+    duplicate: bool = Field(description="True: this event was received before, and was not applied again")
 
 
 def _command(name: str, payload: type[Contract], summary: str) -> CommandSpec:
@@ -89,7 +130,9 @@ def _command(name: str, payload: type[Contract], summary: str) -> CommandSpec:
 AUTHORIZE_PAYMENT = _command("authorize_payment", AuthorizePayment, "Authorize an order's payment (saga step).")
 CAPTURE_PAYMENT = _command("capture_payment", CapturePayment, "Capture an authorized payment (saga step).")
 VOID_PAYMENT = _command("void_payment", VoidPayment, "Void an authorization (saga compensation).")
-REFUND_PAYMENT = _command("refund_payment", RefundPayment, "Refund a captured payment (cancel after capture).")
+REFUND_PAYMENT = _command(
+    "refund_payment", RefundPayment, "Refund all or part of a captured payment (cancel after capture, a return)."
+)
 
 CHECK_PAYMENT_TOKEN = CommandSpec(
     "payments",
@@ -110,5 +153,22 @@ PAYMENT_CAPTURED = EventSpec("payments", "payment_captured", 1, PaymentResult, s
 PAYMENT_VOIDED = EventSpec("payments", "payment_voided", 1, PaymentResult, summary="An authorization was voided.")
 PAYMENT_REFUNDED = EventSpec("payments", "payment_refunded", 1, PaymentResult, summary="A capture was refunded.")
 
-COMMANDS = (AUTHORIZE_PAYMENT, CAPTURE_PAYMENT, VOID_PAYMENT, REFUND_PAYMENT, CHECK_PAYMENT_TOKEN)
+RECEIVE_PROVIDER_EVENT = CommandSpec(
+    "payments",
+    "receive_provider_event",
+    1,
+    ReceiveProviderEvent,
+    ProviderEventReceipt,
+    summary="A payment provider's webhook event, from the edge: verified by its signature (a bad one is "
+    "dead-lettered), recorded once by its id, and set beside the payment it is about.",
+)
+
+COMMANDS = (
+    AUTHORIZE_PAYMENT,
+    CAPTURE_PAYMENT,
+    VOID_PAYMENT,
+    REFUND_PAYMENT,
+    CHECK_PAYMENT_TOKEN,
+    RECEIVE_PROVIDER_EVENT,
+)
 EVENTS = (PAYMENT_AUTHORIZED, PAYMENT_FAILED, PAYMENT_CAPTURED, PAYMENT_VOIDED, PAYMENT_REFUNDED)

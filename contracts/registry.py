@@ -1,6 +1,20 @@
 """Every command and event of every service, for documents and checks."""
 
-from contracts import carts, catalog, inventory, notifications, oidc, orders, partners, payments, shipping, taxes, users
+from contracts import (
+    carts,
+    catalog,
+    inventory,
+    notifications,
+    oidc,
+    orders,
+    partners,
+    payments,
+    returns,
+    shipping,
+    taxes,
+    users,
+    vouchers,
+)
 from contracts.topology import CommandSpec, EventSpec
 
 COMMANDS: tuple[CommandSpec, ...] = (
@@ -12,7 +26,9 @@ COMMANDS: tuple[CommandSpec, ...] = (
     *payments.COMMANDS,
     *orders.COMMANDS,
     *shipping.COMMANDS,
+    *returns.COMMANDS,
     *taxes.COMMANDS,
+    *vouchers.COMMANDS,
     *carts.COMMANDS,
     *notifications.COMMANDS,
 )
@@ -23,4 +39,5 @@ EVENTS: tuple[EventSpec, ...] = (
     *inventory.EVENTS,
     *payments.EVENTS,
     *orders.EVENTS,
+    *returns.EVENTS,
 )

@@ -18,7 +18,7 @@ from contracts.topology import CommandSpec
 from contracts.users import GET_JWKS, GET_REVOCATIONS, GetJwks, GetRevocations, Revocations, TokensRevoked
 from edge.bus import RpcClient, ServiceUnavailable
 from edge.problems import WWW_AUTHENTICATE, HttpProblem
-from edge.sessions import ACCESS_COOKIE, CSRF_KEY, check_csrf
+from edge.sessions import ACCESS_COOKIE, CSRF_COOKIE, CSRF_KEY, check_csrf
 from kernel.logging import correlation_id_var
 from kernel.revocations import RevocationFeed
 from kernel.tokens import Actor, InvalidToken, TokenVerifier
@@ -102,6 +102,21 @@ async def optional_actor(request: web.Request) -> Actor | None:
     if bearer_token(request) is None and not request.cookies.get(ACCESS_COOKIE):
         return None
     return await require_actor(request)
+
+
+async def member_or_guest(request: web.Request) -> Actor | None:
+    """`optional_actor` for answers that differ by who asks (the cart): a browser that holds a
+    session (its CSRF cookie lives as long as the session) but no longer sends the access cookie
+    (the browser dropped it when the token expired) is a 401, so the page renews the session
+    and asks again, instead of a guest who would quietly get another cart."""
+    actor = await optional_actor(request)
+    if actor is None and request.cookies.get(CSRF_COOKIE):
+        raise HttpProblem(
+            "unauthorized",
+            "the session's access token has expired: renew it with POST /api/auth/refresh",
+            headers={"WWW-Authenticate": f'{WWW_AUTHENTICATE}, error="invalid_token"'},
+        )
+    return actor
 
 
 def forwarded_authorization(actor: Actor | None) -> str | None:

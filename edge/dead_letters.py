@@ -62,6 +62,9 @@ class QueueDepth:
     queue: str
     messages: int
     consumers: int
+    # Messages per second published to it and delivered from it (RabbitMQ's recent average).
+    publish_rate: float = 0.0
+    deliver_rate: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,22 @@ class DeadLetter:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def depth_of(row: dict[str, Any]) -> QueueDepth:
+    """A queue as the management API lists it; a queue without traffic yet has no `message_stats`."""
+    stats = row.get("message_stats") or {}
+
+    def rate(name: str) -> float:
+        return round(float((stats.get(name) or {}).get("rate") or 0.0), 2)
+
+    return QueueDepth(
+        str(row["name"]),
+        int(row.get("messages") or 0),
+        int(row.get("consumers") or 0),
+        rate("publish_details"),
+        rate("deliver_get_details"),
+    )
 
 
 def is_dead_letter_queue(name: str) -> bool:
@@ -120,7 +139,8 @@ class DeadLetters:
         parts = urlsplit(self._management_url)
         auth = aiohttp.BasicAuth(unquote(parts.username or "guest"), unquote(parts.password or "guest"))
         base = f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-        url = f"{base}/api/queues/{quote(self._vhost, safe='')}?columns=name,messages,consumers"
+        rates = "message_stats.publish_details.rate,message_stats.deliver_get_details.rate"
+        url = f"{base}/api/queues/{quote(self._vhost, safe='')}?columns=name,messages,consumers,{rates}"
         try:
             async with aiohttp.ClientSession(auth=auth, timeout=_TIMEOUT) as http, http.get(url) as resp:
                 if resp.status != 200:
@@ -128,10 +148,7 @@ class DeadLetters:
                 rows = await resp.json()
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise DeadLetterError(f"RabbitMQ management API unreachable: {exc}") from exc
-        return sorted(
-            (QueueDepth(str(r["name"]), int(r.get("messages") or 0), int(r.get("consumers") or 0)) for r in rows),
-            key=lambda q: q.queue,
-        )
+        return sorted((depth_of(r) for r in rows), key=lambda q: q.queue)
 
     async def queues(self) -> list[DeadLetterQueue]:
         return [

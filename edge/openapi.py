@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http import HTTPStatus
 from typing import Any
 
@@ -47,6 +47,15 @@ HEADER_PARAMETERS: dict[str, dict[str, Any]] = {
         "same key with the same body answers the same order instead of placing another; with another body it is "
         "422. Without it every request places a new order.",
         "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+    },
+    "StripeSignature": {
+        "name": "Stripe-Signature",
+        "in": "header",
+        "required": True,
+        "description": "The provider's signature of the body: `t=<Unix time>,v1=<hex HMAC-SHA256 of \"<t>.<body>\" "
+        "with the endpoint's signing secret>`, as Stripe signs webhooks. A body that does not verify (or is older "
+        "than five minutes) is refused with 400.",
+        "schema": {"type": "string", "minLength": 1},
     },
     "CartId": {
         "name": "X-Cart-Id",
@@ -148,6 +157,11 @@ class Endpoint:
     tag: str = ""
     # Request headers the route reads, by their name in `HEADER_PARAMETERS`.
     header_params: tuple[str, ...] = ()
+    # A PUT that changes only the fields sent: served as PATCH too, by the same handler
+    # (`with_patch`), for clients that expect the method to say so.
+    partial: bool = False
+    # The operation id, where the handler's name is taken (by the PUT of a PATCH twin).
+    name: str = ""
 
     def add_to(self, router: web.UrlDispatcher) -> None:
         # Ids are UUIDs: `PUT /api/users/login` must not reach `PUT /api/users/{userId}` (a
@@ -167,7 +181,14 @@ class Endpoint:
 
     @property
     def operation_id(self) -> str:
-        return self.handler.__name__
+        return self.name or self.handler.__name__
+
+    def patch_twin(self) -> Endpoint:
+        """The same route as PATCH: `update_product` → `patch_product`."""
+        verb, _, noun = self.handler.__name__.partition("_")
+        name = f"patch_{noun if verb in ('update', 'set') and noun else self.handler.__name__}"
+        summary = f"{self.summary} The same as PUT here: both change only the fields sent."
+        return replace(self, method="PATCH", name=name, partial=False, summary=summary.strip())
 
     def error_statuses(self) -> list[int]:
         statuses = set(self.errors) | set(_ALWAYS)
@@ -184,6 +205,11 @@ class Endpoint:
     def problem_statuses(self) -> list[int]:
         """The error statuses answered with a problem document."""
         return [s for s in self.error_statuses() if self.error_body is None or s not in self.errors]
+
+
+def with_patch(endpoints: Sequence[Endpoint]) -> tuple[Endpoint, ...]:
+    """The endpoints, each partial PUT followed by its PATCH twin."""
+    return tuple(twin for e in endpoints for twin in ((e, e.patch_twin()) if e.partial else (e,)))
 
 
 def build_document(endpoints: Sequence[Endpoint], redirects: Sequence[Redirect] = ()) -> dict[str, Any]:

@@ -65,6 +65,9 @@ PAYMENT_SANDBOX_PORT = int(os.environ.get("AGORA_TEST_PAYMENT_SANDBOX_PORT", str
 # it and the workers share.
 SMS_SANDBOX_PORT = int(os.environ.get("AGORA_TEST_SMS_SANDBOX_PORT", str(18071 + 200 * SLOT)))
 SMS_SANDBOX_URL = f"http://127.0.0.1:{SMS_SANDBOX_PORT}"
+# The keys the suite's Stripe stand-in accepts and signs its webhook events with.
+STRIPE_SECRET_KEY = "sk_test_" + "7e57" * 6
+STRIPE_WEBHOOK_SECRET = "whsec_" + "7e57" * 8
 TWILIO_ACCOUNT_SID = "AC" + "7e57" * 8
 TWILIO_AUTH_TOKEN = "test-auth-token"
 # The suite's SMTP sink (scripts/test started it): tests tell their messages apart by recipient.
@@ -114,6 +117,10 @@ def test_env() -> dict[str, str]:
         AGORA_SAGA_RETRY_SECONDS="1",
         AGORA_SAGA_SWEEP_SECONDS="0.5",
         AGORA_PAYMENT_API_URL=f"http://127.0.0.1:{PAYMENT_SANDBOX_PORT}",
+        AGORA_STRIPE_SECRET_KEY=STRIPE_SECRET_KEY,
+        AGORA_STRIPE_WEBHOOK_SECRET=STRIPE_WEBHOOK_SECRET,
+        # The sandbox's signed events go to the suite's edge, as Stripe's to a shop's.
+        AGORA_PAYMENT_SANDBOX_WEBHOOK_URL=f"http://127.0.0.1:{HTTP_PORT}/api/payments/webhook",
         # An unanswered authorization is reported failed after this long (tok_timeout
         # answers after AGORA_SANDBOX_TIMEOUT_DELAY_SECONDS, 30 s by default).
         AGORA_PAYMENT_API_TIMEOUT_SECONDS="5",

@@ -9,10 +9,14 @@ a value copied into another user's row does not decrypt.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import os
 from dataclasses import dataclass
 
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 
 class KeyConfigError(ValueError):
@@ -33,6 +37,11 @@ class FieldCipher:
             if len(key) != 32:
                 raise KeyConfigError(f"data key {kid!r} must be 32 bytes (AES-256)")
         self._keys = {kid: AESGCM(key) for kid, key in keys.items()}
+        # Blind-index keys: derived from each data key, never the data key itself.
+        self._index_keys = {
+            kid: HKDF(hashes.SHA256(), 32, salt=None, info=b"agora blind index").derive(key)
+            for kid, key in keys.items()
+        }
         self._current = current
 
     @classmethod
@@ -60,6 +69,19 @@ class FieldCipher:
         if aead is None:
             raise KeyConfigError(f"data key {sealed.key_id!r} is no longer configured")
         return aead.decrypt(raw[:12], raw[12:], context.encode()).decode()
+
+    def blind_index(self, value: str, purpose: str) -> Sealed:
+        """A keyed hash (HMAC-SHA256) of `value` under the current key, to find a sealed value
+        by equality without opening every row; `ciphertext` holds the hex digest."""
+        return Sealed(self._digest(self._current, value, purpose), self._current)
+
+    def blind_indexes(self, value: str, purpose: str) -> list[str]:
+        """The digests of `value` under every configured key: a row indexed before a rotation
+        is still found."""
+        return [self._digest(kid, value, purpose) for kid in self._index_keys]
+
+    def _digest(self, kid: str, value: str, purpose: str) -> str:
+        return hmac.new(self._index_keys[kid], f"{purpose}:{value}".encode(), hashlib.sha256).hexdigest()
 
 
 def new_key() -> str:

@@ -179,11 +179,19 @@ class Settings(BaseSettings):
     saga_pay_again_seconds: float = Field(default=900.0, gt=0, le=24 * 3600)
     saga_retry_seconds: float = Field(default=5.0, gt=0)
     saga_sweep_seconds: float = Field(default=1.0, gt=0)
+    # Returns (issue 18): how long after delivery a member may ask to return an order's goods.
+    return_window_days: int = Field(default=30, ge=0, le=3650)
     # The payment service provider the payments worker calls (the sandbox,
     # sandboxes/payment_sandbox.py, in development and tests), and how long it waits for
     # one answer before it reports the authorization as failed (outcome unknown).
     payment_api_url: str = "http://127.0.0.1:1090"
     payment_api_timeout_seconds: float = Field(default=10.0, gt=0)
+    # The provider speaks Stripe's API (issue 19): the secret key the payments worker calls
+    # it with (`sk_test_…` for the sandbox or Stripe's test mode, `sk_live_…` live), and the
+    # webhook endpoint's signing secret (`whsec_…`) it verifies events with. Only the
+    # payments worker holds them; the edge forwards webhooks unverified.
+    stripe_secret_key: SecretStr = SecretStr("")
+    stripe_webhook_secret: SecretStr = SecretStr("")
     # Outgoing email (workers/notifications/channels.py). AGORA_SMTP_HOST/PORT are also
     # where the development sink (sandboxes/smtp_sink.py) listens. In production point them at
     # the relay and turn on STARTTLS (and authentication if the relay wants it).

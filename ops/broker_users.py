@@ -49,7 +49,15 @@ _DELAY_QUEUES = r"agora\.delay\.\d+s"
 _EDGE_REPLIES = r"agora\.edge\.replies\..*"
 # What a process must not see: the secrets of the others and of the operator.
 _PASSWORD_PREFIX = "AGORA_BROKER_PASSWORD_"
-_EDGE_NEVER = ("AGORA_DATA_KEYS", "AGORA_DATA_KEY_ID", "AGORA_DATABASE_URL", "AGORA_SERVICE_SECRET")
+_EDGE_NEVER = (
+    "AGORA_DATA_KEYS",
+    "AGORA_DATA_KEY_ID",
+    "AGORA_DATABASE_URL",
+    "AGORA_SERVICE_SECRET",
+    # The payment provider's keys: the edge forwards webhooks, the payments worker verifies them.
+    "AGORA_STRIPE_SECRET_KEY",
+    "AGORA_STRIPE_WEBHOOK_SECRET",
+)
 
 
 class BrokerSetupError(Exception):

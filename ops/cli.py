@@ -2,7 +2,8 @@
 
 agora db upgrade                      apply migrations
 agora worker NAME [--workers N]       run a worker pool (competing consumers)
-agora workers                         list the workers and their health ports
+agora workers [--json]                each worker pool's health: processes on the broker, /readyz here
+agora workers --ports                 each worker's name and health port (what scripts/up starts)
 agora edge [--processes N]            run the HTTP edge (N processes on one port: a pool)
 agora launch PROCESS [ARGS]           run the edge or a worker as its own broker user, with only its secrets
 agora broker setup                    create every process's broker user and permissions, bound the DLQs
@@ -13,12 +14,13 @@ agora users create-admin --email E    create the first admin (or promote an acco
 agora partners create NAME --scopes a,b   a partner's OAuth client and RabbitMQ user (secrets shown once)
 agora partners list | disable NAME    the OAuth clients; cut a partner off
 agora partners sync                   rewrite partners' broker permissions from the scopes a release defines
-agora seed [--products N]             create demo data through the public commands (N: bulk, for benchmarks)
-agora dlq list                        the dead-letter queues and their message counts
+agora seed [--products N] [--orders N]  demo data through the public API (products: bulk, for benchmarks)
+agora dlq list [--non-empty]          the dead-letter queues and their message counts
 agora dlq show QUEUE [--limit N]      the first N dead letters of QUEUE (left in place)
 agora dlq replay QUEUE [--id ID ...]  send dead letters back to their work queue (all without --id)
 agora dlq purge QUEUE                 delete every dead letter of QUEUE (asks nothing)
 agora docs                            regenerate docs/asyncapi.json and docs/openapi.json
+agora --version                       the installed version
 """
 
 from __future__ import annotations
@@ -73,10 +75,39 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _list_workers(args: argparse.Namespace) -> int:
-    settings = get_settings()
-    for name in SERVICES:
-        print(name, worker_port(settings, name))
-    return 0
+    import asyncio
+    import json
+
+    from ops.pools import pools, table
+
+    if args.ports:
+        settings = get_settings()
+        for name in SERVICES:
+            print(name, worker_port(settings, name))
+        return 0
+    found = asyncio.run(pools(get_settings()))
+    if args.json:
+        print(json.dumps([p.as_dict() for p in found]))
+    else:
+        print("\n".join(table(found)))
+    # Scriptable: 1 when a pool does not answer ready on this machine.
+    return 0 if all(p.ready for p in found) else 1
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("agora")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
+def _not_negative(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return number
 
 
 def _positive(value: str) -> int:
@@ -267,7 +298,7 @@ def _seed(args: argparse.Namespace) -> int:
     if settings.env == "production":
         print("refused: demo data is not for AGORA_ENV=production")
         return 2
-    return asyncio.run(seed(settings, products=args.products))
+    return asyncio.run(seed(settings, products=args.products, orders=args.orders))
 
 
 def _dlq(args: argparse.Namespace) -> int:
@@ -279,11 +310,13 @@ def _dlq(args: argparse.Namespace) -> int:
     tools = DeadLetters.from_settings(get_settings())
     try:
         if args.dlq_command == "list":
-            queues = asyncio.run(tools.queues())
+            queues = [q for q in asyncio.run(tools.queues()) if q.messages or not args.non_empty]
             if args.json:
                 print(json.dumps([q.as_dict() for q in queues]))
-            for q in queues if not args.json else ():
-                print(f"{q.messages}\t{q.queue}")
+            else:
+                print("MESSAGES\tQUEUE")
+                for q in queues:
+                    print(f"{q.messages}\t{q.queue}")
         elif args.dlq_command == "show":
             for message in asyncio.run(tools.show(args.queue, args.limit)):
                 print(json.dumps(message.as_dict(), ensure_ascii=False))
@@ -311,6 +344,7 @@ def _docs(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="agora", description="Agora operator commands")
+    parser.add_argument("--version", action="version", version=f"agora {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     db = sub.add_parser("db", help="database migrations").add_subparsers(dest="db_command", required=True)
@@ -325,7 +359,9 @@ def main(argv: list[str] | None = None) -> int:
     worker.add_argument("--run-dir", default=os.environ.get("AGORA_RUN_DIR", ".run"))
     worker.set_defaults(func=_worker)
 
-    workers = sub.add_parser("workers", help="list the workers and their health ports")
+    workers = sub.add_parser("workers", help="each worker pool's health (exit 1 if one is not ready here)")
+    workers.add_argument("--json", action="store_true")
+    workers.add_argument("--ports", action="store_true", help="only each worker's name and health port (scripts)")
     workers.set_defaults(func=_list_workers)
 
     edge = sub.add_parser("edge", help="run the HTTP edge")
@@ -386,10 +422,18 @@ def main(argv: list[str] | None = None) -> int:
     seed_parser.add_argument(
         "--products", type=int, default=None, help="top the catalog up to this many products (benchmarks; in bulk)"
     )
+    seed_parser.add_argument(
+        "--orders",
+        type=_not_negative,
+        default=0,
+        help="place this many demo orders through the API and move them along (scripts/up: 300); a re-run "
+        "answers the same orders, it does not add more",
+    )
     seed_parser.set_defaults(func=_seed)
     dlq = sub.add_parser("dlq", help="dead-letter queues").add_subparsers(dest="dlq_command", required=True)
     dlq_list = dlq.add_parser("list", help="the dead-letter queues and their message counts")
     dlq_list.add_argument("--json", action="store_true")
+    dlq_list.add_argument("--non-empty", action="store_true", help="only the queues holding dead letters")
     dlq_show = dlq.add_parser("show", help="print dead letters as JSON lines, oldest first (they stay)")
     dlq_show.add_argument("queue")
     dlq_show.add_argument("--limit", type=int, default=20)

@@ -223,15 +223,20 @@ async def seed_catalog(
 
 
 async def _names_of(http: aiohttp.ClientSession, seller_id: str) -> set[str]:
-    names: set[str] = set()
+    return set(await products_of(http, seller_id))
+
+
+async def products_of(http: aiohttp.ClientSession, seller_id: str) -> dict[str, dict[str, Any]]:
+    """A seller's products as the catalog lists them, by name."""
+    found: dict[str, dict[str, Any]] = {}
     params = {"seller_id": seller_id, "sort": "newest", "limit": "100"}
     while True:
         async with http.get("/api/products", params=params) as resp:
             resp.raise_for_status()
             page = await resp.json()
-        names |= {p["name"] for p in page["items"]}
+        found |= {p["name"]: p for p in page["items"]}
         if not page["next_cursor"]:
-            return names
+            return found
         params["cursor"] = page["next_cursor"]
 
 

@@ -2,7 +2,8 @@
 
 Idempotent: an account that already exists (409) is left as it is. Roles are given
 by signing in as the admin that `agora users create-admin --from-env` made. The demo
-catalog (ops/demo_catalog.py) follows: categories, two sellers' products with stock.
+catalog (ops/demo_catalog.py) follows: categories, two sellers' products with stock;
+then, if asked, demo orders placed and moved along (ops/demo_orders.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import aiohttp
 
 from kernel.settings import Settings
 from ops.demo_catalog import bulk_products, seed_catalog
+from ops.demo_orders import seed_orders
 
 # The local admin of `scripts/up` (`agora users create-admin --from-env`).
 LOCAL_ADMIN_EMAIL = "admin@example.com"
@@ -39,8 +41,9 @@ DEMO_USERS = (
 DEMO_ROLES = {"carol@example.com": "seller", "erin@example.com": "seller"}
 
 
-async def seed(settings: Settings, *, products: int | None = None) -> int:
-    """Demo accounts and the demo catalog; `products`: top the catalog up to that many (benchmarks)."""
+async def seed(settings: Settings, *, products: int | None = None, orders: int = 0) -> int:
+    """Demo accounts and the demo catalog; `products`: top the catalog up to that many
+    (benchmarks); `orders`: that many demo orders, placed and moved along (ops/demo_orders.py)."""
     base = f"http://{settings.host}:{settings.http_port}"
     async with aiohttp.ClientSession(base) as http:
         auth = await _admin_auth(http)
@@ -59,6 +62,8 @@ async def seed(settings: Settings, *, products: int | None = None) -> int:
             return 1
         seller_ids = await seed_catalog(http, auth, DEMO_PASSWORD)
         if seller_ids is None:
+            return 1
+        if orders and await seed_orders(http, auth, DEMO_PASSWORD, orders):
             return 1
     if products:
         return await bulk_products(settings, products, seller_ids)

@@ -116,3 +116,18 @@ async def confirmed_and_captured(http: aiohttp.ClientSession, who: dict[str, Any
         assert order["status"] != "cancelled", order
         await asyncio.sleep(0.1)
     raise AssertionError(f"order {order_id} was never confirmed and captured")
+
+
+def voucher_body() -> dict[str, Any]:
+    """A voucher no order uses (a code of its own, inactive)."""
+    return {"code": f"matrix-{uuid.uuid4().hex[:12]}", "percent": "5", "active": False}
+
+
+async def voucher_target(http: aiohttp.ClientSession, admin: dict[str, Any]) -> dict[str, Any]:
+    """Authorization-matrix target: a voucher (admins' alone) and a member."""
+    async with http.post("/api/vouchers", json=voucher_body(), headers=bearer(admin["access_token"])) as resp:
+        assert resp.status == 201, await resp.text()
+        voucher = await resp.json()
+    user = await register(http)
+    session = await login(http, user["email"], user["password"])
+    return {**user, **session, "params": {"voucherId": voucher["voucher_id"]}}

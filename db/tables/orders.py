@@ -73,6 +73,8 @@ orders = Table(
     Column("prices_include_tax", Boolean, nullable=False, server_default=text("false")),
     Column("shipping_tax_minor", BigInteger, nullable=False, server_default=text("0")),
     Column("tax_lines", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    # The voucher's code it was placed with (migration 0026); null: none.
+    Column("voucher_code", String(32)),
     # The parcel's, given by the seller when shipping (migration 0023).
     Column("tracking_number", String(64)),
     Column("carrier", String(64)),
@@ -175,6 +177,8 @@ order_products = Table(
     Column("image_url", Text),
     # Which tax rates apply to it (migration 0025).
     Column("tax_class", String(32), nullable=False, server_default=text("'standard'")),
+    # Its category's slug, for vouchers limited to categories (migration 0026).
+    Column("category", Text),
 )
 
 # The products' variants as the orders service knows them (migration 0020): what a cart
@@ -234,6 +238,9 @@ closed_accounts = Table(
 # service's events: what an order keeps of its customer when placed. The email is sealed
 # (AES-256-GCM, bound to its row); it is null in a row an update made before the
 # registration arrived. `updated_at` is the newest event's time. Deleted at erasure.
+# The dashboard's order search (migration 0029) finds a customer by email through a keyed
+# blind index of the normalised email (`email_index`, hex HMAC-SHA256 under a key derived
+# from the data key `email_index_key_id`), and by part of the username (trigram index).
 customers = Table(
     "customers",
     orders_metadata,
@@ -242,6 +249,12 @@ customers = Table(
     Column("email_key_id", String(32)),
     Column("username", Text, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("email_index", String(64)),
+    Column("email_index_key_id", String(32)),
+    Index("ix_customers_email_index", "email_index"),
+    Index(
+        "ix_customers_username_trgm", "username", postgresql_using="gin", postgresql_ops={"username": "gin_trgm_ops"}
+    ),
 )
 
 # Shipping methods (migration 0023), managed by admins: prices and free-shipping
@@ -287,4 +300,134 @@ currency_tax = Table(
     Column("currency", String(3), primary_key=True),
     Column("prices_include_tax", Boolean, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+
+# Vouchers (migration 0026), managed by admins: a percentage or amounts per currency (minor
+# units, `{"USD": 500}`), a minimum spend per currency, a window, limits, and the categories
+# and sellers it is limited to (empty: any). `uses` counts the orders holding a use
+# (reserved or redeemed): a checkout takes one with `UPDATE ... WHERE uses < usage_limit`.
+vouchers = Table(
+    "vouchers",
+    orders_metadata,
+    Column("voucher_id", UUID(as_uuid=True), primary_key=True),
+    Column("code", String(32), nullable=False),
+    Column("percent", Numeric(7, 4)),
+    Column("amounts", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("min_spend", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("starts_at", DateTime(timezone=True)),
+    Column("ends_at", DateTime(timezone=True)),
+    Column("usage_limit", Integer),
+    Column("per_customer_limit", Integer),
+    Column("categories", ARRAY(Text), nullable=False, server_default=text("'{}'")),
+    Column("sellers", ARRAY(UUID(as_uuid=True)), nullable=False, server_default=text("'{}'")),
+    Column("active", Boolean, nullable=False),
+    Column("uses", Integer, nullable=False, server_default=text("0")),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("code", name="uq_vouchers_code"),
+    CheckConstraint("uses >= 0", name="ck_vouchers_uses"),
+)
+
+# One row per order that took a voucher's use (migration 0026): reserved when it was
+# placed, redeemed when confirmed, released when cancelled (in the transaction that
+# moves the order).
+voucher_uses = Table(
+    "voucher_uses",
+    orders_metadata,
+    Column("order_id", UUID(as_uuid=True), primary_key=True),
+    Column("voucher_id", UUID(as_uuid=True), ForeignKey("orders.vouchers.voucher_id"), nullable=False),
+    Column("user_id", UUID(as_uuid=True), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("discount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("state IN ('reserved', 'redeemed', 'released')", name="ck_voucher_uses_state"),
+    Index("ix_voucher_uses_customer", "voucher_id", "user_id"),
+)
+
+# Returns and refunds (migration 0027, issue 18). A return: lines (and quantities) of a
+# delivered order its customer sends back, from `requested` to `approved` or `refused`,
+# `received` (each line resaleable or not) and `refunded`.
+order_returns = Table(
+    "returns",
+    orders_metadata,
+    Column("return_id", UUID(as_uuid=True), primary_key=True),
+    Column("order_id", UUID(as_uuid=True), ForeignKey("orders.orders.order_id"), nullable=False),
+    Column("user_id", UUID(as_uuid=True), nullable=False),
+    # Who asked: the customer, or an admin for them (a repeat must be theirs).
+    Column("requested_by", UUID(as_uuid=True), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("note", Text),
+    Column("currency", String(3), nullable=False),
+    Column("decided_by", UUID(as_uuid=True)),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("decided_at", DateTime(timezone=True)),
+    Column("received_at", DateTime(timezone=True)),
+    Column("refunded_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("status IN ('requested', 'approved', 'refused', 'received', 'refunded')", name="ck_returns_status"),
+    Index("ix_returns_order", "order_id"),
+    Index("ix_returns_user", "user_id", "requested_at", "return_id"),
+    Index("ix_returns_requested", "requested_at", "return_id"),
+)
+
+# A return's lines: one per variant of the order, as many as go back; `resaleable` once received.
+return_lines = Table(
+    "return_lines",
+    orders_metadata,
+    Column("return_id", UUID(as_uuid=True), ForeignKey("orders.returns.return_id"), primary_key=True),
+    Column("variant_id", UUID(as_uuid=True), primary_key=True),
+    Column("product_id", UUID(as_uuid=True), nullable=False),
+    Column("seller_id", UUID(as_uuid=True), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("resaleable", Boolean),
+    CheckConstraint("quantity > 0", name="ck_return_lines_quantity_positive"),
+    Index("ix_return_lines_seller", "seller_id"),
+)
+
+# Money given back of an order through the payments service: a return's refund, or an
+# admin's direct one (`return_id` null). `pending` until the payments service answers;
+# `failed` ones count for nothing. `shipping_minor` is the part of `amount_minor` that is
+# the shipping's.
+refunds = Table(
+    "refunds",
+    orders_metadata,
+    Column("refund_id", UUID(as_uuid=True), primary_key=True),
+    Column("order_id", UUID(as_uuid=True), ForeignKey("orders.orders.order_id"), nullable=False),
+    Column("return_id", UUID(as_uuid=True), ForeignKey("orders.returns.return_id")),
+    Column("user_id", UUID(as_uuid=True), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("shipping_minor", BigInteger, nullable=False, server_default=text("0")),
+    Column("currency", String(3), nullable=False),
+    Column("reason", Text),
+    Column("failure", Text),
+    Column("requested_by", UUID(as_uuid=True), nullable=False),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("settled_at", DateTime(timezone=True)),
+    # While pending: how many times it was asked for, and when to ask again if no answer
+    # came (the payments service answers nothing while the provider does not).
+    Column("attempt", Integer, nullable=False, server_default=text("1")),
+    Column("retry_at", DateTime(timezone=True)),
+    CheckConstraint("status IN ('pending', 'refunded', 'failed')", name="ck_refunds_status"),
+    CheckConstraint("amount_minor > 0", name="ck_refunds_amount_positive"),
+    CheckConstraint("shipping_minor >= 0 AND shipping_minor <= amount_minor", name="ck_refunds_shipping"),
+    Index("ix_refunds_order", "order_id"),
+)
+# The resender looks only at refunds still waiting for an answer.
+Index("ix_refunds_retry", refunds.c.retry_at, postgresql_where=refunds.c.status == "pending")
+
+# What a refund gives back per line of the order (a return's refund; none for a direct one).
+refund_lines = Table(
+    "refund_lines",
+    orders_metadata,
+    Column("refund_id", UUID(as_uuid=True), ForeignKey("orders.refunds.refund_id"), primary_key=True),
+    Column("variant_id", UUID(as_uuid=True), primary_key=True),
+    Column("quantity", Integer, nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    CheckConstraint("quantity > 0", name="ck_refund_lines_quantity_positive"),
+    CheckConstraint("amount_minor >= 0", name="ck_refund_lines_amount"),
 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from edge.middleware import FORM_ROUTES_KEY
-from edge.openapi import Endpoint, Redirect
+from edge.openapi import Endpoint, Redirect, with_patch
 from edge.routes import (
     admin,
     auth,
@@ -21,10 +21,13 @@ from edge.routes import (
     oauth,
     orders,
     partners,
+    payments,
     reports,
+    returns,
     shipping,
     taxes,
     users,
+    vouchers,
 )
 
 ENDPOINTS: tuple[Endpoint, ...] = (
@@ -36,11 +39,16 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     *inventory.ENDPOINTS,
     *cart.ENDPOINTS,
     *orders.ENDPOINTS,
+    *payments.ENDPOINTS,
     *shipping.ENDPOINTS,
+    *returns.ENDPOINTS,
     *taxes.ENDPOINTS,
+    *vouchers.ENDPOINTS,
     *reports.ENDPOINTS,
     *notifications.ENDPOINTS,
 )
+# A partial PUT (`partial=True`) is served as PATCH too.
+ENDPOINTS = with_patch(ENDPOINTS)
 REDIRECTS: tuple[Redirect, ...] = oauth.REDIRECTS
 
 

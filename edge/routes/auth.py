@@ -46,7 +46,16 @@ async def refresh_session(request: web.Request) -> web.Response:
     # A session is the "account" here: the edge cannot tell whose token it is.
     session_key = hashlib.sha256(command.refresh_token.encode()).hexdigest()
     await request.app[RATE_LIMITER_KEY].check(request, "refresh", account=session_key)
-    result = await send(request, REFRESH_SESSION, command)
+    try:
+        result = await send(request, REFRESH_SESSION, command)
+    except HttpProblem as problem:
+        if not via_cookie or problem.status != 401:
+            raise
+        # The browser's session is over (expired, revoked): forget its cookies, or its CSRF
+        # cookie would keep saying "signed in" and the cart would answer 401 until it expires.
+        ended = problem.response(request)
+        clear_session_cookies(ended)
+        return ended
     response = web.json_response(result, headers=NO_STORE)
     if via_cookie:
         set_session_cookies(response, result, request.app[SETTINGS_KEY], request.app[CSRF_KEY])

@@ -35,7 +35,7 @@ from contracts.carts import (
     SetCartItem,
 )
 from edge import SETTINGS_KEY
-from edge.auth import optional_actor
+from edge.auth import member_or_guest
 from edge.bus import BUS_KEY, RpcError
 from edge.commands import parse, parse_query, path_uuid, send
 from edge.middleware import json_body, request_id
@@ -120,7 +120,7 @@ class _Caller:
 
 
 async def _caller(request: web.Request, *, issue: bool) -> _Caller:
-    actor = await optional_actor(request)
+    actor = await member_or_guest(request)
     guest = guest_cart_id(request)
     if actor is not None:
         merged = await send(request, MERGE_CART, MergeCart(guest_cart_id=guest), actor=actor) if guest else None

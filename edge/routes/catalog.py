@@ -215,6 +215,7 @@ ENDPOINTS = (
         body_omits=("product_id",),
         auth=True,
         errors=(404,),
+        partial=True,
         summary="Change a product (its seller or an admin): only the fields sent change; "
         "another seller's product is 404.",
     ),
@@ -251,6 +252,7 @@ ENDPOINTS = (
         body_omits=("product_id", "variant_id"),
         auth=True,
         errors=(404, 409),
+        partial=True,
         summary="Change a variant's SKU, price, compare-at price or weight (its seller or an admin; only the fields "
         "sent change, null removes an optional one). The default variant of a product without options has the "
         "product's id. Answers with the product.",
@@ -287,6 +289,7 @@ ENDPOINTS = (
         path_params=DeleteCategory,
         auth=True,
         errors=(404,),
+        partial=True,
         summary="Admin: rename a category or move it (with its subtree) under another parent.",
     ),
     Endpoint(

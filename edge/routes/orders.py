@@ -115,6 +115,7 @@ async def place_order(request: web.Request) -> web.Response:
         shipping_address=body.shipping_address,
         payment_token=body.payment_token,
         shipping_method_id=body.shipping_method_id,
+        voucher_code=body.voucher_code,
         request_hash=digest,
     )
     return await call_service(request, PLACE_ORDER, command, actor=actor, status=202, location="/api/orders/{order_id}")

@@ -26,7 +26,7 @@ from contracts.orders import (
 from edge import SETTINGS_KEY
 from edge.auth import require_actor
 from edge.commands import call_service, parse_query, path_uuid, send
-from edge.dead_letters import DeadLetterError, DeadLetters
+from edge.dead_letters import DLQ_SUFFIX, DeadLetterError, DeadLetters, QueueDepth, is_dead_letter_queue
 from edge.openapi import Endpoint
 
 log = logging.getLogger("agora.edge.reports")
@@ -72,6 +72,13 @@ async def list_orders(request: web.Request) -> web.Response:
     return await call_service(request, LIST_ORDERS, parse_query(ListOrders, request), actor=actor)
 
 
+def agora_queues(depths: list[QueueDepth]) -> list[QueueDepth]:
+    """Agora's work queues and their dead-letter queues: a work queue is one with a `.dlq`.
+    The edge's reply queues, `amq.*`, the delay tiers and the unrouted queue are left out."""
+    names = {d.queue for d in depths}
+    return [d for d in depths if is_dead_letter_queue(d.queue) or f"{d.queue}{DLQ_SUFFIX}" in names]
+
+
 async def admin_overview(request: web.Request) -> web.Response:
     actor = await require_actor(request)
     sold = await send(request, SALES_OVERVIEW, parse_query(SalesOverview, request), actor=actor)
@@ -80,7 +87,7 @@ async def admin_overview(request: web.Request) -> web.Response:
     except DeadLetterError as exc:  # the sales figures are still worth showing
         log.warning("queue depths unavailable", extra={"error": str(exc)})
         depths = []
-    overview = AdminOverview.model_validate({**sold, "queues": [vars(d) for d in depths]})
+    overview = AdminOverview.model_validate({**sold, "queues": [vars(d) for d in agora_queues(depths)]})
     return web.json_response(overview.model_dump(mode="json"))
 
 
@@ -108,8 +115,9 @@ ENDPOINTS = (
         query=ListOrders,
         auth=True,
         errors=(403, 422),
-        summary="Every order, newest first, filtered by `status` and the day placed (`from`, `to`, UTC, "
-        "included), in keyset pages via `next_cursor` (admins).",
+        summary="Every order, newest first, filtered by `status`, the day placed (`from`, `to`, UTC, "
+        "included) and a search `q` (order id or its first 8 digits, customer's email, part of their name), in "
+        "keyset pages via `next_cursor` (admins).",
     ),
     Endpoint(
         "GET",
@@ -121,6 +129,7 @@ ENDPOINTS = (
         auth=True,
         errors=(403, 422),
         summary="The dashboard's overview (admins): orders confirmed (and not cancelled since) and their revenue "
-        "per day for the last `days` days in `currency`, and every queue's depth and consumers.",
+        "per day for the last `days` days in `currency`, and the depth, consumers and message rates of Agora's work "
+        "and dead-letter queues.",
     ),
 )

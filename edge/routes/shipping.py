@@ -85,6 +85,7 @@ ENDPOINTS = (
         body_omits=("method_id",),
         auth=True,
         errors=(403, 404),
+        partial=True,
         summary="Admin: change a shipping method (only the fields sent; `prices` and `free_from` whole). Orders "
         "already placed keep what they were charged.",
     ),

@@ -96,6 +96,7 @@ ENDPOINTS = (
         body_omits=("rate_id",),
         auth=True,
         errors=(403, 404),
+        partial=True,
         summary="Admin: change a rate's percentage or name. Orders already placed keep the tax they were charged.",
     ),
     Endpoint(

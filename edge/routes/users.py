@@ -144,6 +144,7 @@ ENDPOINTS = (
         body_omits=("user_id",),
         auth=True,
         errors=(404, 409),
+        partial=True,
         summary="Change username, phone or address: only the fields sent change; null clears phone or address.",
     ),
     Endpoint(

@@ -305,6 +305,39 @@ function addVariantPanel(editor) {
   );
 }
 
+// The product's own details: name, category, description (`PUT` sends only what changed).
+async function detailsPanel(product, path, onSaved) {
+  const note = statusBox();
+  const categories = (await attempt(() => get("/api/categories"))) || { items: [] };
+  const flatten = (nodes, depth = 0) => nodes.flatMap((c) => [[c.slug, `${"· ".repeat(depth)}${c.name}`], ...flatten(c.children || [], depth + 1)]);
+  const list = flatten(categories.items || []);
+  if (!list.some(([slug]) => slug === product.category)) list.unshift([product.category, product.category]);
+  const name = input("name", { required: true, maxlength: 200, value: product.name, size: 40 });
+  const category = select("category", list, product.category);
+  const description = h("textarea", { name: "description", rows: 4 }, product.description || "");
+  return h("div", { class: "card inset", "data-panel": "details" },
+    h("h4", { id: "details-title" }, "Details"),
+    form([
+      field("Name", name), field("Category", category),
+      h("label", { class: "field wide" }, h("span", {}, "Description"), description),
+      h("button", { type: "submit" }, "Save details"),
+    ], async () => {
+      const body = {};
+      if (name.value.trim() !== product.name) body.name = name.value.trim();
+      if (category.value !== product.category) body.category = category.value;
+      if (description.value !== (product.description || "")) body.description = description.value;
+      if (!Object.keys(body).length) return status("Nothing changed.", "info", note);
+      const saved = await attempt(() => put(path, body), "Details saved.", note);
+      if (saved) {
+        Object.assign(product, saved);
+        onSaved(saved);
+      }
+      return undefined;
+    }, { "aria-labelledby": "details-title" }),
+    note,
+  );
+}
+
 // Renders the editor of one product into `container`. `user`: who is signed in (a
 // seller edits only their own products); `back`: the link back to the product list.
 export async function productEditor(container, productId, { user, back }) {
@@ -365,7 +398,8 @@ export async function productEditor(container, productId, { user, back }) {
   }
   const title = h("h3", { id: "product-editor-title", tabindex: "-1" }, product.name);
   drawVariants(product);
-  root.replaceChildren(title, summary, imagesPanel(product, path), variantPanels);
+  const details = await detailsPanel(product, path, (saved) => { title.textContent = saved.name; });
+  root.replaceChildren(title, summary, details, imagesPanel(product, path), variantPanels);
   // Opened from the list: the keyboard focus (and a screen reader) follows.
   if (document.activeElement?.tagName === "H2") title.focus();
 }

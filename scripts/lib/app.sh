@@ -100,6 +100,11 @@ agora_write_env_file() {
   if ! grep -q '^AGORA_TWILIO_ACCOUNT_SID=' "$file"; then
     printf 'AGORA_TWILIO_ACCOUNT_SID=AC%s\nAGORA_TWILIO_AUTH_TOKEN=%s\n' "$(_agora_random_hex)" "$(_agora_random_hex)" >>"$file"
   fi
+  # Keys of the local Stripe stand-in (sandboxes/payment_sandbox.py), shaped like Stripe's
+  # test keys: the payments worker calls with the first and verifies webhooks with the second.
+  grep -q '^AGORA_STRIPE_SECRET_KEY=' "$file" || echo "AGORA_STRIPE_SECRET_KEY=sk_test_$(_agora_random_hex)" >>"$file"
+  grep -q '^AGORA_STRIPE_WEBHOOK_SECRET=' "$file" ||
+    echo "AGORA_STRIPE_WEBHOOK_SECRET=whsec_$(_agora_random_hex)" >>"$file"
   # The environment wins over the file, as it does for kernel/settings.py.
   local line key
   while IFS= read -r line; do
@@ -165,7 +170,7 @@ _agora_app_ready() { agora_http_ok "$_AGORA_READY_URL"; }
 agora_start_app() {
   local workers name port
   # The list of workers and their ports lives in kernel/settings.py only.
-  workers=$(cd "$AGORA_ROOT" && agora workers) || agora_die "agora workers failed"
+  workers=$(cd "$AGORA_ROOT" && agora workers --ports) || agora_die "agora workers --ports failed"
   # `agora launch`: each as its own broker user, with only the secrets it uses.
   while read -r name port; do
     agora_start_process "worker-$name" "$port" agora launch "$name"

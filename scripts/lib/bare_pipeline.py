@@ -7,6 +7,7 @@ for tokens, JSON checked by hand. One role per process, like Agora's edge and wo
 
 Each serves GET /readyz on its port (the edge also POST /api/orders) once it consumes.
 Configured by BARE_AMQP_URL, BARE_DATABASE_URL (libpq form), BARE_PAYMENT_API_URL,
+BARE_PAYMENT_API_KEY (the sandbox speaks Stripe's API and checks the key),
 BARE_PUBLIC_KEY (the Ed25519 key that verifies every token, PEM), BARE_SERVICE_TOKEN
 (what the relays put on commands) and BARE_PREFETCH (16, as AGORA_PREFETCH). Its
 tables are in schema `bench_bare` (`create_schema`, `drop_schema`); its exchanges and
@@ -30,7 +31,7 @@ workers/payments/handlers.py.
        reservation reserved; out: stock_reserved
     3. orders, on stock_reserved: saga row (step authorizing); out: authorize_payment
     4. payments, authorize_payment (verifies the service token): claim the payment,
-       POST /v1/authorizations to the sandbox provider, payment row, step row;
+       POST /v1/payment_intents to the sandbox provider, payment row, step row;
        out: payment_authorized
     5. orders, on payment_authorized: saga row (confirmed), history, the sales
        projection's rows; out: order_confirmed, commit_stock, capture_payment
@@ -579,13 +580,17 @@ class Payments:
         )
         if not claimed:
             return
-        body = {
-            "amount": cmd["amount_minor"],
-            "currency": cmd["currency"],
-            "token": cmd["payment_token"],
-            "metadata": {"order_id": cmd["order_id"]},
+        body = {  # Stripe's PaymentIntents API, form-encoded, as the sandbox speaks it
+            "amount": str(cmd["amount_minor"]),
+            "currency": cmd["currency"].lower(),
+            "confirm": "true",
+            "capture_method": "manual",
+            "payment_method_types[0]": "card",
+            "payment_method_data[type]": "card",
+            "payment_method_data[card][token]": cmd["payment_token"],
+            "metadata[order_id]": cmd["order_id"],
         }
-        answer = await self._call("/v1/authorizations", body, cmd["idempotency_key"])
+        answer = await self._call("/v1/payment_intents", body, cmd["idempotency_key"])
         await self._record(conn, order_id, "authorize", "authorized", answer["id"])
         await out.event("payments.payment_authorized.v1", {"order_id": cmd["order_id"], "outcome": "authorized"})
 
@@ -597,12 +602,13 @@ class Payments:
         )
         if authorization is None:
             return
-        await self._call(f"/v1/authorizations/{authorization}/capture", {}, cmd["idempotency_key"])
+        await self._call(f"/v1/payment_intents/{authorization}/capture", {}, cmd["idempotency_key"])
         await self._record(conn, order_id, "capture", "captured", authorization)
         await out.event("payments.payment_captured.v1", {"order_id": cmd["order_id"], "outcome": "captured"})
 
-    async def _call(self, path: str, body: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
-        async with self.provider.post(path, json=body, headers={"Idempotency-Key": idempotency_key}) as resp:
+    async def _call(self, path: str, body: dict[str, str], idempotency_key: str) -> dict[str, Any]:
+        headers = {"Idempotency-Key": idempotency_key, "Authorization": f"Bearer {os.environ['BARE_PAYMENT_API_KEY']}"}
+        async with self.provider.post(path, data=body, headers=headers) as resp:
             resp.raise_for_status()  # the bare pipeline has no failure path: the delivery is retried
             answer: dict[str, Any] = await resp.json()
             return answer

@@ -308,6 +308,7 @@ def bare_processes(env: dict[str, str], key: Ed25519PrivateKey) -> list[Process]
         "BARE_AMQP_URL": env["AGORA_AMQP_URL"],
         "BARE_DATABASE_URL": asyncpg_dsn(env["AGORA_DATABASE_URL"]),
         "BARE_PAYMENT_API_URL": env["AGORA_PAYMENT_API_URL"],
+        "BARE_PAYMENT_API_KEY": env["AGORA_STRIPE_SECRET_KEY"],
         "BARE_PUBLIC_KEY": public_key.decode(),
         "BARE_SERVICE_TOKEN": token(key, uuid.uuid4(), "service"),
     }

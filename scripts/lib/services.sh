@@ -74,6 +74,8 @@ agora_load_env() {
     : "${AGORA_REDIS_URL:=redis://$AGORA_HOST:$AGORA_REDIS_PORT/0}"
     : "${AGORA_SMTP_HOST:=$AGORA_HOST}"
     : "${AGORA_PAYMENT_API_URL:=http://$AGORA_HOST:$AGORA_PAYMENT_SANDBOX_PORT}"
+    # Where the payment sandbox sends its signed webhook events: the edge's endpoint.
+    : "${AGORA_PAYMENT_SANDBOX_WEBHOOK_URL:=http://$AGORA_HOST:$AGORA_HTTP_PORT/api/payments/webhook}"
     : "${AGORA_TWILIO_API_URL:=http://$AGORA_HOST:$AGORA_SMS_SANDBOX_PORT}"
 
     # Tool locations and timeouts, so an unusual machine needs no edits here.
@@ -93,7 +95,7 @@ agora_load_env() {
         AGORA_REDIS_PORT AGORA_SMTP_PORT AGORA_SMTP_HTTP_PORT \
         AGORA_HTTP_PORT AGORA_WORKER_HTTP_PORT_BASE \
         AGORA_AMQP_URL AGORA_DATABASE_URL AGORA_REDIS_URL AGORA_SMTP_HOST \
-        AGORA_PAYMENT_SANDBOX_PORT AGORA_PAYMENT_API_URL \
+        AGORA_PAYMENT_SANDBOX_PORT AGORA_PAYMENT_API_URL AGORA_PAYMENT_SANDBOX_WEBHOOK_URL \
         AGORA_SMS_SANDBOX_PORT AGORA_TWILIO_API_URL \
         AGORA_PYTHON AGORA_PG_BINDIR AGORA_RABBITMQ_BINDIR \
         AGORA_RABBITMQ_NODENAME AGORA_RABBITMQ_START_TIMEOUT \
@@ -1064,6 +1066,10 @@ _agora_stop_sandbox() {
 
 agora_start_payment_sandbox() {
     agora_load_env || return 1
+    if [[ -z ${AGORA_STRIPE_SECRET_KEY:-} || -z ${AGORA_STRIPE_WEBHOOK_SECRET:-} ]]; then
+        agora_log "error: cannot start payment sandbox: AGORA_STRIPE_SECRET_KEY and AGORA_STRIPE_WEBHOOK_SECRET are not set (scripts/up writes them to .run/agora.env)"
+        return 1
+    fi
     _agora_start_sandbox "payment sandbox" sandboxes.payment_sandbox payment_sandbox AGORA_PAYMENT_SANDBOX_PORT \
         "host=$AGORA_HOST http=$AGORA_PAYMENT_SANDBOX_PORT" \
         "$AGORA_PAYMENT_API_URL (ledger: $AGORA_PAYMENT_API_URL/v1/ledger)"

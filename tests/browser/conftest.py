@@ -10,10 +10,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
 
 from harness import environment
+from harness.accounts import bearer, login, register
 from harness.stack import Stack
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -61,3 +63,14 @@ async def sign_in(page: Page, path: str, email: str, password: str) -> None:
 async def screenshot(page: Page, name: str, **options: Any) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True, **options)
+
+
+async def new_seller(http: aiohttp.ClientSession, admin: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A new account an admin made a seller: its registration (with the password, to sign in
+    with in the browser) and an API session started after the change."""
+    account = await register(http)
+    async with http.put(
+        f"/api/users/{account['user_id']}", json={"role": "seller"}, headers=bearer(admin["access_token"])
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+    return account, await login(http, account["email"], account["password"])

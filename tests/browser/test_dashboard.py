@@ -16,7 +16,7 @@ from playwright.async_api import Page, expect
 from contracts.users import REGISTER_USER
 from harness.accounts import bearer, create_admin, login, register
 from harness.stack import Stack
-from tests.browser.conftest import screenshot, sign_in
+from tests.browser.conftest import new_seller, screenshot, sign_in
 from tests.catalog_support import create_category, new_tag
 from tests.orders_support import confirmed_and_captured, matrix_product, place_when_priced
 from tests.reliability.conftest import park_a_registration
@@ -83,7 +83,7 @@ async def test_an_admin_creates_a_product_and_ships_an_order(
 
     await page.get_by_role("link", name="Orders").click()
     await page.get_by_label("Status").select_option("confirmed")
-    await page.get_by_role("button", name="Filter").click()
+    await page.get_by_role("button", name="Search").click()
     row = page.get_by_role("row").filter(has_text=order_id[:8])
     await row.get_by_role("button", name="View").click()
     detail = page.locator("#order-detail")
@@ -105,12 +105,7 @@ async def test_a_seller_sees_the_sales_chart_and_downloads_the_csv(
 ) -> None:
     category = f"browser-{new_tag()}"
     await create_category(http, admin, category)
-    seller = await register(http)
-    async with http.put(
-        f"/api/users/{seller['user_id']}", json={"role": "seller"}, headers=bearer(admin["access_token"])
-    ) as resp:
-        assert resp.status == 200
-    seller_session = await login(http, seller["email"], seller["password"])
+    seller, seller_session = await new_seller(http, admin)
     name = f"Kettle {new_tag()}"
     product = {"name": name, "price": "20.00", "currency": "USD", "category": category, "stock": 9}
     headers = {**bearer(seller_session["access_token"]), "Idempotency-Key": str(uuid.uuid4())}
@@ -140,7 +135,10 @@ async def test_a_seller_sees_the_sales_chart_and_downloads_the_csv(
 
     await page.get_by_role("link", name="My products").click()
     await expect(page.get_by_role("cell", name=name, exact=True)).to_be_visible()
-    await expect(page.get_by_role("row").filter(has_text=name)).to_contain_text("8")  # 9 less 1 sold
+    await expect(page.get_by_role("row").filter(has_text=name)).to_contain_text("in stock")
+    await page.get_by_role("link", name=f"Edit {name}").click()  # the counts: on the product's page
+    variant = page.locator("#product-editor").get_by_role("row").filter(has_text="default")
+    await expect(variant.get_by_role("cell", name="8", exact=True)).to_be_visible()  # 9 less 1 sold
 
 
 async def test_the_pages_work_at_phone_width(page: Page, stack: Stack) -> None:
@@ -199,12 +197,22 @@ async def test_an_admin_replays_a_dead_letter_and_it_is_handled(
 async def test_an_admin_adjusts_stock_and_sees_it_low(
     page: Page, stack: Stack, http: aiohttp.ClientSession, admin: dict[str, Any]
 ) -> None:
-    product_id = await matrix_product(http, admin)
+    category = f"browser-{new_tag()}"
+    await create_category(http, admin, category)
+    _, seller = await new_seller(http, admin)
+    name = f"Stool {new_tag()}"
+    product = {"name": name, "price": "15.00", "currency": "USD", "category": category, "stock": 100}
+    headers = {**bearer(seller["access_token"]), "Idempotency-Key": str(uuid.uuid4())}
+    async with http.post("/api/products", json=product, headers=headers) as resp:
+        assert resp.status == 201, await resp.text()
+        product_id = (await resp.json())["product_id"]
     operator = create_admin(stack.env)
     await sign_in(page, "/admin", operator["email"], operator["password"])
     await page.get_by_role("link", name="Inventory").click()
-    await page.get_by_label("Product id").fill(product_id)
-    await page.get_by_role("button", name="Look up").click()
+    await page.get_by_label("Find a product").fill(name)  # by name: no id typed
+    await page.get_by_role("button", name="Find", exact=True).click()
+    await page.get_by_role("button", name=f"Choose {name}").click()
+    await expect(page.get_by_label("Product id")).to_have_value(product_id)
     await expect(page.get_by_text("In stock: 100")).to_be_visible()
     await page.get_by_label("Set stock to").fill("2")
     await page.get_by_label("Low-stock threshold").fill("5")
@@ -232,3 +240,5 @@ async def test_an_admin_previews_and_saves_a_template(page: Page, stack: Stack) 
     await page.get_by_label("Text").fill(text)
     await page.get_by_role("button", name="Save template").click()
     await expect(page.locator("#status")).to_have_text("Template saved.")
+    await expect(row.locator(".badge")).to_contain_text("edited")  # the list tells it from the defaults
+    await expect(page.locator(".badge.default").first).to_have_text("default")

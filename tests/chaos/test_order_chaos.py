@@ -5,15 +5,18 @@ AGORA_CHAOS_ORDERS).
 Three things run at once against the real stack (plus a second orders replica):
 
 - customers place orders over HTTP, a few products with scarce stock and a mix of
-  payment tokens, retrying with the same Idempotency-Key whenever the edge could not
-  say what happened (5xx, a dropped connection);
+  payment tokens, a quarter of them with a voucher whose uses run out, retrying with
+  the same Idempotency-Key whenever the edge could not say what happened (5xx, a
+  dropped connection);
 - a fault schedule SIGKILLs and restarts the orders, inventory and payments workers in
   turn and restarts RabbitMQ once;
 - a duplicator, a queue of its own bound to the saga's commands and events, publishes
   about 5% of them a second time with the same message id and headers, as a broker
   redelivery or a publisher retry would.
 
-At quiescence it checks the saga's promises (issue 5, item 7) and prints the figures.
+At quiescence it checks the saga's promises (issue 5, item 7), the vouchers' (issue 18:
+a use per order with the code, redeemed exactly for the confirmed ones, never more than
+the limit, none left reserved) and prints the figures.
 """
 
 from __future__ import annotations
@@ -63,6 +66,10 @@ TOKENS = {"tok_visa": 50, "tok_mastercard": 15, "tok_chargeDeclined": 12, "tok_f
 ADDRESS = {"line1": "1 Chaos Way", "city": "Springfield", "postal_code": "12345", "country": "US"}
 # What the duplicator copies: the saga's commands and the events of its services.
 DUPLICATED = ("orders.#", "inventory.#", "payments.#")
+# A quarter of the orders bring a voucher with fewer uses than that: uses run out, and
+# come back as orders holding one are cancelled.
+VOUCHER_SHARE = 0.25
+VOUCHER_LIMIT = max(10, ORDERS // 10)
 
 
 @dataclass
@@ -74,6 +81,8 @@ class Chaos:
     duplicated: int = 0
     retries: int = 0
     statuses: Counter[int] = field(default_factory=Counter)
+    # Voucher orders refused because no use was left (then placed without it).
+    voucher_refusals: int = 0
 
 
 # --- the three actors ----------------------------------------------------------------------
@@ -156,16 +165,26 @@ async def fault(stack: Stack, replica: processes.Process, target: str, chaos: Ch
 
 
 async def place_orders(
-    http: aiohttp.ClientSession, members: list[dict[str, Any]], products: list[str], chaos: Chaos, placed: asyncio.Event
+    http: aiohttp.ClientSession,
+    members: list[dict[str, Any]],
+    products: list[str],
+    voucher_code: str,
+    chaos: Chaos,
+    placed: asyncio.Event,
 ) -> list[str]:
-    """Place ORDERS orders, each retried with its own key until the edge answers 202."""
+    """Place ORDERS orders, each retried with its own key until the edge answers 202; an
+    order whose voucher has no use left is placed without it (nothing was placed under
+    its key)."""
     rng = random.Random(11)
     tokens = rng.choices(list(TOKENS), weights=list(TOKENS.values()), k=ORDERS)
     bodies = []
     for token in tokens:
         chosen = rng.sample(products, rng.choice((1, 1, 2)))
         items = [{"product_id": p, "quantity": rng.choice((1, 1, 2))} for p in chosen]
-        bodies.append({"items": items, "shipping_address": ADDRESS, "payment_token": token})
+        body = {"items": items, "shipping_address": ADDRESS, "payment_token": token}
+        if rng.random() < VOUCHER_SHARE:
+            body["voucher_code"] = voucher_code
+        bodies.append(body)
     pending = list(enumerate(bodies))
     order_ids: list[str] = []
     pace = PLACING_SECONDS / ORDERS * IN_FLIGHT
@@ -181,7 +200,13 @@ async def place_orders(
                     chaos.statuses[resp.status] += 1
                     if resp.status == 202:
                         return str((await resp.json())["order_id"])
-                    assert resp.status >= 500, await resp.text()  # 4xx would be a wrong answer, not an outage
+                    answer = await resp.json()
+                    if resp.status == 422 and [e["field"] for e in answer.get("errors", ())] == ["voucher_code"]:
+                        assert "no uses left" in answer["errors"][0]["message"], answer
+                        chaos.voucher_refusals += 1
+                        body = {k: v for k, v in body.items() if k != "voucher_code"}
+                        continue
+                    assert resp.status >= 500, answer  # 4xx would be a wrong answer, not an outage
             except (aiohttp.ClientError, TimeoutError):
                 chaos.statuses[0] += 1
             chaos.retries += 1
@@ -307,10 +332,49 @@ async def orders_replica(stack: Stack) -> AsyncIterator[processes.Process]:
     replica.stop()
 
 
+async def voucher_outcome(db: AsyncEngine, code: str) -> dict[str, Any]:
+    """The voucher's count of uses, and its uses by state and by the status of their order."""
+    async with db.connect() as conn:
+        uses, limit = (
+            await conn.execute(text("SELECT uses, usage_limit FROM orders.vouchers WHERE code = :c"), {"c": code})
+        ).one()
+        by_state = Counter(
+            {
+                (r.state, r.status): r.n
+                for r in await conn.execute(
+                    text(
+                        "SELECT u.state, o.status, count(*) AS n FROM orders.voucher_uses u"
+                        " JOIN orders.vouchers v USING (voucher_id) JOIN orders.orders o USING (order_id)"
+                        " WHERE v.code = :c GROUP BY 1, 2"
+                    ),
+                    {"c": code},
+                )
+            }
+        )
+        with_code = Counter(
+            {
+                r.status: r.n
+                for r in await conn.execute(
+                    text("SELECT status, count(*) AS n FROM orders.orders WHERE voucher_code = :c GROUP BY 1"),
+                    {"c": code},
+                )
+            }
+        )
+    return {"uses": uses, "limit": limit, "by_state": by_state, "with_code": with_code}
+
+
 async def shop(
     http: aiohttp.ClientSession, amqp: AbstractRobustConnection, db: AsyncEngine, admin: dict[str, Any]
-) -> tuple[list[str], list[dict[str, Any]]]:
-    """PRODUCTS products with STOCK units each, priced in the orders service, and MEMBERS signed-in members."""
+) -> tuple[list[str], list[dict[str, Any]], str]:
+    """PRODUCTS products with STOCK units each, priced in the orders service, MEMBERS
+    signed-in members, and a voucher's code with VOUCHER_LIMIT uses."""
+    async with http.post(
+        "/api/vouchers",
+        json={"code": f"chaos-{uuid.uuid4().hex[:10]}", "percent": "10", "usage_limit": VOUCHER_LIMIT},
+        headers=bearer(admin["access_token"]),
+    ) as resp:
+        assert resp.status == 201, await resp.text()
+        code = str((await resp.json())["code"])
     seller = await make_seller(http, admin)
     products = [await list_product(amqp, http, seller["user"]["user_id"], stock=STOCK) for _ in range(PRODUCTS)]
     members = []
@@ -324,7 +388,7 @@ async def shop(
                 {"ids": [uuid.UUID(p) for p in products]},
             )
         if known == PRODUCTS:
-            return products, members
+            return products, members, code
         await asyncio.sleep(0.05)
     raise AssertionError("the orders service never heard of the products")
 
@@ -338,7 +402,7 @@ async def test_orders_keep_their_promises_through_crashes_restarts_and_duplicate
     orders_replica: processes.Process,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    products, members = await shop(http, amqp, db, admin)
+    products, members, voucher_code = await shop(http, amqp, db, admin)
     async with db.connect() as conn:
         started_at = await conn.scalar(text("SELECT now()"))
     chaos = Chaos()
@@ -347,7 +411,8 @@ async def test_orders_keep_their_promises_through_crashes_restarts_and_duplicate
     began = time.monotonic()
     placed = asyncio.Event()
     order_ids, _ = await asyncio.gather(
-        place_orders(http, members, products, chaos, placed), faults(stack, orders_replica, chaos, placed)
+        place_orders(http, members, products, voucher_code, chaos, placed),
+        faults(stack, orders_replica, chaos, placed),
     )
     placed_in = time.monotonic() - began
     orders, settled_after = await wait_for_quiescence(db, order_ids, chaos)
@@ -386,6 +451,19 @@ async def test_orders_keep_their_promises_through_crashes_restarts_and_duplicate
     assert most_captures <= 1 and all(book[r.order_id]["captures"] == 1 for r in confirmed)
     assert live_on_cancelled == 0
 
+    # Vouchers: every order placed with the code holds one use row; a confirmed one's is
+    # redeemed, a cancelled one's released, none is left reserved; the voucher counts
+    # exactly the redeemed ones, never more than its limit.
+    voucher = await voucher_outcome(db, voucher_code)
+    by_state, with_code = voucher["by_state"], voucher["with_code"]
+    redeemed = sum(n for (state, _), n in by_state.items() if state == "redeemed")
+    assert redeemed == with_code["confirmed"] == by_state[("redeemed", "confirmed")]
+    assert sum(n for (state, _), n in by_state.items() if state == "released") == with_code["cancelled"]
+    assert by_state[("released", "cancelled")] == with_code["cancelled"]
+    assert not any(state == "reserved" for state, _ in by_state)
+    assert voucher["uses"] == redeemed <= voucher["limit"]
+    assert sum(with_code.values()) == sum(by_state.values())
+
     unsent = await unsent_outbox_rows(db, started_at)
     assert sum(unsent.values()) == 0, unsent
     assert chaos.duplicated > 0 and chaos.broker_restarts == 1 and sum(chaos.kills.values()) == 7
@@ -412,6 +490,9 @@ given up after the reserve deadline
   money        captured {captured / 100:.2f} = confirmed orders' total {confirmed_total / 100:.2f};
                most captures of one order {most_captures}; live authorizations on cancelled orders \
 {live_on_cancelled}
+  vouchers     {sum(with_code.values())} orders with the code ({chaos.voucher_refusals} refused: no use left, \
+then placed without it); {redeemed} uses redeemed of {voucher["limit"]}, \
+{with_code["cancelled"]} released by cancellations
   outbox       unpublished rows {sum(unsent.values())}
 """
     (environment.ARTIFACTS / "chaos.txt").write_text(figures)

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from edge.routes.cart import CART_COOKIE, CART_HEADER
-from edge.sessions import ACCESS_COOKIE, CSRF_COOKIE, CSRF_HEADER
+from edge.sessions import ACCESS_COOKIE, CSRF_COOKIE, CSRF_HEADER, REFRESH_COOKIE
 from harness.accounts import bearer, login, make_seller, register
 from tests.catalog_support import create_category, create_product, new_tag
 from tests.orders_support import ADDRESS
@@ -98,7 +98,7 @@ async def test_a_guest_gets_a_cart_cookie_on_the_first_add_and_the_cart_follows_
     product = await listed(http, seller, category, price="19.99")
     async with http.get("/api/cart") as resp:
         assert resp.status == 200
-        assert await resp.json() == {"cart_id": None, "items": [], "total": "0", "currency": None, "unavailable": []}
+        assert await resp.json() == {"cart_id": None, "items": [], "total": "0.00", "currency": None, "unavailable": []}
     async with http.post("/api/cart/items", json={"product_id": product["product_id"], "quantity": 2}) as resp:
         assert resp.status == 200, await resp.text()
         issued = resp.cookies[CART_COOKIE]
@@ -397,7 +397,7 @@ async def test_ordering_the_cart_charges_todays_prices_and_empties_it_once_confi
         if not cart["items"]:
             break
         await asyncio.sleep(0.1)
-    assert (cart["items"], cart["total"]) == ([], "0"), cart
+    assert (cart["items"], cart["total"]) == ([], "0.00"), cart
     assert cart["unavailable"] == [gone["product_id"]], cart  # its default variant, whose id is the product's
     async with http.get(f"/api/orders/{order['order_id']}", headers=bearer(user["access_token"])) as resp:
         assert (await resp.json())["status"] == "confirmed"
@@ -418,3 +418,40 @@ async def test_an_empty_or_missing_cart_is_409_and_orders_nothing(http: aiohttp.
     assert status == 409 and problem["code"] == "conflict" and problem["errors"][0]["field"] == "items"
     async with http.get(f"/api/orders/user/{user['user_id']}", headers=bearer(user["access_token"])) as resp:
         assert (await resp.json())["items"] == []
+
+
+# --- an expired session is not a guest -----------------------------------------------------
+
+
+async def test_an_expired_or_invalid_session_is_a_401_not_a_guest(http: aiohttp.ClientSession) -> None:
+    user = await register(http)
+    async with http.post("/api/users/login", json={"email": user["email"], "password": user["password"]}) as resp:
+        assert resp.status == 200
+        jar = resp.cookies
+    # The browser dropped the access cookie with its expired token; the session's CSRF
+    # cookie is still there: the page must renew the session, not shop as a guest.
+    expired = {"Cookie": f"{CSRF_COOKIE}={jar[CSRF_COOKIE].value}"}
+    async with http.get("/api/cart", headers=expired) as resp:
+        assert resp.status == 401 and "invalid_token" in resp.headers["WWW-Authenticate"], await resp.text()
+    add = {**expired, CSRF_HEADER: jar[CSRF_COOKIE].value}
+    async with http.post("/api/cart/items", json={"product_id": str(uuid.uuid4()), "quantity": 1}, headers=add) as resp:
+        assert resp.status == 401 and CART_COOKIE not in resp.cookies  # no guest cart issued
+    for invalid in (
+        {"Authorization": "Bearer not-a-token"},
+        {"Cookie": f"{ACCESS_COOKIE}=not-a-token"},
+    ):
+        async with http.get("/api/cart", headers=invalid) as resp:
+            assert resp.status == 401, invalid
+    async with http.get("/api/cart") as resp:  # no credential at all: a guest
+        assert resp.status == 200
+    # A session that ended (signed out) cannot be renewed: the refresh answers 401 and
+    # forgets the cookies, so the browser is a guest from then on.
+    refresh = {
+        "Cookie": f"{REFRESH_COOKIE}={jar[REFRESH_COOKIE].value}; {CSRF_COOKIE}={jar[CSRF_COOKIE].value}",
+        CSRF_HEADER: jar[CSRF_COOKIE].value,
+    }
+    async with http.post("/api/auth/logout", json={"refresh_token": jar[REFRESH_COOKIE].value}) as resp:
+        assert resp.status == 204
+    async with http.post("/api/auth/refresh", headers=refresh) as resp:
+        assert resp.status == 401
+        assert resp.cookies[CSRF_COOKIE].value == "" and resp.cookies[REFRESH_COOKIE].value == ""

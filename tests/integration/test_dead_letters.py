@@ -152,11 +152,26 @@ async def test_the_dlq_command_line(stack: Stack, amqp: AbstractRobustConnection
     assert replayed.returncode == 0 and replayed.stdout.startswith("1 replayed"), replayed.stdout + replayed.stderr
     listed = agora_cli(stack.env, "dlq", "list", "--json")
     assert DLQ in {q["queue"] for q in json.loads(listed.stdout)}
+    table = agora_cli(stack.env, "dlq", "list").stdout.splitlines()
+    assert table[0] == "MESSAGES\tQUEUE" and any(row.endswith(f"\t{DLQ}") for row in table[1:]), table
+    # --non-empty: only queues holding dead letters (the broker's counts lag a few seconds).
+    for _ in range(100):
+        rows = [row.split("\t") for row in agora_cli(stack.env, "dlq", "list", "--non-empty").stdout.splitlines()[1:]]
+        if DLQ in {queue for _, queue in rows}:
+            break
+        await asyncio.sleep(0.2)
+    assert DLQ in {queue for _, queue in rows} and all(int(count) > 0 for count, _ in rows), rows
+    assert len(rows) < len(table) - 1  # most of Agora's dead-letter queues are empty, and left out
     await asyncio.sleep(1.0)  # the replayed one is refused again and returns
     purged = agora_cli(stack.env, "dlq", "purge", DLQ)
     assert purged.returncode == 0 and "discarded" in purged.stdout, purged.stdout
     shown = agora_cli(stack.env, "dlq", "show", DLQ)
     assert shown.stdout == ""
+    for _ in range(100):
+        if DLQ not in agora_cli(stack.env, "dlq", "list", "--non-empty").stdout:
+            break
+        await asyncio.sleep(0.2)
+    assert DLQ not in agora_cli(stack.env, "dlq", "list", "--non-empty").stdout
     refused = agora_cli(stack.env, "dlq", "purge", GET_USER.queue)
     assert refused.returncode == 2
     # A reader that stops early (`| head`; here one that reads nothing and exits at once, so

@@ -194,7 +194,7 @@ async def test_a_confirmed_order_is_emailed_once_with_its_id_and_total(
     await status(http, member, order["order_id"], "confirmed")
     [mail] = await mails(member["email"], subject="confirmed")
     assert order["order_id"] in mail["text"]
-    assert "19.99 USD" in mail["text"]
+    assert "$19.99" in mail["text"]
     assert f"product {product_id[:8]}" in mail["text"]  # the item's name, from the catalog's event
     await asyncio.sleep(2)
     assert len(await mails(member["email"], subject="confirmed", within=0)) == 1
@@ -226,19 +226,39 @@ async def test_shipping_and_a_refund_are_emailed(
     product_id = await product(amqp, http, seller)
     order_id = (await place_when_priced(http, member, product_id))["order_id"]
     await status(http, member, order_id, "confirmed")
-    async with http.put(
-        f"/api/orders/{order_id}", json={"status": "shipped"}, headers=bearer(seller["access_token"])
-    ) as resp:
+    parcel = {"status": "shipped", "tracking_number": "1Z999AA10123456784", "carrier": "UPS"}
+    async with http.put(f"/api/orders/{order_id}", json=parcel, headers=bearer(seller["access_token"])) as resp:
         assert resp.status == 200
     [shipped] = await mails(member["email"], subject="order is on its way")
     assert order_id in shipped["text"]
+    # With its tracking number and carrier (issue 18), and UPS's own tracking page.
+    page = "https://www.ups.com/track?tracknum=1Z999AA10123456784"
+    assert "Tracking number: 1Z999AA10123456784 (UPS)" in shipped["text"] and page in shipped["text"]
+    assert f'href="{page}"' in shipped["html"]
     # Cancelled after shipping (an admin): the captured payment is refunded.
     async with http.put(
         f"/api/orders/{order_id}", json={"status": "cancelled"}, headers=bearer(admin["access_token"])
     ) as resp:
         assert resp.status == 200
     [refund] = await mails(member["email"], subject="refund")
-    assert "19.99 USD" in refund["text"] and order_id in refund["text"]
+    assert "$19.99" in refund["text"] and order_id in refund["text"]
+
+
+async def test_a_parcel_of_a_carrier_without_a_known_tracking_page_is_named_without_a_link(
+    http: aiohttp.ClientSession, amqp: AbstractRobustConnection, seller: dict[str, Any], member: dict[str, Any]
+) -> None:
+    product_id = await product(amqp, http, seller)
+    order_id = (await place_when_priced(http, member, product_id))["order_id"]
+    await status(http, member, order_id, "confirmed")
+    parcel = {"status": "shipped", "tracking_number": "3SABCD1234567", "carrier": "PostNL"}
+    async with http.patch(f"/api/orders/{order_id}", json=parcel, headers=bearer(seller["access_token"])) as resp:
+        assert resp.status == 405  # a status move is not a partial update: PUT only
+    async with http.put(f"/api/orders/{order_id}", json=parcel, headers=bearer(seller["access_token"])) as resp:
+        assert resp.status == 200
+    shipped = [m for m in await mails(member["email"], subject="order is on its way") if order_id in m["text"]]
+    assert len(shipped) == 1
+    assert "Tracking number: 3SABCD1234567 (PostNL)" in shipped[0]["text"]
+    assert "Follow your parcel" not in shipped[0]["text"] and "Follow your parcel" not in shipped[0]["html"]
 
 
 async def test_order_texts_go_only_to_members_who_consented_and_have_a_phone(
@@ -260,7 +280,7 @@ async def test_order_texts_go_only_to_members_who_consented_and_have_a_phone(
         await status(http, session, order_id, "confirmed")
         assert await mails(user["email"], subject="confirmed")
     [sms] = await until(lambda: texts(consenting["phone"]))
-    assert "confirmed" in sms["body"] and "19.99 USD" in sms["body"]
+    assert "confirmed" in sms["body"] and "$19.99" in sms["body"]
     assert await texts(declining["phone"]) == []
     sent = [
         (d["channel"], d["status"]) for d in await deliveries(db, consenting["user_id"]) if d["template"] != "welcome"

@@ -188,6 +188,92 @@ async def test_refund_after_capture(
     assert book["captured"] == AMOUNT and book["refunded"] == AMOUNT and book["net_captured"] == 0
 
 
+async def captured_order(bus: Bus, saga: str) -> uuid.UUID:
+    order_id = uuid.uuid4()
+    assert (await authorize(bus, saga, order_id))["outcome"] == "authorized"
+    assert (await step(bus, saga, CAPTURE_PAYMENT, order_id))["outcome"] == "captured"
+    return order_id
+
+
+async def partial_refund(bus: Bus, saga: str, order_id: uuid.UUID, refund_id: str, amount: int) -> dict[str, Any]:
+    """A return's refund: its own key and reference, as the returns side sends it."""
+    key = f"{order_id}:refund:{refund_id}"
+    extra: dict[str, Any] = {"idempotency_key": key, "amount_minor": amount, "reference": f"return:{refund_id}"}
+    return await step(bus, saga, REFUND_PAYMENT, order_id, **extra)
+
+
+async def test_partial_refunds_then_the_rest(
+    bus: Bus, saga: str, provider: aiohttp.ClientSession, events: AbstractQueue
+) -> None:
+    order_id = await captured_order(bus, saga)
+    first = await partial_refund(bus, saga, order_id, "r1", 599)
+    assert (first["outcome"], first["amount_minor"], first["amount_refunded_minor"]) == ("refunded", 599, 599)
+    assert first["reference"] == "return:r1" and first["currency"] == "EUR"
+    second = await partial_refund(bus, saga, order_id, "r2", 1000)
+    assert (second["outcome"], second["amount_minor"], second["amount_refunded_minor"]) == ("refunded", 1000, 1599)
+    book = await ledger(provider, order_id)
+    assert (book["refunded"], book["refunds"]) == (1599, 2)
+    assert [a["status"] for a in book["authorizations"]] == ["captured"]  # not all of it yet
+    # Still captured: a void is refused as before.
+    assert (await step(bus, saga, VOID_PAYMENT, order_id))["outcome"] == "failed"
+    # The cancel after capture's refund (no amount): all that is left.
+    rest = await step(bus, saga, REFUND_PAYMENT, order_id)
+    assert (rest["outcome"], rest["amount_minor"], rest["amount_refunded_minor"]) == ("refunded", 1000, AMOUNT)
+    assert rest["reference"] is None
+    book = await ledger(provider, order_id)
+    assert (book["refunded"], book["refunds"], book["net_captured"]) == (AMOUNT, 3, 0)
+    assert [a["status"] for a in book["authorizations"]] == ["refunded"]
+    refunds = [body for key, body in await events_for(events, order_id) if key == "payments.payment_refunded.v1"]
+    assert [(r["amount_minor"], r["amount_refunded_minor"], r["reference"]) for r in refunds] == [
+        (599, 599, "return:r1"),
+        (1000, 1599, "return:r2"),
+        (1000, AMOUNT, None),
+    ]
+    # Nothing is left: another refund with a key of its own is refused, without the provider.
+    over = await partial_refund(bus, saga, order_id, "r3", 1)
+    assert over["outcome"] == "failed" and over["amount_minor"] == 0 and "0 of the 2599" in over["reason"]
+    assert (await ledger(provider, order_id))["refunds"] == 3
+
+
+async def test_a_refund_beyond_what_is_left_is_refused(
+    bus: Bus, saga: str, provider: aiohttp.ClientSession, events: AbstractQueue
+) -> None:
+    order_id = await captured_order(bus, saga)
+    assert (await partial_refund(bus, saga, order_id, "r1", 2000))["outcome"] == "refunded"
+    over = await partial_refund(bus, saga, order_id, "r2", 600)
+    assert over["outcome"] == "failed" and over["amount_minor"] == 0 and over["amount_refunded_minor"] == 2000
+    assert over["reason"] == "cannot refund 600: 599 of the 2599 captured is left to refund"
+    assert over["reference"] == "return:r2"
+    seen = [(key, body["step"], body["outcome"]) for key, body in await events_for(events, order_id)]
+    assert seen[-1] == ("payments.payment_failed.v1", "refund", "failed")
+    book = await ledger(provider, order_id)
+    assert (book["refunded"], book["refunds"]) == (2000, 1)  # never sent to the provider
+    # Refused, not spent: the 599 that is left can still be refunded.
+    assert (await partial_refund(bus, saga, order_id, "r3", 599))["amount_refunded_minor"] == AMOUNT
+    # Nothing captured, nothing to refund.
+    authorized_only = uuid.uuid4()
+    await authorize(bus, saga, authorized_only)
+    early = await partial_refund(bus, saga, authorized_only, "r1", 100)
+    assert early["outcome"] == "failed" and "nothing was captured" in early["reason"]
+
+
+async def test_a_repeated_refund_key_is_one_refund(bus: Bus, saga: str, provider: aiohttp.ClientSession) -> None:
+    order_id = await captured_order(bus, saga)
+    first, again = await asyncio.gather(
+        partial_refund(bus, saga, order_id, "r1", 700), partial_refund(bus, saga, order_id, "r1", 700)
+    )
+    assert first["outcome"] == again["outcome"] == "refunded"
+    assert first["amount_minor"] == again["amount_minor"] == 700
+    assert {first["amount_refunded_minor"], again["amount_refunded_minor"]} == {700}
+    later = await partial_refund(bus, saga, order_id, "r1", 700)
+    assert (later["outcome"], later["amount_minor"], later["amount_refunded_minor"]) == ("refunded", 700, 700)
+    # The same key for another amount is a mistake, not a second refund.
+    mismatch = await partial_refund(bus, saga, order_id, "r1", 800)
+    assert mismatch["outcome"] == "failed" and "used for a refund of 700" in mismatch["reason"]
+    book = await ledger(provider, order_id)
+    assert (book["refunded"], book["refunds"]) == (700, 1)
+
+
 async def test_duplicate_commands_charge_once(bus: Bus, saga: str, provider: aiohttp.ClientSession) -> None:
     order_id = uuid.uuid4()
     first, second = await asyncio.gather(authorize(bus, saga, order_id), authorize(bus, saga, order_id, attempt=2))

@@ -143,8 +143,12 @@ async def test_sales_report_orders_list_and_overview(http: aiohttp.ClientSession
     assert overview["currency"] == "USD"
     assert [d["date"] for d in overview["days"]] == [str(today - timedelta(days=n)) for n in (2, 1, 0)]
     assert overview["days"][-1]["orders"] >= 2
-    assert "orders.place_order_v1" in {q["queue"] for q in overview["queues"]}
-    assert set(overview["queues"][0]) == {"queue", "messages", "consumers"}
+    shown = {q["queue"] for q in overview["queues"]}
+    assert {"orders.place_order_v1", "orders.place_order_v1.dlq"} <= shown
+    # Only Agora's work and dead-letter queues: no edge reply queue, no amq.*, no delay tier.
+    assert all(q.endswith(".dlq") or f"{q}.dlq" in shown for q in shown), shown
+    assert not [q for q in shown if q.startswith("amq.") or "reply" in q], shown
+    assert set(overview["queues"][0]) == {"queue", "messages", "consumers", "publish_rate", "deliver_rate"}
 
 
 async def test_low_stock_lists(http: aiohttp.ClientSession, admin: dict[str, Any]) -> None:

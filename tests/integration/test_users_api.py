@@ -176,6 +176,15 @@ async def test_partial_update(http: aiohttp.ClientSession) -> None:
     async with http.get("/api/users/me", headers=auth) as resp:
         me = await resp.json()
     assert me["role"] == "member" and me["email"] == user["email"]
+    # PATCH says what PUT does here (issue 19): only the fields sent change; PUT keeps working.
+    async with http.patch(f"/api/users/{user['user_id']}", json={"phone": "+1 415 555 0142"}, headers=auth) as resp:
+        assert resp.status == 200, await resp.text()
+        patched = await resp.json()
+    assert (patched["phone"], patched["username"]) == ("+14155550142", user["username"])
+    async with http.patch(f"/api/users/{user['user_id']}", json={"role": "admin"}, headers=auth) as resp:
+        await _problem(resp, 403)
+    async with http.request("PATCH", "/api/users/me", json={}, headers=auth) as resp:
+        assert resp.status == 405 and "PATCH" not in resp.headers["Allow"]
 
 
 async def test_username_change_to_a_taken_one_is_a_conflict(http: aiohttp.ClientSession) -> None:

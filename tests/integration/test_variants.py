@@ -428,7 +428,7 @@ async def test_variants_are_added_changed_and_withdrawn_by_their_seller(
         if cart["unavailable"] == [m_red["variant_id"]]:
             break
         await asyncio.sleep(0.1)
-    assert cart["unavailable"] == [m_red["variant_id"]] and cart["items"] == [] and cart["total"] == "0"
+    assert cart["unavailable"] == [m_red["variant_id"]] and cart["items"] == [] and cart["total"] == "0.00"
     for _ in range(100):
         async with http.get(f"/api/inventory/{pid}", params={"variant_id": m_red["variant_id"]}) as resp:
             if resp.status == 404:

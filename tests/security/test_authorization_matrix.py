@@ -41,7 +41,8 @@ from tests.catalog_support import (
     tax_rate_target,
     variant_target,
 )
-from tests.orders_support import finished_order_target, order_body, order_target
+from tests.orders_support import finished_order_target, order_body, order_target, voucher_body, voucher_target
+from tests.returns_support import delivered_order_target, return_body, return_target
 from tests.support import stock_target
 from workers.notifications.templates import DEFAULTS
 
@@ -114,6 +115,14 @@ MATRIX = (
     Row("GET", "/api/users/me", SIGNED_IN),
     Row("GET", "/api/users/{userId}", OWNER_OR_ADMIN),
     Row("PUT", "/api/users/{userId}", OWNER_OR_ADMIN, body=lambda owner: {"phone": "+14155550199"}, case="profile"),
+    Row("PATCH", "/api/users/{userId}", OWNER_OR_ADMIN, body=lambda owner: {"phone": "+14155550198"}, case="profile"),
+    Row(
+        "PATCH",
+        "/api/users/{userId}",
+        _statuses(401, 403, 403, 403, 200),
+        body=lambda o: {"role": "seller"},
+        case="role",
+    ),
     Row(
         "PUT", "/api/users/{userId}", _statuses(401, 403, 403, 403, 200), body=lambda o: {"role": "seller"}, case="role"
     ),
@@ -152,13 +161,26 @@ MATRIX = (
         target=shipping_method_target,
     ),
     Row(
+        "PATCH",
+        "/api/shipping-methods/{methodId}",
+        ADMIN_ONLY,
+        body=lambda owner: {"max_days": 6},
+        target=shipping_method_target,
+    ),
+    Row(
         "DELETE", "/api/shipping-methods/{methodId}", _statuses(401, 403, 403, 403, 204), target=shipping_method_target
     ),
     Row("GET", "/api/tax-rates", ALL),
     Row("POST", "/api/tax-rates", _statuses(401, 403, 403, 403, 201), body=lambda o: tax_rate_body()),
     Row("PUT", "/api/tax-rates/{rateId}", ADMIN_ONLY, body=lambda o: {"rate": "23"}, target=tax_rate_target),
+    Row("PATCH", "/api/tax-rates/{rateId}", ADMIN_ONLY, body=lambda o: {"rate": "21"}, target=tax_rate_target),
     Row("DELETE", "/api/tax-rates/{rateId}", _statuses(401, 403, 403, 403, 204), target=tax_rate_target),
     Row("GET", "/api/tax-settings", ALL),
+    Row("GET", "/api/vouchers", ADMIN_ONLY),
+    Row("POST", "/api/vouchers", _statuses(401, 403, 403, 403, 201), body=lambda o: voucher_body()),
+    Row("GET", "/api/vouchers/{voucherId}", ADMIN_ONLY, target=voucher_target),
+    Row("PUT", "/api/vouchers/{voucherId}", ADMIN_ONLY, body=lambda o: {"usage_limit": 10}, target=voucher_target),
+    Row("PATCH", "/api/vouchers/{voucherId}", ADMIN_ONLY, body=lambda o: {"usage_limit": 9}, target=voucher_target),
     # NOK is no order's currency in the suite: the setting changes nothing another test sees.
     Row(
         "PUT",
@@ -221,6 +243,13 @@ MATRIX = (
         body=lambda owner: {"price": "2.50"},
         target=product_target,
     ),
+    Row(
+        "PATCH",
+        "/api/products/{productId}",
+        _statuses(401, 200, 403, 404, 200),
+        body=lambda owner: {"price": "2.75"},
+        target=product_target,
+    ),
     Row("DELETE", "/api/products/{productId}", _statuses(401, 204, 403, 404, 204), target=product_target),
     # A product's variants: as the product itself (its seller and admins; another seller 404).
     Row(
@@ -235,6 +264,13 @@ MATRIX = (
         "/api/products/{productId}/variants/{variantId}",
         _statuses(401, 200, 403, 404, 200),
         body=lambda owner: {"price": "2.50"},
+        target=variant_target,
+    ),
+    Row(
+        "PATCH",
+        "/api/products/{productId}/variants/{variantId}",
+        _statuses(401, 200, 403, 404, 200),
+        body=lambda owner: {"price": "2.75"},
         target=variant_target,
     ),
     Row(
@@ -255,6 +291,13 @@ MATRIX = (
         "/api/categories/{slug}",
         _statuses(401, 403, 403, 403, 200),
         body=lambda owner: {"name": "Renamed"},
+        target=category_target,
+    ),
+    Row(
+        "PATCH",
+        "/api/categories/{slug}",
+        _statuses(401, 403, 403, 403, 200),
+        body=lambda owner: {"name": "Renamed again"},
         target=category_target,
     ),
     Row("DELETE", "/api/categories/{slug}", _statuses(401, 403, 403, 403, 204), target=category_target),
@@ -313,6 +356,49 @@ MATRIX = (
     ),
     Row("GET", "/api/orders/user/{userId}", OWNER_OR_ADMIN, target=order_target),
     Row("GET", "/api/orders/{orderId}/events", _statuses(401, 200, 404, 404, 404), target=finished_order_target),
+    # --- returns and refunds: "owner" is the customer of a delivered order (and of its
+    # return); "seller" has no line in it, so neither exists for them. The customer, or an
+    # admin for them, asks for a return; the seller of its lines or an admin handles it; only
+    # admins refund an order directly (403 to anyone else, before the order is looked up).
+    Row(
+        "POST",
+        "/api/orders/{orderId}/returns",
+        _statuses(401, 201, 404, 404, 201),
+        body=return_body,
+        target=delivered_order_target,
+    ),
+    Row("GET", "/api/orders/{orderId}/returns", OWNER_OR_ADMIN, target=return_target),
+    Row("GET", "/api/returns", SIGNED_IN),
+    Row("GET", "/api/returns/{returnId}", OWNER_OR_ADMIN, target=return_target),
+    Row(
+        "PUT",
+        "/api/returns/{returnId}",
+        _statuses(401, 403, 404, 404, 200),
+        body=lambda owner: {"status": "approved"},
+        target=return_target,
+    ),
+    Row(
+        "POST",
+        "/api/returns/{returnId}/refund",
+        _statuses(401, 403, 404, 404, 409),  # requested, not received: nothing to refund yet
+        body=lambda owner: {},
+        target=return_target,
+    ),
+    Row(
+        "POST",
+        "/api/orders/{orderId}/refunds",
+        _statuses(401, 403, 403, 403, 202),
+        body=lambda owner: {"amount": "1.00", "reason": "Goodwill"},
+        target=delivered_order_target,
+    ),
+    # --- payments: the provider's webhook needs no login, its signature is the
+    # authentication: unsigned, it is refused (400) whoever sends it, signed in or not.
+    Row(
+        "POST",
+        "/api/payments/webhook",
+        _statuses(*(400,) * 5),
+        body=lambda owner: {"id": "evt_matrix", "object": "event", "type": "payment_intent.succeeded"},
+    ),
     # --- notifications: preferences are the user's own; templates belong to no member,
     # only admins manage them (403 to everyone else: nothing hidden to protect with a 404).
     Row("GET", "/api/users/{userId}/notification-preferences", OWNER_OR_ADMIN),

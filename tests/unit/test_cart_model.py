@@ -60,7 +60,7 @@ def test_the_view_prices_at_current_prices_and_hides_withdrawn_products() -> Non
     assert (shown.total, shown.currency, shown.unavailable) == ("13.47", "USD", (gone.product_id,))
     assert view(None, {}).model_dump(include={"items", "total", "currency"}) == {
         "items": (),
-        "total": "0",
+        "total": "0.00",
         "currency": None,
     }
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from contracts.money import CURRENCIES, MoneyError, to_amount, to_minor
+from contracts.money import CURRENCIES, ZERO, MoneyError, for_people, to_amount, to_minor
 from kernel.tokens import Actor
 from workers.catalog.model import Category, Product, category_tree, creates_cycle
 from workers.runtime.errors import DomainError
@@ -43,6 +43,22 @@ def test_amounts_round_trip(code: str, data: st.DataObject) -> None:
     amount = to_amount(minor, code)
     assert to_minor(amount, code) == minor
     assert Decimal(amount) == Decimal(minor).scaleb(-currency.exponent)
+
+
+@pytest.mark.parametrize(
+    ("amount", "code", "locale", "written"),
+    [(80249, "USD", "en_US", "$802.49"), ("802.49", "USD", "en_US", "$802.49"), (80249, "EUR", "de_DE", "802,49\xa0€"),
+     (150000, "JPY", "en_US", "¥150,000"), (0, "USD", "en_US", "$0.00"), (1234, "KWD", "en_US", "KWD1.234")],
+)  # fmt: skip
+def test_amounts_for_people(amount: int | str, code: str, locale: str, written: str) -> None:
+    assert for_people(amount, code, locale) == written
+
+
+def test_nothing_is_written_with_cents() -> None:
+    # The API's amounts keep the currency's decimals even at zero; an empty cart says ZERO.
+    assert (to_amount(0, "USD"), to_amount(0, "JPY"), ZERO) == ("0.00", "0", "0.00")
+    with pytest.raises(MoneyError, match=r"at most \$1,000,000\.00"):
+        to_minor("1000001", "USD")
 
 
 def _product(**overrides: object) -> Product:

@@ -60,12 +60,20 @@ REQUIRED = {
         "AGORA_SERVICE_SECRET",
     },
     "notifications": {"AGORA_TWILIO_ACCOUNT_SID", "AGORA_TWILIO_AUTH_TOKEN"},
+    "payments": {"AGORA_STRIPE_SECRET_KEY", "AGORA_STRIPE_WEBHOOK_SECRET"},
     "migration": {"AGORA_ENV_FILE", "AGORA_DATABASE_URL"},
     "broker-setup": {"AGORA_ENV_FILE", "AGORA_AMQP_URL", "AGORA_RABBITMQ_MANAGEMENT_URL"}
     | {password_variable(p) for p in PROCESSES},
 }
 # The security model (docs/security.md): the edge never holds these.
-EDGE_NEVER = {"AGORA_DATA_KEYS", "AGORA_DATA_KEY_ID", "AGORA_DATABASE_URL", "AGORA_SERVICE_SECRET"}
+EDGE_NEVER = {
+    "AGORA_DATA_KEYS",
+    "AGORA_DATA_KEY_ID",
+    "AGORA_DATABASE_URL",
+    "AGORA_SERVICE_SECRET",
+    "AGORA_STRIPE_SECRET_KEY",
+    "AGORA_STRIPE_WEBHOOK_SECRET",
+}
 
 
 # --- building -------------------------------------------------------------------------

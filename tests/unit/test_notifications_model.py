@@ -26,6 +26,7 @@ from workers.notifications.model import (
     money,
     order_variables,
     order_wait_over,
+    shipment_variables,
     skip_reason,
     variant_wait_over,
     when,
@@ -166,15 +167,27 @@ def test_order_variables() -> None:
     lines = [OrderLine(lamp, 2, "19.99"), OrderLine(pen, 1, "4.99")]
     variables = order_variables(order_id, 4497, "USD", lines, {lamp: "Desk lamp"}, shop_url="https://shop.example/")
     assert variables["order_id"] == str(order_id)
-    assert variables["total"] == "44.97 USD"
+    assert variables["total"] == "$44.97"
     assert variables["order_url"] == f"https://shop.example/orders/{order_id}"
     assert variables["items"] == [
-        {"name": "Desk lamp", "quantity": 2, "price": "19.99 USD"},
-        {"name": f"item {str(pen)[:8]}", "quantity": 1, "price": "4.99 USD"},  # a product never seen here
+        {"name": "Desk lamp", "quantity": 2, "price": "$19.99"},
+        {"name": f"item {str(pen)[:8]}", "quantity": 1, "price": "$4.99"},  # a product never seen here
     ]
 
 
 def test_money_and_time_in_words() -> None:
-    assert money(1500, "JPY") == "1500 JPY"
-    assert money(1999, "EUR") == "19.99 EUR"
+    assert money(1500, "JPY") == "¥1,500"
+    assert money(1999, "EUR") == "€19.99"
     assert when(datetime(2026, 3, 14, 10, 26, tzinfo=UTC) + timedelta()) == "2026-03-14 10:26 UTC"
+
+
+def test_a_parcel_links_to_its_carriers_tracking_page_only_when_one_is_known() -> None:
+    assert shipment_variables("UPS", "1Z 999") == {
+        "carrier": "UPS",
+        "tracking_number": "1Z 999",
+        "tracking_url": "https://www.ups.com/track?tracknum=1Z%20999",
+    }
+    assert shipment_variables(" fedex ", "12&34")["tracking_url"] == "https://www.fedex.com/fedextrack/?trknbr=12%2634"
+    assert shipment_variables("PostNL", "3SABC")["tracking_url"] == ""  # no guessed links
+    assert shipment_variables("UPS", None) == {"carrier": "UPS", "tracking_number": "", "tracking_url": ""}
+    assert shipment_variables(None, None) == {"carrier": "", "tracking_number": "", "tracking_url": ""}

@@ -9,7 +9,7 @@ from uuid import uuid4
 
 import pytest
 
-from workers.payments.gateway import HttpGateway, ProviderUnavailable
+from workers.payments.gateway import ProviderUnavailable, StripeGateway
 from workers.runtime.failures import classify
 
 
@@ -34,7 +34,7 @@ async def silent() -> AsyncIterator[str]:
 
 
 async def test_an_unreachable_provider_is_retried_then_unavailable_and_transient() -> None:
-    gateway = HttpGateway(f"http://127.0.0.1:{_free_port()}", timeout=2)
+    gateway = StripeGateway(f"http://127.0.0.1:{_free_port()}", "sk_test_unit", timeout=2)
     try:
         with pytest.raises(ProviderUnavailable, match="unreachable") as caught:
             await gateway.capture("auth_1", idempotency_key=str(uuid4()))
@@ -45,12 +45,12 @@ async def test_an_unreachable_provider_is_retried_then_unavailable_and_transient
 
 
 async def test_a_silent_provider_is_unavailable_after_the_timeout(silent: str) -> None:
-    gateway = HttpGateway(silent, timeout=0.5)
+    gateway = StripeGateway(silent, "sk_test_unit", timeout=0.5)
     try:
         started = asyncio.get_running_loop().time()
         with pytest.raises(ProviderUnavailable, match="in time"):
             await gateway.authorize(
-                order_id=uuid4(), amount_minor=100, currency="EUR", token="tok_ok", idempotency_key=str(uuid4())
+                order_id=uuid4(), amount_minor=100, currency="EUR", token="tok_visa", idempotency_key=str(uuid4())
             )
         assert asyncio.get_running_loop().time() - started < 2  # not retried: it may still be at work
     finally:

@@ -370,6 +370,7 @@ class Product:
             name=self.name,
             image_url=self.image_url,
             tax_class=self.tax_class,
+            category=self.category,
         )
 
     def deleted_event(self) -> ProductDeleted:

@@ -32,6 +32,7 @@ service.command(c.RESERVE_STOCK, handlers.reserve_stock)
 service.command(c.RELEASE_STOCK, handlers.release_stock)
 service.command(c.COMMIT_STOCK, handlers.commit_stock)
 service.command(c.RETURN_STOCK, handlers.return_stock)
+service.command(c.RESTOCK_RETURN, handlers.restock_return)
 service.background("reservation-sweeper", handlers.sweep_expired, every=SWEEP_SECONDS, batch_size=SWEEP_BATCH)
 service.background(
     "stock-announcer", handlers.announce_stock_changes, every=ANNOUNCE_SECONDS, batch_size=ANNOUNCE_BATCH

@@ -28,6 +28,7 @@ from contracts.inventory import (
     LowStockList,
     ReleaseStock,
     ReserveStock,
+    RestockReturn,
     ReturnStock,
     SetStock,
     StockChanged,
@@ -45,6 +46,7 @@ from workers.inventory.model import (
     may_change_stock,
     merge_lines,
     opened,
+    returned_goods,
     shortfalls,
     stock_change,
 )
@@ -253,6 +255,19 @@ class InventoryHandlers:
         await _move(ctx, repo, stocks, existing.movements("return", cmd.reason), now)
         await repo.save_reservation(returned)
         return await _answer(ctx, returned)
+
+    async def restock_return(self, cmd: RestockReturn, ctx: HandlerContext) -> None:
+        """A return's resaleable goods go back on sale, once per return (a repeat, even
+        under another message id, moves nothing)."""
+        ctx.require_saga_actor("restocks")
+        if not await ctx.first_time("inventory.restock_return", cmd.return_id):
+            return
+        repo = InventoryRepository(ctx)
+        lines = merge_lines(cmd.lines)
+        stocks = await repo.for_update(line.stock_key for line in lines)
+        movements = returned_goods(lines, stocks, f"returned goods (return {cmd.return_id})", cmd.order_id)
+        await _move(ctx, repo, stocks, movements, datetime.now(UTC))
+        log.info("returned goods back on sale", extra={"return_id": str(cmd.return_id), "lines": len(movements)})
 
     async def sweep_expired(self, ctx: HandlerContext, limit: int) -> int:
         """Release up to `limit` reservations past their TTL (a background batch). Safe in

@@ -195,6 +195,19 @@ def shortfalls(lines: Iterable[ReservationLine], stocks: Mapping[UUID, Stock]) -
     return tuple(failed)
 
 
+def returned_goods(
+    lines: Iterable[ReservationLine], stocks: Mapping[UUID, Stock], reason: str, order_id: UUID
+) -> tuple[Movement, ...]:
+    """Returned goods back on sale: each line's quantity added to its variant's available
+    stock. A variant without a stock row (never listed here) has nothing to sell it from:
+    skipped."""
+    return tuple(
+        Movement(line.stock_key, "return", line.quantity, 0, reason, order_id)
+        for line in lines
+        if line.stock_key in stocks
+    )
+
+
 @dataclass(frozen=True)
 class Reservation:
     order_id: UUID

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from contracts import catalog, inventory, notifications, orders, payments, users
+from contracts import catalog, inventory, notifications, orders, payments, returns, users
 from kernel.settings import get_settings
 from workers.notifications import templates
 from workers.notifications.channels import EmailSender, SmsSender
@@ -51,6 +51,7 @@ for status_event in (orders.ORDER_CONFIRMED, orders.ORDER_CANCELLED, orders.ORDE
     service.event(status_event, handlers.on_order_status)
 service.event(orders.ORDER_PAYMENT_FAILED, handlers.on_payment_failed)
 service.event(payments.PAYMENT_REFUNDED, handlers.on_payment_refunded)
+service.event(returns.RETURN_APPROVED, handlers.on_return_approved)
 service.command(notifications.GET_NOTIFICATION_PREFERENCES, preferences.get_preferences)
 service.command(notifications.SET_NOTIFICATION_PREFERENCES, preferences.set_preferences)
 service.command(notifications.LIST_TEMPLATES, preferences.list_templates)

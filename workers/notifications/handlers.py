@@ -16,6 +16,7 @@ from contracts.catalog import ProductCreated, ProductDeleted, ProductUpdated, Va
 from contracts.inventory import LowStock
 from contracts.orders import OrderPlaced, OrderStatusChanged
 from contracts.payments import PaymentResult
+from contracts.returns import ReturnChanged
 from contracts.users import PasswordChanged, SignedIn, UserErased, UserRegistered
 from kernel.settings import Settings
 from workers.notifications.delivery import Notifier
@@ -27,6 +28,7 @@ from workers.notifications.model import (
     money,
     order_variables,
     order_wait_over,
+    shipment_variables,
     variant_wait_over,
     when,
 )
@@ -118,6 +120,8 @@ class NotificationHandlers:
         variables = await self._order_variables(ctx, event.order_id, event.total_minor, event.currency, order)
         if event.status == "cancelled":
             variables["reason"] = CANCEL_REASONS.get(event.cancel_reason or "", _UNKNOWN_REASON)
+        if event.status == "shipped":
+            variables.update(shipment_variables(event.carrier, event.tracking_number))
         await self._notifier.notify(ctx, Notice(f"order_{event.status}", event.user_id, "orders", variables))
 
     async def on_payment_failed(self, event: OrderStatusChanged, ctx: HandlerContext) -> None:
@@ -135,6 +139,17 @@ class NotificationHandlers:
         variables = await self._order_variables(ctx, order.order_id, order.total_minor, order.currency, order)
         variables["amount"] = money(event.amount_minor, event.currency)
         await self._notifier.notify(ctx, Notice("payment_refunded", order.user_id, "orders", variables))
+
+    async def on_return_approved(self, event: ReturnChanged, ctx: HandlerContext) -> None:
+        """The customer's return was approved: what to send back, and the seller's note."""
+        order = await self._order(ctx, event.order_id, event.at)
+        total = order.total_minor if order is not None else 0
+        variables = await self._order_variables(ctx, event.order_id, total, event.currency, order)
+        variables["returned"] = [
+            {"name": f"{x.name} ({x.variant})" if x.variant else x.name, "quantity": x.quantity} for x in event.items
+        ]
+        variables["note"] = event.note or ""
+        await self._notifier.notify(ctx, Notice("return_approved", event.user_id, "orders", variables))
 
     async def _order(self, ctx: HandlerContext, order_id: UUID, event_at: datetime) -> KnownOrder | None:
         """The order as placed. Its placement comes on another queue and may not be here

@@ -20,10 +20,11 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
+from urllib.parse import quote
 from uuid import UUID
 
 from contracts.catalog import VariantDetails
-from contracts.money import to_amount
+from contracts.money import for_people
 from contracts.notifications import TRANSACTIONAL, Category, Channel, NotificationPreferences
 from contracts.users import Contact
 
@@ -102,7 +103,25 @@ def order_wait_over(event_at: datetime, now: datetime) -> bool:
 
 
 def money(minor: int, currency: str) -> str:
-    return f"{to_amount(minor, currency)} {currency}"
+    return for_people(minor, currency)
+
+
+# Carriers whose public tracking page takes the number in its URL (each carrier's own
+# documented link); any other carrier's number is given as text only, never a guessed link.
+_TRACKING_PAGES = {
+    "dhl": "https://www.dhl.com/global-en/home/tracking/tracking-parcel.html?submit=1&tracking-id={}",
+    "fedex": "https://www.fedex.com/fedextrack/?trknbr={}",
+    "ups": "https://www.ups.com/track?tracknum={}",
+    "usps": "https://tools.usps.com/go/TrackConfirmAction?tLabels={}",
+}
+
+
+def shipment_variables(carrier: str | None, tracking_number: str | None) -> dict[str, object]:
+    """`order_shipped`'s parcel: `carrier` and `tracking_number` ("" when not given), and
+    `tracking_url`, the carrier's tracking page for a carrier known here, else ""."""
+    page = _TRACKING_PAGES.get((carrier or "").strip().lower().replace(" ", ""))
+    url = page.format(quote(tracking_number, safe="")) if page and tracking_number else ""
+    return {"carrier": carrier or "", "tracking_number": tracking_number or "", "tracking_url": url}
 
 
 @dataclass(frozen=True)
@@ -129,7 +148,7 @@ def order_variables(
             {
                 "name": names.get(line.product_id, f"item {str(line.product_id)[:8]}"),
                 "quantity": line.quantity,
-                "price": f"{line.price} {currency}",
+                "price": for_people(line.price, currency),
             }
             for line in lines
         ],

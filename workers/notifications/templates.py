@@ -35,8 +35,8 @@ MAX_SMS = 1600
 # --- the variables each template gets ----------------------------------------------------------
 #
 # Every template gets `name` (the recipient's username) and `shop_name`. Order
-# templates also get `order_id`, `total` ("39.98 USD"), `items` (a list of
-# {"name", "quantity", "price"}, price per unit as "19.99 USD") and `order_url`.
+# templates also get `order_id`, `total` ("$39.98"), `items` (a list of
+# {"name", "quantity", "price"}, price per unit as "$19.99", written by Babel for people) and `order_url`.
 # `low_stock` names the variant: `variant_label` ("M / Red"; "" for a product without
 # options, whose one variant has no label) and `sku` ("" when the variant has none).
 # Values are strings, numbers, or lists of dicts of those.
@@ -49,9 +49,10 @@ VARIABLES: dict[str, tuple[str, ...]] = {
     "order_confirmed": _ORDER,
     "order_cancelled": (*_ORDER, "reason"),
     "payment_failed": (*_ORDER, "due_by"),
-    "order_shipped": _ORDER,
+    "order_shipped": (*_ORDER, "carrier", "tracking_number", "tracking_url"),
     "order_delivered": _ORDER,
     "payment_refunded": (*_ORDER, "amount"),
+    "return_approved": (*_ORDER, "returned", "note"),
     "low_stock": (*_COMMON, "product_name", "variant_label", "sku", "available", "threshold"),
     "password_changed": _COMMON,
     "new_sign_in": (*_COMMON, "at"),
@@ -71,14 +72,14 @@ SAMPLE: dict[str, object] = {
     "name": "ada",
     "shop_name": "Agora",
     "order_id": _SAMPLE_ORDER_ID,
-    "total": "44.97 USD",
+    "total": "$44.97",
     "items": [
-        {"name": "Desk lamp", "quantity": 2, "price": "19.99 USD"},
-        {"name": "Notebook", "quantity": 1, "price": "4.99 USD"},
+        {"name": "Desk lamp", "quantity": 2, "price": "$19.99"},
+        {"name": "Notebook", "quantity": 1, "price": "$4.99"},
     ],
     "order_url": f"https://agora.example/orders/{_SAMPLE_ORDER_ID}",
     "reason": CANCEL_REASONS["payment_declined"],
-    "amount": "44.97 USD",
+    "amount": "$44.97",
     "product_name": "Organic tee",
     "variant_label": "M / Red",
     "sku": "TEE-M-RED",
@@ -86,6 +87,11 @@ SAMPLE: dict[str, object] = {
     "threshold": 5,
     "at": "2025-03-14 09:26 UTC",
     "due_by": "2025-03-14 09:41 UTC",
+    "carrier": "UPS",
+    "tracking_number": "1Z999AA10123456784",
+    "tracking_url": "https://www.ups.com/track?tracknum=1Z999AA10123456784",
+    "returned": [{"name": "Desk lamp", "quantity": 1}],
+    "note": "Please use the prepaid label in the parcel.",
 }
 
 
@@ -132,6 +138,21 @@ _SKU = "{% if sku %}, SKU {{ sku }},{% endif %}"
 _ORDER_BUTTON = (
     '<p><a href="{{ order_url }}" style="display: inline-block; padding: 10px 18px; background: #1a73e8; '
     'color: #ffffff; text-decoration: none; border-radius: 4px;">View your order</a></p>\n'
+)
+
+
+# The parcel of a shipped order: its carrier and number when the shipper gave them, and a
+# link to the carrier's tracking page only where one is known (workers/notifications/model.py).
+_PARCEL_TEXT = (
+    "{% if tracking_number %}Tracking number: {{ tracking_number }}{% if carrier %} ({{ carrier }}){% endif %}\n"
+    "{% if tracking_url %}Follow your parcel: {{ tracking_url }}\n{% endif %}\n"
+    "{% elif carrier %}Carrier: {{ carrier }}\n\n{% endif %}"
+)
+_PARCEL_HTML = (
+    "{% if tracking_number %}<p>Tracking number: <strong>{{ tracking_number }}</strong>"
+    "{% if carrier %} ({{ carrier }}){% endif %}"
+    '{% if tracking_url %}. <a href="{{ tracking_url }}">Follow your parcel</a>{% endif %}</p>\n'
+    "{% elif carrier %}<p>Carrier: {{ carrier }}</p>\n{% endif %}"
 )
 
 
@@ -244,19 +265,22 @@ _CATALOGUE = (
         "An order was handed to the carrier.",
         "Your {{ shop_name }} order is on its way",
         "Hi {{ name }},\n\nGood news: your order {{ order_id }} is on its way.\n\n"
+        + _PARCEL_TEXT
         + _ITEMS_TEXT
         + "\n\nSee your order: {{ order_url }}"
         + _SIGN_OFF,
         _html(
             "Your order is on its way",
-            "<p>Good news: your order {{ order_id }} has shipped.</p>\n" + _ITEMS_HTML + _ORDER_BUTTON,
+            "<p>Good news: your order {{ order_id }} has shipped.</p>\n" + _PARCEL_HTML + _ITEMS_HTML + _ORDER_BUTTON,
         ),
     ),
     _sms(
         "order_shipped",
         "orders",
         "An order was handed to the carrier.",
-        "{{ shop_name }}: your order of {{ total }} is on its way! Details: {{ order_url }}",
+        "{{ shop_name }}: your order of {{ total }} is on its way!"
+        "{% if tracking_number %} Tracking: {% if carrier %}{{ carrier }} {% endif %}{{ tracking_number }}.{% endif %}"
+        " Details: {{ order_url }}",
     ),
     _email(
         "order_delivered",
@@ -281,7 +305,7 @@ _CATALOGUE = (
     _email(
         "payment_refunded",
         "orders",
-        "A payment was refunded (a cancelled order that had been paid for).",
+        "Money was refunded: a cancelled order that had been paid for, a return, or an admin's refund.",
         "Your refund of {{ amount }} is on its way",
         "Hi {{ name }},\n\nWe have refunded {{ amount }} for your order {{ order_id }}. Depending on your bank, "
         "it can take a few business days to appear on your statement.\n\nSee your order: {{ order_url }}" + _SIGN_OFF,
@@ -289,6 +313,23 @@ _CATALOGUE = (
             "Your refund is on its way",
             "<p>We have refunded <strong>{{ amount }}</strong> for your order {{ order_id }}. Depending on your "
             "bank, it can take a few business days to appear on your statement.</p>\n" + _ORDER_BUTTON,
+        ),
+    ),
+    _email(
+        "return_approved",
+        "orders",
+        "A return the customer asked for was approved: the goods may be sent back.",
+        "Your return was approved",
+        "Hi {{ name }},\n\nYour return for order {{ order_id }} was approved. Please send back:\n"
+        "{% for item in returned %}- {{ item.name }}: {{ item.quantity }}\n{% endfor %}"
+        "{% if note %}\n{{ note }}\n{% endif %}"
+        "\nWe refund you once the goods are back.\n\nSee your order: {{ order_url }}" + _SIGN_OFF,
+        _html(
+            "Your return was approved",
+            "<p>Your return for order {{ order_id }} was approved. Please send back:</p>\n<ul>\n"
+            "{% for item in returned %}<li>{{ item.quantity }} &times; {{ item.name }}</li>\n{% endfor %}</ul>\n"
+            "{% if note %}<p>{{ note }}</p>\n{% endif %}"
+            "<p>We refund you once the goods are back.</p>\n" + _ORDER_BUTTON,
         ),
     ),
     _email(

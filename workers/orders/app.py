@@ -7,15 +7,20 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from contracts import carts, catalog, inventory, orders, payments, shipping, taxes, users
+from contracts import carts, catalog, inventory, orders, payments, returns, shipping, taxes, users, vouchers
+from contracts.payments import PaymentResult
 from kernel.crypto import FieldCipher
 from workers.orders.carts.handlers import CartHandlers
 from workers.orders.orders.handlers import OrderHandlers
 from workers.orders.orders.saga import SagaConfig
 from workers.orders.products.handlers import ProductHandlers
+from workers.orders.returns.handlers import ReturnHandlers
+from workers.orders.returns.model import refund_of
 from workers.orders.sales.handlers import SalesHandlers
 from workers.orders.shipping.handlers import ShippingHandlers
 from workers.orders.taxes.handlers import TaxHandlers
+from workers.orders.vouchers.handlers import VoucherHandlers
+from workers.runtime.context import HandlerContext
 from workers.runtime.service import WorkerService
 
 service = WorkerService("orders")
@@ -25,8 +30,10 @@ products = ProductHandlers()
 sales = SalesHandlers()
 shipping_methods = ShippingHandlers()
 tax_settings = TaxHandlers()
+voucher_codes = VoucherHandlers()
+cipher = FieldCipher.from_config(settings.data_keys, settings.data_key_id)
 handlers = OrderHandlers(
-    FieldCipher.from_config(settings.data_keys, settings.data_key_id),
+    cipher,
     SagaConfig(
         reserve_deadline=timedelta(seconds=settings.saga_reserve_deadline_seconds),
         payment_deadline=timedelta(seconds=settings.saga_payment_deadline_seconds),
@@ -34,6 +41,20 @@ handlers = OrderHandlers(
         pay_again=timedelta(seconds=settings.saga_pay_again_seconds),
     ),
 )
+# An unanswered refund is asked for again after a minute by default (12 x the saga's retry).
+returns_and_refunds = ReturnHandlers(
+    cipher, timedelta(days=settings.return_window_days), timedelta(seconds=settings.saga_retry_seconds * 12)
+)
+
+
+async def on_payment(event: PaymentResult, ctx: HandlerContext) -> None:
+    """A payments event goes to the refund it names (a return's or an admin's refund, which
+    carries its reference), else to the order's saga (its own steps carry none)."""
+    if refund_of(event.reference) is not None:
+        await returns_and_refunds.on_refund_result(event, ctx)
+    else:
+        await handlers.on_payment(event, ctx)
+
 
 # carts (and the product read model they and orders are priced from)
 service.event(catalog.PRODUCT_CREATED, products.on_product_created)
@@ -67,7 +88,7 @@ for reservation_event in (
 ):
     service.event(reservation_event, handlers.on_reservation)
 for payment_event in payments.EVENTS:
-    service.event(payment_event, handlers.on_payment)
+    service.event(payment_event, on_payment)
 service.background("saga-sweeper", handlers.sweep_deadlines, every=service.settings.saga_sweep_seconds, batch_size=100)
 
 # shipping methods (admins manage them; a checkout picks one)
@@ -84,6 +105,24 @@ service.command(taxes.DELETE_TAX_RATE, tax_settings.delete_tax_rate)
 service.command(taxes.LIST_CURRENCY_TAX, tax_settings.list_currency_tax)
 service.command(taxes.SET_CURRENCY_TAX, tax_settings.set_currency_tax)
 
+# vouchers (admins manage them; placing an order applies one and reserves its use)
+service.command(vouchers.LIST_VOUCHERS, voucher_codes.list_vouchers)
+service.command(vouchers.GET_VOUCHER, voucher_codes.get_voucher)
+service.command(vouchers.CREATE_VOUCHER, voucher_codes.create_voucher)
+service.command(vouchers.UPDATE_VOUCHER, voucher_codes.update_voucher)
+
+# returns and refunds (a member asks, a seller or admin handles it; payments' answers to
+# the refunds come through on_payment above)
+service.command(returns.REQUEST_RETURN, returns_and_refunds.request_return)
+service.command(returns.GET_RETURN, returns_and_refunds.get_return)
+service.command(returns.LIST_RETURNS, returns_and_refunds.list_returns)
+service.command(returns.UPDATE_RETURN, returns_and_refunds.update_return)
+service.command(returns.REFUND_RETURN, returns_and_refunds.refund_return)
+service.command(returns.REFUND_ORDER, returns_and_refunds.refund_order)
+service.background(
+    "refund-resender", returns_and_refunds.resend_unanswered, every=settings.saga_sweep_seconds, batch_size=100
+)
+
 # the sales projection (the saga writes it) and what reads it
 service.command(orders.SALES_REPORT, sales.sales_report)
 service.command(orders.SALES_OVERVIEW, sales.sales_overview)
@@ -95,5 +134,7 @@ service.event(users.USER_UPDATED, handlers.on_user_updated)
 # the customers read model: what an order keeps of its customer (on_user_updated and
 # on_user_erased above keep it too)
 service.event(users.USER_REGISTERED, handlers.on_user_registered)
+# the dashboard's search by email: rows sealed before its index existed, or re-keyed
+service.background("customer-search-index", handlers.index_customer_emails, every=3600, batch_size=500)
 
 app = service.app

@@ -1,40 +1,58 @@
 """The payment gateway: what the payments worker needs of a payment service provider.
 
-`PaymentGateway` is the interface the handlers use; `HttpGateway` speaks the sandbox's
-Stripe-like REST API (sandboxes/payment_sandbox.py) at AGORA_PAYMENT_API_URL, over one pooled
-aiohttp client session (keep-alive connections; about a third of the CPU httpx took per
-call, measured in issue 14). Every write carries an idempotency key, so a retried call
-never charges twice.
+`PaymentGateway` is the interface the handlers use; `StripeGateway` speaks Stripe's
+PaymentIntents API through the official `stripe` library (its async methods, over its
+aiohttp client: one pooled session, keep-alive), at AGORA_PAYMENT_API_URL: Stripe itself
+(`https://api.stripe.com`) or the sandbox that speaks the same protocol
+(sandboxes/payment_sandbox.py). Every write carries an idempotency key, so a retried call
+never charges twice. An authorization is a PaymentIntent created and confirmed at once
+with `capture_method=manual` and the test token as `payment_method_data[card][token]`;
+a void cancels it, a refund is a Refund of the intent for an amount.
 
 Failures come in three kinds, because the handlers treat them differently:
-- a decline is an answer (`ProviderAuthorization.status == "declined"`), not an error;
-- `ProviderRefused`: the provider answered definitely no (capture of a voided
-  authorization, an unknown id): retrying cannot change it;
-- `ProviderUnavailable`: no answer (connection refused, timeout, 5xx, a request with
-  the same key still in progress) after a few quick retries: the outcome is unknown.
+- a decline is an answer (`ProviderAuthorization.status == "declined"`: Stripe's 402
+  `card_error`, whose body carries the intent), not an error;
+- `ProviderRefused`: the provider answered definitely no (Stripe's 400/404
+  `invalid_request_error`, such as a capture of a canceled intent or an unknown id, an
+  `idempotency_error`, a 402 outside an authorization): retrying cannot change it;
+- `ProviderUnavailable`: no answer (connection refused, timeout, 5xx, 429, a 409 "same key
+  still in progress") after a few quick retries, or a key the provider does not accept
+  (401/403: an operator's mistake that retrying after the fix repairs): the outcome is
+  unknown. It is a `ConnectionError`, so the runtime retries the command (workers/runtime/failures.py).
 A timeout is not retried here: the provider may still be working on the first request,
-and the saga's deadline, not this client, decides how long an order waits.
+and the saga's deadline, not this client, decides how long an order waits. The library's
+own retries are off (`max_network_retries=0`) so that rule holds, and so is its telemetry.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
-from urllib.parse import quote
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar, cast
 from uuid import UUID
 
 import aiohttp
+import stripe
 
 log = logging.getLogger("agora.payments.gateway")
 
 # Quick retries of a call that failed without an answer (not of a timeout).
 ATTEMPTS = 3
 BACKOFF_SECONDS = (0.2, 0.5)
+# Stripe's PaymentIntent statuses in the gateway's words.
+_STATUSES = {
+    "requires_capture": "authorized",
+    "succeeded": "captured",
+    "canceled": "voided",
+    "requires_payment_method": "declined",
+}
+T = TypeVar("T")
 
 
-class ProviderUnavailable(Exception):
+class ProviderUnavailable(ConnectionError):
     """No definite answer from the provider: the call may or may not have taken effect."""
 
 
@@ -44,29 +62,37 @@ class ProviderRefused(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+        # A card decline at authorization (Stripe's 402): the declined intent, an answer.
+        self.declined: ProviderAuthorization | None = None
 
 
 @dataclass(frozen=True)
 class ProviderAuthorization:
-    """An authorization as the provider reports it."""
+    """An authorization (a PaymentIntent) as the provider reports it."""
 
     id: str
-    status: str  # authorized, declined, captured, voided, refunded
+    status: str  # authorized, declined, captured, voided, pending (anything else: 3-D Secure, processing)
     amount: int
     currency: str
     amount_captured: int = 0
-    amount_refunded: int = 0
 
     @classmethod
-    def from_json(cls, body: dict[str, Any]) -> ProviderAuthorization:
+    def from_intent(cls, intent: stripe.PaymentIntent) -> ProviderAuthorization:
         return cls(
-            id=str(body["id"]),
-            status=str(body["status"]),
-            amount=int(body["amount"]),
-            currency=str(body["currency"]),
-            amount_captured=int(body.get("amount_captured", 0)),
-            amount_refunded=int(body.get("amount_refunded", 0)),
+            id=intent.id,
+            status=_STATUSES.get(intent.status, "pending"),
+            amount=intent.amount,
+            currency=intent.currency.upper(),
+            amount_captured=intent.amount_received,
         )
+
+
+@dataclass(frozen=True)
+class ProviderRefund:
+    """A refund as the provider reports it."""
+
+    id: str
+    amount: int
 
 
 class PaymentGateway(Protocol):
@@ -78,7 +104,9 @@ class PaymentGateway(Protocol):
 
     async def void(self, authorization_id: str, *, idempotency_key: str) -> ProviderAuthorization: ...
 
-    async def refund(self, authorization_id: str, *, idempotency_key: str) -> ProviderAuthorization: ...
+    async def refund(self, authorization_id: str, *, amount_minor: int, idempotency_key: str) -> ProviderRefund:
+        """Refund `amount_minor` of what was captured (one of several refunds, each its own key)."""
+        ...
 
     async def authorizations_for(self, order_id: UUID) -> list[ProviderAuthorization]:
         """Every authorization the provider holds for an order (found by its metadata),
@@ -92,111 +120,179 @@ class PaymentGateway(Protocol):
     async def close(self) -> None: ...
 
 
-class HttpGateway:
-    """The sandbox provider's REST API over aiohttp, with a timeout on every call."""
+class StripeGateway:
+    """Stripe's PaymentIntents API through `stripe.StripeClient`, with a timeout on every call."""
 
-    def __init__(self, base_url: str, *, timeout: float) -> None:
-        self._base_url = base_url.rstrip("/")
-        self._timeout = aiohttp.ClientTimeout(total=timeout, connect=2.0)
-        self._client: aiohttp.ClientSession | None = None  # made in the event loop, on first use
+    def __init__(self, api_url: str, secret_key: str, *, timeout: float) -> None:
+        stripe.enable_telemetry = False  # no usage reports to the provider, no file in the home directory
+        self._http = stripe.AIOHTTPClient(timeout=aiohttp.ClientTimeout(total=timeout, connect=2.0))
+        self._stripe = stripe.StripeClient(
+            secret_key,
+            base_addresses={"api": api_url.rstrip("/")},
+            http_client=self._http,
+            max_network_retries=0,
+        )
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.close()
+        await self._http.close_async()  # type: ignore[no-untyped-call]  # untyped in stripe 16
 
     async def authorize(
         self, *, order_id: UUID, amount_minor: int, currency: str, token: str, idempotency_key: str
     ) -> ProviderAuthorization:
-        body = {"amount": amount_minor, "currency": currency, "token": token, "metadata": {"order_id": str(order_id)}}
-        status, answer = await self._call("POST", "/v1/authorizations", body, idempotency_key)
-        if status == 402 and isinstance(answer.get("authorization"), dict):
-            return ProviderAuthorization.from_json(answer["authorization"])  # declined
-        return self._authorization(status, answer)
+        # The typed parameters leave out `payment_method_data[card][token]`, which Stripe
+        # accepts for a card token (its "tokens with PaymentIntents" migration path).
+        params: dict[str, Any] = {
+            "amount": amount_minor,
+            "currency": currency.lower(),
+            "confirm": True,
+            "capture_method": "manual",
+            "payment_method_types": ["card"],
+            "payment_method_data": {"type": "card", "card": {"token": token}},
+            "metadata": {"order_id": str(order_id)},
+        }
+        intents = self._stripe.v1.payment_intents
+        try:
+            intent = await self._call(
+                "authorize",
+                lambda: intents.create_async(cast(Any, params), {"idempotency_key": idempotency_key}),
+            )
+        except ProviderRefused as refused:
+            if refused.declined is None:
+                raise
+            return refused.declined
+        return ProviderAuthorization.from_intent(intent)
 
     async def capture(self, authorization_id: str, *, idempotency_key: str) -> ProviderAuthorization:
-        return self._authorization(
-            *await self._call("POST", f"/v1/authorizations/{authorization_id}/capture", {}, idempotency_key)
+        intents = self._stripe.v1.payment_intents
+        intent = await self._call(
+            "capture", lambda: intents.capture_async(authorization_id, options={"idempotency_key": idempotency_key})
         )
+        return ProviderAuthorization.from_intent(intent)
 
     async def void(self, authorization_id: str, *, idempotency_key: str) -> ProviderAuthorization:
-        return self._authorization(
-            *await self._call("POST", f"/v1/authorizations/{authorization_id}/void", {}, idempotency_key)
+        intents = self._stripe.v1.payment_intents
+        intent = await self._call(
+            "void", lambda: intents.cancel_async(authorization_id, options={"idempotency_key": idempotency_key})
         )
+        return ProviderAuthorization.from_intent(intent)
 
-    async def refund(self, authorization_id: str, *, idempotency_key: str) -> ProviderAuthorization:
-        return self._authorization(
-            *await self._call("POST", f"/v1/authorizations/{authorization_id}/refund", {}, idempotency_key)
+    async def refund(self, authorization_id: str, *, amount_minor: int, idempotency_key: str) -> ProviderRefund:
+        refunds = self._stripe.v1.refunds
+        made = await self._call(
+            "refund",
+            lambda: refunds.create_async(
+                {"payment_intent": authorization_id, "amount": amount_minor}, {"idempotency_key": idempotency_key}
+            ),
         )
+        return ProviderRefund(id=made.id, amount=made.amount)
 
     async def authorizations_for(self, order_id: UUID) -> list[ProviderAuthorization]:
-        status, answer = await self._call("GET", "/v1/authorizations", None, None, params={"order_id": str(order_id)})
-        if status != 200:
-            raise ProviderRefused(_code(answer), _message(answer))
-        return [ProviderAuthorization.from_json(item) for item in answer.get("data", [])]
+        intents = self._stripe.v1.payment_intents
+        query = f"metadata['order_id']:'{order_id}'"
+        found = await self._call("search", lambda: intents.search_async({"query": query, "limit": 100}))
+        return [ProviderAuthorization.from_intent(intent) for intent in found.data]
 
     async def token_known(self, token: str) -> bool:
-        status, answer = await self._call("GET", f"/v1/tokens/{quote(token, safe='')}", None, None)
-        if status == 404:
-            return False
-        if status != 200:
-            raise ProviderRefused(_code(answer), _message(answer))
+        tokens = self._stripe.v1.tokens
+        try:
+            await self._call("token", lambda: tokens.retrieve_async(token))
+        except ProviderRefused as refused:
+            if refused.code == "resource_missing":
+                return False
+            raise
         return True
 
-    @staticmethod
-    def _authorization(status: int, answer: dict[str, Any]) -> ProviderAuthorization:
-        if status in (200, 201):
-            return ProviderAuthorization.from_json(answer)
-        raise ProviderRefused(_code(answer), _message(answer))
-
-    async def _call(
-        self,
-        method: str,
-        path: str,
-        body: dict[str, Any] | None,
-        idempotency_key: str | None,
-        *,
-        params: dict[str, str] | None = None,
-    ) -> tuple[int, dict[str, Any]]:
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        if self._client is None:
-            self._client = aiohttp.ClientSession(timeout=self._timeout)
+    async def _call(self, what: str, request: Callable[[], Awaitable[T]]) -> T:
         for attempt in range(ATTEMPTS):
             last = attempt == ATTEMPTS - 1
             try:
-                async with self._client.request(
-                    method, self._base_url + path, json=body, headers=headers, params=params
-                ) as response:
-                    status, answer = response.status, await _body(response)
-            except TimeoutError as exc:  # aiohttp's own timeouts are TimeoutErrors too
-                raise ProviderUnavailable(f"the provider did not answer {method} {path} in time") from exc
-            except aiohttp.ClientError as exc:
+                return await request()
+            except stripe.APIConnectionError as exc:
+                if isinstance(exc.__cause__, TimeoutError):  # aiohttp's timeouts are TimeoutErrors
+                    raise ProviderUnavailable(f"the provider did not answer {what} in time") from exc
                 if last:
-                    raise ProviderUnavailable(f"the provider is unreachable: {exc!r}") from exc
-                log.warning("provider unreachable; retrying", extra={"path": path, "attempt": attempt + 1})
-            else:
-                retryable = status >= 500 or (status == 409 and _code(answer) == "idempotency_key_in_use")
-                if not retryable:
-                    return status, answer
+                    raise ProviderUnavailable(f"the provider is unreachable: {exc.__cause__!r}") from exc
+                log.warning("provider unreachable; retrying", extra={"call": what, "attempt": attempt + 1})
+            except (stripe.APIError, stripe.RateLimitError) as exc:
+                # 5xx, 429, and 409: the same key still in progress, or a lock at the provider.
                 if last:
-                    raise ProviderUnavailable(f"the provider answered {status} to {method} {path}")
-                log.warning("provider answered %s; retrying", status, extra={"path": path, "attempt": attempt + 1})
+                    raise ProviderUnavailable(f"the provider answered {exc.http_status} to {what}") from exc
+                log.warning("provider answered %s; retrying", exc.http_status, extra={"call": what})
+            except (stripe.AuthenticationError, stripe.PermissionError) as exc:
+                log.error("the provider refused Agora's API key: check AGORA_STRIPE_SECRET_KEY", extra={"call": what})
+                raise ProviderUnavailable(f"the provider refused the API key ({exc.http_status})") from exc
+            except stripe.StripeError as exc:  # 400, 402, 404: a definite no
+                raise _refused(exc) from exc
             await asyncio.sleep(BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS) - 1)])
         raise AssertionError("unreachable")
 
 
-async def _body(response: aiohttp.ClientResponse) -> dict[str, Any]:
+class BadSignature(Exception):
+    """A webhook whose signature does not verify with the endpoint's secret (or is no event)."""
+
+
+@dataclass(frozen=True)
+class ProviderEvent:
+    """A webhook event, verified: what it says about which payment intent of which order."""
+
+    id: str
+    type: str
+    created: datetime
+    object_id: str | None
+    order_id: UUID | None
+    intent_id: str | None  # the payment intent it is about (a charge's or refund's too)
+    intent_status: str | None  # Stripe's status of that intent, where the event tells it
+    amount_refunded: int | None  # a charge's total refunded, on charge events
+
+
+def verify_event(payload: str, signature: str, secret: str) -> ProviderEvent:
+    """Check a webhook's `Stripe-Signature` (HMAC-SHA256 with the endpoint's secret, within
+    Stripe's five-minute tolerance) with the library's own check, and read the event."""
     try:
-        body = await response.json(content_type=None)
+        event = stripe.Webhook.construct_event(payload, signature, secret)
+    except stripe.SignatureVerificationError as exc:
+        raise BadSignature(f"the signature does not verify: {exc.user_message or exc}") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BadSignature("the payload is not a provider event") from exc
+    # Read as plain JSON: the library's objects are not dicts (its `to_dict` makes one).
+    data = event.to_dict().get("data")
+    obj: dict[str, Any] = data.get("object", {}) if isinstance(data, dict) else {}
+    kind = obj.get("object")
+    intent_id = obj.get("id") if kind == "payment_intent" else obj.get("payment_intent")
+    status: str | None = None
+    if kind == "payment_intent":
+        status = obj.get("status")
+    elif kind == "charge" and obj.get("captured"):
+        status = "succeeded"  # a captured charge is a succeeded intent
+    metadata = obj.get("metadata") or {}
+    try:
+        order_id = UUID(str(metadata["order_id"])) if "order_id" in metadata else None
     except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
+        order_id = None  # not one of Agora's payments
+    refunded = obj.get("amount_refunded") if kind == "charge" else None
+    return ProviderEvent(
+        id=event.id,
+        type=event.type,
+        created=datetime.fromtimestamp(event.created, UTC),
+        object_id=obj.get("id"),
+        order_id=order_id,
+        intent_id=str(intent_id) if intent_id else None,
+        intent_status=str(status) if status else None,
+        amount_refunded=int(refunded) if isinstance(refunded, int) else None,
+    )
 
 
-def _code(answer: dict[str, Any]) -> str:
-    error = answer.get("error")
-    return str(error.get("code", "provider_error")) if isinstance(error, dict) else "provider_error"
-
-
-def _message(answer: dict[str, Any]) -> str:
-    error = answer.get("error")
-    return str(error.get("message", "the provider refused")) if isinstance(error, dict) else "the provider refused"
+def _refused(exc: stripe.StripeError) -> ProviderRefused:
+    """Stripe's error as a refusal; a card decline keeps the intent it left behind."""
+    error = exc.json_body.get("error") if isinstance(exc.json_body, dict) else None
+    error = error if isinstance(error, dict) else {}
+    refused = ProviderRefused(str(error.get("code") or exc.code or "provider_error"), str(error.get("message") or exc))
+    intent = error.get("payment_intent")
+    if isinstance(exc, stripe.CardError) and isinstance(intent, dict) and "id" in intent:
+        refused.declined = ProviderAuthorization(
+            id=str(intent["id"]),
+            status="declined",
+            amount=int(intent.get("amount", 0)),
+            currency=str(intent.get("currency", "")).upper(),
+        )
+    return refused

@@ -24,6 +24,7 @@ import logging
 from datetime import UTC, datetime
 from uuid import UUID
 
+from contracts.errors import invalid_input
 from contracts.payments import (
     PAYMENT_AUTHORIZED,
     PAYMENT_CAPTURED,
@@ -35,12 +36,29 @@ from contracts.payments import (
     CheckPaymentToken,
     PaymentResult,
     PaymentTokenCheck,
+    ProviderEventReceipt,
+    ReceiveProviderEvent,
     RefundPayment,
     VoidPayment,
 )
 from contracts.topology import EventSpec
-from workers.payments.gateway import PaymentGateway, ProviderRefused, ProviderUnavailable
-from workers.payments.model import NO_CURRENCY, Outcome, Payment, ProviderAnswer, Step, no_payment
+from workers.payments.gateway import (
+    BadSignature,
+    PaymentGateway,
+    ProviderRefused,
+    ProviderUnavailable,
+    verify_event,
+)
+from workers.payments.model import (
+    NO_CURRENCY,
+    Outcome,
+    Payment,
+    ProviderAnswer,
+    ProviderView,
+    Refund,
+    Step,
+    no_payment,
+)
 from workers.payments.repository import PaymentsRepository
 from workers.runtime.context import HandlerContext
 
@@ -59,10 +77,42 @@ Command = AuthorizePayment | CapturePayment | VoidPayment | RefundPayment
 
 
 class PaymentHandlers:
-    """The four saga steps, and the token check, over one payment gateway."""
+    """The four saga steps, the token check, and the provider's webhook events, over one
+    payment gateway."""
 
-    def __init__(self, gateway: PaymentGateway) -> None:
+    def __init__(self, gateway: PaymentGateway, webhook_secret: str) -> None:
         self.gateway = gateway
+        self._webhook_secret = webhook_secret
+
+    async def receive_provider_event(self, cmd: ReceiveProviderEvent, ctx: HandlerContext) -> ProviderEventReceipt:
+        """A provider's webhook event: verified by its signature (no actor: the signature is
+        the authentication; a bad one is invalid input, dead-lettered), kept once by its id,
+        and the provider's view of the intent set beside the order's payment, with a
+        disagreement logged (model.py, `reconciled`). The saga is not moved by events: its
+        steps' own answers do that."""
+        try:
+            event = verify_event(cmd.payload, cmd.signature, self._webhook_secret)
+        except BadSignature as exc:
+            raise invalid_input("the webhook was refused", [(("signature",), str(exc))]) from None
+        repo = PaymentsRepository(ctx.db)
+        receipt = ProviderEventReceipt(received=True, event_id=event.id, type=event.type, duplicate=False)
+        if not await repo.record_event(event, datetime.now(UTC)):
+            return receipt.model_copy(update={"duplicate": True})
+        if event.order_id is None or event.intent_id is None or event.intent_status is None:
+            return receipt
+        payment = await repo.lock(event.order_id)
+        if payment is None:
+            return receipt  # not (yet) a payment here: the event stays recorded with its order
+        view = ProviderView(event.intent_id, event.intent_status, event.created, event.amount_refunded)
+        seen = payment.reconciled(view)
+        if seen is not None and seen != payment:
+            if seen.provider_disagreement and seen.provider_disagreement != payment.provider_disagreement:
+                log.warning(
+                    "the payment provider disagrees",
+                    extra={"order_id": str(payment.order_id), "event": event.id, "detail": seen.provider_disagreement},
+                )
+            await repo.save_provider_view(seen)
+        return receipt
 
     async def check_payment_token(self, query: CheckPaymentToken, ctx: HandlerContext) -> PaymentTokenCheck:
         """Whether the provider knows the token; `known` null when it did not say (the
@@ -145,24 +195,33 @@ class PaymentHandlers:
         return await _answer(ctx, repo, cmd, "void", payment, outcome, called, now)
 
     async def refund_payment(self, cmd: RefundPayment, ctx: HandlerContext) -> PaymentResult:
+        """All that is left (`amount_minor` null) or a part; the same key twice is one refund."""
         ctx.require_saga_actor("payment steps")
         repo = PaymentsRepository(ctx.db)
         now = datetime.now(UTC)
         payment = await repo.lock(cmd.order_id)
         if payment is None:
             return await _nothing(ctx, repo, cmd, "refund", now)
-        outcome = payment.refund_plan()
-        called = outcome is None
+        plan = payment.refund_plan(cmd.amount_minor, await repo.refund(cmd.order_id, cmd.idempotency_key))
+        outcome = plan.outcome
         if outcome is None:
-            assert payment.authorization_id is not None
+            assert payment.authorization_id is not None  # captured payments have one
             try:
-                await self.gateway.refund(payment.authorization_id, idempotency_key=cmd.idempotency_key)
+                made = await self.gateway.refund(
+                    payment.authorization_id, amount_minor=plan.amount_minor, idempotency_key=cmd.idempotency_key
+                )
             except ProviderRefused as exc:
                 outcome = Outcome("failed", f"the payment provider refused the refund: {exc}")
             else:
-                payment, outcome = payment.refunded(now)
+                payment, outcome = payment.refunded(plan.amount_minor, now)
                 repo.save(payment)
-        return await _answer(ctx, repo, cmd, "refund", payment, outcome, called, now)
+                refund = Refund(cmd.order_id, cmd.idempotency_key, plan.amount_minor, cmd.reference, made.id, now)
+                await repo.add_refund(refund)
+        called = plan.outcome is None
+        amount = plan.amount_minor if outcome.outcome == "refunded" else 0
+        return await _answer(
+            ctx, repo, cmd, "refund", payment, outcome, called, now, amount=amount, reference=cmd.reference
+        )
 
 
 async def _claim_or_lock(repo: PaymentsRepository, new: Payment) -> Payment:
@@ -190,7 +249,8 @@ async def _nothing(
         correlation_id=ctx.envelope.correlation_id,
         at=now,
     )
-    result = _result(cmd.order_id, cmd.attempt, step, outcome, 0, NO_CURRENCY, None, now)
+    reference = cmd.reference if isinstance(cmd, RefundPayment) else None
+    result = _result(cmd.order_id, cmd.attempt, step, outcome, 0, NO_CURRENCY, None, now, reference=reference)
     await ctx.emit(EVENTS[outcome.outcome], result)
     return result
 
@@ -204,7 +264,11 @@ async def _answer(
     outcome: Outcome,
     called: bool,
     now: datetime,
+    *,
+    amount: int | None = None,
+    reference: str | None = None,
 ) -> PaymentResult:
+    """Record the step and emit its event; `amount` is a refund's own (default: the payment's)."""
     await repo.record(
         payment.order_id,
         step,
@@ -221,10 +285,12 @@ async def _answer(
         cmd.attempt,
         step,
         outcome,
-        payment.amount_minor,
+        payment.amount_minor if amount is None else amount,
         payment.currency,
         payment.authorization_id,
         now,
+        amount_refunded_minor=payment.amount_refunded_minor,
+        reference=reference,
     )
     await ctx.emit(EVENTS[outcome.outcome], result)
     return result
@@ -237,8 +303,11 @@ def _result(
     outcome: Outcome,
     amount_minor: int,
     currency: str,
-    reference: str | None,
+    provider_reference: str | None,
     now: datetime,
+    *,
+    amount_refunded_minor: int = 0,
+    reference: str | None = None,
 ) -> PaymentResult:
     return PaymentResult(
         order_id=order_id,
@@ -247,7 +316,9 @@ def _result(
         outcome=outcome.outcome,
         amount_minor=amount_minor,
         currency=currency,
-        provider_reference=reference,
+        provider_reference=provider_reference,
         reason=outcome.reason,
         at=now,
+        amount_refunded_minor=amount_refunded_minor,
+        reference=reference,
     )

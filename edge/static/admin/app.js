@@ -1,20 +1,51 @@
 // The admin dashboard: one render function per section. The API decides what an
-// admin may do; this page only refuses to show itself to anyone else.
+// admin may do; this page only refuses to show itself to anyone else. People, products
+// and orders are shown by name (an order by its short reference and its customer's
+// name); an id appears only as secondary text.
 import {
-  attempt, barLineChart, button, del, field, form, get, h, input, post, put, query, sectionNav, select, startSession,
-  status, table, when,
+  attempt, barLineChart, button, del, field, form, get, h, input, money, post, put, query, sectionNav, select,
+  startSession, status, table, when,
 } from "../common.js";
 import { productEditor } from "../products.js";
 
 const enc = encodeURIComponent;
 
+// An order's short reference: the first 8 hex digits of its id (the order search finds it).
+export const ref = (id) => `#${id.slice(0, 8)}`;
+const secondary = (text) => h("span", { class: "hint id" }, text);
+const customerName = (order) => order.customer?.name || "unknown customer";
+
+// Accounts and products by id, read once per page load (a list names each seller or
+// product once, however many rows it has).
+const known = new Map();
+function lookUp(path) {
+  if (!known.has(path)) known.set(path, get(path).catch(() => null));
+  return known.get(path);
+}
+const account = (id) => lookUp(`/api/users/${enc(id)}`);
+const product = (id) => lookUp(`/api/products/${enc(id)}`);
+async function named(ids, read) {
+  const unique = [...new Set(ids)];
+  const found = await Promise.all(unique.map(read));
+  return new Map(unique.map((id, i) => [id, found[i]]));
+}
+
+// A link that looks like a button and names its row for screen readers.
+const linkButton = (label, href, aria) => h("a", { class: "button secondary", href, "aria-label": aria }, label);
+
 // A table over a cursor-paged list: `load(cursor)` fetches one page; "Load more"
-// appends the next one.
-async function paged(target, load, columns, empty) {
+// appends the next one. `prepare(items)` may fetch what the rows need (names) first.
+async function paged(target, load, columns, empty, prepare = async () => {}) {
   const rows = [];
+  // A newer search into the same target wins, whichever answer arrives last.
+  const generation = String(Number(target.dataset.generation || 0) + 1);
+  target.dataset.generation = generation;
+  const stale = () => target.dataset.generation !== generation;
   async function more(cursor) {
     const page = await attempt(() => load(cursor));
-    if (!page) return;
+    if (!page || stale()) return;
+    await prepare(page.items);
+    if (stale()) return;
     rows.push(...page.items);
     target.replaceChildren(table(columns, rows, empty));
     if (page.next_cursor) {
@@ -24,6 +55,19 @@ async function paged(target, load, columns, empty) {
   await more(undefined);
 }
 
+// Every page of a cursor-paged list (at most `pages` of them).
+async function everything(path, pages = 20) {
+  const items = [];
+  let cursor;
+  for (let n = 0; n < pages; n += 1) {
+    const page = await get(path + (path.includes("?") ? "&" : "?") + query({ limit: 100, cursor }).slice(1));
+    items.push(...page.items);
+    cursor = page.next_cursor;
+    if (!cursor) return { items, complete: true };
+  }
+  return { items, complete: false };
+}
+
 // --- Overview -------------------------------------------------------------------
 
 async function overview(container) {
@@ -31,16 +75,19 @@ async function overview(container) {
   if (!data) return;
   const queueList = h("div");
   const allQueues = h("input", { type: "checkbox", name: "all_queues" });
+  const busy = (q) => q.messages > 0 || q.publish_rate > 0 || q.deliver_rate > 0;
   const showQueues = () => queueList.replaceChildren(table(
     [
       { label: "Queue", value: (q) => q.queue },
       { label: "Messages", value: (q) => String(q.messages) },
       { label: "Consumers", value: (q) => String(q.consumers) },
+      { label: "In per second", value: (q) => String(q.publish_rate ?? 0) },
+      { label: "Out per second", value: (q) => String(q.deliver_rate ?? 0) },
     ],
     (data.queues || [])
-      .filter((q) => allQueues.checked || q.messages > 0)
-      .sort((a, b) => b.messages - a.messages),
-    "Every queue is empty.",
+      .filter((q) => allQueues.checked || busy(q))
+      .sort((a, b) => b.messages - a.messages || b.publish_rate - a.publish_rate),
+    "Every queue is empty and idle.",
   ));
   allQueues.addEventListener("change", showQueues);
   showQueues();
@@ -50,7 +97,7 @@ async function overview(container) {
   container.append(
     h("div", { class: "card totals" },
       h("div", {}, h("span", {}, "Orders, last 14 days"), String(orders)),
-      h("div", {}, h("span", {}, `Revenue, last 14 days (${data.currency})`), revenue.toFixed(2))),
+      h("div", {}, h("span", {}, `Revenue, last 14 days (${data.currency})`), money(revenue.toFixed(2), data.currency))),
     h("div", { class: "card" },
       h("h3", {}, "Orders and revenue per day"),
       barLineChart({
@@ -60,17 +107,21 @@ async function overview(container) {
         line: { name: `revenue (${data.currency})`, values: days.map((d) => Number(d.revenue)) },
       })),
     h("div", { class: "card" },
-      h("h3", {}, "Queue depths"),
+      h("h3", {}, "Work and dead-letter queues"),
       h("div", { class: "actions" }, h("label", {}, allQueues, " Show empty queues")),
       queueList),
   );
 }
 
-// --- Users ----------------------------------------------------------------------
+// --- Users (customers) ----------------------------------------------------------
 
-function users(container) {
+// `userId`: that account's page (#users/<id>): the account, and the customer's orders.
+function users(container, userId) {
+  if (userId) {
+    customer(container, userId);
+    return;
+  }
   const results = h("div");
-  const detail = h("div");
   const q = input("q", { type: "search", placeholder: "email or username" });
   const role = select("role", [["", "any"], ["member", "member"], ["seller", "seller"], ["admin", "admin"]]);
 
@@ -79,55 +130,96 @@ function users(container) {
       results,
       (cursor) => get(`/api/admin/users${query({ q: q.value, role: role.value, cursor })}`),
       [
+        { label: "Username", value: (u) => h("a", { href: `#users/${enc(u.user_id)}` }, u.username) },
         { label: "Email", value: (u) => u.email },
-        { label: "Username", value: (u) => u.username },
         { label: "Role", value: (u) => u.role },
         { label: "Disabled", value: (u) => (u.disabled ? "yes" : "no") },
-        { label: "", value: (u) => button("View", () => view(u.user_id), "secondary") },
+        { label: "", value: (u) => button("View", () => { location.hash = `#users/${enc(u.user_id)}`; }, "secondary",
+          { "aria-label": `View ${u.username} (${u.email})` }) },
       ],
       "No users match.",
     );
   }
 
-  async function view(userId) {
-    const user = await attempt(() => get(`/api/users/${enc(userId)}`));
-    if (!user) return;
-    const newRole = select("role", [["member", "member"], ["seller", "seller"], ["admin", "admin"]], user.role);
-    const disabled = h("input", { type: "checkbox", name: "disabled", checked: Boolean(user.disabled) });
-    detail.replaceChildren(h("div", { class: "card" },
-      h("h3", {}, user.email),
-      h("p", {}, `Username ${user.username} · joined ${when(user.created_at)} · id ${user.user_id}`),
-      form([
-        field("Role", newRole),
-        h("label", { class: "field" }, h("span", {}, "Disabled"), disabled),
-        h("button", { type: "submit" }, "Save"),
-        button("Erase account", () => erase(user), "danger"),
-      ], async () => {
-        const body = {};
-        if (newRole.value !== user.role) body.role = newRole.value;
-        if (disabled.checked !== Boolean(user.disabled)) body.disabled = disabled.checked;
-        if (!Object.keys(body).length) return status("Nothing changed.");
-        if (await attempt(() => put(`/api/users/${enc(user.user_id)}`, body), "User saved.")) {
-          await search();
-        }
-      }),
-    ));
-  }
-
-  async function erase(user) {
-    if (!window.confirm(`Erase ${user.email}? Their personal data is deleted for good.`)) return;
-    if ((await attempt(() => del(`/api/users/${enc(user.user_id)}`), "Account erased.")) !== undefined) {
-      detail.replaceChildren();
-      await search();
-    }
-  }
-
   container.append(
     form([field("Search", q), field("Role", role), h("button", { type: "submit" }, "Search")], search,
       { role: "search", class: "card" }),
-    results, detail,
+    results,
   );
   search();
+}
+
+// One account: who they are, their standing, and (a customer) their orders with totals.
+async function customer(container, userId) {
+  const detail = h("div");
+  const history = h("div");
+  container.append(h("p", {}, h("a", { href: "#users" }, "Back to the users")), detail, history);
+  const user = await attempt(() => get(`/api/users/${enc(userId)}`));
+  if (!user) return;
+  const newRole = select("role", [["member", "member"], ["seller", "seller"], ["admin", "admin"]], user.role);
+  const disabled = h("input", { type: "checkbox", name: "disabled", checked: Boolean(user.disabled) });
+  detail.replaceChildren(h("div", { class: "card", id: "customer-detail" },
+    h("h3", {}, user.username),
+    h("p", {}, h("a", { href: `mailto:${user.email}` }, user.email), ` · ${user.role} · joined ${when(user.created_at)}`,
+      user.disabled ? " · disabled" : ""),
+    user.phone ? h("p", {}, `Phone ${user.phone}`) : null,
+    user.address ? h("address", {}, addressLines(user.address)) : null,
+    h("p", {}, secondary(`Account id ${user.user_id}`)),
+    form([
+      field("Role", newRole),
+      h("label", { class: "field" }, h("span", {}, "Disabled"), disabled),
+      h("button", { type: "submit" }, "Save"),
+      button("Erase account", () => erase(user), "danger"),
+    ], async () => {
+      const body = {};
+      if (newRole.value !== user.role) body.role = newRole.value;
+      if (disabled.checked !== Boolean(user.disabled)) body.disabled = disabled.checked;
+      if (!Object.keys(body).length) return status("Nothing changed.");
+      await attempt(() => put(`/api/users/${enc(user.user_id)}`, body), "User saved.");
+    }),
+  ));
+
+  const placed = await attempt(() => everything(`/api/orders/user/${enc(user.user_id)}`));
+  if (!placed) return;
+  const spent = new Map();
+  for (const o of placed.items) {
+    if (o.status === "cancelled") continue;
+    spent.set(o.currency, (spent.get(o.currency) || 0) + Number(o.total_amount));
+  }
+  const live = placed.items.filter((o) => o.status !== "cancelled").length;
+  history.replaceChildren(h("div", { class: "card", id: "customer-orders" },
+    h("h3", {}, "Orders"),
+    h("div", { class: "totals" },
+      h("div", {}, h("span", {}, "Orders"), String(placed.items.length)),
+      h("div", {}, h("span", {}, "Not cancelled"), String(live)),
+      [...spent].map(([currency, total]) => h("div", {}, h("span", {}, `Spent (${currency})`),
+        money(total.toFixed(2), currency)))),
+    placed.complete ? null : h("p", { class: "hint" }, `The first ${placed.items.length} orders only.`),
+    table(
+      [
+        { label: "Order", value: (o) => h("a", { href: `#orders/${enc(o.order_id)}` }, ref(o.order_id)) },
+        { label: "Placed", value: (o) => when(o.created_at) },
+        { label: "Status", value: (o) => o.status },
+        { label: "Payment", value: (o) => o.payment_status },
+        { label: "Total", value: (o) => money(o.total_amount, o.currency) },
+        { label: "", value: (o) => linkButton("View", `#orders/${enc(o.order_id)}`, `View order ${ref(o.order_id)}`) },
+      ],
+      placed.items,
+      "No orders yet.",
+    )));
+}
+
+async function erase(user) {
+  if (!window.confirm(`Erase ${user.email}? Their personal data is deleted for good.`)) return;
+  if ((await attempt(() => del(`/api/users/${enc(user.user_id)}`), "Account erased.")) !== undefined) {
+    location.hash = "#users";
+  }
+}
+
+function addressLines(a) {
+  const city = [a.postal_code, a.city].filter(Boolean).join(" ");
+  return [a.recipient, a.line1, a.line2, city, a.region, a.country, a.phone]
+    .filter(Boolean).map((line) => h("span", { class: "line" }, line));
 }
 
 // --- Products -------------------------------------------------------------------
@@ -145,20 +237,26 @@ function products(container, productId, user) {
   async function search() {
     const page = await attempt(() => get(`/api/products${query({ q: q.value, limit: 50 })}`));
     if (!page) return;
+    const sellers = await named(page.items.map((p) => p.seller_id), account);
+    const seller = (p) => {
+      const who = sellers.get(p.seller_id);
+      return who ? h("a", { href: `#users/${enc(p.seller_id)}` }, who.username) : secondary("unknown seller");
+    };
     results.replaceChildren(table(
       [
-        { label: "Name", value: (p) => p.name },
-        { label: "Price", value: (p) => `${p.price} ${p.currency}` },
+        { label: "Name", value: (p) => h("a", { href: `#products/${enc(p.product_id)}` }, p.name) },
+        { label: "Price", value: (p) => money(p.price, p.currency) },
         { label: "Category", value: (p) => p.category },
-        { label: "Seller", value: (p) => p.seller_id.slice(0, 8) },
+        { label: "Availability", value: (p) => p.availability.replaceAll("_", " ") },
+        { label: "Seller", value: seller },
         {
           label: "",
           value: (p) => h("span", { class: "actions" },
-            button("Edit", () => edit(p), "secondary"),
+            button("Edit", () => edit(p), "secondary", { "aria-label": `Edit ${p.name}` }),
             h("a", {
               class: "button secondary", href: `#products/${enc(p.product_id)}`, "aria-label": `Images and variants of ${p.name}`,
             }, "Images and variants"),
-            button("Delete", () => remove(p), "danger")),
+            button("Delete", () => remove(p), "danger", { "aria-label": `Delete ${p.name}` })),
         },
       ],
       page.items,
@@ -222,79 +320,197 @@ function products(container, productId, user) {
 
 // --- Orders ---------------------------------------------------------------------
 
-const NEXT_STEPS = { confirmed: ["shipped", "cancelled"], shipped: ["delivered"], pending: ["cancelled"] };
-const STEP_LABELS = { shipped: "Ship", delivered: "Mark delivered", cancelled: "Cancel order" };
+const PAYMENT = {
+  none: "not paid", authorized: "authorized", captured: "paid (captured)", voided: "voided", refunded: "refunded",
+  failed: "failed",
+};
 
-function orders(container) {
+// `orderId`: that order's page (#orders/<id>) instead of the list.
+function orders(container, orderId) {
+  if (orderId) {
+    orderDetail(container, orderId);
+    return;
+  }
   const results = h("div");
-  const detail = h("div");
+  const q = input("q", { type: "search", placeholder: "customer email, name or order number", size: 34 });
   const statusFilter = select("status", [["", "any"], ...["pending", "confirmed", "shipped", "delivered", "cancelled"].map((s) => [s, s])]);
   const from = input("from", { type: "date" });
   const to = input("to", { type: "date" });
-  const orderId = input("order_id", { placeholder: "order id", size: 36 });
+  const open = (o) => { location.hash = `#orders/${enc(o.order_id)}`; };
 
   async function search() {
     await paged(
       results,
-      (cursor) => get(`/api/admin/orders${query({ status: statusFilter.value, from: from.value, to: to.value, cursor })}`),
+      (cursor) => get(`/api/admin/orders${query({ q: q.value.trim(), status: statusFilter.value, from: from.value, to: to.value, cursor })}`),
       [
-        { label: "Order", value: (o) => o.order_id.slice(0, 8) },
+        { label: "Order", value: (o) => h("a", { href: `#orders/${enc(o.order_id)}` }, ref(o.order_id)) },
+        {
+          label: "Customer",
+          value: (o) => h("span", {},
+            h("a", { href: `#users/${enc(o.user_id)}` }, customerName(o)),
+            o.customer ? h("br") : null, o.customer ? secondary(o.customer.email) : null),
+        },
         { label: "Placed", value: (o) => when(o.created_at) },
         { label: "Status", value: (o) => o.status },
-        { label: "Payment", value: (o) => o.payment_status },
-        { label: "Total", value: (o) => `${o.total_amount} ${o.currency}` },
-        { label: "", value: (o) => button("View", () => view(o.order_id), "secondary") },
+        { label: "Payment", value: (o) => PAYMENT[o.payment_status] || o.payment_status },
+        { label: "Total", value: (o) => money(o.total_amount, o.currency) },
+        {
+          label: "",
+          value: (o) => button("View", () => open(o), "secondary", { "aria-label": `View order ${ref(o.order_id)} of ${customerName(o)}` }),
+        },
       ],
-      "No orders match.",
+      q.value.trim() ? "No orders match." : "No orders yet.",
     );
   }
 
-  async function view(id) {
-    const order = await attempt(() => get(`/api/orders/${enc(id)}`));
-    if (order) showOrder(order);
+  container.append(
+    form([
+      field("Find orders", q), field("Status", statusFilter), field("From", from), field("To", to),
+      h("button", { type: "submit" }, "Search"),
+    ], search, { role: "search", class: "card", "aria-label": "Order search" }),
+    h("p", { class: "hint" }, "A customer's whole email, part of their name, or an order number (its first 8 characters are enough)."),
+    results,
+  );
+  q.focus();
+  search();
+}
+
+function lineImage(line) {
+  if (!line.image_url) return secondary("no image");
+  // The page's policy shows images of this origin only; another site's is a link.
+  let same = false;
+  try {
+    same = new URL(line.image_url, location.href).origin === location.origin;
+  } catch {
+    same = false;
+  }
+  return same ? h("img", { src: line.image_url, alt: line.name, class: "thumb" })
+    : h("a", { href: line.image_url, target: "_blank", rel: "noopener noreferrer", "aria-label": `Image of ${line.name}` }, "Image");
+}
+
+// One order: customer, address, lines, money, history, refunds; and what an admin may do next.
+async function orderDetail(container, orderId) {
+  const box = h("div");
+  const note = h("div", { class: "status", role: "status", "aria-live": "polite" });
+  container.append(h("p", {}, h("a", { href: "#orders" }, "Back to the orders")), note, box);
+
+  async function load() {
+    const order = await attempt(() => get(`/api/orders/${enc(orderId)}`));
+    if (order) show(order);
   }
 
-  function showOrder(order) {
-    const steps = NEXT_STEPS[order.status] || [];
-    detail.replaceChildren(h("div", { class: "card", id: "order-detail" },
-      h("h3", {}, `Order ${order.order_id}`),
-      h("p", {}, `Status `, h("strong", { class: "order-status" }, order.status),
-        ` · payment ${order.payment_status} · ${order.total_amount} ${order.currency}`,
-        order.cancel_reason ? ` · cancelled: ${order.cancel_reason}` : ""),
+  function actions(order) {
+    const out = [];
+    if (order.status === "confirmed") {
+      const number = input("tracking_number", { maxlength: 64, size: 24, pattern: "\\S(.*\\S)?" });
+      const carrier = input("carrier", { maxlength: 64, size: 12, placeholder: "DHL, UPS…", pattern: "\\S(.*\\S)?" });
+      out.push(form([
+        field("Tracking number", number), field("Carrier", carrier),
+        h("button", { type: "submit" }, "Ship"),
+      ], () => {
+        const body = { status: "shipped" };
+        if (number.value.trim()) body.tracking_number = number.value.trim();
+        if (carrier.value.trim()) body.carrier = carrier.value.trim();
+        return change(order, body, "Order shipped.");
+      }, { class: "card inset", "aria-label": "Ship the order" }));
+    }
+    const buttons = [];
+    if (order.status === "shipped") {
+      buttons.push(button("Mark delivered", () => change(order, { status: "delivered" }, "Order delivered.")));
+    }
+    if (["pending", "confirmed", "shipped"].includes(order.status)) {
+      const refunds = order.payment_status === "captured";
+      buttons.push(button(refunds ? "Cancel and refund in full" : "Cancel order", () => {
+        const question = refunds
+          ? `Cancel order ${ref(order.order_id)} and refund ${money(order.total_amount, order.currency)} in full?`
+          : `Cancel order ${ref(order.order_id)}?`;
+        if (window.confirm(question)) change(order, { status: "cancelled" }, refunds ? "Order cancelled: refund in full under way." : "Order cancelled.");
+      }, "danger"));
+    }
+    buttons.push(button("Reload", () => load(), "secondary"));
+    out.push(h("div", { class: "actions" }, buttons));
+    return out;
+  }
+
+  function show(order) {
+    const c = order.customer;
+    const refunds = order.refunds || [];
+    const returns = order.returns || [];
+    box.replaceChildren(h("div", { class: "card", id: "order-detail" },
+      h("h3", { tabindex: "-1" }, `Order ${ref(order.order_id)}`, " · ", customerName(order)),
+      h("p", {}, secondary(`Order id ${order.order_id} · placed ${when(order.created_at)}`)),
+      h("p", {}, "Status ", h("strong", { class: "order-status" }, order.status),
+        " · payment ", h("strong", { class: "payment-status" }, PAYMENT[order.payment_status] || order.payment_status),
+        ` · ${money(order.total_amount, order.currency)}`,
+        order.cancel_reason ? ` · cancelled: ${order.cancel_reason.replaceAll("_", " ")}` : ""),
+      h("div", { class: "grid2" },
+        h("section", { "aria-label": "Customer", class: "customer" },
+          h("h4", {}, "Customer"),
+          c ? [h("p", {}, h("a", { href: `#users/${enc(order.user_id)}` }, c.name)),
+            h("p", {}, h("a", { href: `mailto:${c.email}` }, c.email))]
+            : h("p", {}, h("a", { href: `#users/${enc(order.user_id)}` }, "The customer's account"), secondary(" (no name or email kept)"))),
+        h("section", { "aria-label": "Shipping address", class: "ship-to" },
+          h("h4", {}, "Ship to"),
+          order.shipping_address ? h("address", {}, addressLines(order.shipping_address)) : h("p", { class: "hint" }, "Erased with the account."),
+          order.shipping ? h("p", {}, `${order.shipping.name}, ${money(order.shipping.price, order.currency)}`) : null,
+          order.tracking?.number || order.tracking?.carrier
+            ? h("p", { class: "tracking" }, `Tracking: ${[order.tracking.carrier, order.tracking.number].filter(Boolean).join(" ")}`)
+            : null)),
+      h("h4", {}, "Lines"),
       table(
         [
-          { label: "Product", value: (l) => l.product_id },
+          { label: "Image", value: lineImage },
+          {
+            label: "Product",
+            value: (l) => h("span", {}, h("a", { href: `#products/${enc(l.product_id)}` }, l.name || "a product"),
+              l.variant ? ` (${l.variant})` : "", l.sku ? h("br") : null, l.sku ? secondary(`SKU ${l.sku}`) : null),
+          },
           { label: "Quantity", value: (l) => String(l.quantity) },
-          { label: "Price", value: (l) => l.price },
+          { label: "Price", value: (l) => money(l.price, order.currency) },
+          { label: "Total", value: (l) => money(l.line_total, order.currency) },
         ],
         order.items,
       ),
+      h("dl", { class: "totals-list" },
+        h("dt", {}, "Subtotal"), h("dd", {}, money(order.subtotal, order.currency)),
+        order.discount_total && Number(order.discount_total) ? [h("dt", {}, `Discount${order.voucher_code ? ` (${order.voucher_code})` : ""}`),
+          h("dd", {}, `−${money(order.discount_total, order.currency)}`)] : null,
+        order.shipping ? [h("dt", {}, "Shipping"), h("dd", {}, money(order.shipping.price, order.currency))] : null,
+        [h("dt", {}, order.prices_include_tax ? "Tax (included)" : "Tax"), h("dd", {}, money(order.tax_total, order.currency))],
+        order.refunded_total ? [h("dt", {}, "Refunded"), h("dd", {}, money(order.refunded_total, order.currency))] : null,
+        h("dt", {}, "Total"), h("dd", {}, money(order.total_amount, order.currency))),
+      refunds.length ? [h("h4", {}, "Refunds"), table(
+        [
+          { label: "Requested", value: (r) => when(r.requested_at) },
+          { label: "Amount", value: (r) => money(r.amount, r.currency) },
+          { label: "Status", value: (r) => r.status },
+          { label: "Reason", value: (r) => r.reason || (r.return_id ? "a return" : "") },
+        ],
+        refunds,
+      )] : null,
+      returns.length ? [h("h4", {}, "Returns"), table(
+        [
+          { label: "Requested", value: (r) => when(r.requested_at) },
+          { label: "Items", value: (r) => r.items.map((i) => `${i.quantity} × ${i.name}`).join(", ") },
+          { label: "Status", value: (r) => r.status },
+          { label: "Reason", value: (r) => r.reason },
+        ],
+        returns,
+      )] : null,
       h("h4", {}, "History"),
       h("ol", { class: "timeline", "aria-label": "Order history" },
-        order.history.map((e) => h("li", {}, h("span", { class: "state" }, e.status), ` ${when(e.at)}`))),
-      h("div", { class: "actions" },
-        steps.map((next) => button(STEP_LABELS[next], () => change(order, next), next === "cancelled" ? "danger" : "")),
-        button("Reload", () => view(order.order_id), "secondary")),
+        order.history.map((e) => h("li", {}, h("span", { class: "state" }, e.status),
+          e.payment_status ? ` (payment ${e.payment_status})` : "", ` ${when(e.at)}`))),
+      actions(order),
     ));
   }
 
-  async function change(order, next) {
-    if (next === "cancelled" && !window.confirm("Cancel this order? A captured payment is refunded.")) return;
-    const updated = await attempt(() => put(`/api/orders/${enc(order.order_id)}`, { status: next }), `Order ${next}.`);
-    if (updated) {
-      showOrder(updated.history ? updated : await get(`/api/orders/${enc(order.order_id)}`));
-      if (results.childElementCount) await search();
-    }
+  async function change(order, body, done) {
+    const updated = await attempt(() => put(`/api/orders/${enc(order.order_id)}`, body), done);
+    if (updated) show(updated.history ? updated : await get(`/api/orders/${enc(order.order_id)}`));
   }
 
-  container.append(
-    form([field("Status", statusFilter), field("From", from), field("To", to), h("button", { type: "submit" }, "Filter")],
-      search, { role: "search", class: "card" }),
-    form([field("Open order by id", orderId), h("button", { type: "submit" }, "Open")],
-      () => view(orderId.value.trim()), { class: "card" }),
-    results, detail,
-  );
-  search();
+  await load();
 }
 
 // --- Inventory ------------------------------------------------------------------
@@ -308,30 +524,70 @@ function inventory(container) {
   const delta = input("delta", { type: "number" });
   const threshold = input("low_stock_threshold", { type: "number", min: 0 });
   const reason = input("reason", { placeholder: "recount, damage…" });
+  const find = input("find_product", { type: "search", placeholder: "product name" });
+  const found = h("div");
+  const chosen = h("p", { class: "hint", "aria-live": "polite" });
+
+  // Choosing a product by name fills in its id (a product with variants: adjust each on its page).
+  async function findProduct() {
+    const page = await attempt(() => get(`/api/products${query({ q: find.value, limit: 10 })}`));
+    if (!page) return;
+    found.replaceChildren(table(
+      [
+        { label: "Product", value: (p) => p.name },
+        { label: "Availability", value: (p) => p.availability.replaceAll("_", " ") },
+        {
+          label: "",
+          value: (p) => (p.options?.length
+            ? linkButton("Variants", `#products/${enc(p.product_id)}`, `Variants and stock of ${p.name}`)
+            : button("Choose", () => {
+              productId.value = p.product_id;
+              variantId.value = "";
+              chosen.textContent = `Adjusting ${p.name}.`;
+              lookUpStock();
+              stock.focus();
+            }, "secondary", { "aria-label": `Choose ${p.name}` })),
+        },
+      ],
+      page.items,
+      "No products match.",
+    ));
+  }
 
   async function loadLow() {
     const page = await attempt(() => get("/api/admin/inventory/low-stock"));
     if (!page) return;
+    const products = await named(page.items.map((s) => s.product_id), product);
+    const sellers = await named(page.items.map((s) => s.seller_id), account);
+    const variantOf = (s) => products.get(s.product_id)?.variants?.find((v) => v.variant_id === s.variant_id);
     low.replaceChildren(table(
       [
-        { label: "Product", value: (s) => s.product_id },
-        { label: "Variant", value: (s) => (s.variant_id === s.product_id ? "—" : s.variant_id) },
-        { label: "Seller", value: (s) => s.seller_id },
+        {
+          label: "Product",
+          value: (s) => [h("a", { href: `#products/${enc(s.product_id)}` }, products.get(s.product_id)?.name || "a withdrawn product"),
+            h("br"), secondary(s.product_id)],
+        },
+        { label: "Variant", value: (s) => (s.variant_id === s.product_id ? "—" : variantOf(s)?.label || secondary(s.variant_id)) },
+        {
+          label: "Seller",
+          value: (s) => (sellers.get(s.seller_id)
+            ? h("a", { href: `#users/${enc(s.seller_id)}` }, sellers.get(s.seller_id).username) : secondary(s.seller_id)),
+        },
         { label: "Stock", value: (s) => String(s.stock) },
         { label: "Threshold", value: (s) => String(s.low_stock_threshold) },
         { label: "", value: (s) => button("Adjust", () => {
           productId.value = s.product_id;
           variantId.value = s.variant_id === s.product_id ? "" : s.variant_id;
-          lookUp();
+          lookUpStock();
           productId.focus();
-        }, "secondary") },
+        }, "secondary", { "aria-label": `Adjust the stock of ${products.get(s.product_id)?.name || s.product_id}` }) },
       ],
       page.items,
       "Nothing is low on stock.",
     ));
   }
 
-  async function lookUp() {
+  async function lookUpStock() {
     const variant = variantId.value.trim();
     const view = await attempt(() => get(`/api/inventory/${enc(productId.value.trim())}`
       + (variant ? `?variant_id=${enc(variant)}` : "")));
@@ -342,12 +598,16 @@ function inventory(container) {
   }
 
   container.append(
+    form([field("Find a product", find), h("button", { type: "submit" }, "Find")], findProduct,
+      { role: "search", class: "card", "aria-label": "Product search" }),
+    found,
     h("div", { class: "card" },
       h("h3", {}, "Adjust stock"),
+      chosen,
       form([
         field("Product id", productId),
         field("Variant id", variantId),
-        button("Look up", lookUp, "secondary"),
+        button("Look up", lookUpStock, "secondary"),
         field("Set stock to", stock), field("or change by", delta),
         field("Low-stock threshold", threshold), field("Reason", reason),
         h("button", { type: "submit" }, "Save stock"),
@@ -359,7 +619,7 @@ function inventory(container) {
         if (reason.value) body.reason = reason.value;
         if (variantId.value.trim()) body.variant_id = variantId.value.trim();
         if (await attempt(() => put(`/api/inventory/${enc(productId.value.trim())}`, body), "Stock saved.")) {
-          await lookUp();
+          await lookUpStock();
           await loadLow();
         }
       }),
@@ -384,8 +644,12 @@ function templates(container) {
         { label: "Channel", value: (t) => t.channel },
         { label: "Key", value: (t) => t.key },
         { label: "Description", value: (t) => t.description },
-        { label: "Edited", value: (t) => when(t.updated_at) || "default" },
-        { label: "", value: (t) => button("Edit", () => edit(t), "secondary") },
+        {
+          label: "Edited",
+          value: (t) => (t.updated_by ? h("span", { class: "badge edited" }, `edited ${when(t.updated_at)}`)
+            : h("span", { class: "badge default" }, "default")),
+        },
+        { label: "", value: (t) => button("Edit", () => edit(t), "secondary", { "aria-label": `Edit ${t.channel} template ${t.key}` }) },
       ],
       page.items,
     ));
@@ -447,7 +711,7 @@ function deadLetters(container) {
         { label: "Dead-letter queue", value: (q) => q.queue },
         { label: "From", value: (q) => q.source },
         { label: "Messages", value: (q) => String(q.messages) },
-        { label: "", value: (q) => button("Inspect", () => inspect(q.queue), "secondary") },
+        { label: "", value: (q) => button("Inspect", () => inspect(q.queue), "secondary", { "aria-label": `Inspect ${q.queue}` }) },
       ],
       shown,
       "No dead letters: every dead-letter queue is empty.",

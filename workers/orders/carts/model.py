@@ -17,7 +17,7 @@ from datetime import datetime
 from uuid import UUID
 
 from contracts.carts import MAX_QUANTITY, CartItem, CartView
-from contracts.money import to_amount
+from contracts.money import ZERO, to_amount
 from workers.orders.products.model import ProductSnapshot, VariantSnapshot, needs_variant, refuse_without_variant
 
 # Carts belong to people: partner systems and services order with explicit lines.
@@ -159,7 +159,7 @@ def _currencies(lines: tuple[Line, ...], products: Mapping[UUID, ProductSnapshot
 def view(cart: Cart | None, products: Mapping[UUID, ProductSnapshot], *, cart_id: UUID | None = None) -> CartView:
     """The cart at current prices. `cart_id` names a cart that has no row yet."""
     if cart is None:
-        return CartView(cart_id=cart_id, items=(), total="0", currency=None)
+        return CartView(cart_id=cart_id, items=(), total=ZERO, currency=None)
     items: list[CartItem] = []
     unavailable: list[UUID] = []
     minor = 0
@@ -182,7 +182,7 @@ def view(cart: Cart | None, products: Mapping[UUID, ProductSnapshot], *, cart_id
             )
         )
     currencies = _currencies(cart.lines, products)
-    total: str | None = "0"
+    total: str | None = ZERO
     currency: str | None = None
     if len(currencies) == 1:
         currency = currencies[0]

@@ -28,6 +28,7 @@ from contracts.orders import (
     OrderView,
     PayOrder,
     PlaceOrder,
+    Tracking,
     UpdateOrderStatus,
 )
 from contracts.payments import PaymentResult
@@ -40,13 +41,17 @@ from workers.orders.customers.repository import CustomerRepository
 from workers.orders.orders import model, saga
 from workers.orders.orders.model import Order, OrderHead, OrderRefused
 from workers.orders.orders.repository import OrdersRepository
+from workers.orders.orders.search import OrderSearch, order_search
 from workers.orders.products.model import ProductSnapshot
 from workers.orders.products.repository import product_snapshot
+from workers.orders.returns.handlers import forget_return_reasons, order_views
 from workers.orders.sales import handlers as sales
 from workers.orders.shipping.model import ShippingMethod
 from workers.orders.shipping.repository import ShippingRepository
 from workers.orders.taxes.model import NO_TAXES, Taxes
 from workers.orders.taxes.repository import TaxRepository
+from workers.orders.vouchers.model import Voucher, use_step
+from workers.orders.vouchers.repository import VoucherRepository
 from workers.runtime.context import HandlerContext
 from workers.runtime.errors import DomainError, not_found
 from workers.runtime.pagination import decode_cursor, encode_cursor
@@ -71,6 +76,20 @@ async def _taxes(ctx: HandlerContext, cmd: PlaceOrder, products: Mapping[UUID, P
     if currency is None:
         return NO_TAXES
     return await TaxRepository(ctx.session).for_destination(cmd.shipping_address.country, currency)
+
+
+# Why a checkout could not take a voucher's use (VoucherRepository.reserve), as answered.
+_USE_REFUSED = {
+    "used_up": "this voucher has no uses left",
+    "customer_limit": "this customer has used this voucher as many times as it allows",
+}
+
+
+async def _voucher(ctx: HandlerContext, cmd: PlaceOrder) -> Voucher | None:
+    """The voucher the order's code names, if it exists (one read, only when one is named)."""
+    if cmd.voucher_code is None:
+        return None
+    return await VoucherRepository(ctx.session).by_code(cmd.voucher_code)
 
 
 class OrderHandlers:
@@ -110,19 +129,24 @@ class OrderHandlers:
                 products = await product_snapshot(ctx.db, model.ordered_products(cmd, cart))
                 method = await _shipping_method(ctx, cmd)
                 taxes = await _taxes(ctx, cmd, products)
+                voucher = await _voucher(ctx, cmd)
                 now = datetime.now(UTC)
                 placed = model.place(
-                    cmd, actor, user_id, cart, products, now, self._config, customer, method, taxes
+                    cmd, actor, user_id, cart, products, now, self._config, customer, method, taxes, voucher
                 )
-                order = await self._save_placed(ctx, repo, placed)
+                order = await self._save_placed(ctx, repo, placed, voucher)
             model.same_request(order, cmd, actor)
         except OrderRefused as exc:
             raise _refused(exc) from None
         return order.view()
 
-    async def _save_placed(self, ctx: HandlerContext, repo: OrdersRepository, placed: model.Placed) -> Order:
-        """Save a new order, announce it and send the saga's first commands; the order as
-        saved (a concurrent twin's, if that committed first)."""
+    async def _save_placed(
+        self, ctx: HandlerContext, repo: OrdersRepository, placed: model.Placed, voucher: Voucher | None = None
+    ) -> Order:
+        """Save a new order, announce it, send the saga's first commands and take the use of
+        its voucher (last: the voucher's row stays locked until the commit); the order as
+        saved (a concurrent twin's, if that committed first). No use left refuses the
+        order, and nothing of it is kept."""
         if not await repo.add(placed.order):
             existing = await repo.get(placed.order.order_id)
             assert existing is not None
@@ -130,10 +154,15 @@ class OrderHandlers:
         await ctx.emit(ORDER_PLACED, placed.event)
         for send in placed.sends:
             await ctx.send(send.spec, send.payload)
-        log.info(
-            "order placed", extra={"order_id": str(placed.order.order_id), "total_minor": placed.order.total_minor}
-        )
-        return placed.order
+        order = placed.order
+        if voucher is not None and order.voucher_code is not None:
+            why = await VoucherRepository(ctx.session).reserve(
+                voucher, order.order_id, order.user_id, order.discount_minor, order.currency, order.created_at
+            )
+            if why is not None:
+                raise model.voucher_refused(_USE_REFUSED[why])
+        log.info("order placed", extra={"order_id": str(order.order_id), "total_minor": order.total_minor})
+        return order
 
     # --- the saga's replies -----------------------------------------------------------------
 
@@ -145,9 +174,15 @@ class OrderHandlers:
         await self._advance(ctx, event.order_id, reply)
 
     async def _advance(
-        self, ctx: HandlerContext, order_id: UUID, message: saga.Message, order: OrderHead | None = None
+        self,
+        ctx: HandlerContext,
+        order_id: UUID,
+        message: saga.Message,
+        order: OrderHead | None = None,
+        tracking: Tracking | None = None,
     ) -> OrderHead | None:
         """Put one message through the saga and save what it decided; None if no such order.
+        `tracking`: the parcel's, for the event of an order that ships now.
 
         Raises `saga.IllegalTransition` for a status change the order's state refuses.
         """
@@ -165,9 +200,12 @@ class OrderHandlers:
                 continue
             if after.status != order.saga.status:  # save_saga added the history entry
                 await sales.on_status_changed(ctx.db, order_id, after.status, now)
+                use = use_step(order.saga.status, after.status) if order.voucher_code is not None else None
+                if use is not None:  # confirmed: the use is redeemed; cancelled: given back
+                    await VoucherRepository(ctx.session).settle(order_id, use, now)
                 if after.status == "confirmed" and order.from_cart:  # paid: the cart lets go of it
                     await take_ordered(ctx.db, order.user_id, [(x.stock_key, x.quantity) for x in after.lines])
-                await ctx.emit(STATUS_EVENTS[after.status], order.status_event(after, now))
+                await ctx.emit(STATUS_EVENTS[after.status], order.status_event(after, now, tracking))
                 log.info(
                     "order status changed",
                     extra={"order_id": str(order_id), "status": after.status, "reason": after.cancel_reason},
@@ -190,13 +228,15 @@ class OrderHandlers:
         return order
 
     async def get_order(self, query: GetOrder, ctx: HandlerContext) -> OrderView:
-        return (await self._visible(ctx, query.order_id)).view()
+        return (await order_views(ctx, [await self._visible(ctx, query.order_id)]))[0]
 
     async def update_order_status(self, cmd: UpdateOrderStatus, ctx: HandlerContext) -> OrderView:
         order = await self._visible(ctx, cmd.order_id)
         with _refusals():
             message = model.status_change(order, ctx.require_actor(), cmd.status)
-            await self._advance(ctx, cmd.order_id, message, order.head)
+            given = cmd.tracking_number is not None or cmd.carrier is not None
+            tracking = Tracking(carrier=cmd.carrier, number=cmd.tracking_number) if given else None
+            await self._advance(ctx, cmd.order_id, message, order.head, tracking)
             if cmd.status == "shipped":
                 await self._repo(ctx).set_tracking(cmd.order_id, cmd.tracking_number, cmd.carrier)
         return await self._moved(ctx, cmd.order_id)
@@ -214,7 +254,7 @@ class OrderHandlers:
         """The order as a caller's move left it (its history entry included)."""
         after = await self._repo(ctx).get(order_id)
         assert after is not None
-        return after.view()
+        return (await order_views(ctx, [after]))[0]
 
     async def list_user_orders(self, query: ListUserOrders, ctx: HandlerContext) -> OrderPage:
         actor = ctx.require_actor()
@@ -236,7 +276,13 @@ class OrderHandlers:
         placed_from = datetime.combine(query.start, time(), UTC) if query.start else None
         placed_before = datetime.combine(query.end + timedelta(days=1), time(), UTC) if query.end else None
         return await self._page(
-            ctx, query.limit, query.cursor, status=query.status, placed_from=placed_from, placed_before=placed_before
+            ctx,
+            query.limit,
+            query.cursor,
+            status=query.status,
+            placed_from=placed_from,
+            placed_before=placed_before,
+            search=order_search(query.q) if query.q and query.q.strip() else None,
         )
 
     async def _page(
@@ -250,6 +296,7 @@ class OrderHandlers:
         status: str | None = None,
         placed_from: datetime | None = None,
         placed_before: datetime | None = None,
+        search: OrderSearch | None = None,
     ) -> OrderPage:
         """One keyset page of orders, newest first (one row more than asked tells if there is a next)."""
         after = decode_cursor(cursor) if cursor else None
@@ -261,10 +308,11 @@ class OrderHandlers:
             placed_before=placed_before,
             limit=limit + 1,
             after=after,
+            search=search,
         )
         page = found[:limit]
         return OrderPage(
-            items=tuple(o.view() for o in page),
+            items=await order_views(ctx, page),
             next_cursor=encode_cursor(page[-1].created_at, page[-1].order_id) if len(found) > limit else None,
         )
 
@@ -282,7 +330,7 @@ class OrderHandlers:
         placed = await self._repo(ctx).listing(user_id=query.user_id)
         customer = await self._customers(ctx).get(query.user_id)
         data = {
-            "orders": [order.view().model_dump(mode="json") for order in placed],
+            "orders": [view.model_dump(mode="json") for view in await order_views(ctx, placed)],
             "cart": (await member_cart(ctx, query.user_id)).model_dump(mode="json"),
             "customer": customer.model_dump(mode="json") if customer is not None else None,
         }
@@ -300,6 +348,7 @@ class OrderHandlers:
             with contextlib.suppress(saga.IllegalTransition):  # shipped meanwhile: it is on its way
                 await self._advance(ctx, order_id, saga.Cancel("customer_request"))
         erased = await repo.erase_personal_data(event.user_id)
+        await forget_return_reasons(ctx, event.user_id)
         await delete_member_cart(ctx, event.user_id)
         await self._customers(ctx).forget(event.user_id)
         log.info("erased customer's orders anonymised", extra={"orders": erased})
@@ -322,6 +371,14 @@ class OrderHandlers:
             await repo.reopen_account(event.user_id)
 
     # --- the sweeper ------------------------------------------------------------------------
+
+    async def index_customer_emails(self, ctx: HandlerContext, limit: int) -> int:
+        """Blind-index up to `limit` customers' emails not yet indexed under the current data
+        key (a background batch: rows sealed before the index existed, or after a rotation)."""
+        count = await self._customers(ctx).index_emails(limit)
+        if count:
+            log.info("customer emails indexed for search", extra={"count": count})
+        return count
 
     async def sweep_deadlines(self, ctx: HandlerContext, limit: int) -> int:
         """Fire `Timeout` for up to `limit` sagas past their deadline (a background batch).

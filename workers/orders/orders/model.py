@@ -42,6 +42,7 @@ from workers.orders.orders.saga import Cancel, Deliver, Message, Pay, Saga, Send
 from workers.orders.products.model import ProductSnapshot, needs_variant, refuse_without_variant
 from workers.orders.shipping.model import ShippingMethod
 from workers.orders.taxes.model import NO_TAXES, Taxes, TaxLine, TaxRate, percent_text, tax_lines
+from workers.orders.vouchers.model import Voucher, VoucherRefused
 
 # A partner scope that lets a partner place an order for a member (`on_behalf_of`).
 ON_BEHALF_SCOPE = "orders:members"
@@ -72,9 +73,14 @@ class Line:
     variant_label: str = ""
     image_url: str | None = None
     # In minor units of the order's currency: the line's tax (in its price, or added to it,
-    # as the order's `prices_include_tax` says); the discount is zero until vouchers exist.
+    # as the order's `prices_include_tax` says), on its total less its share of the
+    # voucher's discount.
     tax_minor: int = 0
     discount_minor: int = 0
+
+    @property
+    def total_minor(self) -> int:
+        return self.unit_price_minor * self.quantity
 
     def __post_init__(self) -> None:
         if self.variant_id is None:
@@ -130,7 +136,7 @@ def taxed(
     taxed_lines = []
     for line in lines:
         rate = taxes.rate_for(address.country, address.region, products[line.product_id].tax_class)
-        tax = taxes.tax_on(line.unit_price_minor * line.quantity, rate)
+        tax = taxes.tax_on(line.total_minor - line.discount_minor, rate)
         charged.append((rate, tax))
         taxed_lines.append(replace(line, tax_minor=tax))
     if shipping is not None:
@@ -165,6 +171,35 @@ def shipping_charge(
     )
 
 
+def discounted(
+    lines: tuple[Line, ...],
+    voucher: Voucher | None,
+    code: str | None,
+    products: Mapping[UUID, ProductSnapshot],
+    currency: str,
+    now: datetime,
+) -> tuple[Line, ...]:
+    """The lines with their share of the discount of the voucher `code` names (`voucher`,
+    if it exists); `OrderRefused` on `voucher_code` if it does not apply. Shipping is
+    not discounted."""
+    if code is None:
+        return lines
+    try:
+        if voucher is None:
+            raise VoucherRefused("no such voucher")
+        eligible = [(voucher.applies_to(x.seller_id, products[x.product_id].category), x.total_minor) for x in lines]
+        shares = voucher.discounts(currency, eligible, now)
+    except VoucherRefused as exc:
+        raise voucher_refused(str(exc)) from None
+    return tuple(replace(x, discount_minor=share) for x, share in zip(lines, shares, strict=True))
+
+
+def voucher_refused(problem: str) -> OrderRefused:
+    return OrderRefused(
+        "validation_failed", f"voucher_code: {problem}", (FieldError(field="voucher_code", message=problem),)
+    )
+
+
 @dataclass(frozen=True)
 class OrderHead:
     """An order as a saga step needs it (one row read): whose it is, and its saga, which
@@ -174,9 +209,12 @@ class OrderHead:
     saga: Saga
     # Placed from the member's cart: its ordered lines leave the cart once confirmed.
     from_cart: bool = False
+    # Placed with a voucher: its use is redeemed or released as the order moves.
+    voucher_code: str | None = None
 
-    def status_event(self, saga: Saga, at: datetime) -> OrderStatusChanged:
-        """The event for the order's new status, `saga` being the saga after the step."""
+    def status_event(self, saga: Saga, at: datetime, tracking: Tracking | None = None) -> OrderStatusChanged:
+        """The event for the order's new status, `saga` being the saga after the step; a
+        shipped one carries the parcel's `tracking` when the shipper gave it."""
         return OrderStatusChanged(
             order_id=saga.order_id,
             user_id=self.user_id,
@@ -184,6 +222,8 @@ class OrderHead:
             payment_status=saga.payment_status,
             cancel_reason=saga.cancel_reason,
             payment_due_by=saga.payment_due_by,
+            tracking_number=tracking.number if tracking is not None else None,
+            carrier=tracking.carrier if tracking is not None else None,
             total_minor=saga.amount_minor,
             currency=saga.currency,
             at=at,
@@ -216,10 +256,16 @@ class Order:
     # Taxes as computed at placement: included in the prices or added, and per rate.
     prices_include_tax: bool = False
     tax_lines: tuple[TaxLine, ...] = ()
+    # The voucher applied at checkout (its discount is on the lines); None: none.
+    voucher_code: str | None = None
 
     @property
     def subtotal_minor(self) -> int:
         return sum(x.unit_price_minor * x.quantity for x in self.lines)
+
+    @property
+    def discount_minor(self) -> int:
+        return sum(x.discount_minor for x in self.lines)
 
     def view(self) -> OrderView:
         return OrderView(
@@ -253,6 +299,8 @@ class Order:
             tracking=Tracking(carrier=self.carrier, number=self.tracking_number)
             if self.tracking_number is not None or self.carrier is not None
             else None,
+            voucher_code=self.voucher_code,
+            discount_total=to_amount(self.discount_minor, self.currency),
             total_amount=to_amount(self.total_minor, self.currency),
             currency=self.currency,
             shipping_address=self.shipping_address,
@@ -278,7 +326,7 @@ class Order:
 
     @property
     def head(self) -> OrderHead:
-        return OrderHead(self.user_id, self.saga, self.from_cart)
+        return OrderHead(self.user_id, self.saga, self.from_cart, self.voucher_code)
 
     def sellers(self) -> frozenset[UUID]:
         return frozenset(x.seller_id for x in self.lines)
@@ -313,20 +361,27 @@ def place(
     customer: OrderCustomer | None = None,
     shipping_method: ShippingMethod | None = None,
     taxes: Taxes = NO_TAXES,
+    voucher: Voucher | None = None,
 ) -> Placed:
     """A new order for `user_id` from the command's items or (without them) `cart`, priced
     from `products` (the read model of what `ordered_products` names), keeping what
     `customer` (the read model's account, if known) was, with the shipping of
-    `shipping_method` (the one the command names, if it exists); `OrderRefused` if it
-    cannot be placed."""
+    `shipping_method` (the one the command names, if it exists) and the discount of
+    `voucher` (the one its code names, if it exists: its use is reserved by the handler);
+    `OrderRefused` if it cannot be placed. The free-shipping threshold and the tax are
+    on the goods less the discount."""
     items = cmd.items if cmd.items is not None else cart_items(cart, products)
     priced, currency, subtotal = price(items, products)
-    shipping_price = shipping_charge(cmd, shipping_method, currency, subtotal)
+    priced = discounted(priced, voucher, cmd.voucher_code, products, currency, now)
+    discount = sum(x.discount_minor for x in priced)
+    shipping_price = shipping_charge(cmd, shipping_method, currency, subtotal - discount)
     tax = taxed(priced, shipping_price, products, cmd.shipping_address, taxes)
     lines, shipping = tax.lines, tax.shipping
-    total = subtotal + (shipping.price_minor if shipping is not None else 0)
+    total = subtotal - discount + (shipping.price_minor if shipping is not None else 0)
     if not tax.prices_include_tax:
         total += tax.tax_minor
+    if total <= 0:  # a payment is authorized for every order: there is no free one
+        raise voucher_refused("it would make the order free, and every order is paid for")
     started, sends = saga.start(cmd.order_id, reservation_lines(lines), total, currency, cmd.payment_token, now, config)
     order = Order(
         order_id=cmd.order_id,
@@ -346,6 +401,7 @@ def place(
         from_cart=cart is not None,
         prices_include_tax=tax.prices_include_tax,
         tax_lines=tax.tax_lines,
+        voucher_code=voucher.code if voucher is not None and cmd.voucher_code is not None else None,
     )
     return Placed(order, order.placed_event(), sends)
 

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from sqlalchemy import ARRAY, JSON, Boolean, ColumnElement, bindparam, func, or_, select, tuple_, update
+from sqlalchemy import ARRAY, JSON, Boolean, ColumnElement, bindparam, false, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -26,9 +26,10 @@ from db.prepared import Prepared, bind_columns, json_value
 from db.sealed import ORDER_ADDRESS, ORDER_CUSTOMER, SealedColumn
 from db.tables.orders import closed_accounts, customers, order_history, order_lines, orders
 from kernel.crypto import FieldCipher, Sealed
-from workers.orders.customers.repository import known_customer
+from workers.orders.customers.repository import email_indexes, known_customer
 from workers.orders.orders.model import Line, Order, OrderHead, ShippingCharge, reservation_lines
 from workers.orders.orders.saga import Saga, noted
+from workers.orders.orders.search import OrderSearch, like_pattern
 from workers.orders.taxes.model import TaxLine
 
 if TYPE_CHECKING:
@@ -71,6 +72,7 @@ _HEAD = Prepared(
         orders.c.payment_token,
         orders.c.version,
         orders.c.from_cart,
+        orders.c.voucher_code,
         *(orders.c[name] for name in _SAGA_COLUMNS),
         _HEAD_LINES.label("reservation_lines"),
     ).where(orders.c.order_id == bindparam("order_id"))
@@ -144,6 +146,7 @@ _ORDER_COLUMNS = (
     "prices_include_tax",
     "shipping_tax_minor",
     "tax_lines",
+    "voucher_code",
     *_SAGA_COLUMNS,
 )
 _LINE_COLUMNS = (
@@ -245,6 +248,7 @@ class OrdersRepository:
             "tax_lines": [
                 {"name": t.name, "rate": str(t.rate), "amount_minor": t.amount_minor} for t in order.tax_lines
             ],
+            "voucher_code": order.voucher_code,
             **_saga_values(order.saga),
         }
         placed = await _PLACE.fetchrow(
@@ -279,7 +283,7 @@ class OrdersRepository:
             ReservationLine(product_id=UUID(p), variant_id=UUID(v), quantity=q)
             for p, q, v in row["reservation_lines"] or ()
         )
-        return OrderHead(row["user_id"], _saga(row, lines), row["from_cart"])
+        return OrderHead(row["user_id"], _saga(row, lines), row["from_cart"], row["voucher_code"])
 
     async def save_saga(self, before: Saga, after: Saga, now: datetime) -> bool:
         """Write the saga if nobody changed it since `before` was read, with an entry in
@@ -320,10 +324,13 @@ class OrdersRepository:
         placed_before: datetime | None = None,
         limit: int | None = None,
         after: tuple[datetime, UUID] | None = None,
+        search: OrderSearch | None = None,
     ) -> list[Order]:
         """Orders newest first, filtered, strictly after the cursor's (created_at, order_id);
         all of them with no `limit`."""
         query = select(orders)
+        if search is not None:
+            query = query.where(self._matching(search))
         if user_id is not None:
             query = query.where(orders.c.user_id == user_id)
         if seller_id is not None:
@@ -341,6 +348,20 @@ class OrdersRepository:
             query.order_by(orders.c.created_at.desc(), orders.c.order_id.desc()).limit(limit)
         )
         return await self._assemble([row._mapping for row in rows])
+
+    def _matching(self, search: OrderSearch) -> ColumnElement[bool]:
+        """Orders with an id in the range, or of a customer with that email or a name like it."""
+        found: list[ColumnElement[bool]] = []
+        if search.order_ids is not None:
+            found.append(orders.c.order_id.between(*search.order_ids))
+        c = customers.c
+        if search.email is not None:
+            by_email = select(c.user_id).where(c.email_index.in_(email_indexes(self._cipher, search.email)))
+            found.append(orders.c.user_id.in_(by_email))
+        if search.name is not None:
+            by_name = select(c.user_id).where(c.username.ilike(like_pattern(search.name), escape="\\"))
+            found.append(orders.c.user_id.in_(by_name))
+        return or_(*found) if found else false()
 
     async def open_for_user(self, user_id: UUID) -> list[UUID]:
         """A member's orders that can still be cancelled by them (pending or confirmed)."""
@@ -452,6 +473,7 @@ class OrdersRepository:
             tax_lines=tuple(
                 TaxLine(t["name"], Decimal(t["rate"]), t["amount_minor"]) for t in json_value(row["tax_lines"])
             ),
+            voucher_code=row["voucher_code"],
         )
 
 

@@ -33,6 +33,7 @@ class ProductHandlers:
                 "currency": event.currency,
                 "image_url": event.image_url,
                 "tax_class": event.tax_class,
+                "category": event.category,
                 "updated_at": event.created_at,
             },
         )
@@ -52,6 +53,8 @@ class ProductHandlers:
             changes["image_url"] = event.image_url
         if event.tax_class is not None:
             changes["tax_class"] = event.tax_class
+        if event.category is not None:
+            changes["category"] = event.category
         if event.price_minor is not None and event.currency is not None:
             changes["price_minor"] = event.price_minor
             changes["currency"] = event.currency

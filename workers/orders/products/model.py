@@ -37,6 +37,8 @@ class ProductSnapshot:
     image_url: str | None = None
     # Which tax rates apply to it.
     tax_class: str = DEFAULT_TAX_CLASS
+    # Its category's slug (vouchers may be limited to categories); None: not heard of yet.
+    category: str | None = None
 
     @property
     def on_sale(self) -> bool:

@@ -64,6 +64,7 @@ async def product_snapshot(db: asyncpg.Connection, ids: Iterable[UUID]) -> dict[
             variants[row["product_id"]],
             row["image_url"],
             row["tax_class"],
+            row["category"],
         )
         for row in rows
     }

@@ -1,0 +1,85 @@
+"""`agora seed --orders N` (what scripts/up runs): demo orders placed through the public
+API and the saga, then moved along as a shop's people move them (issue 19)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+import aiohttp
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from harness.accounts import bearer, create_admin, login
+from harness.processes import agora_cli
+from harness.stack import Stack
+from ops.demo_catalog import DEMO_SELLERS
+from ops.demo_orders import SHOPPERS, fate
+from ops.seed import DEMO_PASSWORD
+
+ORDERS = 14
+
+
+async def _orders_of(http: aiohttp.ClientSession, email: str) -> list[dict[str, Any]]:
+    token = (await login(http, email, DEMO_PASSWORD))["access_token"]
+    async with http.get("/api/orders", params={"limit": "100"}, headers=bearer(token)) as resp:
+        assert resp.status == 200, await resp.text()
+        items: list[dict[str, Any]] = (await resp.json())["items"]
+        return items
+
+
+def _outcome(order: dict[str, Any]) -> str:
+    if order["payment_status"] == "failed":
+        return "declined"  # waiting to be paid again, or cancelled once that window closed
+    if order["status"] == "cancelled":
+        # The customer's cancel comes before shipping, the admin's after: both refund in full.
+        shipped = any(h["status"] == "shipped" for h in order["history"])
+        assert order["payment_status"] == "refunded", order
+        return "refunded" if shipped else "cancelled"
+    return str(order["status"])
+
+
+async def test_demo_orders_are_placed_through_the_api_and_moved_along(
+    stack: Stack, http: aiohttp.ClientSession, db: AsyncEngine
+) -> None:
+    operator = create_admin(stack.env)
+    as_admin = {"AGORA_ADMIN_EMAIL": operator["email"], "AGORA_ADMIN_PASSWORD": operator["password"]}
+    seeded = await asyncio.to_thread(agora_cli, stack.env, "seed", "--orders", str(ORDERS), extra_env=as_admin)
+    assert seeded.returncode == 0, seeded.stdout + seeded.stderr
+    assert f"seed: {ORDERS} demo orders (" in seeded.stdout, seeded.stdout
+
+    orders = [o for email in SHOPPERS for o in await _orders_of(http, email)]
+    assert len(orders) == ORDERS
+    # Every fate the seed aims at, as many times as it aims at each.
+    assert Counter(_outcome(o) for o in orders) == Counter(fate(i) for i in range(ORDERS))
+    assert all(o["tracking"] and o["tracking"]["number"] for o in orders if o["status"] in ("shipped", "delivered"))
+    captured = [o for o in orders if o["status"] in ("confirmed", "shipped", "delivered")]
+    assert captured and all(o["payment_status"] == "captured" for o in captured)
+    # Both demo members shop.
+    shoppers = [(await login(http, email, DEMO_PASSWORD))["user"]["user_id"] for email in SHOPPERS]
+    assert {o["user_id"] for o in orders} == set(shoppers)
+
+    # The seller portal's report shows the sales.
+    sold = 0
+    for email in DEMO_SELLERS:
+        seller = await login(http, email, DEMO_PASSWORD)
+        for currency in ("USD", "EUR"):
+            async with http.get(
+                f"/api/sellers/{seller['user']['user_id']}/reports/sales",
+                params={"currency": currency},
+                headers=bearer(seller["access_token"]),
+            ) as resp:
+                assert resp.status == 200, await resp.text()
+                sold += sum(p["orders"] for p in (await resp.json())["periods"])
+    assert sold >= len(captured)  # an order with both sellers' products counts for each
+
+    # A second run answers the same orders: none is added, none moves again.
+    async with db.connect() as conn:
+        before = await conn.scalar(text("SELECT count(*) FROM orders.orders"))
+    again = await asyncio.to_thread(agora_cli, stack.env, "seed", "--orders", str(ORDERS), extra_env=as_admin)
+    assert again.returncode == 0, again.stdout + again.stderr
+    async with db.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM orders.orders")) == before
+    after = [o for email in SHOPPERS for o in await _orders_of(http, email)]
+    assert sorted((o["order_id"], o["status"]) for o in after) == sorted((o["order_id"], o["status"]) for o in orders)

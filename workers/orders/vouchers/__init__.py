@@ -1,0 +1,1 @@
+"""Vouchers: admin-managed discount codes; a checkout applies one and its saga holds a use."""
