@@ -382,6 +382,18 @@ class OrderPlaced(Contract):
     total_minor: int
     currency: str
     at: datetime
+    # What the total is made of, in minor units of `currency`, as the order view shows it.
+    # Defaults: an event published before these fields (receivers first).
+    subtotal_minor: int = Field(
+        default=0, description="The lines' total at their listed prices; 0: not given (an older publisher)"
+    )
+    discount_minor: int = Field(default=0, description="The voucher's discount over the lines")
+    voucher_code: str | None = Field(default=None, description="The voucher applied at checkout; null: none")
+    shipping_minor: int = Field(default=0, description="What shipping cost (0 also when free)")
+    shipping_method: str | None = Field(default=None, description="The shipping method's name; null: none chosen")
+    tax_minor: int = Field(default=0, description="The tax of the lines and shipping, included or added")
+    taxes: tuple[OrderTaxLine, ...] = Field(default=(), description="The tax per rate, as the order view's `taxes`")
+    prices_include_tax: bool = Field(default=False, description="The prices include tax, or it was added on top")
 
 
 class OrderStatusChanged(Contract):

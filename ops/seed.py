@@ -39,6 +39,8 @@ DEMO_USERS = (
 )
 # Accounts the admin gives another role, as an admin would through the API.
 DEMO_ROLES = {"carol@example.com": "seller", "erin@example.com": "seller"}
+# A discount code to try at the storefront's checkout: 10 % off, once per customer.
+DEMO_VOUCHER = {"code": "WELCOME10", "percent": "10", "per_customer_limit": 1}
 
 
 async def seed(settings: Settings, *, products: int | None = None, orders: int = 0) -> int:
@@ -58,7 +60,7 @@ async def seed(settings: Settings, *, products: int | None = None, orders: int =
                     print(f"seed: registering {user['email']} failed: {resp.status} {await resp.text()}")
                     return 1
                 print(f"seed: {user['email']} {'created' if resp.status == 201 else 'already there'}")
-        if auth is None or await _give_roles(http, auth):
+        if auth is None or await _give_roles(http, auth) or await _demo_voucher(http, auth):
             return 1
         seller_ids = await seed_catalog(http, auth, DEMO_PASSWORD)
         if seller_ids is None:
@@ -100,4 +102,13 @@ async def _give_roles(http: aiohttp.ClientSession, auth: dict[str, str]) -> int:
                     print(f"seed: making {email} a {role} failed: {resp.status} {await resp.text()}")
                     return 1
         print(f"seed: {email} is a {role}")
+    return 0
+
+
+async def _demo_voucher(http: aiohttp.ClientSession, auth: dict[str, str]) -> int:
+    async with http.post("/api/vouchers", json=DEMO_VOUCHER, headers=auth) as resp:
+        if resp.status not in (201, 409):  # 409: made by an earlier run
+            print(f"seed: the demo voucher failed: {resp.status} {await resp.text()}")
+            return 1
+    print(f"seed: voucher {DEMO_VOUCHER['code']} (10 % off, once per customer)")
     return 0

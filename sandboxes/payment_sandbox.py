@@ -51,6 +51,9 @@ The sandbox's own API (JSON, no auth):
                                              voided, refunded)
     GET    /v1/ledger/orders/{order_id}
     GET    /v1/ledger/webhooks               each event and how its delivery went
+    POST   /v1/ledger/webhooks {"paused": b}  stop or resume sending events (as an endpoint
+                                             disabled in Stripe's dashboard; started paused
+                                             with AGORA_PAYMENT_SANDBOX_WEBHOOKS=paused)
     DELETE /v1/ledger                        forget everything (a test's fresh start)
     GET    /healthz, /readyz
 
@@ -62,7 +65,7 @@ in memory only (the last 10,000). A journal of the sandbox's earlier home-made p
 set aside (``journal.jsonl.pre-stripe``), not replayed. Configured by
 AGORA_PAYMENT_SANDBOX_HOST (default AGORA_HOST, else 127.0.0.1), AGORA_PAYMENT_SANDBOX_PORT
 (1090), AGORA_STRIPE_SECRET_KEY (the key it accepts), AGORA_STRIPE_WEBHOOK_SECRET,
-AGORA_PAYMENT_SANDBOX_WEBHOOK_URL, AGORA_PAYMENT_SANDBOX_WEBHOOK_EVENTS,
+AGORA_PAYMENT_SANDBOX_WEBHOOK_URL, AGORA_PAYMENT_SANDBOX_WEBHOOK_EVENTS, AGORA_PAYMENT_SANDBOX_WEBHOOKS,
 AGORA_SANDBOX_TIMEOUT_DELAY_SECONDS and AGORA_RUN_DIR.
 """
 
@@ -115,6 +118,8 @@ SUBSCRIBED = (
 )
 WEBHOOK_ATTEMPTS = 6
 WEBHOOK_TIMEOUT_SECONDS = 10.0
+# Deliveries in flight at once: the API's own answers come first.
+WEBHOOK_CONCURRENCY = 8
 CANCELABLE = frozenset({"requires_payment_method", "requires_confirmation", "requires_action", "requires_capture"})
 _ALPHANUM = string.ascii_letters + string.digits
 _SEARCH = re.compile(r"^\s*metadata\[['\"]([A-Za-z0-9_]+)['\"]\]\s*:\s*['\"]([^'\"]*)['\"]\s*$")
@@ -454,6 +459,8 @@ class Webhooks:
         self._config = config
         self._tasks: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
+        self._lanes = asyncio.Semaphore(WEBHOOK_CONCURRENCY)
+        self.paused = False
 
     def emit(self, type_: str, obj: dict[str, Any], request: web.Request) -> None:
         event: dict[str, Any] = {
@@ -468,7 +475,7 @@ class Webhooks:
             "type": type_,
         }
         self._ledger.events.append(event)
-        if not self._config.webhook_url or type_ not in self._config.webhook_events:
+        if self.paused or not self._config.webhook_url or type_ not in self._config.webhook_events:
             return
         self._ledger.deliveries[event["id"]] = {"type": type_, "attempts": 0, "status": None, "delivered": False}
         task = asyncio.get_running_loop().create_task(self._deliver(event))
@@ -488,7 +495,10 @@ class Webhooks:
             }
             record["attempts"] = attempt + 1
             try:
-                async with self._session.post(self._config.webhook_url, data=payload, headers=headers) as response:
+                async with (
+                    self._lanes,
+                    self._session.post(self._config.webhook_url, data=payload, headers=headers) as response,
+                ):
                     record["status"] = response.status
                     if 200 <= response.status < 300:
                         record["delivered"] = True
@@ -943,6 +953,17 @@ async def ledger_webhooks(request: web.Request) -> web.Response:
     return web.json_response({"events": [{"id": k, **v} for k, v in ledger.deliveries.items()]})
 
 
+async def ledger_pause_webhooks(request: web.Request) -> web.Response:
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or not isinstance(body.get("paused"), bool):
+        raise _invalid('give {"paused": true} or {"paused": false}', param="paused")
+    request.app[WEBHOOKS_KEY].paused = body["paused"]
+    return web.json_response({"paused": body["paused"]})
+
+
 async def ledger_reset(request: web.Request) -> web.Response:
     request.app[LEDGER_KEY].reset()
     return web.json_response({"ok": True})
@@ -983,11 +1004,13 @@ def make_app(
     webhook_url: str = "",
     webhook_secret: str = "",
     webhook_events: frozenset[str] = frozenset(SUBSCRIBED),
+    webhooks_paused: bool = False,
 ) -> web.Application:
     app = web.Application(middlewares=[stripe_api])
     app[LEDGER_KEY] = ledger = Ledger(store)
     app[CONFIG_KEY] = config = Config(secret_key, webhook_url, webhook_secret, timeout_delay, webhook_events)
     app[WEBHOOKS_KEY] = webhooks = Webhooks(ledger, config)
+    webhooks.paused = webhooks_paused
 
     async def close(_: web.Application) -> None:
         await webhooks.close()
@@ -1008,6 +1031,7 @@ def make_app(
     app.router.add_get("/v1/ledger", ledger_view)
     app.router.add_delete("/v1/ledger", ledger_reset)
     app.router.add_get("/v1/ledger/webhooks", ledger_webhooks)
+    app.router.add_post("/v1/ledger/webhooks", ledger_pause_webhooks)
     app.router.add_get("/v1/ledger/orders/{order_id}", ledger_order)
     app.router.add_get("/healthz", health)
     app.router.add_get("/readyz", health)
@@ -1053,6 +1077,7 @@ def main(argv: list[str] | None = None) -> None:
         webhook_url=args.webhook_url,
         webhook_secret=args.webhook_secret,
         webhook_events=frozenset(t.strip() for t in args.webhook_events.split(",") if t.strip()),
+        webhooks_paused=env.get("AGORA_PAYMENT_SANDBOX_WEBHOOKS") == "paused",
     )
     web.run_app(app, host=args.host, port=args.port, print=None)
 

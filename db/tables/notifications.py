@@ -74,7 +74,9 @@ deliveries = Table(
 )
 
 # Read model of orders.order_placed.v1: whose order it is and what it holds, for the
-# events that carry only the order id (refunds, shipping, ...).
+# events that carry only the order id (refunds, shipping, ...). What the total is made of
+# (minor units; `taxes` as the event's, amounts as decimal strings): `subtotal_minor` 0 is
+# an order placed before the event carried it, whose notices show items and total only.
 notification_orders = Table(
     "orders",
     notifications_metadata,
@@ -84,6 +86,14 @@ notification_orders = Table(
     Column("currency", String(3), nullable=False),
     Column("items", JSONB, nullable=False),
     Column("placed_at", DateTime(timezone=True), nullable=False),
+    Column("subtotal_minor", BigInteger, nullable=False, server_default=text("0")),
+    Column("discount_minor", BigInteger, nullable=False, server_default=text("0")),
+    Column("voucher_code", Text),
+    Column("shipping_minor", BigInteger, nullable=False, server_default=text("0")),
+    Column("shipping_method", Text),
+    Column("tax_minor", BigInteger, nullable=False, server_default=text("0")),
+    Column("taxes", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("prices_include_tax", Boolean, nullable=False, server_default=text("false")),
     Index("ix_notification_orders_user", "user_id"),
 )
 

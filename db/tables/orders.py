@@ -149,6 +149,8 @@ sales = Table(
     Column("unit_price_minor", BigInteger, nullable=False),
     # The line's tax (in its price or added to it, as the order's prices said; migration 0025).
     Column("tax_minor", BigInteger, nullable=False, server_default=text("0")),
+    # The line's share of a voucher's discount (migration 0026): revenue is what it sold for.
+    Column("discount_minor", BigInteger, nullable=False, server_default=text("0")),
     Column("currency", String(3), nullable=False),
     Column("confirmed_at", DateTime(timezone=True), nullable=False),
     Column("cancelled_at", DateTime(timezone=True)),

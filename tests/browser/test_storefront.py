@@ -95,6 +95,11 @@ async def test_a_guest_finds_a_product_with_a_typo_signs_up_checks_out_and_watch
     name, tag = lantern["name"], lantern["tag"]
     parcel = f"Parcel {tag}"
     await _shipping_method(http, admin, parcel)
+    code = f"LANTERN{tag}"[:32].upper()
+    async with http.post(
+        "/api/vouchers", json={"code": code, "percent": "10"}, headers=bearer(admin["access_token"])
+    ) as resp:
+        assert resp.status == 201, await resp.text()
     streams: list[Response] = []
     page.on("response", lambda response: streams.append(response) if response.url.endswith("/events") else None)
 
@@ -147,6 +152,7 @@ async def test_a_guest_finds_a_product_with_a_typo_signs_up_checks_out_and_watch
     await page.get_by_label("Postal code").fill("12345")
     await page.get_by_label("Country").select_option("US")
     await page.get_by_label(parcel).check()
+    await page.get_by_label("Discount code (optional)").fill(code.lower())
     await expect(page.get_by_label("Test card")).to_have_value("tok_visa")
     await screenshot(page, "shop-checkout")
     # As if the shopper had lingered past the access token's life: the page renews the
@@ -168,9 +174,12 @@ async def test_a_guest_finds_a_product_with_a_typo_signs_up_checks_out_and_watch
     await expect(page.get_by_role("status").filter(has=status)).to_contain_text("payment")
     assert streams and streams[0].headers["content-type"].startswith("text/event-stream")
     await expect(page.get_by_role("link", name="Cart", exact=True)).to_be_visible()  # the ordered lines left it
+    await expect(page.locator(".totals-list")).to_contain_text(f"Discount ({code})")
     await screenshot(page, "shop-order")
     order = await _api(http, member, f"/api/orders/{order_id}")
     assert order["status"] == "confirmed"
+    # 10 % off the 26.00 lantern; shipping is never discounted.
+    assert (order["voucher_code"], order["subtotal"], order["discount_total"]) == (code, "26.00", "2.60"), order
     assert [(line["name"], line["variant"]) for line in order["items"]] == [(name, "M")]
     assert order["shipping"]["name"] == parcel and order["shipping_address"]["recipient"] == "Ada Lovelace"
     assert (await _api(http, member, "/api/cart"))["items"] == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import subprocess
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -20,17 +21,19 @@ import pytest
 from aio_pika.abc import AbstractRobustConnection
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from contracts.inventory import LOW_STOCK, LowStock
+from contracts.money import for_people
 from contracts.users import GET_CONTACT, PASSWORD_CHANGED, PasswordChanged
 from harness import environment, processes
 from harness.accounts import bearer, login, make_seller, register
 from harness.bus import Bus, list_product, publish_event, service_token
+from harness.database import create_database
 from harness.stack import Stack
 from tests.catalog_support import create_category, create_product, new_tag
-from tests.orders_support import place_when_priced
+from tests.orders_support import confirmed_and_captured, place_body, place_when_priced
 from tests.reliability.conftest import dead_letters
 from workers.notifications.templates import CANCEL_REASONS, DEFAULTS
 
@@ -198,6 +201,117 @@ async def test_a_confirmed_order_is_emailed_once_with_its_id_and_total(
     assert f"product {product_id[:8]}" in mail["text"]  # the item's name, from the catalog's event
     await asyncio.sleep(2)
     assert len(await mails(member["email"], subject="confirmed", within=0)) == 1
+
+
+async def test_the_confirmation_lists_discount_shipping_and_tax_as_the_order_does(
+    http: aiohttp.ClientSession, admin: dict[str, Any], member: dict[str, Any]
+) -> None:
+    """Issue 18: the receipt in the email is the order's, to the cent (here with VAT in the prices)."""
+    as_admin = bearer(admin["access_token"])
+    async with http.put("/api/tax-settings/GBP", json={"prices_include_tax": True}, headers=as_admin) as resp:
+        assert resp.status == 200, await resp.text()
+    rate = {"country": "GB", "rate": "20", "name": "VAT"}
+    async with http.post("/api/tax-rates", json=rate, headers=as_admin) as resp:
+        assert resp.status in (201, 409), await resp.text()  # 409: a rerun on the same database
+    category = f"receipts-{new_tag()}"
+    await create_category(http, admin, category)
+    shop = await make_seller(http, admin)
+    kettle = await create_product(http, shop, category, price="24.00", currency="GBP", stock=20)
+    method = {"name": f"Royal Mail {new_tag()}", "countries": ["GB"], "prices": {"GBP": "6.00"}}
+    async with http.post("/api/shipping-methods", json={**method, "min_days": 1, "max_days": 3}, headers=as_admin) as r:
+        assert r.status == 201, await r.text()
+        method_id = (await r.json())["method_id"]
+    code = f"R-{new_tag()}".upper()
+    async with http.post("/api/vouchers", json={"code": code, "amounts": {"GBP": "5.00"}}, headers=as_admin) as r:
+        assert r.status == 201, await r.text()
+    body = {
+        "items": [{"product_id": kettle["product_id"], "quantity": 2}],
+        "shipping_address": {"line1": "1 Strand", "city": "London", "postal_code": "WC2N 5HR", "country": "GB"},
+        "payment_token": "tok_visa",
+        "shipping_method_id": method_id,
+        "voucher_code": code,
+    }
+    placed, order = await place_body(http, member, body)
+    assert placed == 202, order
+    order = await confirmed_and_captured(http, member, order["order_id"])
+    # By hand: 2 x 24.00 = 48.00, less 5.00; VAT carved out of 43.00 (7.1666… → 7.17) and
+    # of shipping's 6.00 (1.00): 8.17. Total 48.00 - 5.00 + 6.00 = 49.00, the VAT in it.
+    assert (order["subtotal"], order["discount_total"], order["shipping"]["price"]) == ("48.00", "5.00", "6.00")
+    assert (order["tax_total"], order["total_amount"], order["prices_include_tax"]) == ("8.17", "49.00", True)
+    [tax] = order["taxes"]
+    [mail] = await mails(member["email"], subject="confirmed")
+    assert order["order_id"] in mail["text"]
+
+    def gbp(amount: str) -> str:
+        return for_people(amount, "GBP")
+
+    # (The item's name comes from the catalog's event, on a queue of its own: not waited for here.)
+    receipt = (
+        f": 2 at {gbp(order['items'][0]['price'])} each\n"
+        f"Subtotal: {gbp(order['subtotal'])}\n"
+        f"Discount ({order['voucher_code']}): -{gbp(order['discount_total'])}\n"
+        f"Shipping ({method['name']}): {gbp(order['shipping']['price'])}\n"
+        f"Total: {gbp(order['total_amount'])} (includes {tax['name']} {tax['rate']} %: {gbp(tax['amount'])})\n"
+    )
+    assert receipt in mail["text"], mail["text"]
+    assert "Total: £49.00 (includes VAT 20 %: £8.17)" in mail["text"]
+    assert "includes VAT 20 %" in mail["html"] and f"Shipping ({method['name']})" in mail["html"]
+
+
+async def _migrate(env: dict[str, str], revision: str) -> None:
+    alembic = [str(environment.ROOT / ".venv/bin/alembic"), "-c", "db/alembic.ini", "upgrade", revision]
+    result = await asyncio.to_thread(
+        subprocess.run, alembic, env=env, cwd=environment.ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+async def test_migration_0030_reseeds_the_changed_defaults_but_never_an_edit(stack: Stack) -> None:
+    """A database at 0029 with stored templates and an order: the defaults nobody edited of
+    the templates 0030 changed are dropped (the worker seeds the new ones at start), an
+    admin's edit stays, and the order reads as one without amounts."""
+    url = make_url(stack.env["AGORA_DATABASE_URL"]).set(database=f"agora_0030_{new_tag()}".replace("-", "_"))
+    await create_database(url.render_as_string(hide_password=False))
+    env = {**stack.env, "AGORA_DATABASE_URL": url.render_as_string(hide_password=False)}
+    engine = create_async_engine(url)
+    try:
+        await _migrate(env, "0029")
+        stored = [("order_confirmed", "email", None), ("order_confirmed", "sms", uuid.uuid4())]
+        stored += [("order_shipped", "email", None), ("welcome", "email", None), ("order_cancelled", "email", None)]
+        async with engine.begin() as conn:
+            for key, channel, by in stored:
+                await conn.execute(
+                    text(
+                        "INSERT INTO notifications.templates (key, channel, text, updated_at, updated_by)"
+                        " VALUES (:key, :channel, 'as it was', now(), :by)"
+                    ),
+                    {"key": key, "channel": channel, "by": by},
+                )
+            await conn.execute(
+                text(
+                    "INSERT INTO notifications.orders (order_id, user_id, total_minor, currency, items, placed_at)"
+                    " VALUES (:o, :u, 1999, 'USD', '[]', now())"
+                ),
+                {"o": uuid.uuid4(), "u": uuid.uuid4()},
+            )
+        await _migrate(env, "0030")
+        async with engine.connect() as conn:
+            left = {(r.key, r.channel) for r in await conn.execute(text("SELECT * FROM notifications.templates"))}
+            order = (await conn.execute(text("SELECT * FROM notifications.orders"))).one()
+        assert left == {("order_confirmed", "sms"), ("welcome", "email"), ("order_cancelled", "email")}
+        assert (order.subtotal_minor, order.discount_minor, order.shipping_minor, order.tax_minor) == (0, 0, 0, 0)
+        assert (order.voucher_code, order.shipping_method, order.taxes, order.prices_include_tax) == (
+            None,
+            None,
+            [],
+            False,
+        )
+    finally:
+        await engine.dispose()
+        admin_db = create_async_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        async with admin_db.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}"'))
+        await admin_db.dispose()
 
 
 async def test_a_declined_order_is_cancelled_by_email_with_the_reason_in_words(

@@ -43,6 +43,18 @@ async def client(stack: Stack) -> AsyncIterator[stripe.StripeClient]:
     await http.close_async()  # type: ignore[no-untyped-call]
 
 
+@pytest.fixture
+async def webhooks(stack: Stack) -> AsyncIterator[None]:
+    """The sandbox's webhook deliveries, on for the test (the suite's stack starts them paused)."""
+    url = f"{stack.env['AGORA_PAYMENT_API_URL']}/v1/ledger/webhooks"
+    async with aiohttp.ClientSession() as session:
+        async with session.post(url, json={"paused": False}) as resp:
+            assert resp.status == 200
+        yield
+        async with session.post(url, json={"paused": True}) as resp:
+            assert resp.status == 200
+
+
 def _authorization(order_id: uuid.UUID, token: str = "tok_visa", amount: int = AMOUNT) -> dict[str, Any]:
     return {
         "amount": amount,
@@ -183,7 +195,12 @@ async def _paid_order(bus: Bus, stack: Stack) -> uuid.UUID:
 
 
 async def test_signed_events_are_received_recorded_once_and_set_beside_the_payment(
-    stack: Stack, bus: Bus, db: AsyncEngine, http: aiohttp.ClientSession, client: stripe.StripeClient
+    stack: Stack,
+    bus: Bus,
+    db: AsyncEngine,
+    http: aiohttp.ClientSession,
+    client: stripe.StripeClient,
+    webhooks: None,
 ) -> None:
     order_id = await _paid_order(bus, stack)
     # The sandbox sent its events to the edge; the payments worker verified and kept them.

@@ -225,6 +225,14 @@ async def test_an_order_with_shipping_tax_and_a_voucher_is_right_to_the_cent(
     assert (await ledger(order["order_id"]))["net_captured"] == 9854
     used = await _read(http, admin, voucher["voucher_id"])
     assert (used["uses"], used["redeemed"]) == (1, 1)
+    # The seller's report counts what the goods sold for: 92.42 - 12.75, and their tax.
+    today = datetime.now(UTC).date().isoformat()
+    async with http.get(
+        f"/api/sellers/{seller['user']['user_id']}/reports/sales?from={today}&to={today}&currency=AUD",
+        headers=bearer(seller["access_token"]),
+    ) as resp:
+        report = await resp.json()
+    assert report["totals"] == {"orders": 1, "units": 6, "revenue": "79.67", "tax": "7.98"}, report
 
 
 # --- refusals ----------------------------------------------------------------------------
@@ -256,7 +264,7 @@ async def test_a_code_that_does_not_apply_is_refused_on_its_field(
         "this voucher applies to none of these items": (
             await _voucher(http, admin, percent="10", sellers=[other_seller["user"]["user_id"]])
         )["code"],
-        "the items it applies to must come to at least 20.00": (
+        "the items it applies to must come to at least $20.00": (
             await _voucher(
                 http, admin, amounts={"USD": "5.00"}, min_spend={"USD": "20.00"}, sellers=[seller["user"]["user_id"]]
             )
@@ -270,7 +278,7 @@ async def test_a_code_that_does_not_apply_is_refused_on_its_field(
         assert (await r.json())["items"] == []
     # Two of the same: 39.98 reaches the minimum; 5.00 off that seller's line.
     status, order = await place_body(
-        http, member, _order(product_id, refused["the items it applies to must come to at least 20.00"], quantity=2)
+        http, member, _order(product_id, refused["the items it applies to must come to at least $20.00"], quantity=2)
     )
     assert status == 202, order
     assert (order["subtotal"], order["discount_total"], order["total_amount"]) == ("39.98", "5.00", "34.98")

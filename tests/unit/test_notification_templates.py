@@ -140,3 +140,78 @@ def test_a_low_stock_email_edited_before_variants_still_renders() -> None:
         subject="Restock {{ product_name }}", text="{{ product_name }}: {{ available }} of {{ threshold }}"
     )
     assert validate("low_stock", "email", edited).text == "Organic tee: 3 of 5"
+
+
+# --- the confirmation's receipt (issue 18) ---------------------------------------------------
+
+_CONFIRMED = DEFAULTS[("order_confirmed", "email")].body
+_ADDED = {
+    "subtotal": "A$92.42",
+    "discount": "A$12.75",
+    "voucher_code": "SPRING15",
+    "shipping": "A$9.90",
+    "shipping_method": "Australia Post",
+    "tax": "A$8.97",
+    "tax_lines": [{"name": "GST", "rate": "10", "amount": "A$8.97"}],
+    "prices_include_tax": False,
+    "total": "A$98.54",
+}
+
+
+def test_the_confirmation_lists_subtotal_discount_shipping_and_added_tax_before_the_total() -> None:
+    rendered = render(_CONFIRMED, {**SAMPLE, **_ADDED})
+    receipt = (
+        "- Notebook: 1 at $4.99 each\n"
+        "Subtotal: A$92.42\n"
+        "Discount (SPRING15): -A$12.75\n"
+        "Shipping (Australia Post): A$9.90\n"
+        "GST 10 %: A$8.97\n"
+        "Total: A$98.54\n"
+    )
+    assert receipt in rendered.text
+    html = rendered.html or ""
+    for cell in ("Discount (SPRING15)", "-A$12.75", "Shipping (Australia Post)", "GST 10 %", "A$8.97", "A$98.54"):
+        assert cell in html, cell
+    assert html.index("GST 10 %") < html.index(">Total<")
+
+
+def test_tax_in_the_prices_is_said_beside_the_total_per_rate() -> None:
+    included = {
+        **_ADDED,
+        "prices_include_tax": True,
+        "tax_lines": [
+            {"name": "VAT", "rate": "20", "amount": "£8.17"},
+            {"name": "VAT", "rate": "5", "amount": "£0.50"},
+        ],
+        "total": "£49.00",
+    }
+    rendered = render(_CONFIRMED, {**SAMPLE, **included})
+    assert "Total: £49.00 (includes VAT 20 %: £8.17, VAT 5 %: £0.50)\n" in rendered.text
+    assert "\nVAT 20 %" not in rendered.text  # not a line of its own, as if added
+    html = rendered.html or ""
+    assert "includes VAT 20 %" in html and html.index(">Total<") < html.index("includes VAT 20 %")
+
+
+def test_a_confirmation_without_discount_shipping_or_tax_has_no_such_lines() -> None:
+    bare = {**_ADDED, "discount": "", "voucher_code": "", "shipping": "", "shipping_method": "", "tax": ""}
+    rendered = render(_CONFIRMED, {**SAMPLE, **bare, "tax_lines": []})
+    assert "Subtotal: A$92.42\nTotal: A$98.54\n" in rendered.text
+    for word in ("Discount", "Shipping", "GST", "includes"):
+        assert word not in rendered.text + (rendered.html or ""), word
+
+
+def test_an_order_placed_before_the_receipt_reads_as_before() -> None:
+    """No amounts known (all empty): the items and the total, as the email said before."""
+    unknown = dict.fromkeys(("subtotal", "discount", "voucher_code", "shipping", "shipping_method", "tax"), "")
+    rendered = render(_CONFIRMED, {**SAMPLE, **unknown, "tax_lines": [], "prices_include_tax": False})
+    assert "- Notebook: 1 at $4.99 each\nTotal: $44.97\n\nSee your order" in rendered.text
+    assert "Subtotal" not in rendered.text + (rendered.html or "")
+
+
+def test_the_sample_receipt_adds_up() -> None:
+    """The preview an admin sees: every part of the receipt, and sums that hold."""
+    rendered = validate("order_confirmed", "email", _CONFIRMED)
+    assert (
+        "Subtotal: $44.97\nDiscount (WELCOME10): -$4.50\nShipping (Standard): $4.50\n"
+        "Total: $44.97 (includes VAT 20 %: $7.50)" in rendered.text
+    )

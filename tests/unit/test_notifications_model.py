@@ -11,12 +11,14 @@ from hypothesis import strategies as st
 
 from contracts.catalog import VariantDetails
 from contracts.notifications import Category, NotificationPreferences
+from contracts.orders import OrderTaxLine
 from contracts.topology import DELAY_TIERS, delay_tier
 from contracts.users import Contact
 from workers.notifications.model import (
     ORDER_WAIT,
     VARIANT_WAIT,
     KnownVariant,
+    OrderAmounts,
     OrderLine,
     after_transient_failure,
     channels,
@@ -173,6 +175,53 @@ def test_order_variables() -> None:
         {"name": "Desk lamp", "quantity": 2, "price": "$19.99"},
         {"name": f"item {str(pen)[:8]}", "quantity": 1, "price": "$4.99"},  # a product never seen here
     ]
+
+
+def test_order_variables_say_what_the_total_is_made_of() -> None:
+    # The voucher test's order (tests/integration/test_vouchers.py): GST added on top.
+    amounts = OrderAmounts(
+        subtotal_minor=9242,
+        discount_minor=1275,
+        voucher_code="SPRING15",
+        shipping_minor=990,
+        shipping_method="Australia Post",
+        tax_minor=897,
+        taxes=(OrderTaxLine(name="GST", rate="10", amount="8.97"),),
+    )
+    variables = order_variables(uuid.uuid4(), 9854, "AUD", [], {}, shop_url="https://s.example", amounts=amounts)
+    assert {
+        k: variables[k] for k in ("subtotal", "discount", "voucher_code", "shipping", "shipping_method", "tax")
+    } == {
+        "subtotal": "A$92.42",
+        "discount": "A$12.75",
+        "voucher_code": "SPRING15",
+        "shipping": "A$9.90",
+        "shipping_method": "Australia Post",
+        "tax": "A$8.97",
+    }
+    assert variables["tax_lines"] == [{"name": "GST", "rate": "10", "amount": "A$8.97"}]
+    assert variables["prices_include_tax"] is False and variables["total"] == "A$98.54"
+
+
+def test_what_an_order_lacks_is_empty_and_free_shipping_is_still_named() -> None:
+    free = OrderAmounts(subtotal_minor=25000, shipping_minor=0, shipping_method="Post", prices_include_tax=True)
+    variables = order_variables(uuid.uuid4(), 25000, "EUR", [], {}, shop_url="https://s.example", amounts=free)
+    assert (variables["subtotal"], variables["shipping"], variables["shipping_method"]) == ("€250.00", "€0.00", "Post")
+    assert (variables["discount"], variables["voucher_code"], variables["tax"], variables["tax_lines"]) == (
+        "",
+        "",
+        "",
+        [],
+    )
+    assert variables["prices_include_tax"] is True
+
+
+@pytest.mark.parametrize("amounts", [None, OrderAmounts(), OrderAmounts(subtotal_minor=0, shipping_method="Post")])
+def test_an_order_placed_before_its_amounts_were_announced_has_none(amounts: OrderAmounts | None) -> None:
+    variables = order_variables(uuid.uuid4(), 1999, "USD", [], {}, shop_url="https://s.example", amounts=amounts)
+    empty = {"subtotal", "discount", "voucher_code", "shipping", "shipping_method", "tax"}
+    assert {k: variables[k] for k in empty} == dict.fromkeys(empty, "")
+    assert (variables["tax_lines"], variables["prices_include_tax"], variables["total"]) == ([], False, "$19.99")
 
 
 def test_money_and_time_in_words() -> None:

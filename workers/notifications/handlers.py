@@ -164,4 +164,5 @@ class NotificationHandlers:
     ) -> dict[str, object]:
         lines = order.lines if order is not None else ()
         names = await ReadModels(ctx.session).product_names(line.product_id for line in lines)
-        return order_variables(order_id, total_minor, currency, lines, names, shop_url=self._shop_url)
+        amounts = order.amounts if order is not None else None
+        return order_variables(order_id, total_minor, currency, lines, names, shop_url=self._shop_url, amounts=amounts)

@@ -26,6 +26,7 @@ from uuid import UUID
 from contracts.catalog import VariantDetails
 from contracts.money import for_people
 from contracts.notifications import TRANSACTIONAL, Category, Channel, NotificationPreferences
+from contracts.orders import OrderTaxLine
 from contracts.users import Contact
 
 # Consent for SMS per category; a category missing here is never sent by SMS.
@@ -131,6 +132,43 @@ class OrderLine:
     price: str  # unit price, decimal string in the order's currency
 
 
+@dataclass(frozen=True)
+class OrderAmounts:
+    """What an order's total is made of, as placed (minor units; `taxes` as the order shows
+    them). `subtotal_minor` 0: not known (an order placed before its event carried them)."""
+
+    subtotal_minor: int = 0
+    discount_minor: int = 0
+    voucher_code: str | None = None
+    shipping_minor: int = 0
+    shipping_method: str | None = None
+    tax_minor: int = 0
+    taxes: tuple[OrderTaxLine, ...] = ()
+    prices_include_tax: bool = False
+
+
+def amount_variables(amounts: OrderAmounts, currency: str) -> dict[str, object]:
+    """`subtotal`, `discount` and `voucher_code`, `shipping` and `shipping_method`, `tax` and
+    `tax_lines` ({name, rate, amount}, rate in percent as "10"), `prices_include_tax`.
+    An amount is "" where there is none (no voucher, no shipping method, no tax); a
+    shipping method that cost nothing is "$0.00". All empty for an order whose amounts
+    are not known, whose templates then show its items and total alone, as before."""
+    if not amounts.subtotal_minor:
+        amounts = OrderAmounts()  # not known: nothing of it, whatever else the row holds
+    return {
+        "subtotal": money(amounts.subtotal_minor, currency) if amounts.subtotal_minor else "",
+        "discount": money(amounts.discount_minor, currency) if amounts.discount_minor else "",
+        "voucher_code": amounts.voucher_code or "",
+        "shipping": money(amounts.shipping_minor, currency) if amounts.shipping_method is not None else "",
+        "shipping_method": amounts.shipping_method or "",
+        "tax": money(amounts.tax_minor, currency) if amounts.tax_minor else "",
+        "tax_lines": [
+            {"name": t.name, "rate": t.rate, "amount": for_people(t.amount, currency)} for t in amounts.taxes
+        ],
+        "prices_include_tax": amounts.prices_include_tax,
+    }
+
+
 def order_variables(
     order_id: UUID,
     total_minor: int,
@@ -139,11 +177,13 @@ def order_variables(
     names: Mapping[UUID, str],
     *,
     shop_url: str,
+    amounts: OrderAmounts | None = None,
 ) -> dict[str, object]:
     """The variables every order template gets (see workers/notifications/templates.py)."""
     return {
         "order_id": str(order_id),
         "total": money(total_minor, currency),
+        **amount_variables(amounts or OrderAmounts(), currency),
         "items": [
             {
                 "name": names.get(line.product_id, f"item {str(line.product_id)[:8]}"),

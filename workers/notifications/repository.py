@@ -8,7 +8,7 @@ handler that fails after the provider accepted the message (see delivery.py).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts.notifications import Channel
-from contracts.orders import OrderPlaced
+from contracts.orders import OrderPlaced, OrderTaxLine
 from db.tables.notifications import (
     deliveries,
     notification_orders,
@@ -27,7 +27,7 @@ from db.tables.notifications import (
     notification_variants,
     sign_in_fingerprints,
 )
-from workers.notifications.model import KnownVariant, OrderLine
+from workers.notifications.model import KnownVariant, OrderAmounts, OrderLine
 
 # last_error is kept short: a reason for an operator, not a transcript.
 _MAX_ERROR = 500
@@ -40,6 +40,7 @@ class KnownOrder:
     total_minor: int
     currency: str
     lines: tuple[OrderLine, ...]
+    amounts: OrderAmounts = field(default_factory=OrderAmounts)
 
 
 class ReadModels:
@@ -59,6 +60,14 @@ class ReadModels:
                 currency=event.currency,
                 items=items,
                 placed_at=event.at,
+                subtotal_minor=event.subtotal_minor,
+                discount_minor=event.discount_minor,
+                voucher_code=event.voucher_code,
+                shipping_minor=event.shipping_minor,
+                shipping_method=event.shipping_method,
+                tax_minor=event.tax_minor,
+                taxes=[t.model_dump(mode="json") for t in event.taxes],
+                prices_include_tax=event.prices_include_tax,
             )
             .on_conflict_do_nothing(index_elements=["order_id"])
         )
@@ -70,7 +79,17 @@ class ReadModels:
         if row is None:
             return None
         lines = tuple(OrderLine(UUID(i["product_id"]), int(i["quantity"]), str(i["price"])) for i in row.items)
-        return KnownOrder(row.order_id, row.user_id, row.total_minor, row.currency, lines)
+        amounts = OrderAmounts(
+            subtotal_minor=row.subtotal_minor,
+            discount_minor=row.discount_minor,
+            voucher_code=row.voucher_code,
+            shipping_minor=row.shipping_minor,
+            shipping_method=row.shipping_method,
+            tax_minor=row.tax_minor,
+            taxes=tuple(OrderTaxLine.model_validate(t) for t in row.taxes),
+            prices_include_tax=row.prices_include_tax,
+        )
+        return KnownOrder(row.order_id, row.user_id, row.total_minor, row.currency, lines, amounts)
 
     # --- products (from catalog events) ---
 

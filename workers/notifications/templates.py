@@ -36,13 +36,32 @@ MAX_SMS = 1600
 #
 # Every template gets `name` (the recipient's username) and `shop_name`. Order
 # templates also get `order_id`, `total` ("$39.98"), `items` (a list of
-# {"name", "quantity", "price"}, price per unit as "$19.99", written by Babel for people) and `order_url`.
+# {"name", "quantity", "price"}, price per unit as "$19.99", written by Babel for people) and `order_url`,
+# and what the total is made of (workers/notifications/model.py `amount_variables`): `subtotal`,
+# `discount` and `voucher_code`, `shipping` and `shipping_method`, `tax` (the total) and
+# `tax_lines` (a list of {"name", "rate", "amount"}, rate in percent as "10"), and
+# `prices_include_tax` (true or false); each "" (or empty) where there is none, and all of
+# them for an order placed before they were recorded.
 # `low_stock` names the variant: `variant_label` ("M / Red"; "" for a product without
 # options, whose one variant has no label) and `sku` ("" when the variant has none).
 # Values are strings, numbers, or lists of dicts of those.
 
 _COMMON = ("name", "shop_name")
-_ORDER = (*_COMMON, "order_id", "total", "items", "order_url")
+_ORDER = (
+    *_COMMON,
+    "order_id",
+    "total",
+    "items",
+    "order_url",
+    "subtotal",
+    "discount",
+    "voucher_code",
+    "shipping",
+    "shipping_method",
+    "tax",
+    "tax_lines",
+    "prices_include_tax",
+)
 
 VARIABLES: dict[str, tuple[str, ...]] = {
     "welcome": _COMMON,
@@ -78,6 +97,15 @@ SAMPLE: dict[str, object] = {
         {"name": "Notebook", "quantity": 1, "price": "$4.99"},
     ],
     "order_url": f"https://agora.example/orders/{_SAMPLE_ORDER_ID}",
+    # Adds up: 44.97 - 4.50 + 4.50, the VAT (44.97 / 6, rounded) in the prices.
+    "subtotal": "$44.97",
+    "discount": "$4.50",
+    "voucher_code": "WELCOME10",
+    "shipping": "$4.50",
+    "shipping_method": "Standard",
+    "tax": "$7.50",
+    "tax_lines": [{"name": "VAT", "rate": "20", "amount": "$7.50"}],
+    "prices_include_tax": True,
     "reason": CANCEL_REASONS["payment_declined"],
     "amount": "$44.97",
     "product_name": "Organic tee",
@@ -116,21 +144,62 @@ class TemplateSpec:
 # --- the default bodies ------------------------------------------------------------------------
 
 _SIGN_OFF = "\n\nThe {{ shop_name }} team"
-_ITEMS_TEXT = (
-    "{% for item in items %}- {{ item.name }}: {{ item.quantity }} at {{ item.price }} each\n{% endfor %}"
-    "Total: {{ total }}"
+_LINES_TEXT = "{% for item in items %}- {{ item.name }}: {{ item.quantity }} at {{ item.price }} each\n{% endfor %}"
+_ITEMS_TEXT = _LINES_TEXT + "Total: {{ total }}"
+# The confirmation's receipt: the items, then what the total is made of, as the order
+# shows it. Tax added on top is a line before the total; tax in the prices is said beside
+# it ("Total: £49.00 (includes VAT 20 %: £8.17)"), as receipts do. An order without these amounts: items and total.
+_RECEIPT_TEXT = (
+    _LINES_TEXT + "{% if subtotal %}Subtotal: {{ subtotal }}\n{% endif %}"
+    "{% if discount %}Discount{% if voucher_code %} ({{ voucher_code }}){% endif %}: -{{ discount }}\n{% endif %}"
+    "{% if shipping_method %}Shipping ({{ shipping_method }}): {{ shipping }}\n{% endif %}"
+    "{% if not prices_include_tax %}"
+    "{% for t in tax_lines %}{{ t.name }} {{ t.rate }} %: {{ t.amount }}\n{% endfor %}"
+    "{% endif %}"
+    "Total: {{ total }}{% if prices_include_tax and tax_lines %} (includes "
+    "{% for t in tax_lines %}{{ t.name }} {{ t.rate }} %: {{ t.amount }}{% if not loop.last %}, {% endif %}{% endfor %}"
+    # `+%}`: keep the newline that follows (trim_blocks would eat it).
+    "){% endif +%}"
 )
-_ITEMS_HTML = (
-    '<table style="border-collapse: collapse; width: 100%; margin: 16px 0;">\n'
+_TABLE_HTML = '<table style="border-collapse: collapse; width: 100%; margin: 16px 0;">\n'
+_LINES_HTML = (
     "{% for item in items %}"
     '<tr><td style="padding: 4px 0;">{{ item.quantity }} &times; {{ item.name }}</td>'
     '<td style="padding: 4px 0; text-align: right;">{{ item.price }} each</td></tr>\n'
     "{% endfor %}"
+)
+_TOTAL_HTML = (
     '<tr><td style="padding: 8px 0; border-top: 1px solid #ddd; font-weight: bold;">Total</td>'
     '<td style="padding: 8px 0; border-top: 1px solid #ddd; font-weight: bold; text-align: right;">'
     "{{ total }}</td></tr>\n"
-    "</table>\n"
 )
+_ITEMS_HTML = _TABLE_HTML + _LINES_HTML + _TOTAL_HTML + "</table>\n"
+
+
+def _row(label: str, amount: str, style: str = "padding: 4px 0;") -> str:
+    """One line of a receipt's table: a label and its amount, right-aligned."""
+    return f'<tr><td style="{style}">{label}</td><td style="{style} text-align: right;">{amount}</td></tr>\n'
+
+
+_RECEIPT_HTML = (
+    _TABLE_HTML
+    + _LINES_HTML
+    + "{% if subtotal %}"
+    + _row("Subtotal", "{{ subtotal }}", "padding: 4px 0; border-top: 1px solid #ddd;")
+    + "{% endif %}{% if discount %}"
+    + _row("Discount{% if voucher_code %} ({{ voucher_code }}){% endif %}", "-{{ discount }}")
+    + "{% endif %}{% if shipping_method %}"
+    + _row("Shipping ({{ shipping_method }})", "{{ shipping }}")
+    + "{% endif %}{% if not prices_include_tax %}{% for t in tax_lines %}"
+    + _row("{{ t.name }} {{ t.rate }} %", "{{ t.amount }}")
+    + "{% endfor %}{% endif %}"
+    + _TOTAL_HTML
+    + "{% if prices_include_tax %}{% for t in tax_lines %}"
+    + _row("includes {{ t.name }} {{ t.rate }} %", "{{ t.amount }}", "padding: 2px 0; color: #777777;")
+    + "{% endfor %}{% endif %}"
+    + "</table>\n"
+)
+
 # A product's variant as low-stock notices name it: "Organic tee (M / Red), SKU TEE-M-RED,";
 # a product without options is named alone ("Desk lamp"), or with its SKU if it has one.
 _VARIANT = "{{ product_name }}{% if variant_label %} ({{ variant_label }}){% endif %}"
@@ -196,11 +265,11 @@ _CATALOGUE = (
         "An order was paid for and confirmed.",
         "Your {{ shop_name }} order is confirmed",
         "Hi {{ name }},\n\nThank you for your order! It is confirmed, and we will let you know when it ships."
-        "\n\nOrder {{ order_id }}\n" + _ITEMS_TEXT + "\n\nSee your order: {{ order_url }}" + _SIGN_OFF,
+        "\n\nOrder {{ order_id }}\n" + _RECEIPT_TEXT + "\n\nSee your order: {{ order_url }}" + _SIGN_OFF,
         _html(
             "Thank you for your order!",
             "<p>Your order is confirmed, and we will let you know when it ships.</p>\n"
-            '<p style="color: #777777;">Order {{ order_id }}</p>\n' + _ITEMS_HTML + _ORDER_BUTTON,
+            '<p style="color: #777777;">Order {{ order_id }}</p>\n' + _RECEIPT_HTML + _ORDER_BUTTON,
         ),
     ),
     _sms(

@@ -61,6 +61,7 @@ from workers.payments.model import (
 )
 from workers.payments.repository import PaymentsRepository
 from workers.runtime.context import HandlerContext
+from workers.runtime.errors import RetryLater
 
 log = logging.getLogger("agora.payments")
 
@@ -74,6 +75,8 @@ EVENTS: dict[str, EventSpec] = {
 }
 
 Command = AuthorizePayment | CapturePayment | VoidPayment | RefundPayment
+# A webhook event about a payment a step holds waits this long in a delay queue.
+_BUSY_RETRY_SECONDS = 1.0
 
 
 class PaymentHandlers:
@@ -100,7 +103,11 @@ class PaymentHandlers:
             return receipt.model_copy(update={"duplicate": True})
         if event.order_id is None or event.intent_id is None or event.intent_status is None:
             return receipt
-        payment = await repo.lock(event.order_id)
+        # A step in flight holds the payment (the provider's call included) and often made
+        # this very event: come back in a moment rather than hold a handler slot waiting.
+        payment, busy = await repo.lock_if_free(event.order_id)
+        if busy:
+            raise RetryLater("a step of the payment is in flight", after=_BUSY_RETRY_SECONDS)
         if payment is None:
             return receipt  # not (yet) a payment here: the event stays recorded with its order
         view = ProviderView(event.intent_id, event.intent_status, event.created, event.amount_refunded)

@@ -26,6 +26,10 @@ from workers.payments.model import Outcome, Payment, Refund, Step
 
 # Statements compiled once and run on the transaction's asyncpg connection (db/prepared.py).
 _LOCK = Prepared(select(payments).where(payments.c.order_id == bindparam("order_id")).with_for_update())
+_LOCK_IF_FREE = Prepared(
+    select(payments).where(payments.c.order_id == bindparam("order_id")).with_for_update(skip_locked=True)
+)
+_EXISTS = Prepared(select(payments.c.order_id).where(payments.c.order_id == bindparam("order_id")))
 _CLAIM = Prepared(
     pg_insert(payments)
     .values(
@@ -114,6 +118,14 @@ class PaymentsRepository:
     async def lock(self, order_id: UUID) -> Payment | None:
         row = await _LOCK.fetchrow(self._db, order_id=order_id)
         return _payment(row) if row else None
+
+    async def lock_if_free(self, order_id: UUID) -> tuple[Payment | None, bool]:
+        """The order's payment, locked, unless a step holds it now: (None, True) then, and
+        (None, False) when the order has no payment."""
+        row = await _LOCK_IF_FREE.fetchrow(self._db, order_id=order_id)
+        if row is not None:
+            return _payment(row), False
+        return None, await _EXISTS.fetchrow(self._db, order_id=order_id) is not None
 
     async def claim(self, payment: Payment) -> bool:
         """Insert the order's payment; False if it has one (a concurrent insert waits for

@@ -11,6 +11,8 @@
   every order placed before).
 - `orders.products.category`: the product's category slug, for vouchers limited to
   categories (null for products listed before until the catalog next says).
+- `orders.sales.discount_minor`: a line's share of the voucher's discount, so the sales
+  report's revenue is what was sold for (0 for every sale before).
 
 Revision ID: 0026
 Revises: 0025
@@ -65,9 +67,15 @@ def upgrade() -> None:
     op.create_index("ix_voucher_uses_customer", "voucher_uses", ["voucher_id", "user_id"], schema="orders")
     op.add_column("orders", sa.Column("voucher_code", sa.String(32)), schema="orders")
     op.add_column("products", sa.Column("category", sa.Text), schema="orders")
+    op.add_column(
+        "sales",
+        sa.Column("discount_minor", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+        schema="orders",
+    )
 
 
 def downgrade() -> None:
+    op.drop_column("sales", "discount_minor", schema="orders")
     op.drop_column("products", "category", schema="orders")
     op.drop_column("orders", "voucher_code", schema="orders")
     op.drop_index("ix_voucher_uses_customer", table_name="voucher_uses", schema="orders")

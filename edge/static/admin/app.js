@@ -3,10 +3,11 @@
 // and orders are shown by name (an order by its short reference and its customer's
 // name); an id appears only as secondary text.
 import {
-  attempt, barLineChart, button, del, field, form, get, h, input, money, post, put, query, sectionNav, select,
-  startSession, status, table, when,
+  api, attempt, barLineChart, button, del, field, form, get, h, input, money, post, put, query, sectionNav, select,
+  startSession, status, statusBox, table, when,
 } from "../common.js";
 import { productEditor } from "../products.js";
+import { refundsTable, reloadSoon, returnsSection, returnsTable } from "../returns.js";
 
 const enc = encodeURIComponent;
 
@@ -392,6 +393,7 @@ function lineImage(line) {
 async function orderDetail(container, orderId) {
   const box = h("div");
   const note = h("div", { class: "status", role: "status", "aria-live": "polite" });
+  const polls = { count: 0 };
   container.append(h("p", {}, h("a", { href: "#orders" }, "Back to the orders")), note, box);
 
   async function load() {
@@ -429,7 +431,38 @@ async function orderDetail(container, orderId) {
     }
     buttons.push(button("Reload", () => load(), "secondary"));
     out.push(h("div", { class: "actions" }, buttons));
+    if (order.payment_status === "captured") out.push(partialRefund(order));
     return out;
+  }
+
+  // An amount of a captured order back to the customer, without a return (goodwill, a
+  // partial refund). One Idempotency-Key per submission: a retry of the same amount and
+  // reason (a double click, a lost answer) is the same refund, never a second one.
+  function partialRefund(order) {
+    const amount = input("refund_amount", {
+      required: true, inputmode: "decimal", size: 10, pattern: "\\d{1,12}(\\.\\d{1,3})?", placeholder: "5.00",
+      title: "An amount such as 5.00",
+    });
+    const reason = input("refund_reason", { required: true, maxlength: 500, size: 30, pattern: ".*\\S.*" });
+    const said = statusBox();
+    let sent = { body: "", key: "" };
+    return h("div", { class: "card inset" },
+      form([
+        h("h4", { class: "wide" }, "Partial refund"),
+        field(`Amount (${order.currency})`, amount), field("Reason", reason),
+        h("button", { type: "submit" }, "Refund part"),
+      ], async () => {
+        const body = { amount: amount.value.trim(), reason: reason.value.trim() };
+        if (JSON.stringify(body) !== sent.body) sent = { body: JSON.stringify(body), key: crypto.randomUUID() };
+        const refund = await attempt(() => api("POST", `/api/orders/${enc(order.order_id)}/refunds`, body,
+          { "Idempotency-Key": sent.key }), undefined, said);
+        if (!refund) return;
+        // The form is drawn anew (with a new key for the next refund): the outcome is said above it.
+        status(`Refund of ${money(refund.amount, order.currency)} asked of the payment provider.`, "ok", note);
+        await load();
+      }, { "aria-label": "Partial refund" }),
+      h("p", { class: "hint" }, "Refunds part of what was paid; the order stays as it is. A return's refund is on its page."),
+      said);
   }
 
   function show(order) {
@@ -479,30 +512,17 @@ async function orderDetail(container, orderId) {
         [h("dt", {}, order.prices_include_tax ? "Tax (included)" : "Tax"), h("dd", {}, money(order.tax_total, order.currency))],
         order.refunded_total ? [h("dt", {}, "Refunded"), h("dd", {}, money(order.refunded_total, order.currency))] : null,
         h("dt", {}, "Total"), h("dd", {}, money(order.total_amount, order.currency))),
-      refunds.length ? [h("h4", {}, "Refunds"), table(
-        [
-          { label: "Requested", value: (r) => when(r.requested_at) },
-          { label: "Amount", value: (r) => money(r.amount, r.currency) },
-          { label: "Status", value: (r) => r.status },
-          { label: "Reason", value: (r) => r.reason || (r.return_id ? "a return" : "") },
-        ],
-        refunds,
-      )] : null,
-      returns.length ? [h("h4", {}, "Returns"), table(
-        [
-          { label: "Requested", value: (r) => when(r.requested_at) },
-          { label: "Items", value: (r) => r.items.map((i) => `${i.quantity} × ${i.name}`).join(", ") },
-          { label: "Status", value: (r) => r.status },
-          { label: "Reason", value: (r) => r.reason },
-        ],
-        returns,
-      )] : null,
+      refunds.length ? h("section", { "aria-label": "Refunds", id: "order-refunds" }, h("h4", {}, "Refunds"), refundsTable(refunds)) : null,
+      returns.length ? h("section", { "aria-label": "Returns", id: "order-returns" }, h("h4", {}, "Returns"),
+        returnsTable(returns, (r) => `#returns/${enc(r.return_id)}`)) : null,
       h("h4", {}, "History"),
       h("ol", { class: "timeline", "aria-label": "Order history" },
         order.history.map((e) => h("li", {}, h("span", { class: "state" }, e.status),
           e.payment_status ? ` (payment ${e.payment_status})` : "", ` ${when(e.at)}`))),
       actions(order),
     ));
+    // A pending refund shows `refunded` (or why it failed) once the payment provider has answered.
+    if (refunds.some((r) => r.status === "pending")) reloadSoon(box.firstChild, load, polls);
   }
 
   async function change(order, body, done) {
@@ -782,6 +802,10 @@ const sections = (user) => ({
   users: { label: "Users", render: users },
   products: { label: "Products", render: (container, productId) => products(container, productId, user) },
   orders: { label: "Orders", render: orders },
+  returns: {
+    label: "Returns",
+    render: returnsSection({ orderHref: (id) => `#orders/${enc(id)}`, customerHref: (id) => `#users/${enc(id)}` }),
+  },
   inventory: { label: "Inventory", render: inventory },
   templates: { label: "Notification templates", render: templates },
   "dead-letters": { label: "Dead letters", render: deadLetters },

@@ -1,10 +1,12 @@
 // The seller portal: the sales report per currency, the seller's own products (every page
-// of them) with their images, variants, details and stock to edit, and the orders to ship.
+// of them) with their images, variants, details and stock to edit, the orders to ship, and
+// the returns of the seller's lines to approve, receive and refund.
 import {
   attempt, barLineChart, button, field, form, get, h, input, money, put, query, sectionNav, startSession, status,
   table, when,
 } from "../common.js";
 import { productEditor } from "../products.js";
+import { returnsSection } from "../returns.js";
 
 const enc = encodeURIComponent;
 const PAGE = 50;
@@ -225,6 +227,8 @@ startSession({
       sales: { label: "Sales report", render: salesSection(user) },
       products: { label: "My products", render: productsSection(user) },
       orders: { label: "Orders to ship", render: ordersSection(user) },
+      // The returns of the seller's lines (an admin here sees all of them).
+      returns: { label: "Returns", render: returnsSection() },
     });
   },
 });

@@ -199,6 +199,7 @@ export async function checkoutView(main, { focus }) {
   const delivery = h("fieldset", { class: "wide" });
   const shipping = shippingChoices(cart, address.country, delivery);
   const card = h("select", { name: "payment_token" }, TEST_CARDS.map(([token, label]) => h("option", { value: token }, label)));
+  const voucher = h("input", { name: "voucher_code", autocomplete: "off", maxlength: 32, spellcheck: "false" });
   const place = h("button", { type: "submit" }, "Place order");
   // One key per distinct order: a second click (or a retry after a lost answer) places
   // nothing twice, and a changed address is a new order, not a conflicting key.
@@ -208,6 +209,8 @@ export async function checkoutView(main, { focus }) {
     const body = { shipping_address: address.value(), payment_token: card.value };
     const method = shipping.method();
     if (method) body.shipping_method_id = method.method_id;
+    const code = voucher.value.trim();
+    if (code) body.voucher_code = code;
     const text = JSON.stringify(body);
     if (!keys.has(text)) keys.set(text, crypto.randomUUID());
     place.disabled = true;
@@ -222,11 +225,13 @@ export async function checkoutView(main, { focus }) {
   section.append(
     h("div", { class: "card" }, h("h3", {}, "Your order"), summaryTable(cart),
       h("p", { class: "total" }, "Items ", h("strong", {}, money(cart.total, cart.currency))),
-      h("p", { class: "hint" }, "Shipping is added as chosen below; tax, where it applies, when the order is placed.")),
+      h("p", { class: "hint" },
+        "Shipping is added as chosen below; a discount code and tax, where they apply, when the order is placed.")),
     h("div", { class: "card" }, form([
       h("h3", { class: "wide" }, "Delivery address"),
       ...address.controls,
       delivery,
+      h("label", { class: "field wide" }, h("span", {}, "Discount code (optional)"), voucher),
       h("fieldset", { class: "wide" }, h("legend", {}, "Payment"),
         h("p", { class: "hint" }, "This shop takes test payments from the payment sandbox: choose a test card."),
         h("label", { class: "field" }, h("span", {}, "Test card"), card)),

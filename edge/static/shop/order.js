@@ -7,6 +7,7 @@ import { countryName } from "./address.js";
 import { refreshCartCount } from "./cart.js";
 import { fresh, session } from "./session.js";
 import { enc, productLink, showAgain, view } from "./ui.js";
+import { memberReturns } from "../returns.js";
 
 const FINAL = ["delivered", "cancelled"];
 const RETRY_MS = 2000;
@@ -46,6 +47,7 @@ function explain(order) {
 
 function totals(order) {
   const rows = [["Items", order.subtotal]];
+  if (order.voucher_code) rows.push([`Discount (${order.voucher_code})`, `-${order.discount_total}`]);
   if (order.shipping) rows.push([`Shipping: ${order.shipping.name} (${order.shipping.min_days}–${order.shipping.max_days} days)`, order.shipping.price]);
   for (const tax of order.taxes || []) rows.push([`${tax.name} ${tax.rate}%${order.prices_include_tax ? " (included)" : ""}`, tax.amount]);
   rows.push(["Total", order.total_amount]);
@@ -164,6 +166,7 @@ export async function orderView(main, { match, focus, stream }) {
         totals(o)),
       h("div", { class: "card" }, h("h3", {}, "Delivery address"), addressBlock(o.shipping_address),
         h("h3", {}, "History"), timeline)),
+    memberReturns(o),
     actions,
   );
   redraw();

@@ -322,6 +322,14 @@ class Order:
             total_minor=self.total_minor,
             currency=self.currency,
             at=self.created_at,
+            subtotal_minor=self.subtotal_minor,
+            discount_minor=self.discount_minor,
+            voucher_code=self.voucher_code,
+            shipping_minor=self.shipping.price_minor if self.shipping is not None else 0,
+            shipping_method=self.shipping.name if self.shipping is not None else None,
+            tax_minor=sum(t.amount_minor for t in self.tax_lines),
+            taxes=view.taxes,
+            prices_include_tax=self.prices_include_tax,
         )
 
     @property

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from contracts.errors import FieldError
-from contracts.money import to_amount
+from contracts.money import for_people, to_amount
 from contracts.returns import (
     RefundLineView,
     RefundOrder,
@@ -458,8 +458,8 @@ def _within_captured(refund: Refund, order: Order, refunds: Sequence[Refund]) ->
     if refund.amount_minor > left:
         raise OrderRefused(
             "conflict",
-            f"{to_amount(refund.amount_minor, order.currency)} is more than is left to refund of this order "
-            f"({to_amount(left, order.currency)} of {to_amount(order.total_minor, order.currency)})",
+            f"{for_people(refund.amount_minor, order.currency)} is more than is left to refund of this order "
+            f"({for_people(left, order.currency)} of {for_people(order.total_minor, order.currency)})",
         )
     return refund
 

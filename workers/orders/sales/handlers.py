@@ -38,6 +38,8 @@ from workers.runtime.errors import DomainError, not_found
 
 DEFAULT_CURRENCY = "USD"
 TOP_PRODUCTS = 10
+# What a line sold for: its price less its share of a voucher's discount (before tax).
+_LINE_REVENUE = sales.c.quantity * sales.c.unit_price_minor - sales.c.discount_minor
 
 
 # --- the projection ---------------------------------------------------------------------
@@ -54,6 +56,7 @@ _CONFIRMED_LINES = (
         order_lines.c.quantity,
         order_lines.c.unit_price_minor,
         order_lines.c.tax_minor,
+        order_lines.c.discount_minor,
         orders.c.currency,
         bindparam("at", type_=DateTime(timezone=True)).label("confirmed_at"),
     )
@@ -109,13 +112,17 @@ class SalesHandlers:
         currency = query.currency or await _main_currency(ctx, counted)
         counted = and_(counted, sales.c.currency == currency)
         day = func.date(func.timezone("UTC", sales.c.confirmed_at))
-        revenue = func.sum(sales.c.quantity * sales.c.unit_price_minor)
+        revenue = func.sum(_LINE_REVENUE)
         rows = await ctx.session.execute(
             select(
-                sales.c.order_id, day.label("day"), sales.c.quantity, sales.c.unit_price_minor, sales.c.tax_minor
+                sales.c.order_id,
+                day.label("day"),
+                sales.c.quantity,
+                _LINE_REVENUE.label("revenue_minor"),
+                sales.c.tax_minor,
             ).where(counted)
         )
-        lines = [SaleLine(r.order_id, r.day, r.quantity, r.quantity * r.unit_price_minor, r.tax_minor) for r in rows]
+        lines = [SaleLine(r.order_id, r.day, r.quantity, r.revenue_minor, r.tax_minor) for r in rows]
         totals = by_period(lines, query.start, query.end, query.granularity)
         # Per variant: "the tee, M / Red" sells, not the tee in general.
         top: Select[Any] = (
@@ -178,7 +185,7 @@ class SalesHandlers:
             select(
                 day,
                 func.count(sales.c.order_id.distinct()).label("orders"),
-                func.sum(sales.c.quantity * sales.c.unit_price_minor).label("revenue"),
+                func.sum(_LINE_REVENUE).label("revenue"),
             )
             .where(_counted(None, first, last), sales.c.currency == query.currency)
             .group_by(day)

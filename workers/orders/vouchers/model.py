@@ -18,7 +18,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 from uuid import UUID
 
-from contracts.money import to_amount
+from contracts.money import for_people, to_amount
 from contracts.orders import OrderStatus
 from contracts.vouchers import CreateVoucher, VoucherView, voucher_minor
 from kernel.tokens import Actor
@@ -121,7 +121,7 @@ class Voucher:
             raise VoucherRefused("this voucher applies to none of these items")
         least = self.min_spend.get(currency, 0)
         if eligible < least:
-            raise VoucherRefused(f"the items it applies to must come to at least {to_amount(least, currency)}")
+            raise VoucherRefused(f"the items it applies to must come to at least {for_people(least, currency)}")
         if self.percent is not None:
             off = int((Decimal(eligible) * self.percent / 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
         else:

@@ -99,7 +99,7 @@ class VoucherRepository:
             update(vouchers)
             .where(
                 vouchers.c.voucher_id == voucher.voucher_id,
-                (vouchers.c.usage_limit.is_(None)) | (vouchers.c.uses < vouchers.c.usage_limit + 5),
+                (vouchers.c.usage_limit.is_(None)) | (vouchers.c.uses < vouchers.c.usage_limit),
             )
             .values(uses=vouchers.c.uses + 1, updated_at=now)
             .returning(vouchers.c.per_customer_limit)
