@@ -41,6 +41,19 @@ DEMO_USERS = (
 DEMO_ROLES = {"carol@example.com": "seller", "erin@example.com": "seller"}
 # A discount code to try at the storefront's checkout: 10 % off, once per customer.
 DEMO_VOUCHER = {"code": "WELCOME10", "percent": "10", "per_customer_limit": 1}
+# What the demo shop charges for delivery and tax: the storefront's checkout offers the
+# methods, and orders show the tax lines (euro prices include VAT, dollar prices add sales tax).
+DEMO_SHIPPING = (
+    {"name": "Standard", "countries": ["US"], "prices": {"USD": "4.90"}, "free_from": {"USD": "50.00"},
+     "min_days": 3, "max_days": 5},
+    {"name": "Express", "countries": ["US"], "prices": {"USD": "14.90"}, "min_days": 1, "max_days": 2},
+    {"name": "DHL Paket", "countries": ["DE", "AT", "FR", "NL"], "prices": {"EUR": "4.90"},
+     "free_from": {"EUR": "60.00"}, "min_days": 2, "max_days": 4},
+)  # fmt: skip
+DEMO_TAX_RATES = (
+    {"country": "DE", "rate": "19", "name": "VAT"},
+    {"country": "US", "region": "CA", "rate": "7.25", "name": "Sales tax"},
+)
 
 
 async def seed(settings: Settings, *, products: int | None = None, orders: int = 0) -> int:
@@ -60,7 +73,7 @@ async def seed(settings: Settings, *, products: int | None = None, orders: int =
                     print(f"seed: registering {user['email']} failed: {resp.status} {await resp.text()}")
                     return 1
                 print(f"seed: {user['email']} {'created' if resp.status == 201 else 'already there'}")
-        if auth is None or await _give_roles(http, auth) or await _demo_voucher(http, auth):
+        if auth is None or await _give_roles(http, auth) or await _demo_shop(http, auth):
             return 1
         seller_ids = await seed_catalog(http, auth, DEMO_PASSWORD)
         if seller_ids is None:
@@ -105,10 +118,23 @@ async def _give_roles(http: aiohttp.ClientSession, auth: dict[str, str]) -> int:
     return 0
 
 
-async def _demo_voucher(http: aiohttp.ClientSession, auth: dict[str, str]) -> int:
-    async with http.post("/api/vouchers", json=DEMO_VOUCHER, headers=auth) as resp:
-        if resp.status not in (201, 409):  # 409: made by an earlier run
-            print(f"seed: the demo voucher failed: {resp.status} {await resp.text()}")
+async def _demo_shop(http: aiohttp.ClientSession, auth: dict[str, str]) -> int:
+    """Shipping methods, tax and a discount code, as an admin sets them up; what is there stays."""
+    async with http.get("/api/shipping-methods", headers=auth) as resp:
+        existing = {m["name"] for m in (await resp.json())["items"]}
+    async with http.put("/api/tax-settings/EUR", json={"prices_include_tax": True}, headers=auth) as resp:
+        if resp.status != 200:
+            print(f"seed: the EUR tax setting failed: {resp.status} {await resp.text()}")
             return 1
-    print(f"seed: voucher {DEMO_VOUCHER['code']} (10 % off, once per customer)")
+    made = [("/api/shipping-methods", m) for m in DEMO_SHIPPING if m["name"] not in existing]
+    made += [("/api/tax-rates", rate) for rate in DEMO_TAX_RATES] + [("/api/vouchers", DEMO_VOUCHER)]
+    for path, body in made:
+        async with http.post(path, json=body, headers=auth) as resp:
+            if resp.status not in (201, 409):  # 409: made by an earlier run
+                print(f"seed: {path} {body} failed: {resp.status} {await resp.text()}")
+                return 1
+    print(
+        "seed: shipping methods (Standard, Express, DHL Paket), VAT in DE (in euro prices), sales tax in CA, "
+        f"voucher {DEMO_VOUCHER['code']} (10 % off, once per customer)"
+    )
     return 0

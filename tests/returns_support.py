@@ -9,8 +9,9 @@ from typing import Any
 
 import aiohttp
 
-from harness.accounts import bearer, login, register
-from tests.orders_support import confirmed_and_captured, matrix_product, place_when_priced
+from harness.accounts import bearer, login, make_seller, register
+from tests.catalog_support import create_category, create_product, new_tag
+from tests.orders_support import ADDRESS, confirmed_and_captured, matrix_product, place_body, place_when_priced
 
 
 async def deliver(http: aiohttp.ClientSession, admin: dict[str, Any], order_id: str) -> dict[str, Any]:
@@ -22,6 +23,38 @@ async def deliver(http: aiohttp.ClientSession, admin: dict[str, Any], order_id: 
             assert resp.status == 200, await resp.text()
             order: dict[str, Any] = await resp.json()
     return order
+
+
+async def two_line_order(
+    http: aiohttp.ClientSession, admin: dict[str, Any], shirts: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A member's delivered order of two lines of two sellers' products (2 shirts at 20.00,
+    1 cap at 15.00, named with `tag`); `shirts`: the shirts' seller (a new one if None)."""
+    category, tag = f"returns-{new_tag()}", new_tag()
+    await create_category(http, admin, category)
+    shirts = shirts or await make_seller(http, admin)
+    caps = await make_seller(http, admin)
+    shirt = await create_product(http, shirts, category, name=f"Shirt {tag}", price="20.00", stock=10)
+    cap = await create_product(http, caps, category, name=f"Cap {tag}", price="15.00", stock=10)
+    user = await register(http)
+    member = await login(http, user["email"], user["password"])
+    items = [{"product_id": shirt["product_id"], "quantity": 2}, {"product_id": cap["product_id"], "quantity": 1}]
+    status, order = await place_body(
+        http, member, {"items": items, "shipping_address": ADDRESS, "payment_token": "tok_visa"}
+    )
+    assert status == 202, order
+    await confirmed_and_captured(http, member, order["order_id"])
+    delivered = await deliver(http, admin, order["order_id"])
+    assert delivered["status"] == "delivered"
+    return {
+        "order": delivered,
+        "member": {**member, "email": user["email"], "user_id": user["user_id"]},
+        "shirts": shirts,
+        "caps": caps,
+        "shirt": shirt,
+        "cap": cap,
+        "tag": tag,
+    }
 
 
 async def request_return(

@@ -13,7 +13,7 @@ const STATUSES = ["requested", "approved", "refused", "received", "refunded"];
 const POLL_MS = 1000;
 const POLL_TIMES = 120;
 
-export const ref = (id) => `#${id.slice(0, 8)}`;
+const ref = (id) => `#${id.slice(0, 8)}`;
 const secondary = (text) => h("span", { class: "hint id" }, text);
 const lineName = (l) => `${l.name}${l.variant ? ` (${l.variant})` : ""}`;
 const customerOf = (order) => order?.customer?.name || "the customer";
@@ -27,7 +27,7 @@ function total(amounts) {
   return `${Math.floor(milli / 1000)}.${String(milli % 1000).padStart(3, "0")}`;
 }
 
-export const badge = (kind, value) => h("span", { class: `badge ${kind}-status`, "data-status": value }, value);
+const badge = (kind, value) => h("span", { class: `badge ${kind}-status`, "data-status": value }, value);
 
 // Reads the page again in a moment if `el` is still shown (a pending refund shows its outcome
 // once the payment provider has answered); `polls` counts them, so a page stops asking at last.
@@ -164,11 +164,16 @@ async function returnDetail(container, returnId, { hash, orderHref, customerHref
   const path = `/api/returns/${enc(returnId)}`;
   const polls = { count: 0 };
 
+  // The return is read after its order: a refund the order shows settled has settled its
+  // return too (one transaction), so the page never shows a refunded refund of a return
+  // still "received" and stops asking.
+  let orderId;
   async function load() {
+    const order = orderId ? await get(`/api/orders/${enc(orderId)}`).catch(() => null) : null;
     const ret = await attempt(() => get(path), undefined, note);
     if (!ret) return;
-    const order = await get(`/api/orders/${enc(ret.order_id)}`).catch(() => null);
-    show(ret, order);
+    orderId = ret.order_id;
+    show(ret, order || await get(`/api/orders/${enc(ret.order_id)}`).catch(() => null));
   }
 
   async function change(body, done) {
@@ -263,7 +268,9 @@ async function returnDetail(container, returnId, { hash, orderHref, customerHref
       h("div", { class: "actions" }, button("Reload", () => load(), "secondary")),
     ));
     // A pending refund shows its outcome once the payment provider has answered.
-    if (refunds.some((r) => r.status === "pending")) reloadSoon(box.firstChild, load, polls);
+    const settling = refunds.some((r) => r.status === "pending")
+      || (ret.status === "received" && refunds.some((r) => r.status === "refunded"));
+    if (settling) reloadSoon(box.firstChild, load, polls);
   }
 
   await load();

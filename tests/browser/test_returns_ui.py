@@ -11,12 +11,11 @@ from typing import Any
 import aiohttp
 from playwright.async_api import Page, expect
 
-from harness.accounts import bearer, create_admin, login, make_seller, register
+from harness.accounts import bearer, create_admin
 from harness.stack import Stack
 from tests.browser.conftest import new_seller, screenshot, sign_in
-from tests.catalog_support import create_category, create_product, new_tag
-from tests.orders_support import ADDRESS, confirmed_and_captured, ledger, place_body
-from tests.returns_support import deliver, delivered_order_target, eventually, request_return, return_target
+from tests.orders_support import ledger
+from tests.returns_support import delivered_order_target, eventually, request_return, return_target, two_line_order
 
 # A refund is pending until the payment sandbox has answered: the page shows it on its own.
 SETTLED_MS = 30_000
@@ -36,24 +35,10 @@ async def _read(http: aiohttp.ClientSession, who: dict[str, Any], url: str) -> d
 async def test_a_seller_approves_receives_and_refunds_one_of_two_lines_from_the_portal(
     page: Page, http: aiohttp.ClientSession, admin: dict[str, Any]
 ) -> None:
-    category = f"returns-ui-{new_tag()}"
-    await create_category(http, admin, category)
     made, shirts = await new_seller(http, admin)
-    caps = await make_seller(http, admin)
-    tag = new_tag()
-    shirt = await create_product(http, shirts, category, name=f"Shirt {tag}", price="20.00", stock=10)
-    cap = await create_product(http, caps, category, name=f"Cap {tag}", price="15.00", stock=10)
-    user = await register(http)
-    member = await login(http, user["email"], user["password"])
-    items = [{"product_id": shirt["product_id"], "quantity": 2}, {"product_id": cap["product_id"], "quantity": 1}]
-    status, placed = await place_body(
-        http, member, {"items": items, "shipping_address": ADDRESS, "payment_token": "tok_visa"}
-    )
-    assert status == 202, placed
-    order_id = placed["order_id"]
-    await confirmed_and_captured(http, member, order_id)
-    order = await deliver(http, admin, order_id)
-    assert len(order["items"]) == 2
+    two = await two_line_order(http, admin, shirts)
+    order, member, shirt, tag = two["order"], two["member"], two["shirt"], two["tag"]
+    order_id = order["order_id"]
     customer = order["customer"]["name"]
     stock_before = (await _read(http, shirts, f"/api/inventory/{shirt['product_id']}"))["stock"]
 

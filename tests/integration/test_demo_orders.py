@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -16,7 +18,7 @@ from harness.processes import agora_cli
 from harness.stack import Stack
 from ops.demo_catalog import DEMO_SELLERS
 from ops.demo_orders import SHOPPERS, fate
-from ops.seed import DEMO_PASSWORD, DEMO_VOUCHER
+from ops.seed import DEMO_PASSWORD, DEMO_SHIPPING, DEMO_TAX_RATES, DEMO_VOUCHER
 
 ORDERS = 14
 
@@ -40,6 +42,32 @@ def _outcome(order: dict[str, Any]) -> str:
     return str(order["status"])
 
 
+@pytest.fixture
+async def shop_set_up_put_back(http: aiohttp.ClientSession, admin: dict[str, Any]) -> AsyncIterator[None]:
+    """After the test, the demo shop's shipping methods and tax are taken away again: the
+    suite's later tests share the database and price their orders without them."""
+    yield
+    auth = bearer(admin["access_token"])
+    async with http.get("/api/shipping-methods", headers=auth) as resp:
+        methods = (await resp.json())["items"]
+    async with http.get("/api/tax-rates", headers=auth) as resp:
+        rates = (await resp.json())["items"]
+    demo_rates = {(r["country"], r.get("region", "")) for r in DEMO_TAX_RATES}
+    for path in [
+        *(
+            f"/api/shipping-methods/{m['method_id']}"
+            for m in methods
+            if m["name"] in {d["name"] for d in DEMO_SHIPPING}
+        ),
+        *(f"/api/tax-rates/{r['rate_id']}" for r in rates if (r["country"], r["region"] or "") in demo_rates),
+    ]:
+        async with http.delete(path, headers=auth) as resp:
+            assert resp.status in (200, 204), await resp.text()
+    async with http.put("/api/tax-settings/EUR", json={"prices_include_tax": False}, headers=auth) as resp:
+        assert resp.status == 200, await resp.text()
+
+
+@pytest.mark.usefixtures("shop_set_up_put_back")
 async def test_demo_orders_are_placed_through_the_api_and_moved_along(
     stack: Stack, http: aiohttp.ClientSession, db: AsyncEngine
 ) -> None:
@@ -81,11 +109,15 @@ async def test_demo_orders_are_placed_through_the_api_and_moved_along(
     assert again.returncode == 0, again.stdout + again.stderr
     async with db.connect() as conn:
         assert await conn.scalar(text("SELECT count(*) FROM orders.orders")) == before
-        # The storefront's demo discount code, made once.
+        # The demo shop's set-up, made once: a discount code, shipping methods and tax.
         vouchers = await conn.execute(
             text("SELECT percent, per_customer_limit FROM orders.vouchers WHERE code = :c"), {"c": DEMO_VOUCHER["code"]}
         )
         assert [(int(p), limit) for p, limit in vouchers] == [(10, 1)]
+        methods = await conn.scalars(text("SELECT name FROM orders.shipping_methods"))
+        assert {m["name"] for m in DEMO_SHIPPING} <= set(methods)
+        rates = await conn.execute(text("SELECT country, region FROM orders.tax_rates"))
+        assert {(r["country"], r.get("region", "")) for r in DEMO_TAX_RATES} <= {tuple(r) for r in rates}
     after = {o["order_id"]: o for email in SHOPPERS for o in await _orders_of(http, email)}
     assert after.keys() == {o["order_id"] for o in orders}
     # (A declined order may have been cancelled meanwhile: its pay-again window closed.)

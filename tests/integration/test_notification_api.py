@@ -91,7 +91,7 @@ async def test_admins_list_preview_and_edit_templates(http: aiohttp.ClientSessio
         f"{url}/preview", json={"subject": "Refund", "text": "{{ amount }} for {{ name }}"}, headers=_auth(admin)
     ) as resp:
         assert resp.status == 200
-        assert await resp.json() == {"subject": "Refund", "text": "44.97 USD for ada", "html": None}
+        assert await resp.json() == {"subject": "Refund", "text": "$44.97 for ada", "html": None}
 
     edited = {"subject": "Refund of {{ amount }}", "text": "Hi {{ name }}, {{ amount }} is back.", "html": None}
     try:

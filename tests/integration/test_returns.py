@@ -13,10 +13,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from harness.accounts import bearer, login, make_seller, register
-from tests.catalog_support import create_category, create_product, new_tag
 from tests.integration.test_notifications import mails
 from tests.orders_support import ADDRESS, confirmed_and_captured, ledger, place_body
-from tests.returns_support import deliver, eventually, request_return
+from tests.returns_support import eventually, request_return, two_line_order
 
 
 async def _stock(http: aiohttp.ClientSession, product_id: str) -> int:
@@ -37,37 +36,10 @@ def _paid(line: dict[str, Any], order: dict[str, Any]) -> int:
     return _cents(line["line_total"]) - _cents(line["discount"]) + tax
 
 
-async def _two_line_order(http: aiohttp.ClientSession, admin: dict[str, Any]) -> dict[str, Any]:
-    """A member's delivered order of two lines of two sellers' products (2 shirts, 1 cap)."""
-    category = f"returns-{new_tag()}"
-    await create_category(http, admin, category)
-    shirts, caps = await make_seller(http, admin), await make_seller(http, admin)
-    shirt = await create_product(http, shirts, category, price="20.00", stock=10)
-    cap = await create_product(http, caps, category, price="15.00", stock=10)
-    user = await register(http)
-    member = await login(http, user["email"], user["password"])
-    items = [{"product_id": shirt["product_id"], "quantity": 2}, {"product_id": cap["product_id"], "quantity": 1}]
-    status, order = await place_body(
-        http, member, {"items": items, "shipping_address": ADDRESS, "payment_token": "tok_visa"}
-    )
-    assert status == 202, order
-    await confirmed_and_captured(http, member, order["order_id"])
-    delivered = await deliver(http, admin, order["order_id"])
-    assert delivered["status"] == "delivered"
-    return {
-        "order": delivered,
-        "member": {**member, "email": user["email"], "user_id": user["user_id"]},
-        "shirts": shirts,
-        "caps": caps,
-        "shirt": shirt,
-        "cap": cap,
-    }
-
-
 async def test_a_return_of_one_of_two_lines_is_refunded_partially_and_its_goods_go_back_on_sale(
     http: aiohttp.ClientSession, admin: dict[str, Any]
 ) -> None:
-    made = await _two_line_order(http, admin)
+    made = await two_line_order(http, admin)
     order, member, shirts, caps = made["order"], made["member"], made["shirts"], made["caps"]
     order_id, shirt_id = order["order_id"], made["shirt"]["product_id"]
     shirt_line = next(x for x in order["items"] if x["product_id"] == shirt_id)
@@ -160,7 +132,7 @@ async def stock_stays(http: aiohttp.ClientSession, product_id: str, stock: int) 
 async def test_what_cannot_be_returned_or_refunded_is_refused(
     http: aiohttp.ClientSession, admin: dict[str, Any], db: AsyncEngine
 ) -> None:
-    made = await _two_line_order(http, admin)
+    made = await two_line_order(http, admin)
     order, member, shirts, caps = made["order"], made["member"], made["shirts"], made["caps"]
     order_id, shirt_id, cap_id = order["order_id"], made["shirt"]["product_id"], made["cap"]["product_id"]
 

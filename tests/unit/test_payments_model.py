@@ -133,3 +133,12 @@ def test_the_providers_view_is_kept_beside_ours_and_a_disagreement_named() -> No
     cleared = stray.reconciled(ProviderView("pi_9", "canceled", later))
     assert cleared is not None and cleared.provider_disagreement is None
     assert unknown.reconciled(ProviderView("pi_9", "canceled", later)) is None
+
+
+def test_of_two_events_in_one_second_the_later_state_wins() -> None:
+    authorized, _ = requested().authorized(ProviderAnswer("pi_1", "authorized"), NOW, None)
+    captured, _ = authorized.captured(NOW)
+    seen = captured.reconciled(ProviderView("pi_1", "succeeded", NOW))
+    assert seen is not None
+    # The authorization's event, made in the same second, handled after the capture's.
+    assert seen.reconciled(ProviderView("pi_1", "requires_capture", NOW)) is None

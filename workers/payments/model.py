@@ -223,7 +223,14 @@ class Payment:
             if view.status == "canceled" and view.intent_id in (self.provider_disagreement or ""):
                 return replace(self, provider_disagreement=None)
             return None
-        if self.provider_status_at is not None and view.at < self.provider_status_at:
+        if self.provider_status_at is not None and (
+            view.at < self.provider_status_at
+            # Events carry whole seconds: within one, the later state in an intent's life wins.
+            or (
+                view.at == self.provider_status_at
+                and _RANK.get(view.status, 0) < _RANK.get(self.provider_status or "", 0)
+            )
+        ):
             return None
         agrees = self.status in _AGREEING.get(view.status, ())
         disagreement: str | None = None if agrees else f"the provider says {view.status}, Agora says {self.status}"
@@ -246,6 +253,18 @@ class ProviderView:
     at: datetime
     amount_refunded: int | None = None  # a charge's, when the event is about its refunds
 
+
+# Where each of an intent's statuses stands in its life: of two events made in the same
+# second, the one further on is the newer.
+_RANK = {
+    "requires_payment_method": 1,
+    "requires_confirmation": 2,
+    "requires_action": 3,
+    "processing": 4,
+    "requires_capture": 5,
+    "succeeded": 6,
+    "canceled": 6,
+}
 
 # The payment's statuses that agree with an intent's (or are ahead of it: a later step
 # answered whose event has not come yet).

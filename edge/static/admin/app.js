@@ -389,6 +389,8 @@ function lineImage(line) {
     : h("a", { href: line.image_url, target: "_blank", rel: "noopener noreferrer", "aria-label": `Image of ${line.name}` }, "Image");
 }
 
+const discounted = (order) => Boolean(order.discount_total && Number(order.discount_total));
+
 // One order: customer, address, lines, money, history, refunds; and what an admin may do next.
 async function orderDetail(container, orderId) {
   const box = h("div");
@@ -501,12 +503,14 @@ async function orderDetail(container, orderId) {
           { label: "Quantity", value: (l) => String(l.quantity) },
           { label: "Price", value: (l) => money(l.price, order.currency) },
           { label: "Total", value: (l) => money(l.line_total, order.currency) },
-        ],
+          // The voucher's share of each line (the lines' shares add up to the order's discount).
+          discounted(order) ? { label: "Discount", value: (l) => (Number(l.discount) ? `−${money(l.discount, order.currency)}` : "—") } : null,
+        ].filter(Boolean),
         order.items,
       ),
       h("dl", { class: "totals-list" },
         h("dt", {}, "Subtotal"), h("dd", {}, money(order.subtotal, order.currency)),
-        order.discount_total && Number(order.discount_total) ? [h("dt", {}, `Discount${order.voucher_code ? ` (${order.voucher_code})` : ""}`),
+        discounted(order) ? [h("dt", {}, `Discount${order.voucher_code ? ` (${order.voucher_code})` : ""}`),
           h("dd", {}, `−${money(order.discount_total, order.currency)}`)] : null,
         order.shipping ? [h("dt", {}, "Shipping"), h("dd", {}, money(order.shipping.price, order.currency))] : null,
         [h("dt", {}, order.prices_include_tax ? "Tax (included)" : "Tax"), h("dd", {}, money(order.tax_total, order.currency))],
@@ -531,6 +535,298 @@ async function orderDetail(container, orderId) {
   }
 
   await load();
+}
+
+// --- Vouchers -------------------------------------------------------------------
+
+// A form's controls by the API field each stands for: a problem's `errors` (422, or 409 on
+// a code taken) are shown beside the control they name, which is marked invalid and
+// described by the message; what names no control goes to the form's status box.
+function fieldProblems(box) {
+  const slots = new Map();
+  const clear = () => {
+    for (const { control, message } of slots.values()) {
+      message.textContent = "";
+      control.removeAttribute("aria-invalid");
+    }
+    status("", "info", box);
+  };
+  return {
+    field(label, control, name, cls = "") {
+      const message = h("span", { class: "field-error", id: `problem-${name.replaceAll(".", "-")}` });
+      control.setAttribute("aria-describedby", message.id);
+      slots.set(name, { control, message });
+      return h("div", { class: `field-box ${cls}`.trim() }, field(label, control), message);
+    },
+    // A problem on a group as a whole (a map of amounts, the list of sellers): its message
+    // goes where the returned element is placed.
+    group(group, name) {
+      const message = h("span", { class: "field-error", id: `problem-${name}` });
+      group.setAttribute("aria-describedby", message.id);
+      slots.set(name, { control: group, message });
+      return message;
+    },
+    clear,
+    async attempt(action, done) {
+      clear();
+      try {
+        const result = await action();
+        status(done, "ok", box);
+        return result;
+      } catch (error) {
+        const rest = [];
+        let first;
+        for (const e of error.problem?.errors || []) {
+          const slot = slots.get(e.field) || slots.get(String(e.field).split(".")[0]);
+          if (!slot) {
+            rest.push(`${e.field}: ${e.message}`);
+            continue;
+          }
+          slot.message.textContent = slot.message.textContent ? `${slot.message.textContent}; ${e.message}` : e.message;
+          slot.control.setAttribute("aria-invalid", "true");
+          first ??= slot.control;
+        }
+        status([error.message, ...rest].join(" — "), "error", box);
+        first?.focus();
+        return undefined;
+      }
+    },
+  };
+}
+
+// The currencies a voucher may name, as the API's own document lists them.
+let currencies;
+async function voucherCurrencies() {
+  currencies ??= get("/api/openapi.json").then(
+    (doc) => doc.components.schemas.CreateVoucher.properties.amounts.anyOf[0].propertyNames.enum,
+    () => ["USD", "EUR", "GBP"],
+  );
+  return currencies;
+}
+
+// Category slugs → names, and the tree flattened for a chooser (children indented).
+async function categoryChoices() {
+  const tree = (await attempt(() => get("/api/categories"))) || { items: [] };
+  const flatten = (nodes, depth = 0) => nodes.flatMap((c) => [[c.slug, c.name, depth], ...flatten(c.children || [], depth + 1)]);
+  const flat = flatten(tree.items || []);
+  return { names: new Map(flat.map(([slug, name]) => [slug, name])), flat };
+}
+
+const moneyList = (amounts) => Object.entries(amounts || {}).map(([currency, amount]) => money(amount, currency)).join(" / ");
+const gives = (v) => (v.percent !== null && v.percent !== undefined ? `${v.percent} %` : moneyList(v.amounts));
+function validity(v) {
+  if (!v.starts_at && !v.ends_at) return "always";
+  return [v.starts_at ? `from ${when(v.starts_at)}` : "", v.ends_at ? `until ${when(v.ends_at)}` : ""].filter(Boolean).join(" ");
+}
+// An ISO instant as a datetime-local value in the reader's time zone, and back (with its offset, as UTC).
+function localInput(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+const instant = (value) => (value ? new Date(value).toISOString() : null);
+const limitOf = (control) => (control.value.trim() === "" ? null : Number(control.value));
+
+// `voucherId`: open that voucher's form (#vouchers/<id>) above the list.
+function vouchers(container, voucherId) {
+  const editor = h("div");
+  const results = h("div");
+  const shown = select("active", [["", "all"], ["true", "active"], ["false", "inactive"]]);
+  let categories = { names: new Map(), flat: [] };
+
+  async function load() {
+    const page = await attempt(() => get(`/api/vouchers${query({ active: shown.value })}`));
+    if (!page) return;
+    categories = await categoryChoices();
+    const sellers = await named(page.items.flatMap((v) => v.sellers), account);
+    const scope = (v) => {
+      const parts = [
+        ...v.categories.map((slug) => `${categories.names.get(slug) || slug} (category)`),
+        ...v.sellers.map((id) => `${sellers.get(id)?.username || "unknown seller"} (seller)`),
+      ];
+      return parts.length ? parts.join(", ") : "anything";
+    };
+    results.replaceChildren(table(
+      [
+        { label: "Code", value: (v) => h("strong", { class: "voucher-code" }, v.code) },
+        { label: "Gives", value: gives },
+        { label: "Minimum spend", value: (v) => moneyList(v.min_spend) || "none" },
+        { label: "Valid", value: validity },
+        {
+          label: "Uses / limit",
+          value: (v) => h("span", { class: "uses" }, `${v.uses} / ${v.usage_limit ?? "no limit"}`,
+            v.uses ? h("br") : null, v.uses ? secondary(`${v.redeemed} confirmed`) : null),
+        },
+        { label: "Per customer", value: (v) => (v.per_customer_limit ? String(v.per_customer_limit) : "no limit") },
+        { label: "Limited to", value: scope },
+        { label: "Active", value: (v) => h("span", { class: "voucher-active" }, v.active ? "yes" : "no") },
+        {
+          label: "",
+          value: (v) => h("span", { class: "actions" },
+            button("Edit", () => edit(v), "secondary", { "aria-label": `Edit ${v.code}` }),
+            v.active
+              ? button("Deactivate", () => toggle(v, false), "danger", { "aria-label": `Deactivate ${v.code}` })
+              : button("Reactivate", () => toggle(v, true), "secondary", { "aria-label": `Reactivate ${v.code}` })),
+        },
+      ],
+      page.items,
+      shown.value ? "No vouchers match." : "No vouchers yet.",
+    ));
+  }
+
+  async function toggle(v, active) {
+    const done = active ? `${v.code} reactivated.` : `${v.code} deactivated: checkouts refuse it now.`;
+    if (await attempt(() => put(`/api/vouchers/${enc(v.voucher_id)}`, { active }), done)) await load();
+  }
+
+  // The form, new (`v` undefined) or for one voucher. An edit sends every field (a partial
+  // update of all of them): the code stays; an emptied limit or window end is removed.
+  async function edit(v) {
+    const box = statusBox();
+    const problems = fieldProblems(box);
+    const codes = await voucherCurrencies();
+    categories = await categoryChoices();
+    const fixed = Boolean(v && (v.percent === null || v.percent === undefined));
+    const kind = select("kind", [["percent", "a percentage"], ["amounts", "fixed amounts"]], fixed ? "amounts" : "percent");
+    const code = input("code", { required: true, maxlength: 32, size: 20, autocomplete: "off", placeholder: "SUMMER-10" });
+    const percent = input("percent", { inputmode: "decimal", size: 6, value: v?.percent ?? "", placeholder: "10" });
+    const perCurrency = (name, label, values) => {
+      const controls = new Map(codes.map((c) => [c, input(`${name}_${c}`, {
+        inputmode: "decimal", size: 8, value: values?.[c] ?? "", placeholder: "0.00",
+      })]));
+      const group = h("fieldset", { class: "wide currencies", id: `voucher-${name}` },
+        h("legend", {}, label),
+        codes.map((c) => problems.field(`${label} (${c})`, controls.get(c), `${name}.${c}`)));
+      group.append(problems.group(group, name));
+      return { group, controls };
+    };
+    const amounts = perCurrency("amounts", "Amount off", v?.amounts);
+    const minSpend = perCurrency("min_spend", "Minimum spend", v?.min_spend);
+    const startsAt = input("starts_at", { type: "datetime-local", value: localInput(v?.starts_at) });
+    const endsAt = input("ends_at", { type: "datetime-local", value: localInput(v?.ends_at) });
+    const usageLimit = input("usage_limit", { type: "number", min: 1, step: 1, value: v?.usage_limit ?? "" });
+    const perCustomer = input("per_customer_limit", { type: "number", min: 1, step: 1, value: v?.per_customer_limit ?? "" });
+    const categorySelect = h("select", { name: "categories", multiple: true, size: Math.min(8, Math.max(3, categories.flat.length)) },
+      categories.flat.map(([slug, name, depth]) => h("option", { value: slug, selected: Boolean(v?.categories.includes(slug)) },
+        `${"· ".repeat(depth)}${name}`)));
+    const active = h("input", { type: "checkbox", name: "active", checked: v ? v.active : true });
+
+    // Sellers are chosen by name: a search of the seller accounts, then "Add" on a row.
+    const chosen = new Map();
+    const names = await named(v?.sellers || [], account);
+    for (const id of v?.sellers || []) chosen.set(id, names.get(id)?.username || "unknown seller");
+    const chosenList = h("ul", { class: "chosen", "aria-label": "Chosen sellers" });
+    const sellerResults = h("div");
+    const findSeller = input("find_seller", { type: "search", placeholder: "seller's email or username", size: 24 });
+    const showChosen = () => chosenList.replaceChildren(...(chosen.size
+      ? [...chosen].map(([id, name]) => h("li", {}, name, " ",
+        button("Remove", () => { chosen.delete(id); showChosen(); }, "secondary", { "aria-label": `Remove seller ${name}` })))
+      : [h("li", { class: "hint" }, "Any seller")]));
+    showChosen();
+    async function searchSellers() {
+      const page = await attempt(() => get(`/api/admin/users${query({ q: findSeller.value.trim(), role: "seller", limit: 20 })}`), undefined, box);
+      if (!page) return;
+      sellerResults.replaceChildren(table(
+        [
+          { label: "Seller", value: (u) => u.username },
+          { label: "Email", value: (u) => u.email },
+          {
+            label: "",
+            value: (u) => button("Add", () => { chosen.set(u.user_id, u.username); showChosen(); }, "secondary",
+              { "aria-label": `Add seller ${u.username}` }),
+          },
+        ],
+        page.items,
+        "No sellers match.",
+      ));
+    }
+    const showKind = () => {
+      percent.disabled = kind.value !== "percent";
+      for (const control of amounts.controls.values()) control.disabled = kind.value !== "amounts";
+    };
+    const sellerGroup = h("fieldset", { class: "wide" }, h("legend", {}, "Sellers"), chosenList,
+      h("div", { class: "actions" }, field("Find a seller", findSeller), button("Find sellers", searchSellers, "secondary")),
+      sellerResults);
+    sellerGroup.append(problems.group(sellerGroup, "sellers"));
+    // Enter in the seller search finds sellers; it does not submit the voucher.
+    findSeller.addEventListener("keydown", (event) => {
+      if (event.key !== "Enter") return;
+      event.preventDefault();
+      searchSellers();
+    });
+    kind.addEventListener("change", showKind);
+    showKind();
+
+    const filled = (controls) => Object.fromEntries([...controls].map(([c, control]) => [c, control.value.trim()]).filter(([, a]) => a));
+    function body() {
+      const out = {
+        min_spend: filled(minSpend.controls),
+        starts_at: instant(startsAt.value),
+        ends_at: instant(endsAt.value),
+        usage_limit: limitOf(usageLimit),
+        per_customer_limit: limitOf(perCustomer),
+        categories: [...categorySelect.selectedOptions].map((o) => o.value),
+        sellers: [...chosen.keys()],
+        active: active.checked,
+      };
+      if (kind.value === "percent" && percent.value.trim()) out.percent = percent.value.trim();
+      if (kind.value === "amounts") out.amounts = filled(amounts.controls);
+      if (!v) out.code = code.value.trim();
+      return out;
+    }
+
+    editor.replaceChildren(h("div", { class: "card", id: "voucher-editor" },
+      h("h3", { tabindex: "-1" }, v ? `Edit voucher ${v.code}` : "New voucher"),
+      form([
+        v ? h("p", { class: "wide" }, `Code ${v.code}. Used ${v.uses} times (${v.redeemed} confirmed).`)
+          : problems.field("Code", code, "code"),
+        field("Discount", kind),
+        problems.field("Percent off", percent, "percent"),
+        amounts.group,
+        minSpend.group,
+        problems.field("Valid from", startsAt, "starts_at"),
+        problems.field("Valid until", endsAt, "ends_at"),
+        problems.field("Total uses allowed", usageLimit, "usage_limit"),
+        problems.field("Uses per customer", perCustomer, "per_customer_limit"),
+        problems.field("Categories", categorySelect, "categories"),
+        sellerGroup,
+        h("label", { class: "check" }, active, " Active"),
+        h("p", { class: "hint wide" }, "Leave a limit or an end empty for none; no category and no seller: it applies to everything."),
+        h("div", { class: "actions wide" },
+          h("button", { type: "submit" }, v ? "Save voucher" : "Create voucher"),
+          button("Close", () => editor.replaceChildren(), "secondary")),
+      ], async () => {
+        const saved = await problems.attempt(
+          () => (v ? put(`/api/vouchers/${enc(v.voucher_id)}`, body()) : post("/api/vouchers", body())),
+          v ? "Voucher saved." : "Voucher created.",
+        );
+        if (saved) {
+          editor.replaceChildren();
+          status(v ? `${saved.code} saved.` : `${saved.code} created.`, "ok");
+          await load();
+        }
+      }, { "aria-label": v ? `Edit voucher ${v.code}` : "New voucher" }),
+      box,
+    ));
+    editor.querySelector("h3").focus();
+  }
+
+  async function open(id) {
+    const v = await attempt(() => get(`/api/vouchers/${enc(id)}`));
+    if (v) await edit(v);
+  }
+
+  container.append(
+    h("div", { class: "actions" },
+      button("New voucher", () => edit(undefined)),
+      field("Show", shown)),
+    editor,
+    results,
+  );
+  shown.addEventListener("change", load);
+  load();
+  if (voucherId) open(voucherId);
 }
 
 // --- Inventory ------------------------------------------------------------------
@@ -806,6 +1102,7 @@ const sections = (user) => ({
     label: "Returns",
     render: returnsSection({ orderHref: (id) => `#orders/${enc(id)}`, customerHref: (id) => `#users/${enc(id)}` }),
   },
+  vouchers: { label: "Vouchers", render: vouchers },
   inventory: { label: "Inventory", render: inventory },
   templates: { label: "Notification templates", render: templates },
   "dead-letters": { label: "Dead letters", render: deadLetters },
