@@ -9,6 +9,7 @@ then, if asked, demo orders placed and moved along (ops/demo_orders.py).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 import aiohttp
 
@@ -126,8 +127,11 @@ async def _demo_shop(http: aiohttp.ClientSession, auth: dict[str, str]) -> int:
         if resp.status != 200:
             print(f"seed: the EUR tax setting failed: {resp.status} {await resp.text()}")
             return 1
-    made = [("/api/shipping-methods", m) for m in DEMO_SHIPPING if m["name"] not in existing]
-    made += [("/api/tax-rates", rate) for rate in DEMO_TAX_RATES] + [("/api/vouchers", DEMO_VOUCHER)]
+    made: list[tuple[str, Mapping[str, object]]] = [
+        *(("/api/shipping-methods", m) for m in DEMO_SHIPPING if m["name"] not in existing),
+        *(("/api/tax-rates", rate) for rate in DEMO_TAX_RATES),
+        ("/api/vouchers", DEMO_VOUCHER),
+    ]
     for path, body in made:
         async with http.post(path, json=body, headers=auth) as resp:
             if resp.status not in (201, 409):  # 409: made by an earlier run

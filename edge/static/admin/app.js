@@ -656,7 +656,7 @@ function vouchers(container, voucherId) {
         {
           label: "Uses / limit",
           value: (v) => h("span", { class: "uses" }, `${v.uses} / ${v.usage_limit ?? "no limit"}`,
-            v.uses ? h("br") : null, v.uses ? secondary(`${v.redeemed} confirmed`) : null),
+            v.uses ? h("br") : null, v.uses ? h("span", { class: "hint" }, `${v.redeemed} confirmed`) : null),
         },
         { label: "Per customer", value: (v) => (v.per_customer_limit ? String(v.per_customer_limit) : "no limit") },
         { label: "Limited to", value: scope },
@@ -707,8 +707,11 @@ function vouchers(container, voucherId) {
     const endsAt = input("ends_at", { type: "datetime-local", value: localInput(v?.ends_at) });
     const usageLimit = input("usage_limit", { type: "number", min: 1, step: 1, value: v?.usage_limit ?? "" });
     const perCustomer = input("per_customer_limit", { type: "number", min: 1, step: 1, value: v?.per_customer_limit ?? "" });
-    const categorySelect = h("select", { name: "categories", multiple: true, size: Math.min(8, Math.max(3, categories.flat.length)) },
-      categories.flat.map(([slug, name, depth]) => h("option", { value: slug, selected: Boolean(v?.categories.includes(slug)) },
+    // A category the voucher names that the tree no longer has stays chosen (by its slug) until unselected.
+    const gone = (v?.categories || []).filter((slug) => !categories.names.has(slug)).map((slug) => [slug, `${slug} (no longer in the tree)`, 0]);
+    const choices = [...categories.flat, ...gone];
+    const categorySelect = h("select", { name: "categories", multiple: true, size: Math.min(8, Math.max(3, choices.length)) },
+      choices.map(([slug, name, depth]) => h("option", { value: slug, selected: Boolean(v?.categories.includes(slug)) },
         `${"· ".repeat(depth)}${name}`)));
     const active = h("input", { type: "checkbox", name: "active", checked: v ? v.active : true });
 
@@ -792,7 +795,8 @@ function vouchers(container, voucherId) {
         problems.field("Categories", categorySelect, "categories"),
         sellerGroup,
         h("label", { class: "check" }, active, " Active"),
-        h("p", { class: "hint wide" }, "Leave a limit or an end empty for none; no category and no seller: it applies to everything."),
+        h("p", { class: "hint wide" }, "Leave a limit or an end empty for none; no category and no seller: it applies to everything. "
+          + "Ctrl- or ⌘-click chooses several categories."),
         h("div", { class: "actions wide" },
           h("button", { type: "submit" }, v ? "Save voucher" : "Create voucher"),
           button("Close", () => editor.replaceChildren(), "secondary")),
