@@ -19,6 +19,9 @@ class Contract(BaseModel):
 # token): `Annotated[str, ..., SECRET]`. It is never kept in a dead letter and never
 # shown by the dead-letter tools (kernel/redaction.py); the API documents mark it too.
 SECRET_MARK = "x-agora-secret"
+# Text a person writes: something besides spaces, and no NUL (PostgreSQL text cannot hold
+# one), said in the documents' pattern so a client learns it there rather than from a 422.
+WORDS = r"^[^\x00]*[^\s\x00][^\x00]*$"
 SECRET = Field(json_schema_extra={SECRET_MARK: True})
 
 

@@ -427,24 +427,23 @@ class SalesReportQuery(Contract):
 
     model_config = ConfigDict(frozen=True, extra="forbid", validate_by_name=True, validate_by_alias=True)
 
-    start: IsoDate = Field(alias="from", description="First day, UTC (YYYY-MM-DD); by default 29 days before `to`")
-    end: IsoDate = Field(alias="to", description="Last day, UTC, included (YYYY-MM-DD); by default today")
+    # `to` first: `from`'s default is counted back from it.
+    end: IsoDate = Field(
+        default_factory=lambda: datetime.now(UTC).date(),
+        alias="to",
+        description="Last day, UTC, included (YYYY-MM-DD); by default today",
+    )
+    start: IsoDate = Field(
+        # (An invalid `to` is refused on its own: `from` then needs no default that means anything.)
+        default_factory=lambda data: data.get("end", datetime.now(UTC).date()) - timedelta(days=29),
+        alias="from",
+        description="First day, UTC (YYYY-MM-DD); by default 29 days before `to`",
+    )
     granularity: Granularity = "day"
     currency: CurrencyCode | None = Field(
         default=None, description="Sales in this currency; by default the currency most of the seller's sales use"
     )
     format: Literal["json", "csv"] = Field(default="json", description="`csv` (or `Accept: text/csv`) for a download")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _default_range(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "to" not in data and "end" not in data:
-            data = {**data, "to": datetime.now(UTC).date().isoformat()}
-        if isinstance(data, dict) and "from" not in data and "start" not in data:
-            end = data.get("to", data.get("end"))
-            with contextlib.suppress(TypeError, ValueError):
-                data = {**data, "from": (date.fromisoformat(str(end)) - timedelta(days=29)).isoformat()}
-        return data
 
     @model_validator(mode="after")
     def _range(self) -> Self:

@@ -23,7 +23,7 @@ from uuid import UUID
 from pydantic import Field, StringConstraints, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from contracts.base import WHOLE, Contract, not_null
+from contracts.base import WHOLE, WORDS, Contract, not_null
 from contracts.errors import invalid_input
 from contracts.inventory import MAX_QUANTITY
 from contracts.topology import CommandSpec, EventSpec
@@ -32,7 +32,7 @@ ReturnStatus = Literal["requested", "approved", "refused", "received", "refunded
 RefundStatus = Literal["pending", "refunded", "failed"]
 # As many lines as an order may have.
 MAX_RETURN_LINES = 100
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500, pattern=r"\S")]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500, pattern=WORDS)]
 # Up to 12 digits and 3 decimals; how many decimals an amount may have is its currency's.
 RefundAmount = Annotated[
     str,

@@ -16,7 +16,7 @@ from uuid import UUID
 from pydantic import AfterValidator, Field, StringConstraints, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from contracts.base import WHOLE, Contract, not_null
+from contracts.base import WHOLE, WORDS, Contract, not_null
 from contracts.errors import invalid_input
 from contracts.money import CURRENCIES, CurrencyCode, MoneyError, to_minor
 from contracts.topology import CommandSpec
@@ -28,7 +28,7 @@ ShippingAmount = Annotated[
     Field(description='A decimal string in the currency\'s major unit; `"0"` ships free', examples=["4.90"]),
 ]
 Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$"), Field(description="ISO 3166-1 alpha-2 code")]
-MethodName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"\S")]
+MethodName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=WORDS)]
 Days = Annotated[int, Field(ge=0, le=365), WHOLE]
 MAX_COUNTRIES = 250
 

@@ -18,7 +18,7 @@ from uuid import UUID
 from pydantic import Field, StrictBool, StringConstraints, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from contracts.base import Contract, not_null
+from contracts.base import WORDS, Contract, not_null
 from contracts.money import CurrencyCode
 from contracts.topology import CommandSpec
 
@@ -31,10 +31,10 @@ TaxClass = Annotated[
 Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$"), Field(description="ISO 3166-1 alpha-2 code")]
 Region = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"\S"),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=WORDS),
     Field(description="A region of the country as written on shipping addresses (`CA`), matched exactly"),
 ]
-TaxName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50, pattern=r"\S")]
+TaxName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50, pattern=WORDS)]
 
 
 # 0 to 100 with up to 4 decimals, written so the document says it too.

@@ -74,7 +74,7 @@ def test_a_fixed_amount_is_capped_and_needs_its_currency() -> None:
         ({"active": False}, "not active"),
         ({"starts_at": NOW + timedelta(seconds=1)}, "not valid yet"),
         ({"ends_at": NOW}, "expired"),  # the end is excluded
-        ({"min_spend": {"USD": 1001}}, "at least 10.01"),
+        ({"min_spend": {"USD": 1001}}, r"at least \$10\.01"),
         ({"sellers": (OTHER,)}, "none of these items"),
         ({"categories": ("shoes",)}, "none of these items"),
     ],
