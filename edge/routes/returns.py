@@ -12,6 +12,7 @@ import uuid
 
 from aiohttp import web
 
+from contracts.errors import FieldError
 from contracts.returns import (
     GET_RETURN,
     LIST_RETURNS,
@@ -35,7 +36,8 @@ from edge.auth import require_actor
 from edge.commands import call_service, parse, parse_query, path_uuid
 from edge.middleware import json_body
 from edge.openapi import Endpoint
-from edge.routes.orders import _idempotency_key, order_id_for
+from edge.problems import HttpProblem
+from edge.routes.orders import IDEMPOTENCY_KEY, _idempotency_key, order_id_for
 
 
 def _keyed_id(request: web.Request, user_id: uuid.UUID, what: str, order_id: uuid.UUID) -> uuid.UUID:
@@ -99,6 +101,9 @@ async def refund_order(request: web.Request) -> web.Response:
     actor = await require_actor(request)
     order_id = path_uuid(request, "orderId")
     body = parse(RefundOrderBody, json_body(request))
+    if _idempotency_key(request) is None:  # a retried refund without one would be a second refund
+        missing = FieldError(field=IDEMPOTENCY_KEY, message="is required: a retry must not refund twice")
+        raise HttpProblem("validation_failed", "a refund needs an Idempotency-Key header", errors=(missing,))
     command = RefundOrder(
         refund_id=_keyed_id(request, actor.user_id, "refund", order_id),
         order_id=order_id,
@@ -201,7 +206,8 @@ ENDPOINTS = (
         errors=(403, 404, 409, 422),
         header_params=("IdempotencyKey",),
         summary="Admin: refund an amount of a captured order directly (goodwill, or a partial refund without a "
-        "return), never more than is left of what was captured (409). With an `Idempotency-Key` header a repeat "
-        "answers the same refund. Answered at once with the refund `pending`, as for a return's.",
+        "return), never more than is left of what was captured (409). The `Idempotency-Key` header is required "
+        "(422 without it): a repeat answers the same refund. Answered at once with the refund `pending`, as for a "
+        "return's.",
     ),
 )

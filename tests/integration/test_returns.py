@@ -190,13 +190,19 @@ async def test_what_cannot_be_returned_or_refunded_is_refused(
 
     # An admin refunds directly, never more than is left of what was captured.
     refunds, admin_auth = f"/api/orders/{order_id}/refunds", bearer(admin["access_token"])
+    async with http.post(refunds, json={"amount": "2.50", "reason": "Sorry"}, headers=admin_auth) as resp:
+        assert resp.status == 422, await resp.text()  # without an Idempotency-Key a retry could refund twice
+        assert (await resp.json())["errors"][0]["field"] == "Idempotency-Key"
+    admin_auth = {**admin_auth, "Idempotency-Key": str(uuid.uuid4())}
     async with http.post(refunds, json={"amount": "1000.00", "reason": "Sorry"}, headers=admin_auth) as resp:
         assert resp.status == 409, await resp.text()
     async with http.post(
-        refunds, json={"amount": "2.50", "reason": "Sorry"}, headers=bearer(caps["access_token"])
+        refunds,
+        json={"amount": "2.50", "reason": "Sorry"},
+        headers={**bearer(caps["access_token"]), "Idempotency-Key": str(uuid.uuid4())},
     ) as resp:
         assert resp.status == 403
-    key = {"Idempotency-Key": str(uuid.uuid4())}
+    key = {"Idempotency-Key": str(uuid.uuid4())}  # another refund than the refused one
     async with http.post(refunds, json={"amount": "2.50", "reason": "Late"}, headers={**admin_auth, **key}) as resp:
         assert resp.status == 202, await resp.text()
         goodwill = await resp.json()

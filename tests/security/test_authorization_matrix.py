@@ -20,6 +20,7 @@ placeholders of the path are filled from the target's `params`.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,6 +94,8 @@ class Row:
     ends_sessions: bool = False
     # The query string (a GET's parameters).
     query: dict[str, str] = field(default_factory=dict)
+    # The request carries a fresh Idempotency-Key (an endpoint that requires one).
+    keyed: bool = False
 
     @property
     def name(self) -> str:
@@ -390,6 +393,7 @@ MATRIX = (
         _statuses(401, 403, 403, 403, 202),
         body=lambda owner: {"amount": "1.00", "reason": "Goodwill"},
         target=delivered_order_target,
+        keyed=True,
     ),
     # --- payments: the provider's webhook needs no login, its signature is the
     # authentication: unsigned, it is refused (400) whoever sends it, signed in or not.
@@ -458,6 +462,8 @@ async def test_matrix(
     if row.ends_sessions and principal is not None and caller != "owner":
         principal = await _throwaway(http, stack, admin, caller)
     headers = bearer(principal["access_token"]) if principal else {}
+    if row.keyed:
+        headers = {**headers, "Idempotency-Key": str(uuid.uuid4())}
     body = row.body(owner)
     payload = {"data": body} if row.form else {"json": body}
     async with http.request(

@@ -226,3 +226,20 @@ def test_an_unanswered_refund_is_asked_for_again_under_its_key_ever_later() -> N
         None,
     )
     assert model.refundable(order, (settled,)) == order.total_minor  # a failed refund holds nothing
+
+
+def test_a_seller_refunds_their_lines_but_not_the_shipping_of_an_order_with_other_sellers_goods() -> None:
+    order = delivered_order()  # shirts and a cap: two sellers
+    ret = received(order, (SHIRT, 1))
+    seller = Actor(SHIRTS, "seller")
+    refund = model.refund_return(RefundReturn(return_id=ret.return_id), ret, order, (), seller, uuid.uuid4(), DELIVERED)
+    assert refund.amount_minor == 2000
+    with pytest.raises(OrderRefused) as refused:
+        model.refund_return(
+            RefundReturn(return_id=ret.return_id, shipping=True), ret, order, (), seller, uuid.uuid4(), DELIVERED
+        )
+    assert refused.value.code == "forbidden"
+    # An admin may give the shipping back.
+    model.refund_return(
+        RefundReturn(return_id=ret.return_id, shipping=True), ret, order, (), ADMIN, uuid.uuid4(), DELIVERED
+    )

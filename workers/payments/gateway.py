@@ -259,7 +259,8 @@ def verify_event(payload: str, signature: str, secret: str) -> ProviderEvent:
         raise BadSignature("the payload is not a provider event") from exc
     # Read as plain JSON: the library's objects are not dicts (its `to_dict` makes one).
     data = event.to_dict().get("data")
-    obj: dict[str, Any] = data.get("object", {}) if isinstance(data, dict) else {}
+    found = data.get("object") if isinstance(data, dict) else None
+    obj: dict[str, Any] = found if isinstance(found, dict) else {}
     kind = obj.get("object")
     intent_id = obj.get("id") if kind == "payment_intent" else obj.get("payment_intent")
     status: str | None = None

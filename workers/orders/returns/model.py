@@ -405,6 +405,10 @@ def refund_return(
         lines.append(RefundLine(variant_id, quantity, amount))
     shipping = 0
     if cmd.shipping:
+        # The shipping carried every seller's goods: only an admin, or the seller of every
+        # line of the order, gives it back.
+        if actor.role != "admin" and order.sellers() != {actor.user_id}:
+            raise OrderRefused("forbidden", "only an admin refunds the shipping of an order with other sellers' goods")
         shipping = shipping_paid(order) - sum(r.shipping_minor for r in refunds if r.live)
     amount = sum(x.amount_minor for x in lines) + shipping
     return _within_captured(
