@@ -216,9 +216,13 @@ def test_an_unanswered_refund_is_asked_for_again_under_its_key_ever_later() -> N
     refund = replace(model.refund_order(cmd, 500, order, (), ADMIN, DELIVERED), retry_at=DELIVERED)
     minute = timedelta(minutes=1)
     again = model.ask_again(refund, DELIVERED, minute)
+    assert again is not None
     assert (again.attempt, again.retry_at, again.idempotency_key) == (2, DELIVERED + 2 * minute, refund.idempotency_key)
     tenth = model.ask_again(replace(again, attempt=20), DELIVERED, minute)
-    assert tenth.retry_at == DELIVERED + 10 * minute
+    assert tenth is not None and tenth.retry_at == DELIVERED + 10 * minute
+    # Never once the provider may have forgotten its key: a second refund could follow.
+    assert model.ask_again(again, refund.requested_at + model.RESEND_FOR - minute, minute) is not None
+    assert model.ask_again(again, refund.requested_at + model.RESEND_FOR, minute) is None
     settled = model.settle(again, False, "card closed", DELIVERED)
     assert settled is not None and (settled.status, settled.failure, settled.retry_at) == (
         "failed",

@@ -209,6 +209,13 @@ class ReturnHandlers:
         due = await repo.unanswered(datetime.now(UTC), limit)
         for refund in due:
             again = model.ask_again(refund, datetime.now(UTC), self._retry_after)
+            if again is None:  # its key may be forgotten at the provider: a person checks there
+                await repo.save_refund(replace(refund, retry_at=None))
+                log.warning(
+                    "refund unanswered for too long: check it at the provider",
+                    extra={"refund_id": str(refund.refund_id), "order_id": str(refund.order_id)},
+                )
+                continue
             await repo.save_refund(again)
             await _ask_payments(ctx, again)
         if due:

@@ -483,9 +483,18 @@ def settle(refund: Refund, refunded: bool, failure: str | None, at: datetime) ->
     return replace(refund, status="failed", failure=failure, settled_at=at, retry_at=None)
 
 
-def ask_again(refund: Refund, now: datetime, retry_after: timedelta) -> Refund:
+# How long a refund is asked for again under its key: a provider keeps an idempotency key
+# about a day (Stripe: 24 hours), so a retry after that could refund a second time.
+RESEND_FOR = timedelta(hours=20)
+
+
+def ask_again(refund: Refund, now: datetime, retry_after: timedelta) -> Refund | None:
     """An unanswered refund asked for again (under its key: never a second refund), the
-    next look further off each time (up to ten times `retry_after`)."""
+    next look further off each time (up to ten times `retry_after`); None once RESEND_FOR
+    has passed since it was asked for: it stays pending, for a person to check at the
+    provider, and is never asked for again (`retry_at` cleared)."""
+    if now - refund.requested_at >= RESEND_FOR:
+        return None
     attempt = refund.attempt + 1
     return replace(refund, attempt=attempt, retry_at=now + retry_after * min(attempt, 10))
 
