@@ -66,6 +66,12 @@ class Prepared:
         status: str = await conn.execute(self.sql, *self._args(params))
         return status
 
+    async def executemany(self, conn: asyncpg.Connection, rows: Sequence[dict[str, Any]]) -> None:
+        """Run it once per row of parameters, pipelined (one round trip); no results."""
+        if rows:
+            STATEMENT.inc()
+            await conn.executemany(self.sql, [self._args(params) for params in rows])
+
 
 def json_value(value: Any) -> Any:
     """A JSON or JSONB column's value: as the pooled connection's codec decoded it, or

@@ -8,7 +8,11 @@ fixed concurrency, sending commands as the order saga does (service token, reply
    (checks the outcome too: exactly that many reserved, stock at zero);
 3. commit: every reservation of phase 1 committed.
 
-Latency is from publish to reply. The figures are printed, never asserted.
+Latency is from publish to reply. For each phase it also prints what one call cost: CPU
+ms by process (from /proc: the inventory worker, RabbitMQ, PostgreSQL, this load
+generator), the inventory worker's database round trips and transactions (counted in the
+process), and messages published and delivered (RabbitMQ's counts). The figures are
+printed, never asserted.
 """
 
 from __future__ import annotations
@@ -31,18 +35,34 @@ from harness.database import reset_database
 from harness.environment import DATABASE, HTTP_PORT, SLOT, VHOST, test_env
 from harness.processes import edge, running, worker
 from kernel.settings import SERVICES
+from scripts.lib.accounting import STATISTICS_INTERVAL_SECONDS, Accounting, cost
+from scripts.lib.bench_orders import accounting
 from scripts.lib.benchlib import latency_columns, machine, timed
 
+Calls = list[Callable[[], Awaitable[dict[str, Any]]]]
 
-async def _run(
-    name: str, calls: list[Callable[[], Awaitable[dict[str, Any]]]], concurrency: int
-) -> list[dict[str, Any]]:
+
+async def _run(name: str, calls: Calls, concurrency: int, books: Accounting, costs: list[str]) -> list[dict[str, Any]]:
+    await asyncio.sleep(STATISTICS_INTERVAL_SECONDS)  # RabbitMQ's counts settle
+    counts_before, cpu_before = await books.counts(), books.cpu()
     replies, latencies, elapsed = await timed(calls, concurrency)
+    await asyncio.sleep(1)  # the events the last calls emitted reach their consumers
+    cpu_after = books.cpu()
+    await asyncio.sleep(STATISTICS_INTERVAL_SECONDS)
+    spent = cost(cpu_before, cpu_after, counts_before, await books.counts(), len(calls))
     print(f"{name:<10} {len(calls):>6} {concurrency:>5} {len(calls) / elapsed:>10.0f} {latency_columns(latencies)}")
+    cpu = ", ".join(f"{process} {ms:.2f}" for process, ms in spent.cpu_ms.items())
+    delivered = ", ".join(f"{k} {v:.1f}" for k, v in sorted(spent.delivered.items()) if v >= 0.05)
+    costs.append(
+        f"{name:<10} CPU ms per call: {spent.cpu_total_ms(('load generator',)):.2f} without the load generator "
+        f"({cpu}); inventory round trips {sum(spent.round_trips.values()):.2f}, transactions "
+        f"{sum(spent.transactions.values()):.2f}; messages {spent.published:.1f} published, "
+        f"{sum(spent.delivered.values()):.1f} delivered ({delivered})"
+    )
     return replies
 
 
-async def bench(args: argparse.Namespace, env: dict[str, str]) -> None:
+async def bench(args: argparse.Namespace, env: dict[str, str], books: Accounting) -> None:
     connection = await aio_pika.connect_robust(env["AGORA_AMQP_URL"])
     async with aiohttp.ClientSession(f"http://127.0.0.1:{HTTP_PORT}") as http, Bus(connection) as bus:
         admin_body = create_admin(env)
@@ -68,10 +88,16 @@ async def bench(args: argparse.Namespace, env: dict[str, str]) -> None:
             f"\n{'phase':<10} {'calls':>6} {'conc':>5} {'per sec':>10} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
             f"{'mean ms':>8}"
         )
-        spread = await _run("spread", [reserve(random.choice(products)) for _ in range(args.orders)], args.concurrency)
-        contended = await _run("contended", [reserve(scarce) for _ in range(args.orders)], args.concurrency)
+        costs: list[str] = []
+        spread = await _run(
+            "spread", [reserve(random.choice(products)) for _ in range(args.orders)], args.concurrency, books, costs
+        )
+        contended = await _run(
+            "contended", [reserve(scarce) for _ in range(args.orders)], args.concurrency, books, costs
+        )
         reserved = [r["data"]["order_id"] for r in spread if r["ok"] and r["data"]["status"] == "reserved"]
-        await _run("commit", [commit(order_id) for order_id in reserved], args.concurrency)
+        await _run("commit", [commit(order_id) for order_id in reserved], args.concurrency, books, costs)
+        print("", *costs, sep="\n")
 
         won = sum(1 for r in contended if r["ok"] and r["data"]["status"] == "reserved")
         async with http.get(f"/api/inventory/{scarce}") as resp:
@@ -110,7 +136,12 @@ def main() -> None:
     inventory.args += ["--workers", str(args.inventory_workers)]
     with running([*workers, edge(env)]):
         print(f"inventory: {args.inventory_workers} process(es), prefetch {env.get('AGORA_PREFETCH', '16')} each")
-        asyncio.run(bench(args, env))
+        # Every process a reservation costs something: the inventory worker, and the orders
+        # worker, which hears every reservation event (and ignores orders it does not know).
+        named = {w.name.removeprefix("worker-"): w for w in workers}
+        metrics = {"inventory": f"http://127.0.0.1:{inventory.port}/metrics"}
+        books = accounting(env, {name: named[name] for name in ("inventory", "orders")}, metrics)
+        asyncio.run(bench(args, env, books))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -318,6 +319,81 @@ async def test_200_concurrent_reservations_for_50_units_exactly_50_succeed(
     stock = await stock_of(http, product, seller["access_token"])
     assert (stock["stock"], stock["reserved"]) == (0, 0)
     await assert_ledger_adds_up(db, product)
+
+
+def batched(stack: Stack, outcome: str) -> tuple[float, float]:
+    """The inventory worker's batches of reservations and the deliveries in them, so far."""
+    found = {"agora_batches_total": 0.0, "agora_batched_deliveries_total": 0.0}
+    with urllib.request.urlopen(f"http://127.0.0.1:{stack.workers['inventory'].port}/metrics", timeout=5) as resp:
+        for line in resp.read().decode().splitlines():
+            name = line.split("{", 1)[0]
+            if name in found and f'queue="{RESERVE_STOCK.queue}"' in line and f'outcome="{outcome}"' in line:
+                found[name] += float(line.rsplit(" ", 1)[1])
+    return found["agora_batches_total"], found["agora_batched_deliveries_total"]
+
+
+async def test_reservations_that_arrive_together_are_decided_together_as_one_after_another(
+    http: aiohttp.ClientSession,
+    amqp: AbstractRobustConnection,
+    seller: dict[str, Any],
+    bus: Bus,
+    saga: str,
+    db: AsyncEngine,
+    stack: Stack,
+    events: AbstractQueue,
+) -> None:
+    """Issue 14's batch consumption: reservations that pile up are handled in one
+    transaction, with the same outcome as one at a time, down to a duplicate delivery and
+    a second command for an order in the same batch."""
+    scarce = await list_product(amqp, http, seller["user"]["user_id"], stock=3)
+    plenty = await list_product(amqp, http, seller["user"]["user_id"], stock=100)
+    orders = [uuid.uuid4() for _ in range(40)]
+    bodies = [reserve(order, (scarce, 1), (plenty, 2)) for order in orders]
+    first_id = str(uuid.uuid4())
+    batches_before, deliveries_before = batched(stack, "together")
+    replies, _, again = await asyncio.gather(
+        asyncio.gather(
+            *(
+                bus.call(RESERVE_STOCK.routing_key, body, token=saga, message_id=first_id if i == 0 else None)
+                for i, body in enumerate(bodies)
+            )
+        ),
+        bus.send(RESERVE_STOCK.routing_key, bodies[0], token=saga, message_id=first_id),  # the same delivery again
+        bus.call(RESERVE_STOCK.routing_key, bodies[1], token=saga),  # the same order, a new command
+    )
+    batches_after, deliveries_after = batched(stack, "together")
+    # They did go together: fewer batches than deliveries (41 at least; the duplicate too).
+    assert deliveries_after - deliveries_before >= 41
+    assert batches_after - batches_before < deliveries_after - deliveries_before
+
+    assert all(reply["ok"] for reply in replies), [r for r in replies if not r["ok"]][:3]
+    statuses = [reply["data"]["status"] for reply in replies]
+    assert statuses.count("reserved") == 3 and statuses.count("failed") == 37
+    for reply in replies:
+        if reply["data"]["status"] == "failed":
+            assert reply["data"]["failed"] == [
+                {"product_id": scarce, "variant_id": scarce, "requested": 1, "available": 0, "reason": "out_of_stock"}
+            ]
+    assert again["data"] == replies[1]["data"]
+    assert (await stock_of(http, scarce, seller["access_token"]))["stock"] == 0
+    assert (await stock_of(http, plenty, seller["access_token"]))["reserved"] == 6
+    for product in (scarce, plenty):
+        assert sum(1 for r in await ledger(db, product) if r.kind == "reserve") == 3
+        await assert_ledger_adds_up(db, product)
+    # The row reached its threshold once, and said so once.
+    assert len(await collect(events, "inventory.low_stock.v1", scarce)) == 1
+
+    # A refusal in a batch (a seller may not reserve) sends it back one at a time: the
+    # refused command is refused, the others are reserved as ever.
+    _, alone_before = batched(stack, "alone")
+    mixed = await asyncio.gather(
+        bus.call(RESERVE_STOCK.routing_key, reserve(uuid.uuid4(), (plenty, 1)), token=seller["access_token"]),
+        *(bus.call(RESERVE_STOCK.routing_key, reserve(uuid.uuid4(), (plenty, 1)), token=saga) for _ in range(5)),
+    )
+    assert mixed[0]["error"]["code"] == "forbidden"
+    assert [reply["data"]["status"] for reply in mixed[1:]] == ["reserved"] * 5
+    assert batched(stack, "alone")[1] > alone_before
+    assert (await stock_of(http, plenty, seller["access_token"]))["reserved"] == 11
 
 
 async def test_a_reservation_takes_every_line_or_none_and_says_which_failed(

@@ -196,6 +196,51 @@ class InventoryHandlers:
             log.info("reservation failed", extra={"order_id": str(cmd.order_id), "failed": len(reservation.failed)})
         return await _answer(ctx, reservation)
 
+    async def reserve_many(self, commands: Sequence[tuple[ReserveStock, HandlerContext]]) -> list[ReservationView]:
+        """Reservations that arrived together, in one transaction (issue 14): the same
+        decisions as `reserve_stock` one after another in arrival order, but each stock
+        row is locked and written once for the whole batch, so a hot product's buyers
+        take its row lock once per batch instead of once each.
+
+        Every command has its own context (its actor, envelope and events) on the one
+        transaction. A refusal raises, and the runtime then handles each command alone.
+        """
+        for _, ctx in commands:
+            ctx.require_saga_actor("reservations")
+        repo = InventoryRepository(commands[0][1])
+        now = datetime.now(UTC)
+        placeholders = [
+            Reservation(cmd.order_id, "failed", merge_lines(cmd.lines), (), None, now, now) for cmd, _ in commands
+        ]
+        claimed = await repo.claim_reservations(placeholders)
+        # The orders claimed now, each once: a second command for an order answers what the
+        # first decided; an order claimed before answers its reservation as it stands.
+        new: dict[UUID, tuple[Reservation, ReserveStock, HandlerContext]] = {}
+        for placeholder, (cmd, ctx) in zip(placeholders, commands, strict=True):
+            if placeholder.order_id in claimed:
+                new.setdefault(placeholder.order_id, (placeholder, cmd, ctx))
+        # As `reserve_stock`: an order short of stock as last committed is refused without
+        # a lock; the rows the others want are locked once and decided on in arrival order.
+        seen = await repo.many(line.stock_key for placeholder, _, _ in new.values() for line in placeholder.lines)
+        hopeful = {order_id for order_id, (p, _, _) in new.items() if not shortfalls(p.lines, seen)}
+        stocks = await repo.for_update(line.stock_key for order_id in hopeful for line in new[order_id][0].lines)
+        decided: dict[UUID, Reservation] = {}
+        moves: list[tuple[Movement, Stock, HandlerContext]] = []
+        for order_id, (placeholder, cmd, ctx) in new.items():
+            against = stocks if order_id in hopeful else seen
+            reservation = Reservation.decide(order_id, placeholder.lines, against, ttl_seconds=cmd.ttl_seconds, now=now)
+            decided[order_id] = reservation
+            for movement in reservation.movements("reserve") if reservation.status == "reserved" else ():
+                before = stocks[movement.variant_id]
+                stocks[movement.variant_id] = after = before.apply(movement, now)
+                moves.append((movement, after, ctx))
+                if crossed_low(before, after):
+                    await _low_stock(ctx, after, now)
+        await repo.save_reservations(list(decided.values()))
+        await repo.apply_together(moves, now)
+        earlier = await repo.reservations_for_update(cmd.order_id for cmd, _ in commands if cmd.order_id not in decided)
+        return [await _answer(ctx, decided.get(cmd.order_id) or earlier[cmd.order_id]) for cmd, ctx in commands]
+
     async def release_stock(self, cmd: ReleaseStock, ctx: HandlerContext) -> ReservationView:
         ctx.require_saga_actor("reservations")
         repo = InventoryRepository(ctx)

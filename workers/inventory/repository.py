@@ -12,7 +12,22 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from sqlalchemy import ARRAY, Integer, any_, bindparam, exists, select, true, update
+from sqlalchemy import (
+    ARRAY,
+    DateTime,
+    Integer,
+    String,
+    any_,
+    bindparam,
+    column,
+    exists,
+    func,
+    literal,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -87,6 +102,57 @@ def _move() -> Prepared:
 
 
 _MOVE = _move()
+
+
+def _move_totals() -> Prepared:
+    """Many movements of one kind in one statement: each stock row changed by its total
+    (conditionally, as `_MOVE`), its levels after; a row the condition refused is missing."""
+    totals = (
+        func.unnest(
+            bindparam("variant_ids", type_=ARRAY(PG_UUID(as_uuid=True))),
+            bindparam("deltas_available", type_=ARRAY(Integer)),
+            bindparam("deltas_reserved", type_=ARRAY(Integer)),
+        )
+        .table_valued("variant_id", "delta_available", "delta_reserved")
+        .render_derived(name="totals")
+    )
+    return Prepared(
+        update(stock)
+        .where(
+            stock.c.variant_id == totals.c.variant_id,
+            stock.c.available + totals.c.delta_available >= 0,
+            stock.c.reserved + totals.c.delta_reserved >= 0,
+        )
+        .values(
+            available=stock.c.available + totals.c.delta_available,
+            reserved=stock.c.reserved + totals.c.delta_reserved,
+            updated_at=bindparam("at"),
+            change_unannounced=bindparam("kind"),
+        )
+        .returning(stock.c.variant_id, stock.c.available, stock.c.reserved)
+    )
+
+
+_MOVE_TOTALS = _move_totals()
+_LEDGER_ENTRY = Prepared(
+    stock_movements.insert()
+    .inline()
+    .values(
+        **bind_columns(
+            stock_movements,
+            (
+                "variant_id",
+                "product_id",
+                "delta_available",
+                "delta_reserved",
+                "available_after",
+                "reserved_after",
+                *_LEDGER_GIVEN,
+            ),
+            "m_",
+        )
+    )
+)
 _RESERVATION_COLUMNS = ("order_id", "status", "lines", "failed", "expires_at", "updated_at")
 _CLAIM_RESERVATION = Prepared(
     pg_insert(reservations)
@@ -97,8 +163,41 @@ _CLAIM_RESERVATION = Prepared(
     .on_conflict_do_nothing()
     .returning(reservations.c.order_id)
 )
+
+
+def _claim_reservations() -> Prepared:
+    """Placeholders (`failed`, nothing short yet) for many orders in one statement, in
+    order-id order (the lock order); the orders that got one (an order with a row
+    already is left out). The orders go as one JSON array of {order_id, lines}."""
+    given = (
+        func.jsonb_to_recordset(bindparam("orders", type_=JSONB))
+        .table_valued(column("order_id", PG_UUID(as_uuid=True)), column("lines", JSONB))
+        .render_derived(name="given", with_types=True)
+    )
+    rows = select(
+        given.c.order_id,
+        literal("failed", String),
+        given.c.lines,
+        bindparam("at", type_=DateTime(timezone=True)),
+        bindparam("at", type_=DateTime(timezone=True)),
+    ).order_by(given.c.order_id)
+    return Prepared(
+        pg_insert(reservations)
+        .from_select(["order_id", "status", "lines", "created_at", "updated_at"], rows)
+        .on_conflict_do_nothing()
+        .returning(reservations.c.order_id)
+    )
+
+
+_CLAIM_RESERVATIONS = _claim_reservations()
 _RESERVATION_FOR_UPDATE = Prepared(
     select(reservations).where(reservations.c.order_id == bindparam("order_id")).with_for_update()
+)
+_RESERVATIONS_FOR_UPDATE = Prepared(
+    select(reservations)
+    .where(reservations.c.order_id == any_(bindparam("order_ids", type_=ARRAY(PG_UUID(as_uuid=True)))))
+    .order_by(reservations.c.order_id)
+    .with_for_update()
 )
 _SAVE_RESERVATION = Prepared(
     update(reservations)
@@ -240,6 +339,54 @@ class InventoryRepository:
             raise StockError(f"stock of {movement.variant_id} would go negative")
         return int(row["available"]), int(row["reserved"])
 
+    async def apply_together(self, moves: Sequence[tuple[Movement, Stock, HandlerContext]], now: datetime) -> None:
+        """Apply movements of one kind to locked stock rows, several per row (commands
+        handled together): each row changed once by its total, and a ledger entry per
+        movement with the levels after it (`after`, as the caller computed them in
+        order), whose actor and correlation are its command's. Two statements in all."""
+        if not moves:
+            return
+        totals: dict[UUID, tuple[int, int]] = {}
+        for movement, _, _ in moves:
+            available, reserved = totals.get(movement.variant_id, (0, 0))
+            totals[movement.variant_id] = (available + movement.delta_available, reserved + movement.delta_reserved)
+        ids = sorted(totals)
+        rows = await _MOVE_TOTALS.fetch(
+            self._ctx.db,
+            variant_ids=ids,
+            deltas_available=[totals[i][0] for i in ids],
+            deltas_reserved=[totals[i][1] for i in ids],
+            at=now,
+            kind=moves[0][0].kind,
+        )
+        last = {movement.variant_id: after for movement, after, _ in moves}
+        levels = {row["variant_id"]: (row["available"], row["reserved"]) for row in rows}
+        if levels != {i: (last[i].available, last[i].reserved) for i in ids}:
+            # Not what the locked rows said: the caller decided wrongly. Nothing is kept (the
+            # transaction rolls back).
+            raise StockError(f"stock moved otherwise than decided: {sorted(set(ids) - levels.keys())} refused")
+        await _LEDGER_ENTRY.executemany(
+            self._ctx.db,
+            [
+                {
+                    "m_variant_id": movement.variant_id,
+                    "m_product_id": after.product_id,
+                    "m_delta_available": movement.delta_available,
+                    "m_delta_reserved": movement.delta_reserved,
+                    "m_available_after": after.available,
+                    "m_reserved_after": after.reserved,
+                    "m_kind": movement.kind,
+                    "m_reason": movement.reason,
+                    "m_reference": movement.reference,
+                    "m_actor_id": ctx.actor.user_id if ctx.actor else None,
+                    "m_actor_role": ctx.actor.role if ctx.actor else None,
+                    "m_correlation_id": ctx.envelope.correlation_id,
+                    "m_at": now,
+                }
+                for movement, after, ctx in moves
+            ],
+        )
+
     async def set_threshold(self, variant_id: UUID, threshold: int, now: datetime) -> None:
         await self._session.execute(
             update(stock).where(stock.c.variant_id == variant_id).values(low_stock_threshold=threshold, updated_at=now)
@@ -277,6 +424,30 @@ class InventoryRepository:
 
     async def save_reservation(self, reservation: Reservation) -> None:
         await _SAVE_RESERVATION.execute(self._ctx.db, **_reservation_values(reservation))
+
+    async def claim_reservations(self, placeholders: Sequence[Reservation]) -> set[UUID]:
+        """`claim_reservation` for many orders in one statement (created now, `failed`
+        until saved): the orders that got their row now."""
+        if not placeholders:
+            return set()
+        orders = [
+            {"order_id": str(r.order_id), "lines": [line.model_dump(mode="json") for line in r.lines]}
+            for r in placeholders
+        ]
+        rows = await _CLAIM_RESERVATIONS.fetch(self._ctx.db, orders=orders, at=placeholders[0].created_at)
+        return {row["order_id"] for row in rows}
+
+    async def reservations_for_update(self, order_ids: Iterable[UUID]) -> dict[UUID, Reservation]:
+        """Lock the orders' reservations, in order-id order."""
+        ids = sorted(set(order_ids))
+        if not ids:
+            return {}
+        rows = await _RESERVATIONS_FOR_UPDATE.fetch(self._ctx.db, order_ids=ids)
+        return {row["order_id"]: _reservation(row) for row in rows}
+
+    async def save_reservations(self, saved: Sequence[Reservation]) -> None:
+        """`save_reservation` for many, pipelined (one round trip)."""
+        await _SAVE_RESERVATION.executemany(self._ctx.db, [_reservation_values(r) for r in saved])
 
     async def expired_for_update(self, now: datetime, limit: int) -> Sequence[Reservation]:
         """Live reservations past their TTL that no other transaction holds."""

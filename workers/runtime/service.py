@@ -31,9 +31,11 @@ import functools
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
+from uuid import UUID
 
 from faststream import AckPolicy
 from faststream.asgi import AsgiFastStream
@@ -98,12 +100,17 @@ from workers.runtime.identity import (
     TokenSource,
     bus_token_source,
 )
+from workers.runtime.together import Together
 from workers.runtime.transaction import Transaction, transaction
 
 log = logging.getLogger("agora.worker")
 
 DEAD_LETTERED = Counter("agora_dead_lettered_total", "Messages rejected to a dead-letter queue", ["queue", "reason"])
 HANDLED = Counter("agora_handled_total", "Messages handled, by outcome", ["queue", "outcome"])
+# Deliveries handled together (`WorkerService.command(many=...)`): per batch, whether it was
+# handled together or fell back to one at a time, and how many deliveries it held.
+BATCHES = Counter("agora_batches_total", "Batches of deliveries handled together, by outcome", ["queue", "outcome"])
+BATCHED = Counter("agora_batched_deliveries_total", "Deliveries in batches, by outcome", ["queue", "outcome"])
 # Alert when a dead-letter queue nears its bound (AGORA_DEAD_LETTER_MAX_LENGTH): past it
 # the oldest dead letters are dropped (docs/operations.md).
 DEAD_LETTER_DEPTH = Gauge(
@@ -114,6 +121,11 @@ DEAD_LETTER_LIMIT = Gauge(
 )
 
 Handler = Callable[[Any, HandlerContext], Awaitable[BaseModel | None]]
+# Commands that arrived together, each with its own context on one shared transaction:
+# a result for each, in order (see `WorkerService.command`).
+ManyHandler = Callable[[Sequence[tuple[Any, HandlerContext]]], Awaitable[Sequence[BaseModel | None]]]
+# What handling a delivery came to: its reply (None: none to send) and the outbox rows it committed.
+Outcome = tuple[Reply | None, list[outbox.Written]]
 # One batch of a background job (a sweeper): does at most `limit` items in the unit of
 # work it is given and says how many it did. It runs in every replica, so it claims its
 # rows with SKIP LOCKED.
@@ -126,6 +138,18 @@ _SECURITY_REASONS = frozenset({"missing_actor", "bad_actor", "scope_denied", "ba
 _REFUSALS = {"forbidden": logging.WARNING, "not_found": logging.INFO}
 # The fingerprint of an unexpected failure, carried by the retry: the same again is final.
 FAILURE_HEADER = "agora-failure"
+
+
+def one_after_another(handler: Handler) -> ManyHandler:
+    """`handler` for each message of a batch in turn, on the batch's one transaction: for
+    handlers whose messages touch rows of their own (a saga step of one order each),
+    where handling them together saves the transaction's bookkeeping per message (BEGIN
+    with the inbox claim, COMMIT with the outbox rows), not a lock."""
+
+    async def many(messages: Sequence[tuple[Any, HandlerContext]]) -> list[BaseModel | None]:
+        return [await handler(payload, ctx) for payload, ctx in messages]
+
+    return many
 
 
 class HandlerTimedOut(Exception):
@@ -146,6 +170,15 @@ async def _undecoded(message: StreamMessage[Any]) -> StreamMessage[Any]:
     (Asking FastStream to inject it instead, `message: RabbitMessage`, resolves that
     context dependency in a worker thread on every delivery: a thread hop per message.)"""
     return message
+
+
+@dataclass(frozen=True)
+class _Delivery:
+    """A delivery read, validated and verified, waiting to be handled with others."""
+
+    payload: Contract
+    envelope: Envelope
+    actor: Actor | None
 
 
 class BadMessage(Exception):
@@ -225,6 +258,8 @@ class WorkerService:
             poll_seconds=self.settings.outbox_poll_seconds,
         )
         self._queues: list[RabbitQueue] = []
+        # Commands handled together when they arrive together, by queue (see `command`).
+        self._together: dict[str, Together[_Delivery, Outcome | None]] = {}
         # The broker user whose events each event queue takes (see `_publisher_checked`).
         self._publishers: dict[str, str] = {}
         self.broker_user = unquote(urlsplit(self.settings.amqp_url).username or "")
@@ -248,17 +283,28 @@ class WorkerService:
 
     # --- wiring -------------------------------------------------------------------------
 
-    def command(self, spec: CommandSpec, handler: Handler) -> None:
-        """Consume `spec` from the commands exchange on its own queue."""
-        self._subscribe(spec, handler, commands_exchange, spec.routing_key)
+    def command(self, spec: CommandSpec, handler: Handler, *, many: ManyHandler | None = None) -> None:
+        """Consume `spec` from the commands exchange on its own queue.
 
-    def event(self, spec: EventSpec, handler: Handler) -> None:
+        With `many`, deliveries that arrive together (up to the prefetch) are handled in
+        one transaction: one inbox claim for them all, `many` called with each command
+        and a context of its own (its envelope, actor and outbox rows) on that shared
+        transaction, one COMMIT. `many` must decide exactly as `handler` would one
+        command after another, and raise rather than refuse: if the batch fails in any
+        way it is rolled back and each delivery is handled alone by `handler`, with every
+        failure path of a single delivery. Worth it where commands contend for the same
+        rows (a hot product's reservations take its row lock once per batch).
+        """
+        self._subscribe(spec, handler, commands_exchange, spec.routing_key, many)
+
+    def event(self, spec: EventSpec, handler: Handler, *, many: ManyHandler | None = None) -> None:
         """Consume another service's event on this service's own queue for it.
 
         The queue is `<this service>.on_<service>_<event>_v<N>`: each subscribing
         service gets every event once (and its replicas share that queue). The delivery
         is handled like a command that needs no actor and expects no reply: validated,
-        deduplicated by the inbox, one transaction, dead-lettered if it is bad.
+        deduplicated by the inbox, one transaction, dead-lettered if it is bad; `many`
+        as for `command`.
         """
         subscription = CommandSpec(
             self.name,
@@ -269,7 +315,7 @@ class WorkerService:
             summary=f"{self.name} reacts to {spec.routing_key}",
         )
         self._publishers[subscription.queue] = broker_user(spec.service)
-        self._subscribe(subscription, handler, events_exchange, spec.routing_key)
+        self._subscribe(subscription, handler, events_exchange, spec.routing_key, many)
 
     def background(self, name: str, batch: Batch, *, every: float, batch_size: int) -> None:
         """Every `every` seconds while this process consumes, run `batch` in a unit of work
@@ -337,9 +383,22 @@ class WorkerService:
             if done < batch_size:
                 return
 
-    def _subscribe(self, spec: CommandSpec, handler: Handler, exchange: RabbitExchange, routing_key: str) -> None:
+    def _subscribe(
+        self,
+        spec: CommandSpec,
+        handler: Handler,
+        exchange: RabbitExchange,
+        routing_key: str,
+        many: ManyHandler | None = None,
+    ) -> None:
         queue = work_queue(spec.queue, self.settings, routing_key=routing_key)
         self._queues.append(queue)
+        if many is not None:
+            if spec.kind != "command":
+                raise ValueError(f"{spec.queue}: only commands and events are handled together (they have an inbox)")
+            self._together[spec.queue] = Together(
+                functools.partial(self._execute_many, spec, many), limit=self.settings.prefetch
+            )
 
         @self.broker.subscriber(
             queue,
@@ -471,7 +530,7 @@ class WorkerService:
                 )
             payload = self._parse(spec, raw.body)
             actor = await self._actor(spec, envelope)
-            reply, written = await self._execute(spec, handler, payload, envelope, actor)
+            reply, written = await self._handle(spec, handler, _Delivery(payload, envelope, actor))
         except BadMessage as bad:
             await self._dead_letter(message, spec, bad, envelope)
             return
@@ -668,9 +727,73 @@ class WorkerService:
             )
         return actor
 
+    async def _handle(self, spec: CommandSpec, handler: Handler, delivery: _Delivery) -> Outcome:
+        together = self._together.get(spec.queue)
+        if together is not None:
+            outcome = await together.submit(delivery)
+            if outcome is not None:
+                return outcome
+        return await self._execute(spec, handler, delivery.payload, delivery.envelope, delivery.actor)
+
+    async def _execute_many(
+        self, spec: CommandSpec, many: ManyHandler, deliveries: list[_Delivery]
+    ) -> list[Outcome | None]:
+        """Deliveries of one queue in one transaction (see `command`); None for each if
+        that failed: each is then handled alone."""
+        try:
+            outcomes = await self._run_many(spec, many, deliveries)
+        except Exception as exc:
+            # A refusal is the handler's to give, one command at a time; anything else is
+            # worth a traceback (and is then met again, or not, by each command alone).
+            refused = isinstance(exc, DomainError)
+            log.log(
+                logging.INFO if refused else logging.WARNING,
+                "handling together failed; handling one by one",
+                exc_info=not refused,
+                extra={"queue": spec.queue, "count": len(deliveries), "reason": str(exc)},
+            )
+            BATCHES.labels(spec.queue, "alone").inc()
+            BATCHED.labels(spec.queue, "alone").inc(len(deliveries))
+            return [None] * len(deliveries)
+        BATCHES.labels(spec.queue, "together").inc()
+        BATCHED.labels(spec.queue, "together").inc(len(deliveries))
+        return outcomes
+
+    async def _run_many(
+        self, spec: CommandSpec, many: ManyHandler, deliveries: list[_Delivery]
+    ) -> list[Outcome | None]:
+        async with self._handler_slots, self._transaction() as tx:
+            claimed = await tx.begin_claims(spec.queue, [d.envelope.message_id for d in deliveries])
+            first: dict[UUID, int] = {}  # a message delivered twice in one batch is handled once
+            for i, delivery in enumerate(deliveries):
+                if delivery.envelope.message_id in claimed:
+                    first.setdefault(delivery.envelope.message_id, i)
+            contexts = {
+                i: HandlerContext(
+                    transaction=tx, envelope=deliveries[i].envelope, actor=deliveries[i].actor, identity=self.identity
+                )
+                for i in first.values()
+            }
+            results: Sequence[BaseModel | None] = []
+            if contexts:
+                async with asyncio.timeout(self.settings.handler_timeout_seconds):
+                    results = await many([(deliveries[i].payload, ctx) for i, ctx in contexts.items()])
+                if len(results) != len(contexts):
+                    raise RuntimeError(f"{spec.queue}: {len(results)} results for {len(contexts)} commands")
+            await tx.commit([row for ctx in contexts.values() for row in ctx.written])
+        outcomes: list[Outcome | None] = [(None, [])] * len(deliveries)  # duplicates: acked without a reply
+        for (i, ctx), result in zip(contexts.items(), results, strict=True):  # lengths checked above
+            data = result.model_dump(mode="json") if result is not None else None
+            outcomes[i] = (Reply(ok=True, data=data), ctx.written)
+        if len(contexts) < len(deliveries):
+            log.info(
+                "duplicate deliveries ignored", extra={"queue": spec.queue, "count": len(deliveries) - len(contexts)}
+            )
+        return outcomes
+
     async def _execute(
         self, spec: CommandSpec, handler: Handler, payload: Contract, envelope: Envelope, actor: Actor | None
-    ) -> tuple[Reply | None, list[outbox.Written]]:
+    ) -> Outcome:
         """The handler in one transaction; its reply, and the outbox rows it committed.
 
         No savepoint around the handler (two round trips on every delivery): a refusal is
