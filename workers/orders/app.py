@@ -21,7 +21,7 @@ from workers.orders.shipping.handlers import ShippingHandlers
 from workers.orders.taxes.handlers import TaxHandlers
 from workers.orders.vouchers.handlers import VoucherHandlers
 from workers.runtime.context import HandlerContext
-from workers.runtime.service import WorkerService
+from workers.runtime.service import WorkerService, one_after_another
 
 service = WorkerService("orders")
 settings = service.settings
@@ -86,9 +86,9 @@ for reservation_event in (
     inventory.RESERVATION_COMMITTED,
     inventory.STOCK_RETURNED,
 ):
-    service.event(reservation_event, handlers.on_reservation)
+    service.event(reservation_event, handlers.on_reservation, many=one_after_another(handlers.on_reservation))
 for payment_event in payments.EVENTS:
-    service.event(payment_event, on_payment)
+    service.event(payment_event, on_payment, many=one_after_another(on_payment))
 service.background("saga-sweeper", handlers.sweep_deadlines, every=service.settings.saga_sweep_seconds, batch_size=100)
 
 # shipping methods (admins manage them; a checkout picks one)
