@@ -48,11 +48,20 @@ HEADER_PARAMETERS: dict[str, dict[str, Any]] = {
         "422. Without it every request places a new order.",
         "schema": {"type": "string", "minLength": 1, "maxLength": 200},
     },
+    "RefundIdempotencyKey": {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": True,
+        "description": "A key the client chooses per refund (1 to 200 printable characters, a UUID is good): the "
+        "same key answers the same refund instead of making another. Required: a retried request without one "
+        "would refund twice.",
+        "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+    },
     "StripeSignature": {
         "name": "Stripe-Signature",
         "in": "header",
         "required": True,
-        "description": "The provider's signature of the body: `t=<Unix time>,v1=<hex HMAC-SHA256 of \"<t>.<body>\" "
+        "description": 'The provider\'s signature of the body: `t=<Unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>" '
         "with the endpoint's signing secret>`, as Stripe signs webhooks. A body that does not verify (or is older "
         "than five minutes) is refused with 400.",
         "schema": {"type": "string", "minLength": 1},

@@ -204,7 +204,7 @@ ENDPOINTS = (
         body=RefundOrderBody,
         auth=True,
         errors=(403, 404, 409, 422),
-        header_params=("IdempotencyKey",),
+        header_params=("RefundIdempotencyKey",),
         summary="Admin: refund an amount of a captured order directly (goodwill, or a partial refund without a "
         "return), never more than is left of what was captured (409). The `Idempotency-Key` header is required "
         "(422 without it): a repeat answers the same refund. Answered at once with the refund `pending`, as for a "

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
+from workers.runtime.service import one_after_another
 from workers.runtime.together import Together
+
+
+class Answer(BaseModel):
+    text: str
 
 
 class Recorder:
@@ -65,3 +72,19 @@ async def test_a_cancelled_batch_leaves_every_waiting_delivery_unsettled() -> No
     # A new submission is not stuck behind the cancelled batch.
     recorder.release.set()
     assert await together.submit(9) == 90
+
+
+async def test_one_after_another_goes_in_key_order_and_answers_in_arrival_order() -> None:
+    """Two batches lock their rows in one order (the key's), never in a circle; among equal
+    keys (one order's events) arrival order is kept; each answer goes to its own message."""
+    seen: list[tuple[str, int]] = []
+
+    async def handler(payload: tuple[str, int], ctx: Any) -> Answer:
+        seen.append(payload)
+        return Answer(text=f"{payload[0]}{payload[1]}")
+
+    many = one_after_another(handler, key=lambda payload: payload[0])
+    messages = [(("b", 1), None), (("a", 2), None), (("b", 3), None), (("a", 4), None)]
+    answers = await many(messages)  # type: ignore[arg-type]
+    assert seen == [("a", 2), ("a", 4), ("b", 1), ("b", 3)]
+    assert answers == [Answer(text=t) for t in ("b1", "a2", "b3", "a4")]

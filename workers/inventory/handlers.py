@@ -214,11 +214,13 @@ class InventoryHandlers:
         ]
         claimed = await repo.claim_reservations(placeholders)
         # The orders claimed now, each once: a second command for an order answers what the
-        # first decided; an order claimed before answers its reservation as it stands.
+        # first decided; an order claimed before answers its reservation as it stands, read
+        # now (lock order: reservations, then stock).
         new: dict[UUID, tuple[Reservation, ReserveStock, HandlerContext]] = {}
         for placeholder, (cmd, ctx) in zip(placeholders, commands, strict=True):
             if placeholder.order_id in claimed:
                 new.setdefault(placeholder.order_id, (placeholder, cmd, ctx))
+        earlier = await repo.reservations_for_update(cmd.order_id for cmd, _ in commands if cmd.order_id not in new)
         # As `reserve_stock`: an order short of stock as last committed is refused without
         # a lock; the rows the others want are locked once and decided on in arrival order.
         seen = await repo.many(line.stock_key for placeholder, _, _ in new.values() for line in placeholder.lines)
@@ -227,8 +229,16 @@ class InventoryHandlers:
         decided: dict[UUID, Reservation] = {}
         moves: list[tuple[Movement, Stock, HandlerContext]] = []
         for order_id, (placeholder, cmd, ctx) in new.items():
-            against = stocks if order_id in hopeful else seen
-            reservation = Reservation.decide(order_id, placeholder.lines, against, ttl_seconds=cmd.ttl_seconds, now=now)
+            reservation = Reservation.decide(
+                order_id,
+                placeholder.lines,
+                stocks if order_id in hopeful else {**seen, **stocks},
+                ttl_seconds=cmd.ttl_seconds,
+                now=now,
+            )
+            if order_id not in hopeful and reservation.status == "reserved":
+                # Stock came in since it was read short: refused all the same, as it would be alone.
+                reservation = Reservation.decide(order_id, placeholder.lines, seen, ttl_seconds=None, now=now)
             decided[order_id] = reservation
             for movement in reservation.movements("reserve") if reservation.status == "reserved" else ():
                 before = stocks[movement.variant_id]
@@ -238,7 +248,6 @@ class InventoryHandlers:
                     await _low_stock(ctx, after, now)
         await repo.save_reservations(list(decided.values()))
         await repo.apply_together(moves, now)
-        earlier = await repo.reservations_for_update(cmd.order_id for cmd, _ in commands if cmd.order_id not in decided)
         return [await _answer(ctx, decided.get(cmd.order_id) or earlier[cmd.order_id]) for cmd, ctx in commands]
 
     async def release_stock(self, cmd: ReleaseStock, ctx: HandlerContext) -> ReservationView:

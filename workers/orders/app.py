@@ -6,6 +6,7 @@ Run: `agora worker orders [--workers N]` (or `faststream run workers.orders.app:
 from __future__ import annotations
 
 from datetime import timedelta
+from uuid import UUID
 
 from contracts import carts, catalog, inventory, orders, payments, returns, shipping, taxes, users, vouchers
 from contracts.payments import PaymentResult
@@ -56,6 +57,11 @@ async def on_payment(event: PaymentResult, ctx: HandlerContext) -> None:
         await handlers.on_payment(event, ctx)
 
 
+def by_order(event: inventory.Reservation | PaymentResult) -> UUID:
+    """The order a saga event moves: the order row its handler locks first."""
+    return event.order_id
+
+
 # carts (and the product read model they and orders are priced from)
 service.event(catalog.PRODUCT_CREATED, products.on_product_created)
 service.event(catalog.PRODUCT_UPDATED, products.on_product_updated)
@@ -86,9 +92,11 @@ for reservation_event in (
     inventory.RESERVATION_COMMITTED,
     inventory.STOCK_RETURNED,
 ):
-    service.event(reservation_event, handlers.on_reservation, many=one_after_another(handlers.on_reservation))
+    service.event(
+        reservation_event, handlers.on_reservation, many=one_after_another(handlers.on_reservation, key=by_order)
+    )
 for payment_event in payments.EVENTS:
-    service.event(payment_event, on_payment, many=one_after_another(on_payment))
+    service.event(payment_event, on_payment, many=one_after_another(on_payment, key=by_order))
 service.background("saga-sweeper", handlers.sweep_deadlines, every=service.settings.saga_sweep_seconds, batch_size=100)
 
 # shipping methods (admins manage them; a checkout picks one)

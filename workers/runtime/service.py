@@ -140,14 +140,24 @@ _REFUSALS = {"forbidden": logging.WARNING, "not_found": logging.INFO}
 FAILURE_HEADER = "agora-failure"
 
 
-def one_after_another(handler: Handler) -> ManyHandler:
+def one_after_another(handler: Handler, *, key: Callable[[Any], Any]) -> ManyHandler:
     """`handler` for each message of a batch in turn, on the batch's one transaction: for
-    handlers whose messages touch rows of their own (a saga step of one order each),
-    where handling them together saves the transaction's bookkeeping per message (BEGIN
-    with the inbox claim, COMMIT with the outbox rows), not a lock."""
+    handlers whose messages each change rows of their own (a saga step of one order),
+    where handling them together saves a transaction's bookkeeping per message (BEGIN
+    with the inbox claim, COMMIT with the outbox rows).
+
+    The messages go in the order of `key` (the row each changes first: an order's id),
+    arrival order among equals: two batches, or a batch and a single delivery, then take
+    those rows' locks in one order and never wait on each other in a circle. (A deadlock
+    through other rows is still possible; PostgreSQL breaks it, and the batch that lost
+    is handled one message at a time.)"""
 
     async def many(messages: Sequence[tuple[Any, HandlerContext]]) -> list[BaseModel | None]:
-        return [await handler(payload, ctx) for payload, ctx in messages]
+        results: dict[int, BaseModel | None] = {}
+        for i in sorted(range(len(messages)), key=lambda i: key(messages[i][0])):
+            payload, ctx = messages[i]
+            results[i] = await handler(payload, ctx)
+        return [results[i] for i in range(len(messages))]
 
     return many
 
