@@ -293,6 +293,13 @@ export function sectionNav(sections) {
   show();
 }
 
+// An order's (or return's) short reference: the first 8 hex digits of its id (the
+// dashboard's order search finds an order by it).
+export const ref = (id) => `#${id.slice(0, 8)}`;
+
+// An id shown beside a name, as secondary text.
+export const secondary = (text) => h("span", { class: "hint id" }, text);
+
 export function when(iso) {
   return iso ? new Date(iso).toLocaleString() : "";
 }

@@ -4,7 +4,8 @@
 // order's returns and refunds. The API decides who may do what: a seller sees and handles
 // the returns of their own lines, an admin all of them.
 import {
-  api, attempt, button, field, form, get, h, input, money, put, query, select, status, statusBox, table, when,
+  api, attempt, button, field, form, get, h, input, money, put, query, ref, secondary, select, status, statusBox,
+  table, when,
 } from "./common.js";
 
 const enc = encodeURIComponent;
@@ -13,8 +14,6 @@ const STATUSES = ["requested", "approved", "refused", "received", "refunded"];
 const POLL_MS = 1000;
 const POLL_TIMES = 120;
 
-const ref = (id) => `#${id.slice(0, 8)}`;
-const secondary = (text) => h("span", { class: "hint id" }, text);
 const lineName = (l) => `${l.name}${l.variant ? ` (${l.variant})` : ""}`;
 const customerOf = (order) => order?.customer?.name || "the customer";
 

@@ -3,17 +3,14 @@
 // and orders are shown by name (an order by its short reference and its customer's
 // name); an id appears only as secondary text.
 import {
-  api, attempt, barLineChart, button, del, field, form, get, h, input, money, post, put, query, sectionNav, select,
-  startSession, status, statusBox, table, when,
+  api, attempt, barLineChart, button, del, field, form, get, h, input, money, post, put, query, ref, secondary,
+  sectionNav, select, startSession, status, statusBox, table, when,
 } from "../common.js";
 import { productEditor } from "../products.js";
 import { refundsTable, reloadSoon, returnsSection, returnsTable } from "../returns.js";
 
 const enc = encodeURIComponent;
 
-// An order's short reference: the first 8 hex digits of its id (the order search finds it).
-export const ref = (id) => `#${id.slice(0, 8)}`;
-const secondary = (text) => h("span", { class: "hint id" }, text);
 const customerName = (order) => order.customer?.name || "unknown customer";
 
 // Accounts and products by id, read once per page load (a list names each seller or

@@ -2,8 +2,8 @@
 // of them) with their images, variants, details and stock to edit, the orders to ship, and
 // the returns of the seller's lines to approve, receive and refund.
 import {
-  attempt, barLineChart, button, field, form, get, h, input, money, put, query, sectionNav, startSession, status,
-  table, when,
+  attempt, barLineChart, button, field, form, get, h, input, money, put, query, ref, sectionNav, startSession,
+  status, table, when,
 } from "../common.js";
 import { productEditor } from "../products.js";
 import { returnsSection } from "../returns.js";
@@ -11,7 +11,6 @@ import { returnsSection } from "../returns.js";
 const enc = encodeURIComponent;
 const PAGE = 50;
 const AVAILABILITY = { in_stock: "in stock", low: "low", out_of_stock: "out of stock" };
-const ref = (id) => `#${id.slice(0, 8)}`;
 
 function isoDay(date) {
   return date.toISOString().slice(0, 10);
