@@ -4,14 +4,15 @@ RabbitMQ's management API, database transactions and round trips from the proces
 own counters (`agora_db_round_trips_total`, db/engine.py) or, for a process without
 them, from PostgreSQL's statistics.
 
-Around the measured work: `cpu()` when it starts and when it ends; `counts()` once the
-system is quiet before it and after it (RabbitMQ updates its statistics every few
-seconds, so wait `STATISTICS_INTERVAL_SECONDS` of quiet first); `cost(...)` divides the
-differences by the units of work (orders).
+Around the measured work: `quiet_snapshot()` once the work before it is done, and
+`cost_since(snapshot, units)` once it is done itself. CPU is read at once; RabbitMQ
+updates its statistics every few seconds, so its counts are read after
+`STATISTICS_INTERVAL_SECONDS` of quiet. `accounting(...)` names the processes of a run.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -22,6 +23,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 import asyncpg
+
+from db.engine import asyncpg_dsn
+from harness.environment import MANAGEMENT_URL, SERVICES_ENV, VHOST
+from harness.processes import Process
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 # RabbitMQ's management statistics are collected every 5 s by default.
@@ -68,6 +73,12 @@ class Counts:
     database_transactions: int  # committed and rolled back, as PostgreSQL counts them
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    counts: Counts
+    cpu: dict[str, float]
+
+
 @dataclass
 class Accounting:
     """How to read the figures: the processes by name (their root pid) and where to ask."""
@@ -85,6 +96,19 @@ class Accounting:
             name: own.user + own.system if pid == os.getpid() else tree_cpu_seconds(pid)
             for name, pid in self.processes.items()
         }
+
+    async def quiet_snapshot(self) -> Snapshot:
+        """The figures so far, once RabbitMQ's statistics have caught up with the work
+        before (call it when that work is done)."""
+        await asyncio.sleep(STATISTICS_INTERVAL_SECONDS)
+        return Snapshot(await self.counts(), self.cpu())
+
+    async def cost_since(self, before: Snapshot, units: int) -> Cost:
+        """What the work since `before` cost per unit (call it when the work is done): CPU
+        read now, counts once RabbitMQ's statistics have caught up."""
+        cpu = self.cpu()
+        await asyncio.sleep(STATISTICS_INTERVAL_SECONDS)
+        return cost(before.cpu, cpu, before.counts, await self.counts(), units)
 
     async def counts(self) -> Counts:
         conn = await asyncpg.connect(self.dsn)
@@ -190,3 +214,21 @@ def cost(cpu_before: dict[str, float], cpu_after: dict[str, float], before: Coun
         },
         database_transactions=(after.database_transactions - before.database_transactions) / n,
     )
+
+
+def accounting(
+    env: dict[str, str],
+    processes: dict[str, Process],
+    metrics: dict[str, str],
+    databases: dict[str, Path] | None = None,
+) -> Accounting:
+    """The books of one run: its processes (`metrics`: the /metrics of those that count
+    their round trips), the broker, the database (`databases`: each server's name and
+    postmaster.pid, the suite's one server by default) and this load generator."""
+    run_dir = Path(SERVICES_ENV["AGORA_RUN_DIR"])
+    pids = {name: p.proc.pid for name, p in processes.items() if p.proc is not None}
+    pids["rabbitmq"] = pid_from_file(run_dir / "rabbitmq" / "rabbitmq.pid")
+    for name, pid_file in (databases or {"postgres": run_dir / "postgres" / "data" / "postmaster.pid"}).items():
+        pids[name] = pid_from_file(pid_file)
+    pids["load generator"] = os.getpid()
+    return Accounting(pids, MANAGEMENT_URL, VHOST, asyncpg_dsn(env["AGORA_DATABASE_URL"]), metrics)

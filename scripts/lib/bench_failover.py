@@ -41,7 +41,7 @@ from harness.broker import reset_vhost
 from harness.database import reset_database
 from harness.environment import DATABASE, ROOT, SERVICES_ENV, SLOT, VHOST
 from harness.processes import Process, edge, payment_sandbox, start_together, worker
-from scripts.lib.accounting import Accounting
+from scripts.lib.accounting import Accounting, accounting
 from scripts.lib.bench_orders import (
     ADDRESS,
     AGORA_WORKERS,
@@ -50,7 +50,6 @@ from scripts.lib.bench_orders import (
     Figures,
     Shop,
     _interrupted,
-    accounting,
     agora_shop,
     bench_env,
     measure,

@@ -23,13 +23,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import signal
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import FrameType
 
 import aio_pika
@@ -50,9 +48,7 @@ from harness.database import reset_database
 from harness.environment import (
     DATABASE,
     HTTP_PORT,
-    MANAGEMENT_URL,
     ROOT,
-    SERVICES_ENV,
     SLOT,
     VHOST,
     WORKER_PORT_BASE,
@@ -61,7 +57,7 @@ from harness.environment import (
 from harness.processes import Process, edge, payment_sandbox, start_together, worker
 from kernel.settings import Settings
 from scripts.lib import bare_pipeline
-from scripts.lib.accounting import STATISTICS_INTERVAL_SECONDS, Accounting, Cost, cost, pid_from_file
+from scripts.lib.accounting import Accounting, Cost, accounting
 from scripts.lib.benchlib import LATENCY_HEADER, for_duration, latency_columns, latency_figures, machine
 
 ADDRESS = {"line1": "1 Main St", "city": "Springfield", "postal_code": "12345", "country": "US"}
@@ -184,15 +180,12 @@ async def measure(
         # Connections, pools, key sets, query plans.
         await for_duration(order, concurrency, args.warmup)
         await completed(dsn, shop.orders_table)
-        await asyncio.sleep(STATISTICS_INTERVAL_SECONDS)
-        counts_before, cpu_before = await books.counts(), books.cpu()
+        before = await books.quiet_snapshot()
         results, latencies, elapsed = await for_duration(order, concurrency, args.seconds)
     await connection.close()
     confirmed = [latency for ok, latency in zip(results, latencies, strict=True) if ok]
     done, of = await completed(dsn, shop.orders_table)
-    cpu_after = books.cpu()
-    await asyncio.sleep(STATISTICS_INTERVAL_SECONDS)
-    spent = cost(cpu_before, cpu_after, counts_before, await books.counts(), len(results))
+    spent = await books.cost_since(before, len(results))
     return Figures(pipeline, concurrency, confirmed, len(results) - len(confirmed), elapsed, f"{done} of {of}", spent)
 
 
@@ -254,24 +247,6 @@ async def _priced(dsn: str, products: list[str]) -> None:
         raise RuntimeError("the orders service never heard of the products")
     finally:
         await conn.close()
-
-
-def accounting(
-    env: dict[str, str],
-    processes: dict[str, Process],
-    metrics: dict[str, str],
-    databases: dict[str, Path] | None = None,
-) -> Accounting:
-    """The books of one pipeline: its processes, the broker, the database (`databases`:
-    each server's name and postmaster.pid, the suite's one server by default), the
-    sandbox provider and this load generator."""
-    run_dir = Path(SERVICES_ENV["AGORA_RUN_DIR"])
-    pids = {name: p.proc.pid for name, p in processes.items() if p.proc is not None}
-    pids["rabbitmq"] = pid_from_file(run_dir / "rabbitmq" / "rabbitmq.pid")
-    for name, pid_file in (databases or {"postgres": run_dir / "postgres" / "data" / "postmaster.pid"}).items():
-        pids[name] = pid_from_file(pid_file)
-    pids["load generator"] = os.getpid()
-    return Accounting(pids, MANAGEMENT_URL, VHOST, asyncpg_dsn(env["AGORA_DATABASE_URL"]), metrics)
 
 
 async def bench_agora(env: dict[str, str], args: argparse.Namespace, processes: dict[str, Process]) -> list[Figures]:

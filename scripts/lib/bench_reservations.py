@@ -35,21 +35,17 @@ from harness.database import reset_database
 from harness.environment import DATABASE, HTTP_PORT, SLOT, VHOST, test_env
 from harness.processes import edge, running, worker
 from kernel.settings import SERVICES
-from scripts.lib.accounting import STATISTICS_INTERVAL_SECONDS, Accounting, cost
-from scripts.lib.bench_orders import accounting
+from scripts.lib.accounting import Accounting, accounting
 from scripts.lib.benchlib import latency_columns, machine, timed
 
 Calls = list[Callable[[], Awaitable[dict[str, Any]]]]
 
 
 async def _run(name: str, calls: Calls, concurrency: int, books: Accounting, costs: list[str]) -> list[dict[str, Any]]:
-    await asyncio.sleep(STATISTICS_INTERVAL_SECONDS)  # RabbitMQ's counts settle
-    counts_before, cpu_before = await books.counts(), books.cpu()
+    before = await books.quiet_snapshot()
     replies, latencies, elapsed = await timed(calls, concurrency)
     await asyncio.sleep(1)  # the events the last calls emitted reach their consumers
-    cpu_after = books.cpu()
-    await asyncio.sleep(STATISTICS_INTERVAL_SECONDS)
-    spent = cost(cpu_before, cpu_after, counts_before, await books.counts(), len(calls))
+    spent = await books.cost_since(before, len(calls))
     print(f"{name:<10} {len(calls):>6} {concurrency:>5} {len(calls) / elapsed:>10.0f} {latency_columns(latencies)}")
     cpu = ", ".join(f"{process} {ms:.2f}" for process, ms in spent.cpu_ms.items())
     delivered = ", ".join(f"{k} {v:.1f}" for k, v in sorted(spent.delivered.items()) if v >= 0.05)
