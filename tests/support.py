@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.request
 from typing import Any
 
 import aio_pika
@@ -21,3 +22,15 @@ async def stock_target(http: aiohttp.ClientSession, admin: dict[str, Any]) -> di
     finally:
         await connection.close()
     return {**seller, "params": {"productId": product_id}}
+
+
+def worker_metric(port: int, name: str, **labels: str) -> float:
+    """A worker's Prometheus metric `name` (on its /metrics at `port`), summed over the
+    samples with these label values; 0 if there is none yet."""
+    wanted = [f'{label}="{value}"' for label, value in labels.items()]
+    total = 0.0
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        for line in resp.read().decode().splitlines():
+            if line.split("{", 1)[0] == name and all(w in line for w in wanted):
+                total += float(line.rsplit(" ", 1)[1])
+    return total

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import urllib.request
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -29,6 +28,7 @@ from edge.routes import ENDPOINTS
 from harness.accounts import bearer, login, make_seller, register
 from harness.bus import Bus, list_product, publish_event, service_token
 from harness.stack import Stack
+from tests.support import worker_metric
 
 PUBLIC_FIELDS = {"product_id", "variant_id", "stock", "updated_at"}
 OWNER_FIELDS = PUBLIC_FIELDS | {"reserved", "low_stock_threshold"}
@@ -338,13 +338,10 @@ async def test_200_concurrent_reservations_for_50_units_exactly_50_succeed(
 
 def batched(stack: Stack, outcome: str) -> tuple[float, float]:
     """The inventory worker's batches of reservations and the deliveries in them, so far."""
-    found = {"agora_batches_total": 0.0, "agora_batched_deliveries_total": 0.0}
-    with urllib.request.urlopen(f"http://127.0.0.1:{stack.workers['inventory'].port}/metrics", timeout=5) as resp:
-        for line in resp.read().decode().splitlines():
-            name = line.split("{", 1)[0]
-            if name in found and f'queue="{RESERVE_STOCK.queue}"' in line and f'outcome="{outcome}"' in line:
-                found[name] += float(line.rsplit(" ", 1)[1])
-    return found["agora_batches_total"], found["agora_batched_deliveries_total"]
+    port, labels = stack.workers["inventory"].port, {"queue": RESERVE_STOCK.queue, "outcome": outcome}
+    return worker_metric(port, "agora_batches_total", **labels), worker_metric(
+        port, "agora_batched_deliveries_total", **labels
+    )
 
 
 async def test_reservations_that_arrive_together_are_decided_together_as_one_after_another(

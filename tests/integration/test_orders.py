@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import urllib.request
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -29,6 +28,7 @@ from harness.bus import Bus, list_product, service_token
 from harness.processes import agora_cli
 from harness.stack import Stack
 from tests.orders_support import ledger
+from tests.support import worker_metric
 
 ADDRESS = {"line1": "1 Main St", "city": "Springfield", "postal_code": "12345", "country": "US"}
 FINAL = ("confirmed", "cancelled")
@@ -415,11 +415,7 @@ async def partner_token(stack: Stack, http: aiohttp.ClientSession) -> AsyncItera
 
 
 def dead_lettered(stack: Stack, queue: str, reason: str) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{stack.workers['orders'].port}/metrics", timeout=5) as resp:
-        for line in resp.read().decode().splitlines():
-            if line.startswith("agora_dead_lettered_total{") and f'queue="{queue}"' in line and reason in line:
-                return float(line.rsplit(" ", 1)[1])
-    return 0.0
+    return worker_metric(stack.workers["orders"].port, "agora_dead_lettered_total", queue=queue, reason=reason)
 
 
 async def test_a_partner_places_an_order_for_a_member_and_a_forged_token_is_dead_lettered(

@@ -33,6 +33,7 @@ from harness import broker, environment
 from harness.stack import Stack
 from kernel.settings import Settings
 from kernel.tokens import TokenVerifier
+from tests.support import worker_metric
 from workers.runtime.identity import service_client_id, service_client_secret
 from workers.runtime.service import WorkerService
 
@@ -352,13 +353,7 @@ async def test_a_partner_token_outside_its_scopes_is_dead_lettered(
 
 
 def _dead_lettered(stack: Stack, queue: str, reason: str) -> float:
-    import urllib.request
-
-    with urllib.request.urlopen(f"http://127.0.0.1:{stack.users.port}/metrics", timeout=5) as resp:
-        for line in resp.read().decode().splitlines():
-            if line.startswith("agora_dead_lettered_total{") and f'queue="{queue}"' in line and reason in line:
-                return float(line.rsplit(" ", 1)[1])
-    return 0.0
+    return worker_metric(stack.users.port, "agora_dead_lettered_total", queue=queue, reason=reason)
 
 
 async def test_a_disabled_partner_gets_no_token_and_loses_its_broker_user(
