@@ -22,8 +22,10 @@ publishes leftovers (workers/runtime/outbox.py). Agora's handlers are in
 workers/orders/orders/handlers.py (and saga.py), workers/inventory/handlers.py and
 workers/payments/handlers.py.
 
-    0. edge: verify the bearer token, validate the body, RPC orders.place_order.v1
-       (persistent, confirmed), wait for the reply, answer 202
+    0. edge: verify the bearer token, validate the body; RPC
+       payments.check_payment_token.v1 (issue 18: payments asks the provider, GET
+       /v1/tokens/<token>, with no transaction; an unknown token is a 422); RPC
+       orders.place_order.v1 (both persistent, confirmed), wait for the reply, answer 202
     1. orders, place_order (verifies the member's token): price from the product
        read model; order, lines, history; out: order_placed, reserve_stock; reply
     2. inventory, reserve_stock (verifies the service token): claim the reservation,
@@ -48,8 +50,8 @@ since: one stock_changed each (workers/inventory/app.py).
 
 Per order, in both: 9 handler commits; 10 messages published from memory after their
 commit (order_placed and order_confirmed, which nobody consumes here, are kept by the
-unrouted queue) plus the RPC request and reply; stock_changed at most once per product
-per 0.2 s; 6 token verifications; 2 calls to the provider.
+unrouted queue) plus two RPC requests and their replies; stock_changed at most once per
+product per 0.2 s; 7 token verifications; 3 calls to the provider.
 
 What the bare pipeline leaves out: the failure paths (a refused reservation or payment
 leaves the order pending: no compensation, no deadlines, no sweepers, no dead-letter
@@ -70,6 +72,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+from urllib.parse import quote
 
 import aio_pika
 import aiohttp
@@ -231,6 +234,7 @@ class Outbox:
 
 
 Handler = Callable[[asyncpg.Connection, dict[str, Any], Outbox], Awaitable[dict[str, Any] | None]]
+Query = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 class Service:
@@ -286,11 +290,42 @@ class Service:
                 await asyncio.sleep(0.2)
                 await message.nack(requeue=True)
                 return
-            if reply is not None and message.reply_to:
-                answer = aio_pika.Message(json.dumps(reply).encode(), correlation_id=message.message_id)
-                await self.channel.default_exchange.publish(answer, routing_key=message.reply_to)
+            if reply is not None:
+                await self._reply(message, reply)
             await self.publish_written(out.rows)
             await message.ack()
+
+    async def answer(self, query: Query, routing_key: str) -> None:
+        """Answer `routing_key` (a query: it verifies the token, reads no table, writes
+        nothing) from its own queue, with no transaction."""
+        queue = await self.channel.declare_queue(
+            f"bare.{self.name}.{query.__name__}", durable=True, arguments=WORK_QUEUE
+        )
+        await queue.bind(COMMANDS, routing_key)
+
+        async def deliver(message: AbstractIncomingMessage) -> None:
+            async with self._slots:
+                try:
+                    verify(str((message.headers or {}).get("authorization", "")))
+                    body = json.loads(message.body)
+                except (jwt.PyJWTError, ValueError):
+                    await message.reject()
+                    return
+                try:
+                    reply = await query(body)
+                except Exception:
+                    await asyncio.sleep(0.2)
+                    await message.nack(requeue=True)
+                    return
+                await self._reply(message, reply)
+                await message.ack()
+
+        await queue.consume(deliver)
+
+    async def _reply(self, message: AbstractIncomingMessage, reply: dict[str, Any]) -> None:
+        if message.reply_to:
+            answer = aio_pika.Message(json.dumps(reply).encode(), correlation_id=message.message_id)
+            await self.channel.default_exchange.publish(answer, routing_key=message.reply_to)
 
     async def publish_written(self, rows: list[tuple[uuid.UUID, str, str, str, str]]) -> None:
         """Publish committed rows from memory, their confirms awaited together; a row
@@ -606,6 +641,15 @@ class Payments:
         await self._record(conn, order_id, "capture", "captured", authorization)
         await out.event("payments.payment_captured.v1", {"order_id": cmd["order_id"], "outcome": "captured"})
 
+    async def check_payment_token(self, query: dict[str, Any]) -> dict[str, Any]:
+        token = str(query["payment_token"])
+        headers = {"Authorization": f"Bearer {os.environ['BARE_PAYMENT_API_KEY']}"}
+        async with self.provider.get(f"/v1/tokens/{quote(token, safe='')}", headers=headers) as resp:
+            if resp.status != 404:
+                resp.raise_for_status()
+            await resp.read()
+            return {"payment_token": token, "known": resp.status != 404}
+
     async def _call(self, path: str, body: dict[str, str], idempotency_key: str) -> dict[str, Any]:
         headers = {"Idempotency-Key": idempotency_key, "Authorization": f"Bearer {os.environ['BARE_PAYMENT_API_KEY']}"}
         async with self.provider.post(path, data=body, headers=headers) as resp:
@@ -716,7 +760,11 @@ async def post_order(request: web.Request) -> web.Response:
         "user_id": claims["sub"],
         "request_hash": hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest(),
     }
-    reply = await request.app[RPC_KEY].call("orders.place_order.v1", command, authorization)
+    rpc = request.app[RPC_KEY]
+    check = await rpc.call("payments.check_payment_token.v1", {"payment_token": body["payment_token"]}, authorization)
+    if check["known"] is False:
+        return web.json_response({"title": "unknown payment token"}, status=422)
+    reply = await rpc.call("orders.place_order.v1", command, authorization)
     return web.json_response(reply, status=202)
 
 
@@ -761,6 +809,7 @@ async def payments(app: web.Application) -> AsyncIterator[None]:
         steps = Payments(provider)
         await bare.consume(steps.authorize_payment, COMMANDS, "payments.authorize_payment.v1", verify_token=True)
         await bare.consume(steps.capture_payment, COMMANDS, "payments.capture_payment.v1", verify_token=True)
+        await bare.answer(steps.check_payment_token, "payments.check_payment_token.v1")
         yield
 
 
