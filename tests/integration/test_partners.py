@@ -386,7 +386,7 @@ async def runtime(stack: Stack) -> AsyncIterator[WorkerService]:
     await service.broker.connect()
     yield service
     await service.broker.stop()
-    await service.engine.dispose()
+    await service.close_database()
 
 
 async def test_a_worker_gets_a_service_token_over_the_bus_and_the_relay_stamps_it(

@@ -22,18 +22,19 @@ from workers.runtime.service import Handler, WorkerService
 
 @asynccontextmanager
 async def worker_runtime(
-    stack: Stack, service_name: str, commands: Iterable[tuple[CommandSpec, Handler]]
+    stack: Stack, service_name: str, commands: Iterable[tuple[CommandSpec, Handler]], *, database: bool = True
 ) -> AsyncIterator[WorkerService]:
     """A worker runtime in the test process, with the stack's settings, consuming only
     the given commands (of the test's own): its queues declared, its consumers started,
-    no outbox relay (it would publish the stack's outbox)."""
+    no outbox relay (it would publish the stack's outbox). `database=False`: the commands
+    are queries that read no table."""
     with pytest.MonkeyPatch.context() as env:
         for key, value in stack.env.items():
             env.setenv(key, value)
         settings = Settings(_env_file=None)  # type: ignore[call-arg]
     service = WorkerService(service_name, settings=settings)
     for spec, handler in commands:
-        service.command(spec, handler)
+        service.command(spec, handler, database=database)
     await service._on_startup()
     await service.broker.start()
     try:
@@ -42,7 +43,7 @@ async def worker_runtime(
         await asyncio.gather(*(subscriber.stop() for subscriber in service.broker.subscribers))
         await service._revocation_feed.stop()
         await service.broker.stop()
-        await service.engine.dispose()
+        await service.close_database()
 
 
 async def publish_command(

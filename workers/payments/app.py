@@ -26,7 +26,7 @@ service.command(c.AUTHORIZE_PAYMENT, handlers.authorize_payment)
 service.command(c.CAPTURE_PAYMENT, handlers.capture_payment)
 service.command(c.VOID_PAYMENT, handlers.void_payment)
 service.command(c.REFUND_PAYMENT, handlers.refund_payment)
-service.command(c.CHECK_PAYMENT_TOKEN, handlers.check_payment_token)
+service.command(c.CHECK_PAYMENT_TOKEN, handlers.check_payment_token, database=False)  # asks the provider only
 service.command(c.RECEIVE_PROVIDER_EVENT, handlers.receive_provider_event)
 
 app = service.app

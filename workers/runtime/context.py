@@ -18,7 +18,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts.base import Contract
 from contracts.envelope import Envelope
@@ -30,7 +30,7 @@ from kernel.tokens import Actor
 from workers.runtime import outbox
 from workers.runtime.errors import DomainError
 from workers.runtime.identity import IdentityUnavailable, ServiceIdentity, service_scope
-from workers.runtime.transaction import Transaction, transaction
+from workers.runtime.transaction import Connections, Transaction, transaction
 
 
 @dataclass
@@ -39,9 +39,10 @@ class HandlerContext:
 
     `identity` is the service's own (it signs the commands `send` writes); a unit of
     work without one (an operator's command) may emit events but not send commands.
+    `transaction` is None for a query registered with `database=False`.
     """
 
-    transaction: Transaction
+    transaction: Transaction | None
     envelope: Envelope
     actor: Actor | None
     identity: ServiceIdentity | None
@@ -55,12 +56,12 @@ class HandlerContext:
     @property
     def session(self) -> AsyncSession:
         """A SQLAlchemy session in this transaction."""
-        return self.transaction.session
+        return self._transaction().session
 
     @property
     def db(self) -> asyncpg.Connection:
         """This transaction's asyncpg connection, for statements compiled once (db/prepared.py)."""
-        return self.transaction.db
+        return self._transaction().db
 
     async def emit(self, spec: EventSpec, payload: Contract) -> None:
         """Record an event in the outbox, in this transaction (written at its end)."""
@@ -80,7 +81,12 @@ class HandlerContext:
         """True if `consumer` has not seen `key` before, recorded in this transaction (the
         inbox table, as a delivery's claim is): for things that must happen once, such as
         an ID token signing in."""
-        return await self.transaction.claim(consumer, key)
+        return await self._transaction().claim(consumer, key)
+
+    def _transaction(self) -> Transaction:
+        if self.transaction is None:
+            raise RuntimeError("this handler was registered with database=False: it has no transaction")
+        return self.transaction
 
     def _enqueue(self, exchange: str, routing_key: str, body: dict[str, Any]) -> None:
         # Caused by the message being handled, and correlated with what caused that.
@@ -117,13 +123,16 @@ def may_take_saga_steps(role: str) -> bool:
 
 @contextlib.asynccontextmanager
 async def unit(
-    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], service: str, identity: ServiceIdentity | None
+    connections: Connections,
+    sessions: async_sessionmaker[AsyncSession],
+    service: str,
+    identity: ServiceIdentity | None,
 ) -> AsyncIterator[HandlerContext]:
     """One unit of work outside a delivery in `service`'s schema: committed with its
     outbox rows when the block ends, rolled back if it raises. (A delivery's own unit,
     with its inbox claim and refusals, is `WorkerService._execute`.)"""
     outbox_table, inbox_table = MESSAGING[service]
-    async with transaction(engine, sessions, inbox_table, outbox_table) as tx:
+    async with transaction(connections, sessions, inbox_table, outbox_table) as tx:
         await tx.begin(None)
         ctx = HandlerContext(transaction=tx, envelope=Envelope.new(), actor=None, identity=identity, delivered=False)
         yield ctx
@@ -137,7 +146,7 @@ async def operator_unit_of_work(settings: Settings, service: str) -> AsyncIterat
     by the service's relay (see the module's docstring)."""
     engine = make_engine(settings.database_url, pool_size=1, application_name=f"agora-cli-{service}")
     try:
-        async with unit(engine, make_sessionmaker(engine), service, None) as ctx:
+        async with unit(Connections(engine, keep=0), make_sessionmaker(engine), service, None) as ctx:
             yield ctx
     finally:
         await engine.dispose()

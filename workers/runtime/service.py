@@ -101,7 +101,7 @@ from workers.runtime.identity import (
     bus_token_source,
 )
 from workers.runtime.together import Together
-from workers.runtime.transaction import Transaction, transaction
+from workers.runtime.transaction import Connections, Transaction, transaction
 
 log = logging.getLogger("agora.worker")
 
@@ -241,6 +241,8 @@ class WorkerService:
             self.settings.database_url, pool_size=self.settings.prefetch + 2, application_name=f"agora-{name}"
         )
         self.sessions = make_sessionmaker(self.engine)
+        # Every handler slot's connection stays open between deliveries (see `Connections`).
+        self.connections = Connections(self.engine, keep=self.settings.prefetch)
         self.outbox_table, self.inbox_table = MESSAGING[name]
         self.revocations = RevocationList(
             revocations or self._revocations_over_bus,
@@ -270,6 +272,8 @@ class WorkerService:
         self._queues: list[RabbitQueue] = []
         # Commands handled together when they arrive together, by queue (see `command`).
         self._together: dict[str, Together[_Delivery, Outcome | None]] = {}
+        # Queries that read no table: handled without a transaction (see `command`).
+        self._without_database: set[str] = set()
         # The broker user whose events each event queue takes (see `_publisher_checked`).
         self._publishers: dict[str, str] = {}
         self.broker_user = unquote(urlsplit(self.settings.amqp_url).username or "")
@@ -293,7 +297,9 @@ class WorkerService:
 
     # --- wiring -------------------------------------------------------------------------
 
-    def command(self, spec: CommandSpec, handler: Handler, *, many: ManyHandler | None = None) -> None:
+    def command(
+        self, spec: CommandSpec, handler: Handler, *, many: ManyHandler | None = None, database: bool = True
+    ) -> None:
         """Consume `spec` from the commands exchange on its own queue.
 
         With `many`, deliveries that arrive together (up to the prefetch) are handled in
@@ -304,7 +310,15 @@ class WorkerService:
         way it is rolled back and each delivery is handled alone by `handler`, with every
         failure path of a single delivery. Worth it where commands contend for the same
         rows (a hot product's reservations take its row lock once per batch).
+
+        With `database=False`, a query that reads no table (it asks an outside service)
+        runs with no connection and no transaction (`ctx.transaction` is None): the
+        BEGIN and COMMIT around it would be its only round trips.
         """
+        if not database:
+            if spec.kind != "query" or many is not None:
+                raise ValueError(f"{spec.queue}: only a query handled alone can do without the database")
+            self._without_database.add(spec.queue)
         self._subscribe(spec, handler, commands_exchange, spec.routing_key, many)
 
     def event(self, spec: EventSpec, handler: Handler, *, many: ManyHandler | None = None) -> None:
@@ -343,7 +357,7 @@ class WorkerService:
         """Work outside a delivery (a start-up step, a background batch): one transaction,
         and the outbox rows it wrote published right after its commit, exactly as a
         delivery's are."""
-        async with unit(self.engine, self.sessions, self.name, self.identity) as ctx:
+        async with unit(self.connections, self.sessions, self.name, self.identity) as ctx:
             yield ctx
         if ctx.written and self.settings.outbox_relay:
             await self.relay.publish_written(ctx.written)
@@ -362,7 +376,7 @@ class WorkerService:
         )
 
     def _transaction(self) -> contextlib.AbstractAsyncContextManager[Transaction]:
-        return transaction(self.engine, self.sessions, self.inbox_table, self.outbox_table)
+        return transaction(self.connections, self.sessions, self.inbox_table, self.outbox_table)
 
     async def _measure_dead_letters(self) -> None:
         """How full each of this worker's dead-letter queues is (a passive declare counts)."""
@@ -498,6 +512,11 @@ class WorkerService:
         for hook in self._shutdown_hooks:
             with contextlib.suppress(Exception):
                 await hook(self)
+        await self.close_database()
+
+    async def close_database(self) -> None:
+        """Close every database connection (the last thing a worker does)."""
+        await self.connections.close()
         await self.engine.dispose()
 
     async def _publish_outbox_row(self, row: Any) -> None:
@@ -814,6 +833,8 @@ class WorkerService:
         alone is then written in a transaction of its own, so a redelivery is still a
         no-op. A refusal that must leave a trace (`keep_changes`) commits instead.
         """
+        if spec.queue in self._without_database:
+            return await self._execute_without_database(spec, handler, payload, envelope, actor)
         claim = (spec.queue, envelope.message_id) if spec.kind == "command" else None
         async with self._handler_slots, self._transaction() as tx:
             if not await tx.begin(claim):
@@ -828,14 +849,38 @@ class WorkerService:
                 await tx.rollback()
                 if claim is not None:
                     await tx.claim_alone(*claim)
-                self._log_refusal(spec, actor, refusal.error)
-                return Reply(ok=False, error=refusal.error.reply), []
+                return self._answer(spec, actor, refusal.error, [])
             await tx.commit(ctx.written)
-        if isinstance(result, DomainError):  # a refusal that keeps its writes: they are committed
+        # A refusal that keeps its writes: they are committed.
+        return self._answer(spec, actor, result, ctx.written)
+
+    def _answer(
+        self,
+        spec: CommandSpec,
+        actor: Actor | None,
+        result: BaseModel | DomainError | None,
+        written: list[outbox.Written],
+    ) -> Outcome:
+        """The reply to a handler's result or refusal, with the outbox rows committed."""
+        if isinstance(result, DomainError):
             self._log_refusal(spec, actor, result)
-            return Reply(ok=False, error=result.reply), ctx.written
+            return Reply(ok=False, error=result.reply), written
         data = result.model_dump(mode="json") if result is not None else None
-        return Reply(ok=True, data=data), ctx.written
+        return Reply(ok=True, data=data), written
+
+    async def _execute_without_database(
+        self, spec: CommandSpec, handler: Handler, payload: Contract, envelope: Envelope, actor: Actor | None
+    ) -> Outcome:
+        """A query that reads no table (`command(..., database=False)`): its reply alone."""
+        ctx = HandlerContext(transaction=None, envelope=envelope, actor=actor, identity=self.identity)
+        async with self._handler_slots:
+            try:
+                result = await self._run_handler(spec, handler, payload, ctx)
+            except _Refusal as refusal:
+                result = refusal.error
+        if ctx.written:
+            raise RuntimeError(f"{spec.queue}: a query without the database cannot emit or send")
+        return self._answer(spec, actor, result, [])
 
     async def _run_handler(
         self, spec: CommandSpec, handler: Handler, payload: Contract, ctx: HandlerContext

@@ -1,0 +1,51 @@
+"""A worker keeps its database connections between units of work (`Connections`, issue 14),
+and one that died while kept costs one failed attempt, not a stuck worker."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from harness.stack import Stack
+from tests.reliability.conftest import worker_runtime
+from workers.runtime.failures import classify
+from workers.runtime.service import WorkerService
+
+
+@pytest.fixture
+async def runtime(stack: Stack) -> AsyncIterator[WorkerService]:
+    async with worker_runtime(stack, "users", []) as service:
+        yield service
+
+
+async def _backend(service: WorkerService) -> int:
+    async with service.unit_of_work() as ctx:
+        return int(await ctx.db.fetchval("SELECT pg_backend_pid()"))
+
+
+async def test_a_connection_is_kept_for_the_next_unit_and_a_dead_one_is_dropped(
+    runtime: WorkerService, db: AsyncEngine
+) -> None:
+    first = await _backend(runtime)
+    assert await _backend(runtime) == first  # the same connection, not a new checkout
+
+    # A unit that fails leaves its connection rolled back and still kept.
+    with pytest.raises(ZeroDivisionError):
+        async with runtime.unit_of_work() as ctx:
+            await ctx.db.execute("CREATE TEMP TABLE kept_check (k int)")
+            raise ZeroDivisionError
+    async with runtime.unit_of_work() as ctx:
+        assert int(await ctx.db.fetchval("SELECT pg_backend_pid()")) == first
+        assert await ctx.db.fetchval("SELECT to_regclass('pg_temp.kept_check')") is None  # rolled back
+
+    # The server ends the kept connection (a restart, an administrator): the next unit
+    # fails as a transient failure (a delivery would be retried), the one after gets a new one.
+    async with db.connect() as admin:
+        await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+    with pytest.raises(Exception) as failed:
+        await _backend(runtime)
+    assert classify(failed.value).kind == "transient"
+    assert await _backend(runtime) != first
