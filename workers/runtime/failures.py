@@ -65,6 +65,9 @@ def classify(exc: BaseException) -> Failure:
             ConnectionError
             | TimeoutError
             | asyncpg.InterfaceError
+            # The connection's protocol is out of step (the server ended it while idle,
+            # and its notice came first): the runtime drops it, a retry gets another.
+            | asyncpg.InternalClientError
             | asyncpg.PostgresConnectionError
             # Every database address reached answers read-only: a standby not yet
             # promoted after its primary was lost (scripts/pg-pair).

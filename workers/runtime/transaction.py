@@ -175,9 +175,14 @@ class Connections:
             await conn.close()
             raise
 
-    async def give_back(self, conn: AsyncConnection, raw: asyncpg.Connection) -> None:
-        """Keep `conn` if it is clean and there is room; otherwise close it (back to the pool)."""
-        if raw.is_closed():  # the server went away (a restart): the pool must not hand it out again
+    async def give_back(self, conn: AsyncConnection, raw: asyncpg.Connection, *, failed: bool = False) -> None:
+        """Keep `conn` if it is clean and there is room; otherwise close it (back to the pool).
+
+        A connection whose transaction ended in an exception is dropped: the exception
+        may be the connection's own (the server ended it, and the client has not seen
+        the socket close yet: asyncpg then refuses the next statement with an
+        `InternalClientError`), and the retry should not meet it again."""
+        if failed or raw.is_closed():  # the pool must not hand it out again either
             await conn.invalidate()
         elif len(self._idle) < self._keep and not (
             conn.invalidated or conn.in_transaction() or raw.is_in_transaction()
@@ -204,8 +209,10 @@ async def transaction(
     through the `Transaction`."""
     conn, raw = await connections.take()
     tx = Transaction(conn, raw, sessions, inbox, outbox)
+    failed = True
     try:
         yield tx
+        failed = False
     finally:
         try:
             await tx.close()
@@ -213,7 +220,7 @@ async def transaction(
             try:
                 await _leave_clean(conn, raw)
             finally:
-                await connections.give_back(conn, raw)
+                await connections.give_back(conn, raw, failed=failed)
 
 
 async def _driver_connection(conn: AsyncConnection) -> asyncpg.Connection:
