@@ -65,9 +65,6 @@ def classify(exc: BaseException) -> Failure:
             ConnectionError
             | TimeoutError
             | asyncpg.InterfaceError
-            # The connection's protocol is out of step (the server ended it while idle,
-            # and its notice came first): the runtime drops it, a retry gets another.
-            | asyncpg.InternalClientError
             | asyncpg.PostgresConnectionError
             # Every database address reached answers read-only: a standby not yet
             # promoted after its primary was lost (scripts/pg-pair).
@@ -78,6 +75,10 @@ def classify(exc: BaseException) -> Failure:
             | httpx.TransportError
             | aiohttp.ClientConnectionError,
         ):
+            return _transient(fingerprint)
+        if isinstance(cause, asyncpg.InternalClientError) and "another operation" in str(cause):
+            # The connection's protocol is out of step (the server ended it while it was
+            # idle, and its notice came first): the runtime drops it, a retry gets another.
             return _transient(fingerprint)
     reply = ErrorReply(code="internal", detail="the service failed to carry out the request")
     return Failure("unexpected", "repeated_failure", reply, fingerprint)

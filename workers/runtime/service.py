@@ -555,9 +555,13 @@ class WorkerService:
         if not subscriber.running:
             return
         started = time.perf_counter()
-        with subscriber.lock:
-            await self._consume(spec, handler, message)
-        DELIVERY_SECONDS.labels(spec.queue).observe(time.perf_counter() - started)
+        try:
+            with subscriber.lock:
+                await self._consume(spec, handler, message)
+        except Exception:  # settling it failed (the channel is gone): the broker delivers it again
+            log.exception("delivery not settled", extra={"queue": spec.queue})
+        finally:
+            DELIVERY_SECONDS.labels(spec.queue).observe(time.perf_counter() - started)
 
     async def _consume(self, spec: CommandSpec, handler: Handler, message: AbstractIncomingMessage) -> None:
         envelope: Envelope | None = None

@@ -25,6 +25,7 @@ transaction (`Connections`) rather than checked back into SQLAlchemy's pool.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Sequence
@@ -165,8 +166,12 @@ class Connections:
         self._idle: list[tuple[AsyncConnection, asyncpg.Connection]] = []
 
     async def take(self) -> tuple[AsyncConnection, asyncpg.Connection]:
-        if self._idle:
-            return self._idle.pop()
+        while self._idle:
+            conn, raw = self._idle.pop()
+            if not raw.is_closed():
+                return conn, raw
+            await conn.invalidate()  # the server ended it while it was kept, and we have seen it
+            await conn.close()
         conn = await self.engine.connect()
         try:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -178,10 +183,8 @@ class Connections:
     async def give_back(self, conn: AsyncConnection, raw: asyncpg.Connection, *, failed: bool = False) -> None:
         """Keep `conn` if it is clean and there is room; otherwise close it (back to the pool).
 
-        A connection whose transaction ended in an exception is dropped: the exception
-        may be the connection's own (the server ended it, and the client has not seen
-        the socket close yet: asyncpg then refuses the next statement with an
-        `InternalClientError`), and the retry should not meet it again."""
+        `failed`: the transaction ended in an exception that may be the connection's own
+        (`_connection_suspect`); it is dropped, so a retry does not meet it again."""
         if failed or raw.is_closed():  # the pool must not hand it out again either
             await conn.invalidate()
         elif len(self._idle) < self._keep and not (
@@ -209,10 +212,12 @@ async def transaction(
     through the `Transaction`."""
     conn, raw = await connections.take()
     tx = Transaction(conn, raw, sessions, inbox, outbox)
-    failed = True
+    failed = False
     try:
         yield tx
-        failed = False
+    except BaseException as exc:
+        failed = _connection_suspect(exc)
+        raise
     finally:
         try:
             await tx.close()
@@ -228,6 +233,32 @@ async def _driver_connection(conn: AsyncConnection) -> asyncpg.Connection:
     if raw.get_settings().standard_conforming_strings != "on":
         raise QuotingUnsafe("the runtime needs standard_conforming_strings = on")
     return raw
+
+
+def _connection_suspect(exc: BaseException) -> bool:
+    """Whether an exception may say the connection itself is broken: lost, ended by the
+    server (SQLSTATE classes 08 and 57P), or out of step with the server (the server
+    ended it while it was idle and its notice came before the socket closed: asyncpg
+    then refuses the next statement with an `InternalClientError`), or cancelled in the
+    middle of a statement. A refusal, a deadlock or a bad input leaves it as good as ever."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(
+            cause,
+            asyncpg.InterfaceError
+            | asyncpg.InternalClientError
+            | asyncpg.PostgresConnectionError
+            | OSError
+            | asyncio.CancelledError
+            | TimeoutError,
+        ):
+            return True
+        if str(getattr(cause, "sqlstate", "")).startswith(("08", "57P")):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 async def _leave_clean(conn: AsyncConnection, raw: asyncpg.Connection) -> None:
