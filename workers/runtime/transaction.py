@@ -156,8 +156,9 @@ class Connections:
     checkout, a reset, greenlet hops: 3-6 % of a worker's CPU at 16 orders in flight,
     py-spy). So a connection that ends a transaction clean is kept here for the next (at
     most `keep`; the rest go back to the pool). One that is not clean is not kept. One that
-    died while kept (a database restart) fails on its first statement, as a pooled one
-    would with no pre-ping: a transient failure, retried, and that connection is dropped.
+    died while kept (a database restart) is dropped when next taken if the client has
+    seen it close; if not, it fails on its first statement, as a pooled one would with no
+    pre-ping: a transient failure, retried, and that connection is dropped.
     """
 
     def __init__(self, engine: AsyncEngine, *, keep: int) -> None:
