@@ -44,7 +44,7 @@ class Failure:
 def classify(exc: BaseException) -> Failure:
     """Look through the exception and what caused it (SQLAlchemy wraps asyncpg's)."""
     fingerprint = _fingerprint(exc)
-    for cause in _chain(exc):
+    for cause in causes(exc):
         if isinstance(cause, ValidationError):
             errors = field_errors(cause)
             reply = ErrorReply(code="validation_failed", detail="the request failed validation", errors=errors)
@@ -88,7 +88,8 @@ def _transient(fingerprint: str) -> Failure:
     return Failure("transient", "transient", ErrorReply(code="unavailable", detail="try again later"), fingerprint)
 
 
-def _chain(exc: BaseException) -> Iterator[BaseException]:
+def causes(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and what caused it, in turn (SQLAlchemy's wrapped driver error included)."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:

@@ -37,6 +37,7 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from db.engine import BEGIN, END, STATEMENT
+from workers.runtime.failures import causes
 from workers.runtime.outbox import Written
 
 
@@ -242,10 +243,7 @@ def _connection_suspect(exc: BaseException) -> bool:
     ended it while it was idle and its notice came before the socket closed: asyncpg
     then refuses the next statement with an `InternalClientError`), or cancelled in the
     middle of a statement. A refusal, a deadlock or a bad input leaves it as good as ever."""
-    seen: set[int] = set()
-    cause: BaseException | None = exc
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
+    for cause in causes(exc):
         if isinstance(
             cause,
             asyncpg.InterfaceError
@@ -258,7 +256,6 @@ def _connection_suspect(exc: BaseException) -> bool:
             return True
         if str(getattr(cause, "sqlstate", "")).startswith(("08", "57P")):
             return True
-        cause = cause.__cause__ or cause.__context__
     return False
 
 
