@@ -624,6 +624,18 @@ class VariantWithdrawn(Contract):
     at: datetime
 
 
+class AvailabilityChanged(Contract):
+    """What shoppers are shown of a product's stock changed, as the catalog has recorded
+    it: a variant's or the product's `availability` moved between `in_stock`, `low` and
+    `out_of_stock`. A stock change that leaves both as they were is not announced."""
+
+    product_id: UUID
+    variant_id: UUID = Field(description="The variant whose stock changed (the product's id for its default variant)")
+    variant_availability: Availability
+    availability: Availability = Field(description="The product's, over its live variants")
+    at: datetime = Field(description="When the inventory service recorded the change")
+
+
 class ProductUpdated(Contract):
     product_id: UUID
     seller_id: UUID
@@ -763,6 +775,13 @@ CATEGORY_CHANGED = EventSpec("catalog", "category_changed", 1, CategoryChanged, 
 VARIANT_ADDED = EventSpec("catalog", "variant_added", 1, VariantAdded, summary="A variant was added to a product.")
 VARIANT_UPDATED = EventSpec("catalog", "variant_updated", 1, VariantUpdated, summary="A variant changed.")
 VARIANT_WITHDRAWN = EventSpec("catalog", "variant_withdrawn", 1, VariantWithdrawn, summary="A variant was withdrawn.")
+AVAILABILITY_CHANGED = EventSpec(
+    "catalog",
+    "availability_changed",
+    1,
+    AvailabilityChanged,
+    summary="What shoppers see of a product's stock changed (in stock, low, out of stock), as the catalog recorded it.",
+)
 
 COMMANDS: tuple[CommandSpec, ...] = (
     CREATE_PRODUCT,
@@ -787,4 +806,5 @@ EVENTS = (
     VARIANT_ADDED,
     VARIANT_UPDATED,
     VARIANT_WITHDRAWN,
+    AVAILABILITY_CHANGED,
 )

@@ -8,10 +8,13 @@ Correctness before speed:
   one. A load that started before the bump and finishes after it writes under the old
   generation, where nobody looks any more, so a stale answer can never be cached after
   the invalidation that should have removed it (the race a plain DEL has).
-- **Events say what changed.** The edge listens to the catalog's product and category
-  events and `inventory.stock_changed` on its own exclusive queue and bumps exactly the
-  generations they name; a TTL bounds anything an event could not reach (an edge that
-  was down while it was published).
+- **Events say what changed.** The edge listens to the catalog's product, category and
+  availability events on its own exclusive queue and bumps exactly the generations they
+  name; a TTL bounds anything an event could not reach (an edge that was down while it
+  was published). Every one of them is published after the catalog committed the change,
+  so a read it prompts finds the change (a stock change is the catalog's
+  `availability_changed`, not inventory's `stock_changed`, which the catalog may not
+  have applied yet when the edge hears it).
 - **One load per key at a time.** Concurrent misses for one key wait for a single
   load: in this process with a shared future, across edge replicas with a short Redis
   lock; a waiter that sees no value appear in time loads itself rather than fail.
@@ -38,6 +41,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from contracts.catalog import (
+    AVAILABILITY_CHANGED,
     CATEGORY_CHANGED,
     PRODUCT_CREATED,
     PRODUCT_DELETED,
@@ -46,7 +50,6 @@ from contracts.catalog import (
     VARIANT_UPDATED,
     VARIANT_WITHDRAWN,
 )
-from contracts.inventory import STOCK_CHANGED
 from kernel.events import Following, follow, until_done
 
 log = logging.getLogger("agora.edge.cache")
@@ -69,7 +72,7 @@ INVALIDATING_EVENTS = (
     VARIANT_ADDED,
     VARIANT_UPDATED,
     VARIANT_WITHDRAWN,
-    STOCK_CHANGED,
+    AVAILABILITY_CHANGED,
     CATEGORY_CHANGED,
 )
 
@@ -169,7 +172,7 @@ def _product_generation(product_id: UUID) -> str:
 
 
 class Invalidator:
-    """Bumps cache generations as catalog and stock events arrive (own exclusive queue)."""
+    """Bumps cache generations as the catalog's events arrive (own exclusive queue)."""
 
     def __init__(self, amqp_url: str, cache: ReadCache) -> None:
         self._url = amqp_url

@@ -418,28 +418,14 @@ async def test_filters(http: aiohttp.ClientSession, admin: dict[str, Any], selle
         assert resp.status == 422 and (await resp.json())["errors"][0]["field"] == "seller_id"
 
 
-async def test_in_stock_follows_inventory_events(
-    http: aiohttp.ClientSession, amqp: aio_pika.abc.AbstractRobustConnection, seller: dict[str, Any], category: str
-) -> None:
-    product = await _product(http, seller, category, stock=4)
-    assert product["product_id"] in {
-        p["product_id"] for p in (await _search(http, category=category, in_stock=True, limit=100))["items"]
-    }
-    channel = await amqp.channel()
+async def _stock_changed(channel: aio_pika.abc.AbstractChannel, product_id: str, available: int, at: datetime) -> None:
+    """Publish `inventory.stock_changed.v1` as the inventory service does."""
     exchange = await channel.get_exchange(EVENTS_EXCHANGE)
     envelope = Envelope.new()
-    # Far in the future: whatever the inventory worker says about this product meanwhile is older.
-    at = datetime.now(UTC) + timedelta(days=1)
-    body = {
-        "product_id": product["product_id"],
-        "available": 0,
-        "reserved": 4,
-        "reason": "test",
-        "updated_at": at.isoformat(),
-    }
+    body = {"product_id": product_id, "available": available, "reserved": 0, "reason": "test", "updated_at": at}
     await exchange.publish(
         aio_pika.Message(
-            json.dumps(body).encode(),
+            json.dumps(body, default=datetime.isoformat).encode(),
             message_id=str(envelope.message_id),
             headers=envelope.to_headers(),  # type: ignore[arg-type]
             content_type="application/json",
@@ -448,14 +434,55 @@ async def test_in_stock_follows_inventory_events(
         ),
         routing_key="inventory.stock_changed.v1",
     )
-    await channel.close()
-    for _ in range(100):
+
+
+async def test_in_stock_follows_inventory_events(
+    http: aiohttp.ClientSession, amqp: aio_pika.abc.AbstractRobustConnection, seller: dict[str, Any], category: str
+) -> None:
+    """The catalog records inventory's figures and announces only what a shopper is shown
+    changing; the edge's cache drops the listing on that announcement, so a listing read
+    after it shows the change (not the figure from before the catalog recorded it)."""
+    product = await _product(http, seller, category, stock=4)
+    assert product["product_id"] in {
+        p["product_id"] for p in (await _search(http, category=category, in_stock=True, limit=100))["items"]
+    }
+    channel = await amqp.channel()
+    announced = await channel.declare_queue(exclusive=True)
+    await announced.bind(EVENTS_EXCHANGE, "catalog.availability_changed.v1")
+    # Far in the future: whatever the inventory worker says about this product meanwhile is older.
+    at = datetime.now(UTC) + timedelta(days=1)
+    await _stock_changed(channel, product["product_id"], 2, at)  # 4 → 2: still "low"
+    await _stock_changed(channel, product["product_id"], 0, at + timedelta(seconds=1))  # sold out
+    events: list[dict[str, Any]] = []
+    async with announced.iterator(timeout=10) as messages:
+        async for message in messages:
+            await message.ack()
+            event = json.loads(message.body)
+            if event["product_id"] == product["product_id"]:
+                events.append(event)
+                break
+    [event] = events
+    assert datetime.fromisoformat(event.pop("at")) == at + timedelta(seconds=1)
+    assert event == {
+        "product_id": product["product_id"],
+        "variant_id": product["product_id"],
+        "variant_availability": "out_of_stock",
+        "availability": "out_of_stock",
+    }
+    # The edge heard the same announcement: within moments, never a listing's TTL.
+    for _ in range(30):
         page = await _search(http, category=category, in_stock=False, limit=100)
         if product["product_id"] in {p["product_id"] for p in page["items"]}:
             break
         await asyncio.sleep(0.1)
     else:
-        raise AssertionError("the stock event never reached the catalog")
+        raise AssertionError("the listing did not follow the catalog's announcement")
+    # 4 → 2 announced nothing (a shopper sees "low" either way), whichever came first.
+    await asyncio.sleep(0.5)
+    while (message := await announced.get(fail=False)) is not None:
+        await message.ack()
+        assert json.loads(message.body)["product_id"] != product["product_id"]
+    await channel.close()
 
 
 @pytest.mark.parametrize("sort", ["newest", "price_asc", "price_desc", "relevance"])

@@ -548,7 +548,8 @@ async def test_listings_show_each_variants_availability_and_no_counts(
     assert listed["availability"] == "low" and all("stock" not in v for v in listed["variants"])
 
     # The public page is cached; a change of a variant's stock reaches it (the edge drops
-    # the page as inventory announces the change, long before the cache's TTL).
+    # the page when the catalog announces it has recorded the change, long before the
+    # cache's TTL).
     pid, m_red = product["product_id"], variant(product, "M", "Red")
     async with http.get(f"/api/products/{pid}") as resp:
         assert variant(await resp.json(), "M", "Red")["availability"] == "low"

@@ -18,7 +18,7 @@ from contracts.catalog import AddVariant, CreateProduct, UpdateProduct
 from contracts.errors import field_errors
 from contracts.inventory import ReservationLine
 from contracts.orders import OrderItem, PlaceOrder
-from workers.catalog.model import availability, new_product, with_variants
+from workers.catalog.model import StockApplied, availability, new_product, with_variants
 from workers.inventory.model import Stock, merge_lines, shortfalls
 from workers.orders.carts.model import Cart, CartError
 from workers.orders.orders.model import price, request_hash
@@ -162,6 +162,24 @@ def test_a_product_with_options_lists_its_variants_from_the_lowest_price() -> No
 
 def test_availability_levels() -> None:
     assert [availability(n) for n in (-1, 0, 1, 5, 6)] == ["out_of_stock", "out_of_stock", "low", "low", "in_stock"]
+
+
+@pytest.mark.parametrize(
+    ("variant", "product", "shown"),
+    [
+        ((40, 30), (50, 40), False),  # counts only: a shopper sees "in stock" throughout
+        ((4, 2), (4, 2), False),  # "low" throughout
+        ((6, 5), (6, 5), True),  # in stock → low
+        ((1, 0), (1, 0), True),  # low → out of stock
+        ((0, 3), (10, 13), True),  # this variant is back, the product was in stock anyway
+        ((10, 3), (20, 13), True),  # this variant is low now, the product is still in stock
+        ((3, 0), (9, 6), True),  # the product's level is unchanged ("in stock"), this variant's is not
+    ],
+)
+def test_a_stock_figure_is_announced_only_when_what_shoppers_see_moves(
+    variant: tuple[int, int], product: tuple[int, int], shown: bool
+) -> None:
+    assert StockApplied(variant[0], variant[1], product[0], product[1]).shown_changed() is shown
 
 
 def test_variants_are_added_changed_and_withdrawn() -> None:

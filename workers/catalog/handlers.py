@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from sqlalchemy.exc import IntegrityError
 
 from contracts.catalog import (
+    AVAILABILITY_CHANGED,
     CATEGORY_CHANGED,
     PRODUCT_CREATED,
     PRODUCT_DELETED,
@@ -18,6 +19,7 @@ from contracts.catalog import (
     VARIANT_UPDATED,
     VARIANT_WITHDRAWN,
     AddVariant,
+    AvailabilityChanged,
     CategoryChanged,
     CategoryTree,
     CategoryView,
@@ -43,6 +45,7 @@ from kernel.tokens import Actor
 from workers.catalog.model import (
     Category,
     Product,
+    availability,
     category_tree,
     creates_cycle,
     may_sell,
@@ -164,7 +167,19 @@ class CatalogHandlers:
     async def on_stock_changed(self, event: StockChanged, ctx: HandlerContext) -> None:
         variant_id = event.variant_id or event.product_id
         repo = CatalogRepository(ctx.session)
-        await repo.apply_stock(event.product_id, variant_id, event.available, event.updated_at)
+        applied = await repo.apply_stock(event.product_id, variant_id, event.available, event.updated_at)
+        if applied is None or not applied.shown_changed():
+            return
+        # The edge's cache drops what shows this product on this word, not on inventory's:
+        # it is published after this transaction commits, so a read it prompts sees the change.
+        changed = AvailabilityChanged(
+            product_id=event.product_id,
+            variant_id=variant_id,
+            variant_availability=availability(applied.variant_after),
+            availability=availability(applied.product_after),
+            at=event.updated_at,
+        )
+        await ctx.emit(AVAILABILITY_CHANGED, changed)
 
     # --- variants -----------------------------------------------------------------------
 

@@ -60,6 +60,24 @@ def availability(available: int) -> Availability:
     return "low" if available <= LOW_STOCK_SHOWN else "in_stock"
 
 
+@dataclass(frozen=True)
+class StockApplied:
+    """A stock figure the catalog recorded: the variant's and its product's `available`
+    before and after."""
+
+    variant_before: int
+    variant_after: int
+    product_before: int
+    product_after: int
+
+    def shown_changed(self) -> bool:
+        """Whether shoppers now see other than they did: only `availability` is shown to
+        them (the count is the seller's), so only a move between its three states."""
+        return availability(self.variant_before) != availability(self.variant_after) or availability(
+            self.product_before
+        ) != availability(self.product_after)
+
+
 def variant_label(values: Mapping[str, str], options: Sequence[ProductOption]) -> str:
     """The option values for display, in the product's order of options: `"M / Red"`."""
     return " / ".join(values[o.name] for o in options if o.name in values)

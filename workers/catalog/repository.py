@@ -7,13 +7,13 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.catalog import ProductOption
 from db.prepared import json_value
 from db.tables.catalog import categories, products, variants
-from workers.catalog.model import Category, Image, Product, Variant
+from workers.catalog.model import Category, Image, Product, StockApplied, Variant
 
 _PRODUCT_COLUMNS = (
     products.c.product_id,
@@ -129,21 +129,30 @@ class CatalogRepository:
         del row["available"]  # the stock read model is the inventory events' to change
         await self._session.execute(products.update().where(products.c.product_id == product.product_id).values(**row))
 
-    async def apply_stock(self, product_id: UUID, variant_id: UUID, available: int, at: datetime) -> None:
+    async def apply_stock(
+        self, product_id: UUID, variant_id: UUID, available: int, at: datetime
+    ) -> StockApplied | None:
         """Record the inventory service's figure for a variant unless a newer one is already
-        recorded, and the product's sum over its live variants.
+        recorded, and the product's sum over its live variants; None if nothing changed
+        (no such variant, or a newer figure recorded).
 
         Stock events can arrive out of order (competing consumers, redeliveries): the
         one with the latest `updated_at` wins. The product's row is locked first, so two
         variants' figures arriving at once are summed one after the other (each statement
         then sees what the other committed).
         """
-        locked = await self._session.execute(
-            select(products.c.product_id).where(products.c.product_id == product_id).with_for_update()
-        )
-        if locked.first() is None:
-            return
-        await self._session.execute(
+        variant = variants.c.product_id == products.c.product_id, variants.c.variant_id == variant_id
+        before = (
+            await self._session.execute(
+                select(products.c.available, variants.c.available)
+                .select_from(products.outerjoin(variants, and_(*variant)))
+                .where(products.c.product_id == product_id)
+                .with_for_update(of=products)
+            )
+        ).first()
+        if before is None:
+            return None
+        applied = await self._session.scalar(
             variants.update()
             .where(
                 variants.c.variant_id == variant_id,
@@ -151,11 +160,16 @@ class CatalogRepository:
                 or_(variants.c.stock_updated_at.is_(None), variants.c.stock_updated_at <= at),
             )
             .values(available=available, stock_updated_at=at)
+            .returning(variants.c.available)
         )
-        await self.sum_stock(product_id, at)
+        if applied is None:
+            return None
+        total = await self.sum_stock(product_id, at)
+        return StockApplied(before[1], applied, before[0], total)
 
-    async def sum_stock(self, product_id: UUID, at: datetime | None = None) -> None:
-        """The product's `available`: the sum over its live variants (its row locked by the caller)."""
+    async def sum_stock(self, product_id: UUID, at: datetime | None = None) -> int:
+        """The product's `available`, set to the sum over its live variants (its row locked
+        by the caller), and returned."""
         total = (
             select(func.coalesce(func.sum(variants.c.available), 0))
             .where(variants.c.product_id == product_id, variants.c.deleted_at.is_(None))
@@ -164,7 +178,15 @@ class CatalogRepository:
         values: dict[str, Any] = {"available": total}
         if at is not None:
             values["stock_updated_at"] = func.greatest(products.c.stock_updated_at, at)
-        await self._session.execute(update(products).where(products.c.product_id == product_id).values(**values))
+        return int(
+            await self._session.scalar(
+                update(products)
+                .where(products.c.product_id == product_id)
+                .values(**values)
+                .returning(products.c.available)
+            )
+            or 0
+        )
 
     @staticmethod
     def _product_row(product: Product) -> dict[str, Any]:
