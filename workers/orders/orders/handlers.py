@@ -49,7 +49,7 @@ from workers.orders.sales import handlers as sales
 from workers.orders.shipping.model import ShippingMethod
 from workers.orders.shipping.repository import ShippingRepository
 from workers.orders.taxes.model import NO_TAXES, Taxes
-from workers.orders.taxes.repository import TaxRepository
+from workers.orders.taxes.repository import for_destination
 from workers.orders.vouchers.model import Voucher, use_step
 from workers.orders.vouchers.repository import VoucherRepository
 from workers.runtime.context import HandlerContext
@@ -75,7 +75,7 @@ async def _taxes(ctx: HandlerContext, cmd: PlaceOrder, products: Mapping[UUID, P
     currency = next((p.currency for p in products.values() if p.on_sale), None)
     if currency is None:
         return NO_TAXES
-    return await TaxRepository(ctx.session).for_destination(cmd.shipping_address.country, currency)
+    return await for_destination(ctx.db, cmd.shipping_address.country, currency)
 
 
 # Why a checkout could not take a voucher's use (VoucherRepository.reserve), as answered.
@@ -122,9 +122,9 @@ class OrderHandlers:
         try:
             user_id = model.customer(cmd, actor)
             cart = await carts.member(user_id, lock=True) if model.orders_cart(cmd, actor) else None
-            closed, customer = await repo.account(user_id)
-            model.refuse_closed(closed)
-            order = await repo.get(cmd.order_id)
+            account = await repo.account(user_id, cmd.order_id)
+            model.refuse_closed(account.closed)
+            order = await repo.get(cmd.order_id) if account.placed else None
             if order is None:
                 products = await product_snapshot(ctx.db, model.ordered_products(cmd, cart))
                 method = await _shipping_method(ctx, cmd)
@@ -132,7 +132,7 @@ class OrderHandlers:
                 voucher = await _voucher(ctx, cmd)
                 now = datetime.now(UTC)
                 placed = model.place(
-                    cmd, actor, user_id, cart, products, now, self._config, customer, method, taxes, voucher
+                    cmd, actor, user_id, cart, products, now, self._config, account.customer, method, taxes, voucher
                 )
                 order = await self._save_placed(ctx, repo, placed, voucher)
             model.same_request(order, cmd, actor)

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from uuid import UUID
 
-from sqlalchemy import ARRAY, JSON, Boolean, ColumnElement, bindparam, false, func, or_, select, tuple_, update
+from sqlalchemy import ARRAY, JSON, Boolean, ColumnElement, bindparam, exists, false, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -190,20 +190,29 @@ def _place() -> Prepared:
 _PLACE = _place()
 _ORDER = Prepared(select(orders).where(orders.c.order_id == bindparam("order_id")))
 _ACCOUNT_OF = select(bindparam("user_id", type_=PG_UUID(as_uuid=True)).label("user_id")).subquery("account")
-# Whether the account is closed, and the customers read model's row, in one statement (the
-# one read placing an order had before customers were kept, so it costs no round trip more).
+# Whether the account is closed, the customers read model's row, and whether an order
+# with this id exists already, in one statement: what placing an order reads first.
 _ACCOUNT = Prepared(
     select(
         closed_accounts.c.reason.label("closed"),
         customers.c.email_enc,
         customers.c.email_key_id,
         customers.c.username,
+        exists().where(orders.c.order_id == bindparam("order_id")).label("placed"),
     ).select_from(
         _ACCOUNT_OF.outerjoin(closed_accounts, closed_accounts.c.user_id == _ACCOUNT_OF.c.user_id).outerjoin(
             customers, customers.c.user_id == _ACCOUNT_OF.c.user_id
         )
     )
 )
+
+
+class Account(NamedTuple):
+    """What placing an order reads first (`OrdersRepository.account`)."""
+
+    closed: bool
+    customer: OrderCustomer | None
+    placed: bool  # an order with the request's id exists
 
 
 class OrdersRepository:
@@ -385,13 +394,13 @@ class OrdersRepository:
         c = closed_accounts.c
         await self._session.execute(closed_accounts.delete().where(c.user_id == user_id, c.reason == "disabled"))
 
-    async def account(self, user_id: UUID) -> tuple[bool, OrderCustomer | None]:
-        """Whether the account is closed (no order may be placed for it), and the customer
-        as the read model knows it (None if it does not)."""
-        row = await _ACCOUNT.fetchrow(self._ctx.db, user_id=user_id)
+    async def account(self, user_id: UUID, order_id: UUID) -> Account:
+        """Whether the account is closed (no order may be placed for it), the customer as
+        the read model knows it (None if it does not), and whether `order_id` is taken."""
+        row = await _ACCOUNT.fetchrow(self._ctx.db, user_id=user_id, order_id=order_id)
         assert row is not None  # one row, whatever is known
         customer = known_customer(self._cipher, user_id, row["email_enc"], row["email_key_id"], row["username"])
-        return row["closed"] is not None, customer
+        return Account(row["closed"] is not None, customer, row["placed"])
 
     async def erase_personal_data(self, user_id: UUID) -> int:
         """Drop the shipping address and the customer's snapshot of every order of the member;

@@ -7,22 +7,37 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.prepared import Prepared
 from db.tables.orders import currency_tax, tax_rates
 from workers.orders.taxes.model import Taxes, TaxRate
 
 _RATE_FIELDS = tuple(column.name for column in tax_rates.c)
-_DESTINATION = text(
-    f"""
-    SELECT {", ".join(f"t.{name}" for name in _RATE_FIELDS)},
-        coalesce((SELECT prices_include_tax FROM orders.currency_tax WHERE currency = :currency), false)
-            AS prices_include_tax
-    FROM (SELECT 1) AS one LEFT JOIN orders.tax_rates t ON t.country = :country
-    """
+# The country's rates and the currency's setting: one row even for a country without
+# rates (the setting's). Read as an order is placed, so a prepared statement (db/prepared.py).
+_DESTINATION = Prepared(
+    text(
+        f"""
+        SELECT {", ".join(f"t.{name}" for name in _RATE_FIELDS)},
+            coalesce((SELECT prices_include_tax FROM orders.currency_tax WHERE currency = :currency), false)
+                AS prices_include_tax
+        FROM (SELECT 1) AS one LEFT JOIN orders.tax_rates t ON t.country = :country
+        """
+    )
 )
+
+
+async def for_destination(conn: asyncpg.Connection, country: str, currency: str) -> Taxes:
+    """The rates an order to `country` in `currency` is taxed with, in one statement."""
+    rows = await _DESTINATION.fetch(conn, country=country, currency=currency)
+    return Taxes(
+        tuple(TaxRate(**{name: row[name] for name in _RATE_FIELDS}) for row in rows if row["rate_id"] is not None),
+        bool(rows[0]["prices_include_tax"]),
+    )
 
 
 def _rate(row: Any) -> TaxRate:
@@ -38,15 +53,6 @@ class TaxRepository:
         if country is not None:
             query = query.where(tax_rates.c.country == country)
         return [_rate(row) for row in await self._session.execute(query)]
-
-    async def for_destination(self, country: str, currency: str) -> Taxes:
-        """The country's rates and the currency's setting, in one statement (one row even
-        for a country without rates: the setting's)."""
-        rows = (await self._session.execute(_DESTINATION, {"country": country, "currency": currency})).all()
-        return Taxes(
-            tuple(_rate(row) for row in rows if row.rate_id is not None),
-            bool(rows[0].prices_include_tax),
-        )
 
     async def get(self, rate_id: UUID, *, for_update: bool = False) -> TaxRate | None:
         query = select(tax_rates).where(tax_rates.c.rate_id == rate_id)
