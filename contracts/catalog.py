@@ -625,14 +625,13 @@ class VariantWithdrawn(Contract):
 
 
 class AvailabilityChanged(Contract):
-    """What shoppers are shown of a product's stock changed, as the catalog has recorded
-    it: a variant's or the product's `availability` moved between `in_stock`, `low` and
-    `out_of_stock`. A stock change that leaves both as they were is not announced."""
+    """What shoppers are shown of a variant's stock changed, as the catalog has recorded it:
+    its `availability` moved between `in_stock`, `low` and `out_of_stock` (the product's
+    follows from its variants'). A stock change that leaves it as it was is not announced."""
 
     product_id: UUID
     variant_id: UUID = Field(description="The variant whose stock changed (the product's id for its default variant)")
-    variant_availability: Availability
-    availability: Availability = Field(description="The product's, over its live variants")
+    availability: Availability = Field(description="The variant's, now")
     at: datetime = Field(description="When the inventory service recorded the change")
 
 
@@ -780,7 +779,7 @@ AVAILABILITY_CHANGED = EventSpec(
     "availability_changed",
     1,
     AvailabilityChanged,
-    summary="What shoppers see of a product's stock changed (in stock, low, out of stock), as the catalog recorded it.",
+    summary="What shoppers see of a variant's stock changed (in stock, low, out of stock), as the catalog recorded it.",
 )
 
 COMMANDS: tuple[CommandSpec, ...] = (

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import string
+import time
 from typing import Any
 
 import aiohttp
+from redis.asyncio import Redis
 
+from harness import environment
 from harness.accounts import bearer, login, make_seller, register
 
 
@@ -113,3 +117,17 @@ async def tax_rate_target(http: aiohttp.ClientSession, admin: dict[str, Any]) ->
     session = await login(http, user["email"], user["password"])
     return {**user, **session, "params": {"rateId": rate["rate_id"], "currency": "NOK"}}
 
+
+async def cache_settled(product_id: str) -> None:
+    """Wait until the edge's cache generation of a product has stopped moving for half a
+    second: no event about it (its creation's) is still on its way to the edge."""
+    redis = Redis.from_url(environment.test_env()["AGORA_REDIS_URL"], decode_responses=True)
+    try:
+        key, last, stable_since = f"agora:cache:gen:product:{product_id}", None, time.monotonic()
+        while time.monotonic() - stable_since < 0.5:
+            value = await redis.get(key)
+            if value != last:
+                last, stable_since = value, time.monotonic()
+            await asyncio.sleep(0.05)
+    finally:
+        await redis.aclose()

@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from edge.cache import ReadCache
 from harness import environment, processes
 from harness.accounts import bearer, make_seller
-from tests.catalog_support import create_category, create_product, new_tag
+from tests.catalog_support import cache_settled, create_category, create_product, new_tag
 
 
 @pytest.fixture
@@ -132,17 +132,7 @@ async def seller_product(http: aiohttp.ClientSession, admin: dict[str, Any]) -> 
             return resp.status == 200
 
     await _wait_for(stocked, within=5.0)
-    # Then wait until its cache generation has stopped moving (no event still on its way).
-    redis = Redis.from_url(environment.test_env()["AGORA_REDIS_URL"], decode_responses=True)
-    try:
-        key, last, stable_since = f"agora:cache:gen:product:{product['product_id']}", None, time.monotonic()
-        while time.monotonic() - stable_since < 0.5:
-            value = await redis.get(key)
-            if value != last:
-                last, stable_since = value, time.monotonic()
-            await asyncio.sleep(0.05)
-    finally:
-        await redis.aclose()
+    await cache_settled(product["product_id"])
     return seller, product
 
 

@@ -175,8 +175,7 @@ class CatalogHandlers:
         changed = AvailabilityChanged(
             product_id=event.product_id,
             variant_id=variant_id,
-            variant_availability=availability(applied.variant_after),
-            availability=availability(applied.product_after),
+            availability=availability(applied.after),
             at=event.updated_at,
         )
         await ctx.emit(AVAILABILITY_CHANGED, changed)

@@ -62,20 +62,17 @@ def availability(available: int) -> Availability:
 
 @dataclass(frozen=True)
 class StockApplied:
-    """A stock figure the catalog recorded: the variant's and its product's `available`
-    before and after."""
+    """A variant's stock figure the catalog recorded: `available` before and after."""
 
-    variant_before: int
-    variant_after: int
-    product_before: int
-    product_after: int
+    before: int
+    after: int
 
     def shown_changed(self) -> bool:
-        """Whether shoppers now see other than they did: only `availability` is shown to
-        them (the count is the seller's), so only a move between its three states."""
-        return availability(self.variant_before) != availability(self.variant_after) or availability(
-            self.product_before
-        ) != availability(self.product_after)
+        """Whether shoppers now see other than they did. They see a variant's `availability`
+        (the count is the seller's); a product's is the best of its variants', and its
+        `in_stock` (a sum above 0) changes only when a variant's comes to or leaves 0, so
+        a product shows something new only when one of its variants does."""
+        return availability(self.before) != availability(self.after)
 
 
 def variant_label(values: Mapping[str, str], options: Sequence[ProductOption]) -> str:

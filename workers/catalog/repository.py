@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.catalog import ProductOption
@@ -133,43 +133,40 @@ class CatalogRepository:
         self, product_id: UUID, variant_id: UUID, available: int, at: datetime
     ) -> StockApplied | None:
         """Record the inventory service's figure for a variant unless a newer one is already
-        recorded, and the product's sum over its live variants; None if nothing changed
-        (no such variant, or a newer figure recorded).
+        recorded, and the product's sum over its live variants; the variant's figure before
+        and after, or None if nothing changed (no such variant, or a newer figure recorded).
 
         Stock events can arrive out of order (competing consumers, redeliveries): the
         one with the latest `updated_at` wins. The product's row is locked first, so two
         variants' figures arriving at once are summed one after the other (each statement
-        then sees what the other committed).
+        then sees what the other committed), and the figure before is read after the lock.
         """
-        variant = variants.c.product_id == products.c.product_id, variants.c.variant_id == variant_id
-        before = (
+        locked = await self._session.execute(
+            select(products.c.product_id).where(products.c.product_id == product_id).with_for_update()
+        )
+        if locked.first() is None:
+            return None
+        previous = variants.alias("previous")
+        changed = (
             await self._session.execute(
-                select(products.c.available, variants.c.available)
-                .select_from(products.outerjoin(variants, and_(*variant)))
-                .where(products.c.product_id == product_id)
-                .with_for_update(of=products)
+                variants.update()
+                .where(
+                    variants.c.variant_id == variant_id,
+                    variants.c.product_id == product_id,
+                    or_(variants.c.stock_updated_at.is_(None), variants.c.stock_updated_at <= at),
+                    previous.c.variant_id == variants.c.variant_id,
+                )
+                .values(available=available, stock_updated_at=at)
+                .returning(previous.c.available)
             )
         ).first()
-        if before is None:
+        if changed is None:
             return None
-        applied = await self._session.scalar(
-            variants.update()
-            .where(
-                variants.c.variant_id == variant_id,
-                variants.c.product_id == product_id,
-                or_(variants.c.stock_updated_at.is_(None), variants.c.stock_updated_at <= at),
-            )
-            .values(available=available, stock_updated_at=at)
-            .returning(variants.c.available)
-        )
-        if applied is None:
-            return None
-        total = await self.sum_stock(product_id, at)
-        return StockApplied(before[1], applied, before[0], total)
+        await self.sum_stock(product_id, at)
+        return StockApplied(before=changed.available, after=available)
 
-    async def sum_stock(self, product_id: UUID, at: datetime | None = None) -> int:
-        """The product's `available`, set to the sum over its live variants (its row locked
-        by the caller), and returned."""
+    async def sum_stock(self, product_id: UUID, at: datetime | None = None) -> None:
+        """The product's `available`: the sum over its live variants (its row locked by the caller)."""
         total = (
             select(func.coalesce(func.sum(variants.c.available), 0))
             .where(variants.c.product_id == product_id, variants.c.deleted_at.is_(None))
@@ -178,15 +175,7 @@ class CatalogRepository:
         values: dict[str, Any] = {"available": total}
         if at is not None:
             values["stock_updated_at"] = func.greatest(products.c.stock_updated_at, at)
-        return int(
-            await self._session.scalar(
-                update(products)
-                .where(products.c.product_id == product_id)
-                .values(**values)
-                .returning(products.c.available)
-            )
-            or 0
-        )
+        await self._session.execute(update(products).where(products.c.product_id == product_id).values(**values))
 
     @staticmethod
     def _product_row(product: Product) -> dict[str, Any]:

@@ -14,8 +14,8 @@ from workers.runtime.service import WorkerService
 # and how many it releases per transaction.
 SWEEP_SECONDS, SWEEP_BATCH = 1.0, 100
 # How often each replica announces the stock changes since the last time (at most one
-# `stock_changed` per product per turn): how far behind the catalog and the edge's cache
-# can be; and how many products per transaction.
+# `stock_changed` per product per turn): how far behind the catalog (and so the edge's
+# cache) can be; and how many products per transaction.
 ANNOUNCE_SECONDS, ANNOUNCE_BATCH = 0.2, 200
 
 service = WorkerService("inventory")
