@@ -118,10 +118,12 @@ class OrderHandlers:
         concurrent repeat of the request waits and then finds this order.
         """
         actor = ctx.require_actor()
-        repo, carts = self._repo(ctx), CartRepository(ctx.session)
+        repo = self._repo(ctx)
         try:
             user_id = model.customer(cmd, actor)
-            cart = await carts.member(user_id, lock=True) if model.orders_cart(cmd, actor) else None
+            # Only an order from the cart makes a session (an order of `items` needs none).
+            from_cart = model.orders_cart(cmd, actor)
+            cart = await CartRepository(ctx.session).member(user_id, lock=True) if from_cart else None
             account = await repo.account(user_id, cmd.order_id)
             model.refuse_closed(account.closed)
             order = await repo.get(cmd.order_id) if account.placed else None
