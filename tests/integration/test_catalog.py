@@ -17,9 +17,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from yarl import URL
 
-from contracts.envelope import Envelope
+from contracts.catalog import AVAILABILITY_CHANGED
+from contracts.inventory import STOCK_CHANGED, StockChanged
 from contracts.topology import EVENTS_EXCHANGE
 from harness.accounts import bearer, create_admin, login, make_seller, register
+from harness.bus import publish_event
 from harness.processes import agora_cli
 from harness.stack import Stack
 from ops.seed import DEMO_PASSWORD
@@ -418,22 +420,8 @@ async def test_filters(http: aiohttp.ClientSession, admin: dict[str, Any], selle
         assert resp.status == 422 and (await resp.json())["errors"][0]["field"] == "seller_id"
 
 
-async def _stock_changed(channel: aio_pika.abc.AbstractChannel, product_id: str, available: int, at: datetime) -> None:
-    """Publish `inventory.stock_changed.v1` as the inventory service does."""
-    exchange = await channel.get_exchange(EVENTS_EXCHANGE)
-    envelope = Envelope.new()
-    body = {"product_id": product_id, "available": available, "reserved": 0, "reason": "test", "updated_at": at}
-    await exchange.publish(
-        aio_pika.Message(
-            json.dumps(body, default=datetime.isoformat).encode(),
-            message_id=str(envelope.message_id),
-            headers=envelope.to_headers(),  # type: ignore[arg-type]
-            content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            user_id="agora-inventory",  # as the inventory service publishes it
-        ),
-        routing_key="inventory.stock_changed.v1",
-    )
+def _stock_changed(product_id: str, available: int, at: datetime) -> StockChanged:
+    return StockChanged(product_id=uuid.UUID(product_id), available=available, reserved=0, reason="test", updated_at=at)
 
 
 async def test_in_stock_follows_inventory_events(
@@ -450,11 +438,12 @@ async def test_in_stock_follows_inventory_events(
     }
     channel = await amqp.channel()
     announced = await channel.declare_queue(exclusive=True)
-    await announced.bind(EVENTS_EXCHANGE, "catalog.availability_changed.v1")
+    await announced.bind(EVENTS_EXCHANGE, AVAILABILITY_CHANGED.routing_key)
     # Far in the future: whatever the inventory worker says about this product meanwhile is older.
     at = datetime.now(UTC) + timedelta(days=1)
-    await _stock_changed(channel, product["product_id"], 2, at)  # 4 → 2: still "low"
-    await _stock_changed(channel, product["product_id"], 0, at + timedelta(seconds=1))  # sold out
+    await publish_event(amqp, STOCK_CHANGED, _stock_changed(product["product_id"], 2, at))  # 4 → 2: still "low"
+    sold_out = _stock_changed(product["product_id"], 0, at + timedelta(seconds=1))
+    await publish_event(amqp, STOCK_CHANGED, sold_out)
     events: list[dict[str, Any]] = []
     async with announced.iterator(timeout=10) as messages:
         async for message in messages:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -35,13 +36,14 @@ async def for_destination(conn: asyncpg.Connection, country: str, currency: str)
     """The rates an order to `country` in `currency` is taxed with, in one statement."""
     rows = await _DESTINATION.fetch(conn, country=country, currency=currency)
     return Taxes(
-        tuple(TaxRate(**{name: row[name] for name in _RATE_FIELDS}) for row in rows if row["rate_id"] is not None),
+        tuple(_rate(row) for row in rows if row["rate_id"] is not None),
         bool(rows[0]["prices_include_tax"]),
     )
 
 
-def _rate(row: Any) -> TaxRate:
-    return TaxRate(**{name: row._mapping[name] for name in _RATE_FIELDS})
+def _rate(row: Mapping[Any, Any]) -> TaxRate:
+    """A rate from its row: an asyncpg record, or a SQLAlchemy row's `_mapping`."""
+    return TaxRate(**{name: row[name] for name in _RATE_FIELDS})
 
 
 class TaxRepository:
@@ -52,12 +54,12 @@ class TaxRepository:
         query = select(tax_rates).order_by(tax_rates.c.country, tax_rates.c.region, tax_rates.c.tax_class)
         if country is not None:
             query = query.where(tax_rates.c.country == country)
-        return [_rate(row) for row in await self._session.execute(query)]
+        return [_rate(row._mapping) for row in await self._session.execute(query)]
 
     async def get(self, rate_id: UUID, *, for_update: bool = False) -> TaxRate | None:
         query = select(tax_rates).where(tax_rates.c.rate_id == rate_id)
         row = (await self._session.execute(query.with_for_update() if for_update else query)).first()
-        return _rate(row) if row is not None else None
+        return _rate(row._mapping) if row is not None else None
 
     async def add(self, rate: TaxRate) -> bool:
         """False if the place and class have a rate already."""
