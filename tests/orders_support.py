@@ -8,6 +8,8 @@ from typing import Any
 
 import aio_pika
 import aiohttp
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from harness import environment
 from harness.accounts import bearer, login, make_seller, register
@@ -24,6 +26,19 @@ async def matrix_product(http: aiohttp.ClientSession, admin: dict[str, Any]) -> 
         return await list_product(connection, http, seller["user"]["user_id"], stock=100)
     finally:
         await connection.close()
+
+
+async def known_to_orders(db: AsyncEngine, user_id: str, *, within: float = 20) -> None:
+    """Wait until the orders service's customers read model has the account (its
+    `users.user_registered` arrives on a queue of its own, so an order placed right after
+    registering may overtake it and keep no customer snapshot)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        async with db.connect() as conn:
+            if await conn.scalar(text("SELECT 1 FROM orders.customers WHERE user_id = :u"), {"u": user_id}):
+                return
+        assert asyncio.get_running_loop().time() < deadline, "the orders service never heard of the customer"
+        await asyncio.sleep(0.1)
 
 
 def order_body(product_id: str, token: str = "tok_visa") -> dict[str, Any]:

@@ -10,11 +10,19 @@ from typing import Any
 
 import aiohttp
 from playwright.async_api import Dialog, Page, expect
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from harness.accounts import bearer, create_admin, login, register
 from harness.stack import Stack
 from tests.browser.conftest import screenshot, sign_in
-from tests.orders_support import ADDRESS, confirmed_and_captured, ledger, matrix_product, place_when_priced
+from tests.orders_support import (
+    ADDRESS,
+    confirmed_and_captured,
+    known_to_orders,
+    ledger,
+    matrix_product,
+    place_when_priced,
+)
 
 
 async def _order(http: aiohttp.ClientSession, session: dict[str, Any], order_id: str) -> dict[str, Any]:
@@ -25,12 +33,13 @@ async def _order(http: aiohttp.ClientSession, session: dict[str, Any], order_id:
 
 
 async def test_an_operator_finds_ships_and_refunds_orders_without_an_id(
-    page: Page, stack: Stack, http: aiohttp.ClientSession, admin: dict[str, Any]
+    page: Page, stack: Stack, http: aiohttp.ClientSession, db: AsyncEngine, admin: dict[str, Any]
 ) -> None:
     product_id = await matrix_product(http, admin)
     tag = uuid.uuid4().hex[:8]
     email = f"ada.{tag}@example.com"
     customer = await register(http, email=email, username=f"ada_{tag}")
+    await known_to_orders(db, customer["user_id"])  # so her orders keep her name, which the rows show
     session = await login(http, email, customer["password"])
     to_ship = (await place_when_priced(http, session, product_id))["order_id"]
     to_refund = (await place_when_priced(http, session, product_id))["order_id"]

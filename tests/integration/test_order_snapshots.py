@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from harness.accounts import bearer, login, make_seller, register
 from tests.catalog_support import create_category, new_tag
-from tests.orders_support import ADDRESS
+from tests.orders_support import ADDRESS, known_to_orders
 
 SHIP_TO = {**ADDRESS, "recipient": "Ada Lovelace", "phone": "+442071234567"}
 
@@ -76,10 +76,7 @@ async def tee(
 async def customer(http: aiohttp.ClientSession, db: AsyncEngine) -> dict[str, Any]:
     """A new member, signed in, whom the orders service knows (its registration arrived)."""
     user = await register(http)
-    await _until(
-        "the orders service knows the customer",
-        lambda: _scalar(db, "SELECT 1 FROM orders.customers WHERE user_id = :u", u=user["user_id"]),
-    )
+    await known_to_orders(db, user["user_id"])
     return {**user, **await login(http, user["email"], user["password"])}
 
 
