@@ -853,7 +853,7 @@ class WorkerService:
             return await self._execute_without_database(spec, handler, payload, envelope, actor)
         claim = (spec.queue, envelope.message_id) if spec.kind == "command" else None
         async with self._handler_slots, self._transaction() as tx:
-            if not await tx.begin(claim):
+            if not await tx.begin(claim, one_snapshot=spec.kind == "query"):
                 # Replies are not kept (they may hold personal data or tokens), so a
                 # duplicate is acknowledged without one.
                 log.info("duplicate delivery ignored", extra={"queue": spec.queue})

@@ -100,12 +100,17 @@ class Transaction:
         if self._session is not None:
             await self._session.close()
 
-    async def begin(self, claim: tuple[str, UUID] | None) -> bool:
+    async def begin(self, claim: tuple[str, UUID] | None, *, one_snapshot: bool = False) -> bool:
         """BEGIN, with the inbox claim of (consumer, message id) if given; False if that
-        message was claimed before (the transaction is then rolled back)."""
+        message was claimed before (the transaction is then rolled back).
+
+        `one_snapshot`: every statement sees the database as the first one did (REPEATABLE
+        READ), for a query whose answer is read in several statements: at READ COMMITTED a
+        commit landing between two of them shows half of it (an order's refund refunded,
+        its return, changed in the same commit, not yet)."""
         BEGIN.inc()
         if claim is None:
-            await self.db.execute("BEGIN")
+            await self.db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ" if one_snapshot else "BEGIN")
             return True
         status = await self.db.execute("BEGIN; " + claim_sql(self._inbox, *claim))
         if status.endswith(" 1"):
