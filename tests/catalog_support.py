@@ -118,13 +118,17 @@ async def tax_rate_target(http: aiohttp.ClientSession, admin: dict[str, Any]) ->
     return {**user, **session, "params": {"rateId": rate["rate_id"], "currency": "NOK"}}
 
 
-async def cache_settled(product_id: str) -> None:
-    """Wait until the edge's cache generation of a product has stopped moving for half a
-    second: no event about it (its creation's) is still on its way to the edge."""
+async def cache_settled(product_id: str, within: float = 10.0) -> None:
+    """Wait until the edge has heard of a new product (its `product_created` made its cache
+    generation) and the generation has then stopped moving for half a second: no event
+    about it is still on its way to the edge. (Waiting for stillness alone was not enough:
+    on a busy machine the creation's event could come after half a second of nothing.)"""
     redis = Redis.from_url(environment.test_env()["AGORA_REDIS_URL"], decode_responses=True)
     try:
-        key, last, stable_since = f"agora:cache:gen:product:{product_id}", None, time.monotonic()
-        while time.monotonic() - stable_since < 0.5:
+        key, last = f"agora:cache:gen:product:{product_id}", None
+        started = stable_since = time.monotonic()
+        while last is None or time.monotonic() - stable_since < 0.5:
+            assert time.monotonic() - started < within, f"the edge did not hear of {product_id} in {within} s"
             value = await redis.get(key)
             if value != last:
                 last, stable_since = value, time.monotonic()
