@@ -142,7 +142,16 @@ class ReadCache:
             locked = bool(await self._redis.set(lock, "1", nx=True, ex=_LOCK_SECONDS))
         except RedisError:
             locked = True  # no Redis, no sharing: just load
-        if not locked:
+        if locked:
+            # Our miss may be older than a load that finished and let go of the lock since:
+            # the lock was taken after that load stored its answer, so this read sees it.
+            cached = await self._get(key)
+            if cached is not None:
+                with contextlib.suppress(RedisError):
+                    await self._redis.delete(lock)
+                CACHE_REQUESTS.labels(cache, "coalesced").inc()
+                return cached
+        else:
             deadline = asyncio.get_running_loop().time() + _WAIT_FOR_OTHER_SECONDS
             while asyncio.get_running_loop().time() < deadline:
                 await asyncio.sleep(0.02)

