@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from harness import environment
 from harness.accounts import bearer, login, make_seller, register
 from harness.bus import list_product
+from tests.support import until
 
 ADDRESS = {"line1": "1 Main St", "city": "Springfield", "postal_code": "12345", "country": "US"}
 
@@ -32,13 +33,12 @@ async def known_to_orders(db: AsyncEngine, user_id: str, *, within: float = 20) 
     """Wait until the orders service's customers read model has the account (its
     `users.user_registered` arrives on a queue of its own, so an order placed right after
     registering may overtake it and keep no customer snapshot)."""
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
+
+    async def known() -> Any:
         async with db.connect() as conn:
-            if await conn.scalar(text("SELECT 1 FROM orders.customers WHERE user_id = :u"), {"u": user_id}):
-                return
-        assert asyncio.get_running_loop().time() < deadline, "the orders service never heard of the customer"
-        await asyncio.sleep(0.1)
+            return await conn.scalar(text("SELECT 1 FROM orders.customers WHERE user_id = :u"), {"u": user_id})
+
+    await until("the orders service knows the customer", known, within=within)
 
 
 def order_body(product_id: str, token: str = "tok_visa") -> dict[str, Any]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import urllib.request
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aio_pika
@@ -34,3 +36,15 @@ def worker_metric(port: int, name: str, **labels: str) -> float:
             if line.split("{", 1)[0] == name and all(w in line for w in wanted):
                 total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+async def until(what: str, probe: Callable[[], Awaitable[Any]], *, within: float = 20) -> Any:
+    """Ask `probe` every 0.1 s until its answer is truthy, and return that answer; fail
+    saying `what` never came within `within` seconds."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        found = await probe()
+        if found:
+            return found
+        assert asyncio.get_running_loop().time() < deadline, f"never: {what}"
+        await asyncio.sleep(0.1)

@@ -6,9 +6,7 @@ a withdrawn product still shows by name, and erasure takes the personal part awa
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -18,18 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from harness.accounts import bearer, login, make_seller, register
 from tests.catalog_support import create_category, new_tag
 from tests.orders_support import ADDRESS, known_to_orders
+from tests.support import until
 
 SHIP_TO = {**ADDRESS, "recipient": "Ada Lovelace", "phone": "+442071234567"}
-
-
-async def _until(what: str, probe: Callable[[], Any], *, within: float = 20) -> Any:
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        found = await probe()
-        if found:
-            return found
-        assert asyncio.get_running_loop().time() < deadline, f"never: {what}"
-        await asyncio.sleep(0.1)
 
 
 async def _scalar(db: AsyncEngine, sql: str, **params: Any) -> Any:
@@ -61,7 +50,7 @@ async def tee(
     async with http.post("/api/products", json=body, headers=bearer(seller["access_token"])) as resp:
         assert resp.status == 201, await resp.text()
         product: dict[str, Any] = await resp.json()
-    await _until(
+    await until(
         "the orders service knows the product's variants and image",
         lambda: _scalar(
             db,
@@ -164,7 +153,7 @@ async def test_an_order_keeps_its_lines_and_customer_as_placed_for_whoever_may_s
     # Withdrawn, the product's page is gone, and the order still names what was bought.
     async with http.delete(f"/api/products/{pid}", headers=bearer(seller["access_token"])) as resp:
         assert resp.status == 204, await resp.text()
-    await _until(
+    await until(
         "the orders service hears of the withdrawal",
         lambda: _scalar(db, "SELECT deleted FROM orders.products WHERE product_id = :p", p=pid),
     )
@@ -189,7 +178,7 @@ async def test_an_order_keeps_its_lines_and_customer_as_placed_for_whoever_may_s
         assert status == 200, order
         return order if order["customer"] is None and order["shipping_address"] is None else None
 
-    order = await _until("the order loses its customer and address", anonymised)
+    order = await until("the order loses its customer and address", anonymised)
     assert order["items"] == [line]
     assert not await _scalar(db, "SELECT count(*) FROM orders.customers WHERE user_id = :u", u=member["user_id"])
 
@@ -210,7 +199,7 @@ async def test_a_rename_and_a_new_image_show_on_later_orders_only(
         f"/api/products/{pid}", json={"images": [{"url": back, "alt": "back"}]}, headers=bearer(seller["access_token"])
     ) as resp:
         assert resp.status == 200, await resp.text()
-    await _until(
+    await until(
         "the orders service hears of both changes",
         lambda: _scalar(
             db,

@@ -8,7 +8,6 @@ from typing import Any
 
 import aiohttp
 import jwt
-from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -16,6 +15,7 @@ from contracts.users import LOGIN_USER
 from harness import processes
 from harness.accounts import login, new_user, register
 from harness.stack import Stack
+from tests.support import until, worker_metric
 
 PROBLEM = "application/problem+json"
 
@@ -217,7 +217,6 @@ async def test_personal_data_is_encrypted_at_rest(http: aiohttp.ClientSession, d
 
 
 async def test_registration_event_is_published_through_the_outbox(http: aiohttp.ClientSession, db: AsyncEngine) -> None:
-    import asyncio
 
     user = await register(http)
     for _ in range(50):
@@ -276,16 +275,6 @@ async def test_health_metrics_and_documents(http: aiohttp.ClientSession) -> None
         await _problem(resp, 404)
 
 
-async def _deliveries_timed(worker: aiohttp.ClientSession, queue: str) -> float:
-    """`agora_delivery_seconds_count` of `queue` on a worker's /metrics (0 before its first)."""
-    async with worker.get("/metrics") as resp:
-        for family in text_string_to_metric_families(await resp.text()):
-            for sample in family.samples:
-                if sample.name == "agora_delivery_seconds_count" and sample.labels.get("queue") == queue:
-                    return sample.value
-    return 0.0
-
-
 async def test_worker_health_and_metrics(stack: Stack, http: aiohttp.ClientSession) -> None:
     async with aiohttp.ClientSession(f"http://127.0.0.1:{stack.users.port}") as worker:
         async with worker.get("/healthz") as resp:
@@ -295,13 +284,17 @@ async def test_worker_health_and_metrics(stack: Stack, http: aiohttp.ClientSessi
             assert (await resp.json())["checks"] == {"consuming": True, "broker": True, "database": True}
         async with worker.get("/metrics") as resp:
             assert "agora_handled_total" in await resp.text()
-        # The runtime times each delivery it takes (it is timed just after its reply).
-        before = await _deliveries_timed(worker, LOGIN_USER.queue)
-        credentials = {"email": f"nobody-{uuid.uuid4().hex[:8]}@example.com", "password": "whatever1"}
-        async with http.post("/api/users/login", json=credentials) as resp:
-            await _problem(resp, 401)
-        for _ in range(40):
-            if await _deliveries_timed(worker, LOGIN_USER.queue) == before + 1:
-                break
-            await asyncio.sleep(0.05)
-        assert await _deliveries_timed(worker, LOGIN_USER.queue) == before + 1
+
+    # The runtime times each delivery it takes (it is timed just after its reply).
+    def timed() -> float:
+        return worker_metric(stack.users.port, "agora_delivery_seconds_count", queue=LOGIN_USER.queue)
+
+    before = timed()
+    credentials = {"email": f"nobody-{uuid.uuid4().hex[:8]}@example.com", "password": "whatever1"}
+    async with http.post("/api/users/login", json=credentials) as resp:
+        await _problem(resp, 401)
+
+    async def one_more() -> bool:
+        return timed() == before + 1
+
+    await until("the login's delivery is timed", one_more, within=2)

@@ -109,10 +109,11 @@ class Transaction:
         commit landing between two of them shows half of it (an order's refund refunded,
         its return, changed in the same commit, not yet)."""
         BEGIN.inc()
+        begin = "BEGIN ISOLATION LEVEL REPEATABLE READ" if one_snapshot else "BEGIN"
         if claim is None:
-            await self.db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ" if one_snapshot else "BEGIN")
+            await self.db.execute(begin)
             return True
-        status = await self.db.execute("BEGIN; " + claim_sql(self._inbox, *claim))
+        status = await self.db.execute(f"{begin}; " + claim_sql(self._inbox, *claim))
         if status.endswith(" 1"):
             return True
         await self.rollback()
